@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs what temporal-postgres-ops needs on a fresh machine, and does nothing when it is all
+# there: npm packages, the Temporal CLI (built with go install, v1.5.1), and PostgreSQL 15's
+# server binaries. Called by `npm run demo`, `npm test` and .ci/run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '[setup] %s\n' "$*" >&2; }
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else say "need root for: $*"; return 1; fi; }
+
+command -v node >/dev/null || { say "Node.js 20.19+ is required (node not found)"; exit 1; }
+node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)' \
+  || { say "Node.js 20.19+ is required, found $(node --version)"; exit 1; }
+
+# npm packages: install when node_modules is missing or older than the lock file.
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  say "installing npm packages (npm ci)"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+# Temporal CLI: on PATH, in $(go env GOPATH)/bin, or built now.
+temporal_bin=""
+if command -v temporal >/dev/null; then temporal_bin=$(command -v temporal)
+elif command -v go >/dev/null && [ -x "$(go env GOPATH)/bin/temporal" ]; then temporal_bin="$(go env GOPATH)/bin/temporal"
+fi
+if [ -z "$temporal_bin" ]; then
+  command -v go >/dev/null || { say "the Temporal CLI is missing and Go is not installed to build it"; exit 1; }
+  say "building the Temporal CLI: go install github.com/temporalio/cli/cmd/temporal@v1.5.1 (a few minutes, once)"
+  go install github.com/temporalio/cli/cmd/temporal@v1.5.1
+fi
+
+# PostgreSQL 15 server binaries (initdb, pg_ctl, pg_waldump...). Debian's package would create
+# and start a "main" cluster on 5432: tell postgresql-common not to.
+pg_bin="${PGOPS_PG_BIN:-/usr/lib/postgresql/15/bin}"
+if [ ! -x "$pg_bin/initdb" ] || [ ! -x "$pg_bin/pg_ctl" ]; then
+  say "installing PostgreSQL 15 server binaries (apt-get install postgresql-15)"
+  as_root mkdir -p /etc/postgresql-common
+  if [ ! -f /etc/postgresql-common/createcluster.conf ]; then echo 'create_main_cluster = false' | as_root tee /etc/postgresql-common/createcluster.conf >/dev/null; fi
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends postgresql-15 postgresql-client-15 >/dev/null
+fi
+if [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then
+  say "creating the postgres OS user (PostgreSQL refuses to run as root)"
+  useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres
+fi
+say "ready: node $(node --version), temporal ${temporal_bin:-$(go env GOPATH)/bin/temporal}, PostgreSQL $("$pg_bin/pg_ctl" --version | awk '{print $3}')"

@@ -1,0 +1,22 @@
+// Turns driver and catalog errors into Temporal failures: what a retry cannot fix becomes a
+// non-retryable ApplicationFailure whose message names the cluster and the step.
+import { ApplicationFailure } from '@temporalio/activity';
+import { CatalogError } from '../config/catalog';
+import { PermanentDriverError } from '../drivers/cluster/types';
+
+export async function asStep<T>(cluster: string, step: string, body: () => Promise<T>): Promise<T> {
+  try {
+    return await body();
+  } catch (err) {
+    if (err instanceof ApplicationFailure) throw err;
+    if (err instanceof PermanentDriverError || err instanceof CatalogError) {
+      throw ApplicationFailure.nonRetryable(`cluster "${cluster}", step ${step}: ${err.message}`, 'ConfigurationError');
+    }
+    const message = err instanceof Error ? err.message : String(err);
+    throw ApplicationFailure.retryable(`cluster "${cluster}", step ${step}: ${message}`, 'StepFailed');
+  }
+}
+
+export function preconditionFailed(cluster: string, step: string, message: string): ApplicationFailure {
+  return ApplicationFailure.nonRetryable(`cluster "${cluster}", step ${step}: ${message}`, 'PreconditionFailed');
+}

@@ -1,0 +1,91 @@
+// The worker's cluster catalog: where each named cluster is and how to reach it. Workflow input
+// only ever names a cluster; everything here stays on the worker. Secrets are referenced (an
+// environment variable or a Kubernetes Secret), never written inline.
+import { z } from 'zod';
+import { clusterNameProblem, isKubernetesLabel, isKubernetesName } from '../common/names';
+
+const k8sName = (what: string) =>
+  z.string().refine(isKubernetesName, { message: `${what} must be a Kubernetes object name (lower-case letters, digits, '-' and '.')` });
+const k8sLabel = (what: string) =>
+  z.string().refine(isKubernetesLabel, { message: `${what} must be a DNS-1123 label (lower-case letters, digits and '-', at most 63)` });
+const port = z.number().int().min(1).max(65535);
+// Paths reach pg_ctl, which hands some of them to /bin/sh: keep them to plain characters.
+const safePath = z.string().min(1).regex(/^[A-Za-z0-9_./@+-]+$/, { message: "path may contain only letters, digits and _ . / @ + - (no spaces or shell characters)" });
+const envVarName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { message: 'must be an environment variable name' });
+
+export const secretRefSchema = z.strictObject({
+  name: k8sName('secret name'),
+  key: z.string().regex(/^[-._a-zA-Z0-9]+$/, { message: 'secret key may contain letters, digits, - . _' }),
+  namespace: k8sLabel('secret namespace').optional(),
+});
+
+export const postgresAccessSchema = z.strictObject({
+  host: z.string().min(1).optional(),
+  port: port.optional(),
+  user: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { message: 'user must be a plain role name' }).default('postgres'),
+  database: z.string().regex(/^[A-Za-z_][A-Za-z0-9_-]*$/, { message: 'database must be a plain database name' }).default('postgres'),
+  passwordEnv: envVarName.optional(),
+  passwordSecret: secretRefSchema.optional(),
+  connectTimeoutMs: z.number().int().min(100).max(120_000).default(5000),
+}).refine((p) => !(p.passwordEnv && p.passwordSecret), { message: 'give passwordEnv or passwordSecret, not both' });
+
+export const localTargetSchema = z.strictObject({
+  kind: z.literal('local'),
+  pgdata: safePath,
+  port,
+  binDir: safePath.default('/usr/lib/postgresql/15/bin'),
+  /** The operating-system user that owns PGDATA; pg_ctl refuses to run as root. */
+  osUser: z.string().regex(/^[a-z_][a-z0-9_-]*$/).default('postgres'),
+  logFile: safePath.optional(),
+  startTimeoutSeconds: z.number().int().min(5).max(86_400).default(3600),
+  stopTimeoutSeconds: z.number().int().min(5).max(86_400).default(600),
+});
+
+export const kubernetesTargetSchema = z.strictObject({
+  kind: z.literal('kubernetes'),
+  namespace: k8sLabel('namespace'),
+  statefulSet: k8sName('statefulSet'),
+  replicas: z.number().int().min(1).max(100),
+  kubeconfig: z.string().min(1).optional(),
+  context: z.string().min(1).optional(),
+  readyTimeoutSeconds: z.number().int().min(5).max(86_400).default(3600),
+  stopTimeoutSeconds: z.number().int().min(5).max(86_400).default(900),
+});
+
+export const storageSchema = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.literal('local'), snapshotDir: safePath.optional() }),
+  z.strictObject({
+    kind: z.literal('rbd'),
+    toolbox: z.strictObject({ namespace: k8sLabel('toolbox namespace'), labelSelector: z.string().regex(/^[A-Za-z0-9_./-]+=[A-Za-z0-9_.-]+$/) }),
+  }),
+  z.strictObject({ kind: z.literal('csi'), volumeSnapshotClass: k8sName('volumeSnapshotClass') }),
+]);
+
+export const clusterEntrySchema = z.strictObject({
+  target: z.discriminatedUnion('kind', [localTargetSchema, kubernetesTargetSchema]),
+  postgres: postgresAccessSchema.optional(),
+  storage: storageSchema.optional(),
+  /** For a delayed replica: the catalog name of its primary. */
+  replicaOf: z.string().optional(),
+  /** For a delayed replica: the WAL archive directory it restores from (local targets). */
+  walArchive: safePath.optional(),
+});
+
+export const catalogSchema = z.strictObject({
+  clusters: z.record(z.string(), clusterEntrySchema).superRefine((clusters, ctx) => {
+    for (const [name, entry] of Object.entries(clusters)) {
+      const problem = clusterNameProblem(name);
+      if (problem) ctx.addIssue({ code: 'custom', path: [name], message: problem });
+      if (entry.replicaOf !== undefined && !(entry.replicaOf in clusters)) {
+        ctx.addIssue({ code: 'custom', path: [name, 'replicaOf'], message: `names cluster "${entry.replicaOf}", which is not in the catalog` });
+      }
+    }
+  }),
+});
+
+export type Catalog = z.infer<typeof catalogSchema>;
+export type ClusterEntry = z.infer<typeof clusterEntrySchema>;
+export type LocalTarget = z.infer<typeof localTargetSchema>;
+export type KubernetesTarget = z.infer<typeof kubernetesTargetSchema>;
+export type PostgresAccess = z.infer<typeof postgresAccessSchema>;
+export type SecretRef = z.infer<typeof secretRefSchema>;

@@ -1,0 +1,79 @@
+// Creates throw-away local PostgreSQL clusters for the demo, the tests and the benchmarks: initdb
+// on a free loopback port, its own socket directory, run as the `postgres` OS user when we are
+// root (PostgreSQL refuses to run as root). Never touches the machine's own server on 5432.
+import { appendFileSync, chmodSync, existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { runCommand } from '../drivers/exec';
+
+export const PG_BIN_DIR = process.env.PGOPS_PG_BIN ?? '/usr/lib/postgresql/15/bin';
+
+export interface LocalCluster {
+  dir: string;
+  pgdata: string;
+  port: number;
+  socketDir: string;
+  logFile: string;
+  osUser: string;
+  binDir: string;
+}
+
+export function pgOsUser(): string {
+  return process.getuid?.() === 0 ? 'postgres' : (process.env.USER ?? 'postgres');
+}
+
+async function chownToOsUser(path: string, osUser: string): Promise<void> {
+  if (process.getuid?.() !== 0) return;
+  const result = await runCommand('chown', ['-R', `${osUser}:`, path]);
+  if (result.code !== 0) throw new Error(`chown ${path} failed: ${result.stderr}`);
+}
+
+/** initdb a new cluster in `dir/data` listening on 127.0.0.1:`port`. */
+export async function initLocalCluster(opts: { dir: string; port: number; settings?: Record<string, string> }): Promise<LocalCluster> {
+  const osUser = pgOsUser();
+  const cluster: LocalCluster = {
+    dir: opts.dir,
+    pgdata: join(opts.dir, 'data'),
+    port: opts.port,
+    socketDir: join(opts.dir, 'socket'),
+    logFile: join(opts.dir, 'data.server.log'),
+    osUser,
+    binDir: PG_BIN_DIR,
+  };
+  mkdirSync(cluster.socketDir, { recursive: true });
+  chmodSync(opts.dir, 0o755);
+  await chownToOsUser(opts.dir, osUser);
+  if (!existsSync(join(cluster.pgdata, 'PG_VERSION'))) {
+    const result = await runCommand(join(PG_BIN_DIR, 'initdb'), ['-D', cluster.pgdata, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--locale=C.UTF-8', '--no-instructions'], { asUser: osUser });
+    if (result.code !== 0) throw new Error(`initdb failed: ${result.stderr}`);
+    const settings: Record<string, string> = {
+      port: String(opts.port),
+      listen_addresses: "'127.0.0.1'",
+      unix_socket_directories: `'${cluster.socketDir}'`,
+      max_connections: '40',
+      shared_buffers: '64MB',
+      ...opts.settings,
+    };
+    appendFileSync(join(cluster.pgdata, 'postgresql.conf'), `\n# temporal-postgres-ops test/demo settings\n${Object.entries(settings).map(([k, v]) => `${k} = ${v}`).join('\n')}\n`);
+    await chownToOsUser(cluster.pgdata, osUser);
+  }
+  return cluster;
+}
+
+export async function pgCtl(cluster: LocalCluster, args: string[]): Promise<void> {
+  const result = await runCommand(join(cluster.binDir, 'pg_ctl'), [...args.slice(0, 1), '-D', cluster.pgdata, ...args.slice(1)], { asUser: cluster.osUser });
+  if (result.code !== 0) throw new Error(`pg_ctl ${args.join(' ')} failed: ${result.stderr || result.stdout}`);
+}
+
+export function startLocalCluster(cluster: LocalCluster): Promise<void> {
+  return pgCtl(cluster, ['start', '-l', cluster.logFile, '-w', '-t', '300']);
+}
+
+/** Stops the cluster if it runs (immediate mode: for teardown only). */
+export async function stopLocalClusterIfRunning(cluster: LocalCluster): Promise<void> {
+  if (!existsSync(join(cluster.pgdata, 'postmaster.pid'))) return;
+  await runCommand(join(cluster.binDir, 'pg_ctl'), ['stop', '-D', cluster.pgdata, '-m', 'immediate', '-w', '-t', '60'], { asUser: cluster.osUser });
+}
+
+export function endpointOf(cluster: LocalCluster) {
+  return { host: '127.0.0.1', port: cluster.port, user: 'postgres', database: 'postgres', connectTimeoutMs: 5000 };
+}

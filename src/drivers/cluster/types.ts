@@ -1,0 +1,49 @@
+// How a database is stopped and started. Kubernetes (StatefulSet scale) and local (pg_ctl) sit
+// side by side behind this interface; workflows never know which one runs underneath.
+// Drivers are plain TypeScript: no Temporal imports. Long waits report through `onProgress`
+// (activities turn that into heartbeats) and stop early when `signal` is aborted.
+
+export interface ClusterState {
+  /** True when at least one PostgreSQL server process / pod exists. */
+  running: boolean;
+  /** Desired replica count as the platform records it (StatefulSet spec.replicas; 1 or 0 locally). */
+  replicas: number;
+  /** Replicas that are ready (pod Ready condition; locally: postmaster answering pg_ctl status). */
+  readyReplicas: number;
+  /** Names of the pods (or the postmaster PID as a string locally) that exist now. */
+  members: string[];
+}
+
+export interface QuiescentCheck {
+  /** No server process / pod is left. */
+  noServerRunning: boolean;
+  /** The volumes that keep the data (PVC names, or the data directory), all still present. */
+  volumesKept: string[];
+}
+
+export interface WaitOptions {
+  onProgress?: (detail: string) => void;
+  signal?: AbortSignal;
+}
+
+export interface ClusterDriver {
+  readonly kind: 'local' | 'kubernetes';
+  describe(): Promise<ClusterState>;
+  /**
+   * Stops the database and waits until nothing runs. Idempotent: stopping a stopped cluster is a
+   * no-op that reports the replica count recorded at the first stop.
+   * Returns the replica count to restore later (recorded before the first scale-down).
+   */
+  stop(opts?: WaitOptions): Promise<{ replicasBefore: number; alreadyStopped: boolean }>;
+  /** The replica count recorded by the last stop (Kubernetes: an annotation), if any. */
+  recordedReplicas(): Promise<number | undefined>;
+  /** Confirms the quiescent point: nothing running, volumes still there. Throws if not. */
+  verifyQuiescent(): Promise<QuiescentCheck>;
+  /** Starts `replicas` replicas and waits until they are ready. Idempotent. */
+  start(replicas: number, opts?: WaitOptions): Promise<{ readyReplicas: number; alreadyRunning: boolean }>;
+}
+
+/** A problem retrying cannot fix (bad configuration, a missing object). Activities make it non-retryable. */
+export class PermanentDriverError extends Error {
+  override readonly name = 'PermanentDriverError';
+}

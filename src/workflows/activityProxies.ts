@@ -1,0 +1,19 @@
+// Timeouts and retry policies for every activity, chosen per kind of step. Quick steps fail fast
+// and retry; long waits heartbeat so that a worker crash is noticed within the heartbeat timeout
+// and another worker repeats the (idempotent) step.
+import { proxyActivities } from '@temporalio/workflow';
+import type { PgOpsActivities } from '../activities';
+
+/** Error types activities use for problems a retry cannot fix. */
+export const NON_RETRYABLE = ['InvalidInput', 'UnknownCluster', 'ConfigurationError', 'ClusterBusy', 'PreconditionFailed'];
+
+export const quickStep = proxyActivities<PgOpsActivities>({
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '20s', maximumAttempts: 8, nonRetryableErrorTypes: NON_RETRYABLE },
+});
+
+export const longStep = proxyActivities<PgOpsActivities>({
+  startToCloseTimeout: '2 hours',
+  heartbeatTimeout: '10 seconds',
+  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 10, nonRetryableErrorTypes: NON_RETRYABLE },
+});

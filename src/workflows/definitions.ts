@@ -1,0 +1,54 @@
+// Signals, queries and shared types: the contract with the Temporal UI, the CLI and other
+// services. Names here are public: keep them stable.
+import { defineQuery, defineSignal } from '@temporalio/workflow';
+
+export const DEFAULT_TASK_QUEUE = 'pg-ops';
+
+export interface Progress {
+  operation: string;
+  cluster: string;
+  step: string;
+  detail: string;
+  /** Numbers a step reports (replica counts, LSNs, bytes left, milliseconds). */
+  numbers: Record<string, number | string>;
+  /** Steps finished so far, in order. */
+  done: string[];
+}
+
+/** Every workflow answers this with where it is. */
+export const progressQuery = defineQuery<Progress>('progress');
+/** Ends the hold of a planned stop: the cluster is started again. Sendable from the Temporal UI. */
+export const resumeSignal = defineSignal<[{ by?: string }?]>('resume');
+/** Activities that run long report numbers through this signal (throttled). */
+export const activityProgressSignal = defineSignal<[{ detail: string; numbers?: Record<string, number | string> }]>('activityProgress');
+
+// --- The per-cluster lock: one lock workflow per cluster, id `pgops-lock-<cluster>` ---------------
+
+export interface LockRequest {
+  workflowId: string;
+  runId: string;
+  operation: string;
+  /** Queue behind the current holder instead of being refused. */
+  wait: boolean;
+}
+
+export interface LockHolder extends LockRequest {
+  /** ISO time the lock was granted. */
+  since: string;
+}
+
+export type LockAnswer =
+  | { status: 'granted'; lockWorkflowId: string }
+  | { status: 'queued'; holder: LockHolder; position: number }
+  | { status: 'refused'; holder: LockHolder };
+
+export interface LockState { cluster: string; holder: LockHolder | null; queue: LockRequest[] }
+
+export const lockRequestSignal = defineSignal<[LockRequest]>('lockRequest');
+export const lockReleaseSignal = defineSignal<[{ workflowId: string }]>('lockRelease');
+export const lockAnswerSignal = defineSignal<[LockAnswer]>('lockAnswer');
+export const lockStateQuery = defineQuery<LockState>('lockState');
+
+export function lockWorkflowId(cluster: string): string {
+  return `pgops-lock-${cluster}`;
+}

@@ -1,0 +1,4 @@
+// The workflow types this plugin registers. Their names are the public contract.
+export { plannedStopWorkflow } from './plannedStop';
+export { plannedStartWorkflow } from './plannedStart';
+export { clusterLockWorkflow } from './clusterLockWorkflow';

@@ -1,0 +1,47 @@
+// Planned start: scale back (or pg_ctl start), wait for Ready and for a query to succeed.
+// With no replica count given, the one recorded by the last planned stop is used, else the
+// catalog's.
+import { longStep, quickStep } from './activityProxies';
+import { trackProgress } from './progress';
+import { tagWorkflow } from './searchAttributes';
+import { withClusterLock } from './clusterLock';
+import { checkInputObject, optionalReplicas } from './inputValidation';
+import { lockWaitFromInput, LOCK_INPUT_KEYS } from './lockInput';
+
+export interface PlannedStartInput {
+  cluster: string;
+  /** Replicas to start; default: the count recorded at the last planned stop, else the catalog's. */
+  replicas?: number;
+  waitForLock?: boolean | string | number;
+}
+
+export interface PlannedStartResult {
+  cluster: string;
+  replicas: number;
+  replicasFrom: 'input' | 'recorded' | 'catalog';
+  readyReplicas: number;
+  alreadyRunning: boolean;
+  msToReady: number;
+  serverVersion: string;
+}
+
+const TYPE = 'plannedStartWorkflow';
+
+export async function plannedStartWorkflow(input: PlannedStartInput): Promise<PlannedStartResult> {
+  const record = checkInputObject(TYPE, input, ['cluster', 'replicas', ...LOCK_INPUT_KEYS]);
+  const cluster = input.cluster;
+  const replicas = optionalReplicas(TYPE, record, 'replicas');
+  const lockWait = lockWaitFromInput(TYPE, record);
+
+  tagWorkflow(cluster, 'plannedStart');
+  const progress = trackProgress('plannedStart', cluster);
+  progress.step('resolve', 'looking the cluster up in the worker catalog');
+  await quickStep.resolveCluster({ cluster });
+
+  return withClusterLock(cluster, TYPE, { ...lockWait, progress }, async () => {
+    progress.step('start', replicas ? `starting ${replicas} replica(s)` : 'starting the recorded replica count');
+    const started = await longStep.startCluster({ cluster, replicas });
+    progress.step('done', `cluster running with ${started.readyReplicas} ready replica(s), accepting queries`, { msToReady: started.msToReady });
+    return { cluster, ...started };
+  });
+}

@@ -1,0 +1,108 @@
+// Planned stop (seed 000, §1 of procedures.md): record the replica count, scale to 0 keeping the
+// volumes, verify the quiescent point; with a hold, wait durably for `resume` (or maxHold) and
+// start again. A planned stop always has a way back: the count to restore is in this workflow's
+// history and, on Kubernetes, in an annotation on the StatefulSet.
+import { CancellationScope, condition, isCancellation, setHandler } from '@temporalio/workflow';
+import { resumeSignal } from './definitions';
+import { longStep, quickStep } from './activityProxies';
+import { trackProgress } from './progress';
+import { tagWorkflow } from './searchAttributes';
+import { workflowClockMs } from './clock';
+import { withClusterLock } from './clusterLock';
+import { checkInputObject, invalidInput, optionalBoolean, optionalDuration, optionalString } from './inputValidation';
+import { lockWaitFromInput, LOCK_INPUT_KEYS } from './lockInput';
+
+export interface PlannedStopInput {
+  cluster: string;
+  reason?: string;
+  /** Wait for the `resume` signal (or maxHold), then start the cluster again. */
+  holdUntilResumed?: boolean;
+  /** Longest hold before the cluster is started again anyway: "30m", "8h"… Default 8h, at most 30d. */
+  maxHold?: string | number;
+  /** Queue behind another operation on the cluster instead of failing (true, or a duration to wait at most). */
+  waitForLock?: boolean | string | number;
+}
+
+export interface ClusterSnapshotState { running: boolean; replicas: number; readyReplicas: number }
+
+export interface PlannedStopResult {
+  cluster: string;
+  reason?: string;
+  before: ClusterSnapshotState;
+  stopped: { replicasBefore: number; alreadyStopped: boolean; volumesKept: string[]; msToStop: number };
+  hold?: { resumedBy: 'signal' | 'maxHold' | 'cancel'; resumeRequestedBy?: string; heldMs: number };
+  restarted?: { replicas: number; readyReplicas: number; msToReady: number };
+  after: ClusterSnapshotState;
+}
+
+const TYPE = 'plannedStopWorkflow';
+const DEFAULT_MAX_HOLD_MS = 8 * 3_600_000;
+
+export async function plannedStopWorkflow(input: PlannedStopInput): Promise<PlannedStopResult> {
+  const record = checkInputObject(TYPE, input, ['cluster', 'reason', 'holdUntilResumed', 'maxHold', ...LOCK_INPUT_KEYS]);
+  const cluster = input.cluster;
+  const reason = optionalString(TYPE, record, 'reason', 500);
+  const hold = optionalBoolean(TYPE, record, 'holdUntilResumed', false);
+  const maxHoldMs = optionalDuration(TYPE, record, 'maxHold', DEFAULT_MAX_HOLD_MS, { min: 1000, max: 30 * 86_400_000 });
+  if (!hold && record.maxHold !== undefined) throw invalidInput(TYPE, 'maxHold applies only with "holdUntilResumed": true');
+  const lockWait = lockWaitFromInput(TYPE, record);
+
+  let resumeRequestedBy: string | undefined;
+  let resumeRequested = false;
+  setHandler(resumeSignal, (arg) => {
+    resumeRequested = true;
+    resumeRequestedBy = arg?.by;
+  });
+
+  tagWorkflow(cluster, 'plannedStop');
+  const progress = trackProgress('plannedStop', cluster);
+  progress.step('resolve', 'looking the cluster up in the worker catalog');
+  await quickStep.resolveCluster({ cluster });
+
+  return withClusterLock(cluster, TYPE, { ...lockWait, progress }, async () => {
+    progress.step('describe', 'recording the replica count before the stop');
+    const before = await quickStep.describeCluster({ cluster });
+    progress.note({ replicasBefore: before.replicas });
+
+    progress.step('stop', reason ? `stopping the cluster: ${reason}` : 'stopping the cluster');
+    const stopped = await longStep.stopCluster({ cluster });
+    progress.step('verify', 'verifying the quiescent point: nothing running, volumes kept, connections refused');
+    const quiescent = await quickStep.verifyQuiescent({ cluster });
+    const result: PlannedStopResult = {
+      cluster, reason,
+      before,
+      stopped: { replicasBefore: stopped.replicasBefore, alreadyStopped: stopped.alreadyStopped, volumesKept: quiescent.volumesKept, msToStop: stopped.ms },
+      after: { running: false, replicas: 0, readyReplicas: 0 },
+    };
+    if (!hold) {
+      progress.step('stopped', `cluster stopped; ${stopped.replicasBefore} replica(s) to restore with plannedStartWorkflow`, { replicasToRestore: stopped.replicasBefore });
+      return result;
+    }
+
+    progress.step('hold', `stopped and held for maintenance until the "resume" signal (at most ${Math.round(maxHoldMs / 60000)} min)`, { replicasToRestore: stopped.replicasBefore });
+    const holdStartedAt = workflowClockMs();
+    let resumedBy: 'signal' | 'maxHold' | 'cancel';
+    try {
+      resumedBy = (await condition(() => resumeRequested, maxHoldMs)) ? 'signal' : 'maxHold';
+    } catch (err) {
+      // Cancelling a held stop must not leave production down: start again, then report the cancel.
+      if (!isCancellation(err)) throw err;
+      resumedBy = 'cancel';
+    }
+    const restart = async () => {
+      const heldMs = workflowClockMs() - holdStartedAt;
+      result.hold = { resumedBy, resumeRequestedBy, heldMs };
+      progress.step('start', `starting ${stopped.replicasBefore} replica(s) again (hold ended by ${resumedBy})`);
+      const started = await longStep.startCluster({ cluster, replicas: stopped.replicasBefore });
+      result.restarted = { replicas: started.replicas, readyReplicas: started.readyReplicas, msToReady: started.msToReady };
+      result.after = { running: true, replicas: started.replicas, readyReplicas: started.readyReplicas };
+      progress.step('done', `cluster running again with ${started.readyReplicas} ready replica(s)`, { msToReady: started.msToReady });
+    };
+    if (resumedBy === 'cancel') {
+      await CancellationScope.nonCancellable(restart);
+    } else {
+      await restart();
+    }
+    return result;
+  });
+}

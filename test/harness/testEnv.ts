@@ -1,0 +1,64 @@
+// One real Temporal dev server for the whole test run (started from temporal-dev.yml on free
+// loopback ports), and the workflow bundle built once and shared by every worker.
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { bundleWorkflowCode, NativeConnection, Runtime, DefaultLogger } from '@temporalio/worker';
+import { startTemporalDevServer, type RunningDevServer } from '../../src/dev/temporalDevServer';
+import { freePort } from '../../src/dev/ports';
+import { ensureSearchAttributes } from '../../src/worker';
+
+export interface TestEnv {
+  server: RunningDevServer;
+  connection: Connection;
+  client: Client;
+  nativeConnection: NativeConnection;
+  workflowBundlePath: string;
+  root: string;
+}
+
+let envPromise: Promise<TestEnv> | undefined;
+let runtimeInstalled = false;
+
+async function startEnv(): Promise<TestEnv> {
+  if (!runtimeInstalled) {
+    Runtime.install({ logger: new DefaultLogger('WARN') });
+    runtimeInstalled = true;
+  }
+  const root = mkdtempSync(join(tmpdir(), 'pgops-test-'));
+  chmodSync(root, 0o755); // the postgres OS user must reach the clusters below it
+  const server = await startTemporalDevServer({ grpcPort: await freePort(), uiPort: await freePort(), dataDir: join(root, 'temporal'), headless: true });
+  await ensureSearchAttributes(server.address, server.namespace);
+  const connection = await Connection.connect({ address: server.address });
+  const client = new Client({ connection, namespace: server.namespace });
+  const nativeConnection = await NativeConnection.connect({ address: server.address });
+  const bundle = await bundleWorkflowCode({ workflowsPath: resolve(__dirname, '../../src/workflows'), logger: new DefaultLogger('WARN') });
+  const workflowBundlePath = join(root, 'workflow-bundle.js');
+  writeFileSync(workflowBundlePath, bundle.code);
+  return { server, connection, client, nativeConnection, workflowBundlePath, root };
+}
+
+export function testEnv(): Promise<TestEnv> {
+  envPromise ??= startEnv();
+  return envPromise;
+}
+
+/** A fresh directory for one test's servers and files, readable by the postgres OS user. */
+export async function scratchDir(name: string): Promise<string> {
+  const env = await testEnv();
+  const dir = join(env.root, `${name}-${Math.random().toString(36).slice(2, 8)}`);
+  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  return dir;
+}
+
+export const mochaHooks = {
+  async afterAll(this: unknown) {
+    if (!envPromise) return;
+    const env = await envPromise;
+    await env.nativeConnection.close();
+    await env.connection.close();
+    await env.server.stop();
+    if (!process.env.PGOPS_KEEP_TEST_DIRS) rmSync(env.root, { recursive: true, force: true });
+  },
+};
