@@ -23,7 +23,7 @@ let runtimeInstalled = false;
 
 async function startEnv(): Promise<TestEnv> {
   if (!runtimeInstalled) {
-    Runtime.install({ logger: new DefaultLogger('WARN') });
+    Runtime.install({ logger: new DefaultLogger((process.env.PGOPS_TEST_LOG_LEVEL ?? 'ERROR') as 'ERROR') }); // expected failures would flood the output at WARN
     runtimeInstalled = true;
   }
   const root = mkdtempSync(join(tmpdir(), 'pgops-test-'));
