@@ -3,6 +3,8 @@
 import type { ClusterEntry } from './schema';
 import type { PgEndpoint } from '../drivers/postgres/session';
 import { PermanentDriverError } from '../drivers/cluster/types';
+import { loadKubeConfig } from '../drivers/cluster/kubernetes';
+import { readSecretValue } from '../drivers/kube/secrets';
 
 export async function resolvePgEndpoint(clusterName: string, entry: ClusterEntry, env: NodeJS.ProcessEnv = process.env): Promise<PgEndpoint> {
   const access = entry.postgres;
@@ -22,8 +24,6 @@ export async function resolvePgEndpoint(clusterName: string, entry: ClusterEntry
     if (target.kind !== 'kubernetes') {
       throw new PermanentDriverError(`cluster "${clusterName}": postgres.passwordSecret needs a kubernetes target to read the Secret from; use passwordEnv`);
     }
-    const { loadKubeConfig } = await import('../drivers/cluster/kubernetes');
-    const { readSecretValue } = await import('../drivers/kube/secrets');
     password = await readSecretValue(loadKubeConfig(target), target.namespace, access.passwordSecret);
   }
   return {

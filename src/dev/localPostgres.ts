@@ -69,9 +69,9 @@ export function startLocalCluster(cluster: LocalCluster): Promise<void> {
 }
 
 /** Stops the cluster if it runs (immediate mode: for teardown only). */
-export async function stopLocalClusterIfRunning(cluster: LocalCluster): Promise<void> {
+export async function stopLocalClusterIfRunning(cluster: LocalCluster, mode: "immediate" | "fast" = "immediate"): Promise<void> {
   if (!existsSync(join(cluster.pgdata, 'postmaster.pid'))) return;
-  await runCommand(join(cluster.binDir, 'pg_ctl'), ['stop', '-D', cluster.pgdata, '-m', 'immediate', '-w', '-t', '60'], { asUser: cluster.osUser });
+  await runCommand(join(cluster.binDir, 'pg_ctl'), ["stop", "-D", cluster.pgdata, "-m", mode, "-w", "-t", "60"], { asUser: cluster.osUser });
 }
 
 export function endpointOf(cluster: LocalCluster) {

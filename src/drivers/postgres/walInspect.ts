@@ -1,0 +1,394 @@
+// Reads the WAL archive with pg_waldump to find what went wrong and where to stop (procedures.md
+// §4.2): which transaction deleted, truncated or dropped data, its commit LSN and commit time.
+// pg_waldump's output is streamed line by line: a large DELETE prints one line per row.
+import { spawn } from 'node:child_process';
+import { readdirSync, statSync } from 'node:fs';
+import { isAbsolute, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { formatLsn, parseLsn } from '../../common/lsn';
+import { isoTimeMicros } from '../../common/recoveryTarget';
+import { runCommand } from '../exec';
+import { withSession, type PgEndpoint } from './session';
+
+export interface WalDumpOptions { binDir?: string; signal?: AbortSignal }
+
+const DEFAULT_BIN_DIR = process.env.PGOPS_PG_BIN ?? '/usr/lib/postgresql/15/bin';
+const SEGMENT_NAME = /^([0-9A-F]{8})([0-9A-F]{8})([0-9A-F]{8})$/;
+/** Segments archived this long before `from` are skipped: their records are all older. */
+const ARCHIVE_CLOCK_MARGIN_MS = 10 * 60_000;
+/** Relations below FirstNormalObjectId are system catalogs (initdb's relfilenodes). */
+const FIRST_NORMAL_OBJECT_ID = 16384;
+
+export interface ArchivedSegment {
+  fileName: string;
+  timeline: number;
+  segmentNumber: bigint;
+  startLsn: string;
+  /** First LSN after the segment. */
+  endLsn: string;
+  /** When the file was archived (its modification time). */
+  archivedAt: string;
+}
+
+/** Complete WAL segment files in the archive (no .tmp, .partial, .backup or .history), by timeline then position. */
+export function listArchivedSegments(archiveDir: string): ArchivedSegment[] {
+  if (!isAbsolute(archiveDir)) throw new Error(`WAL archive directory ${JSON.stringify(archiveDir)} must be an absolute path`);
+  const segments: ArchivedSegment[] = [];
+  for (const fileName of readdirSync(archiveDir)) {
+    const match = SEGMENT_NAME.exec(fileName);
+    if (!match) continue;
+    const stat = statSync(join(archiveDir, fileName));
+    // An archived segment is always whole; its size is the cluster's wal_segment_size.
+    const size = BigInt(stat.size);
+    if (size < 1n << 20n || size > 1n << 30n || (size & (size - 1n)) !== 0n) continue;
+    const [, tli, log, seg] = match as unknown as [string, string, string, string];
+    const start = (BigInt(`0x${log}`) << 32n) + BigInt(`0x${seg}`) * size;
+    segments.push({
+      fileName, timeline: parseInt(tli, 16), segmentNumber: start / size,
+      startLsn: formatLsn(start), endLsn: formatLsn(start + size), archivedAt: stat.mtime.toISOString(),
+    });
+  }
+  return segments.sort((a, b) => a.timeline - b.timeline || (a.segmentNumber < b.segmentNumber ? -1 : a.segmentNumber > b.segmentNumber ? 1 : 0));
+}
+
+/** The end of the newest segment on the newest timeline: no target beyond it can be reached yet. */
+export function archiveEndLsn(archiveDir: string): string | undefined {
+  return listArchivedSegments(archiveDir).at(-1)?.endLsn;
+}
+
+interface SegmentRun { timeline: number; first: ArchivedSegment; last: ArchivedSegment }
+
+/** Contiguous runs pg_waldump can read in one go; an older timeline only up to where the next one starts. */
+function scanRuns(segments: ArchivedSegment[], keep: (s: ArchivedSegment) => boolean): SegmentRun[] {
+  const runs: SegmentRun[] = [];
+  const timelines = [...new Set(segments.map((s) => s.timeline))];
+  for (const [i, timeline] of timelines.entries()) {
+    const nextTimelineStart = segments.find((s) => s.timeline === timelines[i + 1])?.segmentNumber;
+    let run: SegmentRun | undefined;
+    for (const segment of segments) {
+      if (segment.timeline !== timeline || !keep(segment)) continue;
+      if (nextTimelineStart !== undefined && segment.segmentNumber >= nextTimelineStart) continue;
+      if (run && segment.segmentNumber === run.last.segmentNumber + 1n) run.last = segment;
+      else runs.push(run = { timeline, first: segment, last: segment });
+    }
+  }
+  return runs;
+}
+
+export interface WalRecord { rmgr: string; xid: number; lsn: string; desc: string }
+
+const RECORD_LINE = /^rmgr: (\S+)\s+len \(rec\/tot\):\s*\d+\/\s*\d+, tx:\s*(\d+), lsn: ([0-9A-F]+\/[0-9A-F]+), prev [0-9A-F]+\/[0-9A-F]+, desc: (.*)$/;
+/** pg_waldump ends with this when the last segment was not switched: the end of WAL, not a failure. */
+const END_OF_WAL = /error in WAL record at|invalid record length|could not find a valid record/;
+
+let postgresIds: { uid: number; gid: number } | undefined;
+
+async function osIds(): Promise<{ uid: number; gid: number } | undefined> {
+  // pg_waldump only reads files; as root it still runs as the archive's owner, like everything else.
+  if (process.getuid?.() !== 0) return undefined;
+  if (postgresIds) return postgresIds;
+  const [uid, gid] = await Promise.all([runCommand('id', ['-u', 'postgres']), runCommand('id', ['-g', 'postgres'])]);
+  if (uid.code !== 0 || gid.code !== 0) throw new Error(`operating-system user postgres does not exist on this worker: ${uid.stderr}`);
+  return postgresIds = { uid: Number(uid.stdout.trim()), gid: Number(gid.stdout.trim()) };
+}
+
+/** Runs pg_waldump over one run of segments; `onRecord` returning true stops early. */
+async function dumpRun(archiveDir: string, run: SegmentRun, args: string[], onRecord: (r: WalRecord) => boolean | void, opts: WalDumpOptions): Promise<boolean> {
+  const ids = await osIds();
+  const child = spawn(join(opts.binDir ?? DEFAULT_BIN_DIR, 'pg_waldump'), [`--path=${archiveDir}`, `--timeline=${run.timeline}`, ...args, run.first.fileName, run.last.fileName], {
+    uid: ids?.uid, gid: ids?.gid, cwd: '/tmp', signal: opts.signal, stdio: ['ignore', 'pipe', 'pipe'],
+    // Commit times are printed in pg_waldump's local zone; UTC makes them unambiguous.
+    env: { ...process.env, TZ: 'UTC', LC_ALL: 'C' },
+  });
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => { if (stderr.length < 10_000) stderr += chunk.toString(); });
+  const exited = new Promise<number | null>((resolveExit, reject) => {
+    child.on('error', (err: NodeJS.ErrnoException) => reject(err.code === 'ENOENT'
+      ? new Error(`pg_waldump was not found in ${opts.binDir ?? DEFAULT_BIN_DIR} on this worker (is PostgreSQL installed? set PGOPS_PG_BIN)`)
+      : err));
+    child.on('close', (code) => resolveExit(code));
+  });
+  exited.catch(() => undefined); // rejected before it is awaited below: not an unhandled rejection
+  let stopped = false;
+  for await (const line of createInterface({ input: child.stdout })) {
+    if (stopped) continue;
+    const match = RECORD_LINE.exec(line);
+    if (!match) continue;
+    const [, rmgr, xid, lsn, desc] = match as unknown as [string, string, string, string, string];
+    if (onRecord({ rmgr, xid: Number(xid), lsn: formatLsn(parseLsn(lsn)), desc })) {
+      stopped = true;
+      child.kill('SIGTERM');
+    }
+  }
+  const code = await exited;
+  if (!stopped && code !== 0 && !(code === 1 && END_OF_WAL.test(stderr))) {
+    throw new Error(`pg_waldump over ${run.first.fileName}..${run.last.fileName} in ${archiveDir} failed (exit ${code}): ${stderr.trim()}`);
+  }
+  return stopped;
+}
+
+/** Streams the archive's records through `onRecord` in WAL order; true from it stops the scan. */
+export async function scanArchive(archiveDir: string, filter: { rmgrs: string[]; xid?: number; afterLsn?: string; notArchivedBefore?: number }, onRecord: (r: WalRecord) => boolean | void, opts: WalDumpOptions = {}): Promise<void> {
+  const after = filter.afterLsn === undefined ? undefined : parseLsn(filter.afterLsn);
+  const runs = scanRuns(listArchivedSegments(archiveDir), (s) =>
+    (after === undefined || parseLsn(s.endLsn) > after) && (filter.notArchivedBefore === undefined || Date.parse(s.archivedAt) >= filter.notArchivedBefore));
+  const args = [...filter.rmgrs.map((r) => `--rmgr=${r}`), ...(filter.xid === undefined ? [] : [`--xid=${filter.xid}`])];
+  // Segments are skipped whole; records of the first one that lie before afterLsn are skipped here.
+  const onLaterRecord = after === undefined ? onRecord : (r: WalRecord) => (parseLsn(r.lsn) < after ? false : onRecord(r));
+  for (const run of runs) {
+    if (await dumpRun(archiveDir, run, args, onLaterRecord, opts)) return;
+  }
+}
+
+export interface TransactionEnd {
+  outcome: 'commit' | 'abort';
+  /** The top-level xid (for COMMIT PREPARED, the prepared transaction's). */
+  xid: number;
+  lsn: string;
+  /** Commit (or abort) time, primary's clock, ISO with microseconds. */
+  time: string;
+  /** Relation files dropped at commit, as db/relfilenode keys. */
+  droppedFiles: string[];
+  /** Relation OIDs whose statistics were dropped: DROPped relations, or a rewrite's transient table. */
+  droppedStatsOids: number[];
+  subxacts: number[];
+}
+
+const TX_END = /^(COMMIT|ABORT)(?:_PREPARED)? (?:(\d+): )?(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d(?:\.\d+)?) ([A-Za-z][A-Za-z0-9+-]*)(.*)$/;
+const FILE_PATH = /^(?:base\/(\d+)\/(\d+)|global\/(\d+)|pg_tblspc\/\d+\/[^/]+\/(\d+)\/(\d+))$/;
+
+/** 'base/5/16384' → '5/16384' (shared catalogs in global/ are database 0). */
+export function fileKey(path: string): string | undefined {
+  const m = FILE_PATH.exec(path);
+  if (!m) return undefined;
+  return m[3] !== undefined ? `0/${m[3]}` : m[1] !== undefined ? `${m[1]}/${m[2]}` : `${m[4]}/${m[5]}`;
+}
+
+export function parseTransactionEnd(record: WalRecord): TransactionEnd | undefined {
+  if (record.rmgr !== 'Transaction') return undefined;
+  const m = TX_END.exec(record.desc);
+  if (!m) return undefined;
+  const [, kind, preparedXid, date, clock, zone, rest] = m as unknown as [string, string, string | undefined, string, string, string, string];
+  if (zone !== 'UTC' && zone !== 'GMT') throw new Error(`pg_waldump printed a commit time in zone ${zone}, expected UTC`);
+  const part = (label: string) => rest.split('; ').find((p) => p.startsWith(`${label}: `))?.slice(label.length + 2).trim().split(/\s+/) ?? [];
+  return {
+    outcome: kind === 'COMMIT' ? 'commit' : 'abort',
+    xid: preparedXid === undefined ? record.xid : Number(preparedXid),
+    lsn: record.lsn,
+    time: `${date}T${clock.includes('.') ? clock : `${clock}.000000`}Z`,
+    droppedFiles: part('rels').map(fileKey).filter((k): k is string => k !== undefined),
+    // 'kind/db/oid'; kind 2 is a relation's statistics.
+    droppedStatsOids: part('dropped stats').map((s) => s.split('/')).filter((p) => p[0] === '2').map((p) => Number(p[2])),
+    subxacts: part('subxacts').map(Number),
+  };
+}
+
+export interface CommitLocation { commitLsn: string; commitTime: string }
+
+/** Where the transaction `xid` committed in the archive, or undefined (not archived yet, aborted, or unknown). */
+export async function findCommit(archiveDir: string, xid: string, opts: WalDumpOptions & { afterLsn?: string } = {}): Promise<CommitLocation | undefined> {
+  if (!/^[0-9]{1,20}$/.test(xid)) throw new Error(`transaction ID ${JSON.stringify(xid.slice(0, 30))} must be decimal digits`);
+  const xid32 = Number(BigInt(xid) & 0xffffffffn); // WAL records carry 32-bit xids
+  let found: CommitLocation | undefined;
+  await scanArchive(archiveDir, { rmgrs: ['Transaction'], xid: xid32, afterLsn: opts.afterLsn }, (record) => {
+    const end = parseTransactionEnd(record);
+    if (end?.xid !== xid32) return false;
+    if (end.outcome === 'commit') found = { commitLsn: end.lsn, commitTime: end.time };
+    return true;
+  }, opts);
+  return found;
+}
+
+/**
+ * The record a time target stops before: the first commit or abort whose time is at or after
+ * the target (inclusive=false) or after it (inclusive=true), as PostgreSQL's recoveryStopsBefore.
+ */
+export async function findTimeTargetStop(archiveDir: string, time: string, inclusive: boolean, opts: WalDumpOptions & { afterLsn?: string } = {}): Promise<TransactionEnd | undefined> {
+  const target = isoTimeMicros(time);
+  if (target === undefined) throw new Error(`${JSON.stringify(time)} is not an ISO time with a zone`);
+  let found: TransactionEnd | undefined;
+  await scanArchive(archiveDir, { rmgrs: ['Transaction'], afterLsn: opts.afterLsn }, (record) => {
+    const end = parseTransactionEnd(record);
+    const at = end && isoTimeMicros(end.time);
+    if (at === undefined || !(inclusive ? at > target : at >= target)) return false;
+    found = end;
+    return true;
+  }, opts);
+  return found;
+}
+
+/** The LSN of the first restore point called `name` (pg_create_restore_point) after `afterLsn`. */
+export async function findRestorePoint(archiveDir: string, name: string, opts: WalDumpOptions & { afterLsn?: string } = {}): Promise<string | undefined> {
+  let found: string | undefined;
+  await scanArchive(archiveDir, { rmgrs: ['XLOG'], afterLsn: opts.afterLsn }, (record) => {
+    if (record.desc.trim() !== `RESTORE_POINT ${name}`) return false;
+    found = record.lsn;
+    return true;
+  }, opts);
+  return found;
+}
+
+export interface RelationInfo { oid: number; name: string; kind: string }
+
+/** relfilenode → relation, from pg_class of the endpoint's database: keys '<db oid>/<relfilenode>'. */
+export async function relationMap(endpoint: PgEndpoint): Promise<Map<string, RelationInfo>> {
+  return withSession(endpoint, async (client) => {
+    const rows = (await client.query<{ key: string; oid: number; name: string; kind: string }>(
+      `SELECT CASE WHEN c.relisshared THEN '0' ELSE (SELECT oid FROM pg_database WHERE datname = current_database())::text END
+                || '/' || pg_relation_filenode(c.oid)::text AS key,
+              c.oid::int8 AS oid, n.nspname || '.' || c.relname AS name, c.relkind::text AS kind
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE pg_relation_filenode(c.oid) IS NOT NULL`)).rows;
+    return new Map(rows.map((r) => [r.key, { oid: Number(r.oid), name: r.name, kind: r.kind }]));
+  });
+}
+
+export interface IncidentRelation {
+  databaseOid: number;
+  relfilenode: number;
+  /** schema.table, when a relation map (relationMap() of the delayed replica) knows the file. */
+  name?: string;
+  /** Heap DELETE records: one per row deleted. */
+  deletes: number;
+  /** Its file was replaced by a new, empty one (TRUNCATE) or truncated to 0 blocks. */
+  truncated?: true;
+  /** Its file was dropped with the relation (DROP TABLE). */
+  dropped?: true;
+}
+
+export interface Incident {
+  xid: string;
+  commitLsn: string;
+  commitTime: string;
+  relations: IncidentRelation[];
+  rowsDeleted: number;
+}
+
+export interface LocateOptions extends WalDumpOptions {
+  /** Commit time window, ISO 8601 with a zone. */
+  from?: string;
+  to?: string;
+  /** Only transactions touching this table ('orders' or 'public.orders'); needs `relfilenodes`. */
+  table?: string;
+  /** From relationMap(): names files, and tells tables from indexes and catalogs. */
+  relfilenodes?: ReadonlyMap<string, RelationInfo>;
+}
+
+interface PendingTransaction {
+  deletes: Map<string, number>;
+  created: Set<string>;
+  truncatedInPlace: Set<string>;
+  /** New files that received page images past block 0: data was copied (CLUSTER, VACUUM FULL, REINDEX). */
+  filledFiles: Set<string>;
+}
+
+const BLOCK_REF = /blkref #\d+: rel \d+\/(\d+)\/(\d+)(?: fork \w+)? blk (\d+)/g;
+/** Index, toast, sequence, catalog: losing these is not lost user data. */
+const TABLE_KINDS = new Set(['r', 'p', 'm']);
+
+function pendingFor(pending: Map<number, PendingTransaction>, xid: number): PendingTransaction {
+  let entry = pending.get(xid);
+  if (!entry) pending.set(xid, entry = { deletes: new Map(), created: new Set(), truncatedInPlace: new Set(), filledFiles: new Set() });
+  return entry;
+}
+
+function recordWork(pending: Map<number, PendingTransaction>, record: WalRecord): void {
+  if (record.xid === 0) return;
+  if (record.rmgr === 'Heap' && record.desc.startsWith('DELETE ')) {
+    for (const [, db, rel] of record.desc.matchAll(BLOCK_REF)) {
+      const deletes = pendingFor(pending, record.xid).deletes;
+      deletes.set(`${db}/${rel}`, (deletes.get(`${db}/${rel}`) ?? 0) + 1);
+      break; // a DELETE record names one heap block
+    }
+  } else if (record.rmgr === 'Storage') {
+    const create = /^CREATE (\S+)/.exec(record.desc);
+    const truncate = /^TRUNCATE (\S+) to 0 blocks/.exec(record.desc);
+    const key = fileKey((create ?? truncate)?.[1] ?? '');
+    if (key && create) pendingFor(pending, record.xid).created.add(key);
+    if (key && truncate) pendingFor(pending, record.xid).truncatedInPlace.add(key);
+  } else if (record.rmgr === 'XLOG' && record.desc.startsWith('FPI')) {
+    const entry = pending.get(record.xid);
+    for (const [, db, rel, block] of record.desc.matchAll(BLOCK_REF)) {
+      if (entry?.created.has(`${db}/${rel}`) && Number(block) > 0) entry.filledFiles.add(`${db}/${rel}`);
+    }
+  }
+}
+
+/** What one committed transaction destroyed, or undefined when it lost no user data. */
+function summarise(end: TransactionEnd, work: PendingTransaction[], opts: LocateOptions): Incident | undefined {
+  const created = new Set(work.flatMap((w) => [...w.created]));
+  const relNumber = (key: string) => Number(key.split('/')[1]);
+  const createdNumbers = new Set([...created].map(relNumber));
+  // make_new_heap's transient table (CLUSTER, VACUUM FULL, ALTER TABLE rewrite) has its stats dropped too.
+  const realDrops = new Set(end.droppedStatsOids.filter((oid) => !createdNumbers.has(oid)));
+  const rewrite = end.droppedStatsOids.some((oid) => createdNumbers.has(oid)) || work.some((w) => w.filledFiles.size > 0);
+  const relations = new Map<string, IncidentRelation>();
+  const relationFor = (key: string): IncidentRelation => {
+    let relation = relations.get(key);
+    if (!relation) {
+      const [db, rel] = key.split('/').map(Number) as [number, number];
+      relation = { databaseOid: db, relfilenode: rel, deletes: 0 };
+      const name = opts.relfilenodes?.get(key)?.name;
+      if (name) relation.name = name;
+      relations.set(key, relation);
+    }
+    return relation;
+  };
+  for (const file of end.droppedFiles) {
+    const info = opts.relfilenodes?.get(file);
+    const dropped = realDrops.has(info?.oid ?? relNumber(file)) || (realDrops.size > 0 && created.size === 0);
+    if (dropped) relationFor(file).dropped = true;
+    else if (created.size > 0 && !rewrite) relationFor(file).truncated = true;
+    else if (created.size === 0) relationFor(file).dropped = true;
+  }
+  for (const w of work) {
+    for (const file of w.truncatedInPlace) relationFor(file).truncated = true;
+    for (const [file, count] of w.deletes) relationFor(file).deletes += count;
+  }
+  const userRelations = [...relations.entries()].filter(([key]) => {
+    const info = opts.relfilenodes?.get(key);
+    return info ? TABLE_KINDS.has(info.kind) && !/^(pg_catalog|pg_toast|information_schema)\./.test(info.name) : relNumber(key) >= FIRST_NORMAL_OBJECT_ID;
+  }).map(([, relation]) => relation);
+  if (userRelations.length === 0) return undefined;
+  if (opts.table) {
+    const wanted = opts.table.includes('.') ? opts.table : `public.${opts.table}`;
+    if (!userRelations.some((r) => r.name === wanted)) return undefined;
+  }
+  return {
+    xid: String(end.xid), commitLsn: end.lsn, commitTime: end.time, relations: userRelations,
+    rowsDeleted: userRelations.reduce((sum, r) => sum + r.deletes, 0),
+  };
+}
+
+/**
+ * Transactions that DELETEd rows, TRUNCATEd or DROPped tables, committed in [from, to], in
+ * commit order. Only what the archive holds: a transaction whose first records lie in segments
+ * archived more than ten minutes before `from` is seen with its commit but without its deletes.
+ */
+export async function locateIncidents(archiveDir: string, opts: LocateOptions = {}): Promise<Incident[]> {
+  const from = opts.from === undefined ? undefined : isoTimeMicros(opts.from);
+  const to = opts.to === undefined ? undefined : isoTimeMicros(opts.to);
+  if ((opts.from !== undefined && from === undefined) || (opts.to !== undefined && to === undefined)) {
+    throw new Error('locateIncidents: from and to must be ISO 8601 times with a zone, such as "2024-05-01T12:00:00Z"');
+  }
+  if (opts.table !== undefined && !opts.relfilenodes) throw new Error('locateIncidents: a table filter needs relation names: pass relfilenodes from relationMap() of the delayed replica');
+  const pending = new Map<number, PendingTransaction>();
+  const incidents: Incident[] = [];
+  const notArchivedBefore = from === undefined ? undefined : Number(from / 1000n) - ARCHIVE_CLOCK_MARGIN_MS;
+  await scanArchive(archiveDir, { rmgrs: ['Transaction', 'Heap', 'Storage', 'XLOG'], notArchivedBefore }, (record) => {
+    const end = parseTransactionEnd(record);
+    if (!end) {
+      recordWork(pending, record);
+      return false;
+    }
+    const xids = [...new Set([end.xid, record.xid, ...end.subxacts])];
+    const work = xids.map((x) => pending.get(x)).filter((w): w is PendingTransaction => w !== undefined);
+    for (const x of xids) pending.delete(x);
+    const at = isoTimeMicros(end.time) ?? 0n;
+    if (end.outcome !== 'commit' || (from !== undefined && at < from) || (to !== undefined && at > to)) return false;
+    const incident = summarise(end, work, opts);
+    if (incident) incidents.push(incident);
+    return false;
+  }, opts);
+  return incidents.sort((a, b) => a.commitTime.localeCompare(b.commitTime));
+}

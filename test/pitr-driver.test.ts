@@ -1,0 +1,245 @@
+// The delayed-replica PITR drivers against real PostgreSQL 15: a primary archiving every second,
+// and a standby restoring from that archive 30 s behind. The its run in order and share the set:
+// they follow the runbook (procedures.md §4) from the incident to back-to-normal.
+import assert from 'node:assert/strict';
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Client } from 'pg';
+import { compareLsn, parseLsn } from '../src/common/lsn';
+import { recoveryTargetProblem } from '../src/common/recoveryTarget';
+import { createDelayedReplicaSet, type ReplicaSet } from '../src/dev/delayedReplicaSet';
+import { pgCtl } from '../src/dev/localPostgres';
+import { pollUntil } from '../src/drivers/waiting';
+import { waitForSql, withSession, type PgEndpoint } from '../src/drivers/postgres/session';
+import { NotAReplicaError, lsnDiff, pauseReplay, replayStatus, xactStatus, type ReplayStatus, type SettingWithSource } from '../src/drivers/postgres/replayControl';
+import { applyRecoveryTarget, checkTargetReachable, clearRecoveryTarget } from '../src/drivers/postgres/recoveryTarget';
+import { archiveEndLsn, findCommit, listArchivedSegments, locateIncidents, relationMap, type Incident } from '../src/drivers/postgres/walInspect';
+
+const ORDERS_CHECKSUM = "SELECT count(*)::int AS n, md5(coalesce(string_agg(id || ':' || customer, ',' ORDER BY id), '')) AS h FROM orders";
+const ISO_NOW = `to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+
+async function one<T>(endpoint: PgEndpoint, sql: string, params: unknown[] = []): Promise<T> {
+  return withSession(endpoint, async (c) => (await c.query(sql, params)).rows[0] as T);
+}
+
+/** Runs `statements` in one transaction and returns its xid. */
+async function inTransaction(c: Client, statements: string[], end: 'COMMIT' | 'ROLLBACK' = 'COMMIT'): Promise<string> {
+  await c.query('BEGIN');
+  for (const sql of statements) await c.query(sql);
+  const xid = String((await c.query<{ x: string }>('SELECT pg_current_xact_id()::text AS x')).rows[0]?.x);
+  await c.query(end);
+  return xid;
+}
+
+async function restartReplica(set: ReplicaSet): Promise<void> {
+  // A restart replays from the last restartpoint before it accepts connections: long timeout.
+  await pgCtl(set.replica, ['restart', '-m', 'fast', '-w', '-t', '600', '-l', set.replica.logFile]);
+  await waitForSql(set.replicaEndpoint, { timeoutMs: 300_000 });
+}
+
+async function waitForArchive(set: ReplicaSet, lsn: string): Promise<void> {
+  await pollUntil(async () => {
+    const end = archiveEndLsn(set.archiveDir);
+    return end && compareLsn(end, lsn) > 0 ? { done: undefined } : { waiting: `archive ends at ${end}` };
+  }, { intervalMs: 200, timeoutMs: 60_000, what: `the archive to hold WAL up to ${lsn}` });
+}
+
+async function waitForReplay(set: ReplicaSet, what: string, done: (s: ReplayStatus) => boolean): Promise<ReplayStatus> {
+  return pollUntil<ReplayStatus>(async () => {
+    const status = await replayStatus(set.replicaEndpoint);
+    return done(status) ? { done: status } : { waiting: `${status.pauseState} at ${status.replayLsn}` };
+  }, { intervalMs: 250, timeoutMs: 180_000, what });
+}
+
+describe('delayed-replica PITR drivers (real primary, WAL archive and a 30 s delayed replica)', function () {
+  this.timeout(300_000);
+  let dir: string;
+  let set: ReplicaSet;
+  let preIncident: { n: number; h: string };
+  let incidentFrom: string;
+  let badXid: string;
+  let truncateXid: string;
+  let dropXid: string;
+  let abortedXid: string;
+  let lsnBeforeIncident: string;
+  let lsnAfterIncident: string;
+  let incidents: Incident[];
+  let badCommit: { commitLsn: string; commitTime: string };
+  let originalDelay: SettingWithSource;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'pgops-pitr-'));
+    chmodSync(dir, 0o755); // the postgres OS user must reach the clusters below it
+    set = await createDelayedReplicaSet({ dir, delay: '30s' });
+    await withSession(set.primaryEndpoint, async (c) => {
+      await c.query('CREATE TABLE orders (id bigint PRIMARY KEY, customer text NOT NULL)');
+      await c.query("INSERT INTO orders SELECT g, 'customer-' || (g % 97) FROM generate_series(1, 1000) g");
+      await c.query('CREATE TABLE audit_log (id int, note text)');
+      await c.query("INSERT INTO audit_log SELECT g, 'entry ' || g FROM generate_series(1, 50) g");
+      await c.query('CREATE TABLE scratch (id int)');
+      await c.query('INSERT INTO scratch SELECT generate_series(1, 20)');
+    });
+    preIncident = await one(set.primaryEndpoint, ORDERS_CHECKSUM);
+    // The replica must know the tables (it names them for locateIncidents): wait out the delay once.
+    await pollUntil(async () => {
+      const seen = await one<{ n: number }>(set.replicaEndpoint, "SELECT count(*)::int AS n FROM pg_class WHERE relname = 'scratch'").catch(() => ({ n: 0 }));
+      return seen.n === 1 ? { done: undefined } : { waiting: 'tables not replayed yet' };
+    }, { intervalMs: 500, timeoutMs: 120_000, what: 'the delayed replica to replay the set-up' });
+    const replicaRows = await one<{ n: number; h: string }>(set.replicaEndpoint, ORDERS_CHECKSUM);
+    assert.deepEqual(replicaRows, preIncident);
+  });
+
+  after(async () => {
+    await set?.stop();
+    if (dir && !process.env.PGOPS_KEEP_TEST_DIRS) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('pauses replay within a second while the bad DELETE is still held back by the delay', async () => {
+    ({ l: lsnBeforeIncident, t: incidentFrom } = await one<{ l: string; t: string }>(set.primaryEndpoint, `SELECT pg_current_wal_insert_lsn()::text AS l, ${ISO_NOW} AS t`));
+    await withSession(set.primaryEndpoint, async (c) => {
+      badXid = await inTransaction(c, ["DELETE FROM orders WHERE customer IN ('customer-3', 'customer-5')"]);
+      await c.query("INSERT INTO orders SELECT g, 'late-' || g FROM generate_series(2001, 2010) g"); // good writes after it
+    });
+    const started = performance.now();
+    const paused = await pauseReplay(set.replicaEndpoint);
+    const ms = performance.now() - started;
+    console.log(`      pauseReplay returned '${paused.pauseState}' in ${ms.toFixed(1)} ms (replay at ${paused.replayLsn})`);
+    assert.ok(ms < 1000, `pauseReplay took ${ms} ms`);
+    assert.ok(['paused', 'pause requested'].includes(paused.pauseState));
+    assert.ok(['paused', 'pause requested'].includes((await pauseReplay(set.replicaEndpoint)).pauseState), 'pausing again is harmless');
+    assert.deepEqual(await one(set.replicaEndpoint, ORDERS_CHECKSUM), preIncident, 'the DELETE is not applied on the replica');
+
+    // More incidents while the replica stays paused: a TRUNCATE, a DROP TABLE and a rolled-back DELETE.
+    await withSession(set.primaryEndpoint, async (c) => {
+      truncateXid = await inTransaction(c, ['TRUNCATE audit_log']);
+      dropXid = await inTransaction(c, ['DROP TABLE scratch']);
+      abortedXid = await inTransaction(c, ['DELETE FROM orders WHERE id > 900'], 'ROLLBACK');
+    });
+    lsnAfterIncident = (await one<{ l: string }>(set.primaryEndpoint, 'SELECT pg_current_wal_insert_lsn()::text AS l')).l;
+    await waitForArchive(set, lsnAfterIncident);
+  });
+
+  it('locates the DELETE, the TRUNCATE and the DROP TABLE in the archive with xid, commit time, LSN and table', async () => {
+    const relfilenodes = await relationMap(set.replicaEndpoint); // the paused replica still has scratch
+    const started = performance.now();
+    incidents = await locateIncidents(set.archiveDir, { from: incidentFrom, relfilenodes });
+    console.log(`      locateIncidents over ${listArchivedSegments(set.archiveDir).length} segments: ${(performance.now() - started).toFixed(0)} ms`);
+    const byXid = new Map(incidents.map((i) => [i.xid, i]));
+    assert.deepEqual([...byXid.keys()], [badXid, truncateXid, dropXid], JSON.stringify(incidents));
+
+    const deleted = 1000 - (await one<{ n: number }>(set.primaryEndpoint, "SELECT count(*)::int AS n FROM orders WHERE id <= 1000")).n;
+    const bad = byXid.get(badXid)!;
+    assert.deepEqual(bad.relations.map((r) => [r.name, r.deletes, r.truncated, r.dropped]), [['public.orders', deleted, undefined, undefined]]);
+    assert.equal(bad.rowsDeleted, deleted);
+    const committedAt = await one<{ t: string }>(set.primaryEndpoint, `SELECT to_char(pg_xact_commit_timestamp($1::text::xid) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS t`, [badXid]);
+    assert.equal(bad.commitTime, committedAt.t, 'commit time to the microsecond, as track_commit_timestamp has it');
+    assert.ok(compareLsn(bad.commitLsn, lsnBeforeIncident) > 0 && compareLsn(bad.commitLsn, lsnAfterIncident) < 0);
+
+    assert.deepEqual(byXid.get(truncateXid)!.relations.map((r) => [r.name, r.truncated, r.dropped]), [['public.audit_log', true, undefined]]);
+    assert.deepEqual(byXid.get(dropXid)!.relations.map((r) => [r.name, r.truncated, r.dropped]), [['public.scratch', undefined, true]]);
+
+    const onlyOrders = await locateIncidents(set.archiveDir, { from: incidentFrom, table: 'orders', relfilenodes });
+    assert.deepEqual(onlyOrders.map((i) => i.xid), [badXid]);
+    badCommit = (await findCommit(set.archiveDir, badXid))!;
+    assert.deepEqual(badCommit, { commitLsn: bad.commitLsn, commitTime: bad.commitTime });
+    assert.equal(await findCommit(set.archiveDir, abortedXid), undefined, 'a rolled-back transaction has no commit');
+  });
+
+  it('accepts the bad transaction as a target and reports its commit LSN and time', async () => {
+    const reach = await checkTargetReachable(set.replicaEndpoint, { xid: badXid }, { archiveDir: set.archiveDir, primary: set.primaryEndpoint });
+    assert.deepEqual(reach, { ok: true, targetLsn: badCommit.commitLsn, targetTime: badCommit.commitTime });
+    const status = await replayStatus(set.replicaEndpoint);
+    console.log(`      replica at ${status.replayLsn} (${status.pauseState}); bytes left to the target: ${await lsnDiff(set.replicaEndpoint, badCommit.commitLsn, status.replayLsn!)}`);
+  });
+
+  it('refuses targets the replica has already replayed past', async () => {
+    const status = await replayStatus(set.replicaEndpoint);
+    for (const lsn of [status.replayLsn!, '0/1000000']) {
+      const reach = await checkTargetReachable(set.replicaEndpoint, { lsn }, { archiveDir: set.archiveDir });
+      assert.equal(reach.ok, false);
+      assert.match(!reach.ok ? reach.reason : '', /already replayed/);
+    }
+    const past = await checkTargetReachable(set.replicaEndpoint, { time: status.replayTimestamp! }, { archiveDir: set.archiveDir });
+    assert.match(!past.ok ? past.reason : '', /already replayed/);
+    const setupXid = (await one<{ x: string }>(set.replicaEndpoint, "SELECT xmin::text AS x FROM pg_class WHERE relname = 'orders'")).x;
+    assert.equal(await xactStatus(set.replicaEndpoint, setupXid), 'committed');
+    const committed = await checkTargetReachable(set.replicaEndpoint, { xid: setupXid }, { archiveDir: set.archiveDir });
+    assert.match(!committed.ok ? committed.reason : '', /already committed/);
+  });
+
+  it('refuses a transaction that does not exist, a rolled-back one, and targets beyond the archive', async () => {
+    const opts = { archiveDir: set.archiveDir, primary: set.primaryEndpoint };
+    assert.equal(await xactStatus(set.primaryEndpoint, '4000000'), 'future');
+    const future = await checkTargetReachable(set.replicaEndpoint, { xid: '4000000' }, opts);
+    assert.match(!future.ok ? future.reason : '', /does not exist/);
+    const aborted = await checkTargetReachable(set.replicaEndpoint, { xid: abortedXid }, opts);
+    assert.match(!aborted.ok ? aborted.reason : '', /rolled back/);
+    const later = new Date(Date.now() + 3_600_000).toISOString();
+    const tomorrow = await checkTargetReachable(set.replicaEndpoint, { time: later }, opts);
+    assert.match(!tomorrow.ok ? tomorrow.reason : '', /in the future/);
+    const beyond = await checkTargetReachable(set.replicaEndpoint, { lsn: 'FF/0' }, opts);
+    assert.match(!beyond.ok ? beyond.reason : '', /beyond the end of the WAL archive/);
+    assert.match(recoveryTargetProblem({ time: '2024-05-01 12:00:00' }) ?? '', /no time zone.*primary's clock/);
+  });
+
+  it('refuses to pause or target the primary: it is not a replica', async () => {
+    const reach = await checkTargetReachable(set.primaryEndpoint, { xid: badXid }, { archiveDir: set.archiveDir });
+    assert.match(!reach.ok ? reach.reason : '', /not a replica/);
+    await assert.rejects(pauseReplay(set.primaryEndpoint), NotAReplicaError);
+    await assert.rejects(applyRecoveryTarget(set.primaryEndpoint, { xid: badXid }, false), NotAReplicaError);
+  });
+
+  it('replays to just before the bad DELETE after applyRecoveryTarget and a restart, and pauses there', async () => {
+    originalDelay = await applyRecoveryTarget(set.replicaEndpoint, { xid: badXid }, false);
+    assert.equal(originalDelay.value, '30000');
+    assert.match(originalDelay.sourcefile ?? '', /postgresql\.conf$/);
+    assert.deepEqual(await applyRecoveryTarget(set.replicaEndpoint, { xid: badXid }, false), originalDelay, 'applying again changes nothing');
+    await restartReplica(set);
+    const status = await waitForReplay(set, 'replay to pause at the target', (s) => s.pauseState === 'paused');
+    assert.equal(status.settings.recovery_min_apply_delay.value, '0');
+    assert.equal(status.settings.recovery_target_xid.value, badXid);
+    assert.ok(compareLsn(status.replayLsn!, badCommit.commitLsn) <= 0 && parseLsn(badCommit.commitLsn) - parseLsn(status.replayLsn!) < 8n);
+    assert.match(readFileSync(set.replica.logFile, 'utf8'), new RegExp(`recovery stopping before commit of transaction ${badXid}`));
+    assert.deepEqual(await one(set.replicaEndpoint, ORDERS_CHECKSUM), preIncident, 'exactly the pre-incident rows');
+    assert.deepEqual(await applyRecoveryTarget(set.replicaEndpoint, { xid: badXid }, false), originalDelay, 'a retried apply after the restart still returns the original delay');
+  });
+
+  it('brings the delay back after clearRecoveryTarget and a restart, and replay continues', async () => {
+    await clearRecoveryTarget(set.replicaEndpoint, originalDelay);
+    await clearRecoveryTarget(set.replicaEndpoint, originalDelay); // idempotent
+    await restartReplica(set);
+    const status = await waitForReplay(set, 'replay past the bad commit', (s) => compareLsn(s.replayLsn!, badCommit.commitLsn) > 0);
+    assert.equal(status.pauseState, 'not paused');
+    assert.deepEqual(status.settings.recovery_min_apply_delay, originalDelay);
+    assert.equal(status.settings.recovery_target_xid.value, '');
+    await assert.rejects(applyRecoveryTarget(set.replicaEndpoint, { xid: '4000000' }, false), /not paused/);
+  });
+
+  it('stops just before a bad transaction given by its commit time (inclusive = false)', async () => {
+    const before2 = await one<{ n: number; h: string }>(set.primaryEndpoint, ORDERS_CHECKSUM);
+    let xid2 = '';
+    await withSession(set.primaryEndpoint, async (c) => {
+      xid2 = await inTransaction(c, ['DELETE FROM orders WHERE id BETWEEN 100 AND 199']);
+      await c.query("INSERT INTO orders VALUES (3001, 'after-second-incident')");
+    });
+    assert.ok(['paused', 'pause requested'].includes((await pauseReplay(set.replicaEndpoint)).pauseState));
+    await waitForArchive(set, (await one<{ l: string }>(set.primaryEndpoint, 'SELECT pg_current_wal_insert_lsn()::text AS l')).l);
+    const commit = (await findCommit(set.archiveDir, xid2))!;
+    const target = { time: commit.commitTime };
+    const reach = await checkTargetReachable(set.replicaEndpoint, target, { archiveDir: set.archiveDir, primary: set.primaryEndpoint, inclusive: false });
+    assert.deepEqual(reach, { ok: true, targetLsn: commit.commitLsn, targetTime: commit.commitTime });
+    const delay = await applyRecoveryTarget(set.replicaEndpoint, target, false);
+    assert.deepEqual(delay, originalDelay);
+    await restartReplica(set);
+    const status = await waitForReplay(set, 'replay to pause at the time target', (s) => s.pauseState === 'paused');
+    // Written as UTC with '+00': a 'Z' passes ALTER SYSTEM but fails the check at server start.
+    assert.equal(status.settings.recovery_target_time.value, commit.commitTime.replace('T', ' ').replace('Z', '+00'));
+    assert.ok(compareLsn(status.replayLsn!, commit.commitLsn) <= 0);
+    assert.deepEqual(await one(set.replicaEndpoint, ORDERS_CHECKSUM), before2, 'exactly the rows before the second DELETE');
+    await clearRecoveryTarget(set.replicaEndpoint, delay);
+    await restartReplica(set);
+    const after = await waitForReplay(set, 'replay past the second bad commit', (s) => compareLsn(s.replayLsn!, commit.commitLsn) > 0);
+    assert.deepEqual(after.settings.recovery_min_apply_delay, originalDelay);
+  });
+});
