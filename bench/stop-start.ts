@@ -1,0 +1,98 @@
+// Benchmark: planned stop + start through the workflows against the same driver calls run bare
+// (pg_ctl stop -m fast, pg_ctl start -w, first query), side by side in one run, several rounds.
+// Prints the ratio and the milliseconds the workflow adds, and the worker's resident memory idle
+// and under load (30 queued start workflows contending for the cluster lock).
+// Usage: npm run bench:stop-start [-- rounds]
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, chmodSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { stringify } from 'yaml';
+import { startTemporalDevServer } from '../src/dev/temporalDevServer';
+import { freePort } from '../src/dev/ports';
+import { endpointOf, initLocalCluster, startLocalCluster, stopLocalClusterIfRunning } from '../src/dev/localPostgres';
+import { LocalClusterDriver } from '../src/drivers/cluster/local';
+import { waitForSql, withSession } from '../src/drivers/postgres/session';
+import { ensureSearchAttributes } from '../src/worker';
+
+const rounds = Number(process.argv[2] ?? 5);
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
+const rssMb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+
+async function main(): Promise<void> {
+  const root = mkdtempSync(join(tmpdir(), 'pgops-bench-'));
+  chmodSync(root, 0o755);
+  const server = await startTemporalDevServer({ grpcPort: await freePort(), uiPort: await freePort(), dataDir: join(root, 'temporal'), headless: true });
+  const cluster = await initLocalCluster({ dir: join(root, 'pg'), port: await freePort() });
+  let worker: ReturnType<typeof spawn> | undefined;
+  try {
+    await ensureSearchAttributes(server.address, server.namespace);
+    await startLocalCluster(cluster);
+    const endpoint = endpointOf(cluster);
+    await withSession(endpoint, (c) => c.query('CREATE TABLE t AS SELECT g FROM generate_series(1, 100000) g'));
+    const catalogPath = join(root, 'pgops.yaml');
+    const target = { kind: 'local' as const, pgdata: cluster.pgdata, port: cluster.port, osUser: cluster.osUser, logFile: cluster.logFile, binDir: cluster.binDir, startTimeoutSeconds: 300, stopTimeoutSeconds: 300 };
+    writeFileSync(catalogPath, stringify({ clusters: { bench: { target } } }));
+    const taskQueue = 'pg-ops-bench';
+    worker = spawn(process.execPath, ['--require', 'tsx/cjs', resolve(__dirname, '../src/worker.ts')], {
+      env: { ...process.env, TEMPORAL_ADDRESS: server.address, PGOPS_TASK_QUEUE: taskQueue, PGOPS_CONFIG: catalogPath, PGOPS_LOG_LEVEL: 'warn' },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+    const connection = await Connection.connect({ address: server.address });
+    const client = new Client({ connection });
+    const driver = new LocalClusterDriver(target);
+
+    const bare = async () => {
+      const t0 = performance.now();
+      await driver.stop();
+      await driver.start(1);
+      await waitForSql(endpoint, { timeoutMs: 60_000 });
+      return performance.now() - t0;
+    };
+    const viaWorkflows = async (i: number) => {
+      const t0 = performance.now();
+      await client.workflow.execute('plannedStopWorkflow', { taskQueue, workflowId: `bench-stop-${i}`, args: [{ cluster: 'bench' }] });
+      await client.workflow.execute('plannedStartWorkflow', { taskQueue, workflowId: `bench-start-${i}`, args: [{ cluster: 'bench' }] });
+      return performance.now() - t0;
+    };
+
+    await viaWorkflows(-1); // warm-up: worker bundle loaded, lock workflow started
+    await bare();
+    await new Promise((r) => setTimeout(r, 2000));
+    const idleRss = rssMb(worker.pid!);
+    const bareMs: number[] = [];
+    const wfMs: number[] = [];
+    let peakRss = idleRss;
+    const sampler = setInterval(() => (peakRss = Math.max(peakRss, rssMb(worker!.pid!))), 100);
+    for (let i = 0; i < rounds; i++) {
+      bareMs.push(await bare());
+      wfMs.push(await viaWorkflows(i));
+      console.log(`round ${i + 1}/${rounds}: bare ${bareMs[i]!.toFixed(0)} ms, workflows ${wfMs[i]!.toFixed(0)} ms`);
+    }
+    const t0 = performance.now();
+    await Promise.all(Array.from({ length: 30 }, (_, i) => client.workflow.execute('plannedStartWorkflow', { taskQueue, workflowId: `bench-load-${i}`, args: [{ cluster: 'bench', waitForLock: '10m' }] })));
+    const loadMs = performance.now() - t0;
+    clearInterval(sampler);
+    const b = median(bareMs);
+    const w = median(wfMs);
+    console.log('\nplanned stop + start, median of', rounds, 'rounds');
+    console.log(`  bare pg_ctl stop/start + first query : ${b.toFixed(0)} ms`);
+    console.log(`  plannedStop + plannedStart workflows : ${w.toFixed(0)} ms`);
+    console.log(`  ratio workflows / bare               : ${(w / b).toFixed(2)}`);
+    console.log(`  added per workflow                   : ${((w - b) / 2).toFixed(0)} ms (aim: under 300 ms)`);
+    console.log(`  worker RSS idle                      : ${idleRss.toFixed(0)} MB`);
+    console.log(`  worker RSS peak under load           : ${peakRss.toFixed(0)} MB (rounds + 30 queued starts in ${(loadMs / 1000).toFixed(1)} s)`);
+    await connection.close();
+  } finally {
+    worker?.kill('SIGTERM');
+    await stopLocalClusterIfRunning(cluster);
+    await server.stop();
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
