@@ -3,6 +3,7 @@
 import { ClusterRegistry, type CatalogSource } from './clusterRegistry';
 import { createClusterSteps } from './clusterSteps';
 import { createLockSteps } from './lockSteps';
+import { createPitrSteps } from './pitrSteps';
 
 export interface ActivityDeps { catalog: CatalogSource }
 
@@ -11,6 +12,7 @@ export function createActivities(deps: ActivityDeps) {
   return {
     ...createClusterSteps(registry),
     ...createLockSteps(),
+    ...createPitrSteps(registry),
   };
 }
 

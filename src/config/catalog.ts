@@ -47,6 +47,7 @@ function resolvePaths(entry: ClusterEntry, base: string): void {
   }
   if (entry.storage?.kind === 'local' && entry.storage.snapshotDir) entry.storage.snapshotDir = abs(entry.storage.snapshotDir);
   if (entry.walArchive) entry.walArchive = abs(entry.walArchive);
+  if (entry.exportDir) entry.exportDir = abs(entry.exportDir);
 }
 
 export function loadCatalog(file: string): Catalog {

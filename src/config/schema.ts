@@ -69,6 +69,8 @@ export const clusterEntrySchema = z.strictObject({
   replicaOf: z.string().optional(),
   /** For a delayed replica: the WAL archive directory it restores from (local targets). */
   walArchive: safePath.optional(),
+  /** Where exported rows are written on the worker (default: <tmpdir>/pgops-exports). */
+  exportDir: safePath.optional(),
 });
 
 export const catalogSchema = z.strictObject({

@@ -74,7 +74,13 @@ export async function startTemporalDevServer(opts: StartDevServerOptions): Promi
   const child = spawn(binary, args, { stdio: ['ignore', logFd, logFd], detached: false });
   const address = `127.0.0.1:${grpcPort}`;
   let exited = false;
-  child.on('exit', () => void (exited = true));
+  // A server must not outlive the process that started it (a test run killed by a timeout).
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
+  child.on('exit', () => {
+    exited = true;
+    process.removeListener('exit', killOnExit);
+  });
   const deadline = Date.now() + 60_000;
   for (;;) {
     if (exited) throw new Error(`temporal server exited at start-up; see ${join(opts.dataDir, 'temporal-server.log')}`);

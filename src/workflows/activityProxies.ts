@@ -17,3 +17,16 @@ export const longStep = proxyActivities<PgOpsActivities>({
   heartbeatTimeout: '10 seconds',
   retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 10, nonRetryableErrorTypes: NON_RETRYABLE },
 });
+
+/** Pausing replay stops the damage: retried fast and often, never left waiting long. */
+export const urgentStep = proxyActivities<PgOpsActivities>({
+  startToCloseTimeout: '15 seconds',
+  retry: { initialInterval: '200ms', backoffCoefficient: 1.5, maximumInterval: '2s', maximumAttempts: 30, nonRetryableErrorTypes: NON_RETRYABLE },
+});
+
+/** WAL replay can take hours (GitLab's took 50 minutes): a long bound, heartbeats to notice crashes. */
+export const replayStep = proxyActivities<PgOpsActivities>({
+  startToCloseTimeout: '24 hours',
+  heartbeatTimeout: '10 seconds',
+  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 20, nonRetryableErrorTypes: NON_RETRYABLE },
+});

@@ -2,3 +2,5 @@
 export { plannedStopWorkflow } from './plannedStop';
 export { plannedStartWorkflow } from './plannedStart';
 export { clusterLockWorkflow } from './clusterLockWorkflow';
+export { delayedReplicaPitrWorkflow } from './delayedReplicaPitr';
+export { locateIncidentWorkflow } from './locateIncident';

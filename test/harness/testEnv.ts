@@ -52,6 +52,9 @@ export async function scratchDir(name: string): Promise<string> {
   return dir;
 }
 
+// Turn SIGTERM/SIGINT (a CI timeout, Ctrl-C) into a normal exit so 'exit' handlers stop servers.
+for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => process.exit(130));
+
 export const mochaHooks = {
   async afterAll(this: unknown) {
     if (!envPromise) return;

@@ -123,6 +123,11 @@ export class KubernetesClusterDriver implements ClusterDriver {
    * Deletes pod `<statefulset>-<ordinal>` and waits until the controller has replaced it with a
    * new pod (another uid) that is Ready. A repeated call restarts the pod once more.
    */
+  /** The pod is deleted and the StatefulSet controller recreates it: PostgreSQL starts anew. */
+  async restartServer(opts: WaitOptions = {}): Promise<void> {
+    await this.restartPod(0, opts);
+  }
+
   async restartPod(ordinal: number, opts: WaitOptions = {}): Promise<{ podName: string; uid: string }> {
     const sts = await this.readStatefulSet();
     const first = sts.spec?.ordinals?.start ?? 0;

@@ -96,6 +96,11 @@ export class LocalClusterDriver implements ClusterDriver {
     return { readyReplicas: 1, alreadyRunning: false };
   }
 
+  async restartServer(opts: WaitOptions = {}): Promise<void> {
+    await this.stop(opts);
+    await this.start(1, opts);
+  }
+
   private async waitReady(opts: WaitOptions): Promise<void> {
     await pollUntil(async () => {
       const status = await this.pgCtl(['status', '-D', this.target.pgdata], 30_000);

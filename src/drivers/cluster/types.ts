@@ -41,6 +41,11 @@ export interface ClusterDriver {
   verifyQuiescent(): Promise<QuiescentCheck>;
   /** Starts `replicas` replicas and waits until they are ready. Idempotent. */
   start(replicas: number, opts?: WaitOptions): Promise<{ readyReplicas: number; alreadyRunning: boolean }>;
+  /**
+   * Restarts the PostgreSQL server of the first member (a delayed replica has one), so settings
+   * that need a restart (recovery_target_*) take effect. Waits until the new server runs.
+   */
+  restartServer(opts?: WaitOptions): Promise<void>;
 }
 
 /** A problem retrying cannot fix (bad configuration, a missing object). Activities make it non-retryable. */

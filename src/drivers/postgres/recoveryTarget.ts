@@ -127,9 +127,14 @@ export async function checkTargetReachable(endpoint: PgEndpoint, target: Recover
   const status = await withSession(endpoint, readReplayStatus);
   if (!status.inRecovery) return refuse(`${endpoint.host}:${endpoint.port} is not a replica (pg_is_in_recovery() is false): a recovery target only applies to a standby; is this the primary?`);
   const replayLsn = status.replayLsn ?? '0/0';
-  const replayedPast = (lsn: string): string | undefined => {
-    if (compareLsn(lsn, replayLsn) <= 0) return `${describeRecoveryTarget(target)} is at or before what ${where} has already replayed (${replayLsn}): replay cannot go backwards; use an older base backup or another replica`;
-    if (compareLsn(lsn, status.minRecoveryEndLsn) <= 0) return `${describeRecoveryTarget(target)} is before the replica's minimum recovery ending location ${status.minRecoveryEndLsn}: PostgreSQL would refuse with "requested recovery stop point is before consistent recovery point"`;
+  // `lsn` is where the stop happens. For xid/time/name targets it is the START of the record to
+  // stop before: a replica held back by the delay sits exactly there (its replay LSN, the end of
+  // the last record replayed, equals that start), which is still reachable. Only a raw LSN target
+  // equal to the replay position is already consumed.
+  const replayedPast = (lsn: string, stopsBeforeRecord = true): string | undefined => {
+    const cmp = compareLsn(lsn, replayLsn);
+    if (stopsBeforeRecord ? cmp < 0 : cmp <= 0) return `${describeRecoveryTarget(target)} is at or before what ${where} has already replayed (${replayLsn}): replay cannot go backwards; use an older base backup or another replica`;
+    if (compareLsn(lsn, status.minRecoveryEndLsn) < 0) return `${describeRecoveryTarget(target)} is before the replica's minimum recovery ending location ${status.minRecoveryEndLsn}: PostgreSQL would refuse with "requested recovery stop point is before consistent recovery point"`;
     return undefined;
   };
   const archiveEnd = opts.archiveDir ? archiveEndLsn(opts.archiveDir) : undefined;
@@ -138,7 +143,7 @@ export async function checkTargetReachable(endpoint: PgEndpoint, target: Recover
   switch (recoveryTargetKind(target)) {
     case 'lsn': {
       const lsn = recoveryTargetValue(target);
-      const past = replayedPast(lsn);
+      const past = replayedPast(lsn, false);
       if (past) return refuse(past);
       if (archiveEnd && compareLsn(lsn, archiveEnd) > 0) return refuse(`${describeRecoveryTarget(target)} is beyond the end of the WAL archive (${archiveEnd}): the standby would replay everything and wait for WAL that is not there`);
       if (opts.primary) {

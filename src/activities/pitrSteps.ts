@@ -1,0 +1,216 @@
+// Delayed-replica PITR steps (procedures.md §4), one driver call each, every one safe to repeat.
+// Refusals are non-retryable and say what state the replica was left in.
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Context } from '@temporalio/activity';
+import type { ClusterRegistry } from './clusterRegistry';
+import { asStep, preconditionFailed } from './failures';
+import { withHeartbeats } from './heartbeat';
+import { NotAReplicaError, pauseReplay, replayStatus, type SettingWithSource } from '../drivers/postgres/replayControl';
+import { applyRecoveryTarget, checkTargetReachable, clearRecoveryTarget, type RecoveryTarget } from '../drivers/postgres/recoveryTarget';
+import { findTimeTargetStop, locateIncidents, relationMap, type Incident } from '../drivers/postgres/walInspect';
+import { findExclusiveLockStart } from '../drivers/postgres/lockingTransaction';
+import { compareLsn } from '../common/lsn';
+import { waitForSql, withSession, type PgEndpoint } from '../drivers/postgres/session';
+import { exportTables, insertMissingRows, MissingTableError, NoPrimaryKeyError, type InsertResult, type TableExport } from '../drivers/postgres/rowExport';
+import { describeRecoveryTarget } from '../common/recoveryTarget';
+import { waitForReplayTarget, type ReplayTargetReached } from './replayMonitor';
+import { confirmDelayedReplay, type DelayedReplayConfirmed } from './delayConfirmation';
+
+export interface ReplicaRef { cluster: string }
+
+export interface CheckedTarget {
+  targetLsn?: string;
+  targetTime?: string;
+  note?: string;
+  /** The target to write: the one asked for, or the start of a transaction holding an exclusive lock. */
+  effectiveTarget: RecoveryTarget;
+  effectiveInclusive: boolean;
+}
+
+/** Moves a stop-before-commit to the start of a transaction that holds an ACCESS EXCLUSIVE lock. */
+async function preferStopBeforeLock(endpoint: PgEndpoint, archiveDir: string, target: RecoveryTarget, checked: CheckedTarget, binDir?: string): Promise<CheckedTarget> {
+  let xid: number | undefined;
+  if ('xid' in target) xid = Number(target.xid);
+  else if ('time' in target) xid = (await findTimeTargetStop(archiveDir, target.time, false, { binDir }))?.xid;
+  if (xid === undefined) return checked;
+  const locking = await findExclusiveLockStart(archiveDir, xid, { binDir });
+  if (!locking) return checked;
+  const minRecovery = (await replayStatus(endpoint)).minRecoveryEndLsn;
+  if (compareLsn(locking.firstLsn, minRecovery) < 0) {
+    return { ...checked, note: `transaction ${xid} holds an ACCESS EXCLUSIVE lock on ${locking.lockedRelations.join(', ')} and the replica has flushed past its start (${minRecovery}): at the target those tables stay locked on the replica and cannot be read or exported; promote to read them` };
+  }
+  return {
+    targetLsn: locking.firstLsn,
+    targetTime: checked.targetTime,
+    effectiveTarget: { lsn: locking.firstLsn },
+    effectiveInclusive: false,
+    note: `transaction ${xid} holds an ACCESS EXCLUSIVE lock (TRUNCATE/DROP/ALTER) on ${locking.lockedRelations.join(', ')}: stopping before its first record at ${locking.firstLsn} instead of before its commit, so those tables stay readable on the paused replica`,
+  };
+}
+
+export function createPitrSteps(registry: ClusterRegistry) {
+  const replicaEndpoint = (cluster: string) => registry.endpoint(cluster);
+  const primaryEndpoint = async (cluster: string) => {
+    const primary = registry.entry(cluster).replicaOf;
+    return primary ? registry.endpoint(primary) : undefined;
+  };
+
+  return {
+    /** Step 1: stop the damage. Must be the first thing a PITR does, within a second. */
+    async pauseReplicaReplay({ cluster }: ReplicaRef): Promise<{ pauseState: string; replayLsn: string; replayTimestamp: string | null; pausedAt: string }> {
+      return asStep(cluster, 'pause', async () => {
+        try {
+          const result = await pauseReplay(await replicaEndpoint(cluster));
+          return { ...result, pausedAt: new Date().toISOString() };
+        } catch (err) {
+          if (err instanceof NotAReplicaError) throw preconditionFailed(cluster, 'pause', `this server is not a replica (pg_is_in_recovery() is false): PITR runs on a delayed replica. Nothing was changed. ${err.message}`);
+          throw err;
+        }
+      });
+    },
+
+    async inspectReplica({ cluster }: ReplicaRef): Promise<{ pauseState: string; replayLsn: string | null; replayTimestamp: string | null; delay: string; delaySource: string; archive: string | null; primary: string | null }> {
+      return asStep(cluster, 'inspect', async () => {
+        const status = await replayStatus(await replicaEndpoint(cluster));
+        const entry = registry.entry(cluster);
+        const delay = status.settings.recovery_min_apply_delay;
+        return {
+          pauseState: status.pauseState, replayLsn: status.replayLsn, replayTimestamp: status.replayTimestamp,
+          delay: `${delay.value}${delay.unit ?? ''}`, delaySource: delay.sourcefile ?? delay.source,
+          archive: entry.walArchive ?? null, primary: entry.replicaOf ?? null,
+        };
+      });
+    },
+
+    /** Lists the transactions in a time window that deleted, truncated or dropped (from the WAL archive). */
+    async locateIncident({ cluster, from, to, table }: ReplicaRef & { from?: string; to?: string; table?: string }): Promise<Incident[]> {
+      return asStep(cluster, 'locate-incident', () => withHeartbeats(async (progress) => {
+        const entry = registry.entry(cluster);
+        if (!entry.walArchive) throw preconditionFailed(cluster, 'locate-incident', 'the catalog gives no walArchive for this cluster: the incident locator reads archived WAL with pg_waldump');
+        progress.report(`reading the WAL archive ${entry.walArchive} with pg_waldump`);
+        const relfilenodes = await relationMap(await replicaEndpoint(cluster));
+        const binDir = entry.target.kind === 'local' ? entry.target.binDir : undefined;
+        return locateIncidents(entry.walArchive, { from, to, table, relfilenodes, binDir, signal: progress.signal });
+      }));
+    },
+
+    async checkPitrTarget({ cluster, target, inclusive }: ReplicaRef & { target: RecoveryTarget; inclusive: boolean }): Promise<CheckedTarget> {
+      return asStep(cluster, 'check-target', async () => {
+        const entry = registry.entry(cluster);
+        const endpoint = await replicaEndpoint(cluster);
+        const verdict = await checkTargetReachable(endpoint, target, { archiveDir: entry.walArchive, primary: await primaryEndpoint(cluster), inclusive });
+        if (!verdict.ok) {
+          throw preconditionFailed(cluster, 'check-target', `cannot stop at ${describeRecoveryTarget(target, inclusive)}: ${verdict.reason}. The replica is left paused and its settings unchanged; choose another target, or resume the delay with pg_wal_replay_resume() only if no target is wanted.`);
+        }
+        const checked: CheckedTarget = { targetLsn: verdict.targetLsn, targetTime: verdict.targetTime, note: verdict.note, effectiveTarget: target, effectiveInclusive: inclusive };
+        if (inclusive || !entry.walArchive || !verdict.targetLsn) return checked;
+        return preferStopBeforeLock(endpoint, entry.walArchive, target, checked, entry.target.kind === 'local' ? entry.target.binDir : undefined);
+      });
+    },
+
+    /** Step 3: target + delay 0 + action pause, written together (postgresql.auto.conf). */
+    async applyPitrTarget({ cluster, target, inclusive }: ReplicaRef & { target: RecoveryTarget; inclusive: boolean }): Promise<{ originalDelay: SettingWithSource }> {
+      return asStep(cluster, 'apply-target', async () => ({ originalDelay: await applyRecoveryTarget(await replicaEndpoint(cluster), target, inclusive) }));
+    },
+
+    /**
+     * Restarts the replica only if recovery settings wait for a restart (pg_settings.pending_restart
+     * after a reload): a retry after the restart already happened does not restart recovery again.
+     */
+    async restartReplicaIfPending({ cluster }: ReplicaRef): Promise<{ restarted: boolean; ms: number }> {
+      return asStep(cluster, 'restart', () => withHeartbeats(async (progress) => {
+        const started = Date.now();
+        const endpoint = await replicaEndpoint(cluster);
+        const driver = registry.driver(cluster);
+        const onProgress = (d: string) => progress.report(d);
+        if (!(await driver.describe()).running) {
+          // A worker died between the stop and the start of an earlier attempt: the settings are
+          // already on disk, so starting the server is the restart.
+          progress.report('the replica is down (an earlier attempt stopped it): starting it');
+          await driver.start(1, { onProgress, signal: progress.signal });
+          await waitForSql(endpoint, { timeoutMs: 3_600_000, onProgress, signal: progress.signal });
+          return { restarted: true, ms: Date.now() - started };
+        }
+        const pending = await withSession(endpoint, async (client) => {
+          await client.query('SELECT pg_reload_conf()');
+          for (let i = 0; i < 20; i++) {
+            const rows = (await client.query<{ name: string }>("SELECT name FROM pg_settings WHERE pending_restart AND name LIKE 'recovery%'")).rows;
+            if (rows.length) return rows.map((r) => r.name);
+            await new Promise((r) => setTimeout(r, 100));
+          }
+          return [];
+        });
+        if (pending.length === 0) return { restarted: false, ms: Date.now() - started };
+        progress.report(`restarting the replica so that ${pending.join(', ')} take effect; it replays from the last restartpoint before accepting connections`);
+        await driver.restartServer({ onProgress, signal: progress.signal });
+        await waitForSql(endpoint, { timeoutMs: 3_600_000, onProgress, signal: progress.signal });
+        return { restarted: true, ms: Date.now() - started };
+      }));
+    },
+
+    async waitForReplayTarget(input: ReplicaRef & { targetLsn?: string; targetTime?: string; stallTimeoutMs: number }): Promise<ReplayTargetReached> {
+      return asStep(input.cluster, 'replay', () => withHeartbeats((progress) => waitForReplayTarget(registry, input, progress)));
+    },
+
+    async exportLostRows({ cluster, tables }: ReplicaRef & { tables: string[] }): Promise<TableExport[]> {
+      return asStep(cluster, 'export', () => withHeartbeats(async (progress) => {
+        const entry = registry.entry(cluster);
+        const { workflowId, runId } = Context.current().info.workflowExecution ?? { workflowId: 'standalone', runId: 'x' };
+        const dir = join(entry.exportDir ?? join(tmpdir(), 'pgops-exports'), cluster, `${workflowId}-${runId}`.replace(/[^A-Za-z0-9_.-]/g, '_'));
+        progress.report(`exporting ${tables.join(', ')} to ${dir}`);
+        try {
+          return await exportTables(await replicaEndpoint(cluster), tables, dir, { binDir: entry.target.kind === 'local' ? entry.target.binDir : '/usr/lib/postgresql/15/bin' });
+        } catch (err) {
+          if (err instanceof MissingTableError) throw preconditionFailed(cluster, 'export', err.message);
+          throw err;
+        }
+      }));
+    },
+
+    async insertMissingRowsIntoPrimary({ cluster, exports }: ReplicaRef & { exports: TableExport[] }): Promise<InsertResult[]> {
+      return asStep(cluster, 'insert-into-primary', async () => {
+        const primary = await primaryEndpoint(cluster);
+        if (!primary) throw preconditionFailed(cluster, 'insert-into-primary', 'the catalog gives no replicaOf for this replica, so the primary to insert into is unknown');
+        const results: InsertResult[] = [];
+        for (const exported of exports) {
+          try {
+            results.push(await insertMissingRows(primary, exported));
+          } catch (err) {
+            if (err instanceof NoPrimaryKeyError) throw preconditionFailed(cluster, 'insert-into-primary', err.message);
+            throw err;
+          }
+        }
+        return results;
+      });
+    },
+
+    /**
+     * Promotion: first stop the replica writing into the shared archive (archive_command '' keeps
+     * WAL locally instead), then pg_promote(). Idempotent: a promoted server is reported as such.
+     */
+    async promoteReplica({ cluster }: ReplicaRef): Promise<{ promoted: boolean; alreadyPromoted: boolean; timeline: number }> {
+      return asStep(cluster, 'promote', async () => withSession(await replicaEndpoint(cluster), async (client) => {
+        const timeline = async () => Number((await client.query('SELECT timeline_id FROM pg_control_checkpoint()')).rows[0].timeline_id);
+        if (!(await client.query('SELECT pg_is_in_recovery() AS r')).rows[0].r) return { promoted: true, alreadyPromoted: true, timeline: await timeline() };
+        const mode = (await client.query('SHOW archive_mode')).rows[0].archive_mode as string;
+        if (mode !== 'off') {
+          await client.query("ALTER SYSTEM SET archive_command = ''");
+          await client.query('SELECT pg_reload_conf()');
+        }
+        const ok = (await client.query('SELECT pg_promote(true, 300) AS ok')).rows[0].ok as boolean;
+        if (!ok) throw new Error('pg_promote() did not finish within 300 s');
+        await client.query('CHECKPOINT');
+        return { promoted: true, alreadyPromoted: false, timeline: await timeline() };
+      }));
+    },
+
+    async clearPitrTarget({ cluster, originalDelay }: ReplicaRef & { originalDelay?: SettingWithSource }): Promise<{ recoveryMinApplyDelay: string }> {
+      return asStep(cluster, 'clear-target', async () => clearRecoveryTarget(await replicaEndpoint(cluster), originalDelay));
+    },
+
+    async confirmDelayedReplay(input: ReplicaRef & { timeoutMs: number }): Promise<DelayedReplayConfirmed> {
+      return asStep(input.cluster, 'confirm-delay', () => withHeartbeats((progress) => confirmDelayedReplay(registry, input, progress)));
+    },
+  };
+}

@@ -1,0 +1,89 @@
+// Step 5: watch replay move towards the target and stop there. Polls the replica every second,
+// reports replay LSN and timestamp, bytes and time left, rate and ETA (heartbeats + progress
+// signal), and ends when replay is paused at the target. A retry after a worker crash only
+// resumes watching: nothing here restarts recovery.
+import { archiveEndLsn } from '../drivers/postgres/walInspect';
+import { replayStatus, type ReplayStatus } from '../drivers/postgres/replayControl';
+import { compareLsn, lsnBytesBetween } from '../common/lsn';
+import { delay } from '../drivers/waiting';
+import type { ClusterRegistry } from './clusterRegistry';
+import type { ActivityProgress } from './heartbeat';
+import { preconditionFailed } from './failures';
+
+export interface ReplayTargetReached {
+  replayLsn: string;
+  replayTimestamp: string | null;
+  pauseState: string;
+  bytesReplayed: number;
+  ms: number;
+  averageRateBytesPerSecond: number;
+}
+
+/** Replay stops just before the target's commit record: its end can sit a page header short of it. */
+const STOP_SLACK_BYTES = 128n;
+
+export async function waitForReplayTarget(
+  registry: ClusterRegistry,
+  input: { cluster: string; targetLsn?: string; targetTime?: string; stallTimeoutMs: number },
+  progress: ActivityProgress,
+): Promise<ReplayTargetReached> {
+  const { cluster, targetLsn, targetTime } = input;
+  const endpoint = await registry.endpoint(cluster);
+  const archive = registry.entry(cluster).walArchive;
+  const started = Date.now();
+  let firstLsn: string | undefined;
+  let last: { lsn: string; at: number } | undefined;
+  let lastMovedAt = Date.now();
+  let rate = 0;
+  for (;;) {
+    let status: ReplayStatus;
+    try {
+      status = await replayStatus(endpoint);
+    } catch (err) {
+      progress.report(`replica not answering yet (starting up?): ${(err as Error).message}`);
+      await delay(1000, progress.signal);
+      continue;
+    }
+    const lsn = status.replayLsn ?? '0/0';
+    firstLsn ??= lsn;
+    const now = Date.now();
+    if (last && compareLsn(lsn, last.lsn) > 0) {
+      const instant = Number(lsnBytesBetween(last.lsn, lsn)) / Math.max(0.001, (now - last.at) / 1000);
+      rate = rate === 0 ? instant : 0.7 * rate + 0.3 * instant;
+      lastMovedAt = now;
+    }
+    if (!last || compareLsn(lsn, last.lsn) !== 0) last = { lsn, at: now };
+
+    const bytesLeft = targetLsn ? lsnBytesBetween(lsn, targetLsn) : undefined;
+    const secondsLeft = targetTime && status.replayTimestamp ? (Date.parse(targetTime) - Date.parse(status.replayTimestamp)) / 1000 : undefined;
+    const numbers: Record<string, number | string> = {
+      replayLsn: lsn,
+      replayTimestamp: status.replayTimestamp ?? 'none yet',
+      pauseState: status.pauseState,
+      rateMBps: Number((rate / 1e6).toFixed(2)),
+    };
+    if (bytesLeft !== undefined) numbers.bytesLeft = Number(bytesLeft > 0n ? bytesLeft : 0n);
+    if (secondsLeft !== undefined) numbers.replayTimeLeftSeconds = Math.max(0, Math.round(secondsLeft));
+    if (bytesLeft !== undefined && rate > 0) numbers.etaSeconds = Math.max(0, Math.round(Number(bytesLeft) / rate));
+
+    if (status.pauseState === 'paused') {
+      if (!targetLsn || lsnBytesBetween(lsn, targetLsn) <= STOP_SLACK_BYTES) {
+        const seconds = (now - started) / 1000;
+        return {
+          replayLsn: lsn, replayTimestamp: status.replayTimestamp, pauseState: status.pauseState,
+          bytesReplayed: Number(lsnBytesBetween(firstLsn, lsn)), ms: now - started,
+          averageRateBytesPerSecond: seconds > 0 ? Math.round(Number(lsnBytesBetween(firstLsn, lsn)) / seconds) : 0,
+        };
+      }
+      throw preconditionFailed(cluster, 'replay', `replay is paused at ${lsn}, ${bytesLeft} bytes before the target ${targetLsn}: someone paused it by hand? Resume with pg_wal_replay_resume() only after checking; this workflow stops here`);
+    }
+    if (!status.inRecovery) throw preconditionFailed(cluster, 'replay', 'the replica left recovery (it was promoted) before reaching the target');
+    progress.report(`replaying: at ${lsn}${bytesLeft !== undefined ? `, ${numbers.bytesLeft} bytes to the target` : ''}${secondsLeft !== undefined ? `, ${numbers.replayTimeLeftSeconds}s of primary time to the target` : ''}`, numbers);
+
+    if (now - lastMovedAt > input.stallTimeoutMs) {
+      const end = archive ? archiveEndLsn(archive) : undefined;
+      throw preconditionFailed(cluster, 'replay', `replay has not moved from ${lsn} for ${Math.round(input.stallTimeoutMs / 1000)}s${end ? ` and the archive ends at ${end}` : ''}: the target is not in the WAL the replica can read (beyond the archive's end?). The replica has the target set with delay 0 and will pause there if that WAL arrives; run the workflow again with "returnToDelay" to undo, or choose an earlier target.`);
+    }
+    await delay(1000, progress.signal);
+  }
+}

@@ -1,0 +1,123 @@
+// Delayed-replica PITR (seed 004, procedures.md §4): pause at once, check the target, set it with
+// delay 0 and action pause, restart, watch replay stop just before the bad transaction, then
+// export the lost rows, promote, or hold for inspection; finally return to being delayed.
+import { ApplicationFailure, condition, isCancellation, setHandler, workflowInfo, CancellationScope } from '@temporalio/workflow';
+import type { RecoveryTarget } from '../common/recoveryTarget';
+import { describeRecoveryTarget } from '../common/recoveryTarget';
+import { resumeSignal } from './definitions';
+import { longStep, quickStep, replayStep, urgentStep } from './activityProxies';
+import { trackProgress, type ProgressReporter } from './progress';
+import { tagWorkflow } from './searchAttributes';
+import { withClusterLock } from './clusterLock';
+import { parsePitrInput, type DelayedReplicaPitrInput, type IncidentQuery } from './pitrInput';
+import type { PgOpsActivities } from '../activities';
+
+type Result<K extends keyof PgOpsActivities> = Awaited<ReturnType<PgOpsActivities[K]>>;
+
+export interface DelayedReplicaPitrResult {
+  cluster: string;
+  target: RecoveryTarget;
+  inclusive: boolean;
+  pause: { latencyMs: number; state: string; replayLsn: string };
+  checked: Result<'checkPitrTarget'>;
+  reached: Result<'waitForReplayTarget'>;
+  exported?: Result<'exportLostRows'>;
+  inserted?: Result<'insertMissingRowsIntoPrimary'>;
+  promoted?: Result<'promoteReplica'>;
+  returnedToDelay?: Result<'confirmDelayedReplay'>;
+  finalState: 'paused at target' | 'delayed replica again' | 'promoted';
+}
+
+const OPERATION = 'delayedReplicaPitr';
+
+export async function delayedReplicaPitrWorkflow(input: DelayedReplicaPitrInput): Promise<DelayedReplicaPitrResult> {
+  const opts = parsePitrInput(input);
+  const { cluster } = opts;
+  tagWorkflow(cluster, OPERATION);
+  const progress = trackProgress(OPERATION, cluster);
+  let resumeRequested = false;
+  setHandler(resumeSignal, () => void (resumeRequested = true));
+
+  // Step 1, before even the lock: a pause is idempotent and harmless, and every second it waits
+  // the delay brings the bad commit closer to being applied.
+  progress.step('pause', 'pausing WAL replay on the delayed replica');
+  const pause = await urgentStep.pauseReplicaReplay({ cluster });
+  const latencyMs = Date.parse(pause.pausedAt) - workflowInfo().startTime.getTime();
+  progress.step('paused', `replay ${pause.pauseState} at ${pause.replayLsn}`, { pauseLatencyMs: latencyMs, replayLsnAtPause: pause.replayLsn });
+
+  return withClusterLock(cluster, 'delayedReplicaPitrWorkflow', { ...opts.lockWait, progress }, async () => {
+    const replica = await quickStep.inspectReplica({ cluster });
+    progress.note({ originalDelay: replica.delay });
+    const target = 'incident' in opts.target ? await resolveIncident(cluster, opts.target.incident, progress) : opts.target;
+    const targetText = describeRecoveryTarget(target, opts.inclusive);
+
+    progress.step('check', `checking that the replica can still stop at ${targetText}`);
+    const checked = await quickStep.checkPitrTarget({ cluster, target, inclusive: opts.inclusive });
+    progress.note({ ...(checked.targetLsn ? { targetLsn: checked.targetLsn } : {}), ...(checked.targetTime ? { targetTime: checked.targetTime } : {}) });
+
+    if (checked.note) progress.note({ note: checked.note });
+    const applied = describeRecoveryTarget(checked.effectiveTarget, checked.effectiveInclusive);
+    progress.step('set-target', `writing ${applied} with recovery_min_apply_delay = 0 and recovery_target_action = pause`);
+    const { originalDelay } = await quickStep.applyPitrTarget({ cluster, target: checked.effectiveTarget, inclusive: checked.effectiveInclusive });
+    progress.step('restart', 'restarting the replica so the target takes effect');
+    await longStep.restartReplicaIfPending({ cluster });
+
+    progress.step('replay', `replaying archived WAL up to ${targetText}`);
+    const reached = await replayStep.waitForReplayTarget({ cluster, targetLsn: checked.targetLsn, targetTime: checked.targetTime, stallTimeoutMs: opts.stallTimeoutMs });
+    progress.step('at-target', `replay paused at ${reached.replayLsn} (last commit replayed ${reached.replayTimestamp ?? 'none'})`, { replayLsn: reached.replayLsn });
+    const result: DelayedReplicaPitrResult = { cluster, target, inclusive: opts.inclusive, pause: { latencyMs, state: pause.pauseState, replayLsn: pause.replayLsn }, checked, reached, finalState: 'paused at target' };
+
+    if (opts.then === 'export') {
+      progress.step('export', `exporting ${opts.tables.join(', ')} as of the target`);
+      result.exported = await longStep.exportLostRows({ cluster, tables: opts.tables });
+      if (opts.insertMissing) {
+        progress.step('insert', 'inserting the rows the primary is missing, in one transaction per table');
+        result.inserted = await quickStep.insertMissingRowsIntoPrimary({ cluster, exports: result.exported });
+      }
+    } else if (opts.then === 'promote') {
+      // pg_wal_replay_resume() at a paused target would promote too; pg_promote() says so openly.
+      progress.step('promote', 'taking the replica off the shared archive and promoting it');
+      result.promoted = await longStep.promoteReplica({ cluster });
+      result.finalState = 'promoted';
+      return result;
+    } else if (opts.returnToDelay) {
+      progress.step('inspect', `paused at the target for inspection: send the "resume" signal to return to the delay (at most ${Math.round(opts.maxPauseMs / 60000)} min)`);
+      try {
+        await condition(() => resumeRequested, opts.maxPauseMs);
+      } catch (err) {
+        if (!isCancellation(err)) throw err;
+        await CancellationScope.nonCancellable(() => returnToDelay(cluster, originalDelay, progress, result));
+        throw err;
+      }
+    }
+
+    if (opts.returnToDelay) await returnToDelay(cluster, originalDelay, progress, result);
+    progress.step('done', result.finalState === 'delayed replica again' ? `back to a delayed replica (lag ${result.returnedToDelay?.lagSeconds ?? '?'} s)` : `left paused at ${reached.replayLsn}`);
+    return result;
+  });
+}
+
+async function returnToDelay(cluster: string, originalDelay: Result<'applyPitrTarget'>['originalDelay'], progress: ProgressReporter, result: DelayedReplicaPitrResult): Promise<void> {
+  progress.step('return-to-delay', 'removing the target, restoring the original delay and restarting');
+  await quickStep.clearPitrTarget({ cluster, originalDelay });
+  await longStep.restartReplicaIfPending({ cluster });
+  result.returnedToDelay = await longStep.confirmDelayedReplay({ cluster, timeoutMs: 300_000 });
+  result.finalState = 'delayed replica again';
+}
+
+async function resolveIncident(cluster: string, query: IncidentQuery, progress: ProgressReporter): Promise<RecoveryTarget> {
+  progress.step('locate', `searching the WAL archive for deletes, truncates and drops between ${query.from} and ${query.to}${query.table ? ` on ${query.table}` : ''}`);
+  const incidents = await longStep.locateIncident({ cluster, ...query });
+  if (incidents.length === 1) {
+    const only = incidents[0]!;
+    progress.note({ incidentXid: only.xid, incidentCommitTime: only.commitTime });
+    return { xid: only.xid };
+  }
+  const listing = incidents.slice(0, 10).map((i) => `xid ${i.xid} committed ${i.commitTime} at ${i.commitLsn}: ${i.relations.map((r) => `${r.name ?? r.relfilenode}${r.dropped ? ' dropped' : r.truncated ? ' truncated' : ` ${r.deletes} row(s) deleted`}`).join(', ')}`).join('; ');
+  throw ApplicationFailure.nonRetryable(
+    incidents.length === 0
+      ? `no transaction deleted, truncated or dropped${query.table ? ` in ${query.table}` : ''} between ${query.from} and ${query.to}. The replica is left paused; widen the window or give the target directly.`
+      : `${incidents.length} transactions match: ${listing}. The replica is left paused; run again with target { "xid": … } naming the bad one.`,
+    'PreconditionFailed',
+  );
+}

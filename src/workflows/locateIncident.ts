@@ -1,0 +1,16 @@
+// Read-only: lists the transactions that deleted, truncated or dropped in a time window, from the
+// replica's WAL archive, so the user picks an xid instead of guessing a time. Takes no lock.
+import { longStep } from './activityProxies';
+import { checkInputObject } from './inputValidation';
+import { parseIncidentQuery } from './pitrInput';
+import { tagWorkflow } from './searchAttributes';
+import type { PgOpsActivities } from '../activities';
+
+export interface LocateIncidentInput { cluster: string; from: string; to: string; table?: string }
+
+export async function locateIncidentWorkflow(input: LocateIncidentInput): Promise<Awaited<ReturnType<PgOpsActivities['locateIncident']>>> {
+  const record = checkInputObject('locateIncidentWorkflow', input, ['cluster', 'from', 'to', 'table']);
+  const query = parseIncidentQuery('locateIncidentWorkflow', { from: record.from, to: record.to, ...(record.table !== undefined ? { table: record.table } : {}) });
+  tagWorkflow(input.cluster, 'locateIncident');
+  return longStep.locateIncident({ cluster: input.cluster, ...query });
+}

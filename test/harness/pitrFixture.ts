@@ -1,0 +1,69 @@
+// A real primary + WAL archive + delayed replica, and a catalog naming them "orders" and
+// "orders-delayed": the fixture of the PITR workflow tests and the demo's second act.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Client } from 'pg';
+import { stringify } from 'yaml';
+import { createDelayedReplicaSet, type ReplicaSet } from '../../src/dev/delayedReplicaSet';
+import { withSession, type PgEndpoint } from '../../src/drivers/postgres/session';
+import { pollUntil } from '../../src/drivers/waiting';
+import { archiveEndLsn } from '../../src/drivers/postgres/walInspect';
+import { compareLsn } from '../../src/common/lsn';
+import type { LocalCluster } from '../../src/dev/localPostgres';
+import { scratchDir } from './testEnv';
+
+export interface PitrFixture {
+  set: ReplicaSet;
+  catalogPath: string;
+  exportDir: string;
+  taskQueue: string;
+  query<T>(endpoint: PgEndpoint, sql: string, params?: unknown[]): Promise<T>;
+  /** Runs statements in one transaction on the primary; returns its xid and commit time (ISO, UTC). */
+  commit(statements: string[]): Promise<{ xid: string; commitTime: string }>;
+  waitForArchive(): Promise<void>;
+  waitForReplicaToSee(sql: string): Promise<void>;
+}
+
+const localTarget = (c: LocalCluster) => ({ kind: 'local', pgdata: c.pgdata, port: c.port, osUser: c.osUser, logFile: c.logFile, binDir: c.binDir, startTimeoutSeconds: 600 });
+
+export async function pitrFixture(label: string, delay = '20s'): Promise<PitrFixture> {
+  const dir = await scratchDir(label);
+  const set = await createDelayedReplicaSet({ dir, delay });
+  const catalogPath = join(dir, 'pgops.yaml');
+  const exportDir = join(dir, 'exports');
+  writeFileSync(catalogPath, stringify({
+    clusters: {
+      orders: { target: localTarget(set.primary) },
+      'orders-delayed': { target: localTarget(set.replica), replicaOf: 'orders', walArchive: set.archiveDir, exportDir },
+    },
+  }));
+  const query = <T>(endpoint: PgEndpoint, sql: string, params: unknown[] = []) => withSession(endpoint, async (c) => (await c.query(sql, params)).rows[0] as T);
+  return {
+    set, catalogPath, exportDir,
+    taskQueue: `pg-ops-${label}-${Math.random().toString(36).slice(2, 8)}`,
+    query,
+    async commit(statements) {
+      return withSession(set.primaryEndpoint, async (c: Client) => {
+        await c.query('BEGIN');
+        for (const sql of statements) await c.query(sql);
+        const xid = String((await c.query('SELECT pg_current_xact_id()::text AS x')).rows[0].x);
+        await c.query('COMMIT');
+        const t = (await c.query(`SELECT to_char(pg_xact_commit_timestamp($1::text::xid) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS t`, [xid])).rows[0].t as string;
+        return { xid, commitTime: t };
+      });
+    },
+    async waitForArchive() {
+      const lsn = (await query<{ l: string }>(set.primaryEndpoint, 'SELECT pg_current_wal_insert_lsn()::text AS l')).l;
+      await pollUntil(async () => {
+        const end = archiveEndLsn(set.archiveDir);
+        return end && compareLsn(end, lsn) > 0 ? { done: undefined } : { waiting: `archive ends at ${end}` };
+      }, { intervalMs: 200, timeoutMs: 60_000, what: `the archive to reach ${lsn}` });
+    },
+    async waitForReplicaToSee(sql) {
+      await pollUntil(async () => {
+        const row = await query<{ ok: boolean }>(set.replicaEndpoint, sql).catch(() => undefined);
+        return row?.ok ? { done: undefined } : { waiting: 'not replayed yet' };
+      }, { intervalMs: 500, timeoutMs: 180_000, what: `the delayed replica to replay: ${sql}` });
+    },
+  };
+}
