@@ -2,7 +2,7 @@
 // (temporal-dev.yml), a local PostgreSQL cluster "demo" with sample data, and a pg-ops worker;
 // runs a planned stop with hold, shows that the database refuses connections, resumes it, and
 // shows the data intact. Everything lives under ./.pgops; the UI address is printed at the end.
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import { Client, Connection } from '@temporalio/client';
@@ -16,6 +16,7 @@ import { LocalClusterDriver } from '../src/drivers/cluster/local';
 import { createPgOpsWorker, ensureSearchAttributes, installRuntimeLogger } from '../src/worker';
 import { progressQuery, resumeSignal } from '../src/workflows/definitions';
 import type { PlannedStopResult } from '../src/workflows/plannedStop';
+import { createShop, pitrCatalogEntries, runPitrAct } from './demoPitr';
 
 const ROOT = resolve(__dirname, '..', '.pgops');
 const say = (line: string) => console.log(`\x1b[1m[demo]\x1b[0m ${line}`);
@@ -63,8 +64,14 @@ async function main(): Promise<void> {
     const before = await fingerprint();
     say(`demo database on 127.0.0.1:${cluster.port}: ${before.n} orders, checksum ${before.h}`);
 
+    rmSync(join(ROOT, 'pitr'), { recursive: true, force: true }); // a fresh shop every run
+    const shop = await createShop(join(ROOT, 'pitr'), say);
+    cleanups.push(() => shop.stop());
     const catalogPath = join(ROOT, 'pgops.yaml');
-    writeFileSync(catalogPath, stringify({ clusters: { demo: { target: { kind: 'local', pgdata: cluster.pgdata, port: cluster.port, osUser: cluster.osUser, logFile: cluster.logFile }, storage: { kind: 'local' } } } }));
+    writeFileSync(catalogPath, stringify({ clusters: {
+      demo: { target: { kind: 'local', pgdata: cluster.pgdata, port: cluster.port, osUser: cluster.osUser, logFile: cluster.logFile }, storage: { kind: 'local' } },
+      ...pitrCatalogEntries(shop, join(ROOT, 'exports')),
+    } }));
     say(`worker catalog: ${catalogPath}`);
 
     const nativeConnection = await NativeConnection.connect({ address: server.address });
@@ -73,7 +80,7 @@ async function main(): Promise<void> {
     const client = new Client({ connection, namespace: server.namespace });
     const workflowId = `demo-planned-stop-${new Date().toISOString().replace(/[:.]/g, '-')}`;
 
-    const result = await worker.runUntil(async () => {
+    await worker.runUntil(async () => {
       say(`starting plannedStopWorkflow ${workflowId} with holdUntilResumed (task queue pg-ops)`);
       const handle = await client.workflow.start('plannedStopWorkflow', {
         taskQueue: 'pg-ops', workflowId, args: [{ cluster: 'demo', reason: 'demo maintenance window', holdUntilResumed: true, maxHold: '10m' }],
@@ -87,14 +94,17 @@ async function main(): Promise<void> {
       say(`data directory kept at ${cluster.pgdata}: ${existsSync(join(cluster.pgdata, 'PG_VERSION')) ? 'yes' : 'NO'}`);
       say('sending the "resume" signal (from the UI: the workflow page, "Send a Signal", name "resume")');
       await handle.signal(resumeSignal, { by: 'npm run demo' });
-      return (await handle.result()) as PlannedStopResult;
+      const stopped = (await handle.result()) as PlannedStopResult;
+      const after = await fingerprint();
+      say(`resumed by ${stopped.hold?.resumedBy} after ${stopped.hold?.heldMs} ms held; ready again in ${stopped.restarted?.msToReady} ms`);
+      say(`after the restart: ${after.n} orders, checksum ${after.h}: ${after.h === before.h && after.n === before.n ? 'data intact' : 'DATA CHANGED'}`);
+      if (after.h !== before.h) throw new Error('the data changed across the planned stop');
+      say(`see the run in the Temporal UI: ${server.uiUrl}/namespaces/${server.namespace}/workflows/${workflowId}`);
+
+      say('— act 2: an accidental DELETE, recovered from the delayed replica —');
+      await runPitrAct(client, shop, say, server.uiUrl, server.namespace);
     });
     await nativeConnection.close();
-    const after = await fingerprint();
-    say(`resumed by ${result.hold?.resumedBy} after ${result.hold?.heldMs} ms held; ready again in ${result.restarted?.msToReady} ms`);
-    say(`after the restart: ${after.n} orders, checksum ${after.h}: ${after.h === before.h && after.n === before.n ? 'data intact' : 'DATA CHANGED'}`);
-    if (after.h !== before.h) throw new Error('the data changed across the planned stop');
-    say(`see the run in the Temporal UI: ${server.uiUrl}/namespaces/${server.namespace}/workflows/${workflowId}`);
     await connection.close();
 
     if (process.stdin.isTTY && !process.env.CI) {
