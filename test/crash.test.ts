@@ -1,21 +1,13 @@
 import assert from 'node:assert/strict';
 import { testEnv } from './harness/testEnv';
+import { waitForStep } from './harness/progress';
 import { workerProcess, type WorkerProcess } from './harness/workers';
 import { localClusterFixture, type LocalFixture } from './harness/fixtures';
 import { refusesConnections } from '../src/drivers/postgres/session';
 import { endpointOf } from '../src/dev/localPostgres';
-import { progressQuery, resumeSignal } from '../src/workflows/definitions';
+import { resumeSignal } from '../src/workflows/definitions';
 import type { PlannedStopResult } from '../src/workflows/plannedStop';
 
-async function waitForStep(handle: { query: (q: typeof progressQuery) => Promise<{ step: string }> }, step: string, timeoutMs = 90_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const progress = await handle.query(progressQuery).catch(() => undefined);
-    if (progress?.step === step) return;
-    if (Date.now() > deadline) throw new Error(`workflow never reached step ${step} (last: ${progress?.step})`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 describe('crash: the worker is SIGKILLed mid-operation and a new worker finishes it', () => {
   let fx: LocalFixture;

@@ -5,9 +5,9 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { testEnv } from './harness/testEnv';
+import { waitForStep } from './harness/progress';
 import { workerProcess, type WorkerProcess } from './harness/workers';
 import { pitrFixture, type PitrFixture } from './harness/pitrFixture';
-import { progressQuery } from '../src/workflows/definitions';
 import type { DelayedReplicaPitrResult } from '../src/workflows/delayedReplicaPitr';
 
 describe('crash: SIGKILL of the worker during a delayed-replica PITR', function () {
@@ -43,37 +43,28 @@ describe('crash: SIGKILL of the worker during a delayed-replica PITR', function 
       workers.push(w);
       return w;
     };
-    const waitForStep = async (handle: { query: (q: typeof progressQuery) => Promise<{ step: string }> }, steps: string[], timeoutMs = 120_000) => {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        const progress = await handle.query(progressQuery).catch(() => undefined);
-        if (progress && steps.includes(progress.step)) return progress.step;
-        if (Date.now() > deadline) throw new Error(`never reached ${steps.join('/')} (at ${progress?.step})`);
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    };
 
     let worker = await spawnWorker();
     const handle = await client.workflow.start('delayedReplicaPitrWorkflow', {
       taskQueue: fx.taskQueue, workflowId: `pitr-crash-${Date.now()}`,
       args: [{ cluster: 'orders-delayed', target: { xid: bad.xid }, then: 'export', export: { tables: ['orders'] } }],
     });
-    const firstKillStep = await waitForStep(handle, ['lock', 'check', 'set-target']);
+    const firstKillStep = await waitForStep(handle, ['lock', 'check', 'set-target'], 120_000, 20);
     const readyBeforeRestart = readyCount();
     await worker.kill('SIGKILL');
     console.log(`      kill 1 at step ${firstKillStep} (replica paused, not yet restarted)`);
 
     worker = await spawnWorker();
-    await waitForStep(handle, ['replay']);
+    await waitForStep(handle, ['replay'], 120_000, 20);
     await worker.kill('SIGKILL');
     const readyAtReplayKill = readyCount();
     assert.equal(readyAtReplayKill, readyBeforeRestart + 1, 'exactly one restart to apply the target');
     console.log('      kill 2 during replay monitoring');
 
     worker = await spawnWorker();
-    await waitForStep(handle, ['at-target', 'export', 'return-to-delay'], 180_000);
+    await waitForStep(handle, ['at-target', 'export', 'return-to-delay'], 180_000, 20);
     assert.equal(readyCount(), readyAtReplayKill, 'the retried monitor resumed watching; it did not restart recovery');
-    await waitForStep(handle, ['return-to-delay'], 180_000);
+    await waitForStep(handle, ['return-to-delay'], 180_000, 20);
     await worker.kill('SIGKILL');
     console.log('      kill 3 during the return to delay');
 

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { testEnv } from './harness/testEnv';
+import { waitForStep } from './harness/progress';
 import { withWorker } from './harness/workers';
 import { localClusterFixture, type LocalFixture } from './harness/fixtures';
 import { refusesConnections } from '../src/drivers/postgres/session';
@@ -12,15 +13,6 @@ import { progressQuery, resumeSignal } from '../src/workflows/definitions';
 import type { PlannedStopResult } from '../src/workflows/plannedStop';
 import type { PlannedStartResult } from '../src/workflows/plannedStart';
 
-async function waitForStep(handle: { query: (q: typeof progressQuery) => Promise<{ step: string }> }, step: string, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const progress = await handle.query(progressQuery).catch(() => undefined);
-    if (progress?.step === step) return;
-    if (Date.now() > deadline) throw new Error(`workflow never reached step ${step} (last: ${progress?.step})`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 describe('planned stop and start (real Temporal, real PostgreSQL)', () => {
   let fx: LocalFixture;
