@@ -1,18 +1,30 @@
 // Resolves how to reach a cluster's PostgreSQL, secrets included, on the worker only. Passwords
 // come from the worker's environment or a Kubernetes Secret and never enter workflow history.
-import type { ClusterEntry } from './schema';
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { ClusterEntry, KubernetesTarget } from './schema';
 import type { PgEndpoint } from '../drivers/postgres/session';
 import { PermanentDriverError } from '../drivers/cluster/types';
 import { loadKubeConfig } from '../drivers/cluster/kubernetes';
 import { readSecretValue } from '../drivers/kube/secrets';
+import { localPortFor } from '../drivers/kube/portForward';
 
 export async function resolvePgEndpoint(clusterName: string, entry: ClusterEntry, env: NodeJS.ProcessEnv = process.env): Promise<PgEndpoint> {
   const access = entry.postgres;
   const target = entry.target;
-  const host = access?.host ?? (target.kind === 'local' ? '127.0.0.1' : undefined);
-  const port = access?.port ?? (target.kind === 'local' ? target.port : 5432);
+  let kubeConfig: KubeConfig | undefined;
+  const kubeConfigOf = (t: KubernetesTarget) => (kubeConfig ??= loadKubeConfig(t));
+  let host = access?.host ?? (target.kind === 'local' ? '127.0.0.1' : undefined);
+  let port = access?.port ?? (target.kind === 'local' ? target.port : 5432);
+  if (access?.portForward) {
+    if (target.kind !== 'kubernetes') {
+      throw new PermanentDriverError(`cluster "${clusterName}": postgres.portForward needs a kubernetes target; a local target is reached at 127.0.0.1`);
+    }
+    // The pod is reached through a local listener that opens a port-forward per connection.
+    host = '127.0.0.1';
+    port = await localPortFor(kubeConfigOf(target), target.namespace, access.portForward.pod ?? `${target.statefulSet}-0`, access.portForward.port);
+  }
   if (!host) {
-    throw new PermanentDriverError(`cluster "${clusterName}": the catalog gives no postgres.host; set postgres.host to the Service that reaches PostgreSQL`);
+    throw new PermanentDriverError(`cluster "${clusterName}": the catalog gives no postgres.host; set postgres.host to the Service that reaches PostgreSQL, or postgres.portForward to reach a pod through the API server`);
   }
   let password: string | undefined;
   if (access?.passwordEnv) {
@@ -24,7 +36,7 @@ export async function resolvePgEndpoint(clusterName: string, entry: ClusterEntry
     if (target.kind !== 'kubernetes') {
       throw new PermanentDriverError(`cluster "${clusterName}": postgres.passwordSecret needs a kubernetes target to read the Secret from; use passwordEnv`);
     }
-    password = await readSecretValue(loadKubeConfig(target), target.namespace, access.passwordSecret);
+    password = await readSecretValue(kubeConfigOf(target), target.namespace, access.passwordSecret);
   }
   return {
     host,

@@ -27,7 +27,17 @@ export const postgresAccessSchema = z.strictObject({
   passwordEnv: envVarName.optional(),
   passwordSecret: secretRefSchema.optional(),
   connectTimeoutMs: z.number().int().min(100).max(120_000).default(5000),
-}).refine((p) => !(p.passwordEnv && p.passwordSecret), { message: 'give passwordEnv or passwordSecret, not both' });
+  /** Reach PostgreSQL through the API server's pods/portforward instead of host/port (kubernetes targets). */
+  portForward: z.strictObject({
+    /** Default: the StatefulSet's first pod, `<statefulSet>-0`. */
+    pod: k8sName('portForward.pod').optional(),
+    port: port.default(5432),
+  }).optional(),
+}).refine((p) => !(p.passwordEnv && p.passwordSecret), { message: 'give passwordEnv or passwordSecret, not both' })
+  .refine((p) => !(p.portForward && (p.host !== undefined || p.port !== undefined)), {
+    message: 'give host/port or portForward, not both (with portForward, the pod\'s port is portForward.port)',
+    path: ['portForward'],
+  });
 
 export const localTargetSchema = z.strictObject({
   kind: z.literal('local'),
@@ -71,6 +81,9 @@ export const clusterEntrySchema = z.strictObject({
   walArchive: safePath.optional(),
   /** Where exported rows are written on the worker (default: <tmpdir>/pgops-exports). */
   exportDir: safePath.optional(),
+}).refine((entry) => !(entry.postgres?.portForward && entry.target.kind !== 'kubernetes'), {
+  message: 'postgres.portForward needs a kubernetes target (it forwards to a pod); a local target is reached at 127.0.0.1 and its port',
+  path: ['postgres', 'portForward'],
 });
 
 export const catalogSchema = z.strictObject({

@@ -94,3 +94,51 @@ export function parseSelector(text: string): ((labels: Record<string, string>) =
   }
   return (labels) => tests.every((t) => t(labels));
 }
+
+// ---- pods/portforward over WebSocket (the kubelet's streaming server, reached through the API server) ----
+
+/** The kubelet accepts `v4.channel.k8s.io` and its base64 twin; the stand-in speaks only the binary one. */
+export const PORT_FORWARD_PROTOCOL = 'v4.channel.k8s.io';
+
+/**
+ * The subprotocol to answer with, taking the client's offers in order as the server does: '' for
+ * a client that offers none (binary framing), undefined when nothing offered is spoken (the real
+ * server then fails the handshake with 403 Forbidden). client-node 1.x offers v5 … v1; v5 is for
+ * exec/attach only, so a port-forward settles on v4.
+ */
+export function choosePortForwardProtocol(offered: string | undefined): string | undefined {
+  const offers = (offered ?? '').split(',').map((p) => p.trim()).filter(Boolean);
+  if (offers.length === 0) return '';
+  return offers.find((p) => p === PORT_FORWARD_PROTOCOL);
+}
+
+/** The `ports` query parameter (repeatable, comma-separated), with the kubelet's messages. */
+export function parsePortForwardPorts(params: URLSearchParams): number[] | string {
+  const values = params.getAll('ports');
+  if (values.length === 0) return 'query parameter "ports" is required';
+  const ports: number[] = [];
+  for (const value of values) {
+    if (value === '') return 'query parameter "ports" cannot be empty';
+    for (const part of value.split(',')) {
+      const port = /^\d{1,5}$/.test(part) ? Number(part) : NaN;
+      if (!(port <= 65535)) return `unable to parse "${value}" as a port: strconv.ParseUint: parsing "${part}": invalid syntax`;
+      if (port < 1) return `port "${value}" must be > 0`;
+      ports.push(port);
+    }
+  }
+  return ports;
+}
+
+/**
+ * One WebSocket message of the channel protocol: the channel number, then the payload. Port i
+ * has data channel 2i and error channel 2i+1; each first carries the port as uint16 little-endian.
+ */
+export function channelMessage(channel: number, payload: Buffer): Buffer {
+  return Buffer.concat([Buffer.from([channel]), payload]);
+}
+
+export function portPrefix(port: number): Buffer {
+  const bytes = Buffer.alloc(2);
+  bytes.writeUInt16LE(port, 0);
+  return bytes;
+}

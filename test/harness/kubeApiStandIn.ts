@@ -16,6 +16,12 @@
  *     each after the previous is Ready, with its PVCs; scales down from the highest ordinal, one
  *     pod at a time; keeps status.replicas/readyReplicas/observedGeneration current (each status
  *     write is a write: it moves resourceVersion, as the real controller's do).
+ *   pods/portforward: the WebSocket upgrade (`v4.channel.k8s.io`) as the kubelet serves it behind
+ *     the API server: per port a data channel 2i and an error channel 2i+1, each opened with the
+ *     port as uint16 LE; bytes relayed to the TCP address `podPorts` gives for the pod's port; a
+ *     failure (pod not Running, nothing listening) is text on the error channel, then the socket
+ *     closes. As the real kubelet, it does not look at readiness. Not implemented: the base64
+ *     channel protocol and the SPDY / v2.portforward.k8s.io upgrades (kubectl's).
  *   RBAC refusals on demand (`forbid`), 401 for a wrong token.
  * Does not implement: create/update of objects through the API, other resources and API groups,
  *   cluster-scoped paths, set-based selectors, field selectors, json-patch / strategic-merge /
@@ -26,9 +32,11 @@
 import { randomUUID } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
-import { conflict, invalid, isRecord, mergePatch, methodNotAllowed, parseSelector, refusePatchType, scaleOf, status, type Obj, type Meta, type Pod, type Reply, type StatefulSet } from './kubeApiRules';
+import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import { channelMessage, choosePortForwardProtocol, conflict, invalid, isRecord, mergePatch, methodNotAllowed, parsePortForwardPorts, parseSelector, portPrefix, refusePatchType, scaleOf, status, type Obj, type Meta, type Pod, type Reply, type StatefulSet } from './kubeApiRules';
 
 export interface PodHooks {
   /** Awaited before the pod is marked Running and Ready (start the "container" here). A throw leaves it not Ready. */
@@ -40,6 +48,8 @@ export interface StandInOptions {
   readyDelayMs?: number;
   terminateDelayMs?: number;
   hooks?: PodHooks;
+  /** Where a pod's port is served, for pods/portforward (the pod's "container"); undefined: nothing listens there. */
+  podPorts?: (podName: string, port: number) => { host: string; port: number } | undefined;
 }
 export interface RecordedRequest {
   method: string;
@@ -47,8 +57,10 @@ export interface RecordedRequest {
   query: string;
   contentType?: string;
   body?: unknown;
-  /** The HTTP status answered. */
+  /** The HTTP status answered (101 for an upgrade accepted). */
   status?: number;
+  /** For an accepted WebSocket upgrade: the subprotocol agreed. */
+  protocol?: string;
 }
 interface Watcher {
   namespace: string;
@@ -71,6 +83,8 @@ export class KubeApiStandIn {
   readonly hookErrors: string[] = [];
   url = '';
   private readonly server = http.createServer((req, res) => void this.handle(req, res));
+  // Protocol choice happens before the upgrade (see onUpgrade); this only echoes it.
+  private readonly portForwards = new WebSocketServer({ noServer: true, handleProtocols: (offered) => choosePortForwardProtocol([...offered].join(',')) || false });
   private revision = 1000;
   private readonly store = new Map<string, Obj>(); // key: resource/namespace/name
   private readonly podEvents: { revision: number; type: string; object: Pod }[] = [];
@@ -82,7 +96,9 @@ export class KubeApiStandIn {
   private conflictsToInject = 0;
   private closed = false;
 
-  constructor(private readonly options: StandInOptions) {}
+  constructor(private readonly options: StandInOptions) {
+    this.server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
+  }
 
   async listen(): Promise<void> {
     await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
@@ -149,6 +165,11 @@ export class KubeApiStandIn {
     return this.list('pods', namespace).map((pod) => clone(pod as Pod));
   }
 
+  /** Port-forward connections still open (each client connection has its own). */
+  openPortForwards(): number {
+    return this.portForwards.clients.size;
+  }
+
   /** Removes a PVC behind the driver's back (as a careless `kubectl delete pvc` would once no pod uses it). */
   deletePersistentVolumeClaim(namespace: string, name: string): void {
     this.store.delete(`persistentvolumeclaims/${namespace}/${name}`);
@@ -157,6 +178,8 @@ export class KubeApiStandIn {
   async close(): Promise<void> {
     this.closed = true;
     for (const watcher of this.watchers) watcher.res.end();
+    for (const ws of this.portForwards.clients) ws.terminate();
+    this.portForwards.close();
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
     await Promise.allSettled([...this.inFlight]);
@@ -188,6 +211,7 @@ export class KubeApiStandIn {
     const match = /^\/(?:api\/(v1)|apis\/(apps\/v1))\/namespaces\/([^/]+)\/([^/]+)(?:\/([^/]+))?(?:\/([^/]+))?$/.exec(url.pathname);
     const api = RESOURCES[match?.[1] ?? match?.[2] ?? ''];
     const [namespace, resource, name, sub] = [match?.[3] ?? '', match?.[4] ?? '', match?.[5], match?.[6]];
+    if (resource === 'pods' && sub === 'portforward') return [400, status(400, 'BadRequest', 'Upgrade request required')];
     if (!api || !api.kinds.includes(resource) || (sub !== undefined && !(resource === 'statefulsets' && sub === 'scale'))) {
       return [404, status(404, 'NotFound', 'the server could not find the requested resource')];
     }
@@ -300,6 +324,76 @@ export class KubeApiStandIn {
       this.watchers.delete(watcher);
     });
     return undefined;
+  }
+
+  // ---- pods/portforward ----
+
+  /** Checks in the real server's order: authentication, RBAC, the pod, the kubelet's options, the handshake. */
+  private onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
+    const url = new URL(req.url ?? '/', 'http://stand-in');
+    const entry: RecordedRequest = { method: req.method ?? '', path: url.pathname, query: url.search };
+    this.requests.push(entry);
+    socket.on('error', () => undefined); // a client that hangs up mid-handshake is not the stand-in's problem
+    const refuse = ([code, body]: Reply) => {
+      entry.status = code;
+      const text = body === undefined ? '' : JSON.stringify(body);
+      socket.end(`HTTP/1.1 ${code} ${http.STATUS_CODES[code]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`);
+    };
+    if (req.headers.authorization !== `Bearer ${this.token}`) return refuse([401, status(401, 'Unauthorized', 'Unauthorized')]);
+    const [, namespace = '', name = ''] = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)\/portforward$/.exec(url.pathname) ?? [];
+    if (!name || req.method !== 'GET') return refuse([404, status(404, 'NotFound', 'the server could not find the requested resource')]);
+    // Kubernetes 1.31+ authorizes a WebSocket port-forward as "create" (older versions as "get").
+    const verb = ['create', 'get'].find((v) => this.forbidden.has(`${v} pods/portforward`));
+    if (verb) {
+      const message = `pods "${name}" is forbidden: User "tester" cannot ${verb} resource "pods/portforward" in API group "" in the namespace "${namespace}"`;
+      return refuse([403, status(403, 'Forbidden', message, { name, kind: 'pods' })]);
+    }
+    const pod = this.store.get(`pods/${namespace}/${name}`) as Pod | undefined;
+    if (!pod) return refuse([404, status(404, 'NotFound', `pods "${name}" not found`, { name, kind: 'pods' })]);
+    const ports = parsePortForwardPorts(url.searchParams);
+    if (typeof ports === 'string') return refuse([400, status(400, 'BadRequest', ports)]);
+    const protocol = choosePortForwardProtocol(req.headers['sec-websocket-protocol']);
+    if (protocol === undefined) return refuse([403, undefined]); // x/net/websocket: no body
+    Object.assign(entry, { status: 101, protocol });
+    this.portForwards.handleUpgrade(req, socket, head, (ws) => this.forwardPorts(ws, clone(pod), ports));
+  }
+
+  /** The kubelet's side: per port, connect inside the pod and relay until either side closes. */
+  private forwardPorts(ws: WebSocket, pod: Pod, ports: number[]): void {
+    const conns: (net.Socket | undefined)[] = [];
+    let openPorts = ports.length;
+    const portDone = () => {
+      if (--openPorts === 0) ws.close(1000); // the kubelet closes the connection once every port is done
+    };
+    ports.forEach((port, i) => {
+      ws.send(channelMessage(2 * i, portPrefix(port)));
+      ws.send(channelMessage(2 * i + 1, portPrefix(port)));
+      const fail = (why: string) => {
+        const { name, namespace, uid } = pod.metadata;
+        ws.send(channelMessage(2 * i + 1, Buffer.from(`error forwarding port ${port} to pod ${name}_${namespace}, uid ${uid}: ${why}`)));
+        portDone();
+      };
+      if (pod.status.phase !== 'Running') return fail(`the pod's containers are not running (phase ${pod.status.phase})`);
+      const target = this.options.podPorts?.(pod.metadata.name, port);
+      if (!target) return fail(`failed to connect to localhost:${port} inside the pod: connect: connection refused`);
+      const conn = net.connect(target.port, target.host);
+      conns[i] = conn;
+      let failed = false;
+      conn.on('data', (data: Buffer) => ws.send(channelMessage(2 * i, data)));
+      conn.on('error', (err) => {
+        failed = true;
+        fail(`failed to connect to localhost:${port} inside the pod: ${err.message}`);
+      });
+      conn.on('close', () => {
+        if (!failed) portDone();
+      });
+    });
+    ws.on('message', (data: RawData, isBinary: boolean) => {
+      const channel = Buffer.isBuffer(data) ? data[0] : undefined;
+      // The client writes only data channels; writes before the connect completes are queued by net.
+      if (isBinary && Buffer.isBuffer(data) && channel !== undefined && channel % 2 === 0) conns[channel / 2]?.write(data.subarray(1));
+    });
+    ws.on('close', () => conns.forEach((c) => c?.destroy()));
   }
 
   // ---- storage ----
