@@ -41,7 +41,7 @@ describe('bad input is refused with a clear error and nothing is touched', () =>
       });
       // Nothing touched: the database still serves, and nobody holds its lock.
       assert.equal(await refusesConnections(endpointOf(fx.cluster)), false);
-      const lock = await (await testEnv()).client.workflow.getHandle(lockWorkflowId('demo')).query(lockStateQuery).catch(() => undefined);
+      const lock = await (await testEnv()).client.workflow.getHandle(lockWorkflowId('demo', fx.taskQueue)).query(lockStateQuery).catch(() => undefined);
       assert.equal(lock?.holder ?? null, null);
     });
   }

@@ -11,7 +11,7 @@ export function createLockSteps() {
       // signal-with-start is idempotent for our purpose: a repeated request by the same holder is
       // answered again with the same grant.
       await ctx.client.workflow.signalWithStart('clusterLockWorkflow', {
-        workflowId: lockWorkflowId(cluster),
+        workflowId: lockWorkflowId(cluster, ctx.info.taskQueue),
         taskQueue: ctx.info.taskQueue,
         args: [{ cluster }],
         signal: lockRequestSignal,

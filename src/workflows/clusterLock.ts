@@ -17,7 +17,7 @@ export async function acquireClusterLock(cluster: string, operation: string, opt
   opts.progress.step('lock', `acquiring the lock of cluster "${cluster}"`);
   await quickStep.requestClusterLock({ cluster, request: { workflowId, runId, operation, wait: opts.wait } });
   if (!(await condition(() => answer !== undefined, '2 minutes'))) {
-    throw ApplicationFailure.retryable(`the lock workflow ${lockWorkflowId(cluster)} did not answer within 2 minutes; is a pg-ops worker running?`, 'LockTimeout');
+    throw ApplicationFailure.retryable(`the lock workflow ${lockWorkflowId(cluster, workflowInfo().taskQueue)} did not answer within 2 minutes; is a pg-ops worker running?`, 'LockTimeout');
   }
   if (answer?.status === 'queued') {
     opts.progress.step('lock', `waiting for the lock: ${answer.holder.operation} (${answer.holder.workflowId}) holds cluster "${cluster}"; position ${answer.position} in the queue`);
@@ -33,7 +33,7 @@ export async function acquireClusterLock(cluster: string, operation: string, opt
 async function releaseLock(cluster: string, workflowId: string): Promise<void> {
   await CancellationScope.nonCancellable(async () => {
     try {
-      await getExternalWorkflowHandle(lockWorkflowId(cluster)).signal(lockReleaseSignal, { workflowId });
+      await getExternalWorkflowHandle(lockWorkflowId(cluster, workflowInfo().taskQueue)).signal(lockReleaseSignal, { workflowId });
     } catch {
       // The lock workflow is gone: nothing to release. It re-checks holders' liveness anyway.
     }

@@ -1,4 +1,4 @@
-// One lock workflow per cluster (id `pgops-lock-<cluster>`) makes mutating workflows on the same
+// One lock workflow per cluster and task queue (id `pgops-lock/<queue>/<cluster>`) makes mutating workflows on the same
 // cluster mutually exclusive. It must live inside Temporal, not in a workflow-id convention: a
 // workflow started from the UI gets whatever id the user typed. Requests arrive by signal (sent
 // with signal-with-start by an activity); answers go back to the requester by signal. A holder that
@@ -18,7 +18,7 @@ export async function clusterLockWorkflow(input: ClusterLockInput): Promise<void
   setHandler(lockRequestSignal, (request) => void inbox.push({ kind: 'request', request }));
   setHandler(lockReleaseSignal, ({ workflowId }) => void inbox.push({ kind: 'release', workflowId }));
   setHandler(lockStateQuery, () => state);
-  const myId = lockWorkflowId(state.cluster);
+  const myId = lockWorkflowId(state.cluster, workflowInfo().taskQueue);
 
   const answer = async (to: LockRequest, message: LockAnswer): Promise<boolean> => {
     try {

@@ -22,7 +22,7 @@ export const resumeSignal = defineSignal<[{ by?: string }?]>('resume');
 /** Activities that run long report numbers through this signal (throttled). */
 export const activityProgressSignal = defineSignal<[{ detail: string; numbers?: Record<string, number | string> }]>('activityProgress');
 
-// --- The per-cluster lock: one lock workflow per cluster, id `pgops-lock-<cluster>` ---------------
+// --- The per-cluster lock: one lock workflow per cluster and task queue: `pgops-lock/<queue>/<cluster>`
 
 export interface LockRequest {
   workflowId: string;
@@ -49,6 +49,11 @@ export const lockReleaseSignal = defineSignal<[{ workflowId: string }]>('lockRel
 export const lockAnswerSignal = defineSignal<[LockAnswer]>('lockAnswer');
 export const lockStateQuery = defineQuery<LockState>('lockState');
 
-export function lockWorkflowId(cluster: string): string {
-  return `pgops-lock-${cluster}`;
+/**
+ * The lock of a cluster within one worker fleet. A cluster name means something only in the
+ * catalog of the workers on one task queue, and the lock workflow must run where those workers
+ * are: a lock started on another queue would wait forever for workers that never come.
+ */
+export function lockWorkflowId(cluster: string, taskQueue: string): string {
+  return `pgops-lock/${taskQueue}/${cluster}`;
 }
