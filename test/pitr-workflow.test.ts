@@ -64,6 +64,9 @@ describe('delayedReplicaPitrWorkflow (real primary, WAL archive and 20 s delayed
 
   it('stops just before a TRUNCATE given by its commit time, holds there for inspection, and returns to delay on "resume"', async () => {
     await fx.waitForReplicaToSee("SELECT count(*) = 1010 AS ok FROM orders");
+    // A checkpoint record the replica replays before the incident: a clean shutdown of the replica
+    // would then make a restartpoint and move its minimum recovery point past the TRUNCATE's start.
+    await fx.query(fx.set.primaryEndpoint, 'CHECKPOINT');
     const bad = await fx.commit(['TRUNCATE audit_log']);
     await fx.commit(["INSERT INTO audit_log VALUES (1000, 'after the truncate')"]);
     await fx.waitForArchive();
@@ -80,6 +83,8 @@ describe('delayedReplicaPitrWorkflow (real primary, WAL archive and 20 s delayed
       await handle.signal(resumeSignal);
     });
     assert.equal(result.finalState, 'delayed replica again');
+    assert.equal(result.checked.beforeLockingTransaction, true, result.checked.note);
+    assert.match(result.checked.note ?? '', /ACCESS EXCLUSIVE lock/);
   });
 
   it('finds a DROP TABLE from a time window (incident target) and recreates the table on the primary with its rows', async () => {

@@ -2,7 +2,7 @@
 // Refusals are non-retryable and say what state the replica was left in.
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Context } from '@temporalio/activity';
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { ClusterRegistry } from './clusterRegistry';
 import { asStep, preconditionFailed } from './failures';
 import { withHeartbeats } from './heartbeat';
@@ -19,6 +19,18 @@ import { confirmDelayedReplay, type DelayedReplayConfirmed } from './delayConfir
 
 export interface ReplicaRef { cluster: string }
 
+/** PostgreSQL refuses a stop point before its minimum recovery point at start-up: say so plainly. */
+async function startOrExplain(cluster: string, start: () => Promise<unknown>): Promise<void> {
+  try {
+    await start();
+  } catch (err) {
+    if (/before consistent recovery point/.test((err as Error).message)) {
+      throw ApplicationFailure.nonRetryable(`cluster "${cluster}", step restart: PostgreSQL refused the recovery target at start-up: "requested recovery stop point is before consistent recovery point" (the replica had flushed past it). The replica is down with the target set.`, 'StopPointPassed');
+    }
+    throw err;
+  }
+}
+
 export interface CheckedTarget {
   targetLsn?: string;
   targetTime?: string;
@@ -26,6 +38,10 @@ export interface CheckedTarget {
   /** The target to write: the one asked for, or the start of a transaction holding an exclusive lock. */
   effectiveTarget: RecoveryTarget;
   effectiveInclusive: boolean;
+  /** True when the target was moved to the start of a transaction holding an exclusive lock. */
+  beforeLockingTransaction: boolean;
+  /** Where the target asked for would stop (the commit record), kept for a fallback. */
+  requestedTargetLsn?: string;
 }
 
 /** Moves a stop-before-commit to the start of a transaction that holds an ACCESS EXCLUSIVE lock. */
@@ -45,6 +61,8 @@ async function preferStopBeforeLock(endpoint: PgEndpoint, archiveDir: string, ta
     targetTime: checked.targetTime,
     effectiveTarget: { lsn: locking.firstLsn },
     effectiveInclusive: false,
+    beforeLockingTransaction: true,
+    requestedTargetLsn: checked.targetLsn,
     note: `transaction ${xid} holds an ACCESS EXCLUSIVE lock (TRUNCATE/DROP/ALTER) on ${locking.lockedRelations.join(', ')}: stopping before its first record at ${locking.firstLsn} instead of before its commit, so those tables stay readable on the paused replica`,
   };
 }
@@ -103,7 +121,7 @@ export function createPitrSteps(registry: ClusterRegistry) {
         if (!verdict.ok) {
           throw preconditionFailed(cluster, 'check-target', `cannot stop at ${describeRecoveryTarget(target, inclusive)}: ${verdict.reason}. The replica is left paused and its settings unchanged; choose another target, or resume the delay with pg_wal_replay_resume() only if no target is wanted.`);
         }
-        const checked: CheckedTarget = { targetLsn: verdict.targetLsn, targetTime: verdict.targetTime, note: verdict.note, effectiveTarget: target, effectiveInclusive: inclusive };
+        const checked: CheckedTarget = { targetLsn: verdict.targetLsn, targetTime: verdict.targetTime, note: verdict.note, effectiveTarget: target, effectiveInclusive: inclusive, beforeLockingTransaction: false };
         if (inclusive || !entry.walArchive || !verdict.targetLsn) return checked;
         return preferStopBeforeLock(endpoint, entry.walArchive, target, checked, entry.target.kind === 'local' ? entry.target.binDir : undefined);
       });
@@ -118,7 +136,7 @@ export function createPitrSteps(registry: ClusterRegistry) {
      * Restarts the replica only if recovery settings wait for a restart (pg_settings.pending_restart
      * after a reload): a retry after the restart already happened does not restart recovery again.
      */
-    async restartReplicaIfPending({ cluster }: ReplicaRef): Promise<{ restarted: boolean; ms: number }> {
+    async restartReplicaIfPending({ cluster, immediate, mustNotPass }: ReplicaRef & { immediate?: boolean; mustNotPass?: string }): Promise<{ restarted: boolean; ms: number }> {
       return asStep(cluster, 'restart', () => withHeartbeats(async (progress) => {
         const started = Date.now();
         const endpoint = await replicaEndpoint(cluster);
@@ -128,7 +146,7 @@ export function createPitrSteps(registry: ClusterRegistry) {
           // A worker died between the stop and the start of an earlier attempt: the settings are
           // already on disk, so starting the server is the restart.
           progress.report('the replica is down (an earlier attempt stopped it): starting it');
-          await driver.start(1, { onProgress, signal: progress.signal });
+          await startOrExplain(cluster, () => driver.start(1, { onProgress, signal: progress.signal }));
           await waitForSql(endpoint, { timeoutMs: 3_600_000, onProgress, signal: progress.signal });
           return { restarted: true, ms: Date.now() - started };
         }
@@ -142,8 +160,16 @@ export function createPitrSteps(registry: ClusterRegistry) {
           return [];
         });
         if (pending.length === 0) return { restarted: false, ms: Date.now() - started };
+        if (mustNotPass) {
+          // The stop point lies before what was replayed: it is reachable only while the minimum
+          // recovery point has not moved past it (a restartpoint may have flushed since the check).
+          const min = (await replayStatus(endpoint)).minRecoveryEndLsn;
+          if (compareLsn(min, mustNotPass) > 0) {
+            throw ApplicationFailure.nonRetryable(`cluster "${cluster}", step restart: the replica's minimum recovery point ${min} has moved past the stop point ${mustNotPass}; the replica is still up and paused`, 'StopPointPassed');
+          }
+        }
         progress.report(`restarting the replica so that ${pending.join(', ')} take effect; it replays from the last restartpoint before accepting connections`);
-        await driver.restartServer({ onProgress, signal: progress.signal });
+        await startOrExplain(cluster, () => driver.restartServer({ onProgress, signal: progress.signal, immediate }));
         await waitForSql(endpoint, { timeoutMs: 3_600_000, onProgress, signal: progress.signal });
         return { restarted: true, ms: Date.now() - started };
       }));

@@ -1,7 +1,7 @@
 // Delayed-replica PITR (seed 004, procedures.md §4): pause at once, check the target, set it with
 // delay 0 and action pause, restart, watch replay stop just before the bad transaction, then
 // export the lost rows, promote, or hold for inspection; finally return to being delayed.
-import { ApplicationFailure, condition, isCancellation, setHandler, workflowInfo, CancellationScope } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, condition, isCancellation, setHandler, workflowInfo, CancellationScope } from '@temporalio/workflow';
 import type { RecoveryTarget } from '../common/recoveryTarget';
 import { describeRecoveryTarget } from '../common/recoveryTarget';
 import { resumeSignal } from './definitions';
@@ -60,7 +60,21 @@ export async function delayedReplicaPitrWorkflow(input: DelayedReplicaPitrInput)
     progress.step('set-target', `writing ${applied} with recovery_min_apply_delay = 0 and recovery_target_action = pause`);
     const { originalDelay } = await quickStep.applyPitrTarget({ cluster, target: checked.effectiveTarget, inclusive: checked.effectiveInclusive });
     progress.step('restart', 'restarting the replica so the target takes effect');
-    await longStep.restartReplicaIfPending({ cluster });
+    try {
+      // Stopping before a locking transaction re-replays records: restart without a shutdown
+      // restartpoint, and only while the minimum recovery point is still before the stop point.
+      await longStep.restartReplicaIfPending({ cluster, immediate: checked.beforeLockingTransaction, mustNotPass: checked.beforeLockingTransaction ? checked.targetLsn : undefined });
+    } catch (err) {
+      if (!checked.beforeLockingTransaction || failureType(err) !== 'StopPointPassed') throw err;
+      checked.note = `${checked.note ?? ''}; the replica flushed past the transaction's start before the restart, so it stops before the commit instead: the locked tables cannot be read at the target`;
+      checked.effectiveTarget = target;
+      checked.effectiveInclusive = opts.inclusive;
+      checked.targetLsn = checked.requestedTargetLsn;
+      checked.beforeLockingTransaction = false;
+      progress.note({ note: checked.note });
+      await quickStep.applyPitrTarget({ cluster, target, inclusive: opts.inclusive });
+      await longStep.restartReplicaIfPending({ cluster });
+    }
 
     progress.step('replay', `replaying archived WAL up to ${targetText}`);
     const reached = await replayStep.waitForReplayTarget({ cluster, targetLsn: checked.targetLsn, targetTime: checked.targetTime, stallTimeoutMs: opts.stallTimeoutMs });
@@ -95,6 +109,12 @@ export async function delayedReplicaPitrWorkflow(input: DelayedReplicaPitrInput)
     progress.step('done', result.finalState === 'delayed replica again' ? `back to a delayed replica (lag ${result.returnedToDelay?.lagSeconds ?? '?'} s)` : `left paused at ${reached.replayLsn}`);
     return result;
   });
+}
+
+function failureType(err: unknown): string | undefined {
+  let cause: unknown = err;
+  while (cause instanceof ActivityFailure) cause = cause.cause;
+  return cause instanceof ApplicationFailure ? cause.type ?? undefined : undefined;
 }
 
 async function returnToDelay(cluster: string, originalDelay: Result<'applyPitrTarget'>['originalDelay'], progress: ProgressReporter, result: DelayedReplicaPitrResult): Promise<void> {

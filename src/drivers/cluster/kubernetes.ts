@@ -124,6 +124,8 @@ export class KubernetesClusterDriver implements ClusterDriver {
    * new pod (another uid) that is Ready. A repeated call restarts the pod once more.
    */
   /** The pod is deleted and the StatefulSet controller recreates it: PostgreSQL starts anew. */
+  // `immediate` is not honoured here: a pod deletion lets PostgreSQL shut down cleanly. The PITR
+  // step falls back to the commit-based target if PostgreSQL then refuses the earlier stop point.
   async restartServer(opts: WaitOptions = {}): Promise<void> {
     await this.restartPod(0, opts);
   }

@@ -5,7 +5,7 @@ import { dirname, basename, join } from 'node:path';
 import type { LocalTarget } from '../../config/schema';
 import { runCommand, type CommandResult } from '../exec';
 import { pollUntil } from '../waiting';
-import { PermanentDriverError, type ClusterDriver, type ClusterState, type QuiescentCheck, type WaitOptions } from './types';
+import { PermanentDriverError, type ClusterDriver, type ClusterState, type QuiescentCheck, type RestartOptions, type WaitOptions } from './types';
 
 export class LocalClusterDriver implements ClusterDriver {
   readonly kind = 'local' as const;
@@ -47,13 +47,14 @@ export class LocalClusterDriver implements ClusterDriver {
     return 1;
   }
 
-  async stop(opts: WaitOptions = {}): Promise<{ replicasBefore: number; alreadyStopped: boolean }> {
+  async stop(opts: WaitOptions & { mode?: 'fast' | 'immediate' } = {}): Promise<{ replicasBefore: number; alreadyStopped: boolean }> {
     this.assertDataDirectory();
     const pid = this.livePostmasterPid();
     if (pid === undefined) return { replicasBefore: 1, alreadyStopped: true };
-    opts.onProgress?.(`stopping postmaster ${pid} (pg_ctl stop -m fast)`);
+    const mode = opts.mode ?? 'fast';
+    opts.onProgress?.(`stopping postmaster ${pid} (pg_ctl stop -m ${mode})`);
     const timeoutMs = this.target.stopTimeoutSeconds * 1000;
-    const result = await this.pgCtl(['stop', '-D', this.target.pgdata, '-m', 'fast', '-w', '-t', String(this.target.stopTimeoutSeconds)], timeoutMs + 10_000, opts.signal);
+    const result = await this.pgCtl(['stop', '-D', this.target.pgdata, '-m', mode, '-w', '-t', String(this.target.stopTimeoutSeconds)], timeoutMs + 10_000, opts.signal);
     // Exit 1 with "PID file does not exist" means another attempt stopped it first: fine.
     if (result.code !== 0 && this.livePostmasterPid() !== undefined) {
       throw new Error(`pg_ctl stop failed for ${this.target.pgdata}: ${(result.stderr || result.stdout).trim()}`);
@@ -96,8 +97,8 @@ export class LocalClusterDriver implements ClusterDriver {
     return { readyReplicas: 1, alreadyRunning: false };
   }
 
-  async restartServer(opts: WaitOptions = {}): Promise<void> {
-    await this.stop(opts);
+  async restartServer(opts: RestartOptions = {}): Promise<void> {
+    await this.stop({ ...opts, mode: opts.immediate ? 'immediate' : 'fast' });
     await this.start(1, opts);
   }
 
@@ -114,9 +115,16 @@ export class LocalClusterDriver implements ClusterDriver {
 export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  // An exited postmaster can stay a zombie until its parent (often PID 1 in a container) reaps
+  // it: it holds no lock file and no port, so it counts as gone.
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return true; // no /proc here: trust kill(pid, 0)
   }
 }
 

@@ -26,6 +26,15 @@ export interface WaitOptions {
   signal?: AbortSignal;
 }
 
+export interface RestartOptions extends WaitOptions {
+  /**
+   * Stop without a shutdown restartpoint (pg_ctl -m immediate). A standby's clean shutdown
+   * flushes its buffers and moves its minimum recovery point up to what it has replayed; a
+   * recovery target that relies on re-replaying records after the restart must not lose that.
+   */
+  immediate?: boolean;
+}
+
 export interface ClusterDriver {
   readonly kind: 'local' | 'kubernetes';
   describe(): Promise<ClusterState>;
@@ -45,7 +54,7 @@ export interface ClusterDriver {
    * Restarts the PostgreSQL server of the first member (a delayed replica has one), so settings
    * that need a restart (recovery_target_*) take effect. Waits until the new server runs.
    */
-  restartServer(opts?: WaitOptions): Promise<void>;
+  restartServer(opts?: RestartOptions): Promise<void>;
 }
 
 /** A problem retrying cannot fix (bad configuration, a missing object). Activities make it non-retryable. */

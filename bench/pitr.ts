@@ -1,0 +1,545 @@
+// Benchmark: delayed-replica PITR (procedures.md §4) through delayedReplicaPitrWorkflow against
+// bare PostgreSQL, side by side in one run, on a real primary, WAL archive and archive-only
+// delayed replica (src/dev/delayedReplicaSet.ts) with a Temporal dev server and a worker process.
+//  1. Pause latency, N runs: a fresh bad DELETE on the primary (held back by the delay), then the
+//     bare pause (connect + SELECT pg_wal_replay_pause(), and the statement alone on an open
+//     session; resumed at once, no target is set), then the workflow to that xid with then=pause,
+//     returnToDelay: its first step pauses; the bench waits for the "inspect" hold, sends
+//     "resume", and takes result.pause.latencyMs (workflow start → replay paused). A warm-up run
+//     is made first and left out.
+//  2. Replay rate: walMB of WAL in 100+ separate commits (the delay holds commit records, so the
+//     replica stays at the start of that WAL), a bad DELETE after it, archived. A stopped copy of
+//     the replica is taken (cp -a), then the workflow replays to the bad xid (then=pause, no
+//     return to delay); afterwards the copy replays the same WAL from the same archive with the
+//     same target set by hand (delay 0, action pause) on its own port, timed from pg_ctl start to
+//     pg_get_wal_replay_pause_state() = 'paused'.
+// Usage: npx tsx bench/pitr.ts [pauseRuns=20] [walMB=1024]
+import { spawn, type ChildProcess } from 'node:child_process';
+import { appendFileSync, chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
+import { tsToMs } from '@temporalio/common/lib/time';
+import { Client as PgClient } from 'pg';
+import { stringify } from 'yaml';
+import { startTemporalDevServer, type RunningDevServer } from '../src/dev/temporalDevServer';
+import { freePort } from '../src/dev/ports';
+import { createDelayedReplicaSet, type ReplicaSet } from '../src/dev/delayedReplicaSet';
+import { pgCtl, startLocalCluster, stopLocalClusterIfRunning, type LocalCluster } from '../src/dev/localPostgres';
+import { clientConfig, waitForSql, withSession, type PgEndpoint } from '../src/drivers/postgres/session';
+import { archiveEndLsn } from '../src/drivers/postgres/walInspect';
+import { runCommand } from '../src/drivers/exec';
+import { compareLsn, lsnBytesBetween } from '../src/common/lsn';
+import { ensureSearchAttributes } from '../src/worker';
+import { progressQuery, resumeSignal } from '../src/workflows/definitions';
+import type { DelayedReplicaPitrResult } from '../src/workflows/delayedReplicaPitr';
+
+const pauseRuns = Number(process.argv[2] ?? 20);
+const walMB = Number(process.argv[3] ?? 1024);
+if (!Number.isInteger(pauseRuns) || pauseRuns < 1 || pauseRuns > 500) throw new Error('pauseRuns must be an integer from 1 to 500');
+if (!Number.isFinite(walMB) || walMB < 16 || walMB > 8192) throw new Error('walMB must be a number from 16 to 8192');
+
+/** Delay during the pause runs: each run's return to delay waits up to this for its bad commit. */
+const PAUSE_DELAY = '60s';
+/** Delay during the rate run: must outlast generating the WAL, archiving, copying and the pause. */
+const RATE_DELAY = '30min';
+const ORDERS = 100_000;
+/** Pause run i deletes ids i*50+1 … i*50+50; the rate run deletes ids above RATE_DELETE_FROM. */
+const RATE_DELETE_FROM = 60_000;
+const MIN_COMMITS = 100;
+const CLUSTER = 'orders-delayed';
+const MB = 1024 * 1024;
+
+const t0Bench = performance.now();
+const log = (line: string) => console.log(`[${((performance.now() - t0Bench) / 1000).toFixed(1).padStart(6)} s] ${line}`);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length === 0 ? NaN : s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+const worst = (xs: number[]) => Math.max(...xs);
+const best = (xs: number[]) => Math.min(...xs);
+const ms = (x: number) => (x >= 100 ? x.toFixed(0) : x.toFixed(1));
+const mbps = (bytes: number, millis: number) => bytes / MB / (millis / 1000);
+
+const query = <T>(endpoint: PgEndpoint, sql: string, params: unknown[] = []) => withSession(endpoint, async (c) => (await c.query(sql, params)).rows[0] as T);
+
+async function chownToPostgres(path: string, osUser: string): Promise<void> {
+  if (process.getuid?.() !== 0) return;
+  const result = await runCommand('chown', ['-R', `${osUser}:`, path]);
+  if (result.code !== 0) throw new Error(`chown ${path} failed: ${result.stderr}`);
+}
+
+/** Runs statements in one transaction on the primary; returns its (top-level) xid. */
+async function commit(endpoint: PgEndpoint, statements: string[]): Promise<string> {
+  return withSession(endpoint, async (c) => {
+    await c.query('BEGIN');
+    for (const sql of statements) await c.query(sql);
+    const xid = String((await c.query('SELECT pg_current_xact_id()::text AS x')).rows[0].x);
+    await c.query('COMMIT');
+    return xid;
+  });
+}
+
+async function waitForArchive(set: ReplicaSet): Promise<void> {
+  const lsn = (await query<{ l: string }>(set.primaryEndpoint, 'SELECT pg_current_wal_insert_lsn()::text AS l')).l;
+  const started = Date.now();
+  let nextNote = started + 10_000;
+  for (;;) {
+    const end = archiveEndLsn(set.archiveDir);
+    if (end && compareLsn(end, lsn) > 0) return;
+    if (Date.now() > nextNote) {
+      nextNote += 10_000;
+      const a = await query<{ archived: string; failed: string; last_failed: string | null }>(set.primaryEndpoint, 'SELECT archived_count::text AS archived, failed_count::text AS failed, last_failed_wal AS last_failed FROM pg_stat_archiver');
+      log(`  still waiting for the archive to pass ${lsn} (it ends at ${end}); pg_stat_archiver: ${a.archived} archived, ${a.failed} failed (last failed ${a.last_failed ?? 'none'})`);
+    }
+    if (Date.now() - started > 300_000) throw new Error(`the archive did not reach ${lsn} within 300 s (it ends at ${end})`);
+    await sleep(100);
+  }
+}
+
+async function waitForReplicaToSee(set: ReplicaSet, sql: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const row = await query<{ ok: boolean }>(set.replicaEndpoint, sql).catch(() => undefined);
+    if (row?.ok) return;
+    if (Date.now() > deadline) throw new Error(`the delayed replica did not replay within ${timeoutMs / 1000} s: ${sql}`);
+    await sleep(250);
+  }
+}
+
+/** pg_wal_replay_resume() only where no recovery target is in force: at a paused target it promotes. */
+async function resumeWithoutTarget(c: PgClient): Promise<void> {
+  const r = (await c.query(`SELECT pg_is_in_recovery() AS rec, current_setting('recovery_target') || current_setting('recovery_target_xid')
+      || current_setting('recovery_target_lsn') || current_setting('recovery_target_time') || current_setting('recovery_target_name') AS targets`)).rows[0];
+  if (!r.rec || r.targets !== '') throw new Error(`refusing pg_wal_replay_resume(): in recovery ${r.rec}, recovery target settings ${JSON.stringify(r.targets)} (resume at a target would promote)`);
+  await c.query('SELECT pg_wal_replay_resume()');
+}
+
+/** Waits until the workflow's progress query reports `step`; throws if the workflow ends first. */
+async function untilStep(handle: WorkflowHandle, step: string, timeoutMs: number): Promise<void> {
+  let ended: { error?: unknown } | undefined;
+  const watch = handle.result().then(() => (ended = {}), (error: unknown) => (ended = { error }));
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  for (;;) {
+    if (ended) {
+      await watch;
+      throw ended.error ?? new Error(`the workflow ended before reaching step ${step} (last step ${last})`);
+    }
+    const progress = await handle.query(progressQuery).catch(() => undefined);
+    last = progress?.step ?? last;
+    if (last === step) return;
+    if (Date.now() > deadline) throw new Error(`the workflow did not reach step ${step} within ${timeoutMs / 1000} s (step ${last})`);
+    await sleep(100);
+  }
+}
+
+interface LogLine { at: number; message: string }
+/** The server log's lines after `fromByte`, with their time (ms since the epoch when the log is in UTC, as here). */
+function serverLog(file: string, fromByte: number): LogLine[] {
+  const lines: LogLine[] = [];
+  for (const m of readFileSync(file, 'utf8').slice(fromByte).matchAll(/^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d\.\d{3}) \S+ \[\d+\] \w+:\s+(.*)$/gm)) {
+    lines.push({ at: Date.parse(`${m[1]}T${m[2]}Z`), message: m[3]! });
+  }
+  return lines;
+}
+const lastLine = (lines: LogLine[], re: RegExp) => lines.filter((l) => re.test(l.message)).at(-1);
+const REDO_STARTS = /^redo starts at ([0-9A-F]+\/[0-9A-F]+)/;
+const redoOf = (lines: LogLine[]) => {
+  const line = lastLine(lines, REDO_STARTS);
+  return line ? { at: line.at, lsn: REDO_STARTS.exec(line.message)![1]! } : undefined;
+};
+/** "name +1.23 s" for each event found, relative to `from` (ms, same clock as the log). */
+function timeline(lines: LogLine[], from: number, events: Array<[string, RegExp]>): string {
+  return events.map(([name, re]) => {
+    const line = lastLine(lines, re);
+    return `${name} ${line ? `${line.at - from >= 0 ? '+' : ''}${((line.at - from) / 1000).toFixed(2)}` : '?'}`;
+  }).join(', ');
+}
+
+interface ActivitySpan { name: string; scheduled: number; started?: number; completed?: number }
+/** Server-side times of each activity of a workflow (the last attempt of each type), from its history. */
+async function activitySpans(handle: WorkflowHandle): Promise<Map<string, ActivitySpan>> {
+  const history = await handle.fetchHistory();
+  const byEvent = new Map<string, ActivitySpan>();
+  const byName = new Map<string, ActivitySpan>();
+  for (const e of history.events ?? []) {
+    const at = tsToMs(e.eventTime);
+    const scheduled = e.activityTaskScheduledEventAttributes;
+    if (scheduled) {
+      const span: ActivitySpan = { name: scheduled.activityType?.name ?? '?', scheduled: at };
+      byEvent.set(String(e.eventId), span);
+      byName.set(span.name, span);
+    }
+    const started = byEvent.get(String(e.activityTaskStartedEventAttributes?.scheduledEventId));
+    if (started && e.activityTaskStartedEventAttributes) started.started = at;
+    const completed = byEvent.get(String(e.activityTaskCompletedEventAttributes?.scheduledEventId));
+    if (completed && e.activityTaskCompletedEventAttributes) completed.completed = at;
+  }
+  return byName;
+}
+
+function archiveListing(dir: string): string {
+  return readdirSync(dir).sort().map((f) => `${f}:${statSync(join(dir, f)).size}:${statSync(join(dir, f)).mtimeMs}`).join('\n');
+}
+
+function diskUsedMb(dir: string): Promise<number> {
+  return runCommand('du', ['-sm', dir]).then((r) => Number(r.stdout.split(/\s/)[0] ?? NaN));
+}
+
+async function main(): Promise<void> {
+  const root = mkdtempSync(join(tmpdir(), 'pgops-bench-pitr-'));
+  chmodSync(root, 0o755);
+  let server: RunningDevServer | undefined;
+  let set: ReplicaSet | undefined;
+  let worker: ChildProcess | undefined;
+  let bare: LocalCluster | undefined;
+  let connection: Connection | undefined;
+  let cleaned: Promise<void> | undefined;
+  const workerLog = join(root, 'worker.log');
+  const workerLogTail = () => (existsSync(workerLog) ? readFileSync(workerLog, 'utf8').trimEnd().split('\n').slice(-15).join('\n') : '(no worker log)');
+  const cleanup = () => (cleaned ??= (async () => {
+    if (worker && worker.exitCode === null && worker.signalCode === null) {
+      const w = worker;
+      const gone = new Promise<void>((r) => w.once('exit', () => r()));
+      w.kill('SIGTERM');
+      const timer = setTimeout(() => w.kill('SIGKILL'), 15_000);
+      await gone;
+      clearTimeout(timer);
+    }
+    await connection?.close().catch(() => undefined);
+    if (bare) await stopLocalClusterIfRunning(bare).catch(() => undefined);
+    await set?.stop().catch(() => undefined);
+    await server?.stop().catch(() => undefined);
+    rmSync(root, { recursive: true, force: true });
+  })());
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      console.error(`\n${signal}: stopping every server and process this benchmark started`);
+      void cleanup().finally(() => process.exit(130));
+    });
+  }
+
+  try {
+    log(`pitr benchmark: ${pauseRuns} pause runs, ${walMB} MB of WAL; scratch ${root}`);
+    server = await startTemporalDevServer({ grpcPort: await freePort(), uiPort: await freePort(), dataDir: join(root, 'temporal'), headless: true });
+    await ensureSearchAttributes(server.address, server.namespace);
+    log(`temporal dev server on ${server.address}`);
+    set = await createDelayedReplicaSet({ dir: join(root, 'set'), delay: PAUSE_DELAY });
+    const { primaryEndpoint, replicaEndpoint, replica } = set;
+    log(`primary on port ${set.primary.port}, archive-only replica on port ${replica.port} with recovery_min_apply_delay ${PAUSE_DELAY}`);
+
+    const catalogPath = join(root, 'pgops.yaml');
+    const localTarget = (c: LocalCluster) => ({ kind: 'local', pgdata: c.pgdata, port: c.port, osUser: c.osUser, logFile: c.logFile, binDir: c.binDir, startTimeoutSeconds: 600, stopTimeoutSeconds: 300 });
+    writeFileSync(catalogPath, stringify({
+      clusters: {
+        orders: { target: localTarget(set.primary) },
+        [CLUSTER]: { target: localTarget(replica), replicaOf: 'orders', walArchive: set.archiveDir, exportDir: join(root, 'exports') },
+      },
+    }));
+    const taskQueue = 'pg-ops-bench-pitr';
+    const workerLogFd = openSync(workerLog, 'a');
+    worker = spawn(process.execPath, ['--require', 'tsx/cjs', resolve(__dirname, '../src/worker.ts')], {
+      env: { ...process.env, TEMPORAL_ADDRESS: server.address, TEMPORAL_NAMESPACE: server.namespace, PGOPS_TASK_QUEUE: taskQueue, PGOPS_CONFIG: catalogPath, PGOPS_LOG_LEVEL: 'warn' },
+      stdio: ['ignore', workerLogFd, workerLogFd],
+    });
+    closeSync(workerLogFd);
+    worker.once('exit', (code, signal) => {
+      if (cleaned) return;
+      console.error(`the worker exited unexpectedly (code ${code}, signal ${signal}); its log ends:\n${workerLogTail()}`);
+      void cleanup().finally(() => process.exit(1));
+    });
+    connection = await Connection.connect({ address: server.address });
+    const client = new Client({ connection, namespace: server.namespace });
+
+    await commit(primaryEndpoint, [
+      'CREATE TABLE orders (id bigint PRIMARY KEY, customer text NOT NULL)',
+      `INSERT INTO orders SELECT g, 'customer-' || (g % 97) FROM generate_series(1, ${ORDERS}) g`,
+    ]);
+    await waitForArchive(set);
+    await waitForReplicaToSee(set, `SELECT count(*) = ${ORDERS} AS ok FROM orders`, 120_000);
+    log(`orders (${ORDERS} rows) replayed on the delayed replica`);
+
+    // ---- 1. pause latency ---------------------------------------------------------------------
+    const wfMs: number[] = [];
+    const bareConnectMs: number[] = [];
+    const bareStatementMs: number[] = [];
+    const runMs: number[] = [];
+    const states = new Map<string, number>();
+    for (let i = 0; i <= pauseRuns; i++) {
+      const runStart = performance.now();
+      const xid = await commit(primaryEndpoint, [`DELETE FROM orders WHERE id BETWEEN ${i * 50 + 1} AND ${i * 50 + 50}`]);
+      const committed = performance.now();
+      await waitForArchive(set);
+      const archivedMs = performance.now() - committed;
+
+      // Bare: what an operator types, on the same replica in the same state (holding the commit).
+      const session = new PgClient(clientConfig(replicaEndpoint));
+      session.on('error', () => undefined);
+      const tb = performance.now();
+      await session.connect();
+      await session.query('SELECT pg_wal_replay_pause()');
+      const connectMs = performance.now() - tb;
+      await resumeWithoutTarget(session);
+      const ts = performance.now();
+      await session.query('SELECT pg_wal_replay_pause()');
+      const statementMs = performance.now() - ts;
+      await resumeWithoutTarget(session);
+      await session.end();
+
+      const handle = await client.workflow.start('delayedReplicaPitrWorkflow', {
+        taskQueue, workflowId: `bench-pitr-pause-${i}-${Date.now()}`,
+        args: [{ cluster: CLUSTER, target: { xid }, then: 'pause', returnToDelay: true }],
+      });
+      const started = performance.now();
+      let result: DelayedReplicaPitrResult;
+      try {
+        await untilStep(handle, 'inspect', 300_000);
+        await handle.signal(resumeSignal, { by: 'bench/pitr.ts' });
+        result = await handle.result() as DelayedReplicaPitrResult;
+      } catch (err) {
+        console.error(`pause run ${i} failed: bad DELETE xid ${xid} committed, archived ${(archivedMs / 1000).toFixed(1)} s later, workflow started ${((started - committed) / 1000).toFixed(1)} s after the commit (replica delay ${PAUSE_DELAY})`);
+        throw err;
+      }
+      if (result.finalState !== 'delayed replica again') throw new Error(`pause run ${i}: the workflow ended '${result.finalState}', not back to delay`);
+      const took = performance.now() - runStart;
+      const label = i === 0 ? 'warm-up' : `pause run ${i}/${pauseRuns}`;
+      log(`${label}: workflow ${result.pause.latencyMs} ms (${result.pause.state} at ${result.pause.replayLsn}), bare connect+pause ${ms(connectMs)} ms, statement ${ms(statementMs)} ms; xid ${xid} archived in ${ms(archivedMs)} ms, stopped before at ${result.reached.replayLsn}; run ${(took / 1000).toFixed(1)} s`);
+      if (i === 0) continue;
+      wfMs.push(result.pause.latencyMs);
+      bareConnectMs.push(connectMs);
+      bareStatementMs.push(statementMs);
+      runMs.push(took);
+      states.set(result.pause.state, (states.get(result.pause.state) ?? 0) + 1);
+    }
+
+    // ---- 2. replay rate -----------------------------------------------------------------------
+    await commit(primaryEndpoint, ['CREATE TABLE bulk (id bigint, pad text)']);
+    // A checkpoint the replica replays now (while its delay is short): its restartpoint, made when
+    // it is stopped for the copy, then sits just before the generated WAL, where both replays begin.
+    await query(primaryEndpoint, 'CHECKPOINT');
+    const checkpointLsn = (await query<{ l: string }>(primaryEndpoint, 'SELECT checkpoint_lsn::text AS l FROM pg_control_checkpoint()')).l;
+    await waitForArchive(set);
+    await waitForReplicaToSee(set, `SELECT pg_last_wal_replay_lsn() > '${checkpointLsn}'::pg_lsn AS ok`, 120_000);
+    // Raising the delay is safe at any time (only lowering it while replaying is not).
+    await query(replicaEndpoint, `ALTER SYSTEM SET recovery_min_apply_delay = '${RATE_DELAY}'`);
+    await query(replicaEndpoint, 'SELECT pg_reload_conf()');
+    for (let tries = 0; ; tries++) {
+      const shown = (await query<{ recovery_min_apply_delay: string }>(replicaEndpoint, 'SHOW recovery_min_apply_delay')).recovery_min_apply_delay;
+      if (shown === RATE_DELAY) break;
+      if (tries > 50) throw new Error(`the replica did not take recovery_min_apply_delay = ${RATE_DELAY} (it shows ${shown})`);
+      await sleep(100);
+    }
+    log(`replica replayed a fresh checkpoint (${checkpointLsn}); its delay raised to ${RATE_DELAY} for the rate run`);
+
+    const genStart = (await query<{ l: string }>(primaryEndpoint, 'SELECT pg_current_wal_insert_lsn()::text AS l')).l;
+    const commits = Math.max(MIN_COMMITS, Math.ceil(walMB / 10));
+    const perCommit = (walMB * MB) / commits;
+    const tg = performance.now();
+    let nextId = 1;
+    let rows = 2000; // calibrated after the first commit
+    let written = 0;
+    let made = 0;
+    while (made < commits || written < walMB * MB) {
+      const before = (await query<{ l: string }>(primaryEndpoint, 'SELECT pg_current_wal_insert_lsn()::text AS l')).l;
+      await query(primaryEndpoint, 'INSERT INTO bulk SELECT g, repeat(md5(g::text), 25) FROM generate_series($1::bigint, $2::bigint) g', [nextId, nextId + rows - 1]);
+      const after = (await query<{ l: string }>(primaryEndpoint, 'SELECT pg_current_wal_insert_lsn()::text AS l')).l;
+      const bytes = Number(lsnBytesBetween(before, after));
+      nextId += rows;
+      written = Number(lsnBytesBetween(genStart, after));
+      made++;
+      rows = Math.max(100, Math.round((rows * perCommit) / Math.max(1, bytes)));
+      if (made % 20 === 0) log(`generated ${(written / MB).toFixed(0)} MB of WAL in ${made} commits`);
+      if (made > commits * 3) throw new Error('WAL generation overshot: check the calibration');
+    }
+    const genMs = performance.now() - tg;
+    const badXid = await commit(primaryEndpoint, [`DELETE FROM orders WHERE id > ${RATE_DELETE_FROM}`]);
+    log(`generated ${(written / MB).toFixed(0)} MB of WAL in ${made} commits in ${(genMs / 1000).toFixed(1)} s; bad DELETE after it: xid ${badXid}`);
+    await waitForArchive(set);
+    log(`archive holds it (ends at ${archiveEndLsn(set.archiveDir)}); scratch now ${await diskUsedMb(root)} MB`);
+
+    const held = (await query<{ l: string; s: string }>(replicaEndpoint, 'SELECT pg_last_wal_replay_lsn()::text AS l, pg_get_wal_replay_pause_state() AS s')).l;
+    const heldInto = Number(lsnBytesBetween(genStart, held));
+    log(`the replica is held at ${held}: ${heldInto <= 0 ? 'before' : `${(heldInto / MB).toFixed(1)} MB into`} the ${(written / MB).toFixed(0)} MB generated from ${genStart}`);
+    if (heldInto > written * 0.05) console.warn(`WARNING: the replica already replayed ${(heldInto / MB).toFixed(0)} MB of the generated WAL: the delay did not hold it at the start`);
+
+    // A stopped copy of the replica, for the bare replay afterwards.
+    await pgCtl(replica, ['stop', '-m', 'fast', '-w', '-t', '300']);
+    const bareDir = join(root, 'bare');
+    mkdirSync(join(bareDir, 'socket'), { recursive: true });
+    chmodSync(bareDir, 0o755);
+    const cp = await runCommand('cp', ['-a', replica.pgdata, join(bareDir, 'data')]);
+    if (cp.code !== 0) throw new Error(`cp -a of the replica failed: ${cp.stderr}`);
+    await chownToPostgres(bareDir, replica.osUser);
+    let barePort = await freePort();
+    while (barePort === replica.port || barePort === set.primary.port) barePort = await freePort();
+    bare = { dir: bareDir, pgdata: join(bareDir, 'data'), port: barePort, socketDir: join(bareDir, 'socket'), logFile: join(bareDir, 'data.server.log'), osUser: replica.osUser, binDir: replica.binDir };
+    const controldata = await runCommand(join(replica.binDir, 'pg_controldata'), ['-D', bare.pgdata], { asUser: replica.osUser });
+    const copyRedo = /Latest checkpoint's REDO location:\s+(\S+)/.exec(controldata.stdout)?.[1];
+    await startLocalCluster(replica);
+    await waitForSql(replicaEndpoint, { timeoutMs: 600_000 });
+    log(`copied the stopped replica (REDO ${copyRedo}) to ${bare.pgdata}; replica restarted, still delayed`);
+
+    // The workflow, watched from outside through its progress query.
+    const replicaLogFrom = statSync(replica.logFile).size;
+    const handle = await client.workflow.start('delayedReplicaPitrWorkflow', {
+      taskQueue, workflowId: `bench-pitr-rate-${Date.now()}`,
+      args: [{ cluster: CLUSTER, target: { xid: badXid }, then: 'pause', returnToDelay: false }],
+    });
+    const tw = performance.now();
+    const stepAt = new Map<string, number>();
+    let finished = false;
+    const watcher = (async () => {
+      let lastReport = 0;
+      while (!finished) {
+        const p = await handle.query(progressQuery).catch(() => undefined);
+        if (p && !stepAt.has(p.step)) {
+          stepAt.set(p.step, performance.now());
+          log(`  workflow step ${p.step}: ${p.detail}`);
+        } else if (p?.step === 'replay' && performance.now() - lastReport > 1900 && p.numbers.bytesLeft !== undefined) {
+          lastReport = performance.now();
+          log(`  replaying: at ${p.numbers.replayLsn}, ${(Number(p.numbers.bytesLeft) / MB).toFixed(0)} MB left, ${p.numbers.rateMBps} MB/s`);
+        }
+        // Once a second, as the workflow itself polls: a faster observer would take CPU from the replay.
+        await sleep(1000);
+      }
+    })();
+    let result: DelayedReplicaPitrResult;
+    try {
+      result = await handle.result() as DelayedReplicaPitrResult;
+    } finally {
+      finished = true;
+      await watcher;
+    }
+    const workflowMs = performance.now() - tw;
+    const spans = await activitySpans(handle);
+    log(`workflow done in ${(workflowMs / 1000).toFixed(1)} s: paused at ${result.reached.replayLsn}, ${(result.reached.bytesReplayed / MB).toFixed(0)} MB replayed in ${result.reached.ms} ms (as it reports)`);
+    const replicaLog = serverLog(replica.logFile, replicaLogFrom);
+    await pgCtl(replica, ['stop', '-m', 'fast', '-w', '-t', '300']); // the bare replay gets the machine to itself too
+
+    // Bare PostgreSQL on the copy: the same target, delay 0, action pause; never archiving.
+    appendFileSync(join(bare.pgdata, 'postgresql.auto.conf'), [
+      '# bench/pitr.ts: the bare replay',
+      `port = ${bare.port}`,
+      `unix_socket_directories = '${bare.socketDir}'`,
+      'archive_mode = off',
+      "recovery_min_apply_delay = '0'",
+      `recovery_target_xid = '${badXid}'`,
+      "recovery_target_inclusive = 'off'",
+      "recovery_target_action = 'pause'",
+      '',
+    ].join('\n'));
+    const archiveBefore = archiveListing(set.archiveDir);
+    const bareEndpoint: PgEndpoint = { ...replicaEndpoint, port: bare.port };
+    const tStart = performance.now();
+    const tStartEpoch = Date.now();
+    await pgCtl(bare, ['start', '-W', '-l', bare.logFile]);
+    let bareSession: PgClient | undefined;
+    let firstPoll: { at: number; lsn: string } | undefined;
+    let bareEnd: { at: number; lsn: string } | undefined;
+    while (!bareEnd) {
+      if (performance.now() - tStart > 1_800_000) throw new Error('the bare copy did not pause at the target within 30 min');
+      if (!bareSession) {
+        const s = new PgClient(clientConfig({ ...bareEndpoint, connectTimeoutMs: 1000 }));
+        s.on('error', () => undefined);
+        try {
+          await s.connect();
+          bareSession = s;
+        } catch {
+          await s.end().catch(() => undefined);
+          await sleep(25);
+          continue;
+        }
+      }
+      const row = (await bareSession.query<{ s: string; l: string }>('SELECT pg_get_wal_replay_pause_state() AS s, pg_last_wal_replay_lsn()::text AS l')).rows[0]!;
+      const now = performance.now();
+      firstPoll ??= { at: now, lsn: row.l };
+      if (row.s === 'paused') bareEnd = { at: now, lsn: row.l };
+      else await sleep(25);
+    }
+    const bareSettings = (await bareSession!.query<{ a: string; d: string; x: string; rec: boolean }>(
+      "SELECT current_setting('archive_mode') AS a, current_setting('recovery_min_apply_delay') AS d, current_setting('recovery_target_xid') AS x, pg_is_in_recovery() AS rec")).rows[0]!;
+    await bareSession!.end();
+    const bareMs = bareEnd.at - tStart;
+    await stopLocalClusterIfRunning(bare, 'fast');
+    const bareLog = serverLog(bare.logFile, 0);
+    const archiveUntouched = archiveListing(set.archiveDir) === archiveBefore;
+    log(`bare copy paused at ${bareEnd.lsn} after ${(bareMs / 1000).toFixed(2)} s (archive_mode ${bareSettings.a}, delay ${bareSettings.d}, target xid ${bareSettings.x}, in recovery ${bareSettings.rec})`);
+
+    // ---- summary --------------------------------------------------------------------------------
+    const wfMed = median(wfMs);
+    const wfWorst = worst(wfMs);
+    console.log(`\n=== delayed-replica PITR benchmark (pauseRuns ${pauseRuns}, walMB ${walMB}) ===`);
+    console.log(`\n1. pause latency over ${pauseRuns} runs (a warm-up run left out), replica delay ${PAUSE_DELAY}, each run a fresh bad DELETE held by the delay`);
+    console.log('                                                          median     worst      best');
+    const row3 = (name: string, xs: number[]) => console.log(`  ${name.padEnd(54)}${ms(median(xs)).padStart(7)} ms${ms(worst(xs)).padStart(7)} ms${ms(best(xs)).padStart(7)} ms`);
+    row3('workflow start → replay paused (result.pause.latencyMs)', wfMs);
+    row3('bare: connect + SELECT pg_wal_replay_pause()', bareConnectMs);
+    row3('bare: SELECT pg_wal_replay_pause() on an open session', bareStatementMs);
+    console.log(`  aim: workflow median < 300 ms (${wfMed < 300 ? 'met' : 'NOT met'}), worst < 1000 ms (${wfWorst < 1000 ? 'met' : 'NOT met'})`);
+    console.log(`  pause state the workflow saw: ${[...states].map(([s, n]) => `'${s}' ×${n}`).join(', ')}`);
+    console.log(`  whole run (delete, archive, bare pause, PITR to the xid, hold, resume, back to delay): median ${(median(runMs) / 1000).toFixed(1)} s, worst ${(worst(runMs) / 1000).toFixed(1)} s`);
+
+    const wfRate = result.reached.averageRateBytesPerSecond / MB;
+    const bareBytes = copyRedo ? Number(lsnBytesBetween(copyRedo, bareEnd.lsn)) : NaN;
+    const bareRate = mbps(bareBytes, bareMs);
+    const pollBytes = firstPoll ? Number(lsnBytesBetween(firstPoll.lsn, bareEnd.lsn)) : NaN;
+    // End to end: the restart activity starting → the replay activity done (Temporal's clock), over
+    // the replica's own redo start → stop (its server log), the bare copy's range.
+    const restartSpan = spans.get('restartReplicaIfPending');
+    const replaySpan = spans.get('waitForReplayTarget');
+    const e2eFrom = redoOf(replicaLog)?.lsn ?? copyRedo;
+    const e2eBytes = e2eFrom ? Number(lsnBytesBetween(e2eFrom, result.reached.replayLsn)) : NaN;
+    const e2eMs = restartSpan?.started !== undefined && replaySpan?.completed !== undefined ? replaySpan.completed - restartSpan.started : NaN;
+    const e2eRate = mbps(e2eBytes, e2eMs);
+    const spanText = (name: string) => {
+      const span = spans.get(name);
+      return span?.started !== undefined && span.completed !== undefined ? `${((span.completed - span.started) / 1000).toFixed(2)} s` : '?';
+    };
+    const stopRe = new RegExp(`^recovery stopping before commit of transaction ${badXid}\\b`);
+    const serverSide = (lines: LogLine[], endLsn: string) => {
+      const redo = redoOf(lines);
+      const stop = lastLine(lines, stopRe);
+      if (!redo || !stop) return 'log lines not found';
+      const bytes = Number(lsnBytesBetween(redo.lsn, endLsn));
+      return `${(bytes / MB).toFixed(0)} MB in ${((stop.at - redo.at) / 1000).toFixed(2)} s = ${mbps(bytes, stop.at - redo.at).toFixed(0)} MB/s`;
+    };
+    const events: Array<[string, RegExp]> = [
+      ['shutdown asked', /^received fast shutdown request/], ['shut down', /^database system is shut down/], ['starting', /^starting PostgreSQL/],
+      ['redo starts', REDO_STARTS], ['read-only connections', /^database system is ready to accept read-only connections/], ['stopped before the xid', stopRe],
+    ];
+
+    console.log(`\n2. replay rate: ${(written / MB).toFixed(0)} MB of WAL in ${made} commits (${(genMs / 1000).toFixed(1)} s to generate), then a bad DELETE (xid ${badXid}); the replica was held ${heldInto <= 0 ? 'before it' : `${(heldInto / MB).toFixed(1)} MB into it`}`);
+    console.log(`  both stop before xid ${badXid}: workflow at ${result.reached.replayLsn}, bare copy at ${bareEnd.lsn}${result.reached.replayLsn === bareEnd.lsn ? ' (same LSN)' : ' (DIFFERENT LSNs)'}; both replay from ${e2eFrom ?? '?'}`);
+    const line = (name: string, bytes: number, millis: number) => console.log(`  ${name.padEnd(78)}${(bytes / MB).toFixed(0).padStart(6)} MB in ${(millis / 1000).toFixed(2).padStart(6)} s = ${mbps(bytes, millis).toFixed(0).padStart(4)} MB/s`);
+    line('workflow, as it reports (result.reached: first poll after restart → paused)', result.reached.bytesReplayed, result.reached.ms);
+    line('workflow, end to end (restart activity started → replay activity completed)', e2eBytes, e2eMs);
+    line("bare PostgreSQL on the copy (pg_ctl start → 'paused' seen, 25 ms polls)", bareBytes, bareMs);
+    line("bare, measured like the workflow (first answer → 'paused' seen)", pollBytes, firstPoll ? bareEnd.at - firstPoll.at : NaN);
+    console.log(`  ratio workflow / bare, as reported: ${(wfRate / bareRate).toFixed(2)} (aim ≥ 0.9: ${wfRate / bareRate >= 0.9 ? 'met' : 'NOT met'}); end to end: ${(e2eRate / bareRate).toFixed(2)} (${e2eRate / bareRate >= 0.9 ? 'met' : 'NOT met'})`);
+    console.log(`  PostgreSQL's own log, "redo starts at" → "recovery stopping before commit" (the replay itself, no observer):`);
+    console.log(`    replica under the workflow: ${serverSide(replicaLog, result.reached.replayLsn)}`);
+    console.log(`    bare copy:                  ${serverSide(bareLog, bareEnd.lsn)}`);
+    console.log('  where the time goes (seconds; server logs and Temporal history, one clock):');
+    if (restartSpan?.started !== undefined) {
+      console.log(`    workflow, from the restart activity's start: ${timeline(replicaLog, restartSpan.started, events)}, replay activity started ${replaySpan?.started !== undefined ? `+${((replaySpan.started - restartSpan.started) / 1000).toFixed(2)}` : '?'}, completed ${replaySpan?.completed !== undefined ? `+${((replaySpan.completed - restartSpan.started) / 1000).toFixed(2)}` : '?'}`);
+    }
+    console.log(`    bare, from pg_ctl start: ${timeline(bareLog, tStartEpoch, events.slice(2))}, first answer +${firstPoll ? ((firstPoll.at - tStart) / 1000).toFixed(2) : '?'}, 'paused' seen +${(bareMs / 1000).toFixed(2)}`);
+    console.log(`  workflow ${(workflowMs / 1000).toFixed(1)} s in all; activities: pause ${spanText('pauseReplicaReplay')}, check target (pg_waldump over the archive) ${spanText('checkPitrTarget')}, restart ${spanText('restartReplicaIfPending')}, replay watch ${spanText('waitForReplayTarget')}`);
+    console.log(`  the bare copy: archive_mode ${bareSettings.a}, port ${bare.port} (primary ${set.primary.port}, replica ${replica.port}); the shared archive ${archiveUntouched ? 'was not written to' : 'CHANGED while the copy ran'}`);
+    console.log(`  scratch space at the end: ${await diskUsedMb(root)} MB (removed now)`);
+    if (!archiveUntouched) throw new Error('the bare copy wrote into the shared WAL archive');
+  } catch (err) {
+    if (!cleaned) console.error(`the worker's log (warnings and errors) ends:\n${workerLogTail()}`);
+    throw err;
+  } finally {
+    await cleanup();
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
