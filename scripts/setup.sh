@@ -15,7 +15,12 @@ node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(
 # npm packages: install when node_modules is missing or older than the lock file.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   say "installing npm packages (npm ci)"
-  npm ci --no-audit --no-fund --loglevel=error
+  # npm 11 can leave optional platform packages of @swc/core out of the lock file and then refuse
+  # its own lock in `npm ci`; `npm install` honours the same locked versions.
+  npm ci --no-audit --no-fund --loglevel=error 2>/dev/null || {
+    say "npm ci refused the lock file; installing the same locked versions with npm install"
+    npm install --no-audit --no-fund --loglevel=error
+  }
 fi
 
 # Temporal CLI: on PATH, in $(go env GOPATH)/bin, or built now.
