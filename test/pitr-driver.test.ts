@@ -14,7 +14,8 @@ import { pollUntil } from '../src/drivers/waiting';
 import { waitForSql, withSession, type PgEndpoint } from '../src/drivers/postgres/session';
 import { NotAReplicaError, lsnDiff, pauseReplay, replayStatus, xactStatus, type ReplayStatus, type SettingWithSource } from '../src/drivers/postgres/replayControl';
 import { applyRecoveryTarget, checkTargetReachable, clearRecoveryTarget } from '../src/drivers/postgres/recoveryTarget';
-import { archiveEndLsn, findCommit, listArchivedSegments, locateIncidents, relationMap, type Incident } from '../src/drivers/postgres/walInspect';
+import { archiveEndLsn, findCommit, listArchivedSegments, relationMap } from '../src/drivers/postgres/walInspect';
+import { locateIncidents, type Incident } from '../src/drivers/postgres/incidentLocator';
 
 const ORDERS_CHECKSUM = "SELECT count(*)::int AS n, md5(coalesce(string_agg(id || ':' || customer, ',' ORDER BY id), '')) AS h FROM orders";
 const ISO_NOW = `to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
