@@ -80,6 +80,18 @@ describe('delayedReplicaPitrWorkflow (real primary, WAL archive and 20 s delayed
       assert.equal(rows.n, 50, 'the replica shows the table as it was just before the TRUNCATE');
       const progress = await handle.query(progressQuery);
       assert.ok(progress.numbers.replayLsn, 'progress reports the replay LSN');
+
+      // A second PITR on the same replica must neither pause the first one's replay nor run.
+      const { client } = await testEnv();
+      const second = await client.workflow.start('delayedReplicaPitrWorkflow', { taskQueue: fx.taskQueue, workflowId: `pitr-second-${Date.now()}`, args: [{ cluster: 'orders-delayed', target: { xid: bad.xid }, then: 'pause' }] });
+      const refused = await failureOf(second.result());
+      assert.equal(refused.type, 'ClusterBusy');
+      assert.match(refused.message, new RegExp(handle.workflowId));
+      const secondHistory = await second.fetchHistory();
+      const pauseResult = (secondHistory.events ?? []).map((e) => e.activityTaskCompletedEventAttributes?.result?.payloads?.[0]?.data).find((d) => d !== undefined && d !== null);
+      assert.match(Buffer.from(pauseResult as Uint8Array).toString(), /left to .*which controls replay/);
+      assert.equal((await handle.query(progressQuery)).step, 'inspect', 'the first PITR is undisturbed');
+
       await handle.signal(resumeSignal);
     });
     assert.equal(result.finalState, 'delayed replica again');

@@ -15,10 +15,27 @@ import { compareLsn } from '../common/lsn';
 import { waitForSql, withSession, type PgEndpoint } from '../drivers/postgres/session';
 import { exportTables, insertMissingRows, MissingTableError, NoPrimaryKeyError, type InsertResult, type TableExport } from '../drivers/postgres/rowExport';
 import { describeRecoveryTarget } from '../common/recoveryTarget';
+import { lockStateQuery, lockWorkflowId } from '../workflows/definitions';
 import { waitForReplayTarget, type ReplayTargetReached } from './replayMonitor';
 import { confirmDelayedReplay, type DelayedReplayConfirmed } from './delayConfirmation';
 
 export interface ReplicaRef { cluster: string }
+
+/** The id of another running delayedReplicaPitrWorkflow holding this cluster's lock, if any. */
+async function runningPitrOwner(cluster: string): Promise<string | undefined> {
+  const ctx = Context.current();
+  const me = ctx.info.workflowExecution?.workflowId;
+  try {
+    const state = await ctx.client.workflow.getHandle(lockWorkflowId(cluster, ctx.info.taskQueue)).query(lockStateQuery);
+    const holder = state.holder;
+    if (!holder || holder.operation !== 'delayedReplicaPitrWorkflow' || holder.workflowId === me) return undefined;
+    // A holder that was terminated without releasing controls nothing any more.
+    const running = (await ctx.client.workflow.getHandle(holder.workflowId, holder.runId).describe()).status.name === 'RUNNING';
+    return running ? holder.workflowId : undefined;
+  } catch {
+    return undefined; // no lock workflow yet, or it cannot answer: pause as usual
+  }
+}
 
 /** PostgreSQL refuses a stop point before its minimum recovery point at start-up: say so plainly. */
 async function startOrExplain(cluster: string, start: () => Promise<unknown>): Promise<void> {
@@ -79,6 +96,12 @@ export function createPitrSteps(registry: ClusterRegistry) {
     /** Step 1: stop the damage. Must be the first thing a PITR does, within a second. */
     async pauseReplicaReplay({ cluster }: ReplicaRef): Promise<{ pauseState: string; replayLsn: string; replayTimestamp: string | null; pausedAt: string }> {
       return asStep(cluster, 'pause', async () => {
+        const owner = await runningPitrOwner(cluster);
+        if (owner) {
+          // Another PITR paused this replica at its own start and now drives replay to its target;
+          // pausing again would stop that replay short. This workflow will be refused the lock.
+          return { pauseState: `left to ${owner}, which controls replay`, replayLsn: '', replayTimestamp: null, pausedAt: new Date().toISOString() };
+        }
         try {
           const result = await pauseReplay(await replicaEndpoint(cluster));
           return { ...result, pausedAt: new Date().toISOString() };

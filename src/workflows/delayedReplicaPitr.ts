@@ -43,7 +43,7 @@ export async function delayedReplicaPitrWorkflow(input: DelayedReplicaPitrInput)
   progress.step('pause', 'pausing WAL replay on the delayed replica');
   const pause = await urgentStep.pauseReplicaReplay({ cluster });
   const latencyMs = Date.parse(pause.pausedAt) - workflowInfo().startTime.getTime();
-  progress.step('paused', `replay ${pause.pauseState} at ${pause.replayLsn}`, { pauseLatencyMs: latencyMs, replayLsnAtPause: pause.replayLsn });
+  progress.step('paused', `replay ${pause.pauseState}${pause.replayLsn ? ` at ${pause.replayLsn}` : ''}`, { pauseLatencyMs: latencyMs, replayLsnAtPause: pause.replayLsn });
 
   return withClusterLock(cluster, 'delayedReplicaPitrWorkflow', { ...opts.lockWait, progress }, async () => {
     const replica = await quickStep.inspectReplica({ cluster });
