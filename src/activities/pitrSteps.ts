@@ -63,13 +63,16 @@ export interface CheckedTarget {
 }
 
 /** Moves a stop-before-commit to the start of a transaction that holds an ACCESS EXCLUSIVE lock. */
-async function preferStopBeforeLock(endpoint: PgEndpoint, archiveDir: string, target: RecoveryTarget, checked: CheckedTarget, binDir?: string): Promise<CheckedTarget> {
+async function preferStopBeforeLock(endpoint: PgEndpoint, archiveDir: string, target: RecoveryTarget, checked: CheckedTarget, binDir: string | undefined, canRestartImmediately: boolean): Promise<CheckedTarget> {
   let xid: number | undefined;
   if ('xid' in target) xid = Number(target.xid);
   else if ('time' in target) xid = (await findTimeTargetStop(archiveDir, target.time, false, { binDir }))?.xid;
   if (xid === undefined) return checked;
   const locking = await findExclusiveLockStart(archiveDir, xid, { binDir });
   if (!locking) return checked;
+  if (!canRestartImmediately) {
+    return { ...checked, note: `transaction ${xid} holds an ACCESS EXCLUSIVE lock on ${locking.lockedRelations.join(', ')}: at the target those tables stay locked on the replica and cannot be read or exported (a pod restart cannot re-replay from before the lock); promote to read them` };
+  }
   const minRecovery = (await replayStatus(endpoint)).minRecoveryEndLsn;
   if (compareLsn(locking.firstLsn, minRecovery) < 0) {
     return { ...checked, note: `transaction ${xid} holds an ACCESS EXCLUSIVE lock on ${locking.lockedRelations.join(', ')} and the replica has flushed past its start (${minRecovery}): at the target those tables stay locked on the replica and cannot be read or exported; promote to read them` };
@@ -147,7 +150,10 @@ export function createPitrSteps(registry: ClusterRegistry) {
         }
         const checked: CheckedTarget = { targetLsn: verdict.targetLsn, targetTime: verdict.targetTime, note: verdict.note, effectiveTarget: target, effectiveInclusive: inclusive, beforeLockingTransaction: false };
         if (inclusive || !entry.walArchive || !verdict.targetLsn) return checked;
-        return preferStopBeforeLock(endpoint, entry.walArchive, target, checked, entry.target.kind === 'local' ? entry.target.binDir : undefined);
+        // Only a local target can restart without a shutdown restartpoint (pg_ctl -m immediate); a
+        // pod deletion shuts PostgreSQL down cleanly, which would move the minimum recovery point
+        // past an earlier stop point and leave the pod unable to start.
+        return preferStopBeforeLock(endpoint, entry.walArchive, target, checked, entry.target.kind === 'local' ? entry.target.binDir : undefined, entry.target.kind === 'local');
       });
     },
 
