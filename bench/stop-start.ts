@@ -83,6 +83,8 @@ async function main(): Promise<void> {
     console.log(`  added per workflow                   : ${((w - b) / 2).toFixed(0)} ms (aim: under 300 ms)`);
     console.log(`  worker RSS idle                      : ${idleRss.toFixed(0)} MB`);
     console.log(`  worker RSS peak under load           : ${peakRss.toFixed(0)} MB (rounds + 30 queued starts in ${(loadMs / 1000).toFixed(1)} s)`);
+    await printTimeline(client, 'bench-stop-0');
+    await printTimeline(client, 'bench-start-0');
     await connection.close();
   } finally {
     worker?.kill('SIGTERM');
@@ -90,6 +92,28 @@ async function main(): Promise<void> {
     await server.stop();
     rmSync(root, { recursive: true, force: true });
   }
+}
+
+/** Where one workflow's time goes: each activity's schedule → start → close, from its history. */
+async function printTimeline(client: Client, workflowId: string): Promise<void> {
+  const history = await client.workflow.getHandle(workflowId).fetchHistory();
+  const events = history.events ?? [];
+  const t0 = Number(events[0]?.eventTime?.seconds ?? 0) * 1000 + Math.round((events[0]?.eventTime?.nanos ?? 0) / 1e6);
+  const at = (e: (typeof events)[number]) => Number(e.eventTime?.seconds ?? 0) * 1000 + Math.round((e.eventTime?.nanos ?? 0) / 1e6) - t0;
+  const names = new Map<string, string>();
+  const lines: string[] = [];
+  for (const e of events) {
+    const scheduled = e.activityTaskScheduledEventAttributes;
+    if (scheduled) names.set(String(e.eventId), scheduled.activityType?.name ?? '?');
+    const started = e.activityTaskStartedEventAttributes;
+    const completed = e.activityTaskCompletedEventAttributes;
+    if (scheduled) lines.push(`${String(at(e)).padStart(5)} ms  schedule ${names.get(String(e.eventId))}`);
+    if (started) lines.push(`${String(at(e)).padStart(5)} ms  start    ${names.get(String(started.scheduledEventId))}`);
+    if (completed) lines.push(`${String(at(e)).padStart(5)} ms  complete ${names.get(String(completed.scheduledEventId))}`);
+    if (e.workflowExecutionSignaledEventAttributes) lines.push(`${String(at(e)).padStart(5)} ms  signal   ${e.workflowExecutionSignaledEventAttributes.signalName}`);
+    if (e.workflowExecutionCompletedEventAttributes) lines.push(`${String(at(e)).padStart(5)} ms  workflow completed`);
+  }
+  console.log(`\ntimeline of ${workflowId} (server event times):\n${lines.join('\n')}`);
 }
 
 main().catch((err: unknown) => {
