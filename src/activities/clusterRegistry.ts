@@ -9,6 +9,7 @@ import type { ClusterDriver } from '../drivers/cluster/types';
 import { LocalClusterDriver } from '../drivers/cluster/local';
 import { KubernetesClusterDriver, loadKubeConfig } from '../drivers/cluster/kubernetes';
 import type { PgEndpoint } from '../drivers/postgres/session';
+import { DEFAULT_PG_BIN_DIR } from '../drivers/postgres/binDir';
 import { clusterNameProblem } from '../common/names';
 
 export type CatalogSource = () => Catalog;
@@ -40,6 +41,12 @@ export class ClusterRegistry {
   driver(cluster: string): ClusterDriver {
     const target = this.entry(cluster).target;
     return target.kind === 'local' ? new LocalClusterDriver(target) : new KubernetesClusterDriver(target, loadKubeConfig(target));
+  }
+
+  /** Where this worker runs PostgreSQL's programs for the cluster (pg_waldump, pg_dump). */
+  pgBinDir(cluster: string): string {
+    const target = this.entry(cluster).target;
+    return target.kind === 'local' ? target.binDir : DEFAULT_PG_BIN_DIR;
   }
 
   endpoint(cluster: string): Promise<PgEndpoint> {

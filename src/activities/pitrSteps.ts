@@ -63,7 +63,7 @@ export interface CheckedTarget {
 }
 
 /** Moves a stop-before-commit to the start of a transaction that holds an ACCESS EXCLUSIVE lock. */
-async function preferStopBeforeLock(endpoint: PgEndpoint, archiveDir: string, target: RecoveryTarget, checked: CheckedTarget, binDir: string | undefined, canRestartImmediately: boolean): Promise<CheckedTarget> {
+async function preferStopBeforeLock(endpoint: PgEndpoint, archiveDir: string, target: RecoveryTarget, checked: CheckedTarget, binDir: string, canRestartImmediately: boolean): Promise<CheckedTarget> {
   let xid: number | undefined;
   if ('xid' in target) xid = Number(target.xid);
   else if ('time' in target) xid = (await findTimeTargetStop(archiveDir, target.time, false, { binDir }))?.xid;
@@ -135,8 +135,7 @@ export function createPitrSteps(registry: ClusterRegistry) {
         if (!entry.walArchive) throw preconditionFailed(cluster, 'locate-incident', 'the catalog gives no walArchive for this cluster: the incident locator reads archived WAL with pg_waldump');
         progress.report(`reading the WAL archive ${entry.walArchive} with pg_waldump`);
         const relfilenodes = await relationMap(await replicaEndpoint(cluster));
-        const binDir = entry.target.kind === 'local' ? entry.target.binDir : undefined;
-        return locateIncidents(entry.walArchive, { from, to, table, relfilenodes, binDir, signal: progress.signal });
+        return locateIncidents(entry.walArchive, { from, to, table, relfilenodes, binDir: registry.pgBinDir(cluster), signal: progress.signal });
       }));
     },
 
@@ -153,7 +152,7 @@ export function createPitrSteps(registry: ClusterRegistry) {
         // Only a local target can restart without a shutdown restartpoint (pg_ctl -m immediate); a
         // pod deletion shuts PostgreSQL down cleanly, which would move the minimum recovery point
         // past an earlier stop point and leave the pod unable to start.
-        return preferStopBeforeLock(endpoint, entry.walArchive, target, checked, entry.target.kind === 'local' ? entry.target.binDir : undefined, entry.target.kind === 'local');
+        return preferStopBeforeLock(endpoint, entry.walArchive, target, checked, registry.pgBinDir(cluster), entry.target.kind === 'local');
       });
     },
 
@@ -172,12 +171,15 @@ export function createPitrSteps(registry: ClusterRegistry) {
         const endpoint = await replicaEndpoint(cluster);
         const driver = registry.driver(cluster);
         const onProgress = (d: string) => progress.report(d);
+        const startAndWaitForSql = async (start: () => Promise<unknown>) => {
+          await startOrExplain(cluster, start);
+          await waitForSql(endpoint, { timeoutMs: 3_600_000, onProgress, signal: progress.signal });
+        };
         if (!(await driver.describe()).running) {
           // A worker died between the stop and the start of an earlier attempt: the settings are
           // already on disk, so starting the server is the restart.
           progress.report('the replica is down (an earlier attempt stopped it): starting it');
-          await startOrExplain(cluster, () => driver.start(1, { onProgress, signal: progress.signal }));
-          await waitForSql(endpoint, { timeoutMs: 3_600_000, onProgress, signal: progress.signal });
+          await startAndWaitForSql(() => driver.start(1, { onProgress, signal: progress.signal }));
           return { restarted: true, ms: Date.now() - started };
         }
         const pending = await withSession(endpoint, async (client) => {
@@ -199,8 +201,7 @@ export function createPitrSteps(registry: ClusterRegistry) {
           }
         }
         progress.report(`restarting the replica so that ${pending.join(', ')} take effect; it replays from the last restartpoint before accepting connections`);
-        await startOrExplain(cluster, () => driver.restartServer({ onProgress, signal: progress.signal, immediate }));
-        await waitForSql(endpoint, { timeoutMs: 3_600_000, onProgress, signal: progress.signal });
+        await startAndWaitForSql(() => driver.restartServer({ onProgress, signal: progress.signal, immediate }));
         return { restarted: true, ms: Date.now() - started };
       }));
     },
@@ -216,7 +217,7 @@ export function createPitrSteps(registry: ClusterRegistry) {
         const dir = join(entry.exportDir ?? join(tmpdir(), 'pgops-exports'), cluster, `${workflowId}-${runId}`.replace(/[^A-Za-z0-9_.-]/g, '_'));
         progress.report(`exporting ${tables.join(', ')} to ${dir}`);
         try {
-          return await exportTables(await replicaEndpoint(cluster), tables, dir, { binDir: entry.target.kind === 'local' ? entry.target.binDir : '/usr/lib/postgresql/15/bin' });
+          return await exportTables(await replicaEndpoint(cluster), tables, dir, { binDir: registry.pgBinDir(cluster) });
         } catch (err) {
           if (err instanceof MissingTableError) throw preconditionFailed(cluster, 'export', err.message);
           throw err;

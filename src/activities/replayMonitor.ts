@@ -71,10 +71,11 @@ export async function waitForReplayTarget(
     if (status.pauseState === 'paused') {
       if (!targetLsn || lsnBytesBetween(lsn, targetLsn) <= STOP_SLACK_BYTES) {
         const seconds = (now - started) / 1000;
+        const bytesReplayed = Number(lsnBytesBetween(firstLsn, lsn));
         return {
           replayLsn: lsn, replayTimestamp: status.replayTimestamp, pauseState: status.pauseState,
-          bytesReplayed: Number(lsnBytesBetween(firstLsn, lsn)), ms: now - started,
-          averageRateBytesPerSecond: seconds > 0 ? Math.round(Number(lsnBytesBetween(firstLsn, lsn)) / seconds) : 0,
+          bytesReplayed, ms: now - started,
+          averageRateBytesPerSecond: seconds > 0 ? Math.round(bytesReplayed / seconds) : 0,
         };
       }
       throw preconditionFailed(cluster, 'replay', `replay is paused at ${lsn}, ${bytesLeft} bytes before the target ${targetLsn}: someone paused it by hand? Resume with pg_wal_replay_resume() only after checking; this workflow stops here`);

@@ -3,6 +3,7 @@
 // environment variable or a Kubernetes Secret), never written inline.
 import { z } from 'zod';
 import { clusterNameProblem, isKubernetesLabel, isKubernetesName } from '../common/names';
+import { DEFAULT_PG_BIN_DIR } from '../drivers/postgres/binDir';
 
 const k8sName = (what: string) =>
   z.string().refine(isKubernetesName, { message: `${what} must be a Kubernetes object name (lower-case letters, digits, '-' and '.')` });
@@ -43,7 +44,7 @@ export const localTargetSchema = z.strictObject({
   kind: z.literal('local'),
   pgdata: safePath,
   port,
-  binDir: safePath.default('/usr/lib/postgresql/15/bin'),
+  binDir: safePath.default(DEFAULT_PG_BIN_DIR),
   /** The operating-system user that owns PGDATA; pg_ctl refuses to run as root. */
   osUser: z.string().regex(/^[a-z_][a-z0-9_-]*$/).default('postgres'),
   logFile: safePath.optional(),

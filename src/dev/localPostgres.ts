@@ -4,8 +4,9 @@
 import { appendFileSync, chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { runCommand } from '../drivers/exec';
+import { DEFAULT_PG_BIN_DIR } from '../drivers/postgres/binDir';
 
-export const PG_BIN_DIR = process.env.PGOPS_PG_BIN ?? '/usr/lib/postgresql/15/bin';
+export const PG_BIN_DIR = DEFAULT_PG_BIN_DIR;
 
 export interface LocalCluster {
   dir: string;

@@ -9,10 +9,10 @@ import { formatLsn, parseLsn } from '../../common/lsn';
 import { isoTimeMicros } from '../../common/recoveryTarget';
 import { runCommand } from '../exec';
 import { withSession, type PgEndpoint } from './session';
+import { DEFAULT_PG_BIN_DIR } from './binDir';
 
 export interface WalDumpOptions { binDir?: string; signal?: AbortSignal }
 
-const DEFAULT_BIN_DIR = process.env.PGOPS_PG_BIN ?? '/usr/lib/postgresql/15/bin';
 const SEGMENT_NAME = /^([0-9A-F]{8})([0-9A-F]{8})([0-9A-F]{8})$/;
 
 export interface ArchivedSegment {
@@ -91,7 +91,7 @@ async function osIds(): Promise<{ uid: number; gid: number } | undefined> {
 /** Runs pg_waldump over one run of segments; `onRecord` returning true stops early. */
 async function dumpRun(archiveDir: string, run: SegmentRun, args: string[], onRecord: (r: WalRecord) => boolean | void, opts: WalDumpOptions): Promise<boolean> {
   const ids = await osIds();
-  const child = spawn(join(opts.binDir ?? DEFAULT_BIN_DIR, 'pg_waldump'), [`--path=${archiveDir}`, `--timeline=${run.timeline}`, ...args, run.first.fileName, run.last.fileName], {
+  const child = spawn(join(opts.binDir ?? DEFAULT_PG_BIN_DIR, 'pg_waldump'), [`--path=${archiveDir}`, `--timeline=${run.timeline}`, ...args, run.first.fileName, run.last.fileName], {
     uid: ids?.uid, gid: ids?.gid, cwd: '/tmp', signal: opts.signal, stdio: ['ignore', 'pipe', 'pipe'],
     // Commit times are printed in pg_waldump's local zone; UTC makes them unambiguous.
     env: { ...process.env, TZ: 'UTC', LC_ALL: 'C' },
@@ -100,7 +100,7 @@ async function dumpRun(archiveDir: string, run: SegmentRun, args: string[], onRe
   child.stderr.on('data', (chunk: Buffer) => { if (stderr.length < 10_000) stderr += chunk.toString(); });
   const exited = new Promise<number | null>((resolveExit, reject) => {
     child.on('error', (err: NodeJS.ErrnoException) => reject(err.code === 'ENOENT'
-      ? new Error(`pg_waldump was not found in ${opts.binDir ?? DEFAULT_BIN_DIR} on this worker (is PostgreSQL installed? set PGOPS_PG_BIN)`)
+      ? new Error(`pg_waldump was not found in ${opts.binDir ?? DEFAULT_PG_BIN_DIR} on this worker (is PostgreSQL installed? set PGOPS_PG_BIN)`)
       : err));
     child.on('close', (code) => resolveExit(code));
   });
