@@ -25,7 +25,7 @@ import { stringify } from 'yaml';
 import { startTemporalDevServer, type RunningDevServer } from '../src/dev/temporalDevServer';
 import { freePort } from '../src/dev/ports';
 import { createDelayedReplicaSet, type ReplicaSet } from '../src/dev/delayedReplicaSet';
-import { pgCtl, startLocalCluster, stopLocalClusterIfRunning, type LocalCluster } from '../src/dev/localPostgres';
+import { localTargetOf, pgCtl, startLocalCluster, stopLocalClusterIfRunning, type LocalCluster } from '../src/dev/localPostgres';
 import { clientConfig, waitForSql, withSession, type PgEndpoint } from '../src/drivers/postgres/session';
 import { archiveEndLsn } from '../src/drivers/postgres/walInspect';
 import { runCommand } from '../src/drivers/exec';
@@ -232,11 +232,10 @@ async function main(): Promise<void> {
     log(`primary on port ${set.primary.port}, archive-only replica on port ${replica.port} with recovery_min_apply_delay ${PAUSE_DELAY}`);
 
     const catalogPath = join(root, 'pgops.yaml');
-    const localTarget = (c: LocalCluster) => ({ kind: 'local', pgdata: c.pgdata, port: c.port, osUser: c.osUser, logFile: c.logFile, binDir: c.binDir, startTimeoutSeconds: 600, stopTimeoutSeconds: 300 });
     writeFileSync(catalogPath, stringify({
       clusters: {
-        orders: { target: localTarget(set.primary) },
-        [CLUSTER]: { target: localTarget(replica), replicaOf: 'orders', walArchive: set.archiveDir, exportDir: join(root, 'exports') },
+        orders: { target: localTargetOf(set.primary) },
+        [CLUSTER]: { target: localTargetOf(replica), replicaOf: 'orders', walArchive: set.archiveDir, exportDir: join(root, 'exports') },
       },
     }));
     const taskQueue = 'pg-ops-bench-pitr';

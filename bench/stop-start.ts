@@ -11,7 +11,7 @@ import { Client, Connection } from '@temporalio/client';
 import { stringify } from 'yaml';
 import { startTemporalDevServer } from '../src/dev/temporalDevServer';
 import { freePort } from '../src/dev/ports';
-import { endpointOf, initLocalCluster, startLocalCluster, stopLocalClusterIfRunning } from '../src/dev/localPostgres';
+import { endpointOf, initLocalCluster, localTargetOf, startLocalCluster, stopLocalClusterIfRunning } from '../src/dev/localPostgres';
 import { LocalClusterDriver } from '../src/drivers/cluster/local';
 import { waitForSql, withSession } from '../src/drivers/postgres/session';
 import { ensureSearchAttributes } from '../src/worker';
@@ -32,7 +32,7 @@ async function main(): Promise<void> {
     const endpoint = endpointOf(cluster);
     await withSession(endpoint, (c) => c.query('CREATE TABLE t AS SELECT g FROM generate_series(1, 100000) g'));
     const catalogPath = join(root, 'pgops.yaml');
-    const target = { kind: 'local' as const, pgdata: cluster.pgdata, port: cluster.port, osUser: cluster.osUser, logFile: cluster.logFile, binDir: cluster.binDir, startTimeoutSeconds: 300, stopTimeoutSeconds: 300 };
+    const target = localTargetOf(cluster, 300);
     writeFileSync(catalogPath, stringify({ clusters: { bench: { target } } }));
     const taskQueue = 'pg-ops-bench';
     worker = spawn(process.execPath, ['--require', 'tsx/cjs', resolve(__dirname, '../src/worker.ts')], {

@@ -10,7 +10,7 @@ import { NativeConnection } from '@temporalio/worker';
 import { stringify } from 'yaml';
 import { startTemporalDevServer, readDevServerSpec } from '../src/dev/temporalDevServer';
 import { freePort } from '../src/dev/ports';
-import { endpointOf, initLocalCluster, startLocalCluster, stopLocalClusterIfRunning } from '../src/dev/localPostgres';
+import { endpointOf, initLocalCluster, localTargetOf, startLocalCluster, stopLocalClusterIfRunning } from '../src/dev/localPostgres';
 import { withSession } from '../src/drivers/postgres/session';
 import { LocalClusterDriver } from '../src/drivers/cluster/local';
 import { createPgOpsWorker, ensureSearchAttributes, installRuntimeLogger } from '../src/worker';
@@ -51,7 +51,7 @@ async function main(): Promise<void> {
 
     say('creating the local PostgreSQL cluster "demo" with sample data');
     const cluster = await initLocalCluster({ dir: join(ROOT, 'demo'), port: await portOr(55432) });
-    if (new LocalClusterDriver({ kind: 'local', pgdata: cluster.pgdata, port: cluster.port, binDir: cluster.binDir, osUser: cluster.osUser, startTimeoutSeconds: 300, stopTimeoutSeconds: 300 }).livePostmasterPid() === undefined) {
+    if (new LocalClusterDriver(localTargetOf(cluster, 300)).livePostmasterPid() === undefined) {
       await startLocalCluster(cluster);
     }
     cleanups.push(() => stopLocalClusterIfRunning(cluster));
@@ -69,7 +69,7 @@ async function main(): Promise<void> {
     cleanups.push(() => shop.stop());
     const catalogPath = join(ROOT, 'pgops.yaml');
     writeFileSync(catalogPath, stringify({ clusters: {
-      demo: { target: { kind: 'local', pgdata: cluster.pgdata, port: cluster.port, osUser: cluster.osUser, logFile: cluster.logFile }, storage: { kind: 'local' } },
+      demo: { target: localTargetOf(cluster), storage: { kind: 'local' } },
       ...pitrCatalogEntries(shop, join(ROOT, 'exports')),
     } }));
     say(`worker catalog: ${catalogPath}`);

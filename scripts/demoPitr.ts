@@ -9,16 +9,14 @@ import { archiveEndLsn } from '../src/drivers/postgres/walInspect';
 import { compareLsn } from '../src/common/lsn';
 import { progressQuery } from '../src/workflows/definitions';
 import type { DelayedReplicaPitrResult } from '../src/workflows/delayedReplicaPitr';
-import type { LocalCluster } from '../src/dev/localPostgres';
+import { localTargetOf } from '../src/dev/localPostgres';
 
 export const DEMO_DELAY = '15s';
 
-const localTarget = (c: LocalCluster) => ({ kind: 'local', pgdata: c.pgdata, port: c.port, osUser: c.osUser, logFile: c.logFile, binDir: c.binDir });
-
 export function pitrCatalogEntries(set: ReplicaSet, exportDir: string): Record<string, unknown> {
   return {
-    shop: { target: localTarget(set.primary) },
-    'shop-delayed': { target: localTarget(set.replica), replicaOf: 'shop', walArchive: set.archiveDir, exportDir },
+    shop: { target: localTargetOf(set.primary) },
+    'shop-delayed': { target: localTargetOf(set.replica), replicaOf: 'shop', walArchive: set.archiveDir, exportDir },
   };
 }
 

@@ -11,6 +11,7 @@ import { withWorker } from './harness/workers';
 import { pitrFixture, type PitrFixture } from './harness/pitrFixture';
 import { startKubeApiStandIn, type KubeApiStandIn } from './harness/kubeApiStandIn';
 import { LocalClusterDriver } from '../src/drivers/cluster/local';
+import { localTargetOf } from '../src/dev/localPostgres';
 import type { DelayedReplicaPitrResult } from '../src/workflows/delayedReplicaPitr';
 
 describe('delayedReplicaPitrWorkflow on a Kubernetes StatefulSet (API server stand-in, real standby as the pod)', function () {
@@ -21,8 +22,7 @@ describe('delayedReplicaPitrWorkflow on a Kubernetes StatefulSet (API server sta
 
   before(async () => {
     fx = await pitrFixture('k8spitr', '20s');
-    const replica = fx.set.replica;
-    const replicaDriver = new LocalClusterDriver({ kind: 'local', pgdata: replica.pgdata, port: replica.port, binDir: replica.binDir, osUser: replica.osUser, logFile: replica.logFile, startTimeoutSeconds: 600, stopTimeoutSeconds: 600 });
+    const replicaDriver = new LocalClusterDriver(localTargetOf(fx.set.replica));
     api = await startKubeApiStandIn({
       readyDelayMs: 50,
       terminateDelayMs: 50,
@@ -38,10 +38,10 @@ describe('delayedReplicaPitrWorkflow on a Kubernetes StatefulSet (API server sta
     catalogPath = join(dir, 'pgops.yaml');
     writeFileSync(catalogPath, stringify({
       clusters: {
-        orders: { target: { kind: 'local', pgdata: fx.set.primary.pgdata, port: fx.set.primary.port, osUser: fx.set.primary.osUser, binDir: fx.set.primary.binDir } },
+        orders: { target: localTargetOf(fx.set.primary) },
         'orders-delayed': {
           target: { kind: 'kubernetes', namespace: 'db', statefulSet: 'pg-delayed', replicas: 1, kubeconfig, readyTimeoutSeconds: 300 },
-          postgres: { host: '127.0.0.1', port: replica.port },
+          postgres: { host: '127.0.0.1', port: fx.set.replica.port },
           replicaOf: 'orders', walArchive: fx.set.archiveDir, exportDir: join(dir, 'exports'),
         },
       },

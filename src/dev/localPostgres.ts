@@ -5,6 +5,7 @@ import { appendFileSync, chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { runCommand } from '../drivers/exec';
 import { DEFAULT_PG_BIN_DIR } from '../drivers/postgres/binDir';
+import type { LocalTarget } from '../config/schema';
 
 export const PG_BIN_DIR = DEFAULT_PG_BIN_DIR;
 
@@ -73,6 +74,14 @@ export function startLocalCluster(cluster: LocalCluster): Promise<void> {
 export async function stopLocalClusterIfRunning(cluster: LocalCluster, mode: "immediate" | "fast" = "immediate"): Promise<void> {
   if (!existsSync(join(cluster.pgdata, 'postmaster.pid'))) return;
   await runCommand(join(cluster.binDir, 'pg_ctl'), ["stop", "-D", cluster.pgdata, "-m", mode, "-w", "-t", "60"], { asUser: cluster.osUser });
+}
+
+/** The catalog's local target for a cluster made here (also what LocalClusterDriver takes). */
+export function localTargetOf(cluster: LocalCluster, timeoutSeconds = 600): LocalTarget {
+  return {
+    kind: 'local', pgdata: cluster.pgdata, port: cluster.port, osUser: cluster.osUser, logFile: cluster.logFile, binDir: cluster.binDir,
+    startTimeoutSeconds: timeoutSeconds, stopTimeoutSeconds: timeoutSeconds,
+  };
 }
 
 export function endpointOf(cluster: LocalCluster) {

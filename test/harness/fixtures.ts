@@ -2,7 +2,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { endpointOf, initLocalCluster, startLocalCluster, stopLocalClusterIfRunning, type LocalCluster } from '../../src/dev/localPostgres';
+import { endpointOf, initLocalCluster, localTargetOf, startLocalCluster, stopLocalClusterIfRunning, type LocalCluster } from '../../src/dev/localPostgres';
 import { withSession } from '../../src/drivers/postgres/session';
 import { freePort } from '../../src/dev/ports';
 import { scratchDir } from './testEnv';
@@ -31,7 +31,7 @@ export async function localClusterFixture(label: string, opts: { rows?: number; 
   writeFileSync(catalogPath, stringify({
     clusters: {
       [name]: {
-        target: { kind: 'local', pgdata: cluster.pgdata, port: cluster.port, osUser: cluster.osUser, logFile: cluster.logFile, binDir: cluster.binDir },
+        target: localTargetOf(cluster),
         storage: { kind: 'local' },
       },
     },

@@ -9,7 +9,7 @@ import { withSession, type PgEndpoint } from '../../src/drivers/postgres/session
 import { pollUntil } from '../../src/drivers/waiting';
 import { archiveEndLsn } from '../../src/drivers/postgres/walInspect';
 import { compareLsn } from '../../src/common/lsn';
-import type { LocalCluster } from '../../src/dev/localPostgres';
+import { localTargetOf } from '../../src/dev/localPostgres';
 import { scratchDir } from './testEnv';
 
 export interface PitrFixture {
@@ -24,7 +24,6 @@ export interface PitrFixture {
   waitForReplicaToSee(sql: string): Promise<void>;
 }
 
-const localTarget = (c: LocalCluster) => ({ kind: 'local', pgdata: c.pgdata, port: c.port, osUser: c.osUser, logFile: c.logFile, binDir: c.binDir, startTimeoutSeconds: 600 });
 
 export async function pitrFixture(label: string, delay = '20s'): Promise<PitrFixture> {
   const dir = await scratchDir(label);
@@ -33,8 +32,8 @@ export async function pitrFixture(label: string, delay = '20s'): Promise<PitrFix
   const exportDir = join(dir, 'exports');
   writeFileSync(catalogPath, stringify({
     clusters: {
-      orders: { target: localTarget(set.primary) },
-      'orders-delayed': { target: localTarget(set.replica), replicaOf: 'orders', walArchive: set.archiveDir, exportDir },
+      orders: { target: localTargetOf(set.primary) },
+      'orders-delayed': { target: localTargetOf(set.replica), replicaOf: 'orders', walArchive: set.archiveDir, exportDir },
     },
   }));
   const query = <T>(endpoint: PgEndpoint, sql: string, params: unknown[] = []) => withSession(endpoint, async (c) => (await c.query(sql, params)).rows[0] as T);
