@@ -20,12 +20,31 @@ export default tseslint.config(
   {
     files: ['src/workflows/**/*.ts'],
     rules: {
-      '@typescript-eslint/no-restricted-imports': ['error', {
-        paths: nodeBuiltins.map((name) => ({ name, message: 'Workflow code runs in a deterministic sandbox: no Node built-ins.' })),
-        patterns: [{ group: ['**/drivers/**', '**/config/**', '**/activities/**', 'pg', '@kubernetes/*'], allowTypeImports: true, message: 'Workflows call activities; they never touch drivers, config or I/O directly.' }],
-      }],
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          paths: nodeBuiltins.map((name) => ({
+            name,
+            message: 'Workflow code runs in a deterministic sandbox: no Node built-ins.',
+          })),
+          patterns: [
+            {
+              group: ['**/drivers/**', '**/config/**', '**/activities/**', 'pg', '@kubernetes/*'],
+              allowTypeImports: true,
+              message: 'Workflows call activities; they never touch drivers, config or I/O directly.',
+            },
+          ],
+        },
+      ],
       'no-restricted-globals': ['error', { name: 'setTimeout', message: 'Use sleep() from @temporalio/workflow.' }],
-      'no-restricted-properties': ['error', { object: 'Date', property: 'now', message: 'Workflow time comes from the SDK (workflowInfo(), sleep, condition).' }],
+      'no-restricted-properties': [
+        'error',
+        {
+          object: 'Date',
+          property: 'now',
+          message: 'Workflow time comes from the SDK (workflowInfo(), sleep, condition).',
+        },
+      ],
     },
   },
 );

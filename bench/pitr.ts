@@ -15,7 +15,20 @@
 //     pg_get_wal_replay_pause_state() = 'paused'.
 // Usage: npx tsx bench/pitr.ts [pauseRuns=20] [walMB=1024]
 import { spawn, type ChildProcess } from 'node:child_process';
-import { appendFileSync, chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  chmodSync,
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
@@ -25,7 +38,13 @@ import { stringify } from 'yaml';
 import { startTemporalDevServer, type RunningDevServer } from '../src/dev/temporalDevServer';
 import { freePort } from '../src/dev/ports';
 import { createDelayedReplicaSet, type ReplicaSet } from '../src/dev/delayedReplicaSet';
-import { localTargetOf, pgCtl, startLocalCluster, stopLocalClusterIfRunning, type LocalCluster } from '../src/dev/localPostgres';
+import {
+  localTargetOf,
+  pgCtl,
+  startLocalCluster,
+  stopLocalClusterIfRunning,
+  type LocalCluster,
+} from '../src/dev/localPostgres';
 import { clientConfig, waitForSql, withSession, type PgEndpoint } from '../src/drivers/postgres/session';
 import { archiveEndLsn } from '../src/drivers/postgres/walInspect';
 import { runCommand } from '../src/drivers/exec';
@@ -36,7 +55,8 @@ import type { DelayedReplicaPitrResult } from '../src/workflows/delayedReplicaPi
 
 const pauseRuns = Number(process.argv[2] ?? 20);
 const walMB = Number(process.argv[3] ?? 1024);
-if (!Number.isInteger(pauseRuns) || pauseRuns < 1 || pauseRuns > 500) throw new Error('pauseRuns must be an integer from 1 to 500');
+if (!Number.isInteger(pauseRuns) || pauseRuns < 1 || pauseRuns > 500)
+  throw new Error('pauseRuns must be an integer from 1 to 500');
 if (!Number.isFinite(walMB) || walMB < 16 || walMB > 8192) throw new Error('walMB must be a number from 16 to 8192');
 
 /** Delay during the pause runs: each run's return to delay waits up to this for its bad commit. */
@@ -51,7 +71,8 @@ const CLUSTER = 'orders-delayed';
 const MB = 1024 * 1024;
 
 const t0Bench = performance.now();
-const log = (line: string) => console.log(`[${((performance.now() - t0Bench) / 1000).toFixed(1).padStart(6)} s] ${line}`);
+const log = (line: string) =>
+  console.log(`[${((performance.now() - t0Bench) / 1000).toFixed(1).padStart(6)} s] ${line}`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -63,7 +84,8 @@ const best = (xs: number[]) => Math.min(...xs);
 const ms = (x: number) => (x >= 100 ? x.toFixed(0) : x.toFixed(1));
 const mbps = (bytes: number, millis: number) => bytes / MB / (millis / 1000);
 
-const query = <T>(endpoint: PgEndpoint, sql: string, params: unknown[] = []) => withSession(endpoint, async (c) => (await c.query(sql, params)).rows[0] as T);
+const query = <T>(endpoint: PgEndpoint, sql: string, params: unknown[] = []) =>
+  withSession(endpoint, async (c) => (await c.query(sql, params)).rows[0] as T);
 
 async function chownToPostgres(path: string, osUser: string): Promise<void> {
   if (process.getuid?.() !== 0) return;
@@ -91,10 +113,16 @@ async function waitForArchive(set: ReplicaSet): Promise<void> {
     if (end && compareLsn(end, lsn) > 0) return;
     if (Date.now() > nextNote) {
       nextNote += 10_000;
-      const a = await query<{ archived: string; failed: string; last_failed: string | null }>(set.primaryEndpoint, 'SELECT archived_count::text AS archived, failed_count::text AS failed, last_failed_wal AS last_failed FROM pg_stat_archiver');
-      log(`  still waiting for the archive to pass ${lsn} (it ends at ${end}); pg_stat_archiver: ${a.archived} archived, ${a.failed} failed (last failed ${a.last_failed ?? 'none'})`);
+      const a = await query<{ archived: string; failed: string; last_failed: string | null }>(
+        set.primaryEndpoint,
+        'SELECT archived_count::text AS archived, failed_count::text AS failed, last_failed_wal AS last_failed FROM pg_stat_archiver',
+      );
+      log(
+        `  still waiting for the archive to pass ${lsn} (it ends at ${end}); pg_stat_archiver: ${a.archived} archived, ${a.failed} failed (last failed ${a.last_failed ?? 'none'})`,
+      );
     }
-    if (Date.now() - started > 300_000) throw new Error(`the archive did not reach ${lsn} within 300 s (it ends at ${end})`);
+    if (Date.now() - started > 300_000)
+      throw new Error(`the archive did not reach ${lsn} within 300 s (it ends at ${end})`);
     await sleep(100);
   }
 }
@@ -104,23 +132,32 @@ async function waitForReplicaToSee(set: ReplicaSet, sql: string, timeoutMs: numb
   for (;;) {
     const row = await query<{ ok: boolean }>(set.replicaEndpoint, sql).catch(() => undefined);
     if (row?.ok) return;
-    if (Date.now() > deadline) throw new Error(`the delayed replica did not replay within ${timeoutMs / 1000} s: ${sql}`);
+    if (Date.now() > deadline)
+      throw new Error(`the delayed replica did not replay within ${timeoutMs / 1000} s: ${sql}`);
     await sleep(250);
   }
 }
 
 /** pg_wal_replay_resume() only where no recovery target is in force: at a paused target it promotes. */
 async function resumeWithoutTarget(c: PgClient): Promise<void> {
-  const r = (await c.query(`SELECT pg_is_in_recovery() AS rec, current_setting('recovery_target') || current_setting('recovery_target_xid')
-      || current_setting('recovery_target_lsn') || current_setting('recovery_target_time') || current_setting('recovery_target_name') AS targets`)).rows[0];
-  if (!r.rec || r.targets !== '') throw new Error(`refusing pg_wal_replay_resume(): in recovery ${r.rec}, recovery target settings ${JSON.stringify(r.targets)} (resume at a target would promote)`);
+  const r = (
+    await c.query(`SELECT pg_is_in_recovery() AS rec, current_setting('recovery_target') || current_setting('recovery_target_xid')
+      || current_setting('recovery_target_lsn') || current_setting('recovery_target_time') || current_setting('recovery_target_name') AS targets`)
+  ).rows[0];
+  if (!r.rec || r.targets !== '')
+    throw new Error(
+      `refusing pg_wal_replay_resume(): in recovery ${r.rec}, recovery target settings ${JSON.stringify(r.targets)} (resume at a target would promote)`,
+    );
   await c.query('SELECT pg_wal_replay_resume()');
 }
 
 /** Waits until the workflow's progress query reports `step`; throws if the workflow ends first. */
 async function untilStep(handle: WorkflowHandle, step: string, timeoutMs: number): Promise<void> {
   let ended: { error?: unknown } | undefined;
-  const watch = handle.result().then(() => (ended = {}), (error: unknown) => (ended = { error }));
+  const watch = handle.result().then(
+    () => (ended = {}),
+    (error: unknown) => (ended = { error }),
+  );
   const deadline = Date.now() + timeoutMs;
   let last = '';
   for (;;) {
@@ -131,16 +168,22 @@ async function untilStep(handle: WorkflowHandle, step: string, timeoutMs: number
     const progress = await handle.query(progressQuery).catch(() => undefined);
     last = progress?.step ?? last;
     if (last === step) return;
-    if (Date.now() > deadline) throw new Error(`the workflow did not reach step ${step} within ${timeoutMs / 1000} s (step ${last})`);
+    if (Date.now() > deadline)
+      throw new Error(`the workflow did not reach step ${step} within ${timeoutMs / 1000} s (step ${last})`);
     await sleep(100);
   }
 }
 
-interface LogLine { at: number; message: string }
+interface LogLine {
+  at: number;
+  message: string;
+}
 /** The server log's lines after `fromByte`, with their time (ms since the epoch when the log is in UTC, as here). */
 function serverLog(file: string, fromByte: number): LogLine[] {
   const lines: LogLine[] = [];
-  for (const m of readFileSync(file, 'utf8').slice(fromByte).matchAll(/^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d\.\d{3}) \S+ \[\d+\] \w+:\s+(.*)$/gm)) {
+  for (const m of readFileSync(file, 'utf8')
+    .slice(fromByte)
+    .matchAll(/^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d\.\d{3}) \S+ \[\d+\] \w+:\s+(.*)$/gm)) {
     lines.push({ at: Date.parse(`${m[1]}T${m[2]}Z`), message: m[3]! });
   }
   return lines;
@@ -153,13 +196,20 @@ const redoOf = (lines: LogLine[]) => {
 };
 /** "name +1.23 s" for each event found, relative to `from` (ms, same clock as the log). */
 function timeline(lines: LogLine[], from: number, events: Array<[string, RegExp]>): string {
-  return events.map(([name, re]) => {
-    const line = lastLine(lines, re);
-    return `${name} ${line ? `${line.at - from >= 0 ? '+' : ''}${((line.at - from) / 1000).toFixed(2)}` : '?'}`;
-  }).join(', ');
+  return events
+    .map(([name, re]) => {
+      const line = lastLine(lines, re);
+      return `${name} ${line ? `${line.at - from >= 0 ? '+' : ''}${((line.at - from) / 1000).toFixed(2)}` : '?'}`;
+    })
+    .join(', ');
 }
 
-interface ActivitySpan { name: string; scheduled: number; started?: number; completed?: number }
+interface ActivitySpan {
+  name: string;
+  scheduled: number;
+  started?: number;
+  completed?: number;
+}
 /** Server-side times of each activity of a workflow (the last attempt of each type), from its history. */
 async function activitySpans(handle: WorkflowHandle): Promise<Map<string, ActivitySpan>> {
   const history = await handle.fetchHistory();
@@ -182,7 +232,10 @@ async function activitySpans(handle: WorkflowHandle): Promise<Map<string, Activi
 }
 
 function archiveListing(dir: string): string {
-  return readdirSync(dir).sort().map((f) => `${f}:${statSync(join(dir, f)).size}:${statSync(join(dir, f)).mtimeMs}`).join('\n');
+  return readdirSync(dir)
+    .sort()
+    .map((f) => `${f}:${statSync(join(dir, f)).size}:${statSync(join(dir, f)).mtimeMs}`)
+    .join('\n');
 }
 
 function diskUsedMb(dir: string): Promise<number> {
@@ -199,22 +252,26 @@ async function main(): Promise<void> {
   let connection: Connection | undefined;
   let cleaned: Promise<void> | undefined;
   const workerLog = join(root, 'worker.log');
-  const workerLogTail = () => (existsSync(workerLog) ? readFileSync(workerLog, 'utf8').trimEnd().split('\n').slice(-15).join('\n') : '(no worker log)');
-  const cleanup = () => (cleaned ??= (async () => {
-    if (worker && worker.exitCode === null && worker.signalCode === null) {
-      const w = worker;
-      const gone = new Promise<void>((r) => w.once('exit', () => r()));
-      w.kill('SIGTERM');
-      const timer = setTimeout(() => w.kill('SIGKILL'), 15_000);
-      await gone;
-      clearTimeout(timer);
-    }
-    await connection?.close().catch(() => undefined);
-    if (bare) await stopLocalClusterIfRunning(bare).catch(() => undefined);
-    await set?.stop().catch(() => undefined);
-    await server?.stop().catch(() => undefined);
-    rmSync(root, { recursive: true, force: true });
-  })());
+  const workerLogTail = () =>
+    existsSync(workerLog)
+      ? readFileSync(workerLog, 'utf8').trimEnd().split('\n').slice(-15).join('\n')
+      : '(no worker log)';
+  const cleanup = () =>
+    (cleaned ??= (async () => {
+      if (worker && worker.exitCode === null && worker.signalCode === null) {
+        const w = worker;
+        const gone = new Promise<void>((r) => w.once('exit', () => r()));
+        w.kill('SIGTERM');
+        const timer = setTimeout(() => w.kill('SIGKILL'), 15_000);
+        await gone;
+        clearTimeout(timer);
+      }
+      await connection?.close().catch(() => undefined);
+      if (bare) await stopLocalClusterIfRunning(bare).catch(() => undefined);
+      await set?.stop().catch(() => undefined);
+      await server?.stop().catch(() => undefined);
+      rmSync(root, { recursive: true, force: true });
+    })());
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => {
       console.error(`\n${signal}: stopping every server and process this benchmark started`);
@@ -224,30 +281,54 @@ async function main(): Promise<void> {
 
   try {
     log(`pitr benchmark: ${pauseRuns} pause runs, ${walMB} MB of WAL; scratch ${root}`);
-    server = await startTemporalDevServer({ grpcPort: await freePort(), uiPort: await freePort(), dataDir: join(root, 'temporal'), headless: true });
+    server = await startTemporalDevServer({
+      grpcPort: await freePort(),
+      uiPort: await freePort(),
+      dataDir: join(root, 'temporal'),
+      headless: true,
+    });
     await ensureSearchAttributes(server.address, server.namespace);
     log(`temporal dev server on ${server.address}`);
     set = await createDelayedReplicaSet({ dir: join(root, 'set'), delay: PAUSE_DELAY });
     const { primaryEndpoint, replicaEndpoint, replica } = set;
-    log(`primary on port ${set.primary.port}, archive-only replica on port ${replica.port} with recovery_min_apply_delay ${PAUSE_DELAY}`);
+    log(
+      `primary on port ${set.primary.port}, archive-only replica on port ${replica.port} with recovery_min_apply_delay ${PAUSE_DELAY}`,
+    );
 
     const catalogPath = join(root, 'pgops.yaml');
-    writeFileSync(catalogPath, stringify({
-      clusters: {
-        orders: { target: localTargetOf(set.primary) },
-        [CLUSTER]: { target: localTargetOf(replica), replicaOf: 'orders', walArchive: set.archiveDir, exportDir: join(root, 'exports') },
-      },
-    }));
+    writeFileSync(
+      catalogPath,
+      stringify({
+        clusters: {
+          orders: { target: localTargetOf(set.primary) },
+          [CLUSTER]: {
+            target: localTargetOf(replica),
+            replicaOf: 'orders',
+            walArchive: set.archiveDir,
+            exportDir: join(root, 'exports'),
+          },
+        },
+      }),
+    );
     const taskQueue = 'pg-ops-bench-pitr';
     const workerLogFd = openSync(workerLog, 'a');
     worker = spawn(process.execPath, ['--require', 'tsx/cjs', resolve(__dirname, '../src/worker.ts')], {
-      env: { ...process.env, TEMPORAL_ADDRESS: server.address, TEMPORAL_NAMESPACE: server.namespace, PGOPS_TASK_QUEUE: taskQueue, PGOPS_CONFIG: catalogPath, PGOPS_LOG_LEVEL: 'warn' },
+      env: {
+        ...process.env,
+        TEMPORAL_ADDRESS: server.address,
+        TEMPORAL_NAMESPACE: server.namespace,
+        PGOPS_TASK_QUEUE: taskQueue,
+        PGOPS_CONFIG: catalogPath,
+        PGOPS_LOG_LEVEL: 'warn',
+      },
       stdio: ['ignore', workerLogFd, workerLogFd],
     });
     closeSync(workerLogFd);
     worker.once('exit', (code, signal) => {
       if (cleaned) return;
-      console.error(`the worker exited unexpectedly (code ${code}, signal ${signal}); its log ends:\n${workerLogTail()}`);
+      console.error(
+        `the worker exited unexpectedly (code ${code}, signal ${signal}); its log ends:\n${workerLogTail()}`,
+      );
       void cleanup().finally(() => process.exit(1));
     });
     connection = await Connection.connect({ address: server.address });
@@ -269,7 +350,9 @@ async function main(): Promise<void> {
     const states = new Map<string, number>();
     for (let i = 0; i <= pauseRuns; i++) {
       const runStart = performance.now();
-      const xid = await commit(primaryEndpoint, [`DELETE FROM orders WHERE id BETWEEN ${i * 50 + 1} AND ${i * 50 + 50}`]);
+      const xid = await commit(primaryEndpoint, [
+        `DELETE FROM orders WHERE id BETWEEN ${i * 50 + 1} AND ${i * 50 + 50}`,
+      ]);
       const committed = performance.now();
       await waitForArchive(set);
       const archivedMs = performance.now() - committed;
@@ -289,7 +372,8 @@ async function main(): Promise<void> {
       await session.end();
 
       const handle = await client.workflow.start('delayedReplicaPitrWorkflow', {
-        taskQueue, workflowId: `bench-pitr-pause-${i}-${Date.now()}`,
+        taskQueue,
+        workflowId: `bench-pitr-pause-${i}-${Date.now()}`,
         args: [{ cluster: CLUSTER, target: { xid }, then: 'pause', returnToDelay: true }],
       });
       const started = performance.now();
@@ -297,15 +381,20 @@ async function main(): Promise<void> {
       try {
         await untilStep(handle, 'inspect', 300_000);
         await handle.signal(resumeSignal, { by: 'bench/pitr.ts' });
-        result = await handle.result() as DelayedReplicaPitrResult;
+        result = (await handle.result()) as DelayedReplicaPitrResult;
       } catch (err) {
-        console.error(`pause run ${i} failed: bad DELETE xid ${xid} committed, archived ${(archivedMs / 1000).toFixed(1)} s later, workflow started ${((started - committed) / 1000).toFixed(1)} s after the commit (replica delay ${PAUSE_DELAY})`);
+        console.error(
+          `pause run ${i} failed: bad DELETE xid ${xid} committed, archived ${(archivedMs / 1000).toFixed(1)} s later, workflow started ${((started - committed) / 1000).toFixed(1)} s after the commit (replica delay ${PAUSE_DELAY})`,
+        );
         throw err;
       }
-      if (result.finalState !== 'delayed replica again') throw new Error(`pause run ${i}: the workflow ended '${result.finalState}', not back to delay`);
+      if (result.finalState !== 'delayed replica again')
+        throw new Error(`pause run ${i}: the workflow ended '${result.finalState}', not back to delay`);
       const took = performance.now() - runStart;
       const label = i === 0 ? 'warm-up' : `pause run ${i}/${pauseRuns}`;
-      log(`${label}: workflow ${result.pause.latencyMs} ms (${result.pause.state} at ${result.pause.replayLsn}), bare connect+pause ${ms(connectMs)} ms, statement ${ms(statementMs)} ms; xid ${xid} archived in ${ms(archivedMs)} ms, stopped before at ${result.reached.replayLsn}; run ${(took / 1000).toFixed(1)} s`);
+      log(
+        `${label}: workflow ${result.pause.latencyMs} ms (${result.pause.state} at ${result.pause.replayLsn}), bare connect+pause ${ms(connectMs)} ms, statement ${ms(statementMs)} ms; xid ${xid} archived in ${ms(archivedMs)} ms, stopped before at ${result.reached.replayLsn}; run ${(took / 1000).toFixed(1)} s`,
+      );
       if (i === 0) continue;
       wfMs.push(result.pause.latencyMs);
       bareConnectMs.push(connectMs);
@@ -319,16 +408,21 @@ async function main(): Promise<void> {
     // A checkpoint the replica replays now (while its delay is short): its restartpoint, made when
     // it is stopped for the copy, then sits just before the generated WAL, where both replays begin.
     await query(primaryEndpoint, 'CHECKPOINT');
-    const checkpointLsn = (await query<{ l: string }>(primaryEndpoint, 'SELECT checkpoint_lsn::text AS l FROM pg_control_checkpoint()')).l;
+    const checkpointLsn = (
+      await query<{ l: string }>(primaryEndpoint, 'SELECT checkpoint_lsn::text AS l FROM pg_control_checkpoint()')
+    ).l;
     await waitForArchive(set);
     await waitForReplicaToSee(set, `SELECT pg_last_wal_replay_lsn() > '${checkpointLsn}'::pg_lsn AS ok`, 120_000);
     // Raising the delay is safe at any time (only lowering it while replaying is not).
     await query(replicaEndpoint, `ALTER SYSTEM SET recovery_min_apply_delay = '${RATE_DELAY}'`);
     await query(replicaEndpoint, 'SELECT pg_reload_conf()');
     for (let tries = 0; ; tries++) {
-      const shown = (await query<{ recovery_min_apply_delay: string }>(replicaEndpoint, 'SHOW recovery_min_apply_delay')).recovery_min_apply_delay;
+      const shown = (
+        await query<{ recovery_min_apply_delay: string }>(replicaEndpoint, 'SHOW recovery_min_apply_delay')
+      ).recovery_min_apply_delay;
       if (shown === RATE_DELAY) break;
-      if (tries > 50) throw new Error(`the replica did not take recovery_min_apply_delay = ${RATE_DELAY} (it shows ${shown})`);
+      if (tries > 50)
+        throw new Error(`the replica did not take recovery_min_apply_delay = ${RATE_DELAY} (it shows ${shown})`);
       await sleep(100);
     }
     log(`replica replayed a fresh checkpoint (${checkpointLsn}); its delay raised to ${RATE_DELAY} for the rate run`);
@@ -343,7 +437,11 @@ async function main(): Promise<void> {
     let made = 0;
     while (made < commits || written < walMB * MB) {
       const before = (await query<{ l: string }>(primaryEndpoint, 'SELECT pg_current_wal_insert_lsn()::text AS l')).l;
-      await query(primaryEndpoint, 'INSERT INTO bulk SELECT g, repeat(md5(g::text), 25) FROM generate_series($1::bigint, $2::bigint) g', [nextId, nextId + rows - 1]);
+      await query(
+        primaryEndpoint,
+        'INSERT INTO bulk SELECT g, repeat(md5(g::text), 25) FROM generate_series($1::bigint, $2::bigint) g',
+        [nextId, nextId + rows - 1],
+      );
       const after = (await query<{ l: string }>(primaryEndpoint, 'SELECT pg_current_wal_insert_lsn()::text AS l')).l;
       const bytes = Number(lsnBytesBetween(before, after));
       nextId += rows;
@@ -355,14 +453,26 @@ async function main(): Promise<void> {
     }
     const genMs = performance.now() - tg;
     const badXid = await commit(primaryEndpoint, [`DELETE FROM orders WHERE id > ${RATE_DELETE_FROM}`]);
-    log(`generated ${(written / MB).toFixed(0)} MB of WAL in ${made} commits in ${(genMs / 1000).toFixed(1)} s; bad DELETE after it: xid ${badXid}`);
+    log(
+      `generated ${(written / MB).toFixed(0)} MB of WAL in ${made} commits in ${(genMs / 1000).toFixed(1)} s; bad DELETE after it: xid ${badXid}`,
+    );
     await waitForArchive(set);
     log(`archive holds it (ends at ${archiveEndLsn(set.archiveDir)}); scratch now ${await diskUsedMb(root)} MB`);
 
-    const held = (await query<{ l: string; s: string }>(replicaEndpoint, 'SELECT pg_last_wal_replay_lsn()::text AS l, pg_get_wal_replay_pause_state() AS s')).l;
+    const held = (
+      await query<{ l: string; s: string }>(
+        replicaEndpoint,
+        'SELECT pg_last_wal_replay_lsn()::text AS l, pg_get_wal_replay_pause_state() AS s',
+      )
+    ).l;
     const heldInto = Number(lsnBytesBetween(genStart, held));
-    log(`the replica is held at ${held}: ${heldInto <= 0 ? 'before' : `${(heldInto / MB).toFixed(1)} MB into`} the ${(written / MB).toFixed(0)} MB generated from ${genStart}`);
-    if (heldInto > written * 0.05) console.warn(`WARNING: the replica already replayed ${(heldInto / MB).toFixed(0)} MB of the generated WAL: the delay did not hold it at the start`);
+    log(
+      `the replica is held at ${held}: ${heldInto <= 0 ? 'before' : `${(heldInto / MB).toFixed(1)} MB into`} the ${(written / MB).toFixed(0)} MB generated from ${genStart}`,
+    );
+    if (heldInto > written * 0.05)
+      console.warn(
+        `WARNING: the replica already replayed ${(heldInto / MB).toFixed(0)} MB of the generated WAL: the delay did not hold it at the start`,
+      );
 
     // A stopped copy of the replica, for the bare replay afterwards.
     await pgCtl(replica, ['stop', '-m', 'fast', '-w', '-t', '300']);
@@ -374,8 +484,18 @@ async function main(): Promise<void> {
     await chownToPostgres(bareDir, replica.osUser);
     let barePort = await freePort();
     while (barePort === replica.port || barePort === set.primary.port) barePort = await freePort();
-    bare = { dir: bareDir, pgdata: join(bareDir, 'data'), port: barePort, socketDir: join(bareDir, 'socket'), logFile: join(bareDir, 'data.server.log'), osUser: replica.osUser, binDir: replica.binDir };
-    const controldata = await runCommand(join(replica.binDir, 'pg_controldata'), ['-D', bare.pgdata], { asUser: replica.osUser });
+    bare = {
+      dir: bareDir,
+      pgdata: join(bareDir, 'data'),
+      port: barePort,
+      socketDir: join(bareDir, 'socket'),
+      logFile: join(bareDir, 'data.server.log'),
+      osUser: replica.osUser,
+      binDir: replica.binDir,
+    };
+    const controldata = await runCommand(join(replica.binDir, 'pg_controldata'), ['-D', bare.pgdata], {
+      asUser: replica.osUser,
+    });
     const copyRedo = /Latest checkpoint's REDO location:\s+(\S+)/.exec(controldata.stdout)?.[1];
     await startLocalCluster(replica);
     await waitForSql(replicaEndpoint, { timeoutMs: 600_000 });
@@ -384,7 +504,8 @@ async function main(): Promise<void> {
     // The workflow, watched from outside through its progress query.
     const replicaLogFrom = statSync(replica.logFile).size;
     const handle = await client.workflow.start('delayedReplicaPitrWorkflow', {
-      taskQueue, workflowId: `bench-pitr-rate-${Date.now()}`,
+      taskQueue,
+      workflowId: `bench-pitr-rate-${Date.now()}`,
       args: [{ cluster: CLUSTER, target: { xid: badXid }, then: 'pause', returnToDelay: false }],
     });
     const tw = performance.now();
@@ -399,7 +520,9 @@ async function main(): Promise<void> {
           log(`  workflow step ${p.step}: ${p.detail}`);
         } else if (p?.step === 'replay' && performance.now() - lastReport > 1900 && p.numbers.bytesLeft !== undefined) {
           lastReport = performance.now();
-          log(`  replaying: at ${p.numbers.replayLsn}, ${(Number(p.numbers.bytesLeft) / MB).toFixed(0)} MB left, ${p.numbers.rateMBps} MB/s`);
+          log(
+            `  replaying: at ${p.numbers.replayLsn}, ${(Number(p.numbers.bytesLeft) / MB).toFixed(0)} MB left, ${p.numbers.rateMBps} MB/s`,
+          );
         }
         // Once a second, as the workflow itself polls: a faster observer would take CPU from the replay.
         await sleep(1000);
@@ -407,29 +530,34 @@ async function main(): Promise<void> {
     })();
     let result: DelayedReplicaPitrResult;
     try {
-      result = await handle.result() as DelayedReplicaPitrResult;
+      result = (await handle.result()) as DelayedReplicaPitrResult;
     } finally {
       finished = true;
       await watcher;
     }
     const workflowMs = performance.now() - tw;
     const spans = await activitySpans(handle);
-    log(`workflow done in ${(workflowMs / 1000).toFixed(1)} s: paused at ${result.reached.replayLsn}, ${(result.reached.bytesReplayed / MB).toFixed(0)} MB replayed in ${result.reached.ms} ms (as it reports)`);
+    log(
+      `workflow done in ${(workflowMs / 1000).toFixed(1)} s: paused at ${result.reached.replayLsn}, ${(result.reached.bytesReplayed / MB).toFixed(0)} MB replayed in ${result.reached.ms} ms (as it reports)`,
+    );
     const replicaLog = serverLog(replica.logFile, replicaLogFrom);
     await pgCtl(replica, ['stop', '-m', 'fast', '-w', '-t', '300']); // the bare replay gets the machine to itself too
 
     // Bare PostgreSQL on the copy: the same target, delay 0, action pause; never archiving.
-    appendFileSync(join(bare.pgdata, 'postgresql.auto.conf'), [
-      '# bench/pitr.ts: the bare replay',
-      `port = ${bare.port}`,
-      `unix_socket_directories = '${bare.socketDir}'`,
-      'archive_mode = off',
-      "recovery_min_apply_delay = '0'",
-      `recovery_target_xid = '${badXid}'`,
-      "recovery_target_inclusive = 'off'",
-      "recovery_target_action = 'pause'",
-      '',
-    ].join('\n'));
+    appendFileSync(
+      join(bare.pgdata, 'postgresql.auto.conf'),
+      [
+        '# bench/pitr.ts: the bare replay',
+        `port = ${bare.port}`,
+        `unix_socket_directories = '${bare.socketDir}'`,
+        'archive_mode = off',
+        "recovery_min_apply_delay = '0'",
+        `recovery_target_xid = '${badXid}'`,
+        "recovery_target_inclusive = 'off'",
+        "recovery_target_action = 'pause'",
+        '',
+      ].join('\n'),
+    );
     const archiveBefore = archiveListing(set.archiveDir);
     const bareEndpoint: PgEndpoint = { ...replicaEndpoint, port: bare.port };
     const tStart = performance.now();
@@ -439,7 +567,8 @@ async function main(): Promise<void> {
     let firstPoll: { at: number; lsn: string } | undefined;
     let bareEnd: { at: number; lsn: string } | undefined;
     while (!bareEnd) {
-      if (performance.now() - tStart > 1_800_000) throw new Error('the bare copy did not pause at the target within 30 min');
+      if (performance.now() - tStart > 1_800_000)
+        throw new Error('the bare copy did not pause at the target within 30 min');
       if (!bareSession) {
         const s = new PgClient(clientConfig({ ...bareEndpoint, connectTimeoutMs: 1000 }));
         s.on('error', () => undefined);
@@ -452,34 +581,52 @@ async function main(): Promise<void> {
           continue;
         }
       }
-      const row = (await bareSession.query<{ s: string; l: string }>('SELECT pg_get_wal_replay_pause_state() AS s, pg_last_wal_replay_lsn()::text AS l')).rows[0]!;
+      const row = (
+        await bareSession.query<{ s: string; l: string }>(
+          'SELECT pg_get_wal_replay_pause_state() AS s, pg_last_wal_replay_lsn()::text AS l',
+        )
+      ).rows[0]!;
       const now = performance.now();
       firstPoll ??= { at: now, lsn: row.l };
       if (row.s === 'paused') bareEnd = { at: now, lsn: row.l };
       else await sleep(25);
     }
-    const bareSettings = (await bareSession!.query<{ a: string; d: string; x: string; rec: boolean }>(
-      "SELECT current_setting('archive_mode') AS a, current_setting('recovery_min_apply_delay') AS d, current_setting('recovery_target_xid') AS x, pg_is_in_recovery() AS rec")).rows[0]!;
+    const bareSettings = (
+      await bareSession!.query<{ a: string; d: string; x: string; rec: boolean }>(
+        "SELECT current_setting('archive_mode') AS a, current_setting('recovery_min_apply_delay') AS d, current_setting('recovery_target_xid') AS x, pg_is_in_recovery() AS rec",
+      )
+    ).rows[0]!;
     await bareSession!.end();
     const bareMs = bareEnd.at - tStart;
     await stopLocalClusterIfRunning(bare, 'fast');
     const bareLog = serverLog(bare.logFile, 0);
     const archiveUntouched = archiveListing(set.archiveDir) === archiveBefore;
-    log(`bare copy paused at ${bareEnd.lsn} after ${(bareMs / 1000).toFixed(2)} s (archive_mode ${bareSettings.a}, delay ${bareSettings.d}, target xid ${bareSettings.x}, in recovery ${bareSettings.rec})`);
+    log(
+      `bare copy paused at ${bareEnd.lsn} after ${(bareMs / 1000).toFixed(2)} s (archive_mode ${bareSettings.a}, delay ${bareSettings.d}, target xid ${bareSettings.x}, in recovery ${bareSettings.rec})`,
+    );
 
     // ---- summary --------------------------------------------------------------------------------
     const wfMed = median(wfMs);
     const wfWorst = worst(wfMs);
     console.log(`\n=== delayed-replica PITR benchmark (pauseRuns ${pauseRuns}, walMB ${walMB}) ===`);
-    console.log(`\n1. pause latency over ${pauseRuns} runs (a warm-up run left out), replica delay ${PAUSE_DELAY}, each run a fresh bad DELETE held by the delay`);
+    console.log(
+      `\n1. pause latency over ${pauseRuns} runs (a warm-up run left out), replica delay ${PAUSE_DELAY}, each run a fresh bad DELETE held by the delay`,
+    );
     console.log('                                                          median     worst      best');
-    const row3 = (name: string, xs: number[]) => console.log(`  ${name.padEnd(54)}${ms(median(xs)).padStart(7)} ms${ms(worst(xs)).padStart(7)} ms${ms(best(xs)).padStart(7)} ms`);
+    const row3 = (name: string, xs: number[]) =>
+      console.log(
+        `  ${name.padEnd(54)}${ms(median(xs)).padStart(7)} ms${ms(worst(xs)).padStart(7)} ms${ms(best(xs)).padStart(7)} ms`,
+      );
     row3('workflow start → replay paused (result.pause.latencyMs)', wfMs);
     row3('bare: connect + SELECT pg_wal_replay_pause()', bareConnectMs);
     row3('bare: SELECT pg_wal_replay_pause() on an open session', bareStatementMs);
-    console.log(`  aim: workflow median < 300 ms (${wfMed < 300 ? 'met' : 'NOT met'}), worst < 1000 ms (${wfWorst < 1000 ? 'met' : 'NOT met'})`);
+    console.log(
+      `  aim: workflow median < 300 ms (${wfMed < 300 ? 'met' : 'NOT met'}), worst < 1000 ms (${wfWorst < 1000 ? 'met' : 'NOT met'})`,
+    );
     console.log(`  pause state the workflow saw: ${[...states].map(([s, n]) => `'${s}' ×${n}`).join(', ')}`);
-    console.log(`  whole run (delete, archive, bare pause, PITR to the xid, hold, resume, back to delay): median ${(median(runMs) / 1000).toFixed(1)} s, worst ${(worst(runMs) / 1000).toFixed(1)} s`);
+    console.log(
+      `  whole run (delete, archive, bare pause, PITR to the xid, hold, resume, back to delay): median ${(median(runMs) / 1000).toFixed(1)} s, worst ${(worst(runMs) / 1000).toFixed(1)} s`,
+    );
 
     const wfRate = result.reached.averageRateBytesPerSecond / MB;
     const bareBytes = copyRedo ? Number(lsnBytesBetween(copyRedo, bareEnd.lsn)) : NaN;
@@ -491,11 +638,16 @@ async function main(): Promise<void> {
     const replaySpan = spans.get('waitForReplayTarget');
     const e2eFrom = redoOf(replicaLog)?.lsn ?? copyRedo;
     const e2eBytes = e2eFrom ? Number(lsnBytesBetween(e2eFrom, result.reached.replayLsn)) : NaN;
-    const e2eMs = restartSpan?.started !== undefined && replaySpan?.completed !== undefined ? replaySpan.completed - restartSpan.started : NaN;
+    const e2eMs =
+      restartSpan?.started !== undefined && replaySpan?.completed !== undefined
+        ? replaySpan.completed - restartSpan.started
+        : NaN;
     const e2eRate = mbps(e2eBytes, e2eMs);
     const spanText = (name: string) => {
       const span = spans.get(name);
-      return span?.started !== undefined && span.completed !== undefined ? `${((span.completed - span.started) / 1000).toFixed(2)} s` : '?';
+      return span?.started !== undefined && span.completed !== undefined
+        ? `${((span.completed - span.started) / 1000).toFixed(2)} s`
+        : '?';
     };
     const stopRe = new RegExp(`^recovery stopping before commit of transaction ${badXid}\\b`);
     const serverSide = (lines: LogLine[], endLsn: string) => {
@@ -506,28 +658,59 @@ async function main(): Promise<void> {
       return `${(bytes / MB).toFixed(0)} MB in ${((stop.at - redo.at) / 1000).toFixed(2)} s = ${mbps(bytes, stop.at - redo.at).toFixed(0)} MB/s`;
     };
     const events: Array<[string, RegExp]> = [
-      ['shutdown asked', /^received fast shutdown request/], ['shut down', /^database system is shut down/], ['starting', /^starting PostgreSQL/],
-      ['redo starts', REDO_STARTS], ['read-only connections', /^database system is ready to accept read-only connections/], ['stopped before the xid', stopRe],
+      ['shutdown asked', /^received fast shutdown request/],
+      ['shut down', /^database system is shut down/],
+      ['starting', /^starting PostgreSQL/],
+      ['redo starts', REDO_STARTS],
+      ['read-only connections', /^database system is ready to accept read-only connections/],
+      ['stopped before the xid', stopRe],
     ];
 
-    console.log(`\n2. replay rate: ${(written / MB).toFixed(0)} MB of WAL in ${made} commits (${(genMs / 1000).toFixed(1)} s to generate), then a bad DELETE (xid ${badXid}); the replica was held ${heldInto <= 0 ? 'before it' : `${(heldInto / MB).toFixed(1)} MB into it`}`);
-    console.log(`  both stop before xid ${badXid}: workflow at ${result.reached.replayLsn}, bare copy at ${bareEnd.lsn}${result.reached.replayLsn === bareEnd.lsn ? ' (same LSN)' : ' (DIFFERENT LSNs)'}; both replay from ${e2eFrom ?? '?'}`);
-    const line = (name: string, bytes: number, millis: number) => console.log(`  ${name.padEnd(78)}${(bytes / MB).toFixed(0).padStart(6)} MB in ${(millis / 1000).toFixed(2).padStart(6)} s = ${mbps(bytes, millis).toFixed(0).padStart(4)} MB/s`);
-    line('workflow, as it reports (result.reached: first poll after restart → paused)', result.reached.bytesReplayed, result.reached.ms);
+    console.log(
+      `\n2. replay rate: ${(written / MB).toFixed(0)} MB of WAL in ${made} commits (${(genMs / 1000).toFixed(1)} s to generate), then a bad DELETE (xid ${badXid}); the replica was held ${heldInto <= 0 ? 'before it' : `${(heldInto / MB).toFixed(1)} MB into it`}`,
+    );
+    console.log(
+      `  both stop before xid ${badXid}: workflow at ${result.reached.replayLsn}, bare copy at ${bareEnd.lsn}${result.reached.replayLsn === bareEnd.lsn ? ' (same LSN)' : ' (DIFFERENT LSNs)'}; both replay from ${e2eFrom ?? '?'}`,
+    );
+    const line = (name: string, bytes: number, millis: number) =>
+      console.log(
+        `  ${name.padEnd(78)}${(bytes / MB).toFixed(0).padStart(6)} MB in ${(millis / 1000).toFixed(2).padStart(6)} s = ${mbps(bytes, millis).toFixed(0).padStart(4)} MB/s`,
+      );
+    line(
+      'workflow, as it reports (result.reached: first poll after restart → paused)',
+      result.reached.bytesReplayed,
+      result.reached.ms,
+    );
     line('workflow, end to end (restart activity started → replay activity completed)', e2eBytes, e2eMs);
     line("bare PostgreSQL on the copy (pg_ctl start → 'paused' seen, 25 ms polls)", bareBytes, bareMs);
-    line("bare, measured like the workflow (first answer → 'paused' seen)", pollBytes, firstPoll ? bareEnd.at - firstPoll.at : NaN);
-    console.log(`  ratio workflow / bare, as reported: ${(wfRate / bareRate).toFixed(2)} (aim ≥ 0.9: ${wfRate / bareRate >= 0.9 ? 'met' : 'NOT met'}); end to end: ${(e2eRate / bareRate).toFixed(2)} (${e2eRate / bareRate >= 0.9 ? 'met' : 'NOT met'})`);
-    console.log(`  PostgreSQL's own log, "redo starts at" → "recovery stopping before commit" (the replay itself, no observer):`);
+    line(
+      "bare, measured like the workflow (first answer → 'paused' seen)",
+      pollBytes,
+      firstPoll ? bareEnd.at - firstPoll.at : NaN,
+    );
+    console.log(
+      `  ratio workflow / bare, as reported: ${(wfRate / bareRate).toFixed(2)} (aim ≥ 0.9: ${wfRate / bareRate >= 0.9 ? 'met' : 'NOT met'}); end to end: ${(e2eRate / bareRate).toFixed(2)} (${e2eRate / bareRate >= 0.9 ? 'met' : 'NOT met'})`,
+    );
+    console.log(
+      `  PostgreSQL's own log, "redo starts at" → "recovery stopping before commit" (the replay itself, no observer):`,
+    );
     console.log(`    replica under the workflow: ${serverSide(replicaLog, result.reached.replayLsn)}`);
     console.log(`    bare copy:                  ${serverSide(bareLog, bareEnd.lsn)}`);
     console.log('  where the time goes (seconds; server logs and Temporal history, one clock):');
     if (restartSpan?.started !== undefined) {
-      console.log(`    workflow, from the restart activity's start: ${timeline(replicaLog, restartSpan.started, events)}, replay activity started ${replaySpan?.started !== undefined ? `+${((replaySpan.started - restartSpan.started) / 1000).toFixed(2)}` : '?'}, completed ${replaySpan?.completed !== undefined ? `+${((replaySpan.completed - restartSpan.started) / 1000).toFixed(2)}` : '?'}`);
+      console.log(
+        `    workflow, from the restart activity's start: ${timeline(replicaLog, restartSpan.started, events)}, replay activity started ${replaySpan?.started !== undefined ? `+${((replaySpan.started - restartSpan.started) / 1000).toFixed(2)}` : '?'}, completed ${replaySpan?.completed !== undefined ? `+${((replaySpan.completed - restartSpan.started) / 1000).toFixed(2)}` : '?'}`,
+      );
     }
-    console.log(`    bare, from pg_ctl start: ${timeline(bareLog, tStartEpoch, events.slice(2))}, first answer +${firstPoll ? ((firstPoll.at - tStart) / 1000).toFixed(2) : '?'}, 'paused' seen +${(bareMs / 1000).toFixed(2)}`);
-    console.log(`  workflow ${(workflowMs / 1000).toFixed(1)} s in all; activities: pause ${spanText('pauseReplicaReplay')}, check target (pg_waldump over the archive) ${spanText('checkPitrTarget')}, restart ${spanText('restartReplicaIfPending')}, replay watch ${spanText('waitForReplayTarget')}`);
-    console.log(`  the bare copy: archive_mode ${bareSettings.a}, port ${bare.port} (primary ${set.primary.port}, replica ${replica.port}); the shared archive ${archiveUntouched ? 'was not written to' : 'CHANGED while the copy ran'}`);
+    console.log(
+      `    bare, from pg_ctl start: ${timeline(bareLog, tStartEpoch, events.slice(2))}, first answer +${firstPoll ? ((firstPoll.at - tStart) / 1000).toFixed(2) : '?'}, 'paused' seen +${(bareMs / 1000).toFixed(2)}`,
+    );
+    console.log(
+      `  workflow ${(workflowMs / 1000).toFixed(1)} s in all; activities: pause ${spanText('pauseReplicaReplay')}, check target (pg_waldump over the archive) ${spanText('checkPitrTarget')}, restart ${spanText('restartReplicaIfPending')}, replay watch ${spanText('waitForReplayTarget')}`,
+    );
+    console.log(
+      `  the bare copy: archive_mode ${bareSettings.a}, port ${bare.port} (primary ${set.primary.port}, replica ${replica.port}); the shared archive ${archiveUntouched ? 'was not written to' : 'CHANGED while the copy ran'}`,
+    );
     console.log(`  scratch space at the end: ${await diskUsedMb(root)} MB (removed now)`);
     if (!archiveUntouched) throw new Error('the bare copy wrote into the shared WAL archive');
   } catch (err) {

@@ -11,19 +11,31 @@ import { Client, Connection } from '@temporalio/client';
 import { stringify } from 'yaml';
 import { startTemporalDevServer } from '../src/dev/temporalDevServer';
 import { freePort } from '../src/dev/ports';
-import { endpointOf, initLocalCluster, localTargetOf, startLocalCluster, stopLocalClusterIfRunning } from '../src/dev/localPostgres';
+import {
+  endpointOf,
+  initLocalCluster,
+  localTargetOf,
+  startLocalCluster,
+  stopLocalClusterIfRunning,
+} from '../src/dev/localPostgres';
 import { LocalClusterDriver } from '../src/drivers/cluster/local';
 import { waitForSql, withSession } from '../src/drivers/postgres/session';
 import { ensureSearchAttributes } from '../src/worker';
 
 const rounds = Number(process.argv[2] ?? 5);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
-const rssMb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+const rssMb = (pid: number) =>
+  Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
 
 async function main(): Promise<void> {
   const root = mkdtempSync(join(tmpdir(), 'pgops-bench-'));
   chmodSync(root, 0o755);
-  const server = await startTemporalDevServer({ grpcPort: await freePort(), uiPort: await freePort(), dataDir: join(root, 'temporal'), headless: true });
+  const server = await startTemporalDevServer({
+    grpcPort: await freePort(),
+    uiPort: await freePort(),
+    dataDir: join(root, 'temporal'),
+    headless: true,
+  });
   const cluster = await initLocalCluster({ dir: join(root, 'pg'), port: await freePort() });
   let worker: ReturnType<typeof spawn> | undefined;
   try {
@@ -36,7 +48,13 @@ async function main(): Promise<void> {
     writeFileSync(catalogPath, stringify({ clusters: { bench: { target } } }));
     const taskQueue = 'pg-ops-bench';
     worker = spawn(process.execPath, ['--require', 'tsx/cjs', resolve(__dirname, '../src/worker.ts')], {
-      env: { ...process.env, TEMPORAL_ADDRESS: server.address, PGOPS_TASK_QUEUE: taskQueue, PGOPS_CONFIG: catalogPath, PGOPS_LOG_LEVEL: 'warn' },
+      env: {
+        ...process.env,
+        TEMPORAL_ADDRESS: server.address,
+        PGOPS_TASK_QUEUE: taskQueue,
+        PGOPS_CONFIG: catalogPath,
+        PGOPS_LOG_LEVEL: 'warn',
+      },
       stdio: ['ignore', 'ignore', 'inherit'],
     });
     const connection = await Connection.connect({ address: server.address });
@@ -52,8 +70,16 @@ async function main(): Promise<void> {
     };
     const viaWorkflows = async (i: number) => {
       const t0 = performance.now();
-      await client.workflow.execute('plannedStopWorkflow', { taskQueue, workflowId: `bench-stop-${i}`, args: [{ cluster: 'bench' }] });
-      await client.workflow.execute('plannedStartWorkflow', { taskQueue, workflowId: `bench-start-${i}`, args: [{ cluster: 'bench' }] });
+      await client.workflow.execute('plannedStopWorkflow', {
+        taskQueue,
+        workflowId: `bench-stop-${i}`,
+        args: [{ cluster: 'bench' }],
+      });
+      await client.workflow.execute('plannedStartWorkflow', {
+        taskQueue,
+        workflowId: `bench-start-${i}`,
+        args: [{ cluster: 'bench' }],
+      });
       return performance.now() - t0;
     };
 
@@ -71,7 +97,15 @@ async function main(): Promise<void> {
       console.log(`round ${i + 1}/${rounds}: bare ${bareMs[i]!.toFixed(0)} ms, workflows ${wfMs[i]!.toFixed(0)} ms`);
     }
     const t0 = performance.now();
-    await Promise.all(Array.from({ length: 30 }, (_, i) => client.workflow.execute('plannedStartWorkflow', { taskQueue, workflowId: `bench-load-${i}`, args: [{ cluster: 'bench', waitForLock: '10m' }] })));
+    await Promise.all(
+      Array.from({ length: 30 }, (_, i) =>
+        client.workflow.execute('plannedStartWorkflow', {
+          taskQueue,
+          workflowId: `bench-load-${i}`,
+          args: [{ cluster: 'bench', waitForLock: '10m' }],
+        }),
+      ),
+    );
     const loadMs = performance.now() - t0;
     clearInterval(sampler);
     const b = median(bareMs);
@@ -82,7 +116,9 @@ async function main(): Promise<void> {
     console.log(`  ratio workflows / bare               : ${(w / b).toFixed(2)}`);
     console.log(`  added per workflow                   : ${((w - b) / 2).toFixed(0)} ms (aim: under 300 ms)`);
     console.log(`  worker RSS idle                      : ${idleRss.toFixed(0)} MB`);
-    console.log(`  worker RSS peak under load           : ${peakRss.toFixed(0)} MB (rounds + 30 queued starts in ${(loadMs / 1000).toFixed(1)} s)`);
+    console.log(
+      `  worker RSS peak under load           : ${peakRss.toFixed(0)} MB (rounds + 30 queued starts in ${(loadMs / 1000).toFixed(1)} s)`,
+    );
     await printTimeline(client, 'bench-stop-0');
     await printTimeline(client, 'bench-start-0');
     await connection.close();
@@ -99,7 +135,8 @@ async function printTimeline(client: Client, workflowId: string): Promise<void> 
   const history = await client.workflow.getHandle(workflowId).fetchHistory();
   const events = history.events ?? [];
   const t0 = Number(events[0]?.eventTime?.seconds ?? 0) * 1000 + Math.round((events[0]?.eventTime?.nanos ?? 0) / 1e6);
-  const at = (e: (typeof events)[number]) => Number(e.eventTime?.seconds ?? 0) * 1000 + Math.round((e.eventTime?.nanos ?? 0) / 1e6) - t0;
+  const at = (e: (typeof events)[number]) =>
+    Number(e.eventTime?.seconds ?? 0) * 1000 + Math.round((e.eventTime?.nanos ?? 0) / 1e6) - t0;
   const names = new Map<string, string>();
   const lines: string[] = [];
   for (const e of events) {
@@ -109,8 +146,10 @@ async function printTimeline(client: Client, workflowId: string): Promise<void> 
     const completed = e.activityTaskCompletedEventAttributes;
     if (scheduled) lines.push(`${String(at(e)).padStart(5)} ms  schedule ${names.get(String(e.eventId))}`);
     if (started) lines.push(`${String(at(e)).padStart(5)} ms  start    ${names.get(String(started.scheduledEventId))}`);
-    if (completed) lines.push(`${String(at(e)).padStart(5)} ms  complete ${names.get(String(completed.scheduledEventId))}`);
-    if (e.workflowExecutionSignaledEventAttributes) lines.push(`${String(at(e)).padStart(5)} ms  signal   ${e.workflowExecutionSignaledEventAttributes.signalName}`);
+    if (completed)
+      lines.push(`${String(at(e)).padStart(5)} ms  complete ${names.get(String(completed.scheduledEventId))}`);
+    if (e.workflowExecutionSignaledEventAttributes)
+      lines.push(`${String(at(e)).padStart(5)} ms  signal   ${e.workflowExecutionSignaledEventAttributes.signalName}`);
     if (e.workflowExecutionCompletedEventAttributes) lines.push(`${String(at(e)).padStart(5)} ms  workflow completed`);
   }
   console.log(`\ntimeline of ${workflowId} (server event times):\n${lines.join('\n')}`);

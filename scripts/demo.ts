@@ -10,7 +10,13 @@ import { NativeConnection } from '@temporalio/worker';
 import { stringify } from 'yaml';
 import { startTemporalDevServer, readDevServerSpec } from '../src/dev/temporalDevServer';
 import { freePort } from '../src/dev/ports';
-import { endpointOf, initLocalCluster, localTargetOf, startLocalCluster, stopLocalClusterIfRunning } from '../src/dev/localPostgres';
+import {
+  endpointOf,
+  initLocalCluster,
+  localTargetOf,
+  startLocalCluster,
+  stopLocalClusterIfRunning,
+} from '../src/dev/localPostgres';
 import { withSession } from '../src/drivers/postgres/session';
 import { LocalClusterDriver } from '../src/drivers/cluster/local';
 import { createPgOpsWorker, ensureSearchAttributes, installRuntimeLogger } from '../src/worker';
@@ -25,7 +31,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function portOr(preferred: number): Promise<number> {
   const { createServer } = await import('node:net');
   return new Promise((ok) => {
-    const s = createServer().once('error', () => void freePort().then(ok)).listen(preferred, '127.0.0.1', () => s.close(() => ok(preferred)));
+    const s = createServer()
+      .once('error', () => void freePort().then(ok))
+      .listen(preferred, '127.0.0.1', () => s.close(() => ok(preferred)));
   });
 }
 
@@ -43,7 +51,12 @@ async function main(): Promise<void> {
   installRuntimeLogger('WARN');
   const spec = readDevServerSpec();
   say('starting the Temporal dev server from temporal-dev.yml');
-  const server = await startTemporalDevServer({ grpcPort: await portOr(spec.grpcPort), uiPort: await portOr(spec.uiPort), dataDir: join(ROOT, 'temporal'), log: say });
+  const server = await startTemporalDevServer({
+    grpcPort: await portOr(spec.grpcPort),
+    uiPort: await portOr(spec.uiPort),
+    dataDir: join(ROOT, 'temporal'),
+    log: say,
+  });
   const cleanups: Array<() => Promise<unknown>> = [() => server.stop()];
   try {
     say(`Temporal at ${server.address}, UI at ${server.uiUrl}`);
@@ -57,10 +70,23 @@ async function main(): Promise<void> {
     cleanups.push(() => stopLocalClusterIfRunning(cluster));
     const endpoint = endpointOf(cluster);
     await withSession(endpoint, async (c) => {
-      await c.query('CREATE TABLE IF NOT EXISTS orders (id bigint PRIMARY KEY, customer text NOT NULL, amount numeric(12,2) NOT NULL)');
-      await c.query(`INSERT INTO orders SELECT g, 'customer-' || (g % 97), (g * 7 % 1000) / 10.0 FROM generate_series(1, 10000) g ON CONFLICT DO NOTHING`);
+      await c.query(
+        'CREATE TABLE IF NOT EXISTS orders (id bigint PRIMARY KEY, customer text NOT NULL, amount numeric(12,2) NOT NULL)',
+      );
+      await c.query(
+        `INSERT INTO orders SELECT g, 'customer-' || (g % 97), (g * 7 % 1000) / 10.0 FROM generate_series(1, 10000) g ON CONFLICT DO NOTHING`,
+      );
     });
-    const fingerprint = () => withSession(endpoint, async (c) => (await c.query("SELECT count(*) AS n, md5(string_agg(id || ':' || customer || ':' || amount, ',' ORDER BY id)) AS h FROM orders")).rows[0] as { n: string; h: string });
+    const fingerprint = () =>
+      withSession(
+        endpoint,
+        async (c) =>
+          (
+            await c.query(
+              "SELECT count(*) AS n, md5(string_agg(id || ':' || customer || ':' || amount, ',' ORDER BY id)) AS h FROM orders",
+            )
+          ).rows[0] as { n: string; h: string },
+      );
     const before = await fingerprint();
     say(`demo database on 127.0.0.1:${cluster.port}: ${before.n} orders, checksum ${before.h}`);
 
@@ -68,10 +94,15 @@ async function main(): Promise<void> {
     const shop = await createShop(join(ROOT, 'pitr'), say);
     cleanups.push(() => shop.stop());
     const catalogPath = join(ROOT, 'pgops.yaml');
-    writeFileSync(catalogPath, stringify({ clusters: {
-      demo: { target: localTargetOf(cluster), storage: { kind: 'local' } },
-      ...pitrCatalogEntries(shop, join(ROOT, 'exports')),
-    } }));
+    writeFileSync(
+      catalogPath,
+      stringify({
+        clusters: {
+          demo: { target: localTargetOf(cluster), storage: { kind: 'local' } },
+          ...pitrCatalogEntries(shop, join(ROOT, 'exports')),
+        },
+      }),
+    );
     say(`worker catalog: ${catalogPath}`);
 
     const nativeConnection = await NativeConnection.connect({ address: server.address });
@@ -83,7 +114,9 @@ async function main(): Promise<void> {
     await worker.runUntil(async () => {
       say(`starting plannedStopWorkflow ${workflowId} with holdUntilResumed (task queue pg-ops)`);
       const handle = await client.workflow.start('plannedStopWorkflow', {
-        taskQueue: 'pg-ops', workflowId, args: [{ cluster: 'demo', reason: 'demo maintenance window', holdUntilResumed: true, maxHold: '10m' }],
+        taskQueue: 'pg-ops',
+        workflowId,
+        args: [{ cluster: 'demo', reason: 'demo maintenance window', holdUntilResumed: true, maxHold: '10m' }],
       });
       for (let step = ''; step !== 'hold'; await sleep(200)) {
         const progress = await handle.query(progressQuery);
@@ -96,8 +129,12 @@ async function main(): Promise<void> {
       await handle.signal(resumeSignal, { by: 'npm run demo' });
       const stopped = (await handle.result()) as PlannedStopResult;
       const after = await fingerprint();
-      say(`resumed by ${stopped.hold?.resumedBy} after ${stopped.hold?.heldMs} ms held; ready again in ${stopped.restarted?.msToReady} ms`);
-      say(`after the restart: ${after.n} orders, checksum ${after.h}: ${after.h === before.h && after.n === before.n ? 'data intact' : 'DATA CHANGED'}`);
+      say(
+        `resumed by ${stopped.hold?.resumedBy} after ${stopped.hold?.heldMs} ms held; ready again in ${stopped.restarted?.msToReady} ms`,
+      );
+      say(
+        `after the restart: ${after.n} orders, checksum ${after.h}: ${after.h === before.h && after.n === before.n ? 'data intact' : 'DATA CHANGED'}`,
+      );
       if (after.h !== before.h) throw new Error('the data changed across the planned stop');
       say(`see the run in the Temporal UI: ${server.uiUrl}/namespaces/${server.namespace}/workflows/${workflowId}`);
 
@@ -109,11 +146,14 @@ async function main(): Promise<void> {
 
     if (process.stdin.isTTY && !process.env.CI) {
       const rl = createInterface({ input: process.stdin, output: process.stdout });
-      await rl.question('Press Enter to stop the Temporal server and the demo database (history is kept in .pgops/temporal)... ');
+      await rl.question(
+        'Press Enter to stop the Temporal server and the demo database (history is kept in .pgops/temporal)... ',
+      );
       rl.close();
     }
   } finally {
-    for (const cleanup of cleanups.reverse()) await cleanup().catch((err: unknown) => say(`cleanup: ${(err as Error).message}`));
+    for (const cleanup of cleanups.reverse())
+      await cleanup().catch((err: unknown) => say(`cleanup: ${(err as Error).message}`));
   }
   say('demo finished');
 }

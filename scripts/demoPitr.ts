@@ -25,13 +25,18 @@ export async function createShop(root: string, say: (line: string) => void): Pro
   const set = await createDelayedReplicaSet({ dir: join(root, 'shop'), delay: DEMO_DELAY });
   await withSession(set.primaryEndpoint, async (c) => {
     await c.query('CREATE TABLE orders (id bigint PRIMARY KEY, customer text NOT NULL, amount numeric(12,2) NOT NULL)');
-    await c.query(`INSERT INTO orders SELECT g, 'customer-' || (g % 97), (g * 7 % 1000) / 10.0 FROM generate_series(1, 10000) g`);
+    await c.query(
+      `INSERT INTO orders SELECT g, 'customer-' || (g % 97), (g * 7 % 1000) / 10.0 FROM generate_series(1, 10000) g`,
+    );
   });
   say(`waiting for the delayed replica to show the orders table (about ${DEMO_DELAY})`);
-  await pollUntil(async () => {
-    const n = await count(set.replicaEndpoint).catch(() => 0);
-    return n === 10000 ? { done: undefined } : { waiting: 'not yet' };
-  }, { intervalMs: 500, timeoutMs: 300_000, what: 'the delayed replica to replay the set-up' });
+  await pollUntil(
+    async () => {
+      const n = await count(set.replicaEndpoint).catch(() => 0);
+      return n === 10000 ? { done: undefined } : { waiting: 'not yet' };
+    },
+    { intervalMs: 500, timeoutMs: 300_000, what: 'the delayed replica to replay the set-up' },
+  );
   return set;
 }
 
@@ -39,7 +44,13 @@ async function count(endpoint: PgEndpoint): Promise<number> {
   return withSession(endpoint, async (c) => Number((await c.query('SELECT count(*) AS n FROM orders')).rows[0].n));
 }
 
-export async function runPitrAct(client: Client, set: ReplicaSet, say: (line: string) => void, uiUrl: string, namespace: string): Promise<void> {
+export async function runPitrAct(
+  client: Client,
+  set: ReplicaSet,
+  say: (line: string) => void,
+  uiUrl: string,
+  namespace: string,
+): Promise<void> {
   const from = new Date(Date.now() - 1000).toISOString();
   say("the accident: someone runs DELETE FROM orders WHERE customer = 'customer-42' on the primary…");
   await withSession(set.primaryEndpoint, async (c) => {
@@ -47,37 +58,65 @@ export async function runPitrAct(client: Client, set: ReplicaSet, say: (line: st
     say(`  ${deleted.rowCount} rows deleted; the application keeps writing (10 new orders)`);
     await c.query("INSERT INTO orders SELECT g, 'late-' || g, 1 FROM generate_series(20001, 20010) g");
   });
-  say(`primary now has ${await count(set.primaryEndpoint)} orders; the delayed replica still has ${await count(set.replicaEndpoint)}`);
-  const lsn = await withSession(set.primaryEndpoint, async (c) => (await c.query('SELECT pg_current_wal_insert_lsn()::text AS l')).rows[0].l as string);
-  await pollUntil(async () => {
-    const end = archiveEndLsn(set.archiveDir);
-    return end && compareLsn(end, lsn) > 0 ? { done: undefined } : { waiting: 'archiving' };
-  }, { intervalMs: 200, timeoutMs: 60_000, what: 'the WAL archive to hold the DELETE' });
+  say(
+    `primary now has ${await count(set.primaryEndpoint)} orders; the delayed replica still has ${await count(set.replicaEndpoint)}`,
+  );
+  const lsn = await withSession(
+    set.primaryEndpoint,
+    async (c) => (await c.query('SELECT pg_current_wal_insert_lsn()::text AS l')).rows[0].l as string,
+  );
+  await pollUntil(
+    async () => {
+      const end = archiveEndLsn(set.archiveDir);
+      return end && compareLsn(end, lsn) > 0 ? { done: undefined } : { waiting: 'archiving' };
+    },
+    { intervalMs: 200, timeoutMs: 60_000, what: 'the WAL archive to hold the DELETE' },
+  );
 
   const to = new Date(Date.now() + 1000).toISOString();
   say(`locateIncidentWorkflow: which transactions deleted rows between ${from} and ${to}?`);
-  const incidents = await client.workflow.execute('locateIncidentWorkflow', { taskQueue: 'pg-ops', workflowId: `demo-locate-${Date.now()}`, args: [{ cluster: 'shop-delayed', from, to, table: 'orders' }] }) as Array<{ xid: string; commitTime: string; commitLsn: string; rowsDeleted: number }>;
-  for (const i of incidents) say(`  xid ${i.xid} committed ${i.commitTime} at ${i.commitLsn}: ${i.rowsDeleted} rows deleted from orders`);
+  const incidents = (await client.workflow.execute('locateIncidentWorkflow', {
+    taskQueue: 'pg-ops',
+    workflowId: `demo-locate-${Date.now()}`,
+    args: [{ cluster: 'shop-delayed', from, to, table: 'orders' }],
+  })) as Array<{ xid: string; commitTime: string; commitLsn: string; rowsDeleted: number }>;
+  for (const i of incidents)
+    say(`  xid ${i.xid} committed ${i.commitTime} at ${i.commitLsn}: ${i.rowsDeleted} rows deleted from orders`);
   const bad = incidents[0];
   if (!bad) throw new Error('the incident was not found in the archive');
 
   const workflowId = `demo-pitr-${Date.now()}`;
-  say(`delayedReplicaPitrWorkflow: pause the replica, replay to just before xid ${bad.xid}, export orders, insert what the primary lacks, return to delay`);
+  say(
+    `delayedReplicaPitrWorkflow: pause the replica, replay to just before xid ${bad.xid}, export orders, insert what the primary lacks, return to delay`,
+  );
   const handle = await client.workflow.start('delayedReplicaPitrWorkflow', {
-    taskQueue: 'pg-ops', workflowId,
-    args: [{ cluster: 'shop-delayed', target: { xid: bad.xid }, then: 'export', export: { tables: ['orders'], insertMissing: true } }],
+    taskQueue: 'pg-ops',
+    workflowId,
+    args: [
+      {
+        cluster: 'shop-delayed',
+        target: { xid: bad.xid },
+        then: 'export',
+        export: { tables: ['orders'], insertMissing: true },
+      },
+    ],
   });
   let last = '';
   const watcher = setInterval(() => {
-    handle.query(progressQuery).then((p) => {
-      if (p.step !== last) say(`  progress: ${p.step}: ${p.detail}`);
-      last = p.step;
-    }).catch(() => undefined);
+    handle
+      .query(progressQuery)
+      .then((p) => {
+        if (p.step !== last) say(`  progress: ${p.step}: ${p.detail}`);
+        last = p.step;
+      })
+      .catch(() => undefined);
   }, 250);
-  const result = await handle.result().finally(() => clearInterval(watcher)) as DelayedReplicaPitrResult;
+  const result = (await handle.result().finally(() => clearInterval(watcher))) as DelayedReplicaPitrResult;
   say(`replay paused ${result.pause.latencyMs} ms after the workflow started; stopped at ${result.reached.replayLsn}`);
   say(`exported ${result.exported?.[0]?.rows} rows as of the target to ${result.exported?.[0]?.file}`);
   say(`inserted ${result.inserted?.[0]?.inserted} missing rows into the primary in one transaction`);
-  say(`primary now has ${await count(set.primaryEndpoint)} orders (10000 before the accident + 10 new ones); replica back to a ${result.returnedToDelay?.delay} delay`);
+  say(
+    `primary now has ${await count(set.primaryEndpoint)} orders (10000 before the accident + 10 new ones); replica back to a ${result.returnedToDelay?.delay} delay`,
+  );
   say(`see the recovery in the Temporal UI: ${uiUrl}/namespaces/${namespace}/workflows/${workflowId}`);
 }

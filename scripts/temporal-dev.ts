@@ -24,8 +24,13 @@ async function main(): Promise<void> {
   }
   const spec = readDevServerSpec();
   console.log('No Docker daemon here: running the same command with the local temporal binary');
-  const server = await startTemporalDevServer({ dataDir: join(resolve(__dirname, '..'), '.pgops', 'temporal'), log: console.log });
-  console.log(`Temporal dev server: gRPC ${server.address}, UI ${server.uiUrl}, namespace ${spec.namespace}; search attributes PgCluster, PgOperation. Ctrl-C stops it.`);
+  const server = await startTemporalDevServer({
+    dataDir: join(resolve(__dirname, '..'), '.pgops', 'temporal'),
+    log: console.log,
+  });
+  console.log(
+    `Temporal dev server: gRPC ${server.address}, UI ${server.uiUrl}, namespace ${spec.namespace}; search attributes PgCluster, PgOperation. Ctrl-C stops it.`,
+  );
   const stop = () => void server.stop().then(() => process.exit(0));
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);

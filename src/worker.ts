@@ -29,7 +29,9 @@ export async function createPgOpsWorker(opts: PgOpsWorkerOptions): Promise<Worke
     connection: opts.connection,
     namespace: opts.namespace ?? 'default',
     taskQueue: opts.taskQueue ?? DEFAULT_TASK_QUEUE,
-    ...(opts.workflowBundlePath ? { workflowBundle: { codePath: opts.workflowBundlePath } } : { workflowsPath: require.resolve('./workflows') }),
+    ...(opts.workflowBundlePath
+      ? { workflowBundle: { codePath: opts.workflowBundlePath } }
+      : { workflowsPath: require.resolve('./workflows') }),
     activities: createActivities({ catalog: () => loadCatalog(opts.catalogPath) }),
     maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivityTaskExecutions ?? 20,
   });
@@ -42,7 +44,9 @@ export async function ensureSearchAttributes(address: string, namespace: string)
     const existing = await connection.operatorService.listSearchAttributes({ namespace });
     const missing = Object.keys(SEARCH_ATTRIBUTES).filter((name) => !(name in (existing.customAttributes ?? {})));
     if (missing.length === 0) return;
-    const searchAttributes = Object.fromEntries(missing.map((name) => [name, temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD]));
+    const searchAttributes = Object.fromEntries(
+      missing.map((name) => [name, temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD]),
+    );
     await connection.operatorService.addSearchAttributes({ namespace, searchAttributes });
     logger.info({ missing }, 'registered search attributes');
   } finally {
@@ -53,7 +57,14 @@ export async function ensureSearchAttributes(address: string, namespace: string)
 export function installRuntimeLogger(level: LogLevel = 'INFO'): void {
   Runtime.install({
     logger: new DefaultLogger(level, (entry) => {
-      const method = entry.level === 'ERROR' ? 'error' : entry.level === 'WARN' ? 'warn' : entry.level === 'DEBUG' || entry.level === 'TRACE' ? 'debug' : 'info';
+      const method =
+        entry.level === 'ERROR'
+          ? 'error'
+          : entry.level === 'WARN'
+            ? 'warn'
+            : entry.level === 'DEBUG' || entry.level === 'TRACE'
+              ? 'debug'
+              : 'info';
       logger[method]({ ...entry.meta }, entry.message);
     }),
   });
@@ -67,7 +78,13 @@ async function main(): Promise<void> {
   installRuntimeLogger();
   await ensureSearchAttributes(address, namespace);
   const connection = await NativeConnection.connect({ address });
-  const worker = await createPgOpsWorker({ connection, namespace, taskQueue, catalogPath, workflowBundlePath: process.env.PGOPS_WORKFLOW_BUNDLE });
+  const worker = await createPgOpsWorker({
+    connection,
+    namespace,
+    taskQueue,
+    catalogPath,
+    workflowBundlePath: process.env.PGOPS_WORKFLOW_BUNDLE,
+  });
   logger.info({ address, namespace, taskQueue, catalogPath }, 'pg-ops worker started');
   // Worker.run() resolves after SIGINT/SIGTERM: the runtime's default shutdown signals.
   await worker.run();

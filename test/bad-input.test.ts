@@ -15,33 +15,128 @@ describe('bad input is refused with a clear error and nothing is touched', () =>
   after(async () => fx?.teardown());
 
   const cases: Array<{ title: string; type: string; input: unknown; expect: RegExp; errorType: string }> = [
-    { title: 'an unknown cluster', type: 'plannedStopWorkflow', input: { cluster: 'orders' }, expect: /unknown cluster "orders".*"demo"/, errorType: 'UnknownCluster' },
-    { title: 'a cluster name with shell characters', type: 'plannedStopWorkflow', input: { cluster: 'demo;rm -rf /' }, expect: /not valid.*DNS-1123/, errorType: 'InvalidInput' },
-    { title: 'an upper-case cluster name', type: 'plannedStartWorkflow', input: { cluster: 'Demo' }, expect: /not valid/, errorType: 'InvalidInput' },
-    { title: 'a missing cluster', type: 'plannedStopWorkflow', input: {}, expect: /cluster name is required/, errorType: 'InvalidInput' },
-    { title: 'input that is not an object', type: 'plannedStopWorkflow', input: 'demo', expect: /one JSON object/, errorType: 'InvalidInput' },
-    { title: 'a misspelt field', type: 'plannedStopWorkflow', input: { cluster: 'demo', holdUntilResume: true }, expect: /unknown field\(s\) "holdUntilResume"/, errorType: 'InvalidInput' },
-    { title: 'a negative maxHold', type: 'plannedStopWorkflow', input: { cluster: 'demo', holdUntilResumed: true, maxHold: '-5m' }, expect: /maxHold "-5m" is not a duration/, errorType: 'InvalidInput' },
-    { title: 'an absurd maxHold', type: 'plannedStopWorkflow', input: { cluster: 'demo', holdUntilResumed: true, maxHold: '5000d' }, expect: /longer than the maximum 30d/, errorType: 'InvalidInput' },
-    { title: 'a zero maxHold', type: 'plannedStopWorkflow', input: { cluster: 'demo', holdUntilResumed: true, maxHold: 0 }, expect: /shorter than the minimum/, errorType: 'InvalidInput' },
-    { title: 'maxHold without a hold', type: 'plannedStopWorkflow', input: { cluster: 'demo', maxHold: '1h' }, expect: /only with "holdUntilResumed": true/, errorType: 'InvalidInput' },
-    { title: 'a non-boolean holdUntilResumed', type: 'plannedStopWorkflow', input: { cluster: 'demo', holdUntilResumed: 'yes' }, expect: /true or false/, errorType: 'InvalidInput' },
-    { title: 'negative replicas', type: 'plannedStartWorkflow', input: { cluster: 'demo', replicas: -1 }, expect: /whole number from 1 to 100/, errorType: 'InvalidInput' },
-    { title: 'fractional replicas', type: 'plannedStartWorkflow', input: { cluster: 'demo', replicas: 1.5 }, expect: /whole number/, errorType: 'InvalidInput' },
-    { title: 'a bad waitForLock', type: 'plannedStartWorkflow', input: { cluster: 'demo', waitForLock: 'forever' }, expect: /waitForLock "forever" is not a duration/, errorType: 'InvalidInput' },
+    {
+      title: 'an unknown cluster',
+      type: 'plannedStopWorkflow',
+      input: { cluster: 'orders' },
+      expect: /unknown cluster "orders".*"demo"/,
+      errorType: 'UnknownCluster',
+    },
+    {
+      title: 'a cluster name with shell characters',
+      type: 'plannedStopWorkflow',
+      input: { cluster: 'demo;rm -rf /' },
+      expect: /not valid.*DNS-1123/,
+      errorType: 'InvalidInput',
+    },
+    {
+      title: 'an upper-case cluster name',
+      type: 'plannedStartWorkflow',
+      input: { cluster: 'Demo' },
+      expect: /not valid/,
+      errorType: 'InvalidInput',
+    },
+    {
+      title: 'a missing cluster',
+      type: 'plannedStopWorkflow',
+      input: {},
+      expect: /cluster name is required/,
+      errorType: 'InvalidInput',
+    },
+    {
+      title: 'input that is not an object',
+      type: 'plannedStopWorkflow',
+      input: 'demo',
+      expect: /one JSON object/,
+      errorType: 'InvalidInput',
+    },
+    {
+      title: 'a misspelt field',
+      type: 'plannedStopWorkflow',
+      input: { cluster: 'demo', holdUntilResume: true },
+      expect: /unknown field\(s\) "holdUntilResume"/,
+      errorType: 'InvalidInput',
+    },
+    {
+      title: 'a negative maxHold',
+      type: 'plannedStopWorkflow',
+      input: { cluster: 'demo', holdUntilResumed: true, maxHold: '-5m' },
+      expect: /maxHold "-5m" is not a duration/,
+      errorType: 'InvalidInput',
+    },
+    {
+      title: 'an absurd maxHold',
+      type: 'plannedStopWorkflow',
+      input: { cluster: 'demo', holdUntilResumed: true, maxHold: '5000d' },
+      expect: /longer than the maximum 30d/,
+      errorType: 'InvalidInput',
+    },
+    {
+      title: 'a zero maxHold',
+      type: 'plannedStopWorkflow',
+      input: { cluster: 'demo', holdUntilResumed: true, maxHold: 0 },
+      expect: /shorter than the minimum/,
+      errorType: 'InvalidInput',
+    },
+    {
+      title: 'maxHold without a hold',
+      type: 'plannedStopWorkflow',
+      input: { cluster: 'demo', maxHold: '1h' },
+      expect: /only with "holdUntilResumed": true/,
+      errorType: 'InvalidInput',
+    },
+    {
+      title: 'a non-boolean holdUntilResumed',
+      type: 'plannedStopWorkflow',
+      input: { cluster: 'demo', holdUntilResumed: 'yes' },
+      expect: /true or false/,
+      errorType: 'InvalidInput',
+    },
+    {
+      title: 'negative replicas',
+      type: 'plannedStartWorkflow',
+      input: { cluster: 'demo', replicas: -1 },
+      expect: /whole number from 1 to 100/,
+      errorType: 'InvalidInput',
+    },
+    {
+      title: 'fractional replicas',
+      type: 'plannedStartWorkflow',
+      input: { cluster: 'demo', replicas: 1.5 },
+      expect: /whole number/,
+      errorType: 'InvalidInput',
+    },
+    {
+      title: 'a bad waitForLock',
+      type: 'plannedStartWorkflow',
+      input: { cluster: 'demo', waitForLock: 'forever' },
+      expect: /waitForLock "forever" is not a duration/,
+      errorType: 'InvalidInput',
+    },
   ];
 
   for (const c of cases) {
     it(`refuses ${c.title} (${c.type})`, async () => {
       const { client } = await testEnv();
       await withWorker(fx.taskQueue, fx.catalogPath, async () => {
-        const failure = await failureOf(client.workflow.execute(c.type, { taskQueue: fx.taskQueue, workflowId: `bad-${Math.random().toString(36).slice(2)}`, args: [c.input] }));
+        const failure = await failureOf(
+          client.workflow.execute(c.type, {
+            taskQueue: fx.taskQueue,
+            workflowId: `bad-${Math.random().toString(36).slice(2)}`,
+            args: [c.input],
+          }),
+        );
         assert.equal(failure.type, c.errorType, failure.message);
         assert.match(failure.message, c.expect);
       });
       // Nothing touched: the database still serves, and nobody holds its lock.
       assert.equal(await refusesConnections(endpointOf(fx.cluster)), false);
-      const lock = await (await testEnv()).client.workflow.getHandle(lockWorkflowId('demo', fx.taskQueue)).query(lockStateQuery).catch(() => undefined);
+      const lock = await (
+        await testEnv()
+      ).client.workflow
+        .getHandle(lockWorkflowId('demo', fx.taskQueue))
+        .query(lockStateQuery)
+        .catch(() => undefined);
       assert.equal(lock?.holder ?? null, null);
     });
   }
@@ -49,7 +144,13 @@ describe('bad input is refused with a clear error and nothing is touched', () =>
   it('fails a start with more replicas than a local cluster can run, without retrying forever', async () => {
     const { client } = await testEnv();
     await withWorker(fx.taskQueue, fx.catalogPath, async () => {
-      const failure = await failureOf(client.workflow.execute('plannedStartWorkflow', { taskQueue: fx.taskQueue, workflowId: `bad-replicas-${Date.now()}`, args: [{ cluster: 'demo', replicas: 3 }] }));
+      const failure = await failureOf(
+        client.workflow.execute('plannedStartWorkflow', {
+          taskQueue: fx.taskQueue,
+          workflowId: `bad-replicas-${Date.now()}`,
+          args: [{ cluster: 'demo', replicas: 3 }],
+        }),
+      );
       assert.equal(failure.type, 'ConfigurationError');
       assert.match(failure.message, /cluster "demo", step start: a local cluster runs exactly 1 server; 3 replicas/);
     });

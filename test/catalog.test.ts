@@ -53,22 +53,48 @@ clusters:
   });
 
   it('refuses unknown keys, a bad cluster name, a dangling replicaOf and two password sources', () => {
-    assert.match(problems('clusters:\n  demo:\n    target: { kind: local, pgdata: /d, port: 5 }\n    targte: {}\n'), /cluster "demo".*targte|Unrecognized key.*targte/s);
-    assert.match(problems('clusters:\n  Bad_Name:\n    target: { kind: local, pgdata: /d, port: 5 }\n'), /cluster "Bad_Name".*not valid/);
-    assert.match(problems('clusters:\n  r:\n    target: { kind: local, pgdata: /d, port: 5 }\n    replicaOf: nowhere\n'), /replicaOf: names cluster "nowhere"/);
-    assert.match(problems('clusters:\n  r:\n    target: { kind: local, pgdata: /d, port: 5 }\n    postgres: { passwordEnv: A, passwordSecret: { name: s, key: k } }\n'), /passwordEnv or passwordSecret, not both/);
+    assert.match(
+      problems('clusters:\n  demo:\n    target: { kind: local, pgdata: /d, port: 5 }\n    targte: {}\n'),
+      /cluster "demo".*targte|Unrecognized key.*targte/s,
+    );
+    assert.match(
+      problems('clusters:\n  Bad_Name:\n    target: { kind: local, pgdata: /d, port: 5 }\n'),
+      /cluster "Bad_Name".*not valid/,
+    );
+    assert.match(
+      problems('clusters:\n  r:\n    target: { kind: local, pgdata: /d, port: 5 }\n    replicaOf: nowhere\n'),
+      /replicaOf: names cluster "nowhere"/,
+    );
+    assert.match(
+      problems(
+        'clusters:\n  r:\n    target: { kind: local, pgdata: /d, port: 5 }\n    postgres: { passwordEnv: A, passwordSecret: { name: s, key: k } }\n',
+      ),
+      /passwordEnv or passwordSecret, not both/,
+    );
   });
 
   it('reports YAML syntax errors and duplicate keys with the file name', () => {
     assert.match(problems('clusters: [unclosed'), /pgops.yaml is not valid YAML/);
-    assert.match(problems('clusters:\n  a:\n    target: { kind: local, pgdata: /d, port: 5 }\n  a:\n    target: { kind: local, pgdata: /d, port: 5 }\n'), /not valid YAML.*[Mm]ap keys must be unique/s);
+    assert.match(
+      problems(
+        'clusters:\n  a:\n    target: { kind: local, pgdata: /d, port: 5 }\n  a:\n    target: { kind: local, pgdata: /d, port: 5 }\n',
+      ),
+      /not valid YAML.*[Mm]ap keys must be unique/s,
+    );
   });
 
   it('reads a password from the worker environment, and says which variable is missing', async () => {
-    const catalog = parseCatalog('clusters:\n  a:\n    target: { kind: local, pgdata: /d, port: 5433 }\n    postgres: { passwordEnv: PGOPS_TEST_PW }\n', '/x.yaml');
+    const catalog = parseCatalog(
+      'clusters:\n  a:\n    target: { kind: local, pgdata: /d, port: 5433 }\n    postgres: { passwordEnv: PGOPS_TEST_PW }\n',
+      '/x.yaml',
+    );
     const endpoint = await resolvePgEndpoint('a', catalog.clusters.a!, { PGOPS_TEST_PW: 's3cret' });
     assert.equal(endpoint.password, 's3cret');
     assert.equal(endpoint.port, 5433);
-    await assert.rejects(resolvePgEndpoint('a', catalog.clusters.a!, {}), (err: unknown) => err instanceof PermanentDriverError && /PGOPS_TEST_PW/.test(err.message) && !/s3cret/.test(err.message));
+    await assert.rejects(
+      resolvePgEndpoint('a', catalog.clusters.a!, {}),
+      (err: unknown) =>
+        err instanceof PermanentDriverError && /PGOPS_TEST_PW/.test(err.message) && !/s3cret/.test(err.message),
+    );
   });
 });

@@ -8,7 +8,6 @@ import { endpointOf } from '../src/dev/localPostgres';
 import { resumeSignal } from '../src/workflows/definitions';
 import type { PlannedStopResult } from '../src/workflows/plannedStop';
 
-
 describe('crash: the worker is SIGKILLed mid-operation and a new worker finishes it', () => {
   let fx: LocalFixture;
   const workers: WorkerProcess[] = [];
@@ -29,7 +28,9 @@ describe('crash: the worker is SIGKILLed mid-operation and a new worker finishes
     const first = await workerProcess(fx.taskQueue, fx.catalogPath);
     workers.push(first);
     const handle = await client.workflow.start('plannedStopWorkflow', {
-      taskQueue: fx.taskQueue, workflowId: `crash-${Date.now()}`, args: [{ cluster: fx.name, holdUntilResumed: true, maxHold: '1h' }],
+      taskQueue: fx.taskQueue,
+      workflowId: `crash-${Date.now()}`,
+      args: [{ cluster: fx.name, holdUntilResumed: true, maxHold: '1h' }],
     });
     await first.waitForOutput(/"step":"stop-begin"/);
     await first.kill('SIGKILL');
@@ -43,15 +44,28 @@ describe('crash: the worker is SIGKILLed mid-operation and a new worker finishes
     const third = await workerProcess(fx.taskQueue, fx.catalogPath);
     workers.push(third);
     await handle.signal(resumeSignal, { by: 'crash test' });
-    const result = await handle.result() as PlannedStopResult;
+    const result = (await handle.result()) as PlannedStopResult;
     assert.equal(result.hold?.resumedBy, 'signal');
     assert.equal(result.after.running, true);
 
     // The kill really landed inside the stop step: Temporal ran it again on the new worker.
     const history = await handle.fetchHistory();
-    const stopActivityIds = new Set((history.events ?? []).filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'stopCluster').map((e) => String(e.eventId)));
-    const stopAttempts = (history.events ?? []).filter((e) => e.activityTaskStartedEventAttributes && stopActivityIds.has(String(e.activityTaskStartedEventAttributes.scheduledEventId))).map((e) => e.activityTaskStartedEventAttributes!.attempt ?? 1);
-    assert.ok(Math.max(...stopAttempts) >= 2, `stopCluster ran in attempt(s) ${stopAttempts}: the kill did not interrupt it`);
+    const stopActivityIds = new Set(
+      (history.events ?? [])
+        .filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'stopCluster')
+        .map((e) => String(e.eventId)),
+    );
+    const stopAttempts = (history.events ?? [])
+      .filter(
+        (e) =>
+          e.activityTaskStartedEventAttributes &&
+          stopActivityIds.has(String(e.activityTaskStartedEventAttributes.scheduledEventId)),
+      )
+      .map((e) => e.activityTaskStartedEventAttributes!.attempt ?? 1);
+    assert.ok(
+      Math.max(...stopAttempts) >= 2,
+      `stopCluster ran in attempt(s) ${stopAttempts}: the kill did not interrupt it`,
+    );
 
     assert.equal(await refusesConnections(endpointOf(fx.cluster)), false);
     assert.equal(await fx.checksum(), checksum);

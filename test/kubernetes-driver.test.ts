@@ -1,12 +1,23 @@
 // The Kubernetes cluster driver against the API server stand-in, over real HTTP through
 // @kubernetes/client-node: the same calls it makes on a real cluster.
-import { ApiException, AppsV1Api, PatchStrategy, setHeaderOptions, Watch, type KubeConfig } from '@kubernetes/client-node';
+import {
+  ApiException,
+  AppsV1Api,
+  PatchStrategy,
+  setHeaderOptions,
+  Watch,
+  type KubeConfig,
+} from '@kubernetes/client-node';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { kubernetesTargetSchema, type KubernetesTarget } from '../src/config/schema';
-import { KubernetesClusterDriver, loadKubeConfig, REPLICAS_BEFORE_STOP_ANNOTATION } from '../src/drivers/cluster/kubernetes';
+import {
+  KubernetesClusterDriver,
+  loadKubeConfig,
+  REPLICAS_BEFORE_STOP_ANNOTATION,
+} from '../src/drivers/cluster/kubernetes';
 import { PermanentDriverError } from '../src/drivers/cluster/types';
 import { KubernetesApiError } from '../src/drivers/kube/apiErrors';
 import { readSecretValue } from '../src/drivers/kube/secrets';
@@ -33,10 +44,24 @@ describe('KubernetesClusterDriver (against the API server stand-in)', function (
 
   async function setUp(hooks: PodHooks = {}): Promise<void> {
     api = await startKubeApiStandIn({ readyDelayMs: 30, terminateDelayMs: 60, hooks });
-    await api.addStatefulSet({ namespace: 'db', name: 'pg', replicas: 2, labels: { app: 'pg' }, volumeClaimTemplates: ['data'] });
+    await api.addStatefulSet({
+      namespace: 'db',
+      name: 'pg',
+      replicas: 2,
+      labels: { app: 'pg' },
+      volumeClaimTemplates: ['data'],
+    });
     dir = await mkdtemp(join(tmpdir(), 'pgops-kube-'));
     await api.writeKubeconfig(join(dir, 'kubeconfig'));
-    target = kubernetesTargetSchema.parse({ kind: 'kubernetes', namespace: 'db', statefulSet: 'pg', replicas: 2, kubeconfig: join(dir, 'kubeconfig'), readyTimeoutSeconds: 10, stopTimeoutSeconds: 10 });
+    target = kubernetesTargetSchema.parse({
+      kind: 'kubernetes',
+      namespace: 'db',
+      statefulSet: 'pg',
+      replicas: 2,
+      kubeconfig: join(dir, 'kubeconfig'),
+      readyTimeoutSeconds: 10,
+      stopTimeoutSeconds: 10,
+    });
     kubeConfig = loadKubeConfig(target);
     driver = new KubernetesClusterDriver(target, kubeConfig);
   }
@@ -63,7 +88,12 @@ describe('KubernetesClusterDriver (against the API server stand-in)', function (
   const annotation = () => api.statefulSet('db', 'pg')?.metadata.annotations?.[REPLICAS_BEFORE_STOP_ANNOTATION];
 
   it('describes a running set: pods, desired and ready replicas', async () => {
-    assert.deepEqual(await driver.describe(), { running: true, replicas: 2, readyReplicas: 2, members: ['pg-0', 'pg-1'] });
+    assert.deepEqual(await driver.describe(), {
+      running: true,
+      replicas: 2,
+      readyReplicas: 2,
+      members: ['pg-0', 'pg-1'],
+    });
   });
 
   it('stops a 2-replica set through the scale subresource, records the count first and waits until no pod is left', async () => {
@@ -81,7 +111,11 @@ describe('KubernetesClusterDriver (against the API server stand-in)', function (
     );
     assert.deepEqual(writes()[0]?.body, { metadata: { annotations: { [REPLICAS_BEFORE_STOP_ANNOTATION]: '2' } } });
     assert.match(progress[0] ?? '', /^waiting for [12] pod\(s\) to terminate: pg-/);
-    assert.deepEqual(hookLog.filter((l) => l.startsWith('stop')), ['stop pg-1', 'stop pg-0'], 'the highest ordinal goes first');
+    assert.deepEqual(
+      hookLog.filter((l) => l.startsWith('stop')),
+      ['stop pg-1', 'stop pg-0'],
+      'the highest ordinal goes first',
+    );
     assert.deepEqual(await driver.describe(), { running: false, replicas: 0, readyReplicas: 0, members: [] });
   });
 
@@ -95,7 +129,10 @@ describe('KubernetesClusterDriver (against the API server stand-in)', function (
 
   it('verifyQuiescent lists the PVCs of every replica of the stopped set', async () => {
     await driver.stop();
-    assert.deepEqual(await driver.verifyQuiescent(), { noServerRunning: true, volumesKept: ['data-pg-0', 'data-pg-1'] });
+    assert.deepEqual(await driver.verifyQuiescent(), {
+      noServerRunning: true,
+      volumesKept: ['data-pg-0', 'data-pg-1'],
+    });
   });
 
   it('verifyQuiescent fails naming a PVC deleted behind its back', async () => {
@@ -109,7 +146,10 @@ describe('KubernetesClusterDriver (against the API server stand-in)', function (
   });
 
   it('verifyQuiescent refuses a running set, naming its pods', async () => {
-    await assert.rejects(driver.verifyQuiescent(), /db\/pg is not quiescent \(spec.replicas is 2; pod\(s\) still present: pg-0, pg-1\)/);
+    await assert.rejects(
+      driver.verifyQuiescent(),
+      /db\/pg is not quiescent \(spec.replicas is 2; pod\(s\) still present: pg-0, pg-1\)/,
+    );
   });
 
   it('start with the recorded replica count scales back, waits for Ready and clears the record', async () => {
@@ -122,8 +162,14 @@ describe('KubernetesClusterDriver (against the API server stand-in)', function (
 
     assert.deepEqual(result, { readyReplicas: 2, alreadyRunning: false });
     const pods = api.pods('db');
-    assert.deepEqual(pods.map((p) => p.metadata.name), ['pg-0', 'pg-1']);
-    assert.ok(pods.every((p) => p.status.conditions.some((c) => c.type === 'Ready' && c.status === 'True')), 'both pods are Ready');
+    assert.deepEqual(
+      pods.map((p) => p.metadata.name),
+      ['pg-0', 'pg-1'],
+    );
+    assert.ok(
+      pods.every((p) => p.status.conditions.some((c) => c.type === 'Ready' && c.status === 'True')),
+      'both pods are Ready',
+    );
     assert.equal(api.statefulSet('db', 'pg')?.status.readyReplicas, 2);
     assert.deepEqual(hookLog, ['start pg-0', 'start pg-1'], 'ordinal 0 starts first');
     assert.match(progress[0] ?? '', /^waiting for 2 ready replica\(s\)/);
@@ -140,7 +186,10 @@ describe('KubernetesClusterDriver (against the API server stand-in)', function (
     api.injectScaleConflicts(1);
     assert.deepEqual(await driver.stop(), { replicasBefore: 2, alreadyStopped: false });
     const scaleWrites = api.requests.filter((r) => r.method === 'PUT' && r.path === SCALE_PATH);
-    assert.deepEqual(scaleWrites.map((r) => r.status), [409, 200]);
+    assert.deepEqual(
+      scaleWrites.map((r) => r.status),
+      [409, 200],
+    );
     assert.equal(api.statefulSet('db', 'pg')?.spec.replicas, 0);
   });
 
@@ -175,9 +224,18 @@ describe('KubernetesClusterDriver (against the API server stand-in)', function (
   });
 
   it('refused credentials (401) are a PermanentDriverError; an unknown context is named', async () => {
-    const stranger = new KubernetesClusterDriver(target, loadKubeConfig({ ...target, context: 'stand-in-wrong-token' }));
-    await assert.rejects(stranger.describe(), (err: Error) => err instanceof PermanentDriverError && /401 Unauthorized/.test(err.message));
-    assert.throws(() => loadKubeConfig({ ...target, context: 'prod' }), /has no context "prod" \(its contexts: stand-in, stand-in-wrong-token\)/);
+    const stranger = new KubernetesClusterDriver(
+      target,
+      loadKubeConfig({ ...target, context: 'stand-in-wrong-token' }),
+    );
+    await assert.rejects(
+      stranger.describe(),
+      (err: Error) => err instanceof PermanentDriverError && /401 Unauthorized/.test(err.message),
+    );
+    assert.throws(
+      () => loadKubeConfig({ ...target, context: 'prod' }),
+      /has no context "prod" \(its contexts: stand-in, stand-in-wrong-token\)/,
+    );
   });
 
   it('stop honours an AbortSignal while pods terminate', async () => {
@@ -195,7 +253,10 @@ describe('KubernetesClusterDriver (against the API server stand-in)', function (
   it('stop times out with an error naming the pods left', async () => {
     stopGate = gate();
     const impatient = new KubernetesClusterDriver({ ...target, stopTimeoutSeconds: 1 }, kubeConfig);
-    await assert.rejects(impatient.stop(), /db\/pg did not stop within 1 s \(waiting for 2 pod\(s\) to terminate: pg-0, pg-1\)/);
+    await assert.rejects(
+      impatient.stop(),
+      /db\/pg did not stop within 1 s \(waiting for 2 pod\(s\) to terminate: pg-0, pg-1\)/,
+    );
   });
 
   it('restartPod replaces the pod with a new uid and waits until it is Ready', async () => {
@@ -211,7 +272,10 @@ describe('KubernetesClusterDriver (against the API server stand-in)', function (
   });
 
   it('restartPod refuses an ordinal the StatefulSet would not recreate', async () => {
-    await assert.rejects(driver.restartPod(2), (err: Error) => err instanceof PermanentDriverError && /no pod with ordinal 2/.test(err.message));
+    await assert.rejects(
+      driver.restartPod(2),
+      (err: Error) => err instanceof PermanentDriverError && /no pod with ordinal 2/.test(err.message),
+    );
     assert.equal(writes().length, 0);
   });
 });
@@ -226,7 +290,15 @@ describe('readSecretValue (against the API server stand-in)', () => {
     api.addSecret('db', 'pg-su', { password: 's3cret-é', other: 'x' });
     dir = await mkdtemp(join(tmpdir(), 'pgops-kube-'));
     await api.writeKubeconfig(join(dir, 'kubeconfig'));
-    kubeConfig = loadKubeConfig(kubernetesTargetSchema.parse({ kind: 'kubernetes', namespace: 'db', statefulSet: 'pg', replicas: 1, kubeconfig: join(dir, 'kubeconfig') }));
+    kubeConfig = loadKubeConfig(
+      kubernetesTargetSchema.parse({
+        kind: 'kubernetes',
+        namespace: 'db',
+        statefulSet: 'pg',
+        replicas: 1,
+        kubeconfig: join(dir, 'kubeconfig'),
+      }),
+    );
   });
   after(async () => {
     await api.close();
@@ -235,7 +307,10 @@ describe('readSecretValue (against the API server stand-in)', () => {
 
   it('returns the decoded value, from the default or the given namespace', async () => {
     assert.equal(await readSecretValue(kubeConfig, 'db', { name: 'pg-su', key: 'password' }), 's3cret-é');
-    assert.equal(await readSecretValue(kubeConfig, 'elsewhere', { name: 'pg-su', key: 'password', namespace: 'db' }), 's3cret-é');
+    assert.equal(
+      await readSecretValue(kubeConfig, 'elsewhere', { name: 'pg-su', key: 'password', namespace: 'db' }),
+      's3cret-é',
+    );
   });
 
   it('names secret, key and namespace for a missing key, and never the values', async () => {
@@ -248,7 +323,10 @@ describe('readSecretValue (against the API server stand-in)', () => {
   });
 
   it('names a missing secret', async () => {
-    await assert.rejects(readSecretValue(kubeConfig, 'db', { name: 'pg-gone', key: 'password' }), (err: Error) => err instanceof PermanentDriverError && /Secret db\/pg-gone not found/.test(err.message));
+    await assert.rejects(
+      readSecretValue(kubeConfig, 'db', { name: 'pg-gone', key: 'password' }),
+      (err: Error) => err instanceof PermanentDriverError && /Secret db\/pg-gone not found/.test(err.message),
+    );
   });
 });
 
@@ -263,7 +341,15 @@ describe('the API server stand-in rejects what the real server rejects', () => {
     await api.addStatefulSet({ namespace: 'db', name: 'pg', replicas: 1, labels: { app: 'pg' } });
     dir = await mkdtemp(join(tmpdir(), 'pgops-kube-'));
     await api.writeKubeconfig(join(dir, 'kubeconfig'));
-    kubeConfig = loadKubeConfig(kubernetesTargetSchema.parse({ kind: 'kubernetes', namespace: 'db', statefulSet: 'pg', replicas: 1, kubeconfig: join(dir, 'kubeconfig') }));
+    kubeConfig = loadKubeConfig(
+      kubernetesTargetSchema.parse({
+        kind: 'kubernetes',
+        namespace: 'db',
+        statefulSet: 'pg',
+        replicas: 1,
+        kubeconfig: join(dir, 'kubeconfig'),
+      }),
+    );
     apps = kubeConfig.makeApiClient(AppsV1Api);
   });
   after(async () => {
@@ -282,8 +368,15 @@ describe('the API server stand-in rejects what the real server rejects', () => {
   }
 
   it('negative replicas on the scale subresource: 422 Invalid', async () => {
-    const body = { apiVersion: 'autoscaling/v1', kind: 'Scale', metadata: { name: 'pg', namespace: 'db' }, spec: { replicas: -1 } };
-    const { code, status } = await apiError(apps.replaceNamespacedStatefulSetScale({ name: 'pg', namespace: 'db', body }));
+    const body = {
+      apiVersion: 'autoscaling/v1',
+      kind: 'Scale',
+      metadata: { name: 'pg', namespace: 'db' },
+      spec: { replicas: -1 },
+    };
+    const { code, status } = await apiError(
+      apps.replaceNamespacedStatefulSetScale({ name: 'pg', namespace: 'db', body }),
+    );
     assert.equal(code, 422);
     assert.equal(status.reason, 'Invalid');
     assert.match(String(status.message), /spec.replicas: Invalid value: -1/);
@@ -291,8 +384,15 @@ describe('the API server stand-in rejects what the real server rejects', () => {
   });
 
   it('a stale resourceVersion on the scale subresource: 409 Conflict', async () => {
-    const body = { apiVersion: 'autoscaling/v1', kind: 'Scale', metadata: { name: 'pg', namespace: 'db', resourceVersion: '1' }, spec: { replicas: 3 } };
-    const { code, status } = await apiError(apps.replaceNamespacedStatefulSetScale({ name: 'pg', namespace: 'db', body }));
+    const body = {
+      apiVersion: 'autoscaling/v1',
+      kind: 'Scale',
+      metadata: { name: 'pg', namespace: 'db', resourceVersion: '1' },
+      spec: { replicas: 3 },
+    };
+    const { code, status } = await apiError(
+      apps.replaceNamespacedStatefulSetScale({ name: 'pg', namespace: 'db', body }),
+    );
     assert.deepEqual([code, status.kind, status.reason], [409, 'Status', 'Conflict']);
   });
 
@@ -300,8 +400,22 @@ describe('the API server stand-in rejects what the real server rejects', () => {
     const { code, status } = await apiError(apps.readNamespacedStatefulSet({ name: 'x', namespace: 'db' }));
     assert.equal(code, 404);
     assert.deepEqual(
-      { kind: status.kind, apiVersion: status.apiVersion, status: status.status, reason: status.reason, code: status.code, message: status.message },
-      { kind: 'Status', apiVersion: 'v1', status: 'Failure', reason: 'NotFound', code: 404, message: 'statefulsets.apps "x" not found' },
+      {
+        kind: status.kind,
+        apiVersion: status.apiVersion,
+        status: status.status,
+        reason: status.reason,
+        code: status.code,
+        message: status.message,
+      },
+      {
+        kind: 'Status',
+        apiVersion: 'v1',
+        status: 'Failure',
+        reason: 'NotFound',
+        code: 404,
+        message: 'statefulsets.apps "x" not found',
+      },
     );
   });
 
@@ -309,8 +423,14 @@ describe('the API server stand-in rejects what the real server rejects', () => {
     const body = { metadata: { annotations: { a: 'b' } } };
     assert.equal((await apiError(apps.patchNamespacedStatefulSet({ name: 'pg', namespace: 'db', body }))).code, 400);
     const asJson = setHeaderOptions('Content-Type', 'application/json');
-    assert.equal((await apiError(apps.patchNamespacedStatefulSet({ name: 'pg', namespace: 'db', body }, asJson))).code, 415);
-    const merged = await apps.patchNamespacedStatefulSet({ name: 'pg', namespace: 'db', body }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+    assert.equal(
+      (await apiError(apps.patchNamespacedStatefulSet({ name: 'pg', namespace: 'db', body }, asJson))).code,
+      415,
+    );
+    const merged = await apps.patchNamespacedStatefulSet(
+      { name: 'pg', namespace: 'db', body },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
     assert.equal(merged.metadata?.annotations?.a, 'b');
   });
 
@@ -320,10 +440,18 @@ describe('the API server stand-in rejects what the real server rejects', () => {
     const watching = await new Watch(kubeConfig).watch(
       '/api/v1/namespaces/db/pods',
       { labelSelector: 'app=pg' },
-      (type: string, pod: { metadata?: { name?: string; deletionTimestamp?: unknown } }) => events.push(`${type} ${pod.metadata?.name ?? ''}${type === 'MODIFIED' && pod.metadata?.deletionTimestamp ? ' terminating' : ''}`),
+      (type: string, pod: { metadata?: { name?: string; deletionTimestamp?: unknown } }) =>
+        events.push(
+          `${type} ${pod.metadata?.name ?? ''}${type === 'MODIFIED' && pod.metadata?.deletionTimestamp ? ' terminating' : ''}`,
+        ),
       () => {},
     );
-    const body = { apiVersion: 'autoscaling/v1', kind: 'Scale', metadata: { name: 'pg', namespace: 'db' }, spec: { replicas: 0 } };
+    const body = {
+      apiVersion: 'autoscaling/v1',
+      kind: 'Scale',
+      metadata: { name: 'pg', namespace: 'db' },
+      spec: { replicas: 0 },
+    };
     await apps.replaceNamespacedStatefulSetScale({ name: 'pg', namespace: 'db', body });
     const deadline = Date.now() + 5000;
     while (!events.includes('DELETED pg-0') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));

@@ -31,21 +31,39 @@ describe('delayedReplicaPitrWorkflow on a Kubernetes StatefulSet (API server sta
         onPodStop: async () => void (await replicaDriver.stop()),
       },
     });
-    await api.addStatefulSet({ namespace: 'db', name: 'pg-delayed', replicas: 1, labels: { app: 'pg-delayed' }, volumeClaimTemplates: ['pgdata'] });
+    await api.addStatefulSet({
+      namespace: 'db',
+      name: 'pg-delayed',
+      replicas: 1,
+      labels: { app: 'pg-delayed' },
+      volumeClaimTemplates: ['pgdata'],
+    });
     const dir = await scratchDir('k8spitr-catalog');
     const kubeconfig = join(dir, 'kubeconfig');
     await api.writeKubeconfig(kubeconfig);
     catalogPath = join(dir, 'pgops.yaml');
-    writeFileSync(catalogPath, stringify({
-      clusters: {
-        orders: { target: localTargetOf(fx.set.primary) },
-        'orders-delayed': {
-          target: { kind: 'kubernetes', namespace: 'db', statefulSet: 'pg-delayed', replicas: 1, kubeconfig, readyTimeoutSeconds: 300 },
-          postgres: { host: '127.0.0.1', port: fx.set.replica.port },
-          replicaOf: 'orders', walArchive: fx.set.archiveDir, exportDir: join(dir, 'exports'),
+    writeFileSync(
+      catalogPath,
+      stringify({
+        clusters: {
+          orders: { target: localTargetOf(fx.set.primary) },
+          'orders-delayed': {
+            target: {
+              kind: 'kubernetes',
+              namespace: 'db',
+              statefulSet: 'pg-delayed',
+              replicas: 1,
+              kubeconfig,
+              readyTimeoutSeconds: 300,
+            },
+            postgres: { host: '127.0.0.1', port: fx.set.replica.port },
+            replicaOf: 'orders',
+            walArchive: fx.set.archiveDir,
+            exportDir: join(dir, 'exports'),
+          },
         },
-      },
-    }));
+      }),
+    );
     await fx.commit([
       'CREATE TABLE orders (id bigint PRIMARY KEY, customer text NOT NULL)',
       "INSERT INTO orders SELECT g, 'customer-' || (g % 97) FROM generate_series(1, 500) g",
@@ -62,14 +80,26 @@ describe('delayedReplicaPitrWorkflow on a Kubernetes StatefulSet (API server sta
     const bad = await fx.commit(['DELETE FROM orders WHERE id > 100']);
     await fx.waitForArchive();
     const uidBefore = api.pods('db')[0]?.metadata.uid;
-    const result = await withWorker(fx.taskQueue, catalogPath, () => client.workflow.execute('delayedReplicaPitrWorkflow', {
-      taskQueue: fx.taskQueue, workflowId: `k8s-pitr-${Date.now()}`,
-      args: [{ cluster: 'orders-delayed', target: { xid: bad.xid }, then: 'export', export: { tables: ['orders'], insertMissing: true } }],
-    })) as DelayedReplicaPitrResult;
+    const result = (await withWorker(fx.taskQueue, catalogPath, () =>
+      client.workflow.execute('delayedReplicaPitrWorkflow', {
+        taskQueue: fx.taskQueue,
+        workflowId: `k8s-pitr-${Date.now()}`,
+        args: [
+          {
+            cluster: 'orders-delayed',
+            target: { xid: bad.xid },
+            then: 'export',
+            export: { tables: ['orders'], insertMissing: true },
+          },
+        ],
+      }),
+    )) as DelayedReplicaPitrResult;
     assert.equal(result.exported?.[0]?.rows, 500, 'exactly the pre-incident rows');
     assert.deepEqual(result.inserted, [{ table: 'public.orders', inserted: 400, createdTable: false }]);
     assert.equal(result.finalState, 'delayed replica again');
-    const deletes = api.requests.filter((r) => r.method === 'DELETE' && r.path === '/api/v1/namespaces/db/pods/pg-delayed-0');
+    const deletes = api.requests.filter(
+      (r) => r.method === 'DELETE' && r.path === '/api/v1/namespaces/db/pods/pg-delayed-0',
+    );
     assert.equal(deletes.length, 2, 'one pod restart for the target, one for the return to delay');
     assert.notEqual(api.pods('db')[0]?.metadata.uid, uidBefore);
     const primary = await fx.query<{ n: number }>(fx.set.primaryEndpoint, 'SELECT count(*)::int AS n FROM orders');

@@ -9,7 +9,14 @@ import { stringify } from 'yaml';
 import { testEnv, scratchDir } from './harness/testEnv';
 import { withWorker } from './harness/workers';
 import { startKubeApiStandIn, type KubeApiStandIn } from './harness/kubeApiStandIn';
-import { initLocalCluster, startLocalCluster, stopLocalClusterIfRunning, pgCtl, endpointOf, type LocalCluster } from '../src/dev/localPostgres';
+import {
+  initLocalCluster,
+  startLocalCluster,
+  stopLocalClusterIfRunning,
+  pgCtl,
+  endpointOf,
+  type LocalCluster,
+} from '../src/dev/localPostgres';
 import { freePort } from '../src/dev/ports';
 import { refusesConnections, withSession } from '../src/drivers/postgres/session';
 import { progressQuery, resumeSignal } from '../src/workflows/definitions';
@@ -46,19 +53,41 @@ describe('planned stop/start on a Kubernetes StatefulSet (API server stand-in, r
         onPodStop: async () => pgCtl(pg, ['stop', '-m', 'fast', '-w']),
       },
     });
-    await api.addStatefulSet({ namespace: 'db', name: 'pg-rook-sf', replicas: 1, labels: { app: 'pg-rook-sf' }, volumeClaimTemplates: ['pgdata'] });
+    await api.addStatefulSet({
+      namespace: 'db',
+      name: 'pg-rook-sf',
+      replicas: 1,
+      labels: { app: 'pg-rook-sf' },
+      volumeClaimTemplates: ['pgdata'],
+    });
     api.addSecret('db', 'pg-su', { password });
     const kubeconfig = join(dir, 'kubeconfig');
     await api.writeKubeconfig(kubeconfig);
     catalogPath = join(dir, 'pgops.yaml');
-    writeFileSync(catalogPath, stringify({
-      clusters: {
-        orders: {
-          target: { kind: 'kubernetes', namespace: 'db', statefulSet: 'pg-rook-sf', replicas: 1, kubeconfig, readyTimeoutSeconds: 60, stopTimeoutSeconds: 60 },
-          postgres: { host: '127.0.0.1', port: pg.port, user: 'postgres', passwordSecret: { name: 'pg-su', key: 'password' } },
+    writeFileSync(
+      catalogPath,
+      stringify({
+        clusters: {
+          orders: {
+            target: {
+              kind: 'kubernetes',
+              namespace: 'db',
+              statefulSet: 'pg-rook-sf',
+              replicas: 1,
+              kubeconfig,
+              readyTimeoutSeconds: 60,
+              stopTimeoutSeconds: 60,
+            },
+            postgres: {
+              host: '127.0.0.1',
+              port: pg.port,
+              user: 'postgres',
+              passwordSecret: { name: 'pg-su', key: 'password' },
+            },
+          },
         },
-      },
-    }));
+      }),
+    );
   });
   after(async () => {
     await api?.close();
@@ -69,31 +98,55 @@ describe('planned stop/start on a Kubernetes StatefulSet (API server stand-in, r
     const { client } = await testEnv();
     assert.equal(await refusesConnections(endpoint()), false);
     await withWorker(taskQueue, catalogPath, async () => {
-      const handle = await client.workflow.start('plannedStopWorkflow', { taskQueue, workflowId: `k8s-hold-${Date.now()}`, args: [{ cluster: 'orders', holdUntilResumed: true }] });
-      for (let step = ''; step !== 'hold'; await new Promise((r) => setTimeout(r, 100))) step = (await handle.query(progressQuery)).step;
+      const handle = await client.workflow.start('plannedStopWorkflow', {
+        taskQueue,
+        workflowId: `k8s-hold-${Date.now()}`,
+        args: [{ cluster: 'orders', holdUntilResumed: true }],
+      });
+      for (let step = ''; step !== 'hold'; await new Promise((r) => setTimeout(r, 100)))
+        step = (await handle.query(progressQuery)).step;
       assert.equal(api.pods('db').length, 0);
       assert.equal(api.statefulSet('db', 'pg-rook-sf')?.metadata.annotations?.[REPLICAS_BEFORE_STOP_ANNOTATION], '1');
       assert.equal(await refusesConnections(endpoint()), true);
       await handle.signal(resumeSignal);
-      const result = await handle.result() as PlannedStopResult;
+      const result = (await handle.result()) as PlannedStopResult;
       assert.deepEqual(result.stopped.volumesKept, ['pgdata-pg-rook-sf-0']);
       assert.equal(result.after.readyReplicas, 1);
     });
-    const scaleWrites = api.requests.filter((r) => r.method !== 'GET' && r.path.endsWith('/statefulsets/pg-rook-sf/scale'));
-    assert.deepEqual(scaleWrites.map((r) => (r.body as { spec?: { replicas?: number } }).spec?.replicas ?? 0), [0, 1]);
-    assert.equal(await withSession(endpoint(), async (c) => Number((await c.query('SELECT count(*) AS n FROM t')).rows[0].n)), 5000);
+    const scaleWrites = api.requests.filter(
+      (r) => r.method !== 'GET' && r.path.endsWith('/statefulsets/pg-rook-sf/scale'),
+    );
+    assert.deepEqual(
+      scaleWrites.map((r) => (r.body as { spec?: { replicas?: number } }).spec?.replicas ?? 0),
+      [0, 1],
+    );
+    assert.equal(
+      await withSession(endpoint(), async (c) => Number((await c.query('SELECT count(*) AS n FROM t')).rows[0].n)),
+      5000,
+    );
   });
 
   it('a start with no replica count uses the one recorded on the StatefulSet by the stop', async () => {
     const { client } = await testEnv();
     await withWorker(taskQueue, catalogPath, async () => {
-      await client.workflow.execute('plannedStopWorkflow', { taskQueue, workflowId: `k8s-stop-${Date.now()}`, args: [{ cluster: 'orders' }] });
+      await client.workflow.execute('plannedStopWorkflow', {
+        taskQueue,
+        workflowId: `k8s-stop-${Date.now()}`,
+        args: [{ cluster: 'orders' }],
+      });
       assert.equal(api.pods('db').length, 0);
-      const started = await client.workflow.execute('plannedStartWorkflow', { taskQueue, workflowId: `k8s-start-${Date.now()}`, args: [{ cluster: 'orders' }] }) as PlannedStartResult;
+      const started = (await client.workflow.execute('plannedStartWorkflow', {
+        taskQueue,
+        workflowId: `k8s-start-${Date.now()}`,
+        args: [{ cluster: 'orders' }],
+      })) as PlannedStartResult;
       assert.equal(started.replicasFrom, 'recorded');
       assert.equal(started.readyReplicas, 1);
       assert.match(started.serverVersion, /^15\./);
     });
-    assert.equal(api.statefulSet('db', 'pg-rook-sf')?.metadata.annotations?.[REPLICAS_BEFORE_STOP_ANNOTATION], undefined);
+    assert.equal(
+      api.statefulSet('db', 'pg-rook-sf')?.metadata.annotations?.[REPLICAS_BEFORE_STOP_ANNOTATION],
+      undefined,
+    );
   });
 });

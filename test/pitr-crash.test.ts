@@ -28,13 +28,15 @@ describe('crash: SIGKILL of the worker during a delayed-replica PITR', function 
     await fx?.set.stop();
   });
 
-  const readyCount = () => (readFileSync(fx.set.replica.logFile, 'utf8').match(/ready to accept read-only connections/g) ?? []).length;
+  const readyCount = () =>
+    (readFileSync(fx.set.replica.logFile, 'utf8').match(/ready to accept read-only connections/g) ?? []).length;
 
   it('finishes the export and the return to delay after kills before the restart, during replay and during the return', async () => {
     const { client } = await testEnv();
     // Many commits of WAL before the incident: the replica waits at the first of them (the delay),
     // so after the restart it has real work to replay while the monitor runs.
-    for (let i = 0; i < 20; i++) await fx.commit([`INSERT INTO filler SELECT g, repeat('x', 500) FROM generate_series(1, 10000) g`]);
+    for (let i = 0; i < 20; i++)
+      await fx.commit([`INSERT INTO filler SELECT g, repeat('x', 500) FROM generate_series(1, 10000) g`]);
     const bad = await fx.commit(['DELETE FROM orders WHERE id % 2 = 0']);
     await fx.waitForArchive();
 
@@ -46,7 +48,8 @@ describe('crash: SIGKILL of the worker during a delayed-replica PITR', function 
 
     let worker = await spawnWorker();
     const handle = await client.workflow.start('delayedReplicaPitrWorkflow', {
-      taskQueue: fx.taskQueue, workflowId: `pitr-crash-${Date.now()}`,
+      taskQueue: fx.taskQueue,
+      workflowId: `pitr-crash-${Date.now()}`,
       args: [{ cluster: 'orders-delayed', target: { xid: bad.xid }, then: 'export', export: { tables: ['orders'] } }],
     });
     const firstKillStep = await waitForStep(handle, ['lock', 'check', 'set-target'], 120_000, 20);
@@ -69,15 +72,32 @@ describe('crash: SIGKILL of the worker during a delayed-replica PITR', function 
     console.log('      kill 3 during the return to delay');
 
     worker = await spawnWorker();
-    const result = await handle.result() as DelayedReplicaPitrResult;
+    const result = (await handle.result()) as DelayedReplicaPitrResult;
     assert.equal(result.finalState, 'delayed replica again');
     assert.equal(result.returnedToDelay?.pauseState, 'not paused');
     assert.equal(result.returnedToDelay?.delay, '30000ms');
     assert.equal(result.exported?.[0]?.rows, 2000, 'exactly the pre-incident rows');
 
     const history = await handle.fetchHistory();
-    const scheduled = new Map((history.events ?? []).filter((e) => e.activityTaskScheduledEventAttributes).map((e) => [String(e.eventId), e.activityTaskScheduledEventAttributes!.activityType?.name]));
-    const attempts = (name: string) => Math.max(0, ...(history.events ?? []).filter((e) => e.activityTaskStartedEventAttributes && scheduled.get(String(e.activityTaskStartedEventAttributes.scheduledEventId)) === name).map((e) => e.activityTaskStartedEventAttributes!.attempt ?? 1));
-    assert.ok(attempts('waitForReplayTarget') >= 2, `waitForReplayTarget ran ${attempts('waitForReplayTarget')} time(s): the kill did not interrupt monitoring`);
+    const scheduled = new Map(
+      (history.events ?? [])
+        .filter((e) => e.activityTaskScheduledEventAttributes)
+        .map((e) => [String(e.eventId), e.activityTaskScheduledEventAttributes!.activityType?.name]),
+    );
+    const attempts = (name: string) =>
+      Math.max(
+        0,
+        ...(history.events ?? [])
+          .filter(
+            (e) =>
+              e.activityTaskStartedEventAttributes &&
+              scheduled.get(String(e.activityTaskStartedEventAttributes.scheduledEventId)) === name,
+          )
+          .map((e) => e.activityTaskStartedEventAttributes!.attempt ?? 1),
+      );
+    assert.ok(
+      attempts('waitForReplayTarget') >= 2,
+      `waitForReplayTarget ran ${attempts('waitForReplayTarget')} time(s): the kill did not interrupt monitoring`,
+    );
   });
 });

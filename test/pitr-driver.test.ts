@@ -12,12 +12,21 @@ import { createDelayedReplicaSet, type ReplicaSet } from '../src/dev/delayedRepl
 import { pgCtl } from '../src/dev/localPostgres';
 import { pollUntil } from '../src/drivers/waiting';
 import { waitForSql, withSession, type PgEndpoint } from '../src/drivers/postgres/session';
-import { NotAReplicaError, lsnDiff, pauseReplay, replayStatus, xactStatus, type ReplayStatus, type SettingWithSource } from '../src/drivers/postgres/replayControl';
+import {
+  NotAReplicaError,
+  lsnDiff,
+  pauseReplay,
+  replayStatus,
+  xactStatus,
+  type ReplayStatus,
+  type SettingWithSource,
+} from '../src/drivers/postgres/replayControl';
 import { applyRecoveryTarget, checkTargetReachable, clearRecoveryTarget } from '../src/drivers/postgres/recoveryTarget';
 import { archiveEndLsn, findCommit, listArchivedSegments, relationMap } from '../src/drivers/postgres/walInspect';
 import { locateIncidents, type Incident } from '../src/drivers/postgres/incidentLocator';
 
-const ORDERS_CHECKSUM = "SELECT count(*)::int AS n, md5(coalesce(string_agg(id || ':' || customer, ',' ORDER BY id), '')) AS h FROM orders";
+const ORDERS_CHECKSUM =
+  "SELECT count(*)::int AS n, md5(coalesce(string_agg(id || ':' || customer, ',' ORDER BY id), '')) AS h FROM orders";
 const ISO_NOW = `to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
 
 async function one<T>(endpoint: PgEndpoint, sql: string, params: unknown[] = []): Promise<T> {
@@ -40,17 +49,23 @@ async function restartReplica(set: ReplicaSet): Promise<void> {
 }
 
 async function waitForArchive(set: ReplicaSet, lsn: string): Promise<void> {
-  await pollUntil(async () => {
-    const end = archiveEndLsn(set.archiveDir);
-    return end && compareLsn(end, lsn) > 0 ? { done: undefined } : { waiting: `archive ends at ${end}` };
-  }, { intervalMs: 200, timeoutMs: 60_000, what: `the archive to hold WAL up to ${lsn}` });
+  await pollUntil(
+    async () => {
+      const end = archiveEndLsn(set.archiveDir);
+      return end && compareLsn(end, lsn) > 0 ? { done: undefined } : { waiting: `archive ends at ${end}` };
+    },
+    { intervalMs: 200, timeoutMs: 60_000, what: `the archive to hold WAL up to ${lsn}` },
+  );
 }
 
 async function waitForReplay(set: ReplicaSet, what: string, done: (s: ReplayStatus) => boolean): Promise<ReplayStatus> {
-  return pollUntil<ReplayStatus>(async () => {
-    const status = await replayStatus(set.replicaEndpoint);
-    return done(status) ? { done: status } : { waiting: `${status.pauseState} at ${status.replayLsn}` };
-  }, { intervalMs: 250, timeoutMs: 180_000, what });
+  return pollUntil<ReplayStatus>(
+    async () => {
+      const status = await replayStatus(set.replicaEndpoint);
+      return done(status) ? { done: status } : { waiting: `${status.pauseState} at ${status.replayLsn}` };
+    },
+    { intervalMs: 250, timeoutMs: 180_000, what },
+  );
 }
 
 describe('delayed-replica PITR drivers (real primary, WAL archive and a 30 s delayed replica)', function () {
@@ -83,10 +98,16 @@ describe('delayed-replica PITR drivers (real primary, WAL archive and a 30 s del
     });
     preIncident = await one(set.primaryEndpoint, ORDERS_CHECKSUM);
     // The replica must know the tables (it names them for locateIncidents): wait out the delay once.
-    await pollUntil(async () => {
-      const seen = await one<{ n: number }>(set.replicaEndpoint, "SELECT count(*)::int AS n FROM pg_class WHERE relname = 'scratch'").catch(() => ({ n: 0 }));
-      return seen.n === 1 ? { done: undefined } : { waiting: 'tables not replayed yet' };
-    }, { intervalMs: 500, timeoutMs: 120_000, what: 'the delayed replica to replay the set-up' });
+    await pollUntil(
+      async () => {
+        const seen = await one<{ n: number }>(
+          set.replicaEndpoint,
+          "SELECT count(*)::int AS n FROM pg_class WHERE relname = 'scratch'",
+        ).catch(() => ({ n: 0 }));
+        return seen.n === 1 ? { done: undefined } : { waiting: 'tables not replayed yet' };
+      },
+      { intervalMs: 500, timeoutMs: 120_000, what: 'the delayed replica to replay the set-up' },
+    );
     const replicaRows = await one<{ n: number; h: string }>(set.replicaEndpoint, ORDERS_CHECKSUM);
     assert.deepEqual(replicaRows, preIncident);
   });
@@ -97,7 +118,10 @@ describe('delayed-replica PITR drivers (real primary, WAL archive and a 30 s del
   });
 
   it('pauses replay within a second while the bad DELETE is still held back by the delay', async () => {
-    ({ l: lsnBeforeIncident, t: incidentFrom } = await one<{ l: string; t: string }>(set.primaryEndpoint, `SELECT pg_current_wal_insert_lsn()::text AS l, ${ISO_NOW} AS t`));
+    ({ l: lsnBeforeIncident, t: incidentFrom } = await one<{ l: string; t: string }>(
+      set.primaryEndpoint,
+      `SELECT pg_current_wal_insert_lsn()::text AS l, ${ISO_NOW} AS t`,
+    ));
     await withSession(set.primaryEndpoint, async (c) => {
       badXid = await inTransaction(c, ["DELETE FROM orders WHERE customer IN ('customer-3', 'customer-5')"]);
       await c.query("INSERT INTO orders SELECT g, 'late-' || g FROM generate_series(2001, 2010) g"); // good writes after it
@@ -105,11 +129,20 @@ describe('delayed-replica PITR drivers (real primary, WAL archive and a 30 s del
     const started = performance.now();
     const paused = await pauseReplay(set.replicaEndpoint);
     const ms = performance.now() - started;
-    console.log(`      pauseReplay returned '${paused.pauseState}' in ${ms.toFixed(1)} ms (replay at ${paused.replayLsn})`);
+    console.log(
+      `      pauseReplay returned '${paused.pauseState}' in ${ms.toFixed(1)} ms (replay at ${paused.replayLsn})`,
+    );
     assert.ok(ms < 1000, `pauseReplay took ${ms} ms`);
     assert.ok(['paused', 'pause requested'].includes(paused.pauseState));
-    assert.ok(['paused', 'pause requested'].includes((await pauseReplay(set.replicaEndpoint)).pauseState), 'pausing again is harmless');
-    assert.deepEqual(await one(set.replicaEndpoint, ORDERS_CHECKSUM), preIncident, 'the DELETE is not applied on the replica');
+    assert.ok(
+      ['paused', 'pause requested'].includes((await pauseReplay(set.replicaEndpoint)).pauseState),
+      'pausing again is harmless',
+    );
+    assert.deepEqual(
+      await one(set.replicaEndpoint, ORDERS_CHECKSUM),
+      preIncident,
+      'the DELETE is not applied on the replica',
+    );
 
     // More incidents while the replica stays paused: a TRUNCATE, a DROP TABLE and a rolled-back DELETE.
     await withSession(set.primaryEndpoint, async (c) => {
@@ -117,7 +150,8 @@ describe('delayed-replica PITR drivers (real primary, WAL archive and a 30 s del
       dropXid = await inTransaction(c, ['DROP TABLE scratch']);
       abortedXid = await inTransaction(c, ['DELETE FROM orders WHERE id > 900'], 'ROLLBACK');
     });
-    lsnAfterIncident = (await one<{ l: string }>(set.primaryEndpoint, 'SELECT pg_current_wal_insert_lsn()::text AS l')).l;
+    lsnAfterIncident = (await one<{ l: string }>(set.primaryEndpoint, 'SELECT pg_current_wal_insert_lsn()::text AS l'))
+      .l;
     await waitForArchive(set, lsnAfterIncident);
   });
 
@@ -125,33 +159,59 @@ describe('delayed-replica PITR drivers (real primary, WAL archive and a 30 s del
     const relfilenodes = await relationMap(set.replicaEndpoint); // the paused replica still has scratch
     const started = performance.now();
     incidents = await locateIncidents(set.archiveDir, { from: incidentFrom, relfilenodes });
-    console.log(`      locateIncidents over ${listArchivedSegments(set.archiveDir).length} segments: ${(performance.now() - started).toFixed(0)} ms`);
+    console.log(
+      `      locateIncidents over ${listArchivedSegments(set.archiveDir).length} segments: ${(performance.now() - started).toFixed(0)} ms`,
+    );
     const byXid = new Map(incidents.map((i) => [i.xid, i]));
     assert.deepEqual([...byXid.keys()], [badXid, truncateXid, dropXid], JSON.stringify(incidents));
 
-    const deleted = 1000 - (await one<{ n: number }>(set.primaryEndpoint, "SELECT count(*)::int AS n FROM orders WHERE id <= 1000")).n;
+    const deleted =
+      1000 -
+      (await one<{ n: number }>(set.primaryEndpoint, 'SELECT count(*)::int AS n FROM orders WHERE id <= 1000')).n;
     const bad = byXid.get(badXid)!;
-    assert.deepEqual(bad.relations.map((r) => [r.name, r.deletes, r.truncated, r.dropped]), [['public.orders', deleted, undefined, undefined]]);
+    assert.deepEqual(
+      bad.relations.map((r) => [r.name, r.deletes, r.truncated, r.dropped]),
+      [['public.orders', deleted, undefined, undefined]],
+    );
     assert.equal(bad.rowsDeleted, deleted);
-    const committedAt = await one<{ t: string }>(set.primaryEndpoint, `SELECT to_char(pg_xact_commit_timestamp($1::text::xid) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS t`, [badXid]);
+    const committedAt = await one<{ t: string }>(
+      set.primaryEndpoint,
+      `SELECT to_char(pg_xact_commit_timestamp($1::text::xid) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS t`,
+      [badXid],
+    );
     assert.equal(bad.commitTime, committedAt.t, 'commit time to the microsecond, as track_commit_timestamp has it');
     assert.ok(compareLsn(bad.commitLsn, lsnBeforeIncident) > 0 && compareLsn(bad.commitLsn, lsnAfterIncident) < 0);
 
-    assert.deepEqual(byXid.get(truncateXid)!.relations.map((r) => [r.name, r.truncated, r.dropped]), [['public.audit_log', true, undefined]]);
-    assert.deepEqual(byXid.get(dropXid)!.relations.map((r) => [r.name, r.truncated, r.dropped]), [['public.scratch', undefined, true]]);
+    assert.deepEqual(
+      byXid.get(truncateXid)!.relations.map((r) => [r.name, r.truncated, r.dropped]),
+      [['public.audit_log', true, undefined]],
+    );
+    assert.deepEqual(
+      byXid.get(dropXid)!.relations.map((r) => [r.name, r.truncated, r.dropped]),
+      [['public.scratch', undefined, true]],
+    );
 
     const onlyOrders = await locateIncidents(set.archiveDir, { from: incidentFrom, table: 'orders', relfilenodes });
-    assert.deepEqual(onlyOrders.map((i) => i.xid), [badXid]);
+    assert.deepEqual(
+      onlyOrders.map((i) => i.xid),
+      [badXid],
+    );
     badCommit = (await findCommit(set.archiveDir, badXid))!;
     assert.deepEqual(badCommit, { commitLsn: bad.commitLsn, commitTime: bad.commitTime });
     assert.equal(await findCommit(set.archiveDir, abortedXid), undefined, 'a rolled-back transaction has no commit');
   });
 
   it('accepts the bad transaction as a target and reports its commit LSN and time', async () => {
-    const reach = await checkTargetReachable(set.replicaEndpoint, { xid: badXid }, { archiveDir: set.archiveDir, primary: set.primaryEndpoint });
+    const reach = await checkTargetReachable(
+      set.replicaEndpoint,
+      { xid: badXid },
+      { archiveDir: set.archiveDir, primary: set.primaryEndpoint },
+    );
     assert.deepEqual(reach, { ok: true, targetLsn: badCommit.commitLsn, targetTime: badCommit.commitTime });
     const status = await replayStatus(set.replicaEndpoint);
-    console.log(`      replica at ${status.replayLsn} (${status.pauseState}); bytes left to the target: ${await lsnDiff(set.replicaEndpoint, badCommit.commitLsn, status.replayLsn!)}`);
+    console.log(
+      `      replica at ${status.replayLsn} (${status.pauseState}); bytes left to the target: ${await lsnDiff(set.replicaEndpoint, badCommit.commitLsn, status.replayLsn!)}`,
+    );
   });
 
   it('refuses targets the replica has already replayed past', async () => {
@@ -161,11 +221,21 @@ describe('delayed-replica PITR drivers (real primary, WAL archive and a 30 s del
       assert.equal(reach.ok, false);
       assert.match(!reach.ok ? reach.reason : '', /already replayed/);
     }
-    const past = await checkTargetReachable(set.replicaEndpoint, { time: status.replayTimestamp! }, { archiveDir: set.archiveDir });
+    const past = await checkTargetReachable(
+      set.replicaEndpoint,
+      { time: status.replayTimestamp! },
+      { archiveDir: set.archiveDir },
+    );
     assert.match(!past.ok ? past.reason : '', /already replayed/);
-    const setupXid = (await one<{ x: string }>(set.replicaEndpoint, "SELECT xmin::text AS x FROM pg_class WHERE relname = 'orders'")).x;
+    const setupXid = (
+      await one<{ x: string }>(set.replicaEndpoint, "SELECT xmin::text AS x FROM pg_class WHERE relname = 'orders'")
+    ).x;
     assert.equal(await xactStatus(set.replicaEndpoint, setupXid), 'committed');
-    const committed = await checkTargetReachable(set.replicaEndpoint, { xid: setupXid }, { archiveDir: set.archiveDir });
+    const committed = await checkTargetReachable(
+      set.replicaEndpoint,
+      { xid: setupXid },
+      { archiveDir: set.archiveDir },
+    );
     assert.match(!committed.ok ? committed.reason : '', /already committed/);
   });
 
@@ -195,22 +265,40 @@ describe('delayed-replica PITR drivers (real primary, WAL archive and a 30 s del
     originalDelay = await applyRecoveryTarget(set.replicaEndpoint, { xid: badXid }, false);
     assert.equal(originalDelay.value, '30000');
     assert.match(originalDelay.sourcefile ?? '', /postgresql\.conf$/);
-    assert.deepEqual(await applyRecoveryTarget(set.replicaEndpoint, { xid: badXid }, false), originalDelay, 'applying again changes nothing');
+    assert.deepEqual(
+      await applyRecoveryTarget(set.replicaEndpoint, { xid: badXid }, false),
+      originalDelay,
+      'applying again changes nothing',
+    );
     await restartReplica(set);
     const status = await waitForReplay(set, 'replay to pause at the target', (s) => s.pauseState === 'paused');
     assert.equal(status.settings.recovery_min_apply_delay.value, '0');
     assert.equal(status.settings.recovery_target_xid.value, badXid);
-    assert.ok(compareLsn(status.replayLsn!, badCommit.commitLsn) <= 0 && parseLsn(badCommit.commitLsn) - parseLsn(status.replayLsn!) < 8n);
-    assert.match(readFileSync(set.replica.logFile, 'utf8'), new RegExp(`recovery stopping before commit of transaction ${badXid}`));
+    assert.ok(
+      compareLsn(status.replayLsn!, badCommit.commitLsn) <= 0 &&
+        parseLsn(badCommit.commitLsn) - parseLsn(status.replayLsn!) < 8n,
+    );
+    assert.match(
+      readFileSync(set.replica.logFile, 'utf8'),
+      new RegExp(`recovery stopping before commit of transaction ${badXid}`),
+    );
     assert.deepEqual(await one(set.replicaEndpoint, ORDERS_CHECKSUM), preIncident, 'exactly the pre-incident rows');
-    assert.deepEqual(await applyRecoveryTarget(set.replicaEndpoint, { xid: badXid }, false), originalDelay, 'a retried apply after the restart still returns the original delay');
+    assert.deepEqual(
+      await applyRecoveryTarget(set.replicaEndpoint, { xid: badXid }, false),
+      originalDelay,
+      'a retried apply after the restart still returns the original delay',
+    );
   });
 
   it('brings the delay back after clearRecoveryTarget and a restart, and replay continues', async () => {
     await clearRecoveryTarget(set.replicaEndpoint, originalDelay);
     await clearRecoveryTarget(set.replicaEndpoint, originalDelay); // idempotent
     await restartReplica(set);
-    const status = await waitForReplay(set, 'replay past the bad commit', (s) => compareLsn(s.replayLsn!, badCommit.commitLsn) > 0);
+    const status = await waitForReplay(
+      set,
+      'replay past the bad commit',
+      (s) => compareLsn(s.replayLsn!, badCommit.commitLsn) > 0,
+    );
     assert.equal(status.pauseState, 'not paused');
     assert.deepEqual(status.settings.recovery_min_apply_delay, originalDelay);
     assert.equal(status.settings.recovery_target_xid.value, '');
@@ -225,10 +313,17 @@ describe('delayed-replica PITR drivers (real primary, WAL archive and a 30 s del
       await c.query("INSERT INTO orders VALUES (3001, 'after-second-incident')");
     });
     assert.ok(['paused', 'pause requested'].includes((await pauseReplay(set.replicaEndpoint)).pauseState));
-    await waitForArchive(set, (await one<{ l: string }>(set.primaryEndpoint, 'SELECT pg_current_wal_insert_lsn()::text AS l')).l);
+    await waitForArchive(
+      set,
+      (await one<{ l: string }>(set.primaryEndpoint, 'SELECT pg_current_wal_insert_lsn()::text AS l')).l,
+    );
     const commit = (await findCommit(set.archiveDir, xid2))!;
     const target = { time: commit.commitTime };
-    const reach = await checkTargetReachable(set.replicaEndpoint, target, { archiveDir: set.archiveDir, primary: set.primaryEndpoint, inclusive: false });
+    const reach = await checkTargetReachable(set.replicaEndpoint, target, {
+      archiveDir: set.archiveDir,
+      primary: set.primaryEndpoint,
+      inclusive: false,
+    });
     assert.deepEqual(reach, { ok: true, targetLsn: commit.commitLsn, targetTime: commit.commitTime });
     const delay = await applyRecoveryTarget(set.replicaEndpoint, target, false);
     assert.deepEqual(delay, originalDelay);
@@ -237,10 +332,18 @@ describe('delayed-replica PITR drivers (real primary, WAL archive and a 30 s del
     // Written as UTC with '+00': a 'Z' passes ALTER SYSTEM but fails the check at server start.
     assert.equal(status.settings.recovery_target_time.value, commit.commitTime.replace('T', ' ').replace('Z', '+00'));
     assert.ok(compareLsn(status.replayLsn!, commit.commitLsn) <= 0);
-    assert.deepEqual(await one(set.replicaEndpoint, ORDERS_CHECKSUM), before2, 'exactly the rows before the second DELETE');
+    assert.deepEqual(
+      await one(set.replicaEndpoint, ORDERS_CHECKSUM),
+      before2,
+      'exactly the rows before the second DELETE',
+    );
     await clearRecoveryTarget(set.replicaEndpoint, delay);
     await restartReplica(set);
-    const after = await waitForReplay(set, 'replay past the second bad commit', (s) => compareLsn(s.replayLsn!, commit.commitLsn) > 0);
+    const after = await waitForReplay(
+      set,
+      'replay past the second bad commit',
+      (s) => compareLsn(s.replayLsn!, commit.commitLsn) > 0,
+    );
     assert.deepEqual(after.settings.recovery_min_apply_delay, originalDelay);
   });
 });

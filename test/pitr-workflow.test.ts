@@ -10,15 +10,25 @@ import { progressQuery, resumeSignal } from '../src/workflows/definitions';
 import { replayStatus } from '../src/drivers/postgres/replayControl';
 import type { DelayedReplicaPitrResult } from '../src/workflows/delayedReplicaPitr';
 
-const CHECKSUM = "SELECT count(*)::int AS n, md5(coalesce(string_agg(id || ':' || customer, ',' ORDER BY id), '')) AS h FROM orders";
+const CHECKSUM =
+  "SELECT count(*)::int AS n, md5(coalesce(string_agg(id || ':' || customer, ',' ORDER BY id), '')) AS h FROM orders";
 
 describe('delayedReplicaPitrWorkflow (real primary, WAL archive and 20 s delayed replica)', function () {
   this.timeout(300_000);
   let fx: PitrFixture;
-  const run = async (input: unknown, body?: (handle: Awaited<ReturnType<Awaited<ReturnType<typeof testEnv>>['client']['workflow']['start']>>) => Promise<void>) => {
+  const run = async (
+    input: unknown,
+    body?: (
+      handle: Awaited<ReturnType<Awaited<ReturnType<typeof testEnv>>['client']['workflow']['start']>>,
+    ) => Promise<void>,
+  ) => {
     const { client } = await testEnv();
     return withWorker(fx.taskQueue, fx.catalogPath, async () => {
-      const handle = await client.workflow.start('delayedReplicaPitrWorkflow', { taskQueue: fx.taskQueue, workflowId: `pitr-${Date.now()}`, args: [input] });
+      const handle = await client.workflow.start('delayedReplicaPitrWorkflow', {
+        taskQueue: fx.taskQueue,
+        workflowId: `pitr-${Date.now()}`,
+        args: [input],
+      });
       if (body) await body(handle);
       return handle.result() as Promise<DelayedReplicaPitrResult>;
     });
@@ -34,23 +44,37 @@ describe('delayedReplicaPitrWorkflow (real primary, WAL archive and 20 s delayed
       'CREATE TABLE coupons (code text PRIMARY KEY, percent int)',
       "INSERT INTO coupons SELECT 'C' || g, g % 50 FROM generate_series(1, 30) g",
     ]);
-    await fx.waitForReplicaToSee("SELECT count(*) = 1000 AS ok FROM orders");
+    await fx.waitForReplicaToSee('SELECT count(*) = 1000 AS ok FROM orders');
   });
   after(async () => fx?.set.stop());
 
   it('recovers the rows of a bad DELETE by xid: pauses within a second, exports them, puts them back into the primary, returns to delay', async () => {
     const before = await fx.query<{ n: number; h: string }>(fx.set.primaryEndpoint, CHECKSUM);
-    const bad = await fx.commit(["DELETE FROM orders WHERE id <= 300"]);
+    const bad = await fx.commit(['DELETE FROM orders WHERE id <= 300']);
     await fx.commit(["INSERT INTO orders SELECT g, 'late-' || g FROM generate_series(2001, 2010) g"]); // good writes after it
     await fx.waitForArchive();
-    const result = await run({ cluster: 'orders-delayed', target: { xid: bad.xid }, then: 'export', export: { tables: ['orders'], insertMissing: true } });
-    console.log(`      pause latency (workflow start → replay paused): ${result.pause.latencyMs} ms, state ${result.pause.state}`);
+    const result = await run({
+      cluster: 'orders-delayed',
+      target: { xid: bad.xid },
+      then: 'export',
+      export: { tables: ['orders'], insertMissing: true },
+    });
+    console.log(
+      `      pause latency (workflow start → replay paused): ${result.pause.latencyMs} ms, state ${result.pause.state}`,
+    );
     assert.ok(result.pause.latencyMs < 1000, `pause took ${result.pause.latencyMs} ms`);
     assert.equal(result.reached.pauseState, 'paused');
     const exported = result.exported?.[0];
     assert.equal(exported?.rows, before.n, 'exactly the pre-incident rows at the target');
-    const csvIds = readFileSync(exported!.file, 'utf8').trim().split('\n').slice(1).map((line) => Number(line.split(',')[0]));
-    assert.deepEqual(csvIds, Array.from({ length: 1000 }, (_, i) => i + 1));
+    const csvIds = readFileSync(exported!.file, 'utf8')
+      .trim()
+      .split('\n')
+      .slice(1)
+      .map((line) => Number(line.split(',')[0]));
+    assert.deepEqual(
+      csvIds,
+      Array.from({ length: 1000 }, (_, i) => i + 1),
+    );
     assert.deepEqual(result.inserted, [{ table: 'public.orders', inserted: 300, createdTable: false }]);
     const primaryNow = await fx.query<{ n: number }>(fx.set.primaryEndpoint, 'SELECT count(*)::int AS n FROM orders');
     assert.equal(primaryNow.n, 1010, 'the 300 lost rows are back beside the later good writes');
@@ -63,50 +87,64 @@ describe('delayedReplicaPitrWorkflow (real primary, WAL archive and 20 s delayed
   });
 
   it('stops just before a TRUNCATE given by its commit time, holds there for inspection, and returns to delay on "resume"', async () => {
-    await fx.waitForReplicaToSee("SELECT count(*) = 1010 AS ok FROM orders");
+    await fx.waitForReplicaToSee('SELECT count(*) = 1010 AS ok FROM orders');
     // A checkpoint record the replica replays before the incident: a clean shutdown of the replica
     // would then make a restartpoint and move its minimum recovery point past the TRUNCATE's start.
     await fx.query(fx.set.primaryEndpoint, 'CHECKPOINT');
     const bad = await fx.commit(['TRUNCATE audit_log']);
     await fx.commit(["INSERT INTO audit_log VALUES (1000, 'after the truncate')"]);
     await fx.waitForArchive();
-    const result = await run({ cluster: 'orders-delayed', target: { time: bad.commitTime }, inclusive: false, then: 'pause' }, async (handle) => {
-      const deadline = Date.now() + 120_000;
-      for (let step = ''; step !== 'inspect'; await new Promise((r) => setTimeout(r, 200))) {
-        step = (await handle.query(progressQuery)).step;
-        if (Date.now() > deadline) throw new Error(`the workflow never reached the inspection hold (step ${step})`);
-      }
-      const rows = await fx.query<{ n: number }>(fx.set.replicaEndpoint, 'SELECT count(*)::int AS n FROM audit_log');
-      assert.equal(rows.n, 50, 'the replica shows the table as it was just before the TRUNCATE');
-      const progress = await handle.query(progressQuery);
-      assert.ok(progress.numbers.replayLsn, 'progress reports the replay LSN');
+    const result = await run(
+      { cluster: 'orders-delayed', target: { time: bad.commitTime }, inclusive: false, then: 'pause' },
+      async (handle) => {
+        const deadline = Date.now() + 120_000;
+        for (let step = ''; step !== 'inspect'; await new Promise((r) => setTimeout(r, 200))) {
+          step = (await handle.query(progressQuery)).step;
+          if (Date.now() > deadline) throw new Error(`the workflow never reached the inspection hold (step ${step})`);
+        }
+        const rows = await fx.query<{ n: number }>(fx.set.replicaEndpoint, 'SELECT count(*)::int AS n FROM audit_log');
+        assert.equal(rows.n, 50, 'the replica shows the table as it was just before the TRUNCATE');
+        const progress = await handle.query(progressQuery);
+        assert.ok(progress.numbers.replayLsn, 'progress reports the replay LSN');
 
-      // A second PITR on the same replica must neither pause the first one's replay nor run.
-      const { client } = await testEnv();
-      const second = await client.workflow.start('delayedReplicaPitrWorkflow', { taskQueue: fx.taskQueue, workflowId: `pitr-second-${Date.now()}`, args: [{ cluster: 'orders-delayed', target: { xid: bad.xid }, then: 'pause' }] });
-      const refused = await failureOf(second.result());
-      assert.equal(refused.type, 'ClusterBusy');
-      assert.match(refused.message, new RegExp(handle.workflowId));
-      const secondHistory = await second.fetchHistory();
-      const pauseResult = (secondHistory.events ?? []).map((e) => e.activityTaskCompletedEventAttributes?.result?.payloads?.[0]?.data).find((d) => d !== undefined && d !== null);
-      assert.match(Buffer.from(pauseResult as Uint8Array).toString(), /left to .*which controls replay/);
-      assert.equal((await handle.query(progressQuery)).step, 'inspect', 'the first PITR is undisturbed');
+        // A second PITR on the same replica must neither pause the first one's replay nor run.
+        const { client } = await testEnv();
+        const second = await client.workflow.start('delayedReplicaPitrWorkflow', {
+          taskQueue: fx.taskQueue,
+          workflowId: `pitr-second-${Date.now()}`,
+          args: [{ cluster: 'orders-delayed', target: { xid: bad.xid }, then: 'pause' }],
+        });
+        const refused = await failureOf(second.result());
+        assert.equal(refused.type, 'ClusterBusy');
+        assert.match(refused.message, new RegExp(handle.workflowId));
+        const secondHistory = await second.fetchHistory();
+        const pauseResult = (secondHistory.events ?? [])
+          .map((e) => e.activityTaskCompletedEventAttributes?.result?.payloads?.[0]?.data)
+          .find((d) => d !== undefined && d !== null);
+        assert.match(Buffer.from(pauseResult as Uint8Array).toString(), /left to .*which controls replay/);
+        assert.equal((await handle.query(progressQuery)).step, 'inspect', 'the first PITR is undisturbed');
 
-      await handle.signal(resumeSignal);
-    });
+        await handle.signal(resumeSignal);
+      },
+    );
     assert.equal(result.finalState, 'delayed replica again');
     assert.equal(result.checked.beforeLockingTransaction, true, result.checked.note);
     assert.match(result.checked.note ?? '', /ACCESS EXCLUSIVE lock/);
   });
 
   it('finds a DROP TABLE from a time window (incident target) and recreates the table on the primary with its rows', async () => {
-    await fx.waitForReplicaToSee("SELECT count(*) = 1 AS ok FROM audit_log WHERE id = 1000");
+    await fx.waitForReplicaToSee('SELECT count(*) = 1 AS ok FROM audit_log WHERE id = 1000');
     const from = new Date(Date.now() - 1000).toISOString();
     await fx.commit(['DROP TABLE coupons']);
     await fx.commit(["INSERT INTO orders VALUES (5000, 'after the drop')"]);
     await fx.waitForArchive();
     const to = new Date(Date.now() + 1000).toISOString();
-    const result = await run({ cluster: 'orders-delayed', target: { incident: { from, to, table: 'coupons' } }, then: 'export', export: { tables: ['coupons'], insertMissing: true } });
+    const result = await run({
+      cluster: 'orders-delayed',
+      target: { incident: { from, to, table: 'coupons' } },
+      then: 'export',
+      export: { tables: ['coupons'], insertMissing: true },
+    });
     assert.deepEqual(result.inserted, [{ table: 'public.coupons', inserted: 30, createdTable: true }]);
     const back = await fx.query<{ n: number }>(fx.set.primaryEndpoint, 'SELECT count(*)::int AS n FROM coupons');
     assert.equal(back.n, 30);
@@ -114,20 +152,68 @@ describe('delayedReplicaPitrWorkflow (real primary, WAL archive and 20 s delayed
 
   describe('refusals leave the replica paused and its settings untouched', () => {
     const refusals: Array<{ title: string; input: Record<string, unknown>; expect: RegExp; type: string }> = [
-      { title: 'a target the replica has already replayed past', input: { target: { lsn: '0/1000000' }, then: 'pause' }, expect: /already|before/, type: 'PreconditionFailed' },
-      { title: 'a time in the future, beyond the archive', input: { target: { time: new Date(Date.now() + 3_600_000).toISOString() }, then: 'pause' }, expect: /future|beyond|archive|later/, type: 'PreconditionFailed' },
-      { title: 'an xid that does not exist', input: { target: { xid: '999999999' }, then: 'pause' }, expect: /does not exist|future|not been assigned/i, type: 'PreconditionFailed' },
-      { title: 'two targets', input: { target: { xid: '1234', time: '2026-11-21T10:00:00Z' }, then: 'pause' }, expect: /exactly one target kind/, type: 'InvalidInput' },
-      { title: 'a time without a zone', input: { target: { time: '2026-11-21 10:00:00' }, then: 'pause' }, expect: /zone|offset/i, type: 'InvalidInput' },
-      { title: 'promote with returnToDelay', input: { target: { xid: '1234' }, then: 'promote', returnToDelay: true }, expect: /cannot return to being delayed/, type: 'InvalidInput' },
-      { title: 'export without tables', input: { target: { xid: '1234' }, then: 'export' }, expect: /needs export/, type: 'InvalidInput' },
-      { title: 'an export table with SQL in it', input: { target: { xid: '1234' }, then: 'export', export: { tables: ['orders; DROP TABLE x'] } }, expect: /not a plain table name/, type: 'InvalidInput' },
+      {
+        title: 'a target the replica has already replayed past',
+        input: { target: { lsn: '0/1000000' }, then: 'pause' },
+        expect: /already|before/,
+        type: 'PreconditionFailed',
+      },
+      {
+        title: 'a time in the future, beyond the archive',
+        input: { target: { time: new Date(Date.now() + 3_600_000).toISOString() }, then: 'pause' },
+        expect: /future|beyond|archive|later/,
+        type: 'PreconditionFailed',
+      },
+      {
+        title: 'an xid that does not exist',
+        input: { target: { xid: '999999999' }, then: 'pause' },
+        expect: /does not exist|future|not been assigned/i,
+        type: 'PreconditionFailed',
+      },
+      {
+        title: 'two targets',
+        input: { target: { xid: '1234', time: '2026-11-21T10:00:00Z' }, then: 'pause' },
+        expect: /exactly one target kind/,
+        type: 'InvalidInput',
+      },
+      {
+        title: 'a time without a zone',
+        input: { target: { time: '2026-11-21 10:00:00' }, then: 'pause' },
+        expect: /zone|offset/i,
+        type: 'InvalidInput',
+      },
+      {
+        title: 'promote with returnToDelay',
+        input: { target: { xid: '1234' }, then: 'promote', returnToDelay: true },
+        expect: /cannot return to being delayed/,
+        type: 'InvalidInput',
+      },
+      {
+        title: 'export without tables',
+        input: { target: { xid: '1234' }, then: 'export' },
+        expect: /needs export/,
+        type: 'InvalidInput',
+      },
+      {
+        title: 'an export table with SQL in it',
+        input: { target: { xid: '1234' }, then: 'export', export: { tables: ['orders; DROP TABLE x'] } },
+        expect: /not a plain table name/,
+        type: 'InvalidInput',
+      },
     ];
     for (const r of refusals) {
       it(`refuses ${r.title}`, async () => {
         const { client } = await testEnv();
         const delayBefore = (await replayStatus(fx.set.replicaEndpoint)).settings.recovery_min_apply_delay.value;
-        const failure = await withWorker(fx.taskQueue, fx.catalogPath, () => failureOf(client.workflow.execute('delayedReplicaPitrWorkflow', { taskQueue: fx.taskQueue, workflowId: `refuse-${Date.now()}`, args: [{ cluster: 'orders-delayed', ...r.input }] })));
+        const failure = await withWorker(fx.taskQueue, fx.catalogPath, () =>
+          failureOf(
+            client.workflow.execute('delayedReplicaPitrWorkflow', {
+              taskQueue: fx.taskQueue,
+              workflowId: `refuse-${Date.now()}`,
+              args: [{ cluster: 'orders-delayed', ...r.input }],
+            }),
+          ),
+        );
         assert.equal(failure.type, r.type, failure.message);
         assert.match(failure.message, r.expect);
         const status = await replayStatus(fx.set.replicaEndpoint);
@@ -140,7 +226,15 @@ describe('delayedReplicaPitrWorkflow (real primary, WAL archive and 20 s delayed
 
     it('refuses to run on the primary: it is not a replica', async () => {
       const { client } = await testEnv();
-      const failure = await withWorker(fx.taskQueue, fx.catalogPath, () => failureOf(client.workflow.execute('delayedReplicaPitrWorkflow', { taskQueue: fx.taskQueue, workflowId: `primary-${Date.now()}`, args: [{ cluster: 'orders', target: { xid: '1234' }, then: 'pause' }] })));
+      const failure = await withWorker(fx.taskQueue, fx.catalogPath, () =>
+        failureOf(
+          client.workflow.execute('delayedReplicaPitrWorkflow', {
+            taskQueue: fx.taskQueue,
+            workflowId: `primary-${Date.now()}`,
+            args: [{ cluster: 'orders', target: { xid: '1234' }, then: 'pause' }],
+          }),
+        ),
+      );
       assert.equal(failure.type, 'PreconditionFailed');
       assert.match(failure.message, /not a replica/);
     });
@@ -154,7 +248,10 @@ describe('delayedReplicaPitrWorkflow (real primary, WAL archive and 20 s delayed
       const result = await run({ cluster: 'orders-delayed', target: { xid: bad.xid }, then: 'promote' });
       assert.equal(result.finalState, 'promoted');
       assert.ok((result.promoted?.timeline ?? 0) >= 2);
-      const rows = await fx.query<{ n: number; r: boolean }>(fx.set.replicaEndpoint, 'SELECT count(*)::int AS n, pg_is_in_recovery() AS r FROM orders');
+      const rows = await fx.query<{ n: number; r: boolean }>(
+        fx.set.replicaEndpoint,
+        'SELECT count(*)::int AS n, pg_is_in_recovery() AS r FROM orders',
+      );
       assert.deepEqual(rows, { n: before.n, r: false });
     });
   });

@@ -13,7 +13,6 @@ import { progressQuery, resumeSignal } from '../src/workflows/definitions';
 import type { PlannedStopResult } from '../src/workflows/plannedStop';
 import type { PlannedStartResult } from '../src/workflows/plannedStart';
 
-
 describe('planned stop and start (real Temporal, real PostgreSQL)', () => {
   let fx: LocalFixture;
   let checksumBefore: string;
@@ -27,9 +26,11 @@ describe('planned stop and start (real Temporal, real PostgreSQL)', () => {
   it('stops the cluster, keeps the data directory, refuses connections, and starts it again with the data intact', async () => {
     const { client } = await testEnv();
     await withWorker(fx.taskQueue, fx.catalogPath, async () => {
-      const stop = await client.workflow.execute('plannedStopWorkflow', {
-        taskQueue: fx.taskQueue, workflowId: `stop-${Date.now()}`, args: [{ cluster: fx.name, reason: 'kernel upgrade' }],
-      }) as PlannedStopResult;
+      const stop = (await client.workflow.execute('plannedStopWorkflow', {
+        taskQueue: fx.taskQueue,
+        workflowId: `stop-${Date.now()}`,
+        args: [{ cluster: fx.name, reason: 'kernel upgrade' }],
+      })) as PlannedStopResult;
       assert.equal(stop.before.running, true);
       assert.equal(stop.stopped.replicasBefore, 1);
       assert.deepEqual(stop.stopped.volumesKept, [fx.cluster.pgdata]);
@@ -37,9 +38,11 @@ describe('planned stop and start (real Temporal, real PostgreSQL)', () => {
       assert.ok(existsSync(join(fx.cluster.pgdata, 'PG_VERSION')));
       assert.ok(!existsSync(join(fx.cluster.pgdata, 'postmaster.pid')));
 
-      const start = await client.workflow.execute('plannedStartWorkflow', {
-        taskQueue: fx.taskQueue, workflowId: `start-${Date.now()}`, args: [{ cluster: fx.name }],
-      }) as PlannedStartResult;
+      const start = (await client.workflow.execute('plannedStartWorkflow', {
+        taskQueue: fx.taskQueue,
+        workflowId: `start-${Date.now()}`,
+        args: [{ cluster: fx.name }],
+      })) as PlannedStartResult;
       assert.equal(start.readyReplicas, 1);
       assert.equal(start.replicasFrom, 'recorded');
       assert.ok(start.msToReady > 0);
@@ -51,7 +54,9 @@ describe('planned stop and start (real Temporal, real PostgreSQL)', () => {
     const { client } = await testEnv();
     await withWorker(fx.taskQueue, fx.catalogPath, async () => {
       const handle = await client.workflow.start('plannedStopWorkflow', {
-        taskQueue: fx.taskQueue, workflowId: `hold-${Date.now()}`, args: [{ cluster: fx.name, holdUntilResumed: true, maxHold: '10m' }],
+        taskQueue: fx.taskQueue,
+        workflowId: `hold-${Date.now()}`,
+        args: [{ cluster: fx.name, holdUntilResumed: true, maxHold: '10m' }],
       });
       await waitForStep(handle, 'hold');
       assert.equal(await refusesConnections(endpointOf(fx.cluster)), true);
@@ -62,7 +67,7 @@ describe('planned stop and start (real Temporal, real PostgreSQL)', () => {
       assert.deepEqual(description.searchAttributes.PgCluster, [fx.name]);
       assert.deepEqual(description.searchAttributes.PgOperation, ['plannedStop']);
       await handle.signal(resumeSignal, { by: 'test' });
-      const result = await handle.result() as PlannedStopResult;
+      const result = (await handle.result()) as PlannedStopResult;
       assert.equal(result.hold?.resumedBy, 'signal');
       assert.equal(result.hold?.resumeRequestedBy, 'test');
       assert.equal(result.after.running, true);
@@ -74,9 +79,11 @@ describe('planned stop and start (real Temporal, real PostgreSQL)', () => {
   it('starts the cluster again by itself when maxHold runs out', async () => {
     const { client } = await testEnv();
     await withWorker(fx.taskQueue, fx.catalogPath, async () => {
-      const result = await client.workflow.execute('plannedStopWorkflow', {
-        taskQueue: fx.taskQueue, workflowId: `maxhold-${Date.now()}`, args: [{ cluster: fx.name, holdUntilResumed: true, maxHold: '2s' }],
-      }) as PlannedStopResult;
+      const result = (await client.workflow.execute('plannedStopWorkflow', {
+        taskQueue: fx.taskQueue,
+        workflowId: `maxhold-${Date.now()}`,
+        args: [{ cluster: fx.name, holdUntilResumed: true, maxHold: '2s' }],
+      })) as PlannedStopResult;
       assert.equal(result.hold?.resumedBy, 'maxHold');
       assert.ok((result.hold?.heldMs ?? 0) >= 2000);
     });
@@ -87,11 +94,13 @@ describe('planned stop and start (real Temporal, real PostgreSQL)', () => {
     const { client } = await testEnv();
     await withWorker(fx.taskQueue, fx.catalogPath, async () => {
       const handle = await client.workflow.start('plannedStopWorkflow', {
-        taskQueue: fx.taskQueue, workflowId: `cancel-${Date.now()}`, args: [{ cluster: fx.name, holdUntilResumed: true }],
+        taskQueue: fx.taskQueue,
+        workflowId: `cancel-${Date.now()}`,
+        args: [{ cluster: fx.name, holdUntilResumed: true }],
       });
       await waitForStep(handle, 'hold');
       await handle.cancel();
-      const result = await handle.result() as PlannedStopResult;
+      const result = (await handle.result()) as PlannedStopResult;
       assert.equal(result.hold?.resumedBy, 'cancel');
     });
     assert.equal(await refusesConnections(endpointOf(fx.cluster)), false);
@@ -101,13 +110,20 @@ describe('planned stop and start (real Temporal, real PostgreSQL)', () => {
     const { client } = await testEnv();
     await withWorker(fx.taskQueue, fx.catalogPath, async () => {
       const holder = await client.workflow.start('plannedStopWorkflow', {
-        taskQueue: fx.taskQueue, workflowId: `holder-${Date.now()}`, args: [{ cluster: fx.name, holdUntilResumed: true }],
+        taskQueue: fx.taskQueue,
+        workflowId: `holder-${Date.now()}`,
+        args: [{ cluster: fx.name, holdUntilResumed: true }],
       });
       await waitForStep(holder, 'hold');
       const refused = client.workflow.execute('plannedStartWorkflow', {
-        taskQueue: fx.taskQueue, workflowId: `intruder-${Date.now()}`, args: [{ cluster: fx.name }],
+        taskQueue: fx.taskQueue,
+        workflowId: `intruder-${Date.now()}`,
+        args: [{ cluster: fx.name }],
       });
-      const err = await refused.then(() => undefined, (e: unknown) => e);
+      const err = await refused.then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       assert.ok(err instanceof WorkflowFailedError, `expected a failed workflow, got ${err}`);
       assert.ok(err.cause instanceof ApplicationFailure);
       assert.equal(err.cause.type, 'ClusterBusy');
@@ -118,14 +134,16 @@ describe('planned stop and start (real Temporal, real PostgreSQL)', () => {
       assert.equal((await holder.query(progressQuery)).step, 'hold');
 
       const queued = await client.workflow.start('plannedStartWorkflow', {
-        taskQueue: fx.taskQueue, workflowId: `queued-${Date.now()}`, args: [{ cluster: fx.name, waitForLock: '5m' }],
+        taskQueue: fx.taskQueue,
+        workflowId: `queued-${Date.now()}`,
+        args: [{ cluster: fx.name, waitForLock: '5m' }],
       });
       await waitForStep(queued, 'lock');
       await new Promise((r) => setTimeout(r, 500));
       assert.equal((await queued.query(progressQuery)).step, 'lock');
       await holder.signal(resumeSignal);
       await holder.result();
-      const started = await queued.result() as PlannedStartResult;
+      const started = (await queued.result()) as PlannedStartResult;
       assert.equal(started.alreadyRunning, true);
     });
   });

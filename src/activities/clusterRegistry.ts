@@ -40,7 +40,9 @@ export class ClusterRegistry {
 
   driver(cluster: string): ClusterDriver {
     const target = this.entry(cluster).target;
-    return target.kind === 'local' ? new LocalClusterDriver(target) : new KubernetesClusterDriver(target, loadKubeConfig(target));
+    return target.kind === 'local'
+      ? new LocalClusterDriver(target)
+      : new KubernetesClusterDriver(target, loadKubeConfig(target));
   }
 
   /** Where this worker runs PostgreSQL's programs for the cluster (pg_waldump, pg_dump). */

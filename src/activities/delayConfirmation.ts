@@ -14,7 +14,11 @@ export interface DelayedReplayConfirmed {
   replayAdvanced: boolean;
 }
 
-export async function confirmDelayedReplay(registry: ClusterRegistry, input: { cluster: string; timeoutMs: number }, progress: ActivityProgress): Promise<DelayedReplayConfirmed> {
+export async function confirmDelayedReplay(
+  registry: ClusterRegistry,
+  input: { cluster: string; timeoutMs: number },
+  progress: ActivityProgress,
+): Promise<DelayedReplayConfirmed> {
   const endpoint = await registry.endpoint(input.cluster);
   const deadline = Date.now() + input.timeoutMs;
   let firstLsn: string | null | undefined;
@@ -23,14 +27,27 @@ export async function confirmDelayedReplay(registry: ClusterRegistry, input: { c
     if (status) {
       firstLsn ??= status.replayLsn;
       const delayMs = Number(status.settings.recovery_min_apply_delay.value);
-      const lagSeconds = status.replayTimestamp ? (Date.parse(status.serverNow) - Date.parse(status.replayTimestamp)) / 1000 : null;
+      const lagSeconds = status.replayTimestamp
+        ? (Date.parse(status.serverNow) - Date.parse(status.replayTimestamp)) / 1000
+        : null;
       const replayAdvanced = !!(status.replayLsn && firstLsn && compareLsn(status.replayLsn, firstLsn) > 0);
-      const lagNearDelay = lagSeconds !== null && lagSeconds <= delayMs / 1000 * 1.5 + 30;
-      const result = { pauseState: status.pauseState, delay: `${delayMs}ms`, replayLsn: status.replayLsn, lagSeconds: lagSeconds === null ? null : Math.round(lagSeconds), replayAdvanced };
-      progress.report(`replica ${status.pauseState}, delay ${delayMs} ms, lag ${result.lagSeconds ?? '?'} s, replay ${replayAdvanced ? 'advancing' : 'waiting for WAL'}`, { replayLsn: status.replayLsn ?? '', lagSeconds: result.lagSeconds ?? -1 });
+      const lagNearDelay = lagSeconds !== null && lagSeconds <= (delayMs / 1000) * 1.5 + 30;
+      const result = {
+        pauseState: status.pauseState,
+        delay: `${delayMs}ms`,
+        replayLsn: status.replayLsn,
+        lagSeconds: lagSeconds === null ? null : Math.round(lagSeconds),
+        replayAdvanced,
+      };
+      progress.report(
+        `replica ${status.pauseState}, delay ${delayMs} ms, lag ${result.lagSeconds ?? '?'} s, replay ${replayAdvanced ? 'advancing' : 'waiting for WAL'}`,
+        { replayLsn: status.replayLsn ?? '', lagSeconds: result.lagSeconds ?? -1 },
+      );
       if (status.inRecovery && status.pauseState === 'not paused' && (replayAdvanced || lagNearDelay)) return result;
       if (Date.now() > deadline) {
-        throw new Error(`the replica is ${status.pauseState} with lag ${result.lagSeconds ?? '?'} s and replay ${replayAdvanced ? 'advancing' : 'not advancing'} after ${Math.round(input.timeoutMs / 1000)} s: check its log`);
+        throw new Error(
+          `the replica is ${status.pauseState} with lag ${result.lagSeconds ?? '?'} s and replay ${replayAdvanced ? 'advancing' : 'not advancing'} after ${Math.round(input.timeoutMs / 1000)} s: check its log`,
+        );
       }
     }
     await delay(1000, progress.signal);

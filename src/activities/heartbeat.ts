@@ -10,7 +10,10 @@ export interface ActivityProgress {
   signal: AbortSignal;
 }
 
-export async function withHeartbeats<T>(body: (progress: ActivityProgress) => Promise<T>, opts: { heartbeatMs?: number; signalMs?: number } = {}): Promise<T> {
+export async function withHeartbeats<T>(
+  body: (progress: ActivityProgress) => Promise<T>,
+  opts: { heartbeatMs?: number; signalMs?: number } = {},
+): Promise<T> {
   const ctx = Context.current();
   let details: { detail: string; numbers?: Record<string, number | string> } = { detail: 'started' };
   let lastSignal = 0;
@@ -26,7 +29,10 @@ export async function withHeartbeats<T>(body: (progress: ActivityProgress) => Pr
       lastSignal = now;
       const execution = ctx.info.workflowExecution;
       if (!execution) return; // a standalone activity has no workflow to tell
-      ctx.client.workflow.getHandle(execution.workflowId, execution.runId).signal(activityProgressSignal, details).catch(() => undefined);
+      ctx.client.workflow
+        .getHandle(execution.workflowId, execution.runId)
+        .signal(activityProgressSignal, details)
+        .catch(() => undefined);
     },
   };
   try {

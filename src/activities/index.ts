@@ -5,7 +5,9 @@ import { createClusterSteps } from './clusterSteps';
 import { createLockSteps } from './lockSteps';
 import { createPitrSteps } from './pitrSteps';
 
-export interface ActivityDeps { catalog: CatalogSource }
+export interface ActivityDeps {
+  catalog: CatalogSource;
+}
 
 export function createActivities(deps: ActivityDeps) {
   const registry = new ClusterRegistry(deps.catalog);

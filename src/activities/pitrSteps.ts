@@ -7,30 +7,47 @@ import type { ClusterRegistry } from './clusterRegistry';
 import { asStep, preconditionFailed } from './failures';
 import { withHeartbeats } from './heartbeat';
 import { NotAReplicaError, pauseReplay, replayStatus, type SettingWithSource } from '../drivers/postgres/replayControl';
-import { applyRecoveryTarget, checkTargetReachable, clearRecoveryTarget, type RecoveryTarget } from '../drivers/postgres/recoveryTarget';
+import {
+  applyRecoveryTarget,
+  checkTargetReachable,
+  clearRecoveryTarget,
+  type RecoveryTarget,
+} from '../drivers/postgres/recoveryTarget';
 import { findTimeTargetStop, relationMap } from '../drivers/postgres/walInspect';
 import { locateIncidents, type Incident } from '../drivers/postgres/incidentLocator';
 import { findExclusiveLockStart } from '../drivers/postgres/lockingTransaction';
 import { compareLsn } from '../common/lsn';
 import { waitForSql, withSession, type PgEndpoint } from '../drivers/postgres/session';
-import { exportTables, insertMissingRows, MissingTableError, NoPrimaryKeyError, type InsertResult, type TableExport } from '../drivers/postgres/rowExport';
+import {
+  exportTables,
+  insertMissingRows,
+  MissingTableError,
+  NoPrimaryKeyError,
+  type InsertResult,
+  type TableExport,
+} from '../drivers/postgres/rowExport';
 import { describeRecoveryTarget } from '../common/recoveryTarget';
 import { lockStateQuery, lockWorkflowId } from '../workflows/definitions';
 import { waitForReplayTarget, type ReplayTargetReached } from './replayMonitor';
 import { confirmDelayedReplay, type DelayedReplayConfirmed } from './delayConfirmation';
 
-export interface ReplicaRef { cluster: string }
+export interface ReplicaRef {
+  cluster: string;
+}
 
 /** The id of another running delayedReplicaPitrWorkflow holding this cluster's lock, if any. */
 async function runningPitrOwner(cluster: string): Promise<string | undefined> {
   const ctx = Context.current();
   const me = ctx.info.workflowExecution?.workflowId;
   try {
-    const state = await ctx.client.workflow.getHandle(lockWorkflowId(cluster, ctx.info.taskQueue)).query(lockStateQuery);
+    const state = await ctx.client.workflow
+      .getHandle(lockWorkflowId(cluster, ctx.info.taskQueue))
+      .query(lockStateQuery);
     const holder = state.holder;
     if (!holder || holder.operation !== 'delayedReplicaPitrWorkflow' || holder.workflowId === me) return undefined;
     // A holder that was terminated without releasing controls nothing any more.
-    const running = (await ctx.client.workflow.getHandle(holder.workflowId, holder.runId).describe()).status.name === 'RUNNING';
+    const running =
+      (await ctx.client.workflow.getHandle(holder.workflowId, holder.runId).describe()).status.name === 'RUNNING';
     return running ? holder.workflowId : undefined;
   } catch {
     return undefined; // no lock workflow yet, or it cannot answer: pause as usual
@@ -43,7 +60,10 @@ async function startOrExplain(cluster: string, start: () => Promise<unknown>): P
     await start();
   } catch (err) {
     if (/before consistent recovery point/.test((err as Error).message)) {
-      throw ApplicationFailure.nonRetryable(`cluster "${cluster}", step restart: PostgreSQL refused the recovery target at start-up: "requested recovery stop point is before consistent recovery point" (the replica had flushed past it). The replica is down with the target set.`, 'StopPointPassed');
+      throw ApplicationFailure.nonRetryable(
+        `cluster "${cluster}", step restart: PostgreSQL refused the recovery target at start-up: "requested recovery stop point is before consistent recovery point" (the replica had flushed past it). The replica is down with the target set.`,
+        'StopPointPassed',
+      );
     }
     throw err;
   }
@@ -63,7 +83,14 @@ export interface CheckedTarget {
 }
 
 /** Moves a stop-before-commit to the start of a transaction that holds an ACCESS EXCLUSIVE lock. */
-async function preferStopBeforeLock(endpoint: PgEndpoint, archiveDir: string, target: RecoveryTarget, checked: CheckedTarget, binDir: string, canRestartImmediately: boolean): Promise<CheckedTarget> {
+async function preferStopBeforeLock(
+  endpoint: PgEndpoint,
+  archiveDir: string,
+  target: RecoveryTarget,
+  checked: CheckedTarget,
+  binDir: string,
+  canRestartImmediately: boolean,
+): Promise<CheckedTarget> {
   let xid: number | undefined;
   if ('xid' in target) xid = Number(target.xid);
   else if ('time' in target) xid = (await findTimeTargetStop(archiveDir, target.time, false, { binDir }))?.xid;
@@ -71,11 +98,17 @@ async function preferStopBeforeLock(endpoint: PgEndpoint, archiveDir: string, ta
   const locking = await findExclusiveLockStart(archiveDir, xid, { binDir });
   if (!locking) return checked;
   if (!canRestartImmediately) {
-    return { ...checked, note: `transaction ${xid} holds an ACCESS EXCLUSIVE lock on ${locking.lockedRelations.join(', ')}: at the target those tables stay locked on the replica and cannot be read or exported (a pod restart cannot re-replay from before the lock); promote to read them` };
+    return {
+      ...checked,
+      note: `transaction ${xid} holds an ACCESS EXCLUSIVE lock on ${locking.lockedRelations.join(', ')}: at the target those tables stay locked on the replica and cannot be read or exported (a pod restart cannot re-replay from before the lock); promote to read them`,
+    };
   }
   const minRecovery = (await replayStatus(endpoint)).minRecoveryEndLsn;
   if (compareLsn(locking.firstLsn, minRecovery) < 0) {
-    return { ...checked, note: `transaction ${xid} holds an ACCESS EXCLUSIVE lock on ${locking.lockedRelations.join(', ')} and the replica has flushed past its start (${minRecovery}): at the target those tables stay locked on the replica and cannot be read or exported; promote to read them` };
+    return {
+      ...checked,
+      note: `transaction ${xid} holds an ACCESS EXCLUSIVE lock on ${locking.lockedRelations.join(', ')} and the replica has flushed past its start (${minRecovery}): at the target those tables stay locked on the replica and cannot be read or exported; promote to read them`,
+    };
   }
   return {
     targetLsn: locking.firstLsn,
@@ -97,138 +130,258 @@ export function createPitrSteps(registry: ClusterRegistry) {
 
   return {
     /** Step 1: stop the damage. Must be the first thing a PITR does, within a second. */
-    async pauseReplicaReplay({ cluster }: ReplicaRef): Promise<{ pauseState: string; replayLsn: string; replayTimestamp: string | null; pausedAt: string }> {
+    async pauseReplicaReplay({
+      cluster,
+    }: ReplicaRef): Promise<{
+      pauseState: string;
+      replayLsn: string;
+      replayTimestamp: string | null;
+      pausedAt: string;
+    }> {
       return asStep(cluster, 'pause', async () => {
         const owner = await runningPitrOwner(cluster);
         if (owner) {
           // Another PITR paused this replica at its own start and now drives replay to its target;
           // pausing again would stop that replay short. This workflow will be refused the lock.
-          return { pauseState: `left to ${owner}, which controls replay`, replayLsn: '', replayTimestamp: null, pausedAt: new Date().toISOString() };
+          return {
+            pauseState: `left to ${owner}, which controls replay`,
+            replayLsn: '',
+            replayTimestamp: null,
+            pausedAt: new Date().toISOString(),
+          };
         }
         try {
           const result = await pauseReplay(await replicaEndpoint(cluster));
           return { ...result, pausedAt: new Date().toISOString() };
         } catch (err) {
-          if (err instanceof NotAReplicaError) throw preconditionFailed(cluster, 'pause', `this server is not a replica (pg_is_in_recovery() is false): PITR runs on a delayed replica. Nothing was changed. ${err.message}`);
+          if (err instanceof NotAReplicaError)
+            throw preconditionFailed(
+              cluster,
+              'pause',
+              `this server is not a replica (pg_is_in_recovery() is false): PITR runs on a delayed replica. Nothing was changed. ${err.message}`,
+            );
           throw err;
         }
       });
     },
 
-    async inspectReplica({ cluster }: ReplicaRef): Promise<{ pauseState: string; replayLsn: string | null; replayTimestamp: string | null; delay: string; delaySource: string; archive: string | null; primary: string | null }> {
+    async inspectReplica({
+      cluster,
+    }: ReplicaRef): Promise<{
+      pauseState: string;
+      replayLsn: string | null;
+      replayTimestamp: string | null;
+      delay: string;
+      delaySource: string;
+      archive: string | null;
+      primary: string | null;
+    }> {
       return asStep(cluster, 'inspect', async () => {
         const status = await replayStatus(await replicaEndpoint(cluster));
         const entry = registry.entry(cluster);
         const delay = status.settings.recovery_min_apply_delay;
         return {
-          pauseState: status.pauseState, replayLsn: status.replayLsn, replayTimestamp: status.replayTimestamp,
-          delay: `${delay.value}${delay.unit ?? ''}`, delaySource: delay.sourcefile ?? delay.source,
-          archive: entry.walArchive ?? null, primary: entry.replicaOf ?? null,
+          pauseState: status.pauseState,
+          replayLsn: status.replayLsn,
+          replayTimestamp: status.replayTimestamp,
+          delay: `${delay.value}${delay.unit ?? ''}`,
+          delaySource: delay.sourcefile ?? delay.source,
+          archive: entry.walArchive ?? null,
+          primary: entry.replicaOf ?? null,
         };
       });
     },
 
     /** Lists the transactions in a time window that deleted, truncated or dropped (from the WAL archive). */
-    async locateIncident({ cluster, from, to, table }: ReplicaRef & { from?: string; to?: string; table?: string }): Promise<Incident[]> {
-      return asStep(cluster, 'locate-incident', () => withHeartbeats(async (progress) => {
-        const entry = registry.entry(cluster);
-        if (!entry.walArchive) throw preconditionFailed(cluster, 'locate-incident', 'the catalog gives no walArchive for this cluster: the incident locator reads archived WAL with pg_waldump');
-        progress.report(`reading the WAL archive ${entry.walArchive} with pg_waldump`);
-        const relfilenodes = await relationMap(await replicaEndpoint(cluster));
-        return locateIncidents(entry.walArchive, { from, to, table, relfilenodes, binDir: registry.pgBinDir(cluster), signal: progress.signal });
-      }));
+    async locateIncident({
+      cluster,
+      from,
+      to,
+      table,
+    }: ReplicaRef & { from?: string; to?: string; table?: string }): Promise<Incident[]> {
+      return asStep(cluster, 'locate-incident', () =>
+        withHeartbeats(async (progress) => {
+          const entry = registry.entry(cluster);
+          if (!entry.walArchive)
+            throw preconditionFailed(
+              cluster,
+              'locate-incident',
+              'the catalog gives no walArchive for this cluster: the incident locator reads archived WAL with pg_waldump',
+            );
+          progress.report(`reading the WAL archive ${entry.walArchive} with pg_waldump`);
+          const relfilenodes = await relationMap(await replicaEndpoint(cluster));
+          return locateIncidents(entry.walArchive, {
+            from,
+            to,
+            table,
+            relfilenodes,
+            binDir: registry.pgBinDir(cluster),
+            signal: progress.signal,
+          });
+        }),
+      );
     },
 
-    async checkPitrTarget({ cluster, target, inclusive }: ReplicaRef & { target: RecoveryTarget; inclusive: boolean }): Promise<CheckedTarget> {
+    async checkPitrTarget({
+      cluster,
+      target,
+      inclusive,
+    }: ReplicaRef & { target: RecoveryTarget; inclusive: boolean }): Promise<CheckedTarget> {
       return asStep(cluster, 'check-target', async () => {
         const entry = registry.entry(cluster);
         const endpoint = await replicaEndpoint(cluster);
-        const verdict = await checkTargetReachable(endpoint, target, { archiveDir: entry.walArchive, primary: await primaryEndpoint(cluster), inclusive });
+        const verdict = await checkTargetReachable(endpoint, target, {
+          archiveDir: entry.walArchive,
+          primary: await primaryEndpoint(cluster),
+          inclusive,
+        });
         if (!verdict.ok) {
-          throw preconditionFailed(cluster, 'check-target', `cannot stop at ${describeRecoveryTarget(target, inclusive)}: ${verdict.reason}. The replica is left paused and its settings unchanged; choose another target, or resume the delay with pg_wal_replay_resume() only if no target is wanted.`);
+          throw preconditionFailed(
+            cluster,
+            'check-target',
+            `cannot stop at ${describeRecoveryTarget(target, inclusive)}: ${verdict.reason}. The replica is left paused and its settings unchanged; choose another target, or resume the delay with pg_wal_replay_resume() only if no target is wanted.`,
+          );
         }
-        const checked: CheckedTarget = { targetLsn: verdict.targetLsn, targetTime: verdict.targetTime, note: verdict.note, effectiveTarget: target, effectiveInclusive: inclusive, beforeLockingTransaction: false };
+        const checked: CheckedTarget = {
+          targetLsn: verdict.targetLsn,
+          targetTime: verdict.targetTime,
+          note: verdict.note,
+          effectiveTarget: target,
+          effectiveInclusive: inclusive,
+          beforeLockingTransaction: false,
+        };
         if (inclusive || !entry.walArchive || !verdict.targetLsn) return checked;
         // Only a local target can restart without a shutdown restartpoint (pg_ctl -m immediate); a
         // pod deletion shuts PostgreSQL down cleanly, which would move the minimum recovery point
         // past an earlier stop point and leave the pod unable to start.
-        return preferStopBeforeLock(endpoint, entry.walArchive, target, checked, registry.pgBinDir(cluster), entry.target.kind === 'local');
+        return preferStopBeforeLock(
+          endpoint,
+          entry.walArchive,
+          target,
+          checked,
+          registry.pgBinDir(cluster),
+          entry.target.kind === 'local',
+        );
       });
     },
 
     /** Step 3: target + delay 0 + action pause, written together (postgresql.auto.conf). */
-    async applyPitrTarget({ cluster, target, inclusive }: ReplicaRef & { target: RecoveryTarget; inclusive: boolean }): Promise<{ originalDelay: SettingWithSource }> {
-      return asStep(cluster, 'apply-target', async () => ({ originalDelay: await applyRecoveryTarget(await replicaEndpoint(cluster), target, inclusive) }));
+    async applyPitrTarget({
+      cluster,
+      target,
+      inclusive,
+    }: ReplicaRef & { target: RecoveryTarget; inclusive: boolean }): Promise<{ originalDelay: SettingWithSource }> {
+      return asStep(cluster, 'apply-target', async () => ({
+        originalDelay: await applyRecoveryTarget(await replicaEndpoint(cluster), target, inclusive),
+      }));
     },
 
     /**
      * Restarts the replica only if recovery settings wait for a restart (pg_settings.pending_restart
      * after a reload): a retry after the restart already happened does not restart recovery again.
      */
-    async restartReplicaIfPending({ cluster, immediate, mustNotPass }: ReplicaRef & { immediate?: boolean; mustNotPass?: string }): Promise<{ restarted: boolean; ms: number }> {
-      return asStep(cluster, 'restart', () => withHeartbeats(async (progress) => {
-        const started = Date.now();
-        const endpoint = await replicaEndpoint(cluster);
-        const driver = registry.driver(cluster);
-        const onProgress = (d: string) => progress.report(d);
-        const startAndWaitForSql = async (start: () => Promise<unknown>) => {
-          await startOrExplain(cluster, start);
-          await waitForSql(endpoint, { timeoutMs: 3_600_000, onProgress, signal: progress.signal });
-        };
-        if (!(await driver.describe()).running) {
-          // A worker died between the stop and the start of an earlier attempt: the settings are
-          // already on disk, so starting the server is the restart.
-          progress.report('the replica is down (an earlier attempt stopped it): starting it');
-          await startAndWaitForSql(() => driver.start(1, { onProgress, signal: progress.signal }));
+    async restartReplicaIfPending({
+      cluster,
+      immediate,
+      mustNotPass,
+    }: ReplicaRef & { immediate?: boolean; mustNotPass?: string }): Promise<{ restarted: boolean; ms: number }> {
+      return asStep(cluster, 'restart', () =>
+        withHeartbeats(async (progress) => {
+          const started = Date.now();
+          const endpoint = await replicaEndpoint(cluster);
+          const driver = registry.driver(cluster);
+          const onProgress = (d: string) => progress.report(d);
+          const startAndWaitForSql = async (start: () => Promise<unknown>) => {
+            await startOrExplain(cluster, start);
+            await waitForSql(endpoint, { timeoutMs: 3_600_000, onProgress, signal: progress.signal });
+          };
+          if (!(await driver.describe()).running) {
+            // A worker died between the stop and the start of an earlier attempt: the settings are
+            // already on disk, so starting the server is the restart.
+            progress.report('the replica is down (an earlier attempt stopped it): starting it');
+            await startAndWaitForSql(() => driver.start(1, { onProgress, signal: progress.signal }));
+            return { restarted: true, ms: Date.now() - started };
+          }
+          const pending = await withSession(endpoint, async (client) => {
+            await client.query('SELECT pg_reload_conf()');
+            for (let i = 0; i < 20; i++) {
+              const rows = (
+                await client.query<{ name: string }>(
+                  "SELECT name FROM pg_settings WHERE pending_restart AND name LIKE 'recovery%'",
+                )
+              ).rows;
+              if (rows.length) return rows.map((r) => r.name);
+              await new Promise((r) => setTimeout(r, 100));
+            }
+            return [];
+          });
+          if (pending.length === 0) return { restarted: false, ms: Date.now() - started };
+          if (mustNotPass) {
+            // The stop point lies before what was replayed: it is reachable only while the minimum
+            // recovery point has not moved past it (a restartpoint may have flushed since the check).
+            const min = (await replayStatus(endpoint)).minRecoveryEndLsn;
+            if (compareLsn(min, mustNotPass) > 0) {
+              throw ApplicationFailure.nonRetryable(
+                `cluster "${cluster}", step restart: the replica's minimum recovery point ${min} has moved past the stop point ${mustNotPass}; the replica is still up and paused`,
+                'StopPointPassed',
+              );
+            }
+          }
+          progress.report(
+            `restarting the replica so that ${pending.join(', ')} take effect; it replays from the last restartpoint before accepting connections`,
+          );
+          await startAndWaitForSql(() => driver.restartServer({ onProgress, signal: progress.signal, immediate }));
           return { restarted: true, ms: Date.now() - started };
-        }
-        const pending = await withSession(endpoint, async (client) => {
-          await client.query('SELECT pg_reload_conf()');
-          for (let i = 0; i < 20; i++) {
-            const rows = (await client.query<{ name: string }>("SELECT name FROM pg_settings WHERE pending_restart AND name LIKE 'recovery%'")).rows;
-            if (rows.length) return rows.map((r) => r.name);
-            await new Promise((r) => setTimeout(r, 100));
-          }
-          return [];
-        });
-        if (pending.length === 0) return { restarted: false, ms: Date.now() - started };
-        if (mustNotPass) {
-          // The stop point lies before what was replayed: it is reachable only while the minimum
-          // recovery point has not moved past it (a restartpoint may have flushed since the check).
-          const min = (await replayStatus(endpoint)).minRecoveryEndLsn;
-          if (compareLsn(min, mustNotPass) > 0) {
-            throw ApplicationFailure.nonRetryable(`cluster "${cluster}", step restart: the replica's minimum recovery point ${min} has moved past the stop point ${mustNotPass}; the replica is still up and paused`, 'StopPointPassed');
-          }
-        }
-        progress.report(`restarting the replica so that ${pending.join(', ')} take effect; it replays from the last restartpoint before accepting connections`);
-        await startAndWaitForSql(() => driver.restartServer({ onProgress, signal: progress.signal, immediate }));
-        return { restarted: true, ms: Date.now() - started };
-      }));
+        }),
+      );
     },
 
-    async waitForReplayTarget(input: ReplicaRef & { targetLsn?: string; targetTime?: string; stallTimeoutMs: number }): Promise<ReplayTargetReached> {
-      return asStep(input.cluster, 'replay', () => withHeartbeats((progress) => waitForReplayTarget(registry, input, progress)));
+    async waitForReplayTarget(
+      input: ReplicaRef & { targetLsn?: string; targetTime?: string; stallTimeoutMs: number },
+    ): Promise<ReplayTargetReached> {
+      return asStep(input.cluster, 'replay', () =>
+        withHeartbeats((progress) => waitForReplayTarget(registry, input, progress)),
+      );
     },
 
     async exportLostRows({ cluster, tables }: ReplicaRef & { tables: string[] }): Promise<TableExport[]> {
-      return asStep(cluster, 'export', () => withHeartbeats(async (progress) => {
-        const entry = registry.entry(cluster);
-        const { workflowId, runId } = Context.current().info.workflowExecution ?? { workflowId: 'standalone', runId: 'x' };
-        const dir = join(entry.exportDir ?? join(tmpdir(), 'pgops-exports'), cluster, `${workflowId}-${runId}`.replace(/[^A-Za-z0-9_.-]/g, '_'));
-        progress.report(`exporting ${tables.join(', ')} to ${dir}`);
-        try {
-          return await exportTables(await replicaEndpoint(cluster), tables, dir, { binDir: registry.pgBinDir(cluster) });
-        } catch (err) {
-          if (err instanceof MissingTableError) throw preconditionFailed(cluster, 'export', err.message);
-          throw err;
-        }
-      }));
+      return asStep(cluster, 'export', () =>
+        withHeartbeats(async (progress) => {
+          const entry = registry.entry(cluster);
+          const { workflowId, runId } = Context.current().info.workflowExecution ?? {
+            workflowId: 'standalone',
+            runId: 'x',
+          };
+          const dir = join(
+            entry.exportDir ?? join(tmpdir(), 'pgops-exports'),
+            cluster,
+            `${workflowId}-${runId}`.replace(/[^A-Za-z0-9_.-]/g, '_'),
+          );
+          progress.report(`exporting ${tables.join(', ')} to ${dir}`);
+          try {
+            return await exportTables(await replicaEndpoint(cluster), tables, dir, {
+              binDir: registry.pgBinDir(cluster),
+            });
+          } catch (err) {
+            if (err instanceof MissingTableError) throw preconditionFailed(cluster, 'export', err.message);
+            throw err;
+          }
+        }),
+      );
     },
 
-    async insertMissingRowsIntoPrimary({ cluster, exports }: ReplicaRef & { exports: TableExport[] }): Promise<InsertResult[]> {
+    async insertMissingRowsIntoPrimary({
+      cluster,
+      exports,
+    }: ReplicaRef & { exports: TableExport[] }): Promise<InsertResult[]> {
       return asStep(cluster, 'insert-into-primary', async () => {
         const primary = await primaryEndpoint(cluster);
-        if (!primary) throw preconditionFailed(cluster, 'insert-into-primary', 'the catalog gives no replicaOf for this replica, so the primary to insert into is unknown');
+        if (!primary)
+          throw preconditionFailed(
+            cluster,
+            'insert-into-primary',
+            'the catalog gives no replicaOf for this replica, so the primary to insert into is unknown',
+          );
         const results: InsertResult[] = [];
         for (const exported of exports) {
           try {
@@ -246,28 +399,41 @@ export function createPitrSteps(registry: ClusterRegistry) {
      * Promotion: first stop the replica writing into the shared archive (archive_command '' keeps
      * WAL locally instead), then pg_promote(). Idempotent: a promoted server is reported as such.
      */
-    async promoteReplica({ cluster }: ReplicaRef): Promise<{ promoted: boolean; alreadyPromoted: boolean; timeline: number }> {
-      return asStep(cluster, 'promote', async () => withSession(await replicaEndpoint(cluster), async (client) => {
-        const timeline = async () => Number((await client.query('SELECT timeline_id FROM pg_control_checkpoint()')).rows[0].timeline_id);
-        if (!(await client.query('SELECT pg_is_in_recovery() AS r')).rows[0].r) return { promoted: true, alreadyPromoted: true, timeline: await timeline() };
-        const mode = (await client.query('SHOW archive_mode')).rows[0].archive_mode as string;
-        if (mode !== 'off') {
-          await client.query("ALTER SYSTEM SET archive_command = ''");
-          await client.query('SELECT pg_reload_conf()');
-        }
-        const ok = (await client.query('SELECT pg_promote(true, 300) AS ok')).rows[0].ok as boolean;
-        if (!ok) throw new Error('pg_promote() did not finish within 300 s');
-        await client.query('CHECKPOINT');
-        return { promoted: true, alreadyPromoted: false, timeline: await timeline() };
-      }));
+    async promoteReplica({
+      cluster,
+    }: ReplicaRef): Promise<{ promoted: boolean; alreadyPromoted: boolean; timeline: number }> {
+      return asStep(cluster, 'promote', async () =>
+        withSession(await replicaEndpoint(cluster), async (client) => {
+          const timeline = async () =>
+            Number((await client.query('SELECT timeline_id FROM pg_control_checkpoint()')).rows[0].timeline_id);
+          if (!(await client.query('SELECT pg_is_in_recovery() AS r')).rows[0].r)
+            return { promoted: true, alreadyPromoted: true, timeline: await timeline() };
+          const mode = (await client.query('SHOW archive_mode')).rows[0].archive_mode as string;
+          if (mode !== 'off') {
+            await client.query("ALTER SYSTEM SET archive_command = ''");
+            await client.query('SELECT pg_reload_conf()');
+          }
+          const ok = (await client.query('SELECT pg_promote(true, 300) AS ok')).rows[0].ok as boolean;
+          if (!ok) throw new Error('pg_promote() did not finish within 300 s');
+          await client.query('CHECKPOINT');
+          return { promoted: true, alreadyPromoted: false, timeline: await timeline() };
+        }),
+      );
     },
 
-    async clearPitrTarget({ cluster, originalDelay }: ReplicaRef & { originalDelay?: SettingWithSource }): Promise<{ recoveryMinApplyDelay: string }> {
-      return asStep(cluster, 'clear-target', async () => clearRecoveryTarget(await replicaEndpoint(cluster), originalDelay));
+    async clearPitrTarget({
+      cluster,
+      originalDelay,
+    }: ReplicaRef & { originalDelay?: SettingWithSource }): Promise<{ recoveryMinApplyDelay: string }> {
+      return asStep(cluster, 'clear-target', async () =>
+        clearRecoveryTarget(await replicaEndpoint(cluster), originalDelay),
+      );
     },
 
     async confirmDelayedReplay(input: ReplicaRef & { timeoutMs: number }): Promise<DelayedReplayConfirmed> {
-      return asStep(input.cluster, 'confirm-delay', () => withHeartbeats((progress) => confirmDelayedReplay(registry, input, progress)));
+      return asStep(input.cluster, 'confirm-delay', () =>
+        withHeartbeats((progress) => confirmDelayedReplay(registry, input, progress)),
+      );
     },
   };
 }

@@ -57,7 +57,10 @@ export async function waitForReplayTarget(
     if (!last || compareLsn(lsn, last.lsn) !== 0) last = { lsn, at: now };
 
     const bytesLeft = targetLsn ? lsnBytesBetween(lsn, targetLsn) : undefined;
-    const secondsLeft = targetTime && status.replayTimestamp ? (Date.parse(targetTime) - Date.parse(status.replayTimestamp)) / 1000 : undefined;
+    const secondsLeft =
+      targetTime && status.replayTimestamp
+        ? (Date.parse(targetTime) - Date.parse(status.replayTimestamp)) / 1000
+        : undefined;
     const numbers: Record<string, number | string> = {
       replayLsn: lsn,
       replayTimestamp: status.replayTimestamp ?? 'none yet',
@@ -73,19 +76,38 @@ export async function waitForReplayTarget(
         const seconds = (now - started) / 1000;
         const bytesReplayed = Number(lsnBytesBetween(firstLsn, lsn));
         return {
-          replayLsn: lsn, replayTimestamp: status.replayTimestamp, pauseState: status.pauseState,
-          bytesReplayed, ms: now - started,
+          replayLsn: lsn,
+          replayTimestamp: status.replayTimestamp,
+          pauseState: status.pauseState,
+          bytesReplayed,
+          ms: now - started,
           averageRateBytesPerSecond: seconds > 0 ? Math.round(bytesReplayed / seconds) : 0,
         };
       }
-      throw preconditionFailed(cluster, 'replay', `replay is paused at ${lsn}, ${bytesLeft} bytes before the target ${targetLsn}: someone paused it by hand? Resume with pg_wal_replay_resume() only after checking; this workflow stops here`);
+      throw preconditionFailed(
+        cluster,
+        'replay',
+        `replay is paused at ${lsn}, ${bytesLeft} bytes before the target ${targetLsn}: someone paused it by hand? Resume with pg_wal_replay_resume() only after checking; this workflow stops here`,
+      );
     }
-    if (!status.inRecovery) throw preconditionFailed(cluster, 'replay', 'the replica left recovery (it was promoted) before reaching the target');
-    progress.report(`replaying: at ${lsn}${bytesLeft !== undefined ? `, ${numbers.bytesLeft} bytes to the target` : ''}${secondsLeft !== undefined ? `, ${numbers.replayTimeLeftSeconds}s of primary time to the target` : ''}`, numbers);
+    if (!status.inRecovery)
+      throw preconditionFailed(
+        cluster,
+        'replay',
+        'the replica left recovery (it was promoted) before reaching the target',
+      );
+    progress.report(
+      `replaying: at ${lsn}${bytesLeft !== undefined ? `, ${numbers.bytesLeft} bytes to the target` : ''}${secondsLeft !== undefined ? `, ${numbers.replayTimeLeftSeconds}s of primary time to the target` : ''}`,
+      numbers,
+    );
 
     if (now - lastMovedAt > input.stallTimeoutMs) {
       const end = archive ? archiveEndLsn(archive) : undefined;
-      throw preconditionFailed(cluster, 'replay', `replay has not moved from ${lsn} for ${Math.round(input.stallTimeoutMs / 1000)}s${end ? ` and the archive ends at ${end}` : ''}: the target is not in the WAL the replica can read (beyond the archive's end?). The replica has the target set with delay 0 and will pause there if that WAL arrives; run the workflow again with "returnToDelay" to undo, or choose an earlier target.`);
+      throw preconditionFailed(
+        cluster,
+        'replay',
+        `replay has not moved from ${lsn} for ${Math.round(input.stallTimeoutMs / 1000)}s${end ? ` and the archive ends at ${end}` : ''}: the target is not in the WAL the replica can read (beyond the archive's end?). The replica has the target set with delay 0 and will pause there if that WAL arrives; run the workflow again with "returnToDelay" to undo, or choose an earlier target.`,
+      );
     }
     await delay(POLL_MS, progress.signal);
   }

@@ -5,7 +5,10 @@
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 const DURATION = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$/;
 
-export interface DurationBounds { min: number; max: number }
+export interface DurationBounds {
+  min: number;
+  max: number;
+}
 
 /** Parses a duration, returning milliseconds or a message saying what is wrong. */
 export function parseDuration(field: string, value: unknown, bounds: DurationBounds): number | string {
@@ -14,14 +17,17 @@ export function parseDuration(field: string, value: unknown, bounds: DurationBou
     ms = value;
   } else if (typeof value === 'string') {
     const match = DURATION.exec(value);
-    if (!match) return `${field} ${JSON.stringify(value)} is not a duration: write a number with a unit, such as "90s", "15m", "2h" or "1d"`;
+    if (!match)
+      return `${field} ${JSON.stringify(value)} is not a duration: write a number with a unit, such as "90s", "15m", "2h" or "1d"`;
     ms = Number(match[1]) * (UNIT_MS[match[2] as string] as number);
   } else {
     return `${field} must be a duration such as "15m" or a number of milliseconds`;
   }
   if (!Number.isFinite(ms)) return `${field} must be a finite duration`;
-  if (ms < bounds.min) return `${field} ${JSON.stringify(value)} is shorter than the minimum ${formatDuration(bounds.min)}`;
-  if (ms > bounds.max) return `${field} ${JSON.stringify(value)} is longer than the maximum ${formatDuration(bounds.max)}`;
+  if (ms < bounds.min)
+    return `${field} ${JSON.stringify(value)} is shorter than the minimum ${formatDuration(bounds.min)}`;
+  if (ms > bounds.max)
+    return `${field} ${JSON.stringify(value)} is longer than the maximum ${formatDuration(bounds.max)}`;
   return Math.round(ms);
 }
 

@@ -11,7 +11,8 @@ export function isLsn(text: unknown): text is string {
 /** Why `text` is not an LSN, or undefined when it is one. */
 export function lsnProblem(text: unknown): string | undefined {
   if (typeof text !== 'string') return 'an LSN must be a string such as "0/3000060"';
-  if (!LSN_TEXT.test(text)) return `${JSON.stringify(text.slice(0, 40))} is not an LSN: write two hexadecimal numbers separated by '/', such as "0/3000060" (as pg_current_wal_lsn() prints it)`;
+  if (!LSN_TEXT.test(text))
+    return `${JSON.stringify(text.slice(0, 40))} is not an LSN: write two hexadecimal numbers separated by '/', such as "0/3000060" (as pg_current_wal_lsn() prints it)`;
   return undefined;
 }
 

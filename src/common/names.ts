@@ -9,7 +9,8 @@ const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[
 const SQL_IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_$]{0,62}$/;
 
 export function clusterNameProblem(name: unknown): string | undefined {
-  if (typeof name !== 'string' || name.length === 0) return 'a cluster name is required (a string naming an entry of the worker catalog)';
+  if (typeof name !== 'string' || name.length === 0)
+    return 'a cluster name is required (a string naming an entry of the worker catalog)';
   if (name.length > 63) return `cluster name "${name.slice(0, 70)}…" is longer than 63 characters`;
   if (!DNS1123_LABEL.test(name)) {
     return `cluster name ${JSON.stringify(name)} is not valid: use lower-case letters, digits and '-', starting and ending with a letter or digit (a DNS-1123 label)`;
@@ -27,7 +28,8 @@ export function isKubernetesLabel(name: string): boolean {
 
 /** Returns the identifier double-quoted for SQL, or throws if it is not a plain identifier. */
 export function quoteIdentifier(name: string): string {
-  if (!SQL_IDENTIFIER.test(name)) throw new Error(`${JSON.stringify(name)} is not a plain SQL identifier (letters, digits, _ and $, at most 63)`);
+  if (!SQL_IDENTIFIER.test(name))
+    throw new Error(`${JSON.stringify(name)} is not a plain SQL identifier (letters, digits, _ and $, at most 63)`);
   return `"${name}"`;
 }
 

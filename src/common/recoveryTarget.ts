@@ -42,11 +42,26 @@ export function describeRecoveryTarget(target: RecoveryTarget, inclusive?: boole
 export function isoTimeMicros(text: string): bigint | undefined {
   const match = ISO_TIME.exec(text);
   if (!match || !match[8]) return undefined;
-  const [year, month, day, hour, minute, second] = match.slice(1, 7).map(Number) as [number, number, number, number, number, number];
+  const [year, month, day, hour, minute, second] = match.slice(1, 7).map(Number) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
   const ms = Date.UTC(year, month - 1, day, hour, minute, second);
   const check = new Date(ms);
   // Date.UTC silently rolls 30 February over into March: refuse dates that do not exist.
-  if (check.getUTCFullYear() !== year || check.getUTCMonth() !== month - 1 || check.getUTCDate() !== day || hour > 23 || minute > 59 || second > 59) return undefined;
+  if (
+    check.getUTCFullYear() !== year ||
+    check.getUTCMonth() !== month - 1 ||
+    check.getUTCDate() !== day ||
+    hour > 23 ||
+    minute > 59 ||
+    second > 59
+  )
+    return undefined;
   const zone = match[8].toUpperCase();
   let offsetMinutes = 0;
   if (zone !== 'Z') {
@@ -75,18 +90,23 @@ export function microsToIso(micros: bigint): string {
  */
 export function recoveryTargetTimeSetting(time: string): string {
   const micros = isoTimeMicros(time);
-  if (micros === undefined) throw new Error(timeProblem(time) ?? `${JSON.stringify(time)} is not an ISO time with a zone`);
+  if (micros === undefined)
+    throw new Error(timeProblem(time) ?? `${JSON.stringify(time)} is not an ISO time with a zone`);
   return microsToIso(micros).replace('T', ' ').replace('Z', '+00');
 }
 
 function timeProblem(time: string): string | undefined {
   const match = ISO_TIME.exec(time);
-  if (!match) return `recovery target time ${JSON.stringify(time.slice(0, 40))} is not an ISO 8601 time such as "2024-05-01T12:00:00.123456Z"`;
+  if (!match)
+    return `recovery target time ${JSON.stringify(time.slice(0, 40))} is not an ISO 8601 time such as "2024-05-01T12:00:00.123456Z"`;
   if (!match[8]) {
-    return `recovery target time ${JSON.stringify(time)} has no time zone: add 'Z' or an offset such as '+02:00'. ` +
-      `The replica compares it with commit timestamps written by the primary's clock, and would read a time without a zone in its own TimeZone setting, stopping hours away from where you meant`;
+    return (
+      `recovery target time ${JSON.stringify(time)} has no time zone: add 'Z' or an offset such as '+02:00'. ` +
+      `The replica compares it with commit timestamps written by the primary's clock, and would read a time without a zone in its own TimeZone setting, stopping hours away from where you meant`
+    );
   }
-  if (isoTimeMicros(time) === undefined) return `recovery target time ${JSON.stringify(time)} is not a real date and time (check the day of the month, the hour and the offset)`;
+  if (isoTimeMicros(time) === undefined)
+    return `recovery target time ${JSON.stringify(time)} is not a real date and time (check the day of the month, the hour and the offset)`;
   return undefined;
 }
 
@@ -98,8 +118,11 @@ export function recoveryTargetProblem(target: unknown): string | undefined {
   const record = target as Record<string, unknown>;
   const given = KINDS.filter((kind) => record[kind] !== undefined);
   // `inclusive` travels next to the target in some inputs; anything else is likely a typo.
-  const unknown = Object.keys(record).filter((key) => !(KINDS as readonly string[]).includes(key) && key !== 'inclusive');
-  if (unknown.length > 0) return `unknown recovery target field(s) ${unknown.map((k) => JSON.stringify(k)).join(', ')}: use exactly one of xid, time, lsn or name`;
+  const unknown = Object.keys(record).filter(
+    (key) => !(KINDS as readonly string[]).includes(key) && key !== 'inclusive',
+  );
+  if (unknown.length > 0)
+    return `unknown recovery target field(s) ${unknown.map((k) => JSON.stringify(k)).join(', ')}: use exactly one of xid, time, lsn or name`;
   if (given.length !== 1) {
     return given.length === 0
       ? 'a recovery target needs exactly one of xid, time, lsn or name'
@@ -110,9 +133,11 @@ export function recoveryTargetProblem(target: unknown): string | undefined {
   if (typeof value !== 'string') return `recovery target ${kind} must be a string`;
   switch (kind) {
     case 'xid': {
-      if (!DIGITS.test(value)) return `recovery target xid ${JSON.stringify(value.slice(0, 30))} must be a transaction ID in decimal digits, such as "48213"`;
+      if (!DIGITS.test(value))
+        return `recovery target xid ${JSON.stringify(value.slice(0, 30))} must be a transaction ID in decimal digits, such as "48213"`;
       const xid = BigInt(value);
-      if (xid < FIRST_NORMAL_XID) return `recovery target xid ${value} is reserved (0, 1 and 2 never commit anything): use the xid of the transaction to stop before`;
+      if (xid < FIRST_NORMAL_XID)
+        return `recovery target xid ${value} is reserved (0, 1 and 2 never commit anything): use the xid of the transaction to stop before`;
       if (xid > MAX_XID) return `recovery target xid ${value} is larger than any transaction ID (2^63 - 1)`;
       return undefined;
     }

@@ -13,9 +13,12 @@ export class CatalogError extends Error {
 export function describeIssues(file: string, error: z.ZodError): string {
   const lines = error.issues.map((issue) => {
     const [top, cluster, ...rest] = issue.path.map(String);
-    const where = top === 'clusters' && cluster !== undefined
-      ? `cluster "${cluster}"${rest.length ? `, field ${rest.join('.')}` : ''}`
-      : issue.path.length ? `field ${issue.path.join('.')}` : 'top level';
+    const where =
+      top === 'clusters' && cluster !== undefined
+        ? `cluster "${cluster}"${rest.length ? `, field ${rest.join('.')}` : ''}`
+        : issue.path.length
+          ? `field ${issue.path.join('.')}`
+          : 'top level';
     return `  - ${where}: ${issue.message}`;
   });
   return `catalog ${file} is not valid:\n${lines.join('\n')}`;
@@ -45,7 +48,8 @@ function resolvePaths(entry: ClusterEntry, base: string): void {
   } else if (entry.target.kubeconfig) {
     entry.target.kubeconfig = abs(entry.target.kubeconfig);
   }
-  if (entry.storage?.kind === 'local' && entry.storage.snapshotDir) entry.storage.snapshotDir = abs(entry.storage.snapshotDir);
+  if (entry.storage?.kind === 'local' && entry.storage.snapshotDir)
+    entry.storage.snapshotDir = abs(entry.storage.snapshotDir);
   if (entry.walArchive) entry.walArchive = abs(entry.walArchive);
   if (entry.exportDir) entry.exportDir = abs(entry.exportDir);
 }
@@ -55,7 +59,9 @@ export function loadCatalog(file: string): Catalog {
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new CatalogError(`cannot read catalog ${file}: ${(err as Error).message} (set PGOPS_CONFIG to the catalog's path)`);
+    throw new CatalogError(
+      `cannot read catalog ${file}: ${(err as Error).message} (set PGOPS_CONFIG to the catalog's path)`,
+    );
   }
   return parseCatalog(text, file);
 }

@@ -8,7 +8,11 @@ import { loadKubeConfig } from '../drivers/cluster/kubernetes';
 import { readSecretValue } from '../drivers/kube/secrets';
 import { localPortFor } from '../drivers/kube/portForward';
 
-export async function resolvePgEndpoint(clusterName: string, entry: ClusterEntry, env: NodeJS.ProcessEnv = process.env): Promise<PgEndpoint> {
+export async function resolvePgEndpoint(
+  clusterName: string,
+  entry: ClusterEntry,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<PgEndpoint> {
   const access = entry.postgres;
   const target = entry.target;
   let kubeConfig: KubeConfig | undefined;
@@ -17,24 +21,37 @@ export async function resolvePgEndpoint(clusterName: string, entry: ClusterEntry
   let port = access?.port ?? (target.kind === 'local' ? target.port : 5432);
   if (access?.portForward) {
     if (target.kind !== 'kubernetes') {
-      throw new PermanentDriverError(`cluster "${clusterName}": postgres.portForward needs a kubernetes target; a local target is reached at 127.0.0.1`);
+      throw new PermanentDriverError(
+        `cluster "${clusterName}": postgres.portForward needs a kubernetes target; a local target is reached at 127.0.0.1`,
+      );
     }
     // The pod is reached through a local listener that opens a port-forward per connection.
     host = '127.0.0.1';
-    port = await localPortFor(kubeConfigOf(target), target.namespace, access.portForward.pod ?? `${target.statefulSet}-0`, access.portForward.port);
+    port = await localPortFor(
+      kubeConfigOf(target),
+      target.namespace,
+      access.portForward.pod ?? `${target.statefulSet}-0`,
+      access.portForward.port,
+    );
   }
   if (!host) {
-    throw new PermanentDriverError(`cluster "${clusterName}": the catalog gives no postgres.host; set postgres.host to the Service that reaches PostgreSQL, or postgres.portForward to reach a pod through the API server`);
+    throw new PermanentDriverError(
+      `cluster "${clusterName}": the catalog gives no postgres.host; set postgres.host to the Service that reaches PostgreSQL, or postgres.portForward to reach a pod through the API server`,
+    );
   }
   let password: string | undefined;
   if (access?.passwordEnv) {
     password = env[access.passwordEnv];
     if (password === undefined) {
-      throw new PermanentDriverError(`cluster "${clusterName}": environment variable ${access.passwordEnv} (postgres.passwordEnv) is not set in the worker's environment`);
+      throw new PermanentDriverError(
+        `cluster "${clusterName}": environment variable ${access.passwordEnv} (postgres.passwordEnv) is not set in the worker's environment`,
+      );
     }
   } else if (access?.passwordSecret) {
     if (target.kind !== 'kubernetes') {
-      throw new PermanentDriverError(`cluster "${clusterName}": postgres.passwordSecret needs a kubernetes target to read the Secret from; use passwordEnv`);
+      throw new PermanentDriverError(
+        `cluster "${clusterName}": postgres.passwordSecret needs a kubernetes target to read the Secret from; use passwordEnv`,
+      );
     }
     password = await readSecretValue(kubeConfigOf(target), target.namespace, access.passwordSecret);
   }

@@ -6,12 +6,25 @@ import { clusterNameProblem, isKubernetesLabel, isKubernetesName } from '../comm
 import { DEFAULT_PG_BIN_DIR } from '../drivers/postgres/binDir';
 
 const k8sName = (what: string) =>
-  z.string().refine(isKubernetesName, { message: `${what} must be a Kubernetes object name (lower-case letters, digits, '-' and '.')` });
+  z
+    .string()
+    .refine(isKubernetesName, {
+      message: `${what} must be a Kubernetes object name (lower-case letters, digits, '-' and '.')`,
+    });
 const k8sLabel = (what: string) =>
-  z.string().refine(isKubernetesLabel, { message: `${what} must be a DNS-1123 label (lower-case letters, digits and '-', at most 63)` });
+  z
+    .string()
+    .refine(isKubernetesLabel, {
+      message: `${what} must be a DNS-1123 label (lower-case letters, digits and '-', at most 63)`,
+    });
 const port = z.number().int().min(1).max(65535);
 // Paths reach pg_ctl, which hands some of them to /bin/sh: keep them to plain characters.
-const safePath = z.string().min(1).regex(/^[A-Za-z0-9_./@+-]+$/, { message: "path may contain only letters, digits and _ . / @ + - (no spaces or shell characters)" });
+const safePath = z
+  .string()
+  .min(1)
+  .regex(/^[A-Za-z0-9_./@+-]+$/, {
+    message: 'path may contain only letters, digits and _ . / @ + - (no spaces or shell characters)',
+  });
 const envVarName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { message: 'must be an environment variable name' });
 
 export const secretRefSchema = z.strictObject({
@@ -20,23 +33,33 @@ export const secretRefSchema = z.strictObject({
   namespace: k8sLabel('secret namespace').optional(),
 });
 
-export const postgresAccessSchema = z.strictObject({
-  host: z.string().min(1).optional(),
-  port: port.optional(),
-  user: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { message: 'user must be a plain role name' }).default('postgres'),
-  database: z.string().regex(/^[A-Za-z_][A-Za-z0-9_-]*$/, { message: 'database must be a plain database name' }).default('postgres'),
-  passwordEnv: envVarName.optional(),
-  passwordSecret: secretRefSchema.optional(),
-  connectTimeoutMs: z.number().int().min(100).max(120_000).default(5000),
-  /** Reach PostgreSQL through the API server's pods/portforward instead of host/port (kubernetes targets). */
-  portForward: z.strictObject({
-    /** Default: the StatefulSet's first pod, `<statefulSet>-0`. */
-    pod: k8sName('portForward.pod').optional(),
-    port: port.default(5432),
-  }).optional(),
-}).refine((p) => !(p.passwordEnv && p.passwordSecret), { message: 'give passwordEnv or passwordSecret, not both' })
+export const postgresAccessSchema = z
+  .strictObject({
+    host: z.string().min(1).optional(),
+    port: port.optional(),
+    user: z
+      .string()
+      .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { message: 'user must be a plain role name' })
+      .default('postgres'),
+    database: z
+      .string()
+      .regex(/^[A-Za-z_][A-Za-z0-9_-]*$/, { message: 'database must be a plain database name' })
+      .default('postgres'),
+    passwordEnv: envVarName.optional(),
+    passwordSecret: secretRefSchema.optional(),
+    connectTimeoutMs: z.number().int().min(100).max(120_000).default(5000),
+    /** Reach PostgreSQL through the API server's pods/portforward instead of host/port (kubernetes targets). */
+    portForward: z
+      .strictObject({
+        /** Default: the StatefulSet's first pod, `<statefulSet>-0`. */
+        pod: k8sName('portForward.pod').optional(),
+        port: port.default(5432),
+      })
+      .optional(),
+  })
+  .refine((p) => !(p.passwordEnv && p.passwordSecret), { message: 'give passwordEnv or passwordSecret, not both' })
   .refine((p) => !(p.portForward && (p.host !== undefined || p.port !== undefined)), {
-    message: 'give host/port or portForward, not both (with portForward, the pod\'s port is portForward.port)',
+    message: "give host/port or portForward, not both (with portForward, the pod's port is portForward.port)",
     path: ['portForward'],
   });
 
@@ -46,7 +69,10 @@ export const localTargetSchema = z.strictObject({
   port,
   binDir: safePath.default(DEFAULT_PG_BIN_DIR),
   /** The operating-system user that owns PGDATA; pg_ctl refuses to run as root. */
-  osUser: z.string().regex(/^[a-z_][a-z0-9_-]*$/).default('postgres'),
+  osUser: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_-]*$/)
+    .default('postgres'),
   logFile: safePath.optional(),
   startTimeoutSeconds: z.number().int().min(5).max(86_400).default(3600),
   stopTimeoutSeconds: z.number().int().min(5).max(86_400).default(600),
@@ -67,25 +93,31 @@ export const storageSchema = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('local'), snapshotDir: safePath.optional() }),
   z.strictObject({
     kind: z.literal('rbd'),
-    toolbox: z.strictObject({ namespace: k8sLabel('toolbox namespace'), labelSelector: z.string().regex(/^[A-Za-z0-9_./-]+=[A-Za-z0-9_.-]+$/) }),
+    toolbox: z.strictObject({
+      namespace: k8sLabel('toolbox namespace'),
+      labelSelector: z.string().regex(/^[A-Za-z0-9_./-]+=[A-Za-z0-9_.-]+$/),
+    }),
   }),
   z.strictObject({ kind: z.literal('csi'), volumeSnapshotClass: k8sName('volumeSnapshotClass') }),
 ]);
 
-export const clusterEntrySchema = z.strictObject({
-  target: z.discriminatedUnion('kind', [localTargetSchema, kubernetesTargetSchema]),
-  postgres: postgresAccessSchema.optional(),
-  storage: storageSchema.optional(),
-  /** For a delayed replica: the catalog name of its primary. */
-  replicaOf: z.string().optional(),
-  /** For a delayed replica: the WAL archive directory it restores from (local targets). */
-  walArchive: safePath.optional(),
-  /** Where exported rows are written on the worker (default: <tmpdir>/pgops-exports). */
-  exportDir: safePath.optional(),
-}).refine((entry) => !(entry.postgres?.portForward && entry.target.kind !== 'kubernetes'), {
-  message: 'postgres.portForward needs a kubernetes target (it forwards to a pod); a local target is reached at 127.0.0.1 and its port',
-  path: ['postgres', 'portForward'],
-});
+export const clusterEntrySchema = z
+  .strictObject({
+    target: z.discriminatedUnion('kind', [localTargetSchema, kubernetesTargetSchema]),
+    postgres: postgresAccessSchema.optional(),
+    storage: storageSchema.optional(),
+    /** For a delayed replica: the catalog name of its primary. */
+    replicaOf: z.string().optional(),
+    /** For a delayed replica: the WAL archive directory it restores from (local targets). */
+    walArchive: safePath.optional(),
+    /** Where exported rows are written on the worker (default: <tmpdir>/pgops-exports). */
+    exportDir: safePath.optional(),
+  })
+  .refine((entry) => !(entry.postgres?.portForward && entry.target.kind !== 'kubernetes'), {
+    message:
+      'postgres.portForward needs a kubernetes target (it forwards to a pod); a local target is reached at 127.0.0.1 and its port',
+    path: ['postgres', 'portForward'],
+  });
 
 export const catalogSchema = z.strictObject({
   clusters: z.record(z.string(), clusterEntrySchema).superRefine((clusters, ctx) => {
@@ -93,7 +125,11 @@ export const catalogSchema = z.strictObject({
       const problem = clusterNameProblem(name);
       if (problem) ctx.addIssue({ code: 'custom', path: [name], message: problem });
       if (entry.replicaOf !== undefined && !(entry.replicaOf in clusters)) {
-        ctx.addIssue({ code: 'custom', path: [name, 'replicaOf'], message: `names cluster "${entry.replicaOf}", which is not in the catalog` });
+        ctx.addIssue({
+          code: 'custom',
+          path: [name, 'replicaOf'],
+          message: `names cluster "${entry.replicaOf}", which is not in the catalog`,
+        });
       }
     }
   }),

@@ -7,7 +7,15 @@ import { isAbsolute, join } from 'node:path';
 import { runCommand } from '../drivers/exec';
 import type { PgEndpoint } from '../drivers/postgres/session';
 import { waitForSql } from '../drivers/postgres/session';
-import { endpointOf, initLocalCluster, pgOsUser, PG_BIN_DIR, startLocalCluster, stopLocalClusterIfRunning, type LocalCluster } from './localPostgres';
+import {
+  endpointOf,
+  initLocalCluster,
+  pgOsUser,
+  PG_BIN_DIR,
+  startLocalCluster,
+  stopLocalClusterIfRunning,
+  type LocalCluster,
+} from './localPostgres';
 import { freePort } from './ports';
 
 export interface DelayedReplicaSetOptions {
@@ -39,20 +47,26 @@ const APPLY_DELAY = /^(\d{1,9})\s*(ms|s|m|min|h|d)?$/;
 
 export function plainPathProblem(path: string): string | undefined {
   if (!isAbsolute(path)) return `${JSON.stringify(path)} must be an absolute path`;
-  if (!PLAIN_PATH.test(path) || path.includes('..')) return `${JSON.stringify(path)} must contain only letters, digits, '.', '_', '-' and '/': it is placed in archive_command, which PostgreSQL runs through a shell`;
+  if (!PLAIN_PATH.test(path) || path.includes('..'))
+    return `${JSON.stringify(path)} must contain only letters, digits, '.', '_', '-' and '/': it is placed in archive_command, which PostgreSQL runs through a shell`;
   return undefined;
 }
 
 /** '30s' → '30s', '15m' → '15min'; throws on anything PostgreSQL would not read as a duration. */
 export function applyDelaySetting(delay: string): string {
   const match = APPLY_DELAY.exec(delay.trim());
-  if (!match) throw new Error(`delay ${JSON.stringify(delay)} is not a duration recovery_min_apply_delay accepts: write e.g. '30s', '5min' or '8h'`);
+  if (!match)
+    throw new Error(
+      `delay ${JSON.stringify(delay)} is not a duration recovery_min_apply_delay accepts: write e.g. '30s', '5min' or '8h'`,
+    );
   const unit = match[2] === 'm' ? 'min' : (match[2] ?? 'ms');
   return `${match[1]}${unit}`;
 }
 
 function confLines(settings: Record<string, string>): string {
-  return Object.entries(settings).map(([name, value]) => `${name} = ${value}`).join('\n');
+  return Object.entries(settings)
+    .map(([name, value]) => `${name} = ${value}`)
+    .join('\n');
 }
 
 async function chownTree(path: string, osUser: string): Promise<void> {
@@ -77,7 +91,7 @@ export async function createDelayedReplicaSet(opts: DelayedReplicaSetOptions): P
   const archiveCommand = `test ! -f ${archiveDir}/%f && cp %p ${archiveDir}/%f.tmp && mv ${archiveDir}/%f.tmp ${archiveDir}/%f`;
   const primary = await initLocalCluster({
     dir: join(opts.dir, 'primary'),
-    port: opts.primaryPort ?? await freePort(),
+    port: opts.primaryPort ?? (await freePort()),
     settings: {
       wal_level: 'replica',
       archive_mode: 'on',
@@ -90,7 +104,7 @@ export async function createDelayedReplicaSet(opts: DelayedReplicaSetOptions): P
   const replica: LocalCluster = {
     dir: join(opts.dir, 'replica'),
     pgdata: join(opts.dir, 'replica', 'data'),
-    port: opts.replicaPort ?? await freePort(),
+    port: opts.replicaPort ?? (await freePort()),
     socketDir: join(opts.dir, 'replica', 'socket'),
     logFile: join(opts.dir, 'replica', 'data.server.log'),
     osUser,
@@ -108,11 +122,27 @@ export async function createDelayedReplicaSet(opts: DelayedReplicaSetOptions): P
     chmodSync(replica.dir, 0o755);
     await chownTree(replica.dir, osUser);
     if (!existsSync(join(replica.pgdata, 'PG_VERSION'))) {
-      const backup = await runCommand(join(PG_BIN_DIR, 'pg_basebackup'), [
-        '-h', primary.socketDir, '-p', String(primary.port), '-U', 'postgres',
-        '-D', replica.pgdata, '-X', 'stream', '-c', 'fast', '--no-password',
-      ], { asUser: osUser, timeoutMs: 300_000 });
-      if (backup.code !== 0) throw new Error(`pg_basebackup from the primary failed: ${backup.stderr || backup.stdout}`);
+      const backup = await runCommand(
+        join(PG_BIN_DIR, 'pg_basebackup'),
+        [
+          '-h',
+          primary.socketDir,
+          '-p',
+          String(primary.port),
+          '-U',
+          'postgres',
+          '-D',
+          replica.pgdata,
+          '-X',
+          'stream',
+          '-c',
+          'fast',
+          '--no-password',
+        ],
+        { asUser: osUser, timeoutMs: 300_000 },
+      );
+      if (backup.code !== 0)
+        throw new Error(`pg_basebackup from the primary failed: ${backup.stderr || backup.stdout}`);
     }
     const replicaSettings: Record<string, string> = {
       port: String(replica.port),
@@ -132,7 +162,10 @@ export async function createDelayedReplicaSet(opts: DelayedReplicaSetOptions): P
       replicaSettings.primary_conninfo = `'host=${primary.socketDir} port=${primary.port} user=postgres application_name=delayed_replica'`;
     }
     const includeFile = join(replica.pgdata, 'pgops-recovery.conf');
-    appendFileSync(join(replica.pgdata, 'postgresql.conf'), `\n# delayed standby (temporal-postgres-ops dev set)\n${confLines(replicaSettings)}\n# last, so an orchestrator-owned file wins over everything above (not over postgresql.auto.conf)\ninclude_if_exists = '${includeFile}'\n`);
+    appendFileSync(
+      join(replica.pgdata, 'postgresql.conf'),
+      `\n# delayed standby (temporal-postgres-ops dev set)\n${confLines(replicaSettings)}\n# last, so an orchestrator-owned file wins over everything above (not over postgresql.auto.conf)\ninclude_if_exists = '${includeFile}'\n`,
+    );
     // Present but empty: include_if_exists would log "skipping missing configuration file" at every read.
     writeFileSync(includeFile, '# recovery settings owned by the orchestrator\n');
     writeFileSync(join(replica.pgdata, 'standby.signal'), '');

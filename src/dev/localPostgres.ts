@@ -30,7 +30,11 @@ async function chownToOsUser(path: string, osUser: string): Promise<void> {
 }
 
 /** initdb a new cluster in `dir/data` listening on 127.0.0.1:`port`. */
-export async function initLocalCluster(opts: { dir: string; port: number; settings?: Record<string, string> }): Promise<LocalCluster> {
+export async function initLocalCluster(opts: {
+  dir: string;
+  port: number;
+  settings?: Record<string, string>;
+}): Promise<LocalCluster> {
   const osUser = pgOsUser();
   const cluster: LocalCluster = {
     dir: opts.dir,
@@ -45,7 +49,11 @@ export async function initLocalCluster(opts: { dir: string; port: number; settin
   chmodSync(opts.dir, 0o755);
   await chownToOsUser(opts.dir, osUser);
   if (!existsSync(join(cluster.pgdata, 'PG_VERSION'))) {
-    const result = await runCommand(join(PG_BIN_DIR, 'initdb'), ['-D', cluster.pgdata, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--locale=C.UTF-8', '--no-instructions'], { asUser: osUser });
+    const result = await runCommand(
+      join(PG_BIN_DIR, 'initdb'),
+      ['-D', cluster.pgdata, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--locale=C.UTF-8', '--no-instructions'],
+      { asUser: osUser },
+    );
     if (result.code !== 0) throw new Error(`initdb failed: ${result.stderr}`);
     const settings: Record<string, string> = {
       port: String(opts.port),
@@ -55,14 +63,23 @@ export async function initLocalCluster(opts: { dir: string; port: number; settin
       shared_buffers: '64MB',
       ...opts.settings,
     };
-    appendFileSync(join(cluster.pgdata, 'postgresql.conf'), `\n# temporal-postgres-ops test/demo settings\n${Object.entries(settings).map(([k, v]) => `${k} = ${v}`).join('\n')}\n`);
+    appendFileSync(
+      join(cluster.pgdata, 'postgresql.conf'),
+      `\n# temporal-postgres-ops test/demo settings\n${Object.entries(settings)
+        .map(([k, v]) => `${k} = ${v}`)
+        .join('\n')}\n`,
+    );
     await chownToOsUser(cluster.pgdata, osUser);
   }
   return cluster;
 }
 
 export async function pgCtl(cluster: LocalCluster, args: string[]): Promise<void> {
-  const result = await runCommand(join(cluster.binDir, 'pg_ctl'), [...args.slice(0, 1), '-D', cluster.pgdata, ...args.slice(1)], { asUser: cluster.osUser });
+  const result = await runCommand(
+    join(cluster.binDir, 'pg_ctl'),
+    [...args.slice(0, 1), '-D', cluster.pgdata, ...args.slice(1)],
+    { asUser: cluster.osUser },
+  );
   if (result.code !== 0) throw new Error(`pg_ctl ${args.join(' ')} failed: ${result.stderr || result.stdout}`);
 }
 
@@ -71,16 +88,27 @@ export function startLocalCluster(cluster: LocalCluster): Promise<void> {
 }
 
 /** Stops the cluster if it runs (immediate mode: for teardown only). */
-export async function stopLocalClusterIfRunning(cluster: LocalCluster, mode: "immediate" | "fast" = "immediate"): Promise<void> {
+export async function stopLocalClusterIfRunning(
+  cluster: LocalCluster,
+  mode: 'immediate' | 'fast' = 'immediate',
+): Promise<void> {
   if (!existsSync(join(cluster.pgdata, 'postmaster.pid'))) return;
-  await runCommand(join(cluster.binDir, 'pg_ctl'), ["stop", "-D", cluster.pgdata, "-m", mode, "-w", "-t", "60"], { asUser: cluster.osUser });
+  await runCommand(join(cluster.binDir, 'pg_ctl'), ['stop', '-D', cluster.pgdata, '-m', mode, '-w', '-t', '60'], {
+    asUser: cluster.osUser,
+  });
 }
 
 /** The catalog's local target for a cluster made here (also what LocalClusterDriver takes). */
 export function localTargetOf(cluster: LocalCluster, timeoutSeconds = 600): LocalTarget {
   return {
-    kind: 'local', pgdata: cluster.pgdata, port: cluster.port, osUser: cluster.osUser, logFile: cluster.logFile, binDir: cluster.binDir,
-    startTimeoutSeconds: timeoutSeconds, stopTimeoutSeconds: timeoutSeconds,
+    kind: 'local',
+    pgdata: cluster.pgdata,
+    port: cluster.port,
+    osUser: cluster.osUser,
+    logFile: cluster.logFile,
+    binDir: cluster.binDir,
+    startTimeoutSeconds: timeoutSeconds,
+    stopTimeoutSeconds: timeoutSeconds,
   };
 }
 

@@ -11,7 +11,12 @@ import { delay } from '../drivers/waiting';
 
 export const DEV_SERVER_FILE = resolve(__dirname, '..', '..', 'temporal-dev.yml');
 
-export interface DevServerSpec { args: string[]; grpcPort: number; uiPort: number; namespace: string }
+export interface DevServerSpec {
+  args: string[];
+  grpcPort: number;
+  uiPort: number;
+  namespace: string;
+}
 
 function flagValue(args: string[], flag: string): string | undefined {
   const i = args.indexOf(flag);
@@ -112,4 +117,3 @@ export async function startTemporalDevServer(opts: StartDevServerOptions): Promi
     },
   };
 }
-

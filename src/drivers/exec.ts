@@ -2,7 +2,11 @@
 // root, PostgreSQL programs must run as the data directory's owner: pg_ctl and postgres refuse root.
 import { execFile } from 'node:child_process';
 
-export interface CommandResult { code: number; stdout: string; stderr: string }
+export interface CommandResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
 
 export interface RunOptions {
   /** Run as this OS user (only honoured when we are root). */
@@ -20,7 +24,10 @@ async function lookupUser(user: string): Promise<{ uid: number; gid: number }> {
   if (cached) return cached;
   const uid = await runCommand('id', ['-u', user]);
   const gid = await runCommand('id', ['-g', user]);
-  if (uid.code !== 0 || gid.code !== 0) throw new Error(`operating-system user ${JSON.stringify(user)} does not exist on this worker: ${uid.stderr.trim()}`);
+  if (uid.code !== 0 || gid.code !== 0)
+    throw new Error(
+      `operating-system user ${JSON.stringify(user)} does not exist on this worker: ${uid.stderr.trim()}`,
+    );
   const ids = { uid: Number(uid.stdout.trim()), gid: Number(gid.stdout.trim()) };
   idCache.set(user, ids);
   return ids;
@@ -48,7 +55,9 @@ export async function runCommand(file: string, args: readonly string[], opts: Ru
         if (error && typeof error.code !== 'number') {
           // Not an exit code: the program could not be started, was killed, or was aborted.
           if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
-            reject(new Error(`${file} was not found on this worker (is PostgreSQL installed? check the catalog's binDir)`));
+            reject(
+              new Error(`${file} was not found on this worker (is PostgreSQL installed? check the catalog's binDir)`),
+            );
             return;
           }
           reject(error);

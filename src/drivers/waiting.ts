@@ -27,7 +27,10 @@ export interface PollOptions {
 }
 
 /** Calls `check` until it returns a value other than undefined; `check` may return a progress note. */
-export async function pollUntil<T>(check: () => Promise<{ done: T } | { waiting: string }>, opts: PollOptions): Promise<T> {
+export async function pollUntil<T>(
+  check: () => Promise<{ done: T } | { waiting: string }>,
+  opts: PollOptions,
+): Promise<T> {
   const deadline = Date.now() + opts.timeoutMs;
   let last = '';
   for (;;) {
@@ -35,7 +38,10 @@ export async function pollUntil<T>(check: () => Promise<{ done: T } | { waiting:
     if ('done' in result) return result.done;
     last = result.waiting;
     opts.onProgress?.(result.waiting);
-    if (Date.now() >= deadline) throw new Error(`timed out after ${Math.round(opts.timeoutMs / 1000)}s waiting for ${opts.what} (last seen: ${last})`);
+    if (Date.now() >= deadline)
+      throw new Error(
+        `timed out after ${Math.round(opts.timeoutMs / 1000)}s waiting for ${opts.what} (last seen: ${last})`,
+      );
     await delay(opts.intervalMs, opts.signal);
   }
 }

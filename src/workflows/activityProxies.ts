@@ -6,10 +6,27 @@ import type { Duration } from '@temporalio/common';
 import type { PgOpsActivities } from '../activities';
 
 /** Error types activities use for problems a retry cannot fix. */
-export const NON_RETRYABLE = ['InvalidInput', 'UnknownCluster', 'ConfigurationError', 'ClusterBusy', 'PreconditionFailed'];
+export const NON_RETRYABLE = [
+  'InvalidInput',
+  'UnknownCluster',
+  'ConfigurationError',
+  'ClusterBusy',
+  'PreconditionFailed',
+];
 
-function retryPolicy(initialInterval: Duration, maximumInterval: Duration, maximumAttempts: number, backoffCoefficient = 2): RetryPolicy {
-  return { initialInterval, backoffCoefficient, maximumInterval, maximumAttempts, nonRetryableErrorTypes: NON_RETRYABLE };
+function retryPolicy(
+  initialInterval: Duration,
+  maximumInterval: Duration,
+  maximumAttempts: number,
+  backoffCoefficient = 2,
+): RetryPolicy {
+  return {
+    initialInterval,
+    backoffCoefficient,
+    maximumInterval,
+    maximumAttempts,
+    nonRetryableErrorTypes: NON_RETRYABLE,
+  };
 }
 
 export const quickStep = proxyActivities<PgOpsActivities>({

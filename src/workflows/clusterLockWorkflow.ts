@@ -3,14 +3,32 @@
 // workflow started from the UI gets whatever id the user typed. Requests arrive by signal (sent
 // with signal-with-start by an activity); answers go back to the requester by signal. A holder that
 // ended without releasing (terminated, timed out) is detected by asking the server and replaced.
-import { ApplicationFailure, condition, continueAsNew, getExternalWorkflowHandle, setHandler, workflowInfo, allHandlersFinished } from '@temporalio/workflow';
 import {
-  lockAnswerSignal, lockReleaseSignal, lockRequestSignal, lockStateQuery, lockWorkflowId,
-  type LockAnswer, type LockHolder, type LockRequest, type LockState,
+  ApplicationFailure,
+  condition,
+  continueAsNew,
+  getExternalWorkflowHandle,
+  setHandler,
+  workflowInfo,
+  allHandlersFinished,
+} from '@temporalio/workflow';
+import {
+  lockAnswerSignal,
+  lockReleaseSignal,
+  lockRequestSignal,
+  lockStateQuery,
+  lockWorkflowId,
+  type LockAnswer,
+  type LockHolder,
+  type LockRequest,
+  type LockState,
 } from './definitions';
 import { quickStep } from './activityProxies';
 
-export interface ClusterLockInput { cluster: string; state?: LockState }
+export interface ClusterLockInput {
+  cluster: string;
+  state?: LockState;
+}
 
 export async function clusterLockWorkflow(input: ClusterLockInput): Promise<void> {
   const state: LockState = input.state ?? { cluster: input.cluster, holder: null, queue: [] };
@@ -58,7 +76,7 @@ export async function clusterLockWorkflow(input: ClusterLockInput): Promise<void
         await answer(request, { status: 'granted', lockWorkflowId: myId }); // a repeated request (activity retry)
         continue;
       }
-      if (state.holder && await holderIsGone(state.holder)) {
+      if (state.holder && (await holderIsGone(state.holder))) {
         state.holder = null;
         await grantNextInQueue();
       }

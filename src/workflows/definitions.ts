@@ -20,7 +20,8 @@ export const progressQuery = defineQuery<Progress>('progress');
 /** Ends the hold of a planned stop: the cluster is started again. Sendable from the Temporal UI. */
 export const resumeSignal = defineSignal<[{ by?: string }?]>('resume');
 /** Activities that run long report numbers through this signal (throttled). */
-export const activityProgressSignal = defineSignal<[{ detail: string; numbers?: Record<string, number | string> }]>('activityProgress');
+export const activityProgressSignal =
+  defineSignal<[{ detail: string; numbers?: Record<string, number | string> }]>('activityProgress');
 
 // --- The per-cluster lock: one lock workflow per cluster and task queue: `pgops-lock/<queue>/<cluster>`
 
@@ -42,7 +43,11 @@ export type LockAnswer =
   | { status: 'queued'; holder: LockHolder; position: number }
   | { status: 'refused'; holder: LockHolder };
 
-export interface LockState { cluster: string; holder: LockHolder | null; queue: LockRequest[] }
+export interface LockState {
+  cluster: string;
+  holder: LockHolder | null;
+  queue: LockRequest[];
+}
 
 export const lockRequestSignal = defineSignal<[LockRequest]>('lockRequest');
 export const lockReleaseSignal = defineSignal<[{ workflowId: string }]>('lockRelease');

@@ -1,7 +1,15 @@
 // Delayed-replica PITR (seed 004, procedures.md §4): pause at once, check the target, set it with
 // delay 0 and action pause, restart, watch replay stop just before the bad transaction, then
 // export the lost rows, promote, or hold for inspection; finally return to being delayed.
-import { ActivityFailure, ApplicationFailure, condition, isCancellation, setHandler, workflowInfo, CancellationScope } from '@temporalio/workflow';
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  condition,
+  isCancellation,
+  setHandler,
+  workflowInfo,
+  CancellationScope,
+} from '@temporalio/workflow';
 import type { RecoveryTarget } from '../common/recoveryTarget';
 import { describeRecoveryTarget } from '../common/recoveryTarget';
 import { resumeSignal } from './definitions';
@@ -43,27 +51,45 @@ export async function delayedReplicaPitrWorkflow(input: DelayedReplicaPitrInput)
   progress.step('pause', 'pausing WAL replay on the delayed replica');
   const pause = await urgentStep.pauseReplicaReplay({ cluster });
   const latencyMs = Date.parse(pause.pausedAt) - workflowInfo().startTime.getTime();
-  progress.step('paused', `replay ${pause.pauseState}${pause.replayLsn ? ` at ${pause.replayLsn}` : ''}`, { pauseLatencyMs: latencyMs, replayLsnAtPause: pause.replayLsn });
+  progress.step('paused', `replay ${pause.pauseState}${pause.replayLsn ? ` at ${pause.replayLsn}` : ''}`, {
+    pauseLatencyMs: latencyMs,
+    replayLsnAtPause: pause.replayLsn,
+  });
 
   return withClusterLock(cluster, 'delayedReplicaPitrWorkflow', { ...opts.lockWait, progress }, async () => {
     const replica = await quickStep.inspectReplica({ cluster });
     progress.note({ originalDelay: replica.delay });
-    const target = 'incident' in opts.target ? await resolveIncident(cluster, opts.target.incident, progress) : opts.target;
+    const target =
+      'incident' in opts.target ? await resolveIncident(cluster, opts.target.incident, progress) : opts.target;
     const targetText = describeRecoveryTarget(target, opts.inclusive);
 
     progress.step('check', `checking that the replica can still stop at ${targetText}`);
     const checked = await quickStep.checkPitrTarget({ cluster, target, inclusive: opts.inclusive });
-    progress.note({ ...(checked.targetLsn ? { targetLsn: checked.targetLsn } : {}), ...(checked.targetTime ? { targetTime: checked.targetTime } : {}) });
+    progress.note({
+      ...(checked.targetLsn ? { targetLsn: checked.targetLsn } : {}),
+      ...(checked.targetTime ? { targetTime: checked.targetTime } : {}),
+    });
 
     if (checked.note) progress.note({ note: checked.note });
     const applied = describeRecoveryTarget(checked.effectiveTarget, checked.effectiveInclusive);
-    progress.step('set-target', `writing ${applied} with recovery_min_apply_delay = 0 and recovery_target_action = pause`);
-    const { originalDelay } = await quickStep.applyPitrTarget({ cluster, target: checked.effectiveTarget, inclusive: checked.effectiveInclusive });
+    progress.step(
+      'set-target',
+      `writing ${applied} with recovery_min_apply_delay = 0 and recovery_target_action = pause`,
+    );
+    const { originalDelay } = await quickStep.applyPitrTarget({
+      cluster,
+      target: checked.effectiveTarget,
+      inclusive: checked.effectiveInclusive,
+    });
     progress.step('restart', 'restarting the replica so the target takes effect');
     try {
       // Stopping before a locking transaction re-replays records: restart without a shutdown
       // restartpoint, and only while the minimum recovery point is still before the stop point.
-      await longStep.restartReplicaIfPending({ cluster, immediate: checked.beforeLockingTransaction, mustNotPass: checked.beforeLockingTransaction ? checked.targetLsn : undefined });
+      await longStep.restartReplicaIfPending({
+        cluster,
+        immediate: checked.beforeLockingTransaction,
+        mustNotPass: checked.beforeLockingTransaction ? checked.targetLsn : undefined,
+      });
     } catch (err) {
       if (!checked.beforeLockingTransaction || failureType(err) !== 'StopPointPassed') throw err;
       checked.note = `${checked.note ?? ''}; the replica flushed past the transaction's start before the restart, so it stops before the commit instead: the locked tables cannot be read at the target`;
@@ -77,9 +103,26 @@ export async function delayedReplicaPitrWorkflow(input: DelayedReplicaPitrInput)
     }
 
     progress.step('replay', `replaying archived WAL up to ${targetText}`);
-    const reached = await replayStep.waitForReplayTarget({ cluster, targetLsn: checked.targetLsn, targetTime: checked.targetTime, stallTimeoutMs: opts.stallTimeoutMs });
-    progress.step('at-target', `replay paused at ${reached.replayLsn} (last commit replayed ${reached.replayTimestamp ?? 'none'})`, { replayLsn: reached.replayLsn });
-    const result: DelayedReplicaPitrResult = { cluster, target, inclusive: opts.inclusive, pause: { latencyMs, state: pause.pauseState, replayLsn: pause.replayLsn }, checked, reached, finalState: 'paused at target' };
+    const reached = await replayStep.waitForReplayTarget({
+      cluster,
+      targetLsn: checked.targetLsn,
+      targetTime: checked.targetTime,
+      stallTimeoutMs: opts.stallTimeoutMs,
+    });
+    progress.step(
+      'at-target',
+      `replay paused at ${reached.replayLsn} (last commit replayed ${reached.replayTimestamp ?? 'none'})`,
+      { replayLsn: reached.replayLsn },
+    );
+    const result: DelayedReplicaPitrResult = {
+      cluster,
+      target,
+      inclusive: opts.inclusive,
+      pause: { latencyMs, state: pause.pauseState, replayLsn: pause.replayLsn },
+      checked,
+      reached,
+      finalState: 'paused at target',
+    };
 
     if (opts.then === 'export') {
       progress.step('export', `exporting ${opts.tables.join(', ')} as of the target`);
@@ -95,7 +138,10 @@ export async function delayedReplicaPitrWorkflow(input: DelayedReplicaPitrInput)
       result.finalState = 'promoted';
       return result;
     } else if (opts.returnToDelay) {
-      progress.step('inspect', `paused at the target for inspection: send the "resume" signal to return to the delay (at most ${Math.round(opts.maxPauseMs / 60000)} min)`);
+      progress.step(
+        'inspect',
+        `paused at the target for inspection: send the "resume" signal to return to the delay (at most ${Math.round(opts.maxPauseMs / 60000)} min)`,
+      );
       try {
         await condition(() => resumeRequested, opts.maxPauseMs);
       } catch (err) {
@@ -106,7 +152,12 @@ export async function delayedReplicaPitrWorkflow(input: DelayedReplicaPitrInput)
     }
 
     if (opts.returnToDelay) await returnToDelay(cluster, originalDelay, progress, result);
-    progress.step('done', result.finalState === 'delayed replica again' ? `back to a delayed replica (lag ${result.returnedToDelay?.lagSeconds ?? '?'} s)` : `left paused at ${reached.replayLsn}`);
+    progress.step(
+      'done',
+      result.finalState === 'delayed replica again'
+        ? `back to a delayed replica (lag ${result.returnedToDelay?.lagSeconds ?? '?'} s)`
+        : `left paused at ${reached.replayLsn}`,
+    );
     return result;
   });
 }
@@ -114,10 +165,15 @@ export async function delayedReplicaPitrWorkflow(input: DelayedReplicaPitrInput)
 function failureType(err: unknown): string | undefined {
   let cause: unknown = err;
   while (cause instanceof ActivityFailure) cause = cause.cause;
-  return cause instanceof ApplicationFailure ? cause.type ?? undefined : undefined;
+  return cause instanceof ApplicationFailure ? (cause.type ?? undefined) : undefined;
 }
 
-async function returnToDelay(cluster: string, originalDelay: Result<'applyPitrTarget'>['originalDelay'], progress: ProgressReporter, result: DelayedReplicaPitrResult): Promise<void> {
+async function returnToDelay(
+  cluster: string,
+  originalDelay: Result<'applyPitrTarget'>['originalDelay'],
+  progress: ProgressReporter,
+  result: DelayedReplicaPitrResult,
+): Promise<void> {
   progress.step('return-to-delay', 'removing the target, restoring the original delay and restarting');
   await quickStep.clearPitrTarget({ cluster, originalDelay });
   await longStep.restartReplicaIfPending({ cluster });
@@ -125,15 +181,28 @@ async function returnToDelay(cluster: string, originalDelay: Result<'applyPitrTa
   result.finalState = 'delayed replica again';
 }
 
-async function resolveIncident(cluster: string, query: IncidentQuery, progress: ProgressReporter): Promise<RecoveryTarget> {
-  progress.step('locate', `searching the WAL archive for deletes, truncates and drops between ${query.from} and ${query.to}${query.table ? ` on ${query.table}` : ''}`);
+async function resolveIncident(
+  cluster: string,
+  query: IncidentQuery,
+  progress: ProgressReporter,
+): Promise<RecoveryTarget> {
+  progress.step(
+    'locate',
+    `searching the WAL archive for deletes, truncates and drops between ${query.from} and ${query.to}${query.table ? ` on ${query.table}` : ''}`,
+  );
   const incidents = await longStep.locateIncident({ cluster, ...query });
   if (incidents.length === 1) {
     const only = incidents[0]!;
     progress.note({ incidentXid: only.xid, incidentCommitTime: only.commitTime });
     return { xid: only.xid };
   }
-  const listing = incidents.slice(0, 10).map((i) => `xid ${i.xid} committed ${i.commitTime} at ${i.commitLsn}: ${i.relations.map((r) => `${r.name ?? r.relfilenode}${r.dropped ? ' dropped' : r.truncated ? ' truncated' : ` ${r.deletes} row(s) deleted`}`).join(', ')}`).join('; ');
+  const listing = incidents
+    .slice(0, 10)
+    .map(
+      (i) =>
+        `xid ${i.xid} committed ${i.commitTime} at ${i.commitLsn}: ${i.relations.map((r) => `${r.name ?? r.relfilenode}${r.dropped ? ' dropped' : r.truncated ? ' truncated' : ` ${r.deletes} row(s) deleted`}`).join(', ')}`,
+    )
+    .join('; ');
   throw ApplicationFailure.nonRetryable(
     incidents.length === 0
       ? `no transaction deleted, truncated or dropped${query.table ? ` in ${query.table}` : ''} between ${query.from} and ${query.to}. The replica is left paused; widen the window or give the target directly.`

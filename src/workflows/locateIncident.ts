@@ -6,11 +6,22 @@ import { parseIncidentQuery } from './pitrInput';
 import { tagWorkflow } from './searchAttributes';
 import type { PgOpsActivities } from '../activities';
 
-export interface LocateIncidentInput { cluster: string; from: string; to: string; table?: string }
+export interface LocateIncidentInput {
+  cluster: string;
+  from: string;
+  to: string;
+  table?: string;
+}
 
-export async function locateIncidentWorkflow(input: LocateIncidentInput): Promise<Awaited<ReturnType<PgOpsActivities['locateIncident']>>> {
+export async function locateIncidentWorkflow(
+  input: LocateIncidentInput,
+): Promise<Awaited<ReturnType<PgOpsActivities['locateIncident']>>> {
   const record = checkInputObject('locateIncidentWorkflow', input, ['cluster', 'from', 'to', 'table']);
-  const query = parseIncidentQuery('locateIncidentWorkflow', { from: record.from, to: record.to, ...(record.table !== undefined ? { table: record.table } : {}) });
+  const query = parseIncidentQuery('locateIncidentWorkflow', {
+    from: record.from,
+    to: record.to,
+    ...(record.table !== undefined ? { table: record.table } : {}),
+  });
   tagWorkflow(input.cluster, 'locateIncident');
   return longStep.locateIncident({ cluster: input.cluster, ...query });
 }

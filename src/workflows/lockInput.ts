@@ -5,7 +5,10 @@ import { invalidInput } from './inputValidation';
 export const LOCK_INPUT_KEYS = ['waitForLock'] as const;
 const DEFAULT_LOCK_WAIT_MS = 24 * 3_600_000;
 
-export function lockWaitFromInput(workflowType: string, record: Record<string, unknown>): { wait: boolean; waitTimeoutMs: number } {
+export function lockWaitFromInput(
+  workflowType: string,
+  record: Record<string, unknown>,
+): { wait: boolean; waitTimeoutMs: number } {
   const value = record.waitForLock;
   if (value === undefined || value === false) return { wait: false, waitTimeoutMs: 0 };
   if (value === true) return { wait: true, waitTimeoutMs: DEFAULT_LOCK_WAIT_MS };

@@ -41,7 +41,9 @@ export async function plannedStartWorkflow(input: PlannedStartInput): Promise<Pl
   return withClusterLock(cluster, TYPE, { ...lockWait, progress }, async () => {
     progress.step('start', replicas ? `starting ${replicas} replica(s)` : 'starting the recorded replica count');
     const started = await longStep.startCluster({ cluster, replicas });
-    progress.step('done', `cluster running with ${started.readyReplicas} ready replica(s), accepting queries`, { msToReady: started.msToReady });
+    progress.step('done', `cluster running with ${started.readyReplicas} ready replica(s), accepting queries`, {
+      msToReady: started.msToReady,
+    });
     return { cluster, ...started };
   });
 }

@@ -23,7 +23,11 @@ export interface PlannedStopInput {
   waitForLock?: boolean | string | number;
 }
 
-export interface ClusterSnapshotState { running: boolean; replicas: number; readyReplicas: number }
+export interface ClusterSnapshotState {
+  running: boolean;
+  replicas: number;
+  readyReplicas: number;
+}
 
 export interface PlannedStopResult {
   cluster: string;
@@ -39,12 +43,19 @@ const TYPE = 'plannedStopWorkflow';
 const DEFAULT_MAX_HOLD_MS = 8 * 3_600_000;
 
 export async function plannedStopWorkflow(input: PlannedStopInput): Promise<PlannedStopResult> {
-  const record = checkInputObject(TYPE, input, ['cluster', 'reason', 'holdUntilResumed', 'maxHold', ...LOCK_INPUT_KEYS]);
+  const record = checkInputObject(TYPE, input, [
+    'cluster',
+    'reason',
+    'holdUntilResumed',
+    'maxHold',
+    ...LOCK_INPUT_KEYS,
+  ]);
   const cluster = input.cluster;
   const reason = optionalString(TYPE, record, 'reason', 500);
   const hold = optionalBoolean(TYPE, record, 'holdUntilResumed', false);
   const maxHoldMs = optionalDuration(TYPE, record, 'maxHold', DEFAULT_MAX_HOLD_MS, { min: 1000, max: 30 * 86_400_000 });
-  if (!hold && record.maxHold !== undefined) throw invalidInput(TYPE, 'maxHold applies only with "holdUntilResumed": true');
+  if (!hold && record.maxHold !== undefined)
+    throw invalidInput(TYPE, 'maxHold applies only with "holdUntilResumed": true');
   const lockWait = lockWaitFromInput(TYPE, record);
 
   let resumeRequestedBy: string | undefined;
@@ -69,17 +80,31 @@ export async function plannedStopWorkflow(input: PlannedStopInput): Promise<Plan
     progress.step('verify', 'verifying the quiescent point: nothing running, volumes kept, connections refused');
     const quiescent = await quickStep.verifyQuiescent({ cluster });
     const result: PlannedStopResult = {
-      cluster, reason,
+      cluster,
+      reason,
       before,
-      stopped: { replicasBefore: stopped.replicasBefore, alreadyStopped: stopped.alreadyStopped, volumesKept: quiescent.volumesKept, msToStop: stopped.ms },
+      stopped: {
+        replicasBefore: stopped.replicasBefore,
+        alreadyStopped: stopped.alreadyStopped,
+        volumesKept: quiescent.volumesKept,
+        msToStop: stopped.ms,
+      },
       after: { running: false, replicas: 0, readyReplicas: 0 },
     };
     if (!hold) {
-      progress.step('stopped', `cluster stopped; ${stopped.replicasBefore} replica(s) to restore with plannedStartWorkflow`, { replicasToRestore: stopped.replicasBefore });
+      progress.step(
+        'stopped',
+        `cluster stopped; ${stopped.replicasBefore} replica(s) to restore with plannedStartWorkflow`,
+        { replicasToRestore: stopped.replicasBefore },
+      );
       return result;
     }
 
-    progress.step('hold', `stopped and held for maintenance until the "resume" signal (at most ${Math.round(maxHoldMs / 60000)} min)`, { replicasToRestore: stopped.replicasBefore });
+    progress.step(
+      'hold',
+      `stopped and held for maintenance until the "resume" signal (at most ${Math.round(maxHoldMs / 60000)} min)`,
+      { replicasToRestore: stopped.replicasBefore },
+    );
     const holdStartedAt = workflowClockMs();
     let resumedBy: 'signal' | 'maxHold' | 'cancel';
     try {
@@ -94,9 +119,15 @@ export async function plannedStopWorkflow(input: PlannedStopInput): Promise<Plan
       result.hold = { resumedBy, resumeRequestedBy, heldMs };
       progress.step('start', `starting ${stopped.replicasBefore} replica(s) again (hold ended by ${resumedBy})`);
       const started = await longStep.startCluster({ cluster, replicas: stopped.replicasBefore });
-      result.restarted = { replicas: started.replicas, readyReplicas: started.readyReplicas, msToReady: started.msToReady };
+      result.restarted = {
+        replicas: started.replicas,
+        readyReplicas: started.readyReplicas,
+        msToReady: started.msToReady,
+      };
       result.after = { running: true, replicas: started.replicas, readyReplicas: started.readyReplicas };
-      progress.step('done', `cluster running again with ${started.readyReplicas} ready replica(s)`, { msToReady: started.msToReady });
+      progress.step('done', `cluster running again with ${started.readyReplicas} ready replica(s)`, {
+        msToReady: started.msToReady,
+      });
     };
     if (resumedBy === 'cancel') {
       await CancellationScope.nonCancellable(restart);

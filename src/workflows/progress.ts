@@ -12,8 +12,12 @@ export interface ProgressReporter {
 export function trackProgress(operation: string, cluster: string): ProgressReporter {
   const state: Progress = { operation, cluster, step: 'starting', detail: '', numbers: {}, done: [] };
   const publish = () => {
-    const numbers = Object.entries(state.numbers).map(([k, v]) => `- ${k}: ${v}`).join('\n');
-    setCurrentDetails(`**${operation}** on cluster \`${cluster}\`\n\nStep: **${state.step}**: ${state.detail}${numbers ? `\n\n${numbers}` : ''}`);
+    const numbers = Object.entries(state.numbers)
+      .map(([k, v]) => `- ${k}: ${v}`)
+      .join('\n');
+    setCurrentDetails(
+      `**${operation}** on cluster \`${cluster}\`\n\nStep: **${state.step}**: ${state.detail}${numbers ? `\n\n${numbers}` : ''}`,
+    );
   };
   setHandler(progressQuery, () => state);
   setHandler(activityProgressSignal, ({ detail, numbers }) => {

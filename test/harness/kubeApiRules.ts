@@ -16,7 +16,11 @@ export interface Meta {
   ownerReferences?: { apiVersion: string; kind: string; name: string; uid: string; controller: boolean }[];
 }
 export interface StatefulSet extends Obj {
-  spec: { replicas: number; selector: { matchLabels: Record<string, string> }; volumeClaimTemplates: { metadata: { name: string } }[] } & Record<string, unknown>;
+  spec: {
+    replicas: number;
+    selector: { matchLabels: Record<string, string> };
+    volumeClaimTemplates: { metadata: { name: string } }[];
+  } & Record<string, unknown>;
   status: Record<string, unknown>;
 }
 export interface Pod extends Obj {
@@ -24,20 +28,43 @@ export interface Pod extends Obj {
 }
 export type Reply = [number, unknown];
 
-export const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+export const isRecord = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
 export const status = (code: number, reason: string, message: string, details?: Record<string, unknown>) => ({
-  kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, details, code,
+  kind: 'Status',
+  apiVersion: 'v1',
+  metadata: {},
+  status: 'Failure',
+  message,
+  reason,
+  details,
+  code,
 });
 export function scaleOf(sts: StatefulSet) {
   const { name, namespace, uid, resourceVersion, creationTimestamp } = sts.metadata;
-  const selector = Object.entries(sts.spec.selector.matchLabels).map(([k, v]) => `${k}=${v}`).join(',');
+  const selector = Object.entries(sts.spec.selector.matchLabels)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',');
   // autoscaling/v1 ScaleSpec.replicas is omitempty: a Scale of 0 has an empty spec.
   const spec = sts.spec.replicas === 0 ? {} : { replicas: sts.spec.replicas };
-  return { kind: 'Scale', apiVersion: 'autoscaling/v1', metadata: { name, namespace, uid, resourceVersion, creationTimestamp }, spec, status: { replicas: sts.status.replicas ?? 0, selector } };
+  return {
+    kind: 'Scale',
+    apiVersion: 'autoscaling/v1',
+    metadata: { name, namespace, uid, resourceVersion, creationTimestamp },
+    spec,
+    status: { replicas: sts.status.replicas ?? 0, selector },
+  };
 }
 
 export function methodNotAllowed(): Reply {
-  return [405, status(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource (or the Kubernetes API stand-in does not implement it)')];
+  return [
+    405,
+    status(
+      405,
+      'MethodNotAllowed',
+      'the server does not allow this method on the requested resource (or the Kubernetes API stand-in does not implement it)',
+    ),
+  ];
 }
 
 export function conflict(sts: StatefulSet): Reply {
@@ -48,17 +75,26 @@ export function conflict(sts: StatefulSet): Reply {
 export function invalid(sts: StatefulSet, field: string, detail: string): Reply {
   const message = `StatefulSet.apps "${sts.metadata.name}" is invalid: ${field}: ${detail}`;
   const causes = [{ reason: 'FieldValueInvalid', message: detail, field }];
-  return [422, status(422, 'Invalid', message, { name: sts.metadata.name, group: 'apps', kind: 'StatefulSet', causes })];
+  return [
+    422,
+    status(422, 'Invalid', message, { name: sts.metadata.name, group: 'apps', kind: 'StatefulSet', causes }),
+  ];
 }
 
 /** The real server takes four patch types; the stand-in implements merge patch only and says so. */
 export function refusePatchType(contentType: string | undefined, body: unknown): Reply | undefined {
   const type = (contentType ?? '').split(';')[0]?.trim();
-  if (type === 'application/merge-patch+json') return isRecord(body) ? undefined : [400, status(400, 'BadRequest', 'a merge patch must be a JSON object')];
+  if (type === 'application/merge-patch+json')
+    return isRecord(body) ? undefined : [400, status(400, 'BadRequest', 'a merge patch must be a JSON object')];
   if (type === 'application/json-patch+json' && !Array.isArray(body)) {
     return [400, status(400, 'BadRequest', 'json: cannot unmarshal object into Go value of type jsonpatch.Patch')];
   }
-  const accepted = ['application/json-patch+json', 'application/merge-patch+json', 'application/strategic-merge-patch+json', 'application/apply-patch+yaml'];
+  const accepted = [
+    'application/json-patch+json',
+    'application/merge-patch+json',
+    'application/strategic-merge-patch+json',
+    'application/apply-patch+yaml',
+  ];
   const message = accepted.includes(type ?? '')
     ? `the Kubernetes API stand-in does not implement ${type} patches (the real server does): use application/merge-patch+json`
     : `the body of the request was in an unknown format - accepted media types include: ${accepted.join(', ')}`;
@@ -79,7 +115,10 @@ export function mergePatch(target: unknown, patch: unknown): unknown {
 /** Equality-based label selectors (k=v, k==v, k!=v, k, !k); returns a message for anything else. */
 export function parseSelector(text: string): ((labels: Record<string, string>) => boolean) | string {
   const tests: ((labels: Record<string, string>) => boolean)[] = [];
-  for (const part of text.split(',').map((p) => p.trim()).filter(Boolean)) {
+  for (const part of text
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
     const equality = /^([A-Za-z0-9._/-]+)\s*(==|=|!=)\s*([A-Za-z0-9._-]*)$/.exec(part);
     const existence = /^(!?)([A-Za-z0-9._/-]+)$/.exec(part);
     if (equality) {
@@ -107,7 +146,10 @@ export const PORT_FORWARD_PROTOCOL = 'v4.channel.k8s.io';
  * exec/attach only, so a port-forward settles on v4.
  */
 export function choosePortForwardProtocol(offered: string | undefined): string | undefined {
-  const offers = (offered ?? '').split(',').map((p) => p.trim()).filter(Boolean);
+  const offers = (offered ?? '')
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean);
   if (offers.length === 0) return '';
   return offers.find((p) => p === PORT_FORWARD_PROTOCOL);
 }
@@ -121,7 +163,8 @@ export function parsePortForwardPorts(params: URLSearchParams): number[] | strin
     if (value === '') return 'query parameter "ports" cannot be empty';
     for (const part of value.split(',')) {
       const port = /^\d{1,5}$/.test(part) ? Number(part) : NaN;
-      if (!(port <= 65535)) return `unable to parse "${value}" as a port: strconv.ParseUint: parsing "${part}": invalid syntax`;
+      if (!(port <= 65535))
+        return `unable to parse "${value}" as a port: strconv.ParseUint: parsing "${part}": invalid syntax`;
       if (port < 1) return `port "${value}" must be > 0`;
       ports.push(port);
     }

@@ -36,7 +36,26 @@ import net, { type AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
-import { channelMessage, choosePortForwardProtocol, conflict, invalid, isRecord, mergePatch, methodNotAllowed, parsePortForwardPorts, parseSelector, portPrefix, refusePatchType, scaleOf, status, type Obj, type Meta, type Pod, type Reply, type StatefulSet } from './kubeApiRules';
+import {
+  channelMessage,
+  choosePortForwardProtocol,
+  conflict,
+  invalid,
+  isRecord,
+  mergePatch,
+  methodNotAllowed,
+  parsePortForwardPorts,
+  parseSelector,
+  portPrefix,
+  refusePatchType,
+  scaleOf,
+  status,
+  type Obj,
+  type Meta,
+  type Pod,
+  type Reply,
+  type StatefulSet,
+} from './kubeApiRules';
 
 export interface PodHooks {
   /** Awaited before the pod is marked Running and Ready (start the "container" here). A throw leaves it not Ready. */
@@ -84,7 +103,10 @@ export class KubeApiStandIn {
   url = '';
   private readonly server = http.createServer((req, res) => void this.handle(req, res));
   // Protocol choice happens before the upgrade (see onUpgrade); this only echoes it.
-  private readonly portForwards = new WebSocketServer({ noServer: true, handleProtocols: (offered) => choosePortForwardProtocol([...offered].join(',')) || false });
+  private readonly portForwards = new WebSocketServer({
+    noServer: true,
+    handleProtocols: (offered) => choosePortForwardProtocol([...offered].join(',')) || false,
+  });
   private revision = 1000;
   private readonly store = new Map<string, Obj>(); // key: resource/namespace/name
   private readonly podEvents: { revision: number; type: string; object: Pod }[] = [];
@@ -97,7 +119,9 @@ export class KubeApiStandIn {
   private closed = false;
 
   constructor(private readonly options: StandInOptions) {
-    this.server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
+    this.server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) =>
+      this.onUpgrade(req, socket, head),
+    );
   }
 
   async listen(): Promise<void> {
@@ -106,38 +130,65 @@ export class KubeApiStandIn {
   }
 
   /** Creates a StatefulSet and lets the controller bring it up; resolves when all its pods are Ready. */
-  async addStatefulSet(spec: { namespace: string; name: string; replicas: number; labels: Record<string, string>; volumeClaimTemplates?: string[] }): Promise<void> {
+  async addStatefulSet(spec: {
+    namespace: string;
+    name: string;
+    replicas: number;
+    labels: Record<string, string>;
+    volumeClaimTemplates?: string[];
+  }): Promise<void> {
     const sts = {
-      apiVersion: 'apps/v1', kind: 'StatefulSet',
+      apiVersion: 'apps/v1',
+      kind: 'StatefulSet',
       metadata: this.newMeta(spec.namespace, spec.name, { generation: 1, labels: spec.labels }),
       spec: {
-        replicas: spec.replicas, serviceName: spec.name, podManagementPolicy: 'OrderedReady',
+        replicas: spec.replicas,
+        serviceName: spec.name,
+        podManagementPolicy: 'OrderedReady',
         selector: { matchLabels: { ...spec.labels } },
-        template: { metadata: { labels: { ...spec.labels } }, spec: { containers: [{ name: 'postgres', image: 'postgres:15' }] } },
-        volumeClaimTemplates: (spec.volumeClaimTemplates ?? ['data']).map((name) => ({ metadata: { name }, spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } } })),
+        template: {
+          metadata: { labels: { ...spec.labels } },
+          spec: { containers: [{ name: 'postgres', image: 'postgres:15' }] },
+        },
+        volumeClaimTemplates: (spec.volumeClaimTemplates ?? ['data']).map((name) => ({
+          metadata: { name },
+          spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } },
+        })),
       },
       status: { replicas: 0, observedGeneration: 0 },
     } satisfies StatefulSet;
     this.put('statefulsets', sts);
     this.reconcile(sts);
     while (this.podsOf(sts).filter(isReady).length < spec.replicas) {
-      if (this.hookErrors.length > 0) throw new Error(`StatefulSet ${spec.namespace}/${spec.name} did not come up: ${this.hookErrors.join('; ')}`);
+      if (this.hookErrors.length > 0)
+        throw new Error(`StatefulSet ${spec.namespace}/${spec.name} did not come up: ${this.hookErrors.join('; ')}`);
       await delay(10);
     }
   }
 
   addSecret(namespace: string, name: string, data: Record<string, string>): void {
     const encoded = Object.fromEntries(Object.entries(data).map(([k, v]) => [k, Buffer.from(v).toString('base64')]));
-    this.put('secrets', { apiVersion: 'v1', kind: 'Secret', metadata: this.newMeta(namespace, name), type: 'Opaque', data: encoded });
+    this.put('secrets', {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: this.newMeta(namespace, name),
+      type: 'Opaque',
+      data: encoded,
+    });
   }
 
   /** A kubeconfig for this server: context `stand-in` (current) and `stand-in-wrong-token`. */
   async writeKubeconfig(path: string): Promise<void> {
     const config = {
-      apiVersion: 'v1', kind: 'Config', 'current-context': 'stand-in',
+      apiVersion: 'v1',
+      kind: 'Config',
+      'current-context': 'stand-in',
       // client-node 2.x refuses plain http unless TLS verification is switched off for the cluster (1.x does not mind).
       clusters: [{ name: 'stand-in', cluster: { server: this.url, 'insecure-skip-tls-verify': true } }],
-      users: [{ name: 'tester', user: { token: this.token } }, { name: 'stranger', user: { token: 'not-the-token' } }],
+      users: [
+        { name: 'tester', user: { token: this.token } },
+        { name: 'stranger', user: { token: 'not-the-token' } },
+      ],
       contexts: [
         { name: 'stand-in', context: { cluster: 'stand-in', user: 'tester', namespace: 'default' } },
         { name: 'stand-in-wrong-token', context: { cluster: 'stand-in', user: 'stranger', namespace: 'default' } },
@@ -189,7 +240,12 @@ export class KubeApiStandIn {
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://stand-in');
-    const entry: RecordedRequest = { method: req.method ?? '', path: url.pathname, query: url.search, contentType: req.headers['content-type'] };
+    const entry: RecordedRequest = {
+      method: req.method ?? '',
+      path: url.pathname,
+      query: url.search,
+      contentType: req.headers['content-type'],
+    };
     this.requests.push(entry);
     let reply: Reply | undefined;
     try {
@@ -197,7 +253,10 @@ export class KubeApiStandIn {
       if (text) entry.body = JSON.parse(text);
       reply = this.route(req, url, entry.body, res);
     } catch (err) {
-      reply = err instanceof SyntaxError ? [400, status(400, 'BadRequest', `couldn't decode the request body: ${err.message}`)] : [500, status(500, 'InternalError', String(err))];
+      reply =
+        err instanceof SyntaxError
+          ? [400, status(400, 'BadRequest', `couldn't decode the request body: ${err.message}`)]
+          : [500, status(500, 'InternalError', String(err))];
     }
     entry.status = reply?.[0] ?? 200;
     if (reply === undefined) return; // a watch keeps the response open
@@ -208,11 +267,18 @@ export class KubeApiStandIn {
 
   private route(req: http.IncomingMessage, url: URL, body: unknown, res: http.ServerResponse): Reply | undefined {
     if (req.headers.authorization !== `Bearer ${this.token}`) return [401, status(401, 'Unauthorized', 'Unauthorized')];
-    const match = /^\/(?:api\/(v1)|apis\/(apps\/v1))\/namespaces\/([^/]+)\/([^/]+)(?:\/([^/]+))?(?:\/([^/]+))?$/.exec(url.pathname);
+    const match = /^\/(?:api\/(v1)|apis\/(apps\/v1))\/namespaces\/([^/]+)\/([^/]+)(?:\/([^/]+))?(?:\/([^/]+))?$/.exec(
+      url.pathname,
+    );
     const api = RESOURCES[match?.[1] ?? match?.[2] ?? ''];
     const [namespace, resource, name, sub] = [match?.[3] ?? '', match?.[4] ?? '', match?.[5], match?.[6]];
-    if (resource === 'pods' && sub === 'portforward') return [400, status(400, 'BadRequest', 'Upgrade request required')];
-    if (!api || !api.kinds.includes(resource) || (sub !== undefined && !(resource === 'statefulsets' && sub === 'scale'))) {
+    if (resource === 'pods' && sub === 'portforward')
+      return [400, status(400, 'BadRequest', 'Upgrade request required')];
+    if (
+      !api ||
+      !api.kinds.includes(resource) ||
+      (sub !== undefined && !(resource === 'statefulsets' && sub === 'scale'))
+    ) {
       return [404, status(404, 'NotFound', 'the server could not find the requested resource')];
     }
     const watching = ['true', '1'].includes(url.searchParams.get('watch') ?? '');
@@ -224,7 +290,8 @@ export class KubeApiStandIn {
       return [403, status(403, 'Forbidden', message, { name, group: api.group, kind: resource })];
     }
     if (name === undefined) {
-      if (req.method !== 'GET' || (resource !== 'pods' && resource !== 'persistentvolumeclaims')) return methodNotAllowed();
+      if (req.method !== 'GET' || (resource !== 'pods' && resource !== 'persistentvolumeclaims'))
+        return methodNotAllowed();
       const selector = parseSelector(url.searchParams.get('labelSelector') ?? '');
       if (typeof selector === 'string') return [400, status(400, 'BadRequest', selector)];
       if (watching) return this.watchPods(namespace, selector, url.searchParams, res);
@@ -233,13 +300,28 @@ export class KubeApiStandIn {
       return [200, { kind, apiVersion: 'v1', metadata: { resourceVersion: String(this.revision) }, items }];
     }
     const object = this.store.get(`${resource}/${namespace}/${name}`);
-    if (!object) return [404, status(404, 'NotFound', `${qualified} "${name}" not found`, { name, group: api.group, kind: resource })];
-    if (resource === 'statefulsets') return sub ? this.onScale(req, object as StatefulSet, body) : this.onStatefulSet(req, object as StatefulSet, body);
+    if (!object)
+      return [
+        404,
+        status(404, 'NotFound', `${qualified} "${name}" not found`, { name, group: api.group, kind: resource }),
+      ];
+    if (resource === 'statefulsets')
+      return sub
+        ? this.onScale(req, object as StatefulSet, body)
+        : this.onStatefulSet(req, object as StatefulSet, body);
     if (req.method === 'GET') return [200, object];
     if (resource === 'pods' && req.method === 'DELETE') {
       const uid = isRecord(body) && isRecord(body.preconditions) ? body.preconditions.uid : undefined;
       if (uid !== undefined && uid !== object.metadata.uid) {
-        return [409, status(409, 'Conflict', `Precondition failed: UID in precondition: ${String(uid)}, UID in object meta: ${object.metadata.uid}`, { name, kind: 'pods' })];
+        return [
+          409,
+          status(
+            409,
+            'Conflict',
+            `Precondition failed: UID in precondition: ${String(uid)}, UID in object meta: ${object.metadata.uid}`,
+            { name, kind: 'pods' },
+          ),
+        ];
       }
       this.beginTermination(object as Pod);
       return [200, object];
@@ -257,17 +339,35 @@ export class KubeApiStandIn {
     if (sent !== undefined && sent !== sts.metadata.resourceVersion) return conflict(sts);
     const annotations = patched.metadata.annotations ?? {};
     const nonString = Object.keys(annotations).find((k) => typeof annotations[k] !== 'string');
-    if (nonString !== undefined) return [400, status(400, 'BadRequest', `json: cannot unmarshal ${typeof annotations[nonString]} into Go struct field ObjectMeta.metadata.annotations of type string`)];
+    if (nonString !== undefined)
+      return [
+        400,
+        status(
+          400,
+          'BadRequest',
+          `json: cannot unmarshal ${typeof annotations[nonString]} into Go struct field ObjectMeta.metadata.annotations of type string`,
+        ),
+      ];
     const { name, namespace, uid } = sts.metadata;
     if (patched.metadata.name !== name || patched.metadata.namespace !== namespace || patched.metadata.uid !== uid) {
       return invalid(sts, 'metadata', 'field is immutable');
     }
-    const frozen = (s: StatefulSet) => JSON.stringify([s.spec.selector, s.spec.volumeClaimTemplates, s.spec.serviceName, s.spec.podManagementPolicy]);
+    const frozen = (s: StatefulSet) =>
+      JSON.stringify([s.spec.selector, s.spec.volumeClaimTemplates, s.spec.serviceName, s.spec.podManagementPolicy]);
     if (frozen(patched) !== frozen(sts)) {
-      return invalid(sts, 'spec', "Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden");
+      return invalid(
+        sts,
+        'spec',
+        "Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden",
+      );
     }
     const replicas = patched.spec.replicas;
-    if (!Number.isInteger(replicas) || replicas < 0) return invalid(sts, 'spec.replicas', `Invalid value: ${JSON.stringify(replicas)}: must be greater than or equal to 0`);
+    if (!Number.isInteger(replicas) || replicas < 0)
+      return invalid(
+        sts,
+        'spec.replicas',
+        `Invalid value: ${JSON.stringify(replicas)}: must be greater than or equal to 0`,
+      );
     patched.status = sts.status; // the main resource ignores status, as the real one does
     return [200, this.writeStatefulSet(patched, JSON.stringify(patched.spec) !== JSON.stringify(sts.spec))];
   }
@@ -283,24 +383,42 @@ export class KubeApiStandIn {
     if (this.conflictsToInject > 0) {
       this.conflictsToInject--;
       const touched = clone(sts);
-      touched.metadata.annotations = { ...touched.metadata.annotations, 'stand-in/concurrent-writer': String(this.revision) };
+      touched.metadata.annotations = {
+        ...touched.metadata.annotations,
+        'stand-in/concurrent-writer': String(this.revision),
+      };
       sts = this.writeStatefulSet(touched, false);
     }
-    if (!isRecord(body) || !isRecord(body.metadata) || !isRecord(body.spec ?? {})) return [400, status(400, 'BadRequest', 'the body is not a Scale object')];
+    if (!isRecord(body) || !isRecord(body.metadata) || !isRecord(body.spec ?? {}))
+      return [400, status(400, 'BadRequest', 'the body is not a Scale object')];
     if (body.metadata.name !== sts.metadata.name) {
-      return [400, status(400, 'BadRequest', `the name of the object (${String(body.metadata.name)}) does not match the name on the URL (${sts.metadata.name})`)];
+      return [
+        400,
+        status(
+          400,
+          'BadRequest',
+          `the name of the object (${String(body.metadata.name)}) does not match the name on the URL (${sts.metadata.name})`,
+        ),
+      ];
     }
     const sent = body.metadata.resourceVersion;
     if (sent !== undefined && sent !== '' && sent !== sts.metadata.resourceVersion) return conflict(sts);
     const replicas = (body.spec as Record<string, unknown> | undefined)?.replicas ?? 0; // omitted means 0 in autoscaling/v1
-    if (typeof replicas !== 'number' || !Number.isInteger(replicas)) return [400, status(400, 'BadRequest', 'spec.replicas must be an int32')];
-    if (replicas < 0) return invalid(sts, 'spec.replicas', `Invalid value: ${replicas}: must be greater than or equal to 0`);
+    if (typeof replicas !== 'number' || !Number.isInteger(replicas))
+      return [400, status(400, 'BadRequest', 'spec.replicas must be an int32')];
+    if (replicas < 0)
+      return invalid(sts, 'spec.replicas', `Invalid value: ${replicas}: must be greater than or equal to 0`);
     const updated = clone(sts);
     updated.spec.replicas = replicas;
     return [200, scaleOf(this.writeStatefulSet(updated, replicas !== sts.spec.replicas))];
   }
 
-  private watchPods(namespace: string, matches: (labels: Record<string, string>) => boolean, params: URLSearchParams, res: http.ServerResponse): undefined {
+  private watchPods(
+    namespace: string,
+    matches: (labels: Record<string, string>) => boolean,
+    params: URLSearchParams,
+    res: http.ServerResponse,
+  ): undefined {
     res.writeHead(200, { 'Content-Type': 'application/json' }); // no length: Node sends it chunked
     const send = (type: string, object: unknown) => res.write(`${JSON.stringify({ type, object })}\n`);
     const wanted = (pod: Pod) => pod.metadata.namespace === namespace && matches(pod.metadata.labels ?? {});
@@ -313,7 +431,8 @@ export class KubeApiStandIn {
         res.end();
         return undefined;
       }
-      for (const event of this.podEvents) if (event.revision > Number(from) && wanted(event.object)) send(event.type, event.object);
+      for (const event of this.podEvents)
+        if (event.revision > Number(from) && wanted(event.object)) send(event.type, event.object);
     }
     const watcher: Watcher = { namespace, matches, res };
     this.watchers.add(watcher);
@@ -337,11 +456,16 @@ export class KubeApiStandIn {
     const refuse = ([code, body]: Reply) => {
       entry.status = code;
       const text = body === undefined ? '' : JSON.stringify(body);
-      socket.end(`HTTP/1.1 ${code} ${http.STATUS_CODES[code]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`);
+      socket.end(
+        `HTTP/1.1 ${code} ${http.STATUS_CODES[code]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`,
+      );
     };
-    if (req.headers.authorization !== `Bearer ${this.token}`) return refuse([401, status(401, 'Unauthorized', 'Unauthorized')]);
-    const [, namespace = '', name = ''] = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)\/portforward$/.exec(url.pathname) ?? [];
-    if (!name || req.method !== 'GET') return refuse([404, status(404, 'NotFound', 'the server could not find the requested resource')]);
+    if (req.headers.authorization !== `Bearer ${this.token}`)
+      return refuse([401, status(401, 'Unauthorized', 'Unauthorized')]);
+    const [, namespace = '', name = ''] =
+      /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)\/portforward$/.exec(url.pathname) ?? [];
+    if (!name || req.method !== 'GET')
+      return refuse([404, status(404, 'NotFound', 'the server could not find the requested resource')]);
     // Kubernetes 1.31+ authorizes a WebSocket port-forward as "create" (older versions as "get").
     const verb = ['create', 'get'].find((v) => this.forbidden.has(`${v} pods/portforward`));
     if (verb) {
@@ -370,10 +494,16 @@ export class KubeApiStandIn {
       ws.send(channelMessage(2 * i + 1, portPrefix(port)));
       const fail = (why: string) => {
         const { name, namespace, uid } = pod.metadata;
-        ws.send(channelMessage(2 * i + 1, Buffer.from(`error forwarding port ${port} to pod ${name}_${namespace}, uid ${uid}: ${why}`)));
+        ws.send(
+          channelMessage(
+            2 * i + 1,
+            Buffer.from(`error forwarding port ${port} to pod ${name}_${namespace}, uid ${uid}: ${why}`),
+          ),
+        );
         portDone();
       };
-      if (pod.status.phase !== 'Running') return fail(`the pod's containers are not running (phase ${pod.status.phase})`);
+      if (pod.status.phase !== 'Running')
+        return fail(`the pod's containers are not running (phase ${pod.status.phase})`);
       const target = this.options.podPorts?.(pod.metadata.name, port);
       if (!target) return fail(`failed to connect to localhost:${port} inside the pod: connect: connection refused`);
       const conn = net.connect(target.port, target.host);
@@ -391,7 +521,8 @@ export class KubeApiStandIn {
     ws.on('message', (data: RawData, isBinary: boolean) => {
       const channel = Buffer.isBuffer(data) ? data[0] : undefined;
       // The client writes only data channels; writes before the connect completes are queued by net.
-      if (isBinary && Buffer.isBuffer(data) && channel !== undefined && channel % 2 === 0) conns[channel / 2]?.write(data.subarray(1));
+      if (isBinary && Buffer.isBuffer(data) && channel !== undefined && channel % 2 === 0)
+        conns[channel / 2]?.write(data.subarray(1));
     });
     ws.on('close', () => conns.forEach((c) => c?.destroy()));
   }
@@ -433,20 +564,24 @@ export class KubeApiStandIn {
     this.podEvents.push(event);
     if (this.podEvents.length > 500) this.forgottenUpTo = this.podEvents.shift()?.revision ?? 0;
     for (const w of this.watchers) {
-      if (w.namespace === pod.metadata.namespace && w.matches(pod.metadata.labels ?? {})) w.res.write(`${JSON.stringify({ type, object: event.object })}\n`);
+      if (w.namespace === pod.metadata.namespace && w.matches(pod.metadata.labels ?? {}))
+        w.res.write(`${JSON.stringify({ type, object: event.object })}\n`);
     }
   }
 
   // ---- the StatefulSet controller ----
 
   private podsOf(sts: StatefulSet): Pod[] {
-    return (this.list('pods', sts.metadata.namespace) as Pod[]).filter((p) => p.metadata.ownerReferences?.[0]?.uid === sts.metadata.uid);
+    return (this.list('pods', sts.metadata.namespace) as Pod[]).filter(
+      (p) => p.metadata.ownerReferences?.[0]?.uid === sts.metadata.uid,
+    );
   }
 
   /** One step towards spec.replicas, OrderedReady: nothing moves while a pod terminates or a kept pod is not Ready. */
   private reconcile(sts: StatefulSet): void {
     if (this.closed) return;
-    const current = this.store.get(`statefulsets/${sts.metadata.namespace}/${sts.metadata.name}`) as StatefulSet | undefined;
+    const current = this.store.get(`statefulsets/${sts.metadata.namespace}/${sts.metadata.name}`) as
+      StatefulSet | undefined;
     if (!current || current.metadata.uid !== sts.metadata.uid) return;
     const pods = this.podsOf(current);
     this.updateStatus(current, pods);
@@ -457,7 +592,9 @@ export class KubeApiStandIn {
       if (!pod) return this.createPod(current, ordinal);
       if (!isReady(pod)) return;
     }
-    const condemned = pods.filter((p) => ordinalOf(p) >= current.spec.replicas).sort((a, b) => ordinalOf(b) - ordinalOf(a));
+    const condemned = pods
+      .filter((p) => ordinalOf(p) >= current.spec.replicas)
+      .sort((a, b) => ordinalOf(b) - ordinalOf(a));
     if (condemned[0]) this.beginTermination(condemned[0]);
   }
 
@@ -466,7 +603,8 @@ export class KubeApiStandIn {
     const ready = live.filter(isReady).length;
     // Zero counts are omitted, as the real API's omitempty fields are (status.replicas is not).
     const next = {
-      observedGeneration: sts.metadata.generation, replicas: live.length,
+      observedGeneration: sts.metadata.generation,
+      replicas: live.length,
       ...(ready > 0 ? { readyReplicas: ready, availableReplicas: ready } : {}),
       ...(live.length > 0 ? { currentReplicas: live.length, updatedReplicas: live.length } : {}),
     };
@@ -478,23 +616,47 @@ export class KubeApiStandIn {
   private createPod(sts: StatefulSet, ordinal: number): void {
     const { namespace } = sts.metadata;
     const name = `${sts.metadata.name}-${ordinal}`;
-    const volumes = sts.spec.volumeClaimTemplates.map((t) => ({ name: t.metadata.name, persistentVolumeClaim: { claimName: `${t.metadata.name}-${name}` } }));
-    for (const { persistentVolumeClaim: { claimName } } of volumes) {
+    const volumes = sts.spec.volumeClaimTemplates.map((t) => ({
+      name: t.metadata.name,
+      persistentVolumeClaim: { claimName: `${t.metadata.name}-${name}` },
+    }));
+    for (const {
+      persistentVolumeClaim: { claimName },
+    } of volumes) {
       if (this.store.has(`persistentvolumeclaims/${namespace}/${claimName}`)) continue; // kept across scale-downs
       const meta = this.newMeta(namespace, claimName, { labels: { ...sts.spec.selector.matchLabels } });
       const storage = { storage: '1Gi' };
       this.put('persistentvolumeclaims', {
-        apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: meta,
-        spec: { accessModes: ['ReadWriteOnce'], resources: { requests: storage }, volumeMode: 'Filesystem', volumeName: `pvc-${meta.uid}` },
+        apiVersion: 'v1',
+        kind: 'PersistentVolumeClaim',
+        metadata: meta,
+        spec: {
+          accessModes: ['ReadWriteOnce'],
+          resources: { requests: storage },
+          volumeMode: 'Filesystem',
+          volumeName: `pvc-${meta.uid}`,
+        },
         status: { phase: 'Bound', accessModes: ['ReadWriteOnce'], capacity: storage },
       });
     }
-    const labels = { ...sts.spec.selector.matchLabels, 'statefulset.kubernetes.io/pod-name': name, 'apps.kubernetes.io/pod-index': String(ordinal) };
-    const ownerReferences = [{ apiVersion: 'apps/v1', kind: 'StatefulSet', name: sts.metadata.name, uid: sts.metadata.uid, controller: true }];
+    const labels = {
+      ...sts.spec.selector.matchLabels,
+      'statefulset.kubernetes.io/pod-name': name,
+      'apps.kubernetes.io/pod-index': String(ordinal),
+    };
+    const ownerReferences = [
+      { apiVersion: 'apps/v1', kind: 'StatefulSet', name: sts.metadata.name, uid: sts.metadata.uid, controller: true },
+    ];
     const pod: Pod = {
-      apiVersion: 'v1', kind: 'Pod',
+      apiVersion: 'v1',
+      kind: 'Pod',
       metadata: this.newMeta(namespace, name, { labels, ownerReferences }),
-      spec: { hostname: name, subdomain: sts.spec.serviceName, containers: [{ name: 'postgres', image: 'postgres:15' }], volumes },
+      spec: {
+        hostname: name,
+        subdomain: sts.spec.serviceName,
+        containers: [{ name: 'postgres', image: 'postgres:15' }],
+        volumes,
+      },
       status: { phase: 'Pending', conditions: [{ type: 'Ready', status: 'False', reason: 'ContainersNotReady' }] },
     };
     this.putPod(pod, 'ADDED');
@@ -502,7 +664,10 @@ export class KubeApiStandIn {
       await this.options.hooks?.onPodStart?.(name);
       await delay(this.options.readyDelayMs ?? 0);
     })();
-    this.starting.set(pod.metadata.uid, start.catch(() => undefined));
+    this.starting.set(
+      pod.metadata.uid,
+      start.catch(() => undefined),
+    );
     this.track(this.finishStart(sts, pod.metadata.uid, name, start));
   }
 
@@ -518,7 +683,11 @@ export class KubeApiStandIn {
     if (this.closed || !pod || pod.metadata.uid !== uid || pod.metadata.deletionTimestamp) return;
     const updated = clone(pod);
     updated.status.phase = 'Running';
-    updated.status.conditions = [failure ? { type: 'Ready', status: 'False', reason: 'ContainersNotReady', message: failure } : { type: 'Ready', status: 'True' }];
+    updated.status.conditions = [
+      failure
+        ? { type: 'Ready', status: 'False', reason: 'ContainersNotReady', message: failure }
+        : { type: 'Ready', status: 'True' },
+    ];
     this.putPod(updated, 'MODIFIED');
     this.reconcile(sts);
   }
@@ -528,14 +697,18 @@ export class KubeApiStandIn {
     if (pod.metadata.deletionTimestamp) return;
     pod.metadata.deletionTimestamp = now();
     this.putPod(pod, 'MODIFIED');
-    const owner = this.store.get(`statefulsets/${pod.metadata.namespace}/${pod.metadata.ownerReferences?.[0]?.name ?? ''}`) as StatefulSet | undefined;
+    const owner = this.store.get(
+      `statefulsets/${pod.metadata.namespace}/${pod.metadata.ownerReferences?.[0]?.name ?? ''}`,
+    ) as StatefulSet | undefined;
     this.track(
       (async () => {
         await this.starting.get(pod.metadata.uid); // a container is stopped only once it has started
         try {
           await this.options.hooks?.onPodStop?.(pod.metadata.name);
         } catch (err) {
-          this.hookErrors.push(`${pod.metadata.name}: stop hook failed: ${err instanceof Error ? err.message : String(err)}`);
+          this.hookErrors.push(
+            `${pod.metadata.name}: stop hook failed: ${err instanceof Error ? err.message : String(err)}`,
+          );
         }
         await delay(this.options.terminateDelayMs ?? 0);
         if (this.closed) return;

@@ -24,21 +24,31 @@ export interface PitrFixture {
   waitForReplicaToSee(sql: string): Promise<void>;
 }
 
-
 export async function pitrFixture(label: string, delay = '20s'): Promise<PitrFixture> {
   const dir = await scratchDir(label);
   const set = await createDelayedReplicaSet({ dir, delay });
   const catalogPath = join(dir, 'pgops.yaml');
   const exportDir = join(dir, 'exports');
-  writeFileSync(catalogPath, stringify({
-    clusters: {
-      orders: { target: localTargetOf(set.primary) },
-      'orders-delayed': { target: localTargetOf(set.replica), replicaOf: 'orders', walArchive: set.archiveDir, exportDir },
-    },
-  }));
-  const query = <T>(endpoint: PgEndpoint, sql: string, params: unknown[] = []) => withSession(endpoint, async (c) => (await c.query(sql, params)).rows[0] as T);
+  writeFileSync(
+    catalogPath,
+    stringify({
+      clusters: {
+        orders: { target: localTargetOf(set.primary) },
+        'orders-delayed': {
+          target: localTargetOf(set.replica),
+          replicaOf: 'orders',
+          walArchive: set.archiveDir,
+          exportDir,
+        },
+      },
+    }),
+  );
+  const query = <T>(endpoint: PgEndpoint, sql: string, params: unknown[] = []) =>
+    withSession(endpoint, async (c) => (await c.query(sql, params)).rows[0] as T);
   return {
-    set, catalogPath, exportDir,
+    set,
+    catalogPath,
+    exportDir,
     taskQueue: `pg-ops-${label}-${Math.random().toString(36).slice(2, 8)}`,
     query,
     async commit(statements) {
@@ -47,22 +57,33 @@ export async function pitrFixture(label: string, delay = '20s'): Promise<PitrFix
         for (const sql of statements) await c.query(sql);
         const xid = String((await c.query('SELECT pg_current_xact_id()::text AS x')).rows[0].x);
         await c.query('COMMIT');
-        const t = (await c.query(`SELECT to_char(pg_xact_commit_timestamp($1::text::xid) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS t`, [xid])).rows[0].t as string;
+        const t = (
+          await c.query(
+            `SELECT to_char(pg_xact_commit_timestamp($1::text::xid) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS t`,
+            [xid],
+          )
+        ).rows[0].t as string;
         return { xid, commitTime: t };
       });
     },
     async waitForArchive() {
       const lsn = (await query<{ l: string }>(set.primaryEndpoint, 'SELECT pg_current_wal_insert_lsn()::text AS l')).l;
-      await pollUntil(async () => {
-        const end = archiveEndLsn(set.archiveDir);
-        return end && compareLsn(end, lsn) > 0 ? { done: undefined } : { waiting: `archive ends at ${end}` };
-      }, { intervalMs: 200, timeoutMs: 60_000, what: `the archive to reach ${lsn}` });
+      await pollUntil(
+        async () => {
+          const end = archiveEndLsn(set.archiveDir);
+          return end && compareLsn(end, lsn) > 0 ? { done: undefined } : { waiting: `archive ends at ${end}` };
+        },
+        { intervalMs: 200, timeoutMs: 60_000, what: `the archive to reach ${lsn}` },
+      );
     },
     async waitForReplicaToSee(sql) {
-      await pollUntil(async () => {
-        const row = await query<{ ok: boolean }>(set.replicaEndpoint, sql).catch(() => undefined);
-        return row?.ok ? { done: undefined } : { waiting: 'not replayed yet' };
-      }, { intervalMs: 500, timeoutMs: 180_000, what: `the delayed replica to replay: ${sql}` });
+      await pollUntil(
+        async () => {
+          const row = await query<{ ok: boolean }>(set.replicaEndpoint, sql).catch(() => undefined);
+          return row?.ok ? { done: undefined } : { waiting: 'not replayed yet' };
+        },
+        { intervalMs: 500, timeoutMs: 180_000, what: `the delayed replica to replay: ${sql}` },
+      );
     },
   };
 }

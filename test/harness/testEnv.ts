@@ -28,12 +28,20 @@ async function startEnv(): Promise<TestEnv> {
   }
   const root = mkdtempSync(join(tmpdir(), 'pgops-test-'));
   chmodSync(root, 0o755); // the postgres OS user must reach the clusters below it
-  const server = await startTemporalDevServer({ grpcPort: await freePort(), uiPort: await freePort(), dataDir: join(root, 'temporal'), headless: true });
+  const server = await startTemporalDevServer({
+    grpcPort: await freePort(),
+    uiPort: await freePort(),
+    dataDir: join(root, 'temporal'),
+    headless: true,
+  });
   await ensureSearchAttributes(server.address, server.namespace);
   const connection = await Connection.connect({ address: server.address });
   const client = new Client({ connection, namespace: server.namespace });
   const nativeConnection = await NativeConnection.connect({ address: server.address });
-  const bundle = await bundleWorkflowCode({ workflowsPath: resolve(__dirname, '../../src/workflows'), logger: new DefaultLogger('WARN') });
+  const bundle = await bundleWorkflowCode({
+    workflowsPath: resolve(__dirname, '../../src/workflows'),
+    logger: new DefaultLogger('WARN'),
+  });
   const workflowBundlePath = join(root, 'workflow-bundle.js');
   writeFileSync(workflowBundlePath, bundle.code);
   return { server, connection, client, nativeConnection, workflowBundlePath, root };

@@ -61,7 +61,8 @@ export async function workerProcess(taskQueue: string, catalogPath: string): Pro
     async waitForOutput(pattern, timeoutMs = 60_000) {
       const deadline = Date.now() + timeoutMs;
       while (!pattern.test(out)) {
-        if (child.exitCode !== null) throw new Error(`worker exited (${child.exitCode}) before printing ${pattern}:\n${out}`);
+        if (child.exitCode !== null)
+          throw new Error(`worker exited (${child.exitCode}) before printing ${pattern}:\n${out}`);
         if (Date.now() > deadline) throw new Error(`worker did not print ${pattern} within ${timeoutMs}ms:\n${out}`);
         await new Promise<void>((r) => {
           waiters.push(r);

@@ -3,11 +3,25 @@
 // starting it means scaling back and waiting for Ready. The replica count to come back to is
 // recorded on the StatefulSet itself (an annotation), so that a worker that crashed half-way, or
 // another worker, still finds it.
-import { AppsV1Api, CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions, type V1Pod, type V1StatefulSet } from '@kubernetes/client-node';
+import {
+  AppsV1Api,
+  CoreV1Api,
+  KubeConfig,
+  PatchStrategy,
+  setHeaderOptions,
+  type V1Pod,
+  type V1StatefulSet,
+} from '@kubernetes/client-node';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { KubernetesTarget } from '../../config/schema';
 import { callKube, isKubeStatus, type KubeCall } from '../kube/apiErrors';
-import { PermanentDriverError, type ClusterDriver, type ClusterState, type QuiescentCheck, type WaitOptions } from './types';
+import {
+  PermanentDriverError,
+  type ClusterDriver,
+  type ClusterState,
+  type QuiescentCheck,
+  type WaitOptions,
+} from './types';
 
 export const REPLICAS_BEFORE_STOP_ANNOTATION = 'pgops.temporal.io/replicas-before-stop';
 const POLL_INTERVAL_MS = 500;
@@ -27,7 +41,9 @@ export function loadKubeConfig(target: KubernetesTarget): KubeConfig {
   if (target.context !== undefined) {
     if (kubeConfig.getContextObject(target.context) === null) {
       const known = kubeConfig.getContexts().map((c) => c.name);
-      throw new PermanentDriverError(`${source} has no context "${target.context}" (its contexts: ${known.join(', ') || 'none'}): fix target.context in the catalog`);
+      throw new PermanentDriverError(
+        `${source} has no context "${target.context}" (its contexts: ${known.join(', ') || 'none'}): fix target.context in the catalog`,
+      );
     }
     kubeConfig.setCurrentContext(target.context);
   }
@@ -54,7 +70,12 @@ export class KubernetesClusterDriver implements ClusterDriver {
   async describe(): Promise<ClusterState> {
     const sts = await this.readStatefulSet();
     const pods = await this.listPods(sts);
-    return { running: pods.length > 0, replicas: sts.spec?.replicas ?? 0, readyReplicas: pods.filter(isServing).length, members: pods.map(podName) };
+    return {
+      running: pods.length > 0,
+      replicas: sts.spec?.replicas ?? 0,
+      readyReplicas: pods.filter(isServing).length,
+      members: pods.map(podName),
+    };
   }
 
   async stop(opts: WaitOptions = {}): Promise<{ replicasBefore: number; alreadyStopped: boolean }> {
@@ -84,8 +105,13 @@ export class KubernetesClusterDriver implements ClusterDriver {
     const pods = await this.listPods(sts);
     const wanted = sts.spec?.replicas ?? 0;
     if (wanted > 0 || pods.length > 0) {
-      const problems = [wanted > 0 ? `spec.replicas is ${wanted}` : '', pods.length > 0 ? `pod(s) still present: ${pods.map(podName).join(', ')}` : ''];
-      throw new Error(`StatefulSet ${this.id} is not quiescent (${problems.filter(Boolean).join('; ')}): stop it and wait until no pod is left`);
+      const problems = [
+        wanted > 0 ? `spec.replicas is ${wanted}` : '',
+        pods.length > 0 ? `pod(s) still present: ${pods.map(podName).join(', ')}` : '',
+      ];
+      throw new Error(
+        `StatefulSet ${this.id} is not quiescent (${problems.filter(Boolean).join('; ')}): stop it and wait until no pod is left`,
+      );
     }
     const claims = this.claimNames(sts, recordedReplicasOf(sts, this.id) ?? this.target.replicas);
     for (const claim of claims) await this.requirePersistentVolumeClaim(claim);
@@ -94,7 +120,9 @@ export class KubernetesClusterDriver implements ClusterDriver {
 
   async start(replicas: number, opts: WaitOptions = {}): Promise<{ readyReplicas: number; alreadyRunning: boolean }> {
     if (!Number.isInteger(replicas) || replicas < 1) {
-      throw new PermanentDriverError(`cannot start StatefulSet ${this.id} with ${replicas} replica(s): give a whole number of at least 1`);
+      throw new PermanentDriverError(
+        `cannot start StatefulSet ${this.id} with ${replicas} replica(s): give a whole number of at least 1`,
+      );
     }
     const scale = await this.readScale();
     if (scale.replicas === replicas) {
@@ -112,7 +140,10 @@ export class KubernetesClusterDriver implements ClusterDriver {
         return readiness.waiting === undefined ? { result: readiness.ready } : { waiting: readiness.waiting };
       },
       this.target.readyTimeoutSeconds,
-      (waiting) => new Error(`StatefulSet ${this.id} was not ready within ${this.target.readyTimeoutSeconds} s (${waiting}): check the pods' events and logs`),
+      (waiting) =>
+        new Error(
+          `StatefulSet ${this.id} was not ready within ${this.target.readyTimeoutSeconds} s (${waiting}): check the pods' events and logs`,
+        ),
       opts,
     );
     await this.clearAnnotation();
@@ -135,14 +166,21 @@ export class KubernetesClusterDriver implements ClusterDriver {
     const first = sts.spec?.ordinals?.start ?? 0;
     const wanted = sts.spec?.replicas ?? 0;
     if (!Number.isInteger(ordinal) || ordinal < first || ordinal >= first + wanted) {
-      throw new PermanentDriverError(`StatefulSet ${this.id} has no pod with ordinal ${ordinal} (it runs ${wanted} replica(s) from ordinal ${first}): the controller would not recreate it`);
+      throw new PermanentDriverError(
+        `StatefulSet ${this.id} has no pod with ordinal ${ordinal} (it runs ${wanted} replica(s) from ordinal ${first}): the controller would not recreate it`,
+      );
     }
     const pod = `${this.name}-${ordinal}`;
     const old = await this.readPod(pod);
-    if (old === undefined) throw new Error(`pod ${this.namespace}/${pod} does not exist right now (the controller is probably recreating it): try again`);
+    if (old === undefined)
+      throw new Error(
+        `pod ${this.namespace}/${pod} does not exist right now (the controller is probably recreating it): try again`,
+      );
     const oldUid = old.metadata?.uid;
     try {
-      await callKube(this.call('delete', 'pods', '', pod), () => this.core.deleteNamespacedPod({ name: pod, namespace: this.namespace }));
+      await callKube(this.call('delete', 'pods', '', pod), () =>
+        this.core.deleteNamespacedPod({ name: pod, namespace: this.namespace }),
+      );
     } catch (err) {
       if (!isKubeStatus(err, 404)) throw err; // already gone: the wait below still applies
     }
@@ -151,11 +189,17 @@ export class KubernetesClusterDriver implements ClusterDriver {
         const current = await this.readPod(pod);
         if (current === undefined) return { waiting: `waiting for pod ${pod} to be recreated` };
         if (current.metadata?.uid === oldUid) return { waiting: `waiting for pod ${pod} to terminate` };
-        if (!isServing(current)) return { waiting: `waiting for the new pod ${pod} to be Ready (${current.status?.phase ?? 'unknown phase'})` };
+        if (!isServing(current))
+          return {
+            waiting: `waiting for the new pod ${pod} to be Ready (${current.status?.phase ?? 'unknown phase'})`,
+          };
         return { result: current.metadata?.uid ?? '' };
       },
       this.target.readyTimeoutSeconds,
-      (waiting) => new Error(`pod ${this.namespace}/${pod} was not back and Ready within ${this.target.readyTimeoutSeconds} s (${waiting})`),
+      (waiting) =>
+        new Error(
+          `pod ${this.namespace}/${pod} was not back and Ready within ${this.target.readyTimeoutSeconds} s (${waiting})`,
+        ),
       opts,
     );
     return { podName: pod, uid };
@@ -184,7 +228,9 @@ export class KubernetesClusterDriver implements ClusterDriver {
   }
 
   private readStatefulSet(): Promise<V1StatefulSet> {
-    return this.onStatefulSet('get', 'statefulsets', () => this.apps.readNamespacedStatefulSet({ name: this.name, namespace: this.namespace }));
+    return this.onStatefulSet('get', 'statefulsets', () =>
+      this.apps.readNamespacedStatefulSet({ name: this.name, namespace: this.namespace }),
+    );
   }
 
   private async readScale(): Promise<{ replicas: number; resourceVersion: string | undefined }> {
@@ -222,7 +268,10 @@ export class KubernetesClusterDriver implements ClusterDriver {
   private async patchAnnotation(value: string | null): Promise<void> {
     const body = { metadata: { annotations: { [REPLICAS_BEFORE_STOP_ANNOTATION]: value } } };
     await this.onStatefulSet('patch', 'statefulsets', () =>
-      this.apps.patchNamespacedStatefulSet({ name: this.name, namespace: this.namespace, body }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch)),
+      this.apps.patchNamespacedStatefulSet(
+        { name: this.name, namespace: this.namespace, body },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      ),
     );
   }
 
@@ -236,16 +285,22 @@ export class KubernetesClusterDriver implements ClusterDriver {
     const selector = sts.spec?.selector;
     const labels = Object.entries(selector?.matchLabels ?? {});
     if ((selector?.matchExpressions ?? []).length > 0 || labels.length === 0) {
-      throw new PermanentDriverError(`StatefulSet ${this.id} selects its pods without matchLabels (or with matchExpressions), which this driver does not handle`);
+      throw new PermanentDriverError(
+        `StatefulSet ${this.id} selects its pods without matchLabels (or with matchExpressions), which this driver does not handle`,
+      );
     }
     const labelSelector = labels.map(([key, value]) => `${key}=${value}`).join(',');
-    const list = await callKube(this.call('list', 'pods', ''), () => this.core.listNamespacedPod({ namespace: this.namespace, labelSelector }));
+    const list = await callKube(this.call('list', 'pods', ''), () =>
+      this.core.listNamespacedPod({ namespace: this.namespace, labelSelector }),
+    );
     return [...list.items].sort((a, b) => podName(a).localeCompare(podName(b), undefined, { numeric: true }));
   }
 
   private async readPod(name: string): Promise<V1Pod | undefined> {
     try {
-      return await callKube(this.call('get', 'pods', '', name), () => this.core.readNamespacedPod({ name, namespace: this.namespace }));
+      return await callKube(this.call('get', 'pods', '', name), () =>
+        this.core.readNamespacedPod({ name, namespace: this.namespace }),
+      );
     } catch (err) {
       if (isKubeStatus(err, 404)) return undefined;
       throw err;
@@ -256,7 +311,9 @@ export class KubernetesClusterDriver implements ClusterDriver {
     await pollUntil<void>(
       async () => {
         const pods = await this.listPods(sts);
-        return pods.length === 0 ? { result: undefined } : { waiting: `waiting for ${pods.length} pod(s) to terminate: ${pods.map(podName).join(', ')}` };
+        return pods.length === 0
+          ? { result: undefined }
+          : { waiting: `waiting for ${pods.length} pod(s) to terminate: ${pods.map(podName).join(', ')}` };
       },
       this.target.stopTimeoutSeconds,
       (waiting) =>
@@ -278,12 +335,16 @@ export class KubernetesClusterDriver implements ClusterDriver {
       const name = `${this.name}-${ordinal}`;
       const pod = pods.get(name);
       if (pod === undefined) notReady.push(`${name} (not created yet)`);
-      else if (!isServing(pod)) notReady.push(`${name} (${pod.metadata?.deletionTimestamp ? 'terminating' : (pod.status?.phase ?? 'unknown phase')})`);
+      else if (!isServing(pod))
+        notReady.push(
+          `${name} (${pod.metadata?.deletionTimestamp ? 'terminating' : (pod.status?.phase ?? 'unknown phase')})`,
+        );
     }
     const ready = replicas - notReady.length;
     const counted = sts.status?.readyReplicas ?? 0;
     if (notReady.length === 0 && counted >= replicas) return { ready };
-    const detail = notReady.length > 0 ? `not ready: ${notReady.join(', ')}` : `the StatefulSet status counts ${counted} ready`;
+    const detail =
+      notReady.length > 0 ? `not ready: ${notReady.join(', ')}` : `the StatefulSet status counts ${counted} ready`;
     return { ready, waiting: `waiting for ${replicas} ready replica(s), ${ready} ready; ${detail}` };
   }
 
@@ -294,13 +355,16 @@ export class KubernetesClusterDriver implements ClusterDriver {
     for (const template of sts.spec?.volumeClaimTemplates ?? []) {
       const templateName = template.metadata?.name;
       if (templateName === undefined) continue;
-      for (let ordinal = first; ordinal < first + replicas; ordinal++) names.push(`${templateName}-${this.name}-${ordinal}`);
+      for (let ordinal = first; ordinal < first + replicas; ordinal++)
+        names.push(`${templateName}-${this.name}-${ordinal}`);
     }
     for (const volume of sts.spec?.template.spec?.volumes ?? []) {
       if (volume.persistentVolumeClaim) names.push(volume.persistentVolumeClaim.claimName);
     }
     if (names.length === 0) {
-      throw new PermanentDriverError(`StatefulSet ${this.id} keeps no data on a PersistentVolumeClaim (no volumeClaimTemplates, no claim volumes): there is no volume to keep`);
+      throw new PermanentDriverError(
+        `StatefulSet ${this.id} keeps no data on a PersistentVolumeClaim (no volumeClaimTemplates, no claim volumes): there is no volume to keep`,
+      );
     }
     return names;
   }
@@ -334,7 +398,9 @@ function recordedReplicasOf(sts: V1StatefulSet, id: string): number | undefined 
   const value = sts.metadata?.annotations?.[REPLICAS_BEFORE_STOP_ANNOTATION];
   if (value === undefined) return undefined;
   if (!/^\d{1,4}$/.test(value)) {
-    throw new PermanentDriverError(`StatefulSet ${id} has annotation ${REPLICAS_BEFORE_STOP_ANNOTATION}=${JSON.stringify(value)}, which is not a replica count: fix or remove it`);
+    throw new PermanentDriverError(
+      `StatefulSet ${id} has annotation ${REPLICAS_BEFORE_STOP_ANNOTATION}=${JSON.stringify(value)}, which is not a replica count: fix or remove it`,
+    );
   }
   return Number(value);
 }

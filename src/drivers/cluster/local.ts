@@ -5,7 +5,14 @@ import { dirname, basename, join } from 'node:path';
 import type { LocalTarget } from '../../config/schema';
 import { runCommand, type CommandResult } from '../exec';
 import { pollUntil } from '../waiting';
-import { PermanentDriverError, type ClusterDriver, type ClusterState, type QuiescentCheck, type RestartOptions, type WaitOptions } from './types';
+import {
+  PermanentDriverError,
+  type ClusterDriver,
+  type ClusterState,
+  type QuiescentCheck,
+  type RestartOptions,
+  type WaitOptions,
+} from './types';
 
 export class LocalClusterDriver implements ClusterDriver {
   readonly kind = 'local' as const;
@@ -31,7 +38,9 @@ export class LocalClusterDriver implements ClusterDriver {
 
   private assertDataDirectory(): void {
     if (!existsSync(join(this.target.pgdata, 'PG_VERSION'))) {
-      throw new PermanentDriverError(`${this.target.pgdata} is not a PostgreSQL data directory (no PG_VERSION): check the catalog's target.pgdata`);
+      throw new PermanentDriverError(
+        `${this.target.pgdata} is not a PostgreSQL data directory (no PG_VERSION): check the catalog's target.pgdata`,
+      );
     }
   }
 
@@ -47,14 +56,20 @@ export class LocalClusterDriver implements ClusterDriver {
     return 1;
   }
 
-  async stop(opts: WaitOptions & { mode?: 'fast' | 'immediate' } = {}): Promise<{ replicasBefore: number; alreadyStopped: boolean }> {
+  async stop(
+    opts: WaitOptions & { mode?: 'fast' | 'immediate' } = {},
+  ): Promise<{ replicasBefore: number; alreadyStopped: boolean }> {
     this.assertDataDirectory();
     const pid = this.livePostmasterPid();
     if (pid === undefined) return { replicasBefore: 1, alreadyStopped: true };
     const mode = opts.mode ?? 'fast';
     opts.onProgress?.(`stopping postmaster ${pid} (pg_ctl stop -m ${mode})`);
     const timeoutMs = this.target.stopTimeoutSeconds * 1000;
-    const result = await this.pgCtl(['stop', '-D', this.target.pgdata, '-m', mode, '-w', '-t', String(this.target.stopTimeoutSeconds)], timeoutMs + 10_000, opts.signal);
+    const result = await this.pgCtl(
+      ['stop', '-D', this.target.pgdata, '-m', mode, '-w', '-t', String(this.target.stopTimeoutSeconds)],
+      timeoutMs + 10_000,
+      opts.signal,
+    );
     // Exit 1 with "PID file does not exist" means another attempt stopped it first: fine.
     if (result.code !== 0 && this.livePostmasterPid() !== undefined) {
       throw new Error(`pg_ctl stop failed for ${this.target.pgdata}: ${(result.stderr || result.stdout).trim()}`);
@@ -62,7 +77,11 @@ export class LocalClusterDriver implements ClusterDriver {
     // pg_ctl returns when postmaster.pid is gone; the process can linger a moment after that, and
     // a start before it exits fails with "lock file postmaster.pid already exists".
     await pollUntil(async () => (processAlive(pid) ? { waiting: `postmaster ${pid} still exiting` } : { done: true }), {
-      intervalMs: 100, timeoutMs, signal: opts.signal, onProgress: opts.onProgress, what: `postmaster ${pid} to exit`,
+      intervalMs: 100,
+      timeoutMs,
+      signal: opts.signal,
+      onProgress: opts.onProgress,
+      what: `postmaster ${pid} to exit`,
     });
     return { replicasBefore: 1, alreadyStopped: false };
   }
@@ -70,20 +89,30 @@ export class LocalClusterDriver implements ClusterDriver {
   async verifyQuiescent(): Promise<QuiescentCheck> {
     this.assertDataDirectory();
     const pid = this.livePostmasterPid();
-    if (pid !== undefined) throw new Error(`postmaster ${pid} is still running on ${this.target.pgdata}: the database is not at a quiescent point`);
+    if (pid !== undefined)
+      throw new Error(
+        `postmaster ${pid} is still running on ${this.target.pgdata}: the database is not at a quiescent point`,
+      );
     return { noServerRunning: true, volumesKept: [this.target.pgdata] };
   }
 
   async start(replicas: number, opts: WaitOptions = {}): Promise<{ readyReplicas: number; alreadyRunning: boolean }> {
     this.assertDataDirectory();
-    if (replicas !== 1) throw new PermanentDriverError(`a local cluster runs exactly 1 server; ${replicas} replicas were asked for`);
+    if (replicas !== 1)
+      throw new PermanentDriverError(`a local cluster runs exactly 1 server; ${replicas} replicas were asked for`);
     if (this.livePostmasterPid() !== undefined) {
       await this.waitReady(opts);
       return { readyReplicas: 1, alreadyRunning: true };
     }
-    opts.onProgress?.('starting postmaster (pg_ctl start); it replays WAL from the last checkpoint before accepting connections');
+    opts.onProgress?.(
+      'starting postmaster (pg_ctl start); it replays WAL from the last checkpoint before accepting connections',
+    );
     const timeoutMs = this.target.startTimeoutSeconds * 1000;
-    const started = this.pgCtl(['start', '-D', this.target.pgdata, '-l', this.logFile, '-w', '-t', String(this.target.startTimeoutSeconds)], timeoutMs + 10_000, opts.signal);
+    const started = this.pgCtl(
+      ['start', '-D', this.target.pgdata, '-l', this.logFile, '-w', '-t', String(this.target.startTimeoutSeconds)],
+      timeoutMs + 10_000,
+      opts.signal,
+    );
     const ticker = setInterval(() => opts.onProgress?.('waiting for the postmaster to accept connections'), 2000);
     let result: CommandResult;
     try {
@@ -92,7 +121,9 @@ export class LocalClusterDriver implements ClusterDriver {
       clearInterval(ticker);
     }
     if (result.code !== 0) {
-      throw new Error(`pg_ctl start failed for ${this.target.pgdata} (exit ${result.code}): ${(result.stderr || result.stdout).trim()}; server log: ${this.logFile}\n${tail(this.logFile)}`);
+      throw new Error(
+        `pg_ctl start failed for ${this.target.pgdata} (exit ${result.code}): ${(result.stderr || result.stdout).trim()}; server log: ${this.logFile}\n${tail(this.logFile)}`,
+      );
     }
     return { readyReplicas: 1, alreadyRunning: false };
   }
@@ -103,12 +134,28 @@ export class LocalClusterDriver implements ClusterDriver {
   }
 
   private async waitReady(opts: WaitOptions): Promise<void> {
-    await pollUntil(async () => {
-      const status = await this.pgCtl(['status', '-D', this.target.pgdata], 30_000);
-      if (status.code !== 0) throw new Error(`postmaster stopped while starting: ${tail(this.logFile)}`);
-      const result = await runCommand(join(this.target.binDir, 'pg_isready'), ['-h', '127.0.0.1', '-p', String(this.target.port), '-t', '2']);
-      return result.code === 0 ? { done: true } : { waiting: `pg_isready: ${result.stdout.trim()}` };
-    }, { intervalMs: 500, timeoutMs: this.target.startTimeoutSeconds * 1000, signal: opts.signal, onProgress: opts.onProgress, what: 'the server to accept connections' });
+    await pollUntil(
+      async () => {
+        const status = await this.pgCtl(['status', '-D', this.target.pgdata], 30_000);
+        if (status.code !== 0) throw new Error(`postmaster stopped while starting: ${tail(this.logFile)}`);
+        const result = await runCommand(join(this.target.binDir, 'pg_isready'), [
+          '-h',
+          '127.0.0.1',
+          '-p',
+          String(this.target.port),
+          '-t',
+          '2',
+        ]);
+        return result.code === 0 ? { done: true } : { waiting: `pg_isready: ${result.stdout.trim()}` };
+      },
+      {
+        intervalMs: 500,
+        timeoutMs: this.target.startTimeoutSeconds * 1000,
+        signal: opts.signal,
+        onProgress: opts.onProgress,
+        what: 'the server to accept connections',
+      },
+    );
   }
 }
 

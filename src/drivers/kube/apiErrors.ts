@@ -45,7 +45,10 @@ function parseStatusBody(body: unknown): StatusBody {
   }
   if (typeof value !== 'object' || value === null) return {};
   const { message, reason } = value as Record<string, unknown>;
-  return { message: typeof message === 'string' ? message : undefined, reason: typeof reason === 'string' ? reason : undefined };
+  return {
+    message: typeof message === 'string' ? message : undefined,
+    reason: typeof reason === 'string' ? reason : undefined,
+  };
 }
 
 function describeCall(call: KubeCall): string {
@@ -75,9 +78,14 @@ export function translateKubeError(err: unknown, call: KubeCall): Error {
         ` (403 Forbidden${serverSays}); grant it with a Role rule { apiGroups: [${JSON.stringify(call.group)}], resources: [${JSON.stringify(call.resource)}], verbs: [${JSON.stringify(call.verb)}] }`,
     );
   }
-  return new KubernetesApiError(`Kubernetes API ${describeCall(call)} failed with ${code}${status.reason ? ` ${status.reason}` : ''}${serverSays}`, code, status.reason, {
-    cause: err,
-  });
+  return new KubernetesApiError(
+    `Kubernetes API ${describeCall(call)} failed with ${code}${status.reason ? ` ${status.reason}` : ''}${serverSays}`,
+    code,
+    status.reason,
+    {
+      cause: err,
+    },
+  );
 }
 
 /** Runs one client-node call, translating its failure (see translateKubeError). */

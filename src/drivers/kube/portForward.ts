@@ -116,7 +116,10 @@ function relay(portForward: PortForward, to: PodPort, socket: net.Socket, open: 
 
 /** client-node rejects with the WebSocket's error event; an HTTP refusal shows only as its status code. */
 function describeOpenFailure(err: unknown, to: PodPort): string {
-  const detail = err instanceof Error || (typeof err === 'object' && err !== null && 'message' in err) ? String((err as { message: unknown }).message) : String(err);
+  const detail =
+    err instanceof Error || (typeof err === 'object' && err !== null && 'message' in err)
+      ? String((err as { message: unknown }).message)
+      : String(err);
   const code = /Unexpected server response: (\d{3})/.exec(detail)?.[1];
   const what = `port-forward to pod ${to.namespace}/${to.pod} port ${to.port}`;
   switch (code) {
@@ -127,8 +130,10 @@ function describeOpenFailure(err: unknown, to: PodPort): string {
     case '401':
       return `${what}: the Kubernetes API server refused the credentials (401 Unauthorized): check the user/token of the kubeconfig context the worker uses`;
     case '403':
-      return `${what}: missing permission (403 Forbidden): grant a Role rule { apiGroups: [""], resources: ["pods/portforward"], verbs: ["create", "get"] } in namespace ${to.namespace}` +
-        ' (Kubernetes 1.31+ checks "create" for WebSocket port-forwards, older versions "get")';
+      return (
+        `${what}: missing permission (403 Forbidden): grant a Role rule { apiGroups: [""], resources: ["pods/portforward"], verbs: ["create", "get"] } in namespace ${to.namespace}` +
+        ' (Kubernetes 1.31+ checks "create" for WebSocket port-forwards, older versions "get")'
+      );
     default:
       return `${what} failed: ${detail}`;
   }
@@ -136,8 +141,15 @@ function describeOpenFailure(err: unknown, to: PodPort): string {
 
 /** A PostgreSQL ErrorResponse, severity FATAL, SQLSTATE 08006 (connection_failure). */
 function postgresFatalError(message: string): Buffer {
-  const field = (type: string, value: string) => Buffer.concat([Buffer.from(type), Buffer.from(value, 'utf8'), Buffer.from([0])]);
-  const body = Buffer.concat([field('S', 'FATAL'), field('V', 'FATAL'), field('C', '08006'), field('M', message), Buffer.from([0])]);
+  const field = (type: string, value: string) =>
+    Buffer.concat([Buffer.from(type), Buffer.from(value, 'utf8'), Buffer.from([0])]);
+  const body = Buffer.concat([
+    field('S', 'FATAL'),
+    field('V', 'FATAL'),
+    field('C', '08006'),
+    field('M', message),
+    Buffer.from([0]),
+  ]);
   const header = Buffer.alloc(5);
   header.write('E', 0);
   header.writeUInt32BE(body.length + 4, 1);

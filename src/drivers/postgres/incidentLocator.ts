@@ -1,7 +1,15 @@
 // Finds the transactions that deleted, truncated or dropped in a window of the WAL archive (the
 // incident locator of procedures.md §4 step 2), from pg_waldump's text through scanArchive.
 import { isoTimeMicros } from '../../common/recoveryTarget';
-import { fileKey, parseTransactionEnd, scanArchive, type RelationInfo, type TransactionEnd, type WalDumpOptions, type WalRecord } from './walInspect';
+import {
+  fileKey,
+  parseTransactionEnd,
+  scanArchive,
+  type RelationInfo,
+  type TransactionEnd,
+  type WalDumpOptions,
+  type WalRecord,
+} from './walInspect';
 
 /** Segments archived this long before `from` are skipped: their records are all older. */
 const ARCHIVE_CLOCK_MARGIN_MS = 10 * 60_000;
@@ -53,7 +61,11 @@ const TABLE_KINDS = new Set(['r', 'p', 'm']);
 
 function pendingFor(pending: Map<number, PendingTransaction>, xid: number): PendingTransaction {
   let entry = pending.get(xid);
-  if (!entry) pending.set(xid, entry = { deletes: new Map(), created: new Set(), truncatedInPlace: new Set(), filledFiles: new Set() });
+  if (!entry)
+    pending.set(
+      xid,
+      (entry = { deletes: new Map(), created: new Set(), truncatedInPlace: new Set(), filledFiles: new Set() }),
+    );
   return entry;
 }
 
@@ -86,7 +98,8 @@ function summarise(end: TransactionEnd, work: PendingTransaction[], opts: Locate
   const createdNumbers = new Set([...created].map(relNumber));
   // make_new_heap's transient table (CLUSTER, VACUUM FULL, ALTER TABLE rewrite) has its stats dropped too.
   const realDrops = new Set(end.droppedStatsOids.filter((oid) => !createdNumbers.has(oid)));
-  const rewrite = end.droppedStatsOids.some((oid) => createdNumbers.has(oid)) || work.some((w) => w.filledFiles.size > 0);
+  const rewrite =
+    end.droppedStatsOids.some((oid) => createdNumbers.has(oid)) || work.some((w) => w.filledFiles.size > 0);
   const relations = new Map<string, IncidentRelation>();
   const relationFor = (key: string): IncidentRelation => {
     let relation = relations.get(key);
@@ -110,17 +123,24 @@ function summarise(end: TransactionEnd, work: PendingTransaction[], opts: Locate
     for (const file of w.truncatedInPlace) relationFor(file).truncated = true;
     for (const [file, count] of w.deletes) relationFor(file).deletes += count;
   }
-  const userRelations = [...relations.entries()].filter(([key]) => {
-    const info = opts.relfilenodes?.get(key);
-    return info ? TABLE_KINDS.has(info.kind) && !/^(pg_catalog|pg_toast|information_schema)\./.test(info.name) : relNumber(key) >= FIRST_NORMAL_OBJECT_ID;
-  }).map(([, relation]) => relation);
+  const userRelations = [...relations.entries()]
+    .filter(([key]) => {
+      const info = opts.relfilenodes?.get(key);
+      return info
+        ? TABLE_KINDS.has(info.kind) && !/^(pg_catalog|pg_toast|information_schema)\./.test(info.name)
+        : relNumber(key) >= FIRST_NORMAL_OBJECT_ID;
+    })
+    .map(([, relation]) => relation);
   if (userRelations.length === 0) return undefined;
   if (opts.table) {
     const wanted = opts.table.includes('.') ? opts.table : `public.${opts.table}`;
     if (!userRelations.some((r) => r.name === wanted)) return undefined;
   }
   return {
-    xid: String(end.xid), commitLsn: end.lsn, commitTime: end.time, relations: userRelations,
+    xid: String(end.xid),
+    commitLsn: end.lsn,
+    commitTime: end.time,
+    relations: userRelations,
     rowsDeleted: userRelations.reduce((sum, r) => sum + r.deletes, 0),
   };
 }
@@ -136,24 +156,32 @@ export async function locateIncidents(archiveDir: string, opts: LocateOptions = 
   if ((opts.from !== undefined && from === undefined) || (opts.to !== undefined && to === undefined)) {
     throw new Error('locateIncidents: from and to must be ISO 8601 times with a zone, such as "2024-05-01T12:00:00Z"');
   }
-  if (opts.table !== undefined && !opts.relfilenodes) throw new Error('locateIncidents: a table filter needs relation names: pass relfilenodes from relationMap() of the delayed replica');
+  if (opts.table !== undefined && !opts.relfilenodes)
+    throw new Error(
+      'locateIncidents: a table filter needs relation names: pass relfilenodes from relationMap() of the delayed replica',
+    );
   const pending = new Map<number, PendingTransaction>();
   const incidents: Incident[] = [];
   const notArchivedBefore = from === undefined ? undefined : Number(from / 1000n) - ARCHIVE_CLOCK_MARGIN_MS;
-  await scanArchive(archiveDir, { rmgrs: ['Transaction', 'Heap', 'Storage', 'XLOG'], notArchivedBefore }, (record) => {
-    const end = parseTransactionEnd(record);
-    if (!end) {
-      recordWork(pending, record);
+  await scanArchive(
+    archiveDir,
+    { rmgrs: ['Transaction', 'Heap', 'Storage', 'XLOG'], notArchivedBefore },
+    (record) => {
+      const end = parseTransactionEnd(record);
+      if (!end) {
+        recordWork(pending, record);
+        return false;
+      }
+      const xids = [...new Set([end.xid, record.xid, ...end.subxacts])];
+      const work = xids.map((x) => pending.get(x)).filter((w): w is PendingTransaction => w !== undefined);
+      for (const x of xids) pending.delete(x);
+      const at = isoTimeMicros(end.time) ?? 0n;
+      if (end.outcome !== 'commit' || (from !== undefined && at < from) || (to !== undefined && at > to)) return false;
+      const incident = summarise(end, work, opts);
+      if (incident) incidents.push(incident);
       return false;
-    }
-    const xids = [...new Set([end.xid, record.xid, ...end.subxacts])];
-    const work = xids.map((x) => pending.get(x)).filter((w): w is PendingTransaction => w !== undefined);
-    for (const x of xids) pending.delete(x);
-    const at = isoTimeMicros(end.time) ?? 0n;
-    if (end.outcome !== 'commit' || (from !== undefined && at < from) || (to !== undefined && at > to)) return false;
-    const incident = summarise(end, work, opts);
-    if (incident) incidents.push(incident);
-    return false;
-  }, opts);
+    },
+    opts,
+  );
   return incidents.sort((a, b) => a.commitTime.localeCompare(b.commitTime));
 }

@@ -15,14 +15,23 @@ export interface ExclusiveLockStart {
 
 const LOCK_DESC = /^LOCK xid (\d+) db (\d+) rel (\d+)/;
 
-export async function findExclusiveLockStart(archiveDir: string, xid: number, opts: WalDumpOptions & { afterLsn?: string } = {}): Promise<ExclusiveLockStart | undefined> {
+export async function findExclusiveLockStart(
+  archiveDir: string,
+  xid: number,
+  opts: WalDumpOptions & { afterLsn?: string } = {},
+): Promise<ExclusiveLockStart | undefined> {
   let firstLsn: string | undefined;
   const locked: string[] = [];
-  await scanArchive(archiveDir, { rmgrs: [], xid, afterLsn: opts.afterLsn }, (record) => {
-    firstLsn ??= record.lsn;
-    const lock = record.rmgr === 'Standby' ? LOCK_DESC.exec(record.desc) : null;
-    if (lock) locked.push(`${lock[2]}/${lock[3]}`);
-    return record.rmgr === 'Transaction'; // its end: nothing of it after this
-  }, opts);
+  await scanArchive(
+    archiveDir,
+    { rmgrs: [], xid, afterLsn: opts.afterLsn },
+    (record) => {
+      firstLsn ??= record.lsn;
+      const lock = record.rmgr === 'Standby' ? LOCK_DESC.exec(record.desc) : null;
+      if (lock) locked.push(`${lock[2]}/${lock[3]}`);
+      return record.rmgr === 'Transaction'; // its end: nothing of it after this
+    },
+    opts,
+  );
   return firstLsn && locked.length ? { firstLsn, lockedRelations: locked } : undefined;
 }

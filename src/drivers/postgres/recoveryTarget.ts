@@ -5,16 +5,34 @@
 import type { Client } from 'pg';
 import { compareLsn } from '../../common/lsn';
 import {
-  describeRecoveryTarget, isoTimeMicros, recoveryTargetKind, recoveryTargetProblem, recoveryTargetSetting, recoveryTargetTimeSetting, recoveryTargetValue,
+  describeRecoveryTarget,
+  isoTimeMicros,
+  recoveryTargetKind,
+  recoveryTargetProblem,
+  recoveryTargetSetting,
+  recoveryTargetTimeSetting,
+  recoveryTargetValue,
   type RecoveryTarget,
 } from '../../common/recoveryTarget';
-import { NotAReplicaError, readReplayStatus, readXactStatus, settingAsInput, type SettingWithSource } from './replayControl';
+import {
+  NotAReplicaError,
+  readReplayStatus,
+  readXactStatus,
+  settingAsInput,
+  type SettingWithSource,
+} from './replayControl';
 import { withSession, type PgEndpoint } from './session';
 import { archiveEndLsn, findCommit, findRestorePoint, findTimeTargetStop } from './walInspect';
 
 export type { RecoveryTarget } from '../../common/recoveryTarget';
 
-const TARGET_SETTINGS = ['recovery_target', 'recovery_target_xid', 'recovery_target_time', 'recovery_target_lsn', 'recovery_target_name'] as const;
+const TARGET_SETTINGS = [
+  'recovery_target',
+  'recovery_target_xid',
+  'recovery_target_time',
+  'recovery_target_lsn',
+  'recovery_target_name',
+] as const;
 /**
  * The delay as it was before the first applyRecoveryTarget, kept in postgresql.auto.conf next to
  * the target: a retried apply (after the restart made delay=0 the running value) still returns
@@ -28,14 +46,18 @@ async function alterSystem(client: Client, name: string, value: string | undefin
   if (name.includes('.')) await client.query("SELECT set_config($1, '', false)", [name]);
   // ALTER SYSTEM takes no bind parameters; names are constants here and values are validated
   // before they get here, and quoted by the driver's escapeLiteral all the same.
-  await client.query(value === undefined ? `ALTER SYSTEM RESET ${name}` : `ALTER SYSTEM SET ${name} = ${client.escapeLiteral(value)}`);
+  await client.query(
+    value === undefined ? `ALTER SYSTEM RESET ${name}` : `ALTER SYSTEM SET ${name} = ${client.escapeLiteral(value)}`,
+  );
 }
 
 /** Settings as written in postgresql.auto.conf now (pg_file_settings re-reads the files). */
 async function autoConfSettings(client: Client): Promise<Map<string, string>> {
-  const rows = (await client.query<{ name: string; setting: string }>(
-    "SELECT name, setting FROM pg_file_settings WHERE sourcefile LIKE '%/postgresql.auto.conf' AND error IS NULL ORDER BY seqno",
-  )).rows;
+  const rows = (
+    await client.query<{ name: string; setting: string }>(
+      "SELECT name, setting FROM pg_file_settings WHERE sourcefile LIKE '%/postgresql.auto.conf' AND error IS NULL ORDER BY seqno",
+    )
+  ).rows;
   return new Map(rows.map((r) => [r.name, r.setting]));
 }
 
@@ -50,11 +72,18 @@ async function requireReplica(client: Client, endpoint: PgEndpoint): Promise<voi
  * call (value, source, file) for clearRecoveryTarget. Refuses unless replay is paused: a reload
  * of delay=0 while replay runs would apply the held-back bad commit at once.
  */
-export async function applyRecoveryTarget(endpoint: PgEndpoint, target: RecoveryTarget, inclusive: boolean): Promise<SettingWithSource> {
+export async function applyRecoveryTarget(
+  endpoint: PgEndpoint,
+  target: RecoveryTarget,
+  inclusive: boolean,
+): Promise<SettingWithSource> {
   const problem = recoveryTargetProblem(target);
   if (problem) throw new Error(`refusing to set a recovery target on ${endpoint.host}:${endpoint.port}: ${problem}`);
   const wanted = new Map<string, string>([
-    [recoveryTargetSetting(target), 'time' in target ? recoveryTargetTimeSetting(target.time) : recoveryTargetValue(target)],
+    [
+      recoveryTargetSetting(target),
+      'time' in target ? recoveryTargetTimeSetting(target.time) : recoveryTargetValue(target),
+    ],
     ['recovery_target_inclusive', inclusive ? 'on' : 'off'],
     ['recovery_target_action', 'pause'],
     ['recovery_min_apply_delay', '0'],
@@ -64,15 +93,22 @@ export async function applyRecoveryTarget(endpoint: PgEndpoint, target: Recovery
     const status = await readReplayStatus(client);
     const written = await autoConfSettings(client);
     const saved = written.get(SAVED_DELAY_SETTING);
-    const previous: SettingWithSource = saved ? JSON.parse(saved) as SettingWithSource : status.settings.recovery_min_apply_delay;
-    const alreadyWritten = saved !== undefined && [...wanted].every(([name, value]) => written.get(name) === value)
-      && TARGET_SETTINGS.every((name) => name === recoveryTargetSetting(target) || !written.has(name));
+    const previous: SettingWithSource = saved
+      ? (JSON.parse(saved) as SettingWithSource)
+      : status.settings.recovery_min_apply_delay;
+    const alreadyWritten =
+      saved !== undefined &&
+      [...wanted].every(([name, value]) => written.get(name) === value) &&
+      TARGET_SETTINGS.every((name) => name === recoveryTargetSetting(target) || !written.has(name));
     if (alreadyWritten) return previous;
     if (status.pauseState === 'not paused' && status.settings.recovery_min_apply_delay.value !== '0') {
-      throw new Error(`replay on ${endpoint.host}:${endpoint.port} is not paused: pause it first (pauseReplay). Writing recovery_min_apply_delay = 0 while replay runs would apply the held-back commits, including the bad one, at the next reload`);
+      throw new Error(
+        `replay on ${endpoint.host}:${endpoint.port} is not paused: pause it first (pauseReplay). Writing recovery_min_apply_delay = 0 while replay runs would apply the held-back commits, including the bad one, at the next reload`,
+      );
     }
     if (saved === undefined) await alterSystem(client, SAVED_DELAY_SETTING, JSON.stringify(previous));
-    for (const name of TARGET_SETTINGS) if (name !== recoveryTargetSetting(target)) await alterSystem(client, name, undefined);
+    for (const name of TARGET_SETTINGS)
+      if (name !== recoveryTargetSetting(target)) await alterSystem(client, name, undefined);
     // The delay goes last: until then a reload changes nothing, and replay is paused anyway.
     for (const [name, value] of wanted) await alterSystem(client, name, value);
     return previous;
@@ -84,15 +120,22 @@ export async function applyRecoveryTarget(endpoint: PgEndpoint, target: Recovery
  * postgresql.auto.conf, otherwise RESET so the configuration file's value applies again.
  * Without `originalDelay` the copy saved by applyRecoveryTarget is used. Idempotent; needs a restart.
  */
-export async function clearRecoveryTarget(endpoint: PgEndpoint, originalDelay?: SettingWithSource): Promise<{ recoveryMinApplyDelay: string }> {
+export async function clearRecoveryTarget(
+  endpoint: PgEndpoint,
+  originalDelay?: SettingWithSource,
+): Promise<{ recoveryMinApplyDelay: string }> {
   return withSession(endpoint, async (client) => {
     const saved = (await autoConfSettings(client)).get(SAVED_DELAY_SETTING);
-    const original = originalDelay ?? (saved ? JSON.parse(saved) as SettingWithSource : undefined);
-    for (const name of [...TARGET_SETTINGS, 'recovery_target_inclusive', 'recovery_target_action']) await alterSystem(client, name, undefined);
+    const original = originalDelay ?? (saved ? (JSON.parse(saved) as SettingWithSource) : undefined);
+    for (const name of [...TARGET_SETTINGS, 'recovery_target_inclusive', 'recovery_target_action'])
+      await alterSystem(client, name, undefined);
     let restored = 'the configuration file value (RESET)';
     if (original?.sourcefile?.endsWith('postgresql.auto.conf')) {
       const value = settingAsInput(original);
-      if (!/^\d+(ms|s|min|h|d)?$/.test(value)) throw new Error(`the saved recovery_min_apply_delay ${JSON.stringify(value)} is not a duration; set it by hand`);
+      if (!/^\d+(ms|s|min|h|d)?$/.test(value))
+        throw new Error(
+          `the saved recovery_min_apply_delay ${JSON.stringify(value)} is not a duration; set it by hand`,
+        );
       await alterSystem(client, 'recovery_min_apply_delay', value);
       restored = value;
     } else {
@@ -103,7 +146,8 @@ export async function clearRecoveryTarget(endpoint: PgEndpoint, originalDelay?: 
   });
 }
 
-export type Reachability = { ok: true; targetLsn?: string; targetTime?: string; note?: string } | { ok: false; reason: string };
+export type Reachability =
+  { ok: true; targetLsn?: string; targetTime?: string; note?: string } | { ok: false; reason: string };
 
 export interface ReachabilityOptions {
   archiveDir?: string;
@@ -120,12 +164,19 @@ const refuse = (reason: string): Reachability => ({ ok: false, reason });
  * point"), unknown or aborted transactions, or beyond the archive (a standby would replay all
  * of it and wait forever). For xid and time targets, finds the stop record's LSN in the archive.
  */
-export async function checkTargetReachable(endpoint: PgEndpoint, target: RecoveryTarget, opts: ReachabilityOptions = {}): Promise<Reachability> {
+export async function checkTargetReachable(
+  endpoint: PgEndpoint,
+  target: RecoveryTarget,
+  opts: ReachabilityOptions = {},
+): Promise<Reachability> {
   const problem = recoveryTargetProblem(target);
   if (problem) return refuse(problem);
   const where = `the replica at ${endpoint.host}:${endpoint.port}`;
   const status = await withSession(endpoint, readReplayStatus);
-  if (!status.inRecovery) return refuse(`${endpoint.host}:${endpoint.port} is not a replica (pg_is_in_recovery() is false): a recovery target only applies to a standby; is this the primary?`);
+  if (!status.inRecovery)
+    return refuse(
+      `${endpoint.host}:${endpoint.port} is not a replica (pg_is_in_recovery() is false): a recovery target only applies to a standby; is this the primary?`,
+    );
   const replayLsn = status.replayLsn ?? '0/0';
   // `lsn` is where the stop happens. For xid/time/name targets it is the START of the record to
   // stop before: a replica held back by the delay sits exactly there (its replay LSN, the end of
@@ -133,22 +184,36 @@ export async function checkTargetReachable(endpoint: PgEndpoint, target: Recover
   // equal to the replay position is already consumed.
   const replayedPast = (lsn: string, stopsBeforeRecord = true): string | undefined => {
     const cmp = compareLsn(lsn, replayLsn);
-    if (stopsBeforeRecord ? cmp < 0 : cmp <= 0) return `${describeRecoveryTarget(target)} is at or before what ${where} has already replayed (${replayLsn}): replay cannot go backwards; use an older base backup or another replica`;
-    if (compareLsn(lsn, status.minRecoveryEndLsn) < 0) return `${describeRecoveryTarget(target)} is before the replica's minimum recovery ending location ${status.minRecoveryEndLsn}: PostgreSQL would refuse with "requested recovery stop point is before consistent recovery point"`;
+    if (stopsBeforeRecord ? cmp < 0 : cmp <= 0)
+      return `${describeRecoveryTarget(target)} is at or before what ${where} has already replayed (${replayLsn}): replay cannot go backwards; use an older base backup or another replica`;
+    if (compareLsn(lsn, status.minRecoveryEndLsn) < 0)
+      return `${describeRecoveryTarget(target)} is before the replica's minimum recovery ending location ${status.minRecoveryEndLsn}: PostgreSQL would refuse with "requested recovery stop point is before consistent recovery point"`;
     return undefined;
   };
   const archiveEnd = opts.archiveDir ? archiveEndLsn(opts.archiveDir) : undefined;
-  if (opts.archiveDir && archiveEnd === undefined) return refuse(`the WAL archive ${opts.archiveDir} holds no complete segment: nothing could be replayed to any target`);
+  if (opts.archiveDir && archiveEnd === undefined)
+    return refuse(
+      `the WAL archive ${opts.archiveDir} holds no complete segment: nothing could be replayed to any target`,
+    );
 
   switch (recoveryTargetKind(target)) {
     case 'lsn': {
       const lsn = recoveryTargetValue(target);
       const past = replayedPast(lsn, false);
       if (past) return refuse(past);
-      if (archiveEnd && compareLsn(lsn, archiveEnd) > 0) return refuse(`${describeRecoveryTarget(target)} is beyond the end of the WAL archive (${archiveEnd}): the standby would replay everything and wait for WAL that is not there`);
+      if (archiveEnd && compareLsn(lsn, archiveEnd) > 0)
+        return refuse(
+          `${describeRecoveryTarget(target)} is beyond the end of the WAL archive (${archiveEnd}): the standby would replay everything and wait for WAL that is not there`,
+        );
       if (opts.primary) {
-        const current = await withSession(opts.primary, async (c) => (await c.query<{ l: string }>('SELECT pg_current_wal_lsn()::text AS l')).rows[0]?.l ?? '0/0');
-        if (compareLsn(lsn, current) > 0) return refuse(`${describeRecoveryTarget(target)} is beyond the primary's current WAL position ${current}: it has not been written yet`);
+        const current = await withSession(
+          opts.primary,
+          async (c) => (await c.query<{ l: string }>('SELECT pg_current_wal_lsn()::text AS l')).rows[0]?.l ?? '0/0',
+        );
+        if (compareLsn(lsn, current) > 0)
+          return refuse(
+            `${describeRecoveryTarget(target)} is beyond the primary's current WAL position ${current}: it has not been written yet`,
+          );
       }
       return { ok: true, targetLsn: lsn };
     }
@@ -157,35 +222,69 @@ export async function checkTargetReachable(endpoint: PgEndpoint, target: Recover
       const at = isoTimeMicros(time) ?? 0n;
       const replayedAt = status.replayTimestamp ? isoTimeMicros(status.replayTimestamp) : undefined;
       if (replayedAt !== undefined && (opts.inclusive ? at < replayedAt : at <= replayedAt)) {
-        return refuse(`${describeRecoveryTarget(target, opts.inclusive ?? false)} is not after the last transaction ${where} has already replayed (committed ${status.replayTimestamp}): replay cannot go backwards`);
+        return refuse(
+          `${describeRecoveryTarget(target, opts.inclusive ?? false)} is not after the last transaction ${where} has already replayed (committed ${status.replayTimestamp}): replay cannot go backwards`,
+        );
       }
       const clockOwner = opts.primary ? 'the primary' : 'the replica';
       const now = opts.primary
-        ? await withSession(opts.primary, async (c) => (await c.query<{ n: string }>(`SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS n`)).rows[0]?.n ?? status.serverNow)
+        ? await withSession(
+            opts.primary,
+            async (c) =>
+              (
+                await c.query<{ n: string }>(
+                  `SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS n`,
+                )
+              ).rows[0]?.n ?? status.serverNow,
+          )
         : status.serverNow;
-      if (at > (isoTimeMicros(now) ?? 0n)) return refuse(`${describeRecoveryTarget(target)} is in the future (${clockOwner}'s clock reads ${now}): no archived commit can reach it, and the standby would replay everything and wait`);
+      if (at > (isoTimeMicros(now) ?? 0n))
+        return refuse(
+          `${describeRecoveryTarget(target)} is in the future (${clockOwner}'s clock reads ${now}): no archived commit can reach it, and the standby would replay everything and wait`,
+        );
       if (!opts.archiveDir) return { ok: true, targetTime: time };
       const stop = await findTimeTargetStop(opts.archiveDir, time, opts.inclusive ?? false, { afterLsn: replayLsn });
-      if (!stop) return { ok: true, targetTime: time, note: `no archived commit after ${time} yet: the replica will stop at the first one that arrives` };
+      if (!stop)
+        return {
+          ok: true,
+          targetTime: time,
+          note: `no archived commit after ${time} yet: the replica will stop at the first one that arrives`,
+        };
       const past = replayedPast(stop.lsn);
       return past ? refuse(past) : { ok: true, targetLsn: stop.lsn, targetTime: stop.time };
     }
     case 'xid': {
       const xid = recoveryTargetValue(target);
       const onReplica = await withSession(endpoint, (c) => readXactStatus(c, xid));
-      if (onReplica === 'committed' || onReplica === 'too old') return refuse(`transaction ${xid} is already ${onReplica === 'committed' ? 'committed' : 'replayed and forgotten'} on ${where}: its effects are applied; stopping before it is no longer possible`);
-      if (onReplica === 'aborted') return refuse(`transaction ${xid} was rolled back (aborted): it changed nothing, so there is nothing to stop before; check the xid`);
+      if (onReplica === 'committed' || onReplica === 'too old')
+        return refuse(
+          `transaction ${xid} is already ${onReplica === 'committed' ? 'committed' : 'replayed and forgotten'} on ${where}: its effects are applied; stopping before it is no longer possible`,
+        );
+      if (onReplica === 'aborted')
+        return refuse(
+          `transaction ${xid} was rolled back (aborted): it changed nothing, so there is nothing to stop before; check the xid`,
+        );
       const onPrimary = opts.primary ? await withSession(opts.primary, (c) => readXactStatus(c, xid)) : undefined;
-      if (onPrimary === 'future') return refuse(`transaction ${xid} does not exist: the primary has not assigned that xid yet`);
-      if (onPrimary === 'aborted') return refuse(`transaction ${xid} was rolled back on the primary: it changed nothing; check the xid`);
-      if (onPrimary === 'in progress') return refuse(`transaction ${xid} is still running on the primary: its commit is not in the WAL, so the replica would replay everything and wait`);
-      if (onReplica === 'future' && !onPrimary && !opts.archiveDir) return refuse(`transaction ${xid} is unknown to ${where} and neither the primary nor the archive was given to show it exists`);
+      if (onPrimary === 'future')
+        return refuse(`transaction ${xid} does not exist: the primary has not assigned that xid yet`);
+      if (onPrimary === 'aborted')
+        return refuse(`transaction ${xid} was rolled back on the primary: it changed nothing; check the xid`);
+      if (onPrimary === 'in progress')
+        return refuse(
+          `transaction ${xid} is still running on the primary: its commit is not in the WAL, so the replica would replay everything and wait`,
+        );
+      if (onReplica === 'future' && !onPrimary && !opts.archiveDir)
+        return refuse(
+          `transaction ${xid} is unknown to ${where} and neither the primary nor the archive was given to show it exists`,
+        );
       if (!opts.archiveDir) return { ok: true };
       const commit = await findCommit(opts.archiveDir, xid, { afterLsn: replayLsn });
       if (!commit) {
-        return refuse(onPrimary === 'committed'
-          ? `transaction ${xid} committed on the primary but no commit record for it is in the archive (which ends at ${archiveEnd}): wait for archiving (archive_timeout) and check again; a subtransaction's xid never appears on a commit record: give the top-level xid`
-          : `no commit record for transaction ${xid} in the archive after ${replayLsn} (the replica says '${onReplica}'): it does not exist, was rolled back, is not archived yet, or is a subtransaction (give the top-level xid)`);
+        return refuse(
+          onPrimary === 'committed'
+            ? `transaction ${xid} committed on the primary but no commit record for it is in the archive (which ends at ${archiveEnd}): wait for archiving (archive_timeout) and check again; a subtransaction's xid never appears on a commit record: give the top-level xid`
+            : `no commit record for transaction ${xid} in the archive after ${replayLsn} (the replica says '${onReplica}'): it does not exist, was rolled back, is not archived yet, or is a subtransaction (give the top-level xid)`,
+        );
       }
       const past = replayedPast(commit.commitLsn);
       return past ? refuse(past) : { ok: true, targetLsn: commit.commitLsn, targetTime: commit.commitTime };
@@ -194,7 +293,10 @@ export async function checkTargetReachable(endpoint: PgEndpoint, target: Recover
       const name = recoveryTargetValue(target);
       if (!opts.archiveDir) return { ok: true, note: 'restore point not checked: no archive directory given' };
       const lsn = await findRestorePoint(opts.archiveDir, name, { afterLsn: replayLsn });
-      if (!lsn) return refuse(`no restore point named '${name}' after ${replayLsn} in the archive: it was never created, is already replayed, or is not archived yet`);
+      if (!lsn)
+        return refuse(
+          `no restore point named '${name}' after ${replayLsn} in the archive: it was never created, is already replayed, or is not archived yet`,
+        );
       const past = replayedPast(lsn);
       return past ? refuse(past) : { ok: true, targetLsn: lsn };
     }

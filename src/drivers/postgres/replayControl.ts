@@ -6,7 +6,9 @@ export type PauseState = 'not paused' | 'pause requested' | 'paused';
 
 export class NotAReplicaError extends Error {
   constructor(endpoint: PgEndpoint, detail = 'pg_is_in_recovery() is false') {
-    super(`PostgreSQL at ${endpoint.host}:${endpoint.port} is not a replica (${detail}): replay can only be paused or targeted on a standby; check that the catalog names the delayed replica, not the primary`);
+    super(
+      `PostgreSQL at ${endpoint.host}:${endpoint.port} is not a replica (${detail}): replay can only be paused or targeted on a standby; check that the catalog names the delayed replica, not the primary`,
+    );
     this.name = 'NotAReplicaError';
   }
 }
@@ -22,10 +24,16 @@ export interface SettingWithSource {
 }
 
 export const RECOVERY_SETTING_NAMES = [
-  'recovery_min_apply_delay', 'recovery_target', 'recovery_target_time', 'recovery_target_xid', 'recovery_target_lsn',
-  'recovery_target_name', 'recovery_target_inclusive', 'recovery_target_action',
+  'recovery_min_apply_delay',
+  'recovery_target',
+  'recovery_target_time',
+  'recovery_target_xid',
+  'recovery_target_lsn',
+  'recovery_target_name',
+  'recovery_target_inclusive',
+  'recovery_target_action',
 ] as const;
-export type RecoverySettingName = typeof RECOVERY_SETTING_NAMES[number];
+export type RecoverySettingName = (typeof RECOVERY_SETTING_NAMES)[number];
 
 export interface ReplayStatus {
   inRecovery: boolean;
@@ -54,30 +62,49 @@ export function settingAsInput(setting: SettingWithSource): string {
 }
 
 export async function readRecoverySettings(client: Client): Promise<Record<RecoverySettingName, SettingWithSource>> {
-  const rows = (await client.query<{ name: RecoverySettingName; setting: string; unit: string | null; source: string; sourcefile: string | null }>(
-    'SELECT name, setting, unit, source, sourcefile FROM pg_settings WHERE name = ANY($1::text[])', [RECOVERY_SETTING_NAMES],
-  )).rows;
+  const rows = (
+    await client.query<{
+      name: RecoverySettingName;
+      setting: string;
+      unit: string | null;
+      source: string;
+      sourcefile: string | null;
+    }>('SELECT name, setting, unit, source, sourcefile FROM pg_settings WHERE name = ANY($1::text[])', [
+      RECOVERY_SETTING_NAMES,
+    ])
+  ).rows;
   const settings = {} as Record<RecoverySettingName, SettingWithSource>;
   for (const name of RECOVERY_SETTING_NAMES) {
     const row = rows.find((r) => r.name === name);
-    if (!row) throw new Error(`pg_settings has no ${name}: this server is older than PostgreSQL 12, which this project does not support`);
+    if (!row)
+      throw new Error(
+        `pg_settings has no ${name}: this server is older than PostgreSQL 12, which this project does not support`,
+      );
     settings[name] = { value: row.setting, unit: row.unit, source: row.source, sourcefile: row.sourcefile };
   }
   return settings;
 }
 
 export async function readReplayStatus(client: Client): Promise<ReplayStatus> {
-  const row = (await client.query<{
-    in_recovery: boolean; pause_state: PauseState; replay_lsn: string | null; receive_lsn: string | null;
-    replay_ts: string | null; now: string; min_recovery_end_lsn: string; timeline: number;
-  }>(`SELECT pg_is_in_recovery() AS in_recovery,
+  const row = (
+    await client.query<{
+      in_recovery: boolean;
+      pause_state: PauseState;
+      replay_lsn: string | null;
+      receive_lsn: string | null;
+      replay_ts: string | null;
+      now: string;
+      min_recovery_end_lsn: string;
+      timeline: number;
+    }>(`SELECT pg_is_in_recovery() AS in_recovery,
             CASE WHEN pg_is_in_recovery() THEN pg_get_wal_replay_pause_state() ELSE 'not paused' END AS pause_state,
             pg_last_wal_replay_lsn()::text AS replay_lsn,
             pg_last_wal_receive_lsn()::text AS receive_lsn,
             ${isoSql('pg_last_xact_replay_timestamp()')} AS replay_ts,
             ${isoSql('clock_timestamp()')} AS now,
             (SELECT min_recovery_end_lsn::text FROM pg_control_recovery()) AS min_recovery_end_lsn,
-            (SELECT timeline_id FROM pg_control_checkpoint()) AS timeline`)).rows[0];
+            (SELECT timeline_id FROM pg_control_checkpoint()) AS timeline`)
+  ).rows[0];
   if (!row) throw new Error('the replay status query returned no row');
   return {
     inRecovery: row.in_recovery,
@@ -118,10 +145,15 @@ export async function pauseReplay(endpoint: PgEndpoint): Promise<PauseResult> {
       if ((err as { code?: string }).code === '55000') throw new NotAReplicaError(endpoint, (err as Error).message);
       throw err;
     }
-    const row = (await client.query<{ state: PauseState; lsn: string; ts: string | null }>(
-      `SELECT pg_get_wal_replay_pause_state() AS state, pg_last_wal_replay_lsn()::text AS lsn, ${isoSql('pg_last_xact_replay_timestamp()')} AS ts`,
-    )).rows[0];
-    if (!row || row.state === 'not paused') throw new Error(`replay on ${endpoint.host}:${endpoint.port} still reads 'not paused' right after pg_wal_replay_pause(): is a promotion under way?`);
+    const row = (
+      await client.query<{ state: PauseState; lsn: string; ts: string | null }>(
+        `SELECT pg_get_wal_replay_pause_state() AS state, pg_last_wal_replay_lsn()::text AS lsn, ${isoSql('pg_last_xact_replay_timestamp()')} AS ts`,
+      )
+    ).rows[0];
+    if (!row || row.state === 'not paused')
+      throw new Error(
+        `replay on ${endpoint.host}:${endpoint.port} still reads 'not paused' right after pg_wal_replay_pause(): is a promotion under way?`,
+      );
     return { pauseState: row.state, replayLsn: row.lsn, replayTimestamp: row.ts };
   });
 }
@@ -134,14 +166,20 @@ export type XactStatus = 'committed' | 'aborted' | 'in progress' | 'future' | 't
  * A 32-bit xid (as pg_waldump prints it) is placed in the current epoch.
  */
 export async function readXactStatus(client: Client, xid: string): Promise<XactStatus> {
-  if (!/^[0-9]{1,20}$/.test(xid)) throw new Error(`transaction ID ${JSON.stringify(xid.slice(0, 30))} must be decimal digits`);
-  const next = BigInt((await client.query<{ next: string }>('SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS next')).rows[0]?.next ?? '0');
+  if (!/^[0-9]{1,20}$/.test(xid))
+    throw new Error(`transaction ID ${JSON.stringify(xid.slice(0, 30))} must be decimal digits`);
+  const next = BigInt(
+    (await client.query<{ next: string }>('SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS next')).rows[0]
+      ?.next ?? '0',
+  );
   let full = BigInt(xid);
   // A recent 32-bit xid belongs to the current epoch; across an epoch boundary this guess can be
   // one epoch off, which only happens once every four billion transactions.
   if (full < 1n << 32n && next >= 1n << 32n) full = (next & ~0xffffffffn) | full;
   try {
-    const status = (await client.query<{ s: string | null }>('SELECT pg_xact_status($1::text::xid8) AS s', [full.toString()])).rows[0]?.s;
+    const status = (
+      await client.query<{ s: string | null }>('SELECT pg_xact_status($1::text::xid8) AS s', [full.toString()])
+    ).rows[0]?.s;
     if (status === 'committed' || status === 'aborted' || status === 'in progress') return status;
     return 'too old';
   } catch (err) {
@@ -157,7 +195,8 @@ export function xactStatus(endpoint: PgEndpoint, xid: string): Promise<XactStatu
 /** pg_wal_lsn_diff(a, b): bytes from b to a (negative when a is before b). */
 export async function lsnDiff(endpoint: PgEndpoint, a: string, b: string): Promise<bigint> {
   return withSession(endpoint, async (client) => {
-    const row = (await client.query<{ d: string }>('SELECT pg_wal_lsn_diff($1::pg_lsn, $2::pg_lsn)::text AS d', [a, b])).rows[0];
+    const row = (await client.query<{ d: string }>('SELECT pg_wal_lsn_diff($1::pg_lsn, $2::pg_lsn)::text AS d', [a, b]))
+      .rows[0];
     return BigInt(row?.d ?? '0');
   });
 }

@@ -12,7 +12,10 @@ import { withSession, type PgEndpoint } from './session';
 
 const QUALIFIED_TABLE = /^(?:([A-Za-z_][A-Za-z0-9_$]{0,62})\.)?([A-Za-z_][A-Za-z0-9_$]{0,62})$/;
 
-export interface TableName { schema: string; table: string }
+export interface TableName {
+  schema: string;
+  table: string;
+}
 
 export function parseTableName(text: string): TableName | undefined {
   const match = QUALIFIED_TABLE.exec(text);
@@ -20,7 +23,8 @@ export function parseTableName(text: string): TableName | undefined {
 }
 
 export function tableNameProblem(text: unknown): string | undefined {
-  if (typeof text !== 'string' || !parseTableName(text)) return `table ${JSON.stringify(text)} is not a plain name such as "orders" or "sales.orders"`;
+  if (typeof text !== 'string' || !parseTableName(text))
+    return `table ${JSON.stringify(text)} is not a plain name such as "orders" or "sales.orders"`;
   return undefined;
 }
 
@@ -37,13 +41,27 @@ export interface TableExport {
 }
 
 async function tableColumns(client: Client, name: TableName): Promise<string[] | undefined> {
-  const exists = (await client.query<{ oid: string | null }>('SELECT to_regclass($1)::oid AS oid', [`${client.escapeIdentifier(name.schema)}.${client.escapeIdentifier(name.table)}`])).rows[0]?.oid;
+  const exists = (
+    await client.query<{ oid: string | null }>('SELECT to_regclass($1)::oid AS oid', [
+      `${client.escapeIdentifier(name.schema)}.${client.escapeIdentifier(name.table)}`,
+    ])
+  ).rows[0]?.oid;
   if (!exists) return undefined;
-  const rows = (await client.query<{ attname: string }>('SELECT attname FROM pg_attribute WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped AND attgenerated = \'\' ORDER BY attnum', [exists])).rows;
+  const rows = (
+    await client.query<{ attname: string }>(
+      "SELECT attname FROM pg_attribute WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped AND attgenerated = '' ORDER BY attnum",
+      [exists],
+    )
+  ).rows;
   return rows.map((r) => r.attname);
 }
 
-export async function exportTables(replica: PgEndpoint, tables: string[], dir: string, opts: { binDir: string; asUser?: string }): Promise<TableExport[]> {
+export async function exportTables(
+  replica: PgEndpoint,
+  tables: string[],
+  dir: string,
+  opts: { binDir: string; asUser?: string },
+): Promise<TableExport[]> {
   mkdirSync(dir, { recursive: true, mode: 0o755 });
   const results: TableExport[] = [];
   for (const text of tables) {
@@ -56,19 +74,47 @@ export async function exportTables(replica: PgEndpoint, tables: string[], dir: s
       // A table locked by the replayed-but-uncommitted bad transaction would block forever.
       await client.query("SET lock_timeout = '30s'");
       const columns = await tableColumns(client, name);
-      if (!columns) throw new MissingTableError(`table ${base} does not exist on the replica at the recovery target: check the name (it existed before the incident?)`);
+      if (!columns)
+        throw new MissingTableError(
+          `table ${base} does not exist on the replica at the recovery target: check the name (it existed before the incident?)`,
+        );
       // Read-only repeatable-read snapshot: the count and the COPY see the same rows.
       await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
       const rows = Number((await client.query(`SELECT count(*) AS n FROM ${sqlName(client, name)}`)).rows[0].n);
       const list = columns.map((c) => client.escapeIdentifier(c)).join(', ');
-      await pipeline(client.query(copyTo(`COPY (SELECT ${list} FROM ${sqlName(client, name)}) TO STDOUT WITH (FORMAT csv, HEADER true)`)), createWriteStream(file));
+      await pipeline(
+        client.query(
+          copyTo(`COPY (SELECT ${list} FROM ${sqlName(client, name)}) TO STDOUT WITH (FORMAT csv, HEADER true)`),
+        ),
+        createWriteStream(file),
+      );
       await client.query('COMMIT');
       return { rows, columns };
     });
-    const dump = await runCommand(join(opts.binDir, 'pg_dump'), ['--schema-only', '--no-owner', '--no-privileges', '-h', replica.host, '-p', String(replica.port), '-U', replica.user, '-d', replica.database, '-t', `${JSON.stringify(name.schema)}.${JSON.stringify(name.table)}`, '-f', schemaFile], {
-      // The password goes through the environment of the child only, never its arguments.
-      env: { ...process.env, PGPASSWORD: replica.password ?? '', PGCONNECT_TIMEOUT: '10' },
-    });
+    const dump = await runCommand(
+      join(opts.binDir, 'pg_dump'),
+      [
+        '--schema-only',
+        '--no-owner',
+        '--no-privileges',
+        '-h',
+        replica.host,
+        '-p',
+        String(replica.port),
+        '-U',
+        replica.user,
+        '-d',
+        replica.database,
+        '-t',
+        `${JSON.stringify(name.schema)}.${JSON.stringify(name.table)}`,
+        '-f',
+        schemaFile,
+      ],
+      {
+        // The password goes through the environment of the child only, never its arguments.
+        env: { ...process.env, PGPASSWORD: replica.password ?? '', PGCONNECT_TIMEOUT: '10' },
+      },
+    );
     if (dump.code !== 0) throw new Error(`pg_dump --schema-only of ${base} failed: ${dump.stderr.trim()}`);
     results.push({ table: base, file, schemaFile, rows: exported.rows, columns: exported.columns });
   }
@@ -79,7 +125,11 @@ export class MissingTableError extends Error {
   override readonly name = 'MissingTableError';
 }
 
-export interface InsertResult { table: string; inserted: number; createdTable: boolean }
+export interface InsertResult {
+  table: string;
+  inserted: number;
+  createdTable: boolean;
+}
 
 /** Inserts the exported rows the primary lacks (by primary key), creating a dropped table first. */
 export async function insertMissingRows(primary: PgEndpoint, exported: TableExport): Promise<InsertResult> {
@@ -90,23 +140,38 @@ export async function insertMissingRows(primary: PgEndpoint, exported: TableExpo
       let createdTable = false;
       if (!(await tableColumns(client, name))) {
         // pg_dump's plain output may carry psql meta-commands (\restrict…): not SQL, drop them.
-        const ddl = readFileSync(exported.schemaFile, 'utf8').split('\n').filter((line) => !line.startsWith('\\')).join('\n');
+        const ddl = readFileSync(exported.schemaFile, 'utf8')
+          .split('\n')
+          .filter((line) => !line.startsWith('\\'))
+          .join('\n');
         await client.query(ddl);
         await client.query("SELECT pg_catalog.set_config('search_path', 'public', true)");
         createdTable = true;
       }
-      const key = (await client.query<{ attname: string }>(
-        'SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) WHERE i.indrelid = $1::regclass AND i.indisprimary ORDER BY array_position(i.indkey, a.attnum)',
-        [sqlName(client, name)],
-      )).rows.map((r) => r.attname);
+      const key = (
+        await client.query<{ attname: string }>(
+          'SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) WHERE i.indrelid = $1::regclass AND i.indisprimary ORDER BY array_position(i.indkey, a.attnum)',
+          [sqlName(client, name)],
+        )
+      ).rows.map((r) => r.attname);
       if (key.length === 0 && !createdTable) {
-        throw new NoPrimaryKeyError(`table ${exported.table} has no primary key on the primary: missing rows cannot be told apart from present ones. The rows are exported in ${exported.file}; load them by hand.`);
+        throw new NoPrimaryKeyError(
+          `table ${exported.table} has no primary key on the primary: missing rows cannot be told apart from present ones. The rows are exported in ${exported.file}; load them by hand.`,
+        );
       }
       const columns = exported.columns.map((c) => client.escapeIdentifier(c)).join(', ');
       await client.query(`CREATE TEMP TABLE pgops_import (LIKE ${sqlName(client, name)}) ON COMMIT DROP`);
-      await pipeline(createReadStream(exported.file), client.query(copyFrom(`COPY pgops_import (${columns}) FROM STDIN WITH (FORMAT csv, HEADER true)`)));
-      const missing = key.length === 0 ? 'TRUE' : `NOT EXISTS (SELECT 1 FROM ${sqlName(client, name)} x WHERE ${key.map((k) => `x.${client.escapeIdentifier(k)} = r.${client.escapeIdentifier(k)}`).join(' AND ')})`;
-      const inserted = await client.query(`INSERT INTO ${sqlName(client, name)} (${columns}) SELECT ${exported.columns.map((c) => `r.${client.escapeIdentifier(c)}`).join(', ')} FROM pgops_import r WHERE ${missing}`);
+      await pipeline(
+        createReadStream(exported.file),
+        client.query(copyFrom(`COPY pgops_import (${columns}) FROM STDIN WITH (FORMAT csv, HEADER true)`)),
+      );
+      const missing =
+        key.length === 0
+          ? 'TRUE'
+          : `NOT EXISTS (SELECT 1 FROM ${sqlName(client, name)} x WHERE ${key.map((k) => `x.${client.escapeIdentifier(k)} = r.${client.escapeIdentifier(k)}`).join(' AND ')})`;
+      const inserted = await client.query(
+        `INSERT INTO ${sqlName(client, name)} (${columns}) SELECT ${exported.columns.map((c) => `r.${client.escapeIdentifier(c)}`).join(', ')} FROM pgops_import r WHERE ${missing}`,
+      );
       await client.query('COMMIT');
       return { table: exported.table, inserted: inserted.rowCount ?? 0, createdTable };
     } catch (err) {

@@ -36,19 +36,44 @@ export async function withSession<T>(endpoint: PgEndpoint, fn: (client: Client) 
   }
 }
 
-export interface SqlReadiness { serverVersion: string; inRecovery: boolean }
+export interface SqlReadiness {
+  serverVersion: string;
+  inRecovery: boolean;
+}
 
 /** Waits until the server accepts a query (it may be replaying WAL before it does). */
-export async function waitForSql(endpoint: PgEndpoint, opts: { timeoutMs: number; signal?: AbortSignal; onProgress?: (detail: string) => void }): Promise<SqlReadiness> {
-  return pollUntil<SqlReadiness>(async () => {
-    try {
-      const row = await withSession(endpoint, async (c) => (await c.query<{ v: string; r: boolean }>('SELECT current_setting(\'server_version\') AS v, pg_is_in_recovery() AS r')).rows[0]);
-      const done: SqlReadiness = { serverVersion: row?.v ?? '?', inRecovery: row?.r ?? false };
-      return { done };
-    } catch (err) {
-      return { waiting: `PostgreSQL at ${endpoint.host}:${endpoint.port} not accepting queries yet: ${(err as Error).message}` };
-    }
-  }, { intervalMs: 250, timeoutMs: opts.timeoutMs, signal: opts.signal, onProgress: opts.onProgress, what: `PostgreSQL at ${endpoint.host}:${endpoint.port} to accept a query` });
+export async function waitForSql(
+  endpoint: PgEndpoint,
+  opts: { timeoutMs: number; signal?: AbortSignal; onProgress?: (detail: string) => void },
+): Promise<SqlReadiness> {
+  return pollUntil<SqlReadiness>(
+    async () => {
+      try {
+        const row = await withSession(
+          endpoint,
+          async (c) =>
+            (
+              await c.query<{ v: string; r: boolean }>(
+                "SELECT current_setting('server_version') AS v, pg_is_in_recovery() AS r",
+              )
+            ).rows[0],
+        );
+        const done: SqlReadiness = { serverVersion: row?.v ?? '?', inRecovery: row?.r ?? false };
+        return { done };
+      } catch (err) {
+        return {
+          waiting: `PostgreSQL at ${endpoint.host}:${endpoint.port} not accepting queries yet: ${(err as Error).message}`,
+        };
+      }
+    },
+    {
+      intervalMs: 250,
+      timeoutMs: opts.timeoutMs,
+      signal: opts.signal,
+      onProgress: opts.onProgress,
+      what: `PostgreSQL at ${endpoint.host}:${endpoint.port} to accept a query`,
+    },
+  );
 }
 
 /** True when a connection attempt is refused or fails (the database is down). */

@@ -11,7 +11,10 @@ import { runCommand } from '../exec';
 import { withSession, type PgEndpoint } from './session';
 import { DEFAULT_PG_BIN_DIR } from './binDir';
 
-export interface WalDumpOptions { binDir?: string; signal?: AbortSignal }
+export interface WalDumpOptions {
+  binDir?: string;
+  signal?: AbortSignal;
+}
 
 const SEGMENT_NAME = /^([0-9A-F]{8})([0-9A-F]{8})([0-9A-F]{8})$/;
 
@@ -28,7 +31,8 @@ export interface ArchivedSegment {
 
 /** Complete WAL segment files in the archive (no .tmp, .partial, .backup or .history), by timeline then position. */
 export function listArchivedSegments(archiveDir: string): ArchivedSegment[] {
-  if (!isAbsolute(archiveDir)) throw new Error(`WAL archive directory ${JSON.stringify(archiveDir)} must be an absolute path`);
+  if (!isAbsolute(archiveDir))
+    throw new Error(`WAL archive directory ${JSON.stringify(archiveDir)} must be an absolute path`);
   const segments: ArchivedSegment[] = [];
   for (const fileName of readdirSync(archiveDir)) {
     const match = SEGMENT_NAME.exec(fileName);
@@ -40,11 +44,18 @@ export function listArchivedSegments(archiveDir: string): ArchivedSegment[] {
     const [, tli, log, seg] = match as unknown as [string, string, string, string];
     const start = (BigInt(`0x${log}`) << 32n) + BigInt(`0x${seg}`) * size;
     segments.push({
-      fileName, timeline: parseInt(tli, 16), segmentNumber: start / size,
-      startLsn: formatLsn(start), endLsn: formatLsn(start + size), archivedAt: stat.mtime.toISOString(),
+      fileName,
+      timeline: parseInt(tli, 16),
+      segmentNumber: start / size,
+      startLsn: formatLsn(start),
+      endLsn: formatLsn(start + size),
+      archivedAt: stat.mtime.toISOString(),
     });
   }
-  return segments.sort((a, b) => a.timeline - b.timeline || (a.segmentNumber < b.segmentNumber ? -1 : a.segmentNumber > b.segmentNumber ? 1 : 0));
+  return segments.sort(
+    (a, b) =>
+      a.timeline - b.timeline || (a.segmentNumber < b.segmentNumber ? -1 : a.segmentNumber > b.segmentNumber ? 1 : 0),
+  );
 }
 
 /** The end of the newest segment on the newest timeline: no target beyond it can be reached yet. */
@@ -52,7 +63,11 @@ export function archiveEndLsn(archiveDir: string): string | undefined {
   return listArchivedSegments(archiveDir).at(-1)?.endLsn;
 }
 
-interface SegmentRun { timeline: number; first: ArchivedSegment; last: ArchivedSegment }
+interface SegmentRun {
+  timeline: number;
+  first: ArchivedSegment;
+  last: ArchivedSegment;
+}
 
 /** Contiguous runs pg_waldump can read in one go; an older timeline only up to where the next one starts. */
 function scanRuns(segments: ArchivedSegment[], keep: (s: ArchivedSegment) => boolean): SegmentRun[] {
@@ -65,15 +80,21 @@ function scanRuns(segments: ArchivedSegment[], keep: (s: ArchivedSegment) => boo
       if (segment.timeline !== timeline || !keep(segment)) continue;
       if (nextTimelineStart !== undefined && segment.segmentNumber >= nextTimelineStart) continue;
       if (run && segment.segmentNumber === run.last.segmentNumber + 1n) run.last = segment;
-      else runs.push(run = { timeline, first: segment, last: segment });
+      else runs.push((run = { timeline, first: segment, last: segment }));
     }
   }
   return runs;
 }
 
-export interface WalRecord { rmgr: string; xid: number; lsn: string; desc: string }
+export interface WalRecord {
+  rmgr: string;
+  xid: number;
+  lsn: string;
+  desc: string;
+}
 
-const RECORD_LINE = /^rmgr: (\S+)\s+len \(rec\/tot\):\s*\d+\/\s*\d+, tx:\s*(\d+), lsn: ([0-9A-F]+\/[0-9A-F]+), prev [0-9A-F]+\/[0-9A-F]+, desc: (.*)$/;
+const RECORD_LINE =
+  /^rmgr: (\S+)\s+len \(rec\/tot\):\s*\d+\/\s*\d+, tx:\s*(\d+), lsn: ([0-9A-F]+\/[0-9A-F]+), prev [0-9A-F]+\/[0-9A-F]+, desc: (.*)$/;
 /** pg_waldump ends with this when the last segment was not switched: the end of WAL, not a failure. */
 const END_OF_WAL = /error in WAL record at|invalid record length|could not find a valid record/;
 
@@ -84,24 +105,47 @@ async function osIds(): Promise<{ uid: number; gid: number } | undefined> {
   if (process.getuid?.() !== 0) return undefined;
   if (postgresIds) return postgresIds;
   const [uid, gid] = await Promise.all([runCommand('id', ['-u', 'postgres']), runCommand('id', ['-g', 'postgres'])]);
-  if (uid.code !== 0 || gid.code !== 0) throw new Error(`operating-system user postgres does not exist on this worker: ${uid.stderr}`);
-  return postgresIds = { uid: Number(uid.stdout.trim()), gid: Number(gid.stdout.trim()) };
+  if (uid.code !== 0 || gid.code !== 0)
+    throw new Error(`operating-system user postgres does not exist on this worker: ${uid.stderr}`);
+  return (postgresIds = { uid: Number(uid.stdout.trim()), gid: Number(gid.stdout.trim()) });
 }
 
 /** Runs pg_waldump over one run of segments; `onRecord` returning true stops early. */
-async function dumpRun(archiveDir: string, run: SegmentRun, args: string[], onRecord: (r: WalRecord) => boolean | void, opts: WalDumpOptions): Promise<boolean> {
+async function dumpRun(
+  archiveDir: string,
+  run: SegmentRun,
+  args: string[],
+  onRecord: (r: WalRecord) => boolean | void,
+  opts: WalDumpOptions,
+): Promise<boolean> {
   const ids = await osIds();
-  const child = spawn(join(opts.binDir ?? DEFAULT_PG_BIN_DIR, 'pg_waldump'), [`--path=${archiveDir}`, `--timeline=${run.timeline}`, ...args, run.first.fileName, run.last.fileName], {
-    uid: ids?.uid, gid: ids?.gid, cwd: '/tmp', signal: opts.signal, stdio: ['ignore', 'pipe', 'pipe'],
-    // Commit times are printed in pg_waldump's local zone; UTC makes them unambiguous.
-    env: { ...process.env, TZ: 'UTC', LC_ALL: 'C' },
-  });
+  const child = spawn(
+    join(opts.binDir ?? DEFAULT_PG_BIN_DIR, 'pg_waldump'),
+    [`--path=${archiveDir}`, `--timeline=${run.timeline}`, ...args, run.first.fileName, run.last.fileName],
+    {
+      uid: ids?.uid,
+      gid: ids?.gid,
+      cwd: '/tmp',
+      signal: opts.signal,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      // Commit times are printed in pg_waldump's local zone; UTC makes them unambiguous.
+      env: { ...process.env, TZ: 'UTC', LC_ALL: 'C' },
+    },
+  );
   let stderr = '';
-  child.stderr.on('data', (chunk: Buffer) => { if (stderr.length < 10_000) stderr += chunk.toString(); });
+  child.stderr.on('data', (chunk: Buffer) => {
+    if (stderr.length < 10_000) stderr += chunk.toString();
+  });
   const exited = new Promise<number | null>((resolveExit, reject) => {
-    child.on('error', (err: NodeJS.ErrnoException) => reject(err.code === 'ENOENT'
-      ? new Error(`pg_waldump was not found in ${opts.binDir ?? DEFAULT_PG_BIN_DIR} on this worker (is PostgreSQL installed? set PGOPS_PG_BIN)`)
-      : err));
+    child.on('error', (err: NodeJS.ErrnoException) =>
+      reject(
+        err.code === 'ENOENT'
+          ? new Error(
+              `pg_waldump was not found in ${opts.binDir ?? DEFAULT_PG_BIN_DIR} on this worker (is PostgreSQL installed? set PGOPS_PG_BIN)`,
+            )
+          : err,
+      ),
+    );
     child.on('close', (code) => resolveExit(code));
   });
   exited.catch(() => undefined); // rejected before it is awaited below: not an unhandled rejection
@@ -118,19 +162,34 @@ async function dumpRun(archiveDir: string, run: SegmentRun, args: string[], onRe
   }
   const code = await exited;
   if (!stopped && code !== 0 && !(code === 1 && END_OF_WAL.test(stderr))) {
-    throw new Error(`pg_waldump over ${run.first.fileName}..${run.last.fileName} in ${archiveDir} failed (exit ${code}): ${stderr.trim()}`);
+    throw new Error(
+      `pg_waldump over ${run.first.fileName}..${run.last.fileName} in ${archiveDir} failed (exit ${code}): ${stderr.trim()}`,
+    );
   }
   return stopped;
 }
 
 /** Streams the archive's records through `onRecord` in WAL order; true from it stops the scan. */
-export async function scanArchive(archiveDir: string, filter: { rmgrs: string[]; xid?: number; afterLsn?: string; notArchivedBefore?: number }, onRecord: (r: WalRecord) => boolean | void, opts: WalDumpOptions = {}): Promise<void> {
+export async function scanArchive(
+  archiveDir: string,
+  filter: { rmgrs: string[]; xid?: number; afterLsn?: string; notArchivedBefore?: number },
+  onRecord: (r: WalRecord) => boolean | void,
+  opts: WalDumpOptions = {},
+): Promise<void> {
   const after = filter.afterLsn === undefined ? undefined : parseLsn(filter.afterLsn);
-  const runs = scanRuns(listArchivedSegments(archiveDir), (s) =>
-    (after === undefined || parseLsn(s.endLsn) > after) && (filter.notArchivedBefore === undefined || Date.parse(s.archivedAt) >= filter.notArchivedBefore));
-  const args = [...filter.rmgrs.map((r) => `--rmgr=${r}`), ...(filter.xid === undefined ? [] : [`--xid=${filter.xid}`])];
+  const runs = scanRuns(
+    listArchivedSegments(archiveDir),
+    (s) =>
+      (after === undefined || parseLsn(s.endLsn) > after) &&
+      (filter.notArchivedBefore === undefined || Date.parse(s.archivedAt) >= filter.notArchivedBefore),
+  );
+  const args = [
+    ...filter.rmgrs.map((r) => `--rmgr=${r}`),
+    ...(filter.xid === undefined ? [] : [`--xid=${filter.xid}`]),
+  ];
   // Segments are skipped whole; records of the first one that lie before afterLsn are skipped here.
-  const onLaterRecord = after === undefined ? onRecord : (r: WalRecord) => (parseLsn(r.lsn) < after ? false : onRecord(r));
+  const onLaterRecord =
+    after === undefined ? onRecord : (r: WalRecord) => (parseLsn(r.lsn) < after ? false : onRecord(r));
   for (const run of runs) {
     if (await dumpRun(archiveDir, run, args, onLaterRecord, opts)) return;
   }
@@ -150,7 +209,8 @@ export interface TransactionEnd {
   subxacts: number[];
 }
 
-const TX_END = /^(COMMIT|ABORT)(?:_PREPARED)? (?:(\d+): )?(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d(?:\.\d+)?) ([A-Za-z][A-Za-z0-9+-]*)(.*)$/;
+const TX_END =
+  /^(COMMIT|ABORT)(?:_PREPARED)? (?:(\d+): )?(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d(?:\.\d+)?) ([A-Za-z][A-Za-z0-9+-]*)(.*)$/;
 const FILE_PATH = /^(?:base\/(\d+)\/(\d+)|global\/(\d+)|pg_tblspc\/\d+\/[^/]+\/(\d+)\/(\d+))$/;
 
 /** 'base/5/16384' → '5/16384' (shared catalogs in global/ are database 0). */
@@ -164,34 +224,67 @@ export function parseTransactionEnd(record: WalRecord): TransactionEnd | undefin
   if (record.rmgr !== 'Transaction') return undefined;
   const m = TX_END.exec(record.desc);
   if (!m) return undefined;
-  const [, kind, preparedXid, date, clock, zone, rest] = m as unknown as [string, string, string | undefined, string, string, string, string];
-  if (zone !== 'UTC' && zone !== 'GMT') throw new Error(`pg_waldump printed a commit time in zone ${zone}, expected UTC`);
-  const part = (label: string) => rest.split('; ').find((p) => p.startsWith(`${label}: `))?.slice(label.length + 2).trim().split(/\s+/) ?? [];
+  const [, kind, preparedXid, date, clock, zone, rest] = m as unknown as [
+    string,
+    string,
+    string | undefined,
+    string,
+    string,
+    string,
+    string,
+  ];
+  if (zone !== 'UTC' && zone !== 'GMT')
+    throw new Error(`pg_waldump printed a commit time in zone ${zone}, expected UTC`);
+  const part = (label: string) =>
+    rest
+      .split('; ')
+      .find((p) => p.startsWith(`${label}: `))
+      ?.slice(label.length + 2)
+      .trim()
+      .split(/\s+/) ?? [];
   return {
     outcome: kind === 'COMMIT' ? 'commit' : 'abort',
     xid: preparedXid === undefined ? record.xid : Number(preparedXid),
     lsn: record.lsn,
     time: `${date}T${clock.includes('.') ? clock : `${clock}.000000`}Z`,
-    droppedFiles: part('rels').map(fileKey).filter((k): k is string => k !== undefined),
+    droppedFiles: part('rels')
+      .map(fileKey)
+      .filter((k): k is string => k !== undefined),
     // 'kind/db/oid'; kind 2 is a relation's statistics.
-    droppedStatsOids: part('dropped stats').map((s) => s.split('/')).filter((p) => p[0] === '2').map((p) => Number(p[2])),
+    droppedStatsOids: part('dropped stats')
+      .map((s) => s.split('/'))
+      .filter((p) => p[0] === '2')
+      .map((p) => Number(p[2])),
     subxacts: part('subxacts').map(Number),
   };
 }
 
-export interface CommitLocation { commitLsn: string; commitTime: string }
+export interface CommitLocation {
+  commitLsn: string;
+  commitTime: string;
+}
 
 /** Where the transaction `xid` committed in the archive, or undefined (not archived yet, aborted, or unknown). */
-export async function findCommit(archiveDir: string, xid: string, opts: WalDumpOptions & { afterLsn?: string } = {}): Promise<CommitLocation | undefined> {
-  if (!/^[0-9]{1,20}$/.test(xid)) throw new Error(`transaction ID ${JSON.stringify(xid.slice(0, 30))} must be decimal digits`);
+export async function findCommit(
+  archiveDir: string,
+  xid: string,
+  opts: WalDumpOptions & { afterLsn?: string } = {},
+): Promise<CommitLocation | undefined> {
+  if (!/^[0-9]{1,20}$/.test(xid))
+    throw new Error(`transaction ID ${JSON.stringify(xid.slice(0, 30))} must be decimal digits`);
   const xid32 = Number(BigInt(xid) & 0xffffffffn); // WAL records carry 32-bit xids
   let found: CommitLocation | undefined;
-  await scanArchive(archiveDir, { rmgrs: ['Transaction'], xid: xid32, afterLsn: opts.afterLsn }, (record) => {
-    const end = parseTransactionEnd(record);
-    if (end?.xid !== xid32) return false;
-    if (end.outcome === 'commit') found = { commitLsn: end.lsn, commitTime: end.time };
-    return true;
-  }, opts);
+  await scanArchive(
+    archiveDir,
+    { rmgrs: ['Transaction'], xid: xid32, afterLsn: opts.afterLsn },
+    (record) => {
+      const end = parseTransactionEnd(record);
+      if (end?.xid !== xid32) return false;
+      if (end.outcome === 'commit') found = { commitLsn: end.lsn, commitTime: end.time };
+      return true;
+    },
+    opts,
+  );
   return found;
 }
 
@@ -199,42 +292,68 @@ export async function findCommit(archiveDir: string, xid: string, opts: WalDumpO
  * The record a time target stops before: the first commit or abort whose time is at or after
  * the target (inclusive=false) or after it (inclusive=true), as PostgreSQL's recoveryStopsBefore.
  */
-export async function findTimeTargetStop(archiveDir: string, time: string, inclusive: boolean, opts: WalDumpOptions & { afterLsn?: string } = {}): Promise<TransactionEnd | undefined> {
+export async function findTimeTargetStop(
+  archiveDir: string,
+  time: string,
+  inclusive: boolean,
+  opts: WalDumpOptions & { afterLsn?: string } = {},
+): Promise<TransactionEnd | undefined> {
   const target = isoTimeMicros(time);
   if (target === undefined) throw new Error(`${JSON.stringify(time)} is not an ISO time with a zone`);
   let found: TransactionEnd | undefined;
-  await scanArchive(archiveDir, { rmgrs: ['Transaction'], afterLsn: opts.afterLsn }, (record) => {
-    const end = parseTransactionEnd(record);
-    const at = end && isoTimeMicros(end.time);
-    if (at === undefined || !(inclusive ? at > target : at >= target)) return false;
-    found = end;
-    return true;
-  }, opts);
+  await scanArchive(
+    archiveDir,
+    { rmgrs: ['Transaction'], afterLsn: opts.afterLsn },
+    (record) => {
+      const end = parseTransactionEnd(record);
+      const at = end && isoTimeMicros(end.time);
+      if (at === undefined || !(inclusive ? at > target : at >= target)) return false;
+      found = end;
+      return true;
+    },
+    opts,
+  );
   return found;
 }
 
 /** The LSN of the first restore point called `name` (pg_create_restore_point) after `afterLsn`. */
-export async function findRestorePoint(archiveDir: string, name: string, opts: WalDumpOptions & { afterLsn?: string } = {}): Promise<string | undefined> {
+export async function findRestorePoint(
+  archiveDir: string,
+  name: string,
+  opts: WalDumpOptions & { afterLsn?: string } = {},
+): Promise<string | undefined> {
   let found: string | undefined;
-  await scanArchive(archiveDir, { rmgrs: ['XLOG'], afterLsn: opts.afterLsn }, (record) => {
-    if (record.desc.trim() !== `RESTORE_POINT ${name}`) return false;
-    found = record.lsn;
-    return true;
-  }, opts);
+  await scanArchive(
+    archiveDir,
+    { rmgrs: ['XLOG'], afterLsn: opts.afterLsn },
+    (record) => {
+      if (record.desc.trim() !== `RESTORE_POINT ${name}`) return false;
+      found = record.lsn;
+      return true;
+    },
+    opts,
+  );
   return found;
 }
 
-export interface RelationInfo { oid: number; name: string; kind: string }
+export interface RelationInfo {
+  oid: number;
+  name: string;
+  kind: string;
+}
 
 /** relfilenode → relation, from pg_class of the endpoint's database: keys '<db oid>/<relfilenode>'. */
 export async function relationMap(endpoint: PgEndpoint): Promise<Map<string, RelationInfo>> {
   return withSession(endpoint, async (client) => {
-    const rows = (await client.query<{ key: string; oid: number; name: string; kind: string }>(
-      `SELECT CASE WHEN c.relisshared THEN '0' ELSE (SELECT oid FROM pg_database WHERE datname = current_database())::text END
+    const rows = (
+      await client.query<{ key: string; oid: number; name: string; kind: string }>(
+        `SELECT CASE WHEN c.relisshared THEN '0' ELSE (SELECT oid FROM pg_database WHERE datname = current_database())::text END
                 || '/' || pg_relation_filenode(c.oid)::text AS key,
               c.oid::int8 AS oid, n.nspname || '.' || c.relname AS name, c.relkind::text AS kind
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE pg_relation_filenode(c.oid) IS NOT NULL`)).rows;
+        WHERE pg_relation_filenode(c.oid) IS NOT NULL`,
+      )
+    ).rows;
     return new Map(rows.map((r) => [r.key, { oid: Number(r.oid), name: r.name, kind: r.kind }]));
   });
 }
