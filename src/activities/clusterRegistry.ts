@@ -11,6 +11,11 @@ import { KubernetesClusterDriver, loadKubeConfig } from '../drivers/cluster/kube
 import type { PgEndpoint } from '../drivers/postgres/session';
 import { DEFAULT_PG_BIN_DIR } from '../drivers/postgres/binDir';
 import { clusterNameProblem } from '../common/names';
+import type { SnapshotDriver } from '../drivers/storage/types';
+import { LocalSnapshotDriver } from '../drivers/storage/local';
+import { RbdSnapshotDriver } from '../drivers/storage/rbd';
+import { localDataDirectory, type DataDirectoryFiles } from '../drivers/cluster/dataDirectory';
+import type { LocalTarget } from '../config/schema';
 
 export type CatalogSource = () => Catalog;
 
@@ -53,5 +58,37 @@ export class ClusterRegistry {
 
   endpoint(cluster: string): Promise<PgEndpoint> {
     return resolvePgEndpoint(cluster, this.entry(cluster));
+  }
+
+  /** The storage driver that snapshots this cluster's volumes (catalog `storage`). */
+  snapshotDriver(cluster: string): SnapshotDriver {
+    const entry = this.entry(cluster);
+    const storage = entry.storage;
+    if (!storage)
+      throw ApplicationFailure.nonRetryable(
+        `cluster "${cluster}" has no storage section in the catalog: add storage: { kind: local | rbd | csi } to back it up or restore it. Nothing was changed.`,
+        'ConfigurationError',
+      );
+    if (storage.kind === 'local')
+      return new LocalSnapshotDriver(this.localTarget(cluster, 'storage kind "local"'), storage);
+    if (storage.kind === 'rbd' && storage.runner === 'local')
+      return new RbdSnapshotDriver(storage, this.localTarget(cluster, 'storage runner "local"').pgdata);
+    throw ApplicationFailure.nonRetryable(
+      `cluster "${cluster}": storage ${storage.kind}${storage.kind === 'rbd' ? ' with runner "toolbox"' : ''} on Kubernetes is not available in this version (local and rbd runner "local" are). Nothing was changed.`,
+      'ConfigurationError',
+    );
+  }
+
+  /** The local target of a cluster whose data directory this worker reaches on its own file system. */
+  localTarget(cluster: string, what: string): LocalTarget {
+    const target = this.entry(cluster).target;
+    if (target.kind !== 'local')
+      throw ApplicationFailure.nonRetryable(`cluster "${cluster}": ${what} needs a local target`, 'ConfigurationError');
+    return target;
+  }
+
+  /** Files in the (stopped) server's data directory. */
+  dataDirectory(cluster: string): DataDirectoryFiles {
+    return localDataDirectory(this.localTarget(cluster, 'writing recovery files').pgdata);
   }
 }

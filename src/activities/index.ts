@@ -4,6 +4,8 @@ import { ClusterRegistry, type CatalogSource } from './clusterRegistry';
 import { createClusterSteps } from './clusterSteps';
 import { createLockSteps } from './lockSteps';
 import { createPitrSteps } from './pitrSteps';
+import { createBackupSteps } from './backupSteps';
+import { createRestoreSteps } from './restoreSteps';
 
 export interface ActivityDeps {
   catalog: CatalogSource;
@@ -15,6 +17,8 @@ export function createActivities(deps: ActivityDeps) {
     ...createClusterSteps(registry),
     ...createLockSteps(),
     ...createPitrSteps(registry),
+    ...createBackupSteps(registry),
+    ...createRestoreSteps(registry),
   };
 }
 

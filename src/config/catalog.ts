@@ -50,6 +50,13 @@ function resolvePaths(entry: ClusterEntry, base: string): void {
   }
   if (entry.storage?.kind === 'local' && entry.storage.snapshotDir)
     entry.storage.snapshotDir = abs(entry.storage.snapshotDir);
+  if (entry.storage?.kind === 'rbd') {
+    if (entry.storage.cephConf) entry.storage.cephConf = abs(entry.storage.cephConf);
+    for (const volume of entry.storage.volumes ?? []) {
+      volume.mountpoint = abs(volume.mountpoint);
+      if (volume.fuseDir) volume.fuseDir = abs(volume.fuseDir);
+    }
+  }
   if (entry.walArchive) entry.walArchive = abs(entry.walArchive);
   if (entry.exportDir) entry.exportDir = abs(entry.exportDir);
 }

@@ -6,17 +6,13 @@ import { clusterNameProblem, isKubernetesLabel, isKubernetesName } from '../comm
 import { DEFAULT_PG_BIN_DIR } from '../drivers/postgres/binDir';
 
 const k8sName = (what: string) =>
-  z
-    .string()
-    .refine(isKubernetesName, {
-      message: `${what} must be a Kubernetes object name (lower-case letters, digits, '-' and '.')`,
-    });
+  z.string().refine(isKubernetesName, {
+    message: `${what} must be a Kubernetes object name (lower-case letters, digits, '-' and '.')`,
+  });
 const k8sLabel = (what: string) =>
-  z
-    .string()
-    .refine(isKubernetesLabel, {
-      message: `${what} must be a DNS-1123 label (lower-case letters, digits and '-', at most 63)`,
-    });
+  z.string().refine(isKubernetesLabel, {
+    message: `${what} must be a DNS-1123 label (lower-case letters, digits and '-', at most 63)`,
+  });
 const port = z.number().int().min(1).max(65535);
 // Paths reach pg_ctl, which hands some of them to /bin/sh: keep them to plain characters.
 const safePath = z
@@ -89,16 +85,63 @@ export const kubernetesTargetSchema = z.strictObject({
   stopTimeoutSeconds: z.number().int().min(5).max(86_400).default(900),
 });
 
+const rbdPoolOrImage = (what: string) =>
+  z.string().regex(/^[A-Za-z0-9_.-]{1,100}$/, { message: `${what} may contain letters, digits, _ . - (at most 100)` });
+
+/** One RBD image holding a volume of the database, mounted on the worker (runner: local). */
+export const rbdLocalVolumeSchema = z.strictObject({
+  /** Where the image's file system is mounted on the worker; PGDATA (or pg_wal, a tablespace) lies below. */
+  mountpoint: safePath,
+  pool: rbdPoolOrImage('pool'),
+  image: rbdPoolOrImage('image'),
+  /** Where rbd-fuse exposes the image as a file (default: <mountpoint>.rbd-fuse). */
+  fuseDir: safePath.optional(),
+});
+
+const preRestoreRetentionDays = z.number().int().min(1).max(3650).default(7);
+
 export const storageSchema = z.discriminatedUnion('kind', [
-  z.strictObject({ kind: z.literal('local'), snapshotDir: safePath.optional() }),
   z.strictObject({
-    kind: z.literal('rbd'),
-    toolbox: z.strictObject({
-      namespace: k8sLabel('toolbox namespace'),
-      labelSelector: z.string().regex(/^[A-Za-z0-9_./-]+=[A-Za-z0-9_.-]+$/),
-    }),
+    kind: z.literal('local'),
+    /** Where snapshots and their manifests go (default: <pgdata>.pgops-snapshots beside PGDATA). */
+    snapshotDir: safePath.optional(),
+    /** auto: a btrfs snapshot where the volume is a btrfs subvolume, else a copy. */
+    method: z.enum(['auto', 'btrfs', 'copy']).default('auto'),
+    preRestoreRetentionDays,
   }),
-  z.strictObject({ kind: z.literal('csi'), volumeSnapshotClass: k8sName('volumeSnapshotClass') }),
+  z
+    .strictObject({
+      kind: z.literal('rbd'),
+      /** toolbox: rbd runs in the Rook toolbox pod (Kubernetes); local: rbd runs on the worker host. */
+      runner: z.enum(['toolbox', 'local']).default('toolbox'),
+      toolbox: z
+        .strictObject({
+          namespace: k8sLabel('toolbox namespace'),
+          labelSelector: z.string().regex(/^[A-Za-z0-9_./-]+=[A-Za-z0-9_.-]+$/),
+        })
+        .optional(),
+      volumes: z.array(rbdLocalVolumeSchema).min(1).max(16).optional(),
+      /** ceph.conf for the rbd command (runner: local); default /etc/ceph/ceph.conf. */
+      cephConf: safePath.optional(),
+      cephUser: z
+        .string()
+        .regex(/^[A-Za-z0-9_.-]{1,64}$/)
+        .optional(),
+      preRestoreRetentionDays,
+    })
+    .refine((s) => s.runner !== 'toolbox' || s.toolbox !== undefined, {
+      message: 'runner "toolbox" needs toolbox: { namespace, labelSelector }',
+      path: ['toolbox'],
+    })
+    .refine((s) => s.runner !== 'local' || s.volumes !== undefined, {
+      message: 'runner "local" needs volumes: [{ mountpoint, pool, image }] (the RBD images mounted on the worker)',
+      path: ['volumes'],
+    }),
+  z.strictObject({
+    kind: z.literal('csi'),
+    volumeSnapshotClass: k8sName('volumeSnapshotClass'),
+    preRestoreRetentionDays,
+  }),
 ]);
 
 export const clusterEntrySchema = z
@@ -112,6 +155,19 @@ export const clusterEntrySchema = z
     walArchive: safePath.optional(),
     /** Where exported rows are written on the worker (default: <tmpdir>/pgops-exports). */
     exportDir: safePath.optional(),
+  })
+  .refine(
+    (entry) => !(entry.storage?.kind === 'rbd' && entry.storage.runner === 'local' && entry.target.kind !== 'local'),
+    {
+      message:
+        'storage runner "local" needs a local target (the worker mounts the images); use runner "toolbox" on Kubernetes',
+      path: ['storage', 'runner'],
+    },
+  )
+  .refine((entry) => !(entry.storage?.kind === 'local' && entry.target.kind !== 'local'), {
+    message:
+      'storage kind "local" snapshots a data directory on the worker: it needs a local target (use rbd or csi on Kubernetes)',
+    path: ['storage', 'kind'],
   })
   .refine((entry) => !(entry.postgres?.portForward && entry.target.kind !== 'kubernetes'), {
     message:
@@ -141,3 +197,6 @@ export type LocalTarget = z.infer<typeof localTargetSchema>;
 export type KubernetesTarget = z.infer<typeof kubernetesTargetSchema>;
 export type PostgresAccess = z.infer<typeof postgresAccessSchema>;
 export type SecretRef = z.infer<typeof secretRefSchema>;
+export type StorageConfig = z.infer<typeof storageSchema>;
+export type LocalStorageConfig = Extract<StorageConfig, { kind: 'local' }>;
+export type RbdStorageConfig = Extract<StorageConfig, { kind: 'rbd' }>;

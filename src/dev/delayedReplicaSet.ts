@@ -63,6 +63,30 @@ export function applyDelaySetting(delay: string): string {
   return `${match[1]}${unit}`;
 }
 
+/** A primary that archives every WAL segment into `archiveDir` (and at least every second). */
+export function archivingSettings(archiveDir: string): Record<string, string> {
+  const problem = plainPathProblem(archiveDir);
+  if (problem) throw new Error(`cannot archive WAL: ${problem}`);
+  // The .tmp + mv makes a segment appear complete or not at all: the standby's `cp` never
+  // restores half a file, and `test ! -f` refuses to overwrite a segment already archived.
+  const archiveCommand = `test ! -f ${archiveDir}/%f && cp %p ${archiveDir}/%f.tmp && mv ${archiveDir}/%f.tmp ${archiveDir}/%f`;
+  return {
+    wal_level: 'replica',
+    archive_mode: 'on',
+    archive_timeout: "'1s'",
+    archive_command: `'${archiveCommand}'`,
+    track_commit_timestamp: 'on',
+    log_statement: 'none',
+  };
+}
+
+/** Creates the archive directory, owned by the PostgreSQL OS user. */
+export async function prepareArchiveDir(archiveDir: string, osUser: string): Promise<void> {
+  mkdirSync(archiveDir, { recursive: true });
+  chmodSync(archiveDir, 0o755);
+  await chownTree(archiveDir, osUser);
+}
+
 function confLines(settings: Record<string, string>): string {
   return Object.entries(settings)
     .map(([name, value]) => `${name} = ${value}`)
@@ -81,25 +105,13 @@ export async function createDelayedReplicaSet(opts: DelayedReplicaSetOptions): P
   const delay = applyDelaySetting(opts.delay);
   const osUser = pgOsUser();
   const archiveDir = join(opts.dir, 'archive');
-  mkdirSync(archiveDir, { recursive: true });
   chmodSync(opts.dir, 0o755);
-  chmodSync(archiveDir, 0o755);
-  await chownTree(archiveDir, osUser);
+  await prepareArchiveDir(archiveDir, osUser);
 
-  // The .tmp + mv makes a segment appear complete or not at all: the standby's `cp` never
-  // restores half a file, and `test ! -f` refuses to overwrite a segment already archived.
-  const archiveCommand = `test ! -f ${archiveDir}/%f && cp %p ${archiveDir}/%f.tmp && mv ${archiveDir}/%f.tmp ${archiveDir}/%f`;
   const primary = await initLocalCluster({
     dir: join(opts.dir, 'primary'),
     port: opts.primaryPort ?? (await freePort()),
-    settings: {
-      wal_level: 'replica',
-      archive_mode: 'on',
-      archive_timeout: "'1s'",
-      archive_command: `'${archiveCommand}'`,
-      track_commit_timestamp: 'on',
-      log_statement: 'none',
-    },
+    settings: archivingSettings(archiveDir),
   });
   const replica: LocalCluster = {
     dir: join(opts.dir, 'replica'),

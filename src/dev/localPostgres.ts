@@ -34,11 +34,15 @@ export async function initLocalCluster(opts: {
   dir: string;
   port: number;
   settings?: Record<string, string>;
+  /** The data directory (default <dir>/data), e.g. on a volume mounted elsewhere. */
+  pgdata?: string;
+  /** A separate WAL directory (initdb --waldir): pg_wal becomes a link to it. */
+  waldir?: string;
 }): Promise<LocalCluster> {
   const osUser = pgOsUser();
   const cluster: LocalCluster = {
     dir: opts.dir,
-    pgdata: join(opts.dir, 'data'),
+    pgdata: opts.pgdata ?? join(opts.dir, 'data'),
     port: opts.port,
     socketDir: join(opts.dir, 'socket'),
     logFile: join(opts.dir, 'data.server.log'),
@@ -49,9 +53,25 @@ export async function initLocalCluster(opts: {
   chmodSync(opts.dir, 0o755);
   await chownToOsUser(opts.dir, osUser);
   if (!existsSync(join(cluster.pgdata, 'PG_VERSION'))) {
+    for (const dir of [cluster.pgdata, opts.waldir]) {
+      if (!dir) continue;
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      await chownToOsUser(dir, osUser);
+    }
     const result = await runCommand(
       join(PG_BIN_DIR, 'initdb'),
-      ['-D', cluster.pgdata, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--locale=C.UTF-8', '--no-instructions'],
+      [
+        '-D',
+        cluster.pgdata,
+        ...(opts.waldir ? ['--waldir', opts.waldir] : []),
+        '-U',
+        'postgres',
+        '--auth=trust',
+        '-E',
+        'UTF8',
+        '--locale=C.UTF-8',
+        '--no-instructions',
+      ],
       { asUser: osUser },
     );
     if (result.code !== 0) throw new Error(`initdb failed: ${result.stderr}`);

@@ -1,0 +1,265 @@
+// Snapshot backup steps (procedures.md §2). The online backup is ONE activity: pg_backup_start,
+// the storage snapshot and pg_backup_stop in one PostgreSQL session that the activity holds open
+// and heartbeats over. If the worker dies, the session dies and PostgreSQL aborts the backup; the
+// retry deletes the snapshot the dead attempt may have made and takes a fresh one, so a snapshot
+// is never kept without its label.
+import { log } from '@temporalio/activity';
+import type { ClusterRegistry } from './clusterRegistry';
+import { asStep, preconditionFailed } from './failures';
+import { withHeartbeats } from './heartbeat';
+import { pauseForTests } from './testHooks';
+import { openBackupSession } from '../drivers/postgres/backupMode';
+import { readControlData } from '../drivers/postgres/controlData';
+import { databaseVolumes } from '../drivers/postgres/dataLayout';
+import { withSession } from '../drivers/postgres/session';
+import type { BackupKind, BackupRecord } from '../drivers/storage/types';
+
+export interface BackupPlan {
+  running: boolean;
+  storage: BackupRecord['storage'];
+  volumes: string[];
+  walArchive: boolean;
+}
+
+export interface RetentionRule {
+  count?: number;
+  ageMs?: number;
+}
+
+export function createBackupSteps(registry: ClusterRegistry) {
+  const volumesOf = (cluster: string) => databaseVolumes(registry.localTarget(cluster, 'a snapshot backup').pgdata);
+
+  async function existingRecord(cluster: string, id: string): Promise<BackupRecord | undefined> {
+    return (await registry.snapshotDriver(cluster).listRecords()).find((r) => r.id === id);
+  }
+
+  return {
+    /** Checks, touching nothing, that every volume can be snapshotted consistently; says how. */
+    async planSnapshotBackup({ cluster, mode }: { cluster: string; mode: 'online' | 'offline' }): Promise<BackupPlan> {
+      return asStep(cluster, 'plan-backup', async () => {
+        const entry = registry.entry(cluster);
+        const storage = registry.snapshotDriver(cluster);
+        const plan = await storage.plan(volumesOf(cluster));
+        const { running } = await registry.driver(cluster).describe();
+        if (mode === 'online' && running) {
+          if (!entry.walArchive)
+            throw preconditionFailed(
+              cluster,
+              'plan-backup',
+              'an online backup can only be restored with the WAL written during it, and this cluster has no WAL archive in the catalog (walArchive). Configure archiving and walArchive, or take an offline backup ("mode": "offline"). Nothing was changed.',
+            );
+          const archiveMode = await withSession(
+            await registry.endpoint(cluster),
+            async (c) => (await c.query<{ v: string }>('SHOW archive_mode')).rows[0]?.v,
+          );
+          if (archiveMode === 'off')
+            throw preconditionFailed(
+              cluster,
+              'plan-backup',
+              `archive_mode is off on the server, so the WAL of an online backup would never reach ${entry.walArchive}. Turn archiving on, or take an offline backup. Nothing was changed.`,
+            );
+        }
+        return { running, storage: storage.kind, volumes: plan.methods, walArchive: entry.walArchive !== undefined };
+      });
+    },
+
+    async takeOnlineBackup(input: {
+      cluster: string;
+      id: string;
+      label: string;
+      workflowId: string;
+    }): Promise<BackupRecord> {
+      const { cluster, id } = input;
+      return asStep(cluster, 'online-backup', () =>
+        withHeartbeats(async (progress) => {
+          const done = await existingRecord(cluster, id);
+          if (done) return done; // an earlier attempt finished; only its answer was lost
+          const storage = registry.snapshotDriver(cluster);
+          const volumes = volumesOf(cluster);
+          const session = await openBackupSession(await registry.endpoint(cluster), progress.signal);
+          let snapshotted = false;
+          try {
+            progress.report('pg_backup_start (fast checkpoint)');
+            const started = await session.start(input.label);
+            const inBackupModeAt = Date.now();
+            log.info('backup mode started', { cluster, id, step: 'in-backup-mode', startLsn: started.startLsn });
+            await pauseForTests('in-backup-mode', progress.signal);
+            const snapshotStarted = Date.now();
+            const snapshots = await storage.createSnapshots(id, volumes, {
+              online: true,
+              onProgress: (d) => progress.report(d),
+              signal: progress.signal,
+            });
+            snapshotted = true;
+            const snapshotMs = Date.now() - snapshotStarted;
+            log.info('snapshot taken', { cluster, id, step: 'snapshot-taken', snapshotMs });
+            await pauseForTests('after-snapshot', progress.signal);
+            progress.report('pg_backup_stop (waits until the WAL the backup needs is archived)');
+            const stopped = await session.stop();
+            const backupModeMs = Date.now() - inBackupModeAt;
+            const record: BackupRecord = {
+              id,
+              cluster,
+              kind: 'backup',
+              mode: 'online',
+              label: input.label,
+              systemIdentifier: started.systemIdentifier,
+              pgVersion: started.pgVersion,
+              timeline: started.timeline,
+              startLsn: started.startLsn,
+              stopLsn: stopped.stopLsn,
+              labelfile: stopped.labelfile,
+              spcmapfile: stopped.spcmapfile || undefined,
+              startedAt: started.startedAt,
+              stoppedAt: stopped.stoppedAt,
+              backupModeMs,
+              snapshotMs,
+              databaseSizeBytes: started.databaseSizeBytes,
+              storage: storage.kind,
+              snapshots,
+              workflowId: input.workflowId,
+            };
+            await storage.saveRecord(record);
+            log.info('backup recorded', { cluster, id, step: 'backup-recorded', backupModeMs, snapshotMs });
+            return record;
+          } catch (err) {
+            // Never keep a snapshot whose label was not stored: it could not be restored correctly.
+            if (snapshotted) await storage.deleteBackup(id).catch(() => undefined);
+            throw err;
+          } finally {
+            await session.close();
+          }
+        }),
+      );
+    },
+
+    /** A snapshot of a stopped cluster's volumes: consistent without backup mode. */
+    async takeOfflineSnapshot(input: {
+      cluster: string;
+      id: string;
+      kind: BackupKind;
+      label: string;
+      workflowId: string;
+    }): Promise<BackupRecord> {
+      const { cluster, id } = input;
+      return asStep(cluster, input.kind === 'pre-restore' ? 'safety-snapshot' : 'offline-snapshot', () =>
+        withHeartbeats(async (progress) => {
+          const done = await existingRecord(cluster, id);
+          if (done) return done;
+          const target = registry.localTarget(cluster, 'an offline snapshot');
+          if ((await registry.driver(cluster).describe()).running)
+            throw preconditionFailed(
+              cluster,
+              'offline-snapshot',
+              'the server is running: an offline snapshot needs it stopped',
+            );
+          const storage = registry.snapshotDriver(cluster);
+          const volumes = volumesOf(cluster);
+          await storage.plan(volumes);
+          const control = await readControlData(target.binDir, target.pgdata, target.osUser);
+          const startedAt = new Date().toISOString();
+          const snapshotStarted = Date.now();
+          log.info('offline snapshot', { cluster, id, step: 'offline-snapshot-begin' });
+          const snapshots = await storage.createSnapshots(id, volumes, {
+            online: false,
+            onProgress: (d) => progress.report(d),
+            signal: progress.signal,
+          });
+          const record: BackupRecord = {
+            id,
+            cluster,
+            kind: input.kind,
+            mode: 'offline',
+            label: input.label,
+            systemIdentifier: control.systemIdentifier,
+            pgVersion: `pg_control ${control.pgVersion}`,
+            timeline: control.timeline,
+            startLsn: control.redoLsn,
+            stopLsn: control.checkpointLsn,
+            startedAt,
+            stoppedAt: new Date().toISOString(),
+            snapshotMs: Date.now() - snapshotStarted,
+            cleanShutdown: control.cleanShutdown,
+            storage: storage.kind,
+            snapshots,
+            keepUntil: input.kind === 'pre-restore' ? keepUntil(registry, cluster) : undefined,
+            workflowId: input.workflowId,
+          };
+          await storage.saveRecord(record);
+          return record;
+        }),
+      );
+    },
+
+    async listBackups({ cluster }: { cluster: string }): Promise<{ backups: BackupRecord[]; strays: string[] }> {
+      return asStep(cluster, 'list-backups', async () => {
+        const storage = registry.snapshotDriver(cluster);
+        const backups = (await storage.listRecords()).filter((r) => r.cluster === cluster);
+        return { backups, strays: await storage.strayIds() };
+      });
+    },
+
+    async deleteBackup({ cluster, backup }: { cluster: string; backup: string }): Promise<{ deleted: BackupRecord }> {
+      return asStep(cluster, 'delete-backup', () =>
+        withHeartbeats(async (progress) => {
+          const storage = registry.snapshotDriver(cluster);
+          const record = (await storage.listRecords()).find((r) => r.id === backup);
+          if (!record)
+            throw preconditionFailed(
+              cluster,
+              'delete-backup',
+              `there is no backup "${backup}" (listBackupsWorkflow lists them)`,
+            );
+          if (record.cluster !== cluster)
+            throw preconditionFailed(
+              cluster,
+              'delete-backup',
+              `backup "${backup}" belongs to cluster "${record.cluster}"`,
+            );
+          await storage.deleteBackup(backup, { signal: progress.signal });
+          return { deleted: record };
+        }),
+      );
+    },
+
+    /**
+     * Retention: a backup goes when it is past the newest `count` AND older than `age` (each
+     * rule that is given must let it go). Never the ones in `protect`; a pre-restore safety
+     * snapshot only once its own keepUntil has passed.
+     */
+    async pruneBackups(input: {
+      cluster: string;
+      keep: RetentionRule;
+      protect: string[];
+    }): Promise<{ deleted: string[]; kept: string[] }> {
+      const { cluster, keep } = input;
+      return asStep(cluster, 'prune', () =>
+        withHeartbeats(async (progress) => {
+          const storage = registry.snapshotDriver(cluster);
+          const records = (await storage.listRecords()).filter((r) => r.cluster === cluster);
+          const now = Date.now();
+          const regular = records.filter((r) => r.kind === 'backup');
+          const doomed = records.filter((r) => {
+            if (input.protect.includes(r.id)) return false;
+            if (r.kind === 'pre-restore') return r.keepUntil !== undefined && Date.parse(r.keepUntil) < now;
+            const beyondCount = keep.count === undefined || regular.indexOf(r) >= keep.count;
+            const tooOld = keep.ageMs === undefined || now - Date.parse(r.stoppedAt) > keep.ageMs;
+            return (keep.count !== undefined || keep.ageMs !== undefined) && beyondCount && tooOld;
+          });
+          for (const r of doomed) {
+            progress.report(`deleting backup ${r.id}`);
+            await storage.deleteBackup(r.id, { signal: progress.signal });
+          }
+          const deleted = doomed.map((r) => r.id);
+          return { deleted, kept: records.map((r) => r.id).filter((id) => !deleted.includes(id)) };
+        }),
+      );
+    },
+  };
+}
+
+/** A safety snapshot's retention: the catalog's storage.preRestoreRetentionDays (default 7). */
+function keepUntil(registry: ClusterRegistry, cluster: string): string {
+  const days = registry.entry(cluster).storage?.preRestoreRetentionDays ?? 7;
+  return new Date(Date.now() + days * 86_400_000).toISOString();
+}

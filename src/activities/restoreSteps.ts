@@ -1,0 +1,283 @@
+// Rollback restore steps (procedures.md §3, and the recovery the seed left out): refuse early,
+// roll every volume back, write backup_label and the recovery settings, watch recovery, verify
+// and clean up. Every step is safe to repeat after a worker crash.
+import { readFileSync } from 'node:fs';
+import { log } from '@temporalio/activity';
+import type { ClusterRegistry } from './clusterRegistry';
+import { asStep, preconditionFailed } from './failures';
+import { withHeartbeats } from './heartbeat';
+import { pauseForTests } from './testHooks';
+import { compareLsn, lsnBytesBetween } from '../common/lsn';
+import { isoTimeMicros, type RecoveryTarget } from '../common/recoveryTarget';
+import { readControlData } from '../drivers/postgres/controlData';
+import {
+  clearRestoreSettings,
+  editAutoConf,
+  recoveryFiles,
+  type RestoreTarget,
+} from '../drivers/postgres/recoveryConfig';
+import { readReplayStatus } from '../drivers/postgres/replayControl';
+import { withSession } from '../drivers/postgres/session';
+import type { BackupRecord } from '../drivers/storage/types';
+import { delay } from '../drivers/waiting';
+import { LocalClusterDriver } from '../drivers/cluster/local';
+
+export interface RestorePlan {
+  backup: BackupRecord;
+  /** The target PostgreSQL is given: 'immediate' for an online backup without a target. */
+  target?: RestoreTarget;
+  replaysArchive: boolean;
+}
+
+export function createRestoreSteps(registry: ClusterRegistry) {
+  async function findBackup(cluster: string, id: string): Promise<BackupRecord> {
+    const records = await registry.snapshotDriver(cluster).listRecords();
+    const record =
+      id === 'latest'
+        ? records.find((r) => r.cluster === cluster && r.kind === 'backup')
+        : records.find((r) => r.id === id);
+    if (!record) {
+      const mine = records.filter((r) => r.cluster === cluster).slice(0, 10);
+      throw preconditionFailed(
+        cluster,
+        'check-restore',
+        `${id === 'latest' ? 'there is no backup of this cluster' : `there is no backup "${id}"`}; ${mine.length ? `backups: ${mine.map((r) => `${r.id} (${r.kind}, ${r.mode}, ${r.stoppedAt})`).join(', ')}` : 'none are recorded'}. Nothing was changed.`,
+      );
+    }
+    return record;
+  }
+
+  return {
+    /** Every refusal that can be known before touching anything. */
+    async checkRestore(input: {
+      cluster: string;
+      backup: string;
+      recoveryTarget?: RestoreTarget;
+    }): Promise<RestorePlan> {
+      const { cluster } = input;
+      return asStep(cluster, 'check-restore', async () => {
+        const entry = registry.entry(cluster);
+        const backup = await findBackup(cluster, input.backup);
+        const refuse = (why: string) => preconditionFailed(cluster, 'check-restore', `${why}. Nothing was changed.`);
+        if (backup.cluster !== cluster)
+          throw refuse(`backup ${backup.id} is a backup of cluster "${backup.cluster}", not of "${cluster}"`);
+        const target = registry.localTarget(cluster, 'a rollback restore');
+        const control = await readControlData(target.binDir, target.pgdata, target.osUser).catch(() => undefined);
+        if (control && control.systemIdentifier !== backup.systemIdentifier)
+          throw refuse(
+            `backup ${backup.id} was taken of database system ${backup.systemIdentifier}, but cluster "${cluster}" is system ${control.systemIdentifier} (re-initialised, or another database)`,
+          );
+        const recoveryTarget = input.recoveryTarget ?? (backup.mode === 'online' ? 'immediate' : undefined);
+        if (recoveryTarget !== undefined && !entry.walArchive)
+          throw refuse(
+            backup.mode === 'online' && input.recoveryTarget === undefined
+              ? `backup ${backup.id} is an online backup: it needs the WAL archive to reach consistency, and the catalog names none for this cluster (walArchive)`
+              : 'a recovery target replays archived WAL, and the catalog names no WAL archive for this cluster (walArchive)',
+          );
+        if (typeof recoveryTarget === 'object') checkTargetAfterBackup(recoveryTarget, backup, refuse);
+        return { backup, target: recoveryTarget, replaysArchive: recoveryTarget !== undefined };
+      });
+    },
+
+    async rollbackVolumes({
+      cluster,
+      backup,
+    }: {
+      cluster: string;
+      backup: string;
+    }): Promise<{ ms: number; methods: string[] }> {
+      return asStep(cluster, 'rollback', () =>
+        withHeartbeats(async (progress) => {
+          const record = await findBackup(cluster, backup);
+          if (
+            (
+              await registry
+                .driver(cluster)
+                .describe()
+                .catch(() => ({ running: false }))
+            ).running
+          )
+            throw preconditionFailed(cluster, 'rollback', 'the server is running: a rollback needs it stopped');
+          log.info('rolling back', { cluster, backup, step: 'rollback-begin' });
+          await pauseForTests('rollback-begin', progress.signal);
+          const result = await registry
+            .snapshotDriver(cluster)
+            .rollback(record, { onProgress: (d) => progress.report(d), signal: progress.signal });
+          log.info('rolled back', { cluster, backup, step: 'rollback-end', ms: result.ms });
+          return result;
+        }),
+      );
+    },
+
+    /** backup_label, tablespace_map, recovery.signal and the settings; stale files removed. */
+    async writeRecoveryFiles(input: {
+      cluster: string;
+      backup: string;
+      target?: RestoreTarget;
+      inclusive: boolean;
+      action: 'promote' | 'pause';
+    }): Promise<{ written: string[]; removed: string[]; settings: Record<string, string> }> {
+      const { cluster } = input;
+      return asStep(cluster, 'recovery-files', async () => {
+        const record = await findBackup(cluster, input.backup);
+        const local = registry.localTarget(cluster, 'writing recovery files');
+        if (new LocalClusterDriver(local).livePostmasterPid() !== undefined)
+          throw preconditionFailed(
+            cluster,
+            'recovery-files',
+            'the server is running: recovery files are written while it is stopped',
+          );
+        const files = recoveryFiles({
+          labelfile: record.mode === 'online' ? record.labelfile : undefined,
+          spcmapfile: record.mode === 'online' ? record.spcmapfile : undefined,
+          walArchive: registry.entry(cluster).walArchive,
+          target: input.target,
+          inclusive: input.inclusive,
+          action: input.action,
+        });
+        const dir = registry.dataDirectory(cluster);
+        for (const name of files.remove) dir.remove(name);
+        for (const [name, content] of Object.entries(files.write)) dir.write(name, content);
+        dir.write('postgresql.auto.conf', editAutoConf(dir.read('postgresql.auto.conf') ?? '', files.settings));
+        return { written: Object.keys(files.write), removed: files.remove, settings: files.settings };
+      });
+    },
+
+    /** Watches archive recovery until it ends (promoted) or pauses at the target. */
+    async watchRecovery(input: {
+      cluster: string;
+      targetLsn?: string;
+    }): Promise<{ state: 'promoted' | 'paused'; replayLsn: string | null; ms: number }> {
+      const { cluster } = input;
+      return asStep(cluster, 'recovery', () =>
+        withHeartbeats(async (progress) => {
+          const endpoint = await registry.endpoint(cluster);
+          const started = Date.now();
+          let last: { lsn: string; at: number } | undefined;
+          for (;;) {
+            let status;
+            try {
+              status = await withSession(endpoint, readReplayStatus);
+            } catch (err) {
+              if (!(await registry.driver(cluster).describe()).running)
+                throw preconditionFailed(
+                  cluster,
+                  'recovery',
+                  `the server stopped during recovery: ${(err as Error).message}\n${logTail(registry, cluster)}`,
+                );
+              progress.report(`server not answering yet: ${(err as Error).message}`);
+              await delay(250, progress.signal);
+              continue;
+            }
+            const ms = Date.now() - started;
+            if (!status.inRecovery) return { state: 'promoted' as const, replayLsn: status.replayLsn, ms };
+            if (status.pauseState === 'paused') return { state: 'paused' as const, replayLsn: status.replayLsn, ms };
+            const lsn = status.replayLsn ?? '0/0';
+            const numbers: Record<string, number | string> = {
+              replayLsn: lsn,
+              replayTimestamp: status.replayTimestamp ?? 'none yet',
+            };
+            if (last && compareLsn(lsn, last.lsn) > 0) {
+              const rate = Number(lsnBytesBetween(last.lsn, lsn)) / Math.max(0.001, (Date.now() - last.at) / 1000);
+              numbers.rateMBps = Number((rate / 1e6).toFixed(2));
+              if (input.targetLsn && compareLsn(input.targetLsn, lsn) > 0) {
+                const left = Number(lsnBytesBetween(lsn, input.targetLsn));
+                numbers.bytesLeft = left;
+                numbers.etaSeconds = Math.round(left / Math.max(1, rate));
+              }
+            }
+            if (!last || compareLsn(lsn, last.lsn) !== 0) last = { lsn, at: Date.now() };
+            progress.report(`replaying archived WAL: at ${lsn}`, numbers);
+            await delay(250, progress.signal);
+          }
+        }),
+      );
+    },
+
+    /** Verifies the restored server and removes the recovery settings once recovery has ended. */
+    async finishRestore(input: { cluster: string; backup: string }): Promise<{
+      timeline: number;
+      endLsn: string;
+      systemIdentifier: string;
+      inRecovery: boolean;
+      settingsRemoved: string[];
+      lastRecoveryLog?: string;
+    }> {
+      const { cluster } = input;
+      return asStep(cluster, 'verify', async () => {
+        const record = await findBackup(cluster, input.backup);
+        await pauseForTests('verify', undefined);
+        const checked = await withSession(await registry.endpoint(cluster), async (c) => {
+          const row = (
+            await c.query<{ sysid: string; recovery: boolean; lsn: string; tli: number }>(
+              `SELECT system_identifier::text AS sysid, pg_is_in_recovery() AS recovery,
+                      (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text AS lsn,
+                      (SELECT timeline_id FROM pg_control_checkpoint()) AS tli
+                 FROM pg_control_system()`,
+            )
+          ).rows[0]!;
+          let timeline = row.tli;
+          if (!row.recovery) {
+            const wal = (await c.query<{ f: string }>('SELECT pg_walfile_name(pg_current_wal_lsn()) AS f')).rows[0]!.f;
+            timeline = parseInt(wal.slice(0, 8), 16);
+          }
+          await c.query('SELECT count(*) FROM pg_database');
+          const settingsRemoved = row.recovery ? [] : await clearRestoreSettings(c);
+          return { timeline, endLsn: row.lsn, systemIdentifier: row.sysid, inRecovery: row.recovery, settingsRemoved };
+        });
+        if (checked.systemIdentifier !== record.systemIdentifier)
+          throw preconditionFailed(
+            cluster,
+            'verify',
+            `the restored server is system ${checked.systemIdentifier}, not the backup's ${record.systemIdentifier}`,
+          );
+        return { ...checked, lastRecoveryLog: lastRecoveryLine(registry, cluster) };
+      });
+    },
+  };
+}
+
+function checkTargetAfterBackup(target: RecoveryTarget, backup: BackupRecord, refuse: (why: string) => Error): void {
+  if ('lsn' in target && compareLsn(target.lsn, backup.stopLsn) < 0)
+    throw refuse(
+      `the target LSN ${target.lsn} is before the end of backup ${backup.id} (${backup.stopLsn}): recovery cannot stop before the backup is consistent; choose an older backup`,
+    );
+  if ('time' in target) {
+    const micros = isoTimeMicros(target.time);
+    const end = isoTimeMicros(backup.stoppedAt) ?? BigInt(Date.parse(backup.stoppedAt)) * 1000n;
+    if (micros !== undefined && micros < end)
+      throw refuse(
+        `the target time ${target.time} is before backup ${backup.id} ended (${backup.stoppedAt}): choose an older backup`,
+      );
+  }
+}
+
+function logFileOf(registry: ClusterRegistry, cluster: string): string | undefined {
+  const target = registry.entry(cluster).target;
+  return target.kind === 'local' ? new LocalClusterDriver(target).logFile : undefined;
+}
+
+function readLog(registry: ClusterRegistry, cluster: string): string[] {
+  const file = logFileOf(registry, cluster);
+  if (!file) return [];
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n');
+  } catch {
+    return [];
+  }
+}
+
+function logTail(registry: ClusterRegistry, cluster: string): string {
+  return readLog(registry, cluster).slice(-8).join('\n');
+}
+
+/** The server log's last word on recovery: where it stopped and why. */
+function lastRecoveryLine(registry: ClusterRegistry, cluster: string): string | undefined {
+  return readLog(registry, cluster)
+    .reverse()
+    .find((line) =>
+      /recovery stopping|archive recovery complete|consistent recovery state|pausing at the end of recovery|recovery has paused/.test(
+        line,
+      ),
+    );
+}

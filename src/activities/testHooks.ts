@@ -1,0 +1,13 @@
+// Crash tests need a worker to be SIGKILLed at an exact point inside a step (in backup mode,
+// between the snapshot and pg_backup_stop...). PGOPS_TEST_PAUSE_AT="point:ms,point:ms" makes the
+// step wait there; it is never set in production, where this returns at once.
+import { delay } from '../drivers/waiting';
+
+export async function pauseForTests(point: string, signal?: AbortSignal): Promise<void> {
+  const spec = process.env.PGOPS_TEST_PAUSE_AT;
+  if (!spec) return;
+  for (const item of spec.split(',')) {
+    const [name, ms] = item.split(':');
+    if (name === point) await delay(Number(ms ?? 0), signal);
+  }
+}

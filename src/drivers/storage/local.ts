@@ -1,0 +1,161 @@
+// Local snapshots of a data directory on the worker: a read-only btrfs snapshot where the volume
+// is a btrfs subvolume (copy-on-write: near constant time whatever the size), else a copy (time
+// and space grow with the data). Each backup is a directory <snapshotDir>/<id>/ holding one
+// snapshot per volume and manifest.json, the backup record, written last.
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative, isAbsolute } from 'node:path';
+import type { LocalStorageConfig, LocalTarget } from '../../config/schema';
+import { PermanentDriverError, type WaitOptions } from '../cluster/types';
+import { nestedVolumeProblem } from '../postgres/dataLayout';
+import { btrfsSnapshot, copyTree, isBtrfs, isBtrfsSubvolume, removeTree } from './fileSystem';
+import { isMountPoint } from './mounts';
+import type { BackupRecord, DatabaseVolume, SnapshotDriver, SnapshotOptions, SnapshotPlan, SnapshotRef } from './types';
+
+const MANIFEST = 'manifest.json';
+
+export class LocalSnapshotDriver implements SnapshotDriver {
+  readonly kind = 'local' as const;
+
+  constructor(
+    private readonly target: LocalTarget,
+    private readonly storage: LocalStorageConfig,
+  ) {}
+
+  get snapshotRoot(): string {
+    return this.storage.snapshotDir ?? `${this.target.pgdata}.pgops-snapshots`;
+  }
+
+  private backupDir(id: string): string {
+    return join(this.snapshotRoot, id);
+  }
+
+  private methodFor(volume: DatabaseVolume): 'btrfs' | 'copy' {
+    if (this.storage.method === 'copy') return 'copy';
+    const rootOnBtrfs = isBtrfs(existingAncestor(this.snapshotRoot));
+    if (isBtrfsSubvolume(volume.path) && rootOnBtrfs) return 'btrfs';
+    if (this.storage.method === 'btrfs') {
+      throw new PermanentDriverError(
+        `storage method "btrfs" needs ${volume.path} to be a btrfs subvolume and the snapshot directory ${this.snapshotRoot} to be on the same btrfs file system (${volume.path} is ${isBtrfsSubvolume(volume.path) ? '' : 'not '}a subvolume; the snapshot directory is ${rootOnBtrfs ? '' : 'not '}on btrfs). Use method "auto" to fall back to a copy.`,
+      );
+    }
+    return 'copy';
+  }
+
+  async plan(volumes: DatabaseVolume[]): Promise<SnapshotPlan> {
+    const nested = nestedVolumeProblem(volumes);
+    if (nested) throw new PermanentDriverError(`cannot snapshot the volumes consistently: ${nested}`);
+    const methods: string[] = [];
+    for (const volume of volumes) {
+      if (!existsSync(volume.path))
+        throw new PermanentDriverError(`${volume.role} directory ${volume.path} does not exist`);
+      const rel = relative(volume.path, this.snapshotRoot);
+      if (!rel.startsWith('..') && !isAbsolute(rel))
+        throw new PermanentDriverError(
+          `the snapshot directory ${this.snapshotRoot} lies inside the ${volume.role} directory ${volume.path}: it would be copied into itself and rolled back with it. Set storage.snapshotDir outside it.`,
+        );
+      if (isMountPoint(volume.path))
+        throw new PermanentDriverError(
+          `${volume.role} directory ${volume.path} is a mount point: a local rollback replaces the directory, which it cannot do to a mount point. Keep the data in a directory below the mount point, or use storage kind "rbd".`,
+        );
+      methods.push(`${volume.role} ${volume.path}: ${this.methodFor(volume) === 'btrfs' ? 'btrfs snapshot' : 'copy'}`);
+    }
+    return { volumes, methods };
+  }
+
+  async createSnapshots(id: string, volumes: DatabaseVolume[], opts: SnapshotOptions): Promise<SnapshotRef[]> {
+    const dir = this.backupDir(id);
+    if (existsSync(join(dir, MANIFEST)))
+      throw new Error(`backup ${id} already exists with its record in ${dir}; refusing to overwrite it`);
+    await this.discardSnapshots(id, opts.signal); // a half-made snapshot of an earlier attempt
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const refs: SnapshotRef[] = [];
+    for (const [index, volume] of volumes.entries()) {
+      const dest = join(dir, `${index}-${volume.role}${volume.oid ? `-${volume.oid}` : ''}`);
+      const method = this.methodFor(volume);
+      opts.onProgress?.(`${method === 'btrfs' ? 'btrfs snapshot' : 'copying'} ${volume.path} → ${dest}`);
+      if (method === 'btrfs') await btrfsSnapshot(volume.path, dest, true, opts.signal);
+      else await copyTree(volume.path, dest, opts.signal);
+      refs.push({ role: volume.role, source: volume.path, method, ref: dest });
+    }
+    return refs;
+  }
+
+  async saveRecord(record: BackupRecord): Promise<void> {
+    const path = join(this.backupDir(record.id), MANIFEST);
+    writeFileSync(`${path}.tmp`, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600 });
+    renameSync(`${path}.tmp`, path);
+  }
+
+  private backupIds(): string[] {
+    if (!existsSync(this.snapshotRoot)) return [];
+    return readdirSync(this.snapshotRoot, { withFileTypes: true })
+      .filter((e) => e.isDirectory())
+      .map((e) => e.name);
+  }
+
+  async listRecords(): Promise<BackupRecord[]> {
+    return this.backupIds()
+      .filter((id) => existsSync(join(this.backupDir(id), MANIFEST)))
+      .map((id) => JSON.parse(readFileSync(join(this.backupDir(id), MANIFEST), 'utf8')) as BackupRecord)
+      .sort((a, b) => (a.id < b.id ? 1 : -1));
+  }
+
+  async strayIds(): Promise<string[]> {
+    return this.backupIds().filter((id) => !existsSync(join(this.backupDir(id), MANIFEST)));
+  }
+
+  private async discardSnapshots(id: string, signal?: AbortSignal): Promise<void> {
+    const dir = this.backupDir(id);
+    if (!existsSync(dir)) return;
+    for (const entry of readdirSync(dir)) await removeTree(join(dir, entry), signal);
+    await removeTree(dir, signal);
+  }
+
+  async deleteBackup(id: string, opts: WaitOptions = {}): Promise<void> {
+    // The record goes first: from then on the backup no longer exists, whatever a crash leaves.
+    const manifest = join(this.backupDir(id), MANIFEST);
+    if (existsSync(manifest)) renameSync(manifest, `${manifest}.deleting`);
+    await this.discardSnapshots(id, opts.signal);
+  }
+
+  async rollback(record: BackupRecord, opts: WaitOptions = {}): Promise<{ ms: number; methods: string[] }> {
+    const started = Date.now();
+    const methods: string[] = [];
+    for (const snap of record.snapshots) {
+      if (!existsSync(snap.ref))
+        throw new PermanentDriverError(`the snapshot ${snap.ref} of backup ${record.id} is missing`);
+      opts.onProgress?.(`rolling ${snap.source} back to ${snap.ref} (${snap.method})`);
+      await replaceDirectory(snap.source, snap.ref, snap.method === 'btrfs', opts.signal);
+      methods.push(
+        `${snap.role} ${snap.source}: ${snap.method === 'btrfs' ? 'writable btrfs snapshot swapped in' : 'copied back'}`,
+      );
+    }
+    return { ms: Date.now() - started, methods };
+  }
+}
+
+/**
+ * Replaces `target` by a writable copy of `snapshot`, crash-safely: the copy is made beside the
+ * target and marked ready, then the target is removed and the copy renamed into place. A retry
+ * finds the ready copy (or makes it again) and finishes the swap.
+ */
+async function replaceDirectory(target: string, snapshot: string, btrfs: boolean, signal?: AbortSignal): Promise<void> {
+  const staging = `${target}.pgops-restoring`;
+  const ready = `${staging}.ready`;
+  if (!existsSync(ready) || !existsSync(staging)) {
+    await removeTree(staging, signal);
+    if (btrfs) await btrfsSnapshot(snapshot, staging, false, signal);
+    else await copyTree(snapshot, staging, signal);
+    writeFileSync(ready, '');
+  }
+  await removeTree(target, signal);
+  mkdirSync(dirname(target), { recursive: true });
+  renameSync(staging, target);
+  await removeTree(ready);
+}
+
+function existingAncestor(path: string): string {
+  let current = path;
+  while (!existsSync(current) && dirname(current) !== current) current = dirname(current);
+  return current;
+}

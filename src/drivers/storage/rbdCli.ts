@@ -1,0 +1,61 @@
+// The `rbd` command, with --format json parsed, behind a runner: on the worker host
+// (runner: local) or, on Kubernetes, in the Rook toolbox pod. Arguments are arrays; pool, image
+// and snapshot names are validated by the catalog schema and the backup id pattern first.
+import type { CommandResult } from '../exec';
+
+export type RbdRunner = (args: string[], signal?: AbortSignal) => Promise<CommandResult>;
+
+export interface RbdSnapshot {
+  name: string;
+  size: number;
+  timestamp?: string;
+}
+
+export class RbdCli {
+  constructor(private readonly run: RbdRunner) {}
+
+  private async ok(args: string[], signal?: AbortSignal): Promise<string> {
+    const result = await this.run(args, signal);
+    if (result.code !== 0)
+      throw new Error(`rbd ${args.join(' ')} failed (exit ${result.code}): ${(result.stderr || result.stdout).trim()}`);
+    return result.stdout;
+  }
+
+  async listSnapshots(spec: string): Promise<RbdSnapshot[]> {
+    return JSON.parse(await this.ok(['snap', 'ls', spec, '--format', 'json'])) as RbdSnapshot[];
+  }
+
+  async createSnapshot(spec: string, snap: string, signal?: AbortSignal): Promise<void> {
+    await this.ok(['snap', 'create', '--no-progress', `${spec}@${snap}`], signal);
+  }
+
+  /** Idempotent: a snapshot that is not there is fine. */
+  async removeSnapshot(spec: string, snap: string, signal?: AbortSignal): Promise<void> {
+    if (!(await this.listSnapshots(spec)).some((s) => s.name === snap)) return;
+    await this.ok(['snap', 'rm', '--no-progress', `${spec}@${snap}`], signal);
+  }
+
+  async rollback(spec: string, snap: string, signal?: AbortSignal): Promise<void> {
+    await this.ok(['snap', 'rollback', '--no-progress', `${spec}@${snap}`], signal);
+  }
+
+  async listMetadata(spec: string): Promise<Record<string, string>> {
+    const out = (await this.ok(['image-meta', 'list', spec, '--format', 'json'])).trim();
+    return out ? (JSON.parse(out) as Record<string, string>) : {};
+  }
+
+  async setMetadata(spec: string, key: string, value: string): Promise<void> {
+    await this.ok(['image-meta', 'set', spec, key, value]);
+  }
+
+  async removeMetadata(spec: string, key: string): Promise<void> {
+    if (!(key in (await this.listMetadata(spec)))) return;
+    await this.ok(['image-meta', 'remove', spec, key]);
+  }
+
+  /** Clients that have the image open (rbd-fuse, a kernel mapping): a rollback needs none. */
+  async watchers(spec: string): Promise<number> {
+    const status = JSON.parse(await this.ok(['status', spec, '--format', 'json'])) as { watchers?: unknown[] };
+    return status.watchers?.length ?? 0;
+  }
+}

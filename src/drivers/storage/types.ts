@@ -1,0 +1,101 @@
+// How a database's volumes are snapshotted, recorded and rolled back. RBD, CSI and local (btrfs
+// or copy) sit side by side behind this interface, chosen by the catalog's `storage`. Drivers are
+// plain TypeScript: no Temporal imports.
+import type { WaitOptions } from '../cluster/types';
+
+/** A volume that holds part of the database, as PostgreSQL sees it on the worker. */
+export interface DatabaseVolume {
+  role: 'data' | 'wal' | 'tablespace';
+  /** The directory PostgreSQL uses (PGDATA, the pg_wal target, a tablespace location). */
+  path: string;
+  /** Tablespace OID, for role 'tablespace'. */
+  oid?: string;
+}
+
+/** One snapshot of one volume, as stored in the backup record. */
+export interface SnapshotRef {
+  role: DatabaseVolume['role'];
+  /** What was snapshotted: a directory on the worker, or pool/image for RBD. */
+  source: string;
+  /** How: a btrfs snapshot, a copy, an RBD snapshot, a VolumeSnapshot. */
+  method: 'btrfs' | 'copy' | 'rbd' | 'csi';
+  /** Where the snapshot is: a directory, pool/image@snap, or a VolumeSnapshot name. */
+  ref: string;
+}
+
+export type BackupKind = 'backup' | 'pre-restore';
+
+/** The backup record, kept with the snapshots (manifest, image metadata or annotations). */
+export interface BackupRecord {
+  /** Unique and sortable: <UTC time of the workflow start>-<8 hex of its run id>[-pre]. */
+  id: string;
+  cluster: string;
+  kind: BackupKind;
+  mode: 'online' | 'offline';
+  label: string;
+  /** PostgreSQL's database system identifier: a restore into another system is refused. */
+  systemIdentifier: string;
+  pgVersion: string;
+  timeline: number;
+  /** Online: pg_backup_start's LSN. Offline: the checkpoint's redo location. */
+  startLsn: string;
+  /** Online: pg_backup_stop's LSN. Offline: the shutdown checkpoint's location. */
+  stopLsn: string;
+  /** pg_backup_stop's labelfile (written as backup_label on restore); online only. */
+  labelfile?: string;
+  /** pg_backup_stop's spcmapfile (written as tablespace_map); online with tablespaces only. */
+  spcmapfile?: string;
+  startedAt: string;
+  stoppedAt: string;
+  /** Milliseconds PostgreSQL spent in backup mode (online). */
+  backupModeMs?: number;
+  /** Milliseconds the storage snapshot(s) took. */
+  snapshotMs?: number;
+  /** Offline: whether pg_control said the server was shut down cleanly. */
+  cleanShutdown?: boolean;
+  databaseSizeBytes?: number;
+  storage: 'local' | 'rbd' | 'csi';
+  snapshots: SnapshotRef[];
+  /** A pre-restore safety snapshot is not pruned before this time. */
+  keepUntil?: string;
+  /** The workflow that made it. */
+  workflowId: string;
+}
+
+export interface SnapshotPlan {
+  volumes: DatabaseVolume[];
+  /** One line per volume: how it will be snapshotted. */
+  methods: string[];
+}
+
+export interface SnapshotOptions extends WaitOptions {
+  /** The server is running (online backup): flush or freeze the file system around the snapshot. */
+  online: boolean;
+}
+
+export interface SnapshotDriver {
+  readonly kind: BackupRecord['storage'];
+  /**
+   * Checks that every volume can be snapshotted consistently and says how. Throws
+   * PermanentDriverError with the reason when one cannot: before backup mode starts.
+   */
+  plan(volumes: DatabaseVolume[]): Promise<SnapshotPlan>;
+  /**
+   * Snapshots the volumes under the backup id. A snapshot left under this id by an earlier
+   * attempt without its record is deleted first, so a retried step never keeps a half-made one.
+   */
+  createSnapshots(id: string, volumes: DatabaseVolume[], opts: SnapshotOptions): Promise<SnapshotRef[]>;
+  /** Stores the record with the snapshots: from then on the backup exists. */
+  saveRecord(record: BackupRecord): Promise<void>;
+  /** Every complete backup of this storage, newest first. */
+  listRecords(): Promise<BackupRecord[]>;
+  /** Snapshots under backup ids that have no record (left by a crash). */
+  strayIds(): Promise<string[]>;
+  /** Deletes the snapshots and the record of one backup (idempotent). */
+  deleteBackup(id: string, opts?: WaitOptions): Promise<void>;
+  /**
+   * Puts every volume back to its snapshot. The database must be stopped. Idempotent: a retry
+   * after a crash finishes the same rollback. Leaves the volumes attached and ready to start.
+   */
+  rollback(record: BackupRecord, opts?: WaitOptions): Promise<{ ms: number; methods: string[] }>;
+}

@@ -1,0 +1,78 @@
+// Input checks for the backup and restore workflows (pure code, run first in the workflow).
+import { isBackupId } from '../common/backupIds';
+import { recoveryTargetProblem, type RecoveryTarget } from '../common/recoveryTarget';
+import { parseDuration } from '../common/durations';
+import { invalidInput } from './inputValidation';
+
+export function backupMode(type: string, record: Record<string, unknown>): 'online' | 'offline' {
+  const mode = record.mode ?? 'online';
+  if (mode !== 'online' && mode !== 'offline')
+    throw invalidInput(type, `mode must be "online" or "offline", not ${JSON.stringify(mode)}`);
+  return mode;
+}
+
+export function retention(
+  type: string,
+  record: Record<string, unknown>,
+): { count?: number; ageMs?: number } | undefined {
+  const keep = record.keep;
+  if (keep === undefined) return undefined;
+  if (typeof keep !== 'object' || keep === null || Array.isArray(keep))
+    throw invalidInput(type, 'keep must be an object such as {"count": 7} or {"age": "30d"}');
+  const k = keep as Record<string, unknown>;
+  const unknown = Object.keys(k).filter((key) => key !== 'count' && key !== 'age');
+  if (unknown.length) throw invalidInput(type, `unknown keep field(s) ${unknown.join(', ')}: use count and/or age`);
+  if (k.count === undefined && k.age === undefined) throw invalidInput(type, 'keep needs count and/or age');
+  if (
+    k.count !== undefined &&
+    (typeof k.count !== 'number' || !Number.isInteger(k.count) || k.count < 1 || k.count > 10_000)
+  )
+    throw invalidInput(
+      type,
+      `keep.count must be a whole number from 1 to 10000 (the backup just taken counts), not ${JSON.stringify(k.count)}`,
+    );
+  let ageMs: number | undefined;
+  if (k.age !== undefined) {
+    const parsed = parseDuration('keep.age', k.age, { min: 3_600_000, max: 3650 * 86_400_000 });
+    if (typeof parsed === 'string') throw invalidInput(type, parsed);
+    ageMs = parsed;
+  }
+  return { count: k.count as number | undefined, ageMs };
+}
+
+export function backupRef(type: string, record: Record<string, unknown>, allowLatest: boolean): string {
+  const backup = record.backup;
+  if (allowLatest && backup === 'latest') return backup;
+  if (!isBackupId(backup))
+    throw invalidInput(
+      type,
+      `backup must be ${allowLatest ? '"latest" or ' : ''}a backup id such as "20261122T002520Z-1a2b3c4d" (listBackupsWorkflow lists them), not ${JSON.stringify(backup)}`,
+    );
+  return backup;
+}
+
+/** A restore that replaces the cluster's data must name the cluster twice. */
+export function confirmation(type: string, record: Record<string, unknown>, cluster: string, what: string): void {
+  if (record.confirm !== cluster)
+    throw invalidInput(
+      type,
+      `confirm must repeat the cluster name ("confirm": "${cluster}"): ${what}${record.confirm === undefined ? '' : `; got ${JSON.stringify(record.confirm)}`}`,
+    );
+}
+
+export function restoreTarget(type: string, record: Record<string, unknown>): 'immediate' | RecoveryTarget | undefined {
+  const target = record.recoveryTarget;
+  if (target === undefined || target === 'immediate') return target;
+  const problem = recoveryTargetProblem(target);
+  if (problem) throw invalidInput(type, `recoveryTarget: ${problem} (or "immediate")`);
+  const t = target as Record<string, unknown>;
+  if (t.inclusive !== undefined) throw invalidInput(type, 'give inclusive next to recoveryTarget, not inside it');
+  return target as RecoveryTarget;
+}
+
+export function afterRecovery(type: string, record: Record<string, unknown>): 'promote' | 'pause' {
+  const value = record.afterRecovery ?? 'promote';
+  if (value !== 'promote' && value !== 'pause')
+    throw invalidInput(type, `afterRecovery must be "promote" or "pause", not ${JSON.stringify(value)}`);
+  return value;
+}

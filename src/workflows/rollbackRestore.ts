@@ -1,0 +1,174 @@
+// Rollback restore (seed 000, procedures.md §3), with the recovery the seed left out: refuse
+// early touching nothing, stop, keep a safety snapshot of the current state (so a restore of the
+// wrong backup can itself be undone), roll every volume back, write backup_label and the recovery
+// settings, start, watch archive recovery to the target, verify and clean up.
+import { ApplicationFailure, workflowInfo } from '@temporalio/workflow';
+import { backupIdFor } from '../common/backupIds';
+import type { BackupRecord } from '../drivers/storage/types';
+import type { RestoreTarget } from '../drivers/postgres/recoveryConfig';
+import type { PgOpsActivities } from '../activities';
+import { longStep, quickStep, replayStep } from './activityProxies';
+import { trackProgress } from './progress';
+import { tagWorkflow } from './searchAttributes';
+import { withClusterLock } from './clusterLock';
+import { checkInputObject, optionalBoolean } from './inputValidation';
+import { lockWaitFromInput, LOCK_INPUT_KEYS } from './lockInput';
+import { afterRecovery, backupRef, confirmation, restoreTarget } from './backupInput';
+
+type Result<K extends keyof PgOpsActivities> = Awaited<ReturnType<PgOpsActivities[K]>>;
+
+export interface RollbackRestoreInput {
+  cluster: string;
+  /** A backup id from listBackupsWorkflow, or "latest" (the newest regular backup of the cluster). */
+  backup: string;
+  /** The cluster name again: a restore replaces the cluster's data. */
+  confirm: string;
+  /** Replay archived WAL forward from the snapshot to here ("immediate": just to consistency). */
+  recoveryTarget?: RestoreTarget;
+  inclusive?: boolean;
+  afterRecovery?: 'promote' | 'pause';
+  /** Snapshot the current volumes first, as a backup of kind pre-restore (default true). */
+  safetySnapshot?: boolean;
+  waitForLock?: boolean | string | number;
+}
+
+export interface RollbackRestoreResult {
+  cluster: string;
+  restored: BackupRecord;
+  safetySnapshot?: BackupRecord;
+  /** How to undo this restore. */
+  undo?: string;
+  stopped: { wasRunning: boolean };
+  rollback: Result<'rollbackVolumes'>;
+  recoveryFiles: Result<'writeRecoveryFiles'>;
+  started: Result<'startCluster'>;
+  recovery?: Result<'watchRecovery'>;
+  verified: Result<'finishRestore'>;
+}
+
+const TYPE = 'rollbackRestoreWorkflow';
+
+export async function rollbackRestoreWorkflow(input: RollbackRestoreInput): Promise<RollbackRestoreResult> {
+  const record = checkInputObject(TYPE, input, [
+    'cluster',
+    'backup',
+    'confirm',
+    'recoveryTarget',
+    'inclusive',
+    'afterRecovery',
+    'safetySnapshot',
+    ...LOCK_INPUT_KEYS,
+  ]);
+  const cluster = input.cluster;
+  const backup = backupRef(TYPE, record, true);
+  confirmation(TYPE, record, cluster, 'a restore replaces the data of the cluster');
+  const recoveryTarget = restoreTarget(TYPE, record);
+  const inclusive = optionalBoolean(TYPE, record, 'inclusive', false);
+  const action = afterRecovery(TYPE, record);
+  const safety = optionalBoolean(TYPE, record, 'safetySnapshot', true);
+  const lockWait = lockWaitFromInput(TYPE, record);
+  const info = workflowInfo();
+
+  tagWorkflow(cluster, 'rollbackRestore');
+  const progress = trackProgress('rollbackRestore', cluster);
+  progress.step('resolve', 'looking the cluster up in the worker catalog');
+  await quickStep.resolveCluster({ cluster });
+
+  return withClusterLock(cluster, TYPE, { ...lockWait, progress }, async () => {
+    progress.step('check', `checking backup ${backup} against the cluster, its system identifier and the target`);
+    const plan = await quickStep.checkRestore({ cluster, backup, recoveryTarget });
+    const restored = plan.backup;
+    progress.note({ backupId: restored.id, backupStopLsn: restored.stopLsn });
+
+    progress.step('stop', 'stopping the cluster: a restore needs the database down');
+    const before = await quickStep.describeCluster({ cluster });
+    if (before.running) {
+      await longStep.stopCluster({ cluster });
+      await quickStep.verifyQuiescent({ cluster });
+    }
+
+    let safetySnapshot: BackupRecord | undefined;
+    if (safety) {
+      progress.step('safety-snapshot', 'snapshotting the current volumes first, so this restore can be undone');
+      safetySnapshot = await longStep.takeOfflineSnapshot({
+        cluster,
+        id: backupIdFor(info.startTime, info.runId, true),
+        kind: 'pre-restore',
+        label: `before restoring ${restored.id}`,
+        workflowId: info.workflowId,
+      });
+      progress.note({ safetySnapshot: safetySnapshot.id });
+    }
+    const undo = safetySnapshot
+      ? `run ${TYPE} with {"cluster": "${cluster}", "backup": "${safetySnapshot.id}", "confirm": "${cluster}", "safetySnapshot": false} to go back to the state before this restore`
+      : undefined;
+
+    let step = 'rollback';
+    try {
+      progress.step('rollback', `rolling every volume back to backup ${restored.id}`);
+      const rollback = await longStep.rollbackVolumes({ cluster, backup: restored.id });
+      step = 'recovery-files';
+      progress.step(
+        'recovery-files',
+        plan.target ? 'writing backup_label and the recovery settings' : 'preparing the data directory',
+      );
+      const recoveryFiles = await quickStep.writeRecoveryFiles({
+        cluster,
+        backup: restored.id,
+        target: plan.target,
+        inclusive,
+        action,
+      });
+      step = 'start';
+      progress.step(
+        'start',
+        plan.target ? 'starting: PostgreSQL replays archived WAL to the target' : 'starting the restored cluster',
+      );
+      const started = await longStep.startCluster({ cluster });
+      let recovery: Result<'watchRecovery'> | undefined;
+      if (plan.target) {
+        step = 'recovery';
+        progress.step('recovery', 'watching archive recovery until it ends at the target');
+        recovery = await replayStep.watchRecovery({
+          cluster,
+          targetLsn: typeof plan.target === 'object' && 'lsn' in plan.target ? plan.target.lsn : undefined,
+        });
+      }
+      step = 'verify';
+      progress.step('verify', 'checking the restored server and removing the recovery settings');
+      const verified = await quickStep.finishRestore({ cluster, backup: restored.id });
+      progress.step(
+        'done',
+        `restored backup ${restored.id}: timeline ${verified.timeline}, ${verified.inRecovery ? `paused in recovery at ${verified.endLsn}` : `running at ${verified.endLsn}`}`,
+      );
+      return {
+        cluster,
+        restored,
+        safetySnapshot,
+        undo,
+        stopped: { wasRunning: before.running },
+        rollback,
+        recoveryFiles,
+        started,
+        recovery,
+        verified,
+      };
+    } catch (err) {
+      throw ApplicationFailure.nonRetryable(
+        `${TYPE}: cluster "${cluster}": the restore of backup ${restored.id} failed at step ${step}: ${messageOf(err)}. The cluster may be left stopped.${undo ? ` Nothing is lost: ${undo}.` : ''}`,
+        'RestoreFailed',
+        { step, safetySnapshot: safetySnapshot?.id },
+      );
+    }
+  });
+}
+
+function messageOf(err: unknown): string {
+  let cause: unknown = err;
+  let message = err instanceof Error ? err.message : String(err);
+  while (cause instanceof Error && cause.cause) {
+    cause = cause.cause;
+    if (cause instanceof Error && cause.message) message = cause.message;
+  }
+  return message;
+}

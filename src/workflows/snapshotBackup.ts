@@ -1,0 +1,117 @@
+// Snapshot backup (seed 000, procedures.md §2). Online: pg_backup_start, flush, storage snapshot,
+// pg_backup_stop, all in one session held by one activity; the label is stored with the snapshot.
+// Offline: the planned stop's steps, the snapshot, and start again. A cluster found stopped (a
+// planned stop) is never started by a backup: it gets an offline snapshot and stays stopped.
+import { CancellationScope, workflowInfo } from '@temporalio/workflow';
+import { backupIdFor } from '../common/backupIds';
+import type { BackupRecord } from '../drivers/storage/types';
+import { longStep, quickStep } from './activityProxies';
+import { trackProgress } from './progress';
+import { tagWorkflow } from './searchAttributes';
+import { withClusterLock } from './clusterLock';
+import { checkInputObject, optionalString } from './inputValidation';
+import { lockWaitFromInput, LOCK_INPUT_KEYS } from './lockInput';
+import { backupMode, retention } from './backupInput';
+
+export interface SnapshotBackupInput {
+  cluster: string;
+  mode?: 'online' | 'offline';
+  label?: string;
+  /** Retention after a successful backup: keep the newest `count` and/or those younger than `age`. */
+  keep?: { count?: number; age?: string | number };
+  waitForLock?: boolean | string | number;
+}
+
+export interface SnapshotBackupResult {
+  cluster: string;
+  backup: BackupRecord;
+  /** What was done: online (backup mode), offline (stopped, snapshot, started) or offline of a stopped cluster. */
+  took: 'online' | 'offline' | 'offline-of-stopped-cluster';
+  note?: string;
+  volumes: string[];
+  /** Milliseconds PostgreSQL spent in backup mode (online). */
+  backupModeMs?: number;
+  snapshotMs?: number;
+  restarted?: { readyReplicas: number; msToReady: number };
+  pruned?: { deleted: string[]; kept: string[] };
+}
+
+const TYPE = 'snapshotBackupWorkflow';
+
+export async function snapshotBackupWorkflow(input: SnapshotBackupInput): Promise<SnapshotBackupResult> {
+  const record = checkInputObject(TYPE, input, ['cluster', 'mode', 'label', 'keep', ...LOCK_INPUT_KEYS]);
+  const cluster = input.cluster;
+  const mode = backupMode(TYPE, record);
+  const keep = retention(TYPE, record);
+  const info = workflowInfo();
+  const id = backupIdFor(info.startTime, info.runId);
+  const label = optionalString(TYPE, record, 'label', 200) ?? `pgops ${cluster} ${id}`;
+  const lockWait = lockWaitFromInput(TYPE, record);
+
+  tagWorkflow(cluster, 'snapshotBackup');
+  const progress = trackProgress('snapshotBackup', cluster);
+  progress.step('resolve', 'looking the cluster up in the worker catalog');
+  await quickStep.resolveCluster({ cluster });
+
+  return withClusterLock(cluster, TYPE, { ...lockWait, progress }, async () => {
+    progress.step('plan', 'checking that every volume of the database can be snapshotted consistently');
+    const plan = await quickStep.planSnapshotBackup({ cluster, mode });
+    progress.note({ backupId: id, storage: plan.storage });
+    const base = { cluster, volumes: plan.volumes };
+    let result: SnapshotBackupResult;
+
+    if (!plan.running) {
+      progress.step('snapshot', 'the cluster is stopped: snapshotting its quiescent volumes; it stays stopped');
+      const backup = await longStep.takeOfflineSnapshot({
+        cluster,
+        id,
+        kind: 'backup',
+        label,
+        workflowId: info.workflowId,
+      });
+      result = {
+        ...base,
+        backup,
+        took: 'offline-of-stopped-cluster',
+        snapshotMs: backup.snapshotMs,
+        note: 'the cluster was stopped (a planned stop?): it got an offline snapshot of its quiescent volumes and was left stopped',
+      };
+    } else if (mode === 'online') {
+      progress.step('backup', 'pg_backup_start, snapshot, pg_backup_stop in one session');
+      const backup = await longStep.takeOnlineBackup({ cluster, id, label, workflowId: info.workflowId });
+      progress.note({ backupModeMs: backup.backupModeMs ?? 0, stopLsn: backup.stopLsn });
+      result = { ...base, backup, took: 'online', backupModeMs: backup.backupModeMs, snapshotMs: backup.snapshotMs };
+    } else {
+      progress.step('stop', 'stopping the cluster for an offline snapshot');
+      const stopped = await longStep.stopCluster({ cluster });
+      let backup: BackupRecord;
+      let started: { readyReplicas: number; msToReady: number } | undefined;
+      try {
+        await quickStep.verifyQuiescent({ cluster });
+        progress.step('snapshot', 'snapshotting the quiescent volumes');
+        backup = await longStep.takeOfflineSnapshot({
+          cluster,
+          id,
+          kind: 'backup',
+          label,
+          workflowId: info.workflowId,
+        });
+      } finally {
+        // Whatever happened to the snapshot, the cluster comes back: a backup never leaves it down.
+        progress.step('start', `starting ${stopped.replicasBefore} replica(s) again`);
+        started = await CancellationScope.nonCancellable(() =>
+          longStep.startCluster({ cluster, replicas: stopped.replicasBefore }),
+        );
+      }
+      const restarted = { readyReplicas: started.readyReplicas, msToReady: started.msToReady };
+      result = { ...base, backup, took: 'offline', snapshotMs: backup.snapshotMs, restarted };
+    }
+
+    if (keep) {
+      progress.step('prune', 'applying retention');
+      result.pruned = await longStep.pruneBackups({ cluster, keep, protect: [id] });
+    }
+    progress.step('done', `backup ${id} recorded (${result.took})`, { backupId: id });
+    return result;
+  });
+}

@@ -1,0 +1,241 @@
+import assert from 'node:assert/strict';
+import { WorkflowFailedError } from '@temporalio/client';
+import { testEnv } from './harness/testEnv';
+import { withWorker } from './harness/workers';
+import { backupFixture, type BackupFixture, type StorageUnderTest } from './harness/backupFixture';
+import { refusesConnections } from '../src/drivers/postgres/session';
+import { endpointOf } from '../src/dev/localPostgres';
+import type { SnapshotBackupResult } from '../src/workflows/snapshotBackup';
+import type { RollbackRestoreResult } from '../src/workflows/rollbackRestore';
+import type { ListBackupsResult } from '../src/workflows/backupCatalog';
+
+let seq = 0;
+async function run<T>(fx: BackupFixture, type: string, input: Record<string, unknown>): Promise<T> {
+  const { client } = await testEnv();
+  return withWorker(fx.taskQueue, fx.catalogPath, () =>
+    client.workflow.execute(type, {
+      taskQueue: fx.taskQueue,
+      workflowId: `${type}-${Date.now()}-${seq++}`,
+      args: [input],
+    }),
+  ) as Promise<T>;
+}
+
+async function refusal(fx: BackupFixture, type: string, input: Record<string, unknown>): Promise<string> {
+  try {
+    await run(fx, type, input);
+  } catch (err) {
+    assert.ok(err instanceof WorkflowFailedError, String(err));
+    let cause: unknown = err.cause;
+    let text = err.cause?.message ?? '';
+    while (cause instanceof Error && cause.cause) {
+      cause = cause.cause;
+      text += ` | ${(cause as Error).message}`;
+    }
+    return text;
+  }
+  assert.fail(`${type} was expected to be refused`);
+}
+
+const backup = (fx: BackupFixture, extra: Record<string, unknown> = {}) =>
+  run<SnapshotBackupResult>(fx, 'snapshotBackupWorkflow', { cluster: fx.name, ...extra });
+const restore = (fx: BackupFixture, extra: Record<string, unknown>) =>
+  run<RollbackRestoreResult>(fx, 'rollbackRestoreWorkflow', { cluster: fx.name, confirm: fx.name, ...extra });
+
+function storageSuite(storage: StorageUnderTest, opts: { waldir: boolean; tablespace: boolean }) {
+  describe(`backup and rollback restore on ${storage} storage${opts.waldir ? ', separate WAL volume' : ''}${opts.tablespace ? ', tablespace' : ''}`, () => {
+    let fx: BackupFixture;
+    before(async function () {
+      this.timeout(120_000);
+      fx = await backupFixture(`br-${storage}`, { storage, ...opts });
+    });
+    after(async () => fx?.teardown());
+
+    it('takes an online backup and restores exactly the rows as they were, after more writes', async function () {
+      this.timeout(180_000);
+      const before = await fx.checksum();
+      const taken = await backup(fx);
+      assert.equal(taken.took, 'online');
+      assert.equal(taken.backup.mode, 'online');
+      assert.match(taken.backup.labelfile ?? '', /START WAL LOCATION/);
+      assert.ok((taken.backupModeMs ?? -1) >= 0, 'time in backup mode is reported');
+      const roles = taken.backup.snapshots.map((s) => s.role);
+      if (storage !== 'rbd') {
+        assert.equal(roles.includes('wal'), opts.waldir);
+        assert.equal(roles.includes('tablespace'), opts.tablespace);
+      }
+      if (opts.tablespace) assert.match(taken.backup.spcmapfile ?? '', /ts1/);
+      await fx.sql('DELETE FROM orders WHERE id % 3 = 0');
+      if (opts.tablespace) await fx.sql("UPDATE notes SET body = body || ' changed'");
+      assert.notEqual(await fx.checksum(), before);
+
+      const restored = await restore(fx, { backup: taken.backup.id });
+      assert.equal(restored.restored.id, taken.backup.id);
+      assert.ok(restored.safetySnapshot, 'a safety snapshot is taken first');
+      assert.equal(restored.verified.inRecovery, false);
+      assert.ok(restored.verified.timeline > taken.backup.timeline, 'recovery ends on a new timeline');
+      assert.deepEqual(restored.verified.settingsRemoved.sort(), [
+        'recovery_target',
+        'recovery_target_action',
+        'restore_command',
+      ]);
+      assert.equal(await fx.checksum(), before);
+    });
+
+    it('replays archived WAL forward from the snapshot to a recovery target: exactly the rows up to it', async function () {
+      this.timeout(180_000);
+      const taken = await backup(fx, { label: 'before the batch' });
+      await fx.commit(["INSERT INTO orders SELECT g, 'late', 1 FROM generate_series(100001, 100050) g"]);
+      const good = await fx.checksum();
+      const bad = await fx.commit(['DELETE FROM orders WHERE id < 500']);
+      await fx.archiveNow();
+      const restored = await restore(fx, { backup: taken.backup.id, recoveryTarget: { xid: bad.xid } });
+      assert.equal(restored.recovery?.state, 'promoted');
+      assert.match(
+        restored.verified.lastRecoveryLog ?? '',
+        /recovery stopping before commit of transaction|archive recovery complete/,
+      );
+      assert.equal(await fx.checksum(), good);
+    });
+
+    it('undoes a mistaken restore from its safety snapshot', async function () {
+      this.timeout(240_000);
+      const first = await backup(fx);
+      await fx.sql("INSERT INTO orders VALUES (900001, 'precious', 42)");
+      const current = await fx.checksum();
+      const mistaken = await restore(fx, { backup: first.backup.id });
+      assert.notEqual(await fx.checksum(), current, 'the mistaken restore went back in time');
+      assert.match(mistaken.undo ?? '', /safetySnapshot/);
+      const undone = await restore(fx, { backup: mistaken.safetySnapshot!.id, safetySnapshot: false });
+      assert.equal(undone.restored.kind, 'pre-restore');
+      assert.equal(await fx.checksum(), current);
+    });
+
+    it('takes an offline backup: stop, snapshot, start again', async function () {
+      this.timeout(180_000);
+      const before = await fx.checksum();
+      const taken = await backup(fx, { mode: 'offline' });
+      assert.equal(taken.took, 'offline');
+      assert.ok(taken.restarted && taken.restarted.readyReplicas === 1);
+      assert.equal(taken.backup.cleanShutdown, true);
+      await fx.sql('DELETE FROM orders WHERE id > 10');
+      await restore(fx, { backup: taken.backup.id, safetySnapshot: false });
+      assert.equal(await fx.checksum(), before);
+      const listed = await run<ListBackupsResult>(fx, 'listBackupsWorkflow', { cluster: fx.name });
+      assert.deepEqual(listed.strays, [], 'no snapshot is left without its record');
+      assert.ok(listed.backups.some((b) => b.id === taken.backup.id));
+    });
+  });
+}
+
+storageSuite('copy', { waldir: true, tablespace: true });
+storageSuite('btrfs', { waldir: true, tablespace: true });
+storageSuite('rbd', { waldir: true, tablespace: false });
+
+describe('backup refusals, retention and stopped clusters (copy storage)', () => {
+  let fx: BackupFixture;
+  before(async function () {
+    this.timeout(120_000);
+    fx = await backupFixture('br-rules', { storage: 'copy' });
+  });
+  after(async () => fx?.teardown());
+
+  it('gives a stopped cluster an offline snapshot and leaves it stopped', async function () {
+    this.timeout(120_000);
+    await run(fx, 'plannedStopWorkflow', { cluster: fx.name });
+    const taken = await backup(fx);
+    assert.equal(taken.took, 'offline-of-stopped-cluster');
+    assert.match(taken.note ?? '', /left stopped/);
+    assert.equal(await refusesConnections(endpointOf(fx.cluster)), true, 'the backup did not start the cluster');
+    await run(fx, 'plannedStartWorkflow', { cluster: fx.name });
+  });
+
+  it('keeps the newest backups and the one just taken when pruning', async function () {
+    this.timeout(180_000);
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) ids.push((await backup(fx)).backup.id);
+    const pruned = await backup(fx, { keep: { count: 2 } });
+    const listed = await run<ListBackupsResult>(fx, 'listBackupsWorkflow', { cluster: fx.name });
+    const regular = listed.backups.filter((b) => b.kind === 'backup').map((b) => b.id);
+    assert.deepEqual(regular, [pruned.backup.id, ids[2]]);
+    assert.ok(pruned.pruned!.deleted.includes(ids[0]!) && pruned.pruned!.deleted.includes(ids[1]!));
+  });
+
+  it('refuses bad restore input before touching anything', async function () {
+    this.timeout(120_000);
+    const before = await fx.checksum();
+    const latest = (await backup(fx)).backup;
+    const cases: Array<[Record<string, unknown>, RegExp]> = [
+      [{ cluster: fx.name, backup: latest.id }, /confirm must repeat the cluster name/],
+      [{ cluster: fx.name, backup: latest.id, confirm: 'other' }, /confirm must repeat the cluster name/],
+      [{ cluster: fx.name, backup: 'nope', confirm: fx.name }, /backup must be "latest" or a backup id/],
+      [
+        { cluster: fx.name, backup: '20200101T000000Z-00000000', confirm: fx.name },
+        /there is no backup "20200101T000000Z-00000000"/,
+      ],
+      [
+        { cluster: fx.name, backup: latest.id, confirm: fx.name, recoveryTarget: { lsn: '0/1' } },
+        /before the end of backup/,
+      ],
+      [
+        { cluster: fx.name, backup: latest.id, confirm: fx.name, recoveryTarget: { time: '2001-01-01T00:00:00Z' } },
+        /before backup .* ended/,
+      ],
+      [
+        {
+          cluster: fx.name,
+          backup: latest.id,
+          confirm: fx.name,
+          recoveryTarget: { xid: '5', time: '2030-01-01T00:00:00Z' },
+        },
+        /exactly one/,
+      ],
+      [{ cluster: fx.name, backup: latest.id, confirm: fx.name, afterRecovery: 'explode' }, /afterRecovery must be/],
+    ];
+    for (const [input, pattern] of cases) assert.match(await refusal(fx, 'rollbackRestoreWorkflow', input), pattern);
+    assert.match(await refusal(fx, 'snapshotBackupWorkflow', { cluster: fx.name, mode: 'hot' }), /mode must be/);
+    assert.match(await refusal(fx, 'snapshotBackupWorkflow', { cluster: fx.name, keep: { count: 0 } }), /keep.count/);
+    assert.equal(await refusesConnections(endpointOf(fx.cluster)), false, 'still running');
+    assert.equal(await fx.checksum(), before);
+  });
+
+  it("refuses to restore another cluster's backup, or one of another database system", async function () {
+    this.timeout(180_000);
+    const other = await backupFixture('br-other', { storage: 'copy', name: 'other' });
+    try {
+      // Both clusters share one snapshot directory: the record says whose backup it is.
+      const otherEntry = {
+        target: {
+          kind: 'local',
+          pgdata: other.cluster.pgdata,
+          port: other.cluster.port,
+          osUser: other.cluster.osUser,
+          logFile: other.cluster.logFile,
+        },
+        storage: fx.storage,
+        walArchive: other.archiveDir,
+      };
+      fx.writeCatalog({ other: otherEntry });
+      const mine = (await backup(fx)).backup;
+      const text = await refusal(fx, 'rollbackRestoreWorkflow', {
+        cluster: 'other',
+        backup: mine.id,
+        confirm: 'other',
+      });
+      assert.match(text, /is a backup of cluster "shop", not of "other"/);
+      // The same name pointing at another database system: refused by system identifier.
+      fx.writeCatalog();
+      const original = fx.catalogPath;
+      other.writeCatalog();
+      const { stringify } = await import('yaml');
+      const { writeFileSync } = await import('node:fs');
+      writeFileSync(original, stringify({ clusters: { shop: otherEntry } }));
+      const text2 = await refusal(fx, 'rollbackRestoreWorkflow', { cluster: 'shop', backup: mine.id, confirm: 'shop' });
+      assert.match(text2, /was taken of database system \d+, but cluster "shop" is system \d+/);
+      assert.equal(await refusesConnections(endpointOf(other.cluster)), false);
+    } finally {
+      fx.writeCatalog();
+      await other.teardown();
+    }
+  });
+});
