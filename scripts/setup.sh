@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what temporal-postgres-ops needs on a fresh machine, and does nothing when it is all
 # there: npm packages, the Temporal CLI (built with go install, v1.5.1), and PostgreSQL 15's
-# server binaries. Called by `npm run demo`, `npm test` and .ci/run.
+# server binaries, btrfs-progs and Ceph (mon, OSD, rbd, rbd-fuse). Called by `npm run demo`, `npm test` and .ci/run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,6 +44,18 @@ if [ ! -x "$pg_bin/initdb" ] || [ ! -x "$pg_bin/pg_ctl" ]; then
   as_root apt-get update -qq
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends postgresql-15 postgresql-client-15 >/dev/null
 fi
+# Storage for snapshot backups: btrfs (copy-on-write snapshots), and a real Ceph (one monitor and
+# one memstore OSD, started by the tests) with rbd and rbd-fuse for PostgreSQL on an RBD image.
+missing=()
+for pair in btrfs:btrfs-progs ceph-mon:ceph-mon ceph-osd:ceph-osd rbd:ceph-common rbd-fuse:rbd-fuse fsfreeze:util-linux; do
+  command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing storage tools: ${missing[*]} (apt-get)"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
 if [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then
   say "creating the postgres OS user (PostgreSQL refuses to run as root)"
   useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres

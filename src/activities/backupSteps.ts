@@ -7,7 +7,7 @@ import { log } from '@temporalio/activity';
 import type { ClusterRegistry } from './clusterRegistry';
 import { asStep, preconditionFailed } from './failures';
 import { withHeartbeats } from './heartbeat';
-import { pauseForTests } from './testHooks';
+import { pauseForTests } from '../drivers/testPause';
 import { openBackupSession } from '../drivers/postgres/backupMode';
 import { readControlData } from '../drivers/postgres/controlData';
 import { databaseVolumes } from '../drivers/postgres/dataLayout';
@@ -75,6 +75,7 @@ export function createBackupSteps(registry: ClusterRegistry) {
           const done = await existingRecord(cluster, id);
           if (done) return done; // an earlier attempt finished; only its answer was lost
           const storage = registry.snapshotDriver(cluster);
+          await storage.recoverFromCrash();
           const volumes = volumesOf(cluster);
           const session = await openBackupSession(await registry.endpoint(cluster), progress.signal);
           let snapshotted = false;

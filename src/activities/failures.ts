@@ -1,11 +1,14 @@
 // Turns driver and catalog errors into Temporal failures: what a retry cannot fix becomes a
 // non-retryable ApplicationFailure whose message names the cluster and the step.
-import { ApplicationFailure } from '@temporalio/activity';
+import { ApplicationFailure, log } from '@temporalio/activity';
+import { pauseForTests } from '../drivers/testPause';
 import { CatalogError } from '../config/catalog';
 import { PermanentDriverError } from '../drivers/cluster/types';
 
 export async function asStep<T>(cluster: string, step: string, body: () => Promise<T>): Promise<T> {
   try {
+    log.info('step begins', { cluster, step: `begin:${step}` });
+    await pauseForTests(`begin:${step}`);
     return await body();
   } catch (err) {
     if (err instanceof ApplicationFailure) throw err;

@@ -6,7 +6,7 @@ import { log } from '@temporalio/activity';
 import type { ClusterRegistry } from './clusterRegistry';
 import { asStep, preconditionFailed } from './failures';
 import { withHeartbeats } from './heartbeat';
-import { pauseForTests } from './testHooks';
+import { pauseForTests } from '../drivers/testPause';
 import { compareLsn, lsnBytesBetween } from '../common/lsn';
 import { isoTimeMicros, type RecoveryTarget } from '../common/recoveryTarget';
 import { readControlData } from '../drivers/postgres/controlData';
@@ -99,7 +99,6 @@ export function createRestoreSteps(registry: ClusterRegistry) {
           )
             throw preconditionFailed(cluster, 'rollback', 'the server is running: a rollback needs it stopped');
           log.info('rolling back', { cluster, backup, step: 'rollback-begin' });
-          await pauseForTests('rollback-begin', progress.signal);
           const result = await registry
             .snapshotDriver(cluster)
             .rollback(record, { onProgress: (d) => progress.report(d), signal: progress.signal });

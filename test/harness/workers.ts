@@ -32,7 +32,11 @@ export interface WorkerProcess {
 }
 
 /** Starts src/worker.ts in a child process (one node process, so SIGKILL really kills the worker). */
-export async function workerProcess(taskQueue: string, catalogPath: string): Promise<WorkerProcess> {
+export async function workerProcess(
+  taskQueue: string,
+  catalogPath: string,
+  extraEnv: Record<string, string> = {},
+): Promise<WorkerProcess> {
   const env = await testEnv();
   const child = spawn(process.execPath, ['--require', 'tsx/cjs', resolve(__dirname, '../../src/worker.ts')], {
     cwd: resolve(__dirname, '../..'),
@@ -43,6 +47,7 @@ export async function workerProcess(taskQueue: string, catalogPath: string): Pro
       PGOPS_TASK_QUEUE: taskQueue,
       PGOPS_CONFIG: catalogPath,
       PGOPS_WORKFLOW_BUNDLE: env.workflowBundlePath,
+      ...extraEnv,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -9,6 +9,7 @@ import { PermanentDriverError, type WaitOptions } from '../cluster/types';
 import { nestedVolumeProblem } from '../postgres/dataLayout';
 import { btrfsSnapshot, copyTree, isBtrfs, isBtrfsSubvolume, removeTree } from './fileSystem';
 import { isMountPoint } from './mounts';
+import { pauseForTests } from '../testPause';
 import type { BackupRecord, DatabaseVolume, SnapshotDriver, SnapshotOptions, SnapshotPlan, SnapshotRef } from './types';
 
 const MANIFEST = 'manifest.json';
@@ -80,6 +81,10 @@ export class LocalSnapshotDriver implements SnapshotDriver {
     return refs;
   }
 
+  async recoverFromCrash(): Promise<void> {
+    // Nothing to undo: a half-made copy or snapshot is discarded by the next createSnapshots.
+  }
+
   async saveRecord(record: BackupRecord): Promise<void> {
     const path = join(this.backupDir(record.id), MANIFEST);
     writeFileSync(`${path}.tmp`, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600 });
@@ -148,6 +153,7 @@ async function replaceDirectory(target: string, snapshot: string, btrfs: boolean
     else await copyTree(snapshot, staging, signal);
     writeFileSync(ready, '');
   }
+  await pauseForTests('rollback-swap', signal);
   await removeTree(target, signal);
   mkdirSync(dirname(target), { recursive: true });
   renameSync(staging, target);

@@ -10,6 +10,7 @@ import { PermanentDriverError, type WaitOptions } from '../cluster/types';
 import { RbdCli } from './rbdCli';
 import { attachRbdVolume, cephArgs, detachRbdVolume, type RbdLocalVolume } from './rbdLocalAttach';
 import { mountAt } from './mounts';
+import { pauseForTests } from '../testPause';
 import type { BackupRecord, DatabaseVolume, SnapshotDriver, SnapshotOptions, SnapshotPlan, SnapshotRef } from './types';
 
 const META_PREFIX = 'pgops.backup.';
@@ -84,8 +85,7 @@ export class RbdSnapshotDriver implements SnapshotDriver {
     const images = this.imagesFor(volumes);
     if (`${META_PREFIX}${id}` in (await this.rbd.listMetadata(this.spec(this.recordImage))))
       throw new Error(`backup ${id} already exists with its record; refusing to overwrite it`);
-    // A frozen file system left by a crashed attempt would block PostgreSQL: thaw it first.
-    for (const { image } of images) await runCommand('fsfreeze', ['-u', image.mountpoint]);
+    await this.recoverFromCrash();
     for (const { image } of images) await this.rbd.removeSnapshot(this.spec(image), snap, opts.signal);
     // Freezing flushes the file system and holds writes for the instant of the snapshots, so every
     // image is taken at one file-system-consistent point (files not flushed could come back zeroed).
@@ -96,6 +96,7 @@ export class RbdSnapshotDriver implements SnapshotDriver {
         if (result.code !== 0) throw new Error(`fsfreeze -f ${image.mountpoint} failed: ${result.stderr.trim()}`);
         frozen.push(image.mountpoint);
       }
+      await pauseForTests('frozen', opts.signal);
       for (const { image } of images) {
         opts.onProgress?.(`rbd snap create ${this.spec(image)}@${snap}`);
         await this.rbd.createSnapshot(this.spec(image), snap, opts.signal);
@@ -113,6 +114,13 @@ export class RbdSnapshotDriver implements SnapshotDriver {
       method: 'rbd' as const,
       ref: `${this.spec(image)}@${snap}`,
     }));
+  }
+
+  /** A file system left frozen by a crashed attempt blocks PostgreSQL (even pg_backup_start's checkpoint). */
+  async recoverFromCrash(): Promise<void> {
+    for (const image of this.images) {
+      if (mountAt(image.mountpoint)) await runCommand('fsfreeze', ['-u', image.mountpoint]);
+    }
   }
 
   async saveRecord(record: BackupRecord): Promise<void> {

@@ -85,6 +85,8 @@ export interface SnapshotDriver {
    * attempt without its record is deleted first, so a retried step never keeps a half-made one.
    */
   createSnapshots(id: string, volumes: DatabaseVolume[], opts: SnapshotOptions): Promise<SnapshotRef[]>;
+  /** Undoes what a crashed attempt may have left behind (a frozen file system). Idempotent. */
+  recoverFromCrash(): Promise<void>;
   /** Stores the record with the snapshots: from then on the backup exists. */
   saveRecord(record: BackupRecord): Promise<void>;
   /** Every complete backup of this storage, newest first. */

@@ -1,7 +1,7 @@
 // Crash tests need a worker to be SIGKILLed at an exact point inside a step (in backup mode,
 // between the snapshot and pg_backup_stop...). PGOPS_TEST_PAUSE_AT="point:ms,point:ms" makes the
 // step wait there; it is never set in production, where this returns at once.
-import { delay } from '../drivers/waiting';
+import { delay } from './waiting';
 
 export async function pauseForTests(point: string, signal?: AbortSignal): Promise<void> {
   const spec = process.env.PGOPS_TEST_PAUSE_AT;
