@@ -13,9 +13,12 @@ import { freePort } from '../src/dev/ports';
 import {
   endpointOf,
   initLocalCluster,
+  PG_BIN_DIR,
   localTargetOf,
+  pgOsUser,
   startLocalCluster,
   stopLocalClusterIfRunning,
+  type LocalCluster,
 } from '../src/dev/localPostgres';
 import { withSession } from '../src/drivers/postgres/session';
 import { LocalClusterDriver } from '../src/drivers/cluster/local';
@@ -23,8 +26,10 @@ import { createPgOpsWorker, ensureSearchAttributes, installRuntimeLogger } from 
 import { progressQuery, resumeSignal } from '../src/workflows/definitions';
 import type { PlannedStopResult } from '../src/workflows/plannedStop';
 import { createShop, pitrCatalogEntries, runPitrAct } from './demoPitr';
+import { runBackupAct } from './demoBackup';
+import { archivingSettings, prepareArchiveDir } from '../src/dev/delayedReplicaSet';
 
-const ROOT = resolve(__dirname, '..', '.pgops');
+const ROOT = resolve(process.env.PGOPS_DEMO_DIR ?? resolve(__dirname, '..', '.pgops'));
 const say = (line: string) => console.log(`\x1b[1m[demo]\x1b[0m ${line}`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -46,6 +51,18 @@ async function tryConnect(endpoint: ReturnType<typeof endpointOf>): Promise<stri
   }
 }
 
+function localTargetOfDir(dir: string): LocalCluster {
+  return {
+    dir,
+    pgdata: join(dir, 'data'),
+    port: 0,
+    socketDir: join(dir, 'socket'),
+    logFile: join(dir, 'data.server.log'),
+    osUser: pgOsUser(),
+    binDir: PG_BIN_DIR,
+  };
+}
+
 async function main(): Promise<void> {
   mkdirSync(ROOT, { recursive: true });
   installRuntimeLogger('WARN');
@@ -58,12 +75,44 @@ async function main(): Promise<void> {
     log: say,
   });
   const cleanups: Array<() => Promise<unknown>> = [() => server.stop()];
+  let cleaned = false;
+  const cleanUp = async () => {
+    if (cleaned) return;
+    cleaned = true;
+    for (const cleanup of cleanups.reverse())
+      await cleanup().catch((err: unknown) => say(`cleanup: ${(err as Error).message}`));
+  };
+  // A late gRPC timer of a closed client ("Channel has been shut down") must not kill the demo
+  // while it waits for Enter, and no error may leave the servers running.
+  process.on('uncaughtException', (err) => {
+    if (/Channel has been shut down/.test(err.message)) return;
+    console.error(`[demo] failed: ${err.stack ?? err}`);
+    void cleanUp().finally(() => process.exit(1));
+  });
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const)
+    process.once(signal, () => {
+      say(`${signal}: stopping the servers`);
+      void cleanUp().finally(() => process.exit(130));
+    });
   try {
     say(`Temporal at ${server.address}, UI at ${server.uiUrl}`);
     await ensureSearchAttributes(server.address, server.namespace);
 
-    say('creating the local PostgreSQL cluster "demo" with sample data');
-    const cluster = await initLocalCluster({ dir: join(ROOT, 'demo'), port: await portOr(55432) });
+    say('creating the local PostgreSQL cluster "demo" with sample data, archiving its WAL');
+    const demoDir = join(ROOT, 'demo');
+    const archiveDir = join(demoDir, 'archive');
+    if (!existsSync(archiveDir)) {
+      // A demo cluster from an older version (no WAL archive): make it again.
+      await stopLocalClusterIfRunning({ ...localTargetOfDir(demoDir) });
+      rmSync(demoDir, { recursive: true, force: true });
+    }
+    mkdirSync(demoDir, { recursive: true });
+    await prepareArchiveDir(archiveDir, pgOsUser());
+    const cluster = await initLocalCluster({
+      dir: demoDir,
+      port: await portOr(55432),
+      settings: archivingSettings(archiveDir),
+    });
     if (new LocalClusterDriver(localTargetOf(cluster, 300)).livePostmasterPid() === undefined) {
       await startLocalCluster(cluster);
     }
@@ -98,7 +147,7 @@ async function main(): Promise<void> {
       catalogPath,
       stringify({
         clusters: {
-          demo: { target: localTargetOf(cluster), storage: { kind: 'local' } },
+          demo: { target: localTargetOf(cluster), storage: { kind: 'local' }, walArchive: archiveDir },
           ...pitrCatalogEntries(shop, join(ROOT, 'exports')),
         },
       }),
@@ -140,6 +189,9 @@ async function main(): Promise<void> {
 
       say('— act 2: an accidental DELETE, recovered from the delayed replica —');
       await runPitrAct(client, shop, say, server.uiUrl, server.namespace);
+
+      say('— act 3: a snapshot backup, damaged data, and a rollback restore to just before the damage —');
+      await runBackupAct(client, endpoint, say, server.uiUrl, server.namespace);
     });
     await nativeConnection.close();
     await connection.close();
@@ -152,8 +204,7 @@ async function main(): Promise<void> {
       rl.close();
     }
   } finally {
-    for (const cleanup of cleanups.reverse())
-      await cleanup().catch((err: unknown) => say(`cleanup: ${(err as Error).message}`));
+    await cleanUp();
   }
   say('demo finished');
 }

@@ -7,7 +7,7 @@ import { withSession, type PgEndpoint } from '../src/drivers/postgres/session';
 import { pollUntil } from '../src/drivers/waiting';
 import { archiveEndLsn } from '../src/drivers/postgres/walInspect';
 import { compareLsn } from '../src/common/lsn';
-import { progressQuery } from '../src/workflows/definitions';
+import { watchProgress } from './demoProgress';
 import type { DelayedReplicaPitrResult } from '../src/workflows/delayedReplicaPitr';
 import { localTargetOf } from '../src/dev/localPostgres';
 
@@ -101,17 +101,8 @@ export async function runPitrAct(
       },
     ],
   });
-  let last = '';
-  const watcher = setInterval(() => {
-    handle
-      .query(progressQuery)
-      .then((p) => {
-        if (p.step !== last) say(`  progress: ${p.step}: ${p.detail}`);
-        last = p.step;
-      })
-      .catch(() => undefined);
-  }, 250);
-  const result = (await handle.result().finally(() => clearInterval(watcher))) as DelayedReplicaPitrResult;
+  const stopWatching = watchProgress(handle, say);
+  const result = (await handle.result().finally(stopWatching)) as DelayedReplicaPitrResult;
   say(`replay paused ${result.pause.latencyMs} ms after the workflow started; stopped at ${result.reached.replayLsn}`);
   say(`exported ${result.exported?.[0]?.rows} rows as of the target to ${result.exported?.[0]?.file}`);
   say(`inserted ${result.inserted?.[0]?.inserted} missing rows into the primary in one transaction`);

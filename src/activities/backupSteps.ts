@@ -95,9 +95,11 @@ export function createBackupSteps(registry: ClusterRegistry) {
             const snapshotMs = Date.now() - snapshotStarted;
             log.info('snapshot taken', { cluster, id, step: 'snapshot-taken', snapshotMs });
             await pauseForTests('after-snapshot', progress.signal);
-            progress.report('pg_backup_stop (waits until the WAL the backup needs is archived)');
+            progress.report('pg_backup_stop');
             const stopped = await session.stop();
             const backupModeMs = Date.now() - inBackupModeAt;
+            // The backup exists only once the WAL it needs is archived: its record is written after.
+            const archived = await session.waitForArchived(stopped.stopLsn, (d) => progress.report(d));
             const record: BackupRecord = {
               id,
               cluster,
@@ -115,6 +117,7 @@ export function createBackupSteps(registry: ClusterRegistry) {
               stoppedAt: stopped.stoppedAt,
               backupModeMs,
               snapshotMs,
+              archiveWaitMs: archived.ms,
               databaseSizeBytes: started.databaseSizeBytes,
               storage: storage.kind,
               snapshots,

@@ -270,13 +270,15 @@ function logTail(registry: ClusterRegistry, cluster: string): string {
   return readLog(registry, cluster).slice(-8).join('\n');
 }
 
-/** The server log's last word on recovery: where it stopped and why. */
+/** The server log's last word on recovery: where it stopped and why (from the latest recovery on). */
 function lastRecoveryLine(registry: ClusterRegistry, cluster: string): string | undefined {
-  return readLog(registry, cluster)
-    .reverse()
-    .find((line) =>
-      /recovery stopping|archive recovery complete|consistent recovery state|pausing at the end of recovery|recovery has paused/.test(
-        line,
-      ),
-    );
+  const lines = readLog(registry, cluster);
+  const begin = lines.findLastIndex((l) =>
+    /starting (archive|point-in-time) recovery|starting backup recovery/.test(l),
+  );
+  const recent = lines.slice(Math.max(0, begin));
+  return (
+    recent.findLast((l) => /recovery stopping|pausing at the end of recovery|recovery has paused/.test(l)) ??
+    recent.findLast((l) => /archive recovery complete|consistent recovery state/.test(l))
+  );
 }

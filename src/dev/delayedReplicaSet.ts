@@ -105,6 +105,7 @@ export async function createDelayedReplicaSet(opts: DelayedReplicaSetOptions): P
   const delay = applyDelaySetting(opts.delay);
   const osUser = pgOsUser();
   const archiveDir = join(opts.dir, 'archive');
+  mkdirSync(opts.dir, { recursive: true });
   chmodSync(opts.dir, 0o755);
   await prepareArchiveDir(archiveDir, osUser);
 

@@ -24,8 +24,14 @@ export interface BackupStopped {
 
 export interface BackupSession {
   start(label: string): Promise<BackupStarted>;
-  /** pg_backup_stop(wait_for_archive => true): returns once the WAL the backup needs is archived. */
+  /**
+   * Ends backup mode. pg_backup_stop(wait_for_archive => true) checks the archive only once a
+   * second, holding backup mode for that long; so backup mode ends at once (false) and the WAL
+   * the backup needs is awaited afterwards, polled every 50 ms (see waitForArchived).
+   */
   stop(): Promise<BackupStopped>;
+  /** Waits until the last WAL segment the backup needs is in the archive; reports failures. */
+  waitForArchived(stopLsn: string, onProgress?: (detail: string) => void): Promise<{ ms: number; segment: string }>;
   /** Ends the session; a backup not stopped yet is aborted by PostgreSQL. */
   close(): Promise<void>;
 }
@@ -67,18 +73,65 @@ export async function openBackupSession(endpoint: PgEndpoint, signal?: AbortSign
       };
     },
     async stop() {
+      // On a standby, pg_walfile_name() is not available: keep PostgreSQL's own wait there.
+      const recovering = (await client.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r')).rows[0]!.r;
       const row = (
         await client.query<{ lsn: string; labelfile: string; spcmapfile: string; at: string }>(
           `SELECT lsn::text AS lsn, labelfile, spcmapfile,
                   to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS at
-             FROM pg_backup_stop(true)`,
+             FROM pg_backup_stop($1)`,
+          [recovering],
         )
       ).rows[0]!;
       return { stopLsn: row.lsn, labelfile: row.labelfile, spcmapfile: row.spcmapfile ?? '', stoppedAt: row.at };
+    },
+    async waitForArchived(stopLsn, onProgress) {
+      const started = Date.now();
+      const recovering = (await client.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r')).rows[0]!.r;
+      if (recovering) return { ms: 0, segment: '(standby: pg_backup_stop waited)' };
+      // The segment holding the byte before the stop point, as pg_backup_stop itself computes it;
+      // pg_backup_stop switched to a new segment, so this one is complete and queued for archiving.
+      const segment = (await client.query<{ f: string }>('SELECT pg_walfile_name($1::pg_lsn - 1) AS f', [stopLsn]))
+        .rows[0]!.f;
+      for (;;) {
+        const row = (
+          await client.query<{ archived: string | null; failed: string | null; failedAt: string | null }>(
+            'SELECT last_archived_wal AS archived, last_failed_wal AS failed, last_failed_time::text AS "failedAt" FROM pg_stat_archiver',
+          )
+        ).rows[0]!;
+        if (await segmentArchived(client, segment, row.archived)) return { ms: Date.now() - started, segment };
+        onProgress?.(
+          `waiting for ${segment} to be archived${row.failed ? ` (archive_command failed on ${row.failed} at ${row.failedAt}: see the server log)` : ''}`,
+        );
+        await new Promise((r) => setTimeout(r, 50));
+      }
     },
     async close() {
       signal?.removeEventListener('abort', onAbort);
       await close();
     },
   };
+}
+
+/**
+ * The archiver marks a segment <name>.ready, then <name>.done once archive_command succeeded.
+ * last_archived_wal alone can mislead: the backup history file (named after the START segment)
+ * may be archived after the stop segment. Without the right to list archive_status
+ * (pg_monitor), fall back to last_archived_wal.
+ */
+async function segmentArchived(client: Client, segment: string, lastArchived: string | null): Promise<boolean> {
+  try {
+    const status = (
+      await client.query<{ ready: string; done: string }>(
+        "SELECT count(*) FILTER (WHERE name = $1 || '.ready') AS ready, count(*) FILTER (WHERE name = $1 || '.done') AS done FROM pg_ls_archive_statusdir()",
+        [segment],
+      )
+    ).rows[0]!;
+    if (Number(status.ready) > 0) return false;
+    if (Number(status.done) > 0) return true;
+  } catch {
+    // no permission: use the statistics view only
+  }
+  // Names of one timeline sort in WAL order; a later timeline's names sort after.
+  return lastArchived !== null && /^[0-9A-F]{24}$/.test(lastArchived) && lastArchived >= segment;
 }

@@ -49,6 +49,8 @@ export interface BackupRecord {
   stoppedAt: string;
   /** Milliseconds PostgreSQL spent in backup mode (online). */
   backupModeMs?: number;
+  /** Milliseconds spent after backup mode until the WAL the backup needs was archived. */
+  archiveWaitMs?: number;
   /** Milliseconds the storage snapshot(s) took. */
   snapshotMs?: number;
   /** Offline: whether pg_control said the server was shut down cleanly. */
