@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { WorkflowFailedError } from '@temporalio/client';
 import { testEnv } from './harness/testEnv';
 import { withWorker } from './harness/workers';
+import { waitForStep } from './harness/progress';
 import { backupFixture, type BackupFixture, type StorageUnderTest } from './harness/backupFixture';
 import { refusesConnections } from '../src/drivers/postgres/session';
 import { endpointOf } from '../src/dev/localPostgres';
@@ -159,6 +160,47 @@ describe('backup refusals, retention and stopped clusters (copy storage)', () =>
     const regular = listed.backups.filter((b) => b.kind === 'backup').map((b) => b.id);
     assert.deepEqual(regular, [pruned.backup.id, ids[2]]);
     assert.ok(pruned.pruned!.deleted.includes(ids[0]!) && pruned.pruned!.deleted.includes(ids[1]!));
+  });
+
+  it('refuses a backup while a restore holds the cluster, and queues one that waits for the lock', async function () {
+    this.timeout(180_000);
+    const { client } = await testEnv();
+    const latest = (await backup(fx)).backup;
+    // The in-process worker reads the pause at call time: the rollback waits 6 s, holding the lock.
+    process.env.PGOPS_TEST_PAUSE_AT = 'begin:rollback:6000';
+    try {
+      await withWorker(fx.taskQueue, fx.catalogPath, async () => {
+        const restoring = await client.workflow.start('rollbackRestoreWorkflow', {
+          taskQueue: fx.taskQueue,
+          workflowId: `busy-restore-${Date.now()}`,
+          args: [{ cluster: fx.name, backup: latest.id, confirm: fx.name, safetySnapshot: false }],
+        });
+        await waitForStep(restoring, 'rollback');
+        const refused = await client.workflow
+          .execute('snapshotBackupWorkflow', {
+            taskQueue: fx.taskQueue,
+            workflowId: `busy-backup-${Date.now()}`,
+            args: [{ cluster: fx.name }],
+          })
+          .then(
+            () => assert.fail('the backup ran during the restore'),
+            (err: unknown) => err as WorkflowFailedError,
+          );
+        assert.equal((refused.cause as { type?: string }).type, 'ClusterBusy');
+        assert.match(refused.cause?.message ?? '', /rollbackRestoreWorkflow/);
+        const queued = client.workflow.execute('snapshotBackupWorkflow', {
+          taskQueue: fx.taskQueue,
+          workflowId: `queued-backup-${Date.now()}`,
+          args: [{ cluster: fx.name, waitForLock: '2m' }],
+        }) as Promise<SnapshotBackupResult>;
+        const restored = (await restoring.result()) as RollbackRestoreResult;
+        const taken = await queued;
+        assert.equal(taken.took, 'online', 'the queued backup ran after the restore, on the running cluster');
+        assert.ok(Date.parse(taken.backup.startedAt) > Date.parse(restored.restored.stoppedAt));
+      });
+    } finally {
+      delete process.env.PGOPS_TEST_PAUSE_AT;
+    }
   });
 
   it('refuses bad restore input before touching anything', async function () {

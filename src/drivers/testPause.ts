@@ -7,7 +7,8 @@ export async function pauseForTests(point: string, signal?: AbortSignal): Promis
   const spec = process.env.PGOPS_TEST_PAUSE_AT;
   if (!spec) return;
   for (const item of spec.split(',')) {
-    const [name, ms] = item.split(':');
-    if (name === point) await delay(Number(ms ?? 0), signal);
+    // Points may contain ':' themselves (begin:rollback): the pause is after the last one.
+    const colon = item.lastIndexOf(':');
+    if (colon > 0 && item.slice(0, colon) === point) await delay(Number(item.slice(colon + 1)), signal);
   }
 }
