@@ -151,7 +151,7 @@ describe('backup refusals, retention and stopped clusters (copy storage)', () =>
     await run(fx, 'plannedStartWorkflow', { cluster: fx.name });
   });
 
-  it('keeps the newest backups and the one just taken when pruning', async function () {
+  it('keeps the newest backups and the one just taken when pruning; deletes one on request', async function () {
     this.timeout(180_000);
     const ids: string[] = [];
     for (let i = 0; i < 3; i++) ids.push((await backup(fx)).backup.id);
@@ -160,6 +160,25 @@ describe('backup refusals, retention and stopped clusters (copy storage)', () =>
     const regular = listed.backups.filter((b) => b.kind === 'backup').map((b) => b.id);
     assert.deepEqual(regular, [pruned.backup.id, ids[2]]);
     assert.ok(pruned.pruned!.deleted.includes(ids[0]!) && pruned.pruned!.deleted.includes(ids[1]!));
+
+    const refused = await refusal(fx, 'deleteBackupWorkflow', { cluster: fx.name, backup: ids[2], confirm: 'shop2' });
+    assert.match(refused, /confirm must repeat the cluster name/);
+    const deleted = await run<{ deleted: { id: string } }>(fx, 'deleteBackupWorkflow', {
+      cluster: fx.name,
+      backup: ids[2],
+      confirm: fx.name,
+    });
+    assert.equal(deleted.deleted.id, ids[2]);
+    const after = await run<ListBackupsResult>(fx, 'listBackupsWorkflow', { cluster: fx.name });
+    assert.deepEqual(
+      after.backups.filter((b) => b.kind === 'backup').map((b) => b.id),
+      [pruned.backup.id],
+    );
+    assert.deepEqual(after.strays, []);
+    assert.match(
+      await refusal(fx, 'deleteBackupWorkflow', { cluster: fx.name, backup: ids[2], confirm: fx.name }),
+      /there is no backup/,
+    );
   });
 
   it('refuses a backup while a restore holds the cluster, and queues one that waits for the lock', async function () {

@@ -2,7 +2,7 @@
 // early touching nothing, stop, keep a safety snapshot of the current state (so a restore of the
 // wrong backup can itself be undone), roll every volume back, write backup_label and the recovery
 // settings, start, watch archive recovery to the target, verify and clean up.
-import { ApplicationFailure, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, isCancellation, workflowInfo } from '@temporalio/workflow';
 import { backupIdFor } from '../common/backupIds';
 import type { BackupRecord } from '../drivers/storage/types';
 import type { RestoreTarget } from '../drivers/postgres/recoveryConfig';
@@ -90,13 +90,24 @@ export async function rollbackRestoreWorkflow(input: RollbackRestoreInput): Prom
     let safetySnapshot: BackupRecord | undefined;
     if (safety) {
       progress.step('safety-snapshot', 'snapshotting the current volumes first, so this restore can be undone');
-      safetySnapshot = await longStep.takeOfflineSnapshot({
-        cluster,
-        id: backupIdFor(info.startTime, info.runId, true),
-        kind: 'pre-restore',
-        label: `before restoring ${restored.id}`,
-        workflowId: info.workflowId,
-      });
+      try {
+        safetySnapshot = await longStep.takeOfflineSnapshot({
+          cluster,
+          id: backupIdFor(info.startTime, info.runId, true),
+          kind: 'pre-restore',
+          label: `before restoring ${restored.id}`,
+          workflowId: info.workflowId,
+        });
+      } catch (err) {
+        // Nothing was rolled back yet: the cluster goes back to how it was, then the restore stops.
+        if (before.running) await CancellationScope.nonCancellable(() => longStep.startCluster({ cluster }));
+        if (isCancellation(err)) throw err;
+        throw ApplicationFailure.nonRetryable(
+          `${TYPE}: cluster "${cluster}": the safety snapshot failed, so nothing was restored${before.running ? ' and the cluster was started again' : ''}: ${messageOf(err)}`,
+          'RestoreFailed',
+          { step: 'safety-snapshot' },
+        );
+      }
       progress.note({ safetySnapshot: safetySnapshot.id });
     }
     const undo = safetySnapshot
@@ -154,6 +165,7 @@ export async function rollbackRestoreWorkflow(input: RollbackRestoreInput): Prom
         verified,
       };
     } catch (err) {
+      if (isCancellation(err)) throw err;
       throw ApplicationFailure.nonRetryable(
         `${TYPE}: cluster "${cluster}": the restore of backup ${restored.id} failed at step ${step}: ${messageOf(err)}. The cluster may be left stopped.${undo ? ` Nothing is lost: ${undo}.` : ''}`,
         'RestoreFailed',

@@ -50,6 +50,7 @@ async function makeVolume(
   base: string,
   name: string,
   rbdVolumes: RbdLocalVolume[],
+  sizeMB = 512,
 ): Promise<string> {
   if (kind === 'btrfs') {
     const path = join(base, name);
@@ -59,7 +60,7 @@ async function makeVolume(
   if (kind === 'rbd') {
     const ceph = await testCeph();
     const mountpoint = join(base, `${name}-rbd`);
-    rbdVolumes.push(await ceph.createVolume(`${name}-${Math.random().toString(36).slice(2, 8)}`, 512, mountpoint));
+    rbdVolumes.push(await ceph.createVolume(`${name}-${Math.random().toString(36).slice(2, 8)}`, sizeMB, mountpoint));
     return join(mountpoint, name);
   }
   return join(base, name);
@@ -67,7 +68,15 @@ async function makeVolume(
 
 export async function backupFixture(
   label: string,
-  opts: { storage: StorageUnderTest; rows?: number; waldir?: boolean; tablespace?: boolean; name?: string },
+  opts: {
+    storage: StorageUnderTest;
+    rows?: number;
+    waldir?: boolean;
+    tablespace?: boolean;
+    name?: string;
+    /** Size of the data volume's RBD image (default 512 MB). */
+    dataVolumeMB?: number;
+  },
 ): Promise<BackupFixture> {
   const dir = await scratchDir(label);
   const osUser = pgOsUser();
@@ -81,7 +90,7 @@ export async function backupFixture(
         : dir;
   mkdirSync(base, { recursive: true, mode: 0o755 });
   const rbdVolumes: RbdLocalVolume[] = [];
-  const pgdata = await makeVolume(opts.storage, base, 'data', rbdVolumes);
+  const pgdata = await makeVolume(opts.storage, base, 'data', rbdVolumes, opts.dataVolumeMB);
   const waldir = opts.waldir ? await makeVolume(opts.storage, base, 'wal', rbdVolumes) : undefined;
   const tablespaceDir = opts.tablespace ? await makeVolume(opts.storage, base, 'ts1', rbdVolumes) : undefined;
   const archiveDir = join(dir, 'archive');

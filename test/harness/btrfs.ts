@@ -18,7 +18,7 @@ async function mountBtrfs(): Promise<string> {
   const image = join(root, 'btrfs.img');
   const mountpoint = join(root, 'btrfs');
   mkdirSync(mountpoint, { recursive: true });
-  await must('truncate', ['-s', '3G', image]);
+  await must('truncate', ['-s', `${process.env.PGOPS_TEST_BTRFS_GB ?? 3}G`, image]);
   const device = await must('losetup', ['-f', '--show', image]);
   await must('mkfs.btrfs', ['-q', device]);
   await must('mount', [device, mountpoint]);

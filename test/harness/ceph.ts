@@ -74,7 +74,7 @@ run dir = ${dir}/run
 log file = ${dir}/$name.log
 admin socket = ${dir}/run/$name.$pid.asok
 osd objectstore = memstore
-memstore device bytes = 6442450944
+memstore device bytes = ${Number(process.env.PGOPS_TEST_CEPH_MEMSTORE_GB ?? 6) * 1024 ** 3}
 [mon.a]
 mon data = ${dir}/mon
 [osd.0]
