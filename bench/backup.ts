@@ -98,7 +98,7 @@ async function benchStorage(storage: StorageUnderTest): Promise<string[]> {
     const fx = await backupFixture(`bench-${storage}-${size}`, {
       storage,
       rows: 1000,
-      dataVolumeMB: Math.max(512, Math.round(size * 1.6)),
+      dataVolumeMB: Math.max(512, Math.round(size * 2.5)),
     });
     const registry = new ClusterRegistry(() => loadCatalog(fx.catalogPath));
     try {

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { stringify } from 'yaml';
 import { WorkflowFailedError } from '@temporalio/client';
 import { testEnv } from './harness/testEnv';
 import { withWorker } from './harness/workers';
@@ -288,8 +290,6 @@ describe('backup refusals, retention and stopped clusters (copy storage)', () =>
       fx.writeCatalog();
       const original = fx.catalogPath;
       other.writeCatalog();
-      const { stringify } = await import('yaml');
-      const { writeFileSync } = await import('node:fs');
       writeFileSync(original, stringify({ clusters: { shop: otherEntry } }));
       const text2 = await refusal(fx, 'rollbackRestoreWorkflow', { cluster: 'shop', backup: mine.id, confirm: 'shop' });
       assert.match(text2, /was taken of database system \d+, but cluster "shop" is system \d+/);

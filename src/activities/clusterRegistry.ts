@@ -29,13 +29,14 @@ export class ClusterRegistry {
     try {
       catalog = this.catalog();
     } catch (err) {
-      if (err instanceof CatalogError) throw ApplicationFailure.nonRetryable(err.message, 'ConfigurationError');
+      // Retryable by nature (see failures.ts): ordinary steps refuse it by policy, bring-up steps retry.
+      if (err instanceof CatalogError) throw ApplicationFailure.retryable(err.message, 'ConfigurationError');
       throw err;
     }
     const entry = catalog.clusters[cluster];
     if (!entry) {
       const known = Object.keys(catalog.clusters);
-      throw ApplicationFailure.nonRetryable(
+      throw ApplicationFailure.retryable(
         `unknown cluster "${cluster}": the worker's catalog has ${known.length ? known.map((k) => `"${k}"`).join(', ') : 'no clusters'}. Check the name, or add it to the catalog (PGOPS_CONFIG). Nothing was changed.`,
         'UnknownCluster',
       );

@@ -1,6 +1,6 @@
 // Stop/start steps, one driver call each. All are idempotent: a retry after a worker crash finds
 // the cluster already stopped (or started) and reports the same result.
-import { log } from '@temporalio/activity';
+import { ApplicationFailure, log } from '@temporalio/activity';
 import type { ClusterRegistry } from './clusterRegistry';
 import { asStep, preconditionFailed } from './failures';
 import { withHeartbeats } from './heartbeat';
@@ -79,6 +79,20 @@ export function createClusterSteps(registry: ClusterRegistry) {
     }> {
       return asStep(cluster, 'start', () =>
         withHeartbeats(async (progress) => {
+          try {
+            registry.entry(cluster);
+          } catch (err) {
+            // The workflow retries this step until the catalog is fixed: say so where a DBA looks.
+            if (
+              err instanceof ApplicationFailure &&
+              (err.type === 'ConfigurationError' || err.type === 'UnknownCluster')
+            )
+              progress.report(
+                `cannot start the cluster: ${err.message}. This step retries every minute for up to 24 h: fix the catalog and it goes on by itself.`,
+                { blockedBy: err.type },
+              );
+            throw err;
+          }
           const started = Date.now();
           const entry = registry.entry(cluster);
           const driver = registry.driver(cluster);

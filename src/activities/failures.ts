@@ -4,6 +4,7 @@ import { ApplicationFailure, log } from '@temporalio/activity';
 import { pauseForTests } from '../drivers/testPause';
 import { CatalogError } from '../config/catalog';
 import { PermanentDriverError } from '../drivers/cluster/types';
+import { PostgresLoginError } from '../drivers/postgres/session';
 
 export async function asStep<T>(cluster: string, step: string, body: () => Promise<T>): Promise<T> {
   try {
@@ -12,9 +13,15 @@ export async function asStep<T>(cluster: string, step: string, body: () => Promi
     return await body();
   } catch (err) {
     if (err instanceof ApplicationFailure) throw err;
-    if (err instanceof PermanentDriverError || err instanceof CatalogError) {
-      throw ApplicationFailure.nonRetryable(`cluster "${cluster}", step ${step}: ${err.message}`, 'ConfigurationError');
-    }
+    if (err instanceof PostgresLoginError)
+      throw ApplicationFailure.nonRetryable(
+        `cluster "${cluster}", step ${step}: ${err.message}`,
+        'AuthenticationFailed',
+      );
+    // Retryable by nature, refused by the retry policies of ordinary steps (NON_RETRYABLE): the
+    // steps that bring a cluster back up keep retrying until the catalog is fixed.
+    if (err instanceof PermanentDriverError || err instanceof CatalogError)
+      throw ApplicationFailure.retryable(`cluster "${cluster}", step ${step}: ${err.message}`, 'ConfigurationError');
     const message = err instanceof Error ? err.message : String(err);
     throw ApplicationFailure.retryable(`cluster "${cluster}", step ${step}: ${message}`, 'StepFailed');
   }

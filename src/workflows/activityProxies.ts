@@ -12,6 +12,7 @@ export const NON_RETRYABLE = [
   'ConfigurationError',
   'ClusterBusy',
   'PreconditionFailed',
+  'AuthenticationFailed',
 ];
 
 function retryPolicy(
@@ -51,4 +52,22 @@ export const replayStep = proxyActivities<PgOpsActivities>({
   startToCloseTimeout: '24 hours',
   heartbeatTimeout: '10 seconds',
   retry: retryPolicy('2s', '1 minute', 20),
+});
+
+/**
+ * Steps that bring a cluster back up (the end of a hold, after an offline snapshot or a restore):
+ * a planned stop must always have a way back. A broken catalog or a cluster missing from it is
+ * retried every minute for up to a day, so fixing the file lets the workflow finish; the
+ * activity reports the problem to `progress` and the UI while it waits.
+ */
+export const bringUpStep = proxyActivities<PgOpsActivities>({
+  startToCloseTimeout: '2 hours',
+  scheduleToCloseTimeout: '24 hours',
+  heartbeatTimeout: '10 seconds',
+  retry: {
+    initialInterval: '2s',
+    backoffCoefficient: 2,
+    maximumInterval: '1 minute',
+    nonRetryableErrorTypes: ['InvalidInput', 'AuthenticationFailed', 'PreconditionFailed'],
+  },
 });

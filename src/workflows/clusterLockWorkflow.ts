@@ -25,6 +25,8 @@ import {
 } from './definitions';
 import { quickStep } from './activityProxies';
 
+const HOLDER_CHECK_INTERVAL = '15 seconds';
+
 export interface ClusterLockInput {
   cluster: string;
   state?: LockState;
@@ -61,8 +63,18 @@ export async function clusterLockWorkflow(input: ClusterLockInput): Promise<void
     }
   };
 
+  const hasWork = () => inbox.length > 0 || workflowInfo().continueAsNewSuggested;
   for (;;) {
-    await condition(() => inbox.length > 0 || workflowInfo().continueAsNewSuggested);
+    if (state.holder && state.queue.length > 0) {
+      // Someone waits: a holder that ended without releasing (terminated, timed out) must not
+      // keep them waiting until another request happens to arrive. Checked every 15 s.
+      if (!(await condition(hasWork, HOLDER_CHECK_INTERVAL)) && (await holderIsGone(state.holder))) {
+        state.holder = null;
+        await grantNextInQueue();
+      }
+    } else {
+      await condition(hasWork);
+    }
     while (inbox.length > 0) {
       const item = inbox.shift()!;
       if (item.kind === 'release') {

@@ -4,7 +4,7 @@
 // history and, on Kubernetes, in an annotation on the StatefulSet.
 import { CancellationScope, condition, isCancellation, setHandler } from '@temporalio/workflow';
 import { resumeSignal } from './definitions';
-import { longStep, quickStep } from './activityProxies';
+import { bringUpStep, longStep, quickStep } from './activityProxies';
 import { trackProgress } from './progress';
 import { tagWorkflow } from './searchAttributes';
 import { workflowClockMs } from './clock';
@@ -118,7 +118,7 @@ export async function plannedStopWorkflow(input: PlannedStopInput): Promise<Plan
       const heldMs = workflowClockMs() - holdStartedAt;
       result.hold = { resumedBy, resumeRequestedBy, heldMs };
       progress.step('start', `starting ${stopped.replicasBefore} replica(s) again (hold ended by ${resumedBy})`);
-      const started = await longStep.startCluster({ cluster, replicas: stopped.replicasBefore });
+      const started = await bringUpStep.startCluster({ cluster, replicas: stopped.replicasBefore });
       result.restarted = {
         replicas: started.replicas,
         readyReplicas: started.readyReplicas,

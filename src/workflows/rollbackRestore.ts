@@ -7,7 +7,7 @@ import { backupIdFor } from '../common/backupIds';
 import type { BackupRecord } from '../drivers/storage/types';
 import type { RestoreTarget } from '../drivers/postgres/recoveryConfig';
 import type { PgOpsActivities } from '../activities';
-import { longStep, quickStep, replayStep } from './activityProxies';
+import { bringUpStep, longStep, quickStep, replayStep } from './activityProxies';
 import { trackProgress } from './progress';
 import { tagWorkflow } from './searchAttributes';
 import { withClusterLock } from './clusterLock';
@@ -100,7 +100,7 @@ export async function rollbackRestoreWorkflow(input: RollbackRestoreInput): Prom
         });
       } catch (err) {
         // Nothing was rolled back yet: the cluster goes back to how it was, then the restore stops.
-        if (before.running) await CancellationScope.nonCancellable(() => longStep.startCluster({ cluster }));
+        if (before.running) await CancellationScope.nonCancellable(() => bringUpStep.startCluster({ cluster }));
         if (isCancellation(err)) throw err;
         throw ApplicationFailure.nonRetryable(
           `${TYPE}: cluster "${cluster}": the safety snapshot failed, so nothing was restored${before.running ? ' and the cluster was started again' : ''}: ${messageOf(err)}`,
@@ -135,7 +135,7 @@ export async function rollbackRestoreWorkflow(input: RollbackRestoreInput): Prom
         'start',
         plan.target ? 'starting: PostgreSQL replays archived WAL to the target' : 'starting the restored cluster',
       );
-      const started = await longStep.startCluster({ cluster });
+      const started = await bringUpStep.startCluster({ cluster });
       let recovery: Result<'watchRecovery'> | undefined;
       if (plan.target) {
         step = 'recovery';

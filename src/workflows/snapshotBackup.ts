@@ -5,7 +5,7 @@
 import { CancellationScope, workflowInfo } from '@temporalio/workflow';
 import { backupIdFor } from '../common/backupIds';
 import type { BackupRecord } from '../drivers/storage/types';
-import { longStep, quickStep } from './activityProxies';
+import { bringUpStep, longStep, quickStep } from './activityProxies';
 import { trackProgress } from './progress';
 import { tagWorkflow } from './searchAttributes';
 import { withClusterLock } from './clusterLock';
@@ -100,7 +100,7 @@ export async function snapshotBackupWorkflow(input: SnapshotBackupInput): Promis
         // Whatever happened to the snapshot, the cluster comes back: a backup never leaves it down.
         progress.step('start', `starting ${stopped.replicasBefore} replica(s) again`);
         started = await CancellationScope.nonCancellable(() =>
-          longStep.startCluster({ cluster, replicas: stopped.replicasBefore }),
+          bringUpStep.startCluster({ cluster, replicas: stopped.replicasBefore }),
         );
       }
       const restarted = { readyReplicas: started.readyReplicas, msToReady: started.msToReady };

@@ -24,6 +24,29 @@ export function clientConfig(endpoint: PgEndpoint): ClientConfig {
   };
 }
 
+/**
+ * PostgreSQL answered and refused the login: a wrong password, an unknown role or database, or
+ * no pg_hba.conf entry. Retrying cannot fix it, and the server is up.
+ */
+export class PostgresLoginError extends Error {
+  override readonly name = 'PostgresLoginError';
+}
+
+/** SQLSTATEs of a refused login: invalid_password, invalid_authorization_specification, invalid_catalog_name. */
+const LOGIN_REFUSED = new Set(['28P01', '28000', '3D000']);
+
+export function loginRefusal(endpoint: PgEndpoint, err: unknown): PostgresLoginError | undefined {
+  const code = (err as { code?: unknown })?.code;
+  if (typeof code !== 'string' || !LOGIN_REFUSED.has(code)) return undefined;
+  const fix =
+    code === '3D000'
+      ? `the database "${endpoint.database}" does not exist: fix postgres.database in the catalog`
+      : `fix the password (postgres.passwordEnv / passwordSecret), the role "${endpoint.user}" or pg_hba.conf`;
+  return new PostgresLoginError(
+    `PostgreSQL at ${endpoint.host}:${endpoint.port} refused the login of "${endpoint.user}": ${(err as Error).message} (SQLSTATE ${code}); ${fix}. Retrying cannot fix this.`,
+  );
+}
+
 /** Opens one session, runs `fn`, and always closes the session. */
 export async function withSession<T>(endpoint: PgEndpoint, fn: (client: Client) => Promise<T>): Promise<T> {
   const client = new Client(clientConfig(endpoint));
@@ -61,6 +84,8 @@ export async function waitForSql(
         const done: SqlReadiness = { serverVersion: row?.v ?? '?', inRecovery: row?.r ?? false };
         return { done };
       } catch (err) {
+        const refusal = loginRefusal(endpoint, err);
+        if (refusal) throw refusal;
         return {
           waiting: `PostgreSQL at ${endpoint.host}:${endpoint.port} not accepting queries yet: ${(err as Error).message}`,
         };
@@ -76,12 +101,15 @@ export async function waitForSql(
   );
 }
 
-/** True when a connection attempt is refused or fails (the database is down). */
+/**
+ * True when a connection attempt is refused or fails (the database is down). A refused login is
+ * an answer from a running server: not "down".
+ */
 export async function refusesConnections(endpoint: PgEndpoint): Promise<boolean> {
   try {
     await withSession({ ...endpoint, connectTimeoutMs: 2000 }, (c) => c.query('SELECT 1'));
     return false;
-  } catch {
-    return true;
+  } catch (err) {
+    return loginRefusal(endpoint, err) === undefined;
   }
 }
