@@ -8,7 +8,7 @@ import { withWorker } from './harness/workers';
 import { localClusterFixture, type LocalFixture } from './harness/fixtures';
 import { parse, stringify } from 'yaml';
 import { refusesConnections, withSession } from '../src/drivers/postgres/session';
-import { endpointOf, pgCtl } from '../src/dev/localPostgres';
+import { endpointOf, pgCtl, startLocalCluster } from '../src/dev/localPostgres';
 import { LocalClusterDriver } from '../src/drivers/cluster/local';
 import { localTargetOf } from '../src/dev/localPostgres';
 import { progressQuery, resumeSignal } from '../src/workflows/definitions';
@@ -134,5 +134,63 @@ describe('operator actions: a broken catalog, a wrong password, a terminated hol
       assert.equal(result.readyReplicas, 1);
       assert.equal(await refusesConnections(endpointOf(fx.cluster)), false);
     });
+  });
+
+  it('a cancel during a slow stop lets the stop finish, starts the cluster again, and only then frees the lock', async function () {
+    this.timeout(180_000);
+    const { client } = await testEnv();
+    const endpoint = endpointOf(fx.cluster);
+    // A slow archiver: the shutdown waits for every segment still to archive (2 s each).
+    await withSession(endpoint, async (c) => {
+      await c.query("ALTER SYSTEM SET archive_mode = 'on'");
+      await c.query("ALTER SYSTEM SET archive_command = 'sleep 2'");
+    });
+    await pgCtl(fx.cluster, ['stop', '-w', '-m', 'fast']);
+    await startLocalCluster(fx.cluster); // with its log file: pg_ctl restart would keep our pipe open
+    try {
+      await withSession(endpoint, async (c) => {
+        for (let i = 0; i < 3; i++) {
+          await c.query('INSERT INTO orders SELECT g, $1, 1 FROM generate_series($2::int, $2::int + 99) g', [
+            `slow-${i}`,
+            500_000 + i * 100,
+          ]);
+          await c.query('SELECT pg_switch_wal()');
+        }
+      });
+      await withWorker(fx.taskQueue, fx.catalogPath, async () => {
+        const stop = await client.workflow.start('plannedStopWorkflow', {
+          taskQueue: fx.taskQueue,
+          workflowId: `cancel-in-stop-${Date.now()}`,
+          args: [{ cluster: fx.name, holdUntilResumed: true }],
+        });
+        await waitForStep(stop, 'stop');
+        await new Promise((r) => setTimeout(r, 500));
+        await stop.cancel();
+        const outcome = await stop.result().then(
+          () => 'completed',
+          (err: unknown) => (err instanceof WorkflowFailedError ? String(err.cause?.name) : String(err)),
+        );
+        assert.equal(outcome, 'CancelledFailure');
+        // When the workflow has ended, the cluster is up again and the lock is free.
+        assert.equal(await refusesConnections(endpoint), false, 'the cluster was started again');
+        const start = (await client.workflow.execute('plannedStartWorkflow', {
+          taskQueue: fx.taskQueue,
+          workflowId: `after-cancel-${Date.now()}`,
+          args: [{ cluster: fx.name }],
+        })) as PlannedStartResult;
+        assert.equal(start.alreadyRunning, true);
+        const history = (await stop.fetchHistory()).events ?? [];
+        const types = history.map((e) => String(e.eventType));
+        assert.ok(
+          history.some((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'startCluster'),
+          `the cancel handler started the cluster (${types.join(',')})`,
+        );
+      });
+    } finally {
+      await withSession(endpoint, async (c) => {
+        await c.query('ALTER SYSTEM RESET archive_mode');
+        await c.query('ALTER SYSTEM RESET archive_command');
+      }).catch(() => undefined);
+    }
   });
 });

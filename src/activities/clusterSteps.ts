@@ -46,9 +46,10 @@ export function createClusterSteps(registry: ClusterRegistry) {
         withHeartbeats(async (progress) => {
           const started = Date.now();
           log.info('stopping cluster', { cluster, step: 'stop-begin' });
-          const result = await registry
-            .driver(cluster)
-            .stop({ onProgress: (d) => progress.report(d), signal: progress.signal });
+          // No abort signal: a shutdown cannot be taken back half way. Killing pg_ctl would let a
+          // cancelled workflow release the lock while the server is still shutting down; the
+          // stop runs to its end and the workflow's cancel handler starts the cluster again.
+          const result = await registry.driver(cluster).stop({ onProgress: (d) => progress.report(d) });
           log.info('cluster stopped', { cluster, step: 'stop-end', ...result });
           return { ...result, ms: Date.now() - started };
         }),

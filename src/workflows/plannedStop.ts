@@ -76,9 +76,20 @@ export async function plannedStopWorkflow(input: PlannedStopInput): Promise<Plan
     progress.note({ replicasBefore: before.replicas });
 
     progress.step('stop', reason ? `stopping the cluster: ${reason}` : 'stopping the cluster');
-    const stopped = await longStep.stopCluster({ cluster });
-    progress.step('verify', 'verifying the quiescent point: nothing running, volumes kept, connections refused');
-    const quiescent = await quickStep.verifyQuiescent({ cluster });
+    let stopped: Awaited<ReturnType<typeof longStep.stopCluster>>;
+    let quiescent: Awaited<ReturnType<typeof quickStep.verifyQuiescent>>;
+    try {
+      stopped = await longStep.stopCluster({ cluster });
+      progress.step('verify', 'verifying the quiescent point: nothing running, volumes kept, connections refused');
+      quiescent = await quickStep.verifyQuiescent({ cluster });
+    } catch (err) {
+      // A cancel during the stop or the check: the stop step has finished its shutdown (it does
+      // not abort half way), and the cluster is started again before the lock is released.
+      if (!isCancellation(err) || !before.running) throw err;
+      progress.step('start', 'cancelled during the stop: starting the cluster again');
+      await CancellationScope.nonCancellable(() => bringUpStep.startCluster({ cluster, replicas: before.replicas }));
+      throw err;
+    }
     const result: PlannedStopResult = {
       cluster,
       reason,
