@@ -11,7 +11,7 @@ import { refusesConnections, withSession } from '../src/drivers/postgres/session
 import { endpointOf, pgCtl, startLocalCluster } from '../src/dev/localPostgres';
 import { LocalClusterDriver } from '../src/drivers/cluster/local';
 import { localTargetOf } from '../src/dev/localPostgres';
-import { progressQuery, resumeSignal } from '../src/workflows/definitions';
+import { lockWorkflowId, progressQuery, resumeSignal } from '../src/workflows/definitions';
 import type { PlannedStopResult } from '../src/workflows/plannedStop';
 import type { PlannedStartResult } from '../src/workflows/plannedStart';
 
@@ -192,5 +192,35 @@ describe('operator actions: a broken catalog, a wrong password, a terminated hol
         await c.query('ALTER SYSTEM RESET archive_command');
       }).catch(() => undefined);
     }
+  });
+
+  it('a terminated lock workflow does not let a second workflow act during a held stop', async function () {
+    this.timeout(120_000);
+    const { client } = await testEnv();
+    await withWorker(fx.taskQueue, fx.catalogPath, async () => {
+      const stop = await client.workflow.start('plannedStopWorkflow', {
+        taskQueue: fx.taskQueue,
+        workflowId: `held-${Date.now()}`,
+        args: [{ cluster: fx.name, holdUntilResumed: true }],
+      });
+      await waitForStep(stop, 'hold');
+      await client.workflow.getHandle(lockWorkflowId(fx.name, fx.taskQueue)).terminate('operator cleaning up');
+      const refused = await client.workflow
+        .execute('plannedStartWorkflow', {
+          taskQueue: fx.taskQueue,
+          workflowId: `intruder-${Date.now()}`,
+          args: [{ cluster: fx.name }],
+        })
+        .then(
+          () => assert.fail('a start ran in the middle of the hold'),
+          (err: unknown) => err as WorkflowFailedError,
+        );
+      assert.equal((refused.cause as { type?: string }).type, 'ClusterBusy');
+      assert.match(refused.cause?.message ?? '', new RegExp(stop.workflowId));
+      assert.equal(await refusesConnections(endpointOf(fx.cluster)), true, 'still held down');
+      await stop.signal(resumeSignal, { by: 'test' });
+      const result = (await stop.result()) as PlannedStopResult;
+      assert.equal(result.after.running, true);
+    });
   });
 });

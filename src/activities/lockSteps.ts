@@ -2,7 +2,16 @@
 // (starting it if needed), and ask whether a holder is still running.
 import { Context } from '@temporalio/activity';
 import { WorkflowNotFoundError } from '@temporalio/client';
-import { lockRequestSignal, lockWorkflowId, type LockRequest } from '../workflows/definitions';
+import { ApplicationFailure } from '@temporalio/common';
+import {
+  lockRequestSignal,
+  lockWorkflowId,
+  progressQuery,
+  MUTATING_WORKFLOW_TYPES,
+  type LockHolder,
+  type LockRequest,
+} from '../workflows/definitions';
+import { clusterNameProblem } from '../common/names';
 
 export function createLockSteps() {
   return {
@@ -17,6 +26,37 @@ export function createLockSteps() {
         signal: lockRequestSignal,
         signalArgs: [request],
       });
+    },
+
+    /**
+     * For a lock workflow that starts with no state (the first ever, or one started again after
+     * it was terminated): the running mutating workflows of this cluster on this task queue, from
+     * the PgCluster search attribute. One of them may hold the cluster already.
+     */
+    async findRunningMutators({ cluster }: { cluster: string }): Promise<LockHolder[]> {
+      const problem = clusterNameProblem(cluster);
+      if (problem) throw ApplicationFailure.nonRetryable(problem, 'InvalidInput');
+      const ctx = Context.current();
+      const types = MUTATING_WORKFLOW_TYPES.map((t) => `'${t}'`).join(', ');
+      const found: LockHolder[] = [];
+      for await (const wf of ctx.client.workflow.list({
+        query: `PgCluster = '${cluster}' AND ExecutionStatus = 'Running' AND TaskQueue = '${ctx.info.taskQueue}' AND WorkflowType IN (${types})`,
+      })) {
+        // Only one that got past its lock step holds the cluster; one that cannot answer counts too.
+        const progress = await ctx.client.workflow
+          .getHandle(wf.workflowId, wf.runId)
+          .query(progressQuery)
+          .catch(() => undefined);
+        if (progress && !progress.done.includes('lock')) continue;
+        found.push({
+          workflowId: wf.workflowId,
+          runId: wf.runId,
+          operation: wf.type,
+          wait: false,
+          since: wf.startTime.toISOString(),
+        });
+      }
+      return found.sort((a, b) => (a.since < b.since ? -1 : 1));
     },
 
     async isWorkflowRunning({ workflowId, runId }: { workflowId: string; runId: string }): Promise<boolean> {

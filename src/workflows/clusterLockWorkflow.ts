@@ -63,6 +63,15 @@ export async function clusterLockWorkflow(input: ClusterLockInput): Promise<void
     }
   };
 
+  if (!input.state) {
+    // A lock that starts with no state may replace one that was terminated while a workflow held
+    // it: a running mutating workflow of this cluster keeps the cluster (or is found dead later).
+    const running = await quickStep.findRunningMutators({ cluster: state.cluster });
+    const firstRequester = inbox[0]?.kind === 'request' ? inbox[0].request.workflowId : undefined;
+    const other = running.find((r) => r.workflowId !== firstRequester);
+    if (other) state.holder = other;
+  }
+
   const hasWork = () => inbox.length > 0 || workflowInfo().continueAsNewSuggested;
   for (;;) {
     if (state.holder && state.queue.length > 0) {

@@ -49,6 +49,16 @@ export interface LockState {
   queue: LockRequest[];
 }
 
+/** Workflow types that take a cluster's lock (the read-only ones do not). */
+export const MUTATING_WORKFLOW_TYPES = [
+  'plannedStopWorkflow',
+  'plannedStartWorkflow',
+  'delayedReplicaPitrWorkflow',
+  'snapshotBackupWorkflow',
+  'rollbackRestoreWorkflow',
+  'deleteBackupWorkflow',
+] as const;
+
 export const lockRequestSignal = defineSignal<[LockRequest]>('lockRequest');
 export const lockReleaseSignal = defineSignal<[{ workflowId: string }]>('lockRelease');
 export const lockAnswerSignal = defineSignal<[LockAnswer]>('lockAnswer');
