@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { WorkflowFailedError } from '@temporalio/client';
+import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
 import { testEnv } from './harness/testEnv';
 import { withWorker } from './harness/workers';
 import { failureOf } from './harness/failures';
@@ -155,5 +157,25 @@ describe('bad input is refused with a clear error and nothing is touched', () =>
       assert.match(failure.message, /cluster "demo", step start: a local cluster runs exactly 1 server; 3 replicas/);
     });
     assert.equal(await refusesConnections(endpointOf(fx.cluster)), false);
+  });
+
+  it('puts the refusing step\'s own message at the top of the failure, not "Activity task failed"', async () => {
+    const { client } = await testEnv();
+    await withWorker(fx.taskQueue, fx.catalogPath, async () => {
+      const err = await client.workflow
+        .execute('plannedStopWorkflow', {
+          taskQueue: fx.taskQueue,
+          workflowId: `top-message-${Date.now()}`,
+          args: [{ cluster: 'orders' }],
+        })
+        .then(
+          () => assert.fail('an unknown cluster was accepted'),
+          (e: unknown) => e as WorkflowFailedError,
+        );
+      assert.ok(err.cause instanceof ApplicationFailure, `top cause: ${err.cause?.constructor.name}`);
+      assert.equal(err.cause.type, 'UnknownCluster');
+      assert.match(err.cause.message, /^unknown cluster "orders"/);
+      assert.ok(err.cause.cause instanceof ActivityFailure, 'the activity failure stays attached');
+    });
   });
 });
