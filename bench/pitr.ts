@@ -106,6 +106,11 @@ async function commit(endpoint: PgEndpoint, statements: string[]): Promise<strin
 
 async function waitForArchive(set: ReplicaSet): Promise<void> {
   const lsn = (await query<{ l: string }>(set.primaryEndpoint, 'SELECT pg_current_wal_insert_lsn()::text AS l')).l;
+  // Write what we wait for: a commit record past `lsn`, then a segment switch. Right after a
+  // switch, `lsn` is the first position of a segment with nothing in it, and archive_timeout does
+  // not switch a segment without records: waiting for other activity once hung here for 300 s.
+  await query(set.primaryEndpoint, 'SELECT txid_current()::text AS x');
+  await query(set.primaryEndpoint, 'SELECT pg_switch_wal()::text AS l');
   const started = Date.now();
   let nextNote = started + 10_000;
   for (;;) {
