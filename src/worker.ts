@@ -1,8 +1,11 @@
 // The standalone worker. Environment: TEMPORAL_ADDRESS (default 127.0.0.1:7233),
 // TEMPORAL_NAMESPACE (default "default"), PGOPS_TASK_QUEUE (default "pg-ops"), PGOPS_CONFIG
-// (the cluster catalog), PGOPS_WORKFLOW_BUNDLE (optional prebuilt workflow bundle).
+// (the cluster catalog), PGOPS_WORKFLOW_BUNDLE (a prebuilt workflow bundle; default: the one
+// `npm run build` puts beside the compiled worker, else the workflows are bundled at start).
 // SIGTERM/SIGINT shut it down gracefully: running activities are allowed to finish or heartbeat
 // out, and Temporal hands their workflows to another worker.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel } from '@temporalio/worker';
 import { Connection } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
@@ -70,6 +73,12 @@ export function installRuntimeLogger(level: LogLevel = 'INFO'): void {
   });
 }
 
+/** dist/workflow-bundle.js beside the compiled worker (npm run build), if there is one. */
+function prebuiltBundle(): string | undefined {
+  const path = join(__dirname, 'workflow-bundle.js');
+  return existsSync(path) ? path : undefined;
+}
+
 async function main(): Promise<void> {
   const address = process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233';
   const namespace = process.env.TEMPORAL_NAMESPACE ?? 'default';
@@ -83,9 +92,12 @@ async function main(): Promise<void> {
     namespace,
     taskQueue,
     catalogPath,
-    workflowBundlePath: process.env.PGOPS_WORKFLOW_BUNDLE,
+    workflowBundlePath: process.env.PGOPS_WORKFLOW_BUNDLE ?? prebuiltBundle(),
   });
-  logger.info({ address, namespace, taskQueue, catalogPath }, 'pg-ops worker started');
+  logger.info(
+    { address, namespace, taskQueue, catalogPath, rssMB: Math.round(process.memoryUsage().rss / 1e6) },
+    'pg-ops worker started',
+  );
   // Worker.run() resolves after SIGINT/SIGTERM: the runtime's default shutdown signals.
   await worker.run();
   await connection.close();
