@@ -13,3 +13,4 @@ export type { SnapshotBackupInput, SnapshotBackupResult } from './workflows/snap
 export type { RollbackRestoreInput, RollbackRestoreResult } from './workflows/rollbackRestore';
 export type { ListBackupsResult } from './workflows/backupCatalog';
 export type { BackupRecord } from './drivers/storage/types';
+export { pgOpsPlugin, type PgOpsPluginOptions } from './plugin';
