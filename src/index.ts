@@ -14,3 +14,4 @@ export type { RollbackRestoreInput, RollbackRestoreResult } from './workflows/ro
 export type { ListBackupsResult } from './workflows/backupCatalog';
 export type { BackupRecord } from './drivers/storage/types';
 export { pgOpsPlugin, type PgOpsPluginOptions } from './plugin';
+export * from './client';

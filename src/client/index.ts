@@ -1,0 +1,2 @@
+export * from './pgOpsClient';
+export * from './errors';

@@ -1,0 +1,129 @@
+// A typed client for other services: start or run each operation with typed input, read its
+// progress, send `resume`, list backups and the operations running on a cluster. Workflow ids
+// name the cluster and the operation (`pgops/<cluster>/<operation>/<time>`), and failures come
+// back as typed errors (ClusterBusyError, InvalidInputError, PreconditionFailedError...).
+import type { Client, WorkflowHandle } from '@temporalio/client';
+import { DEFAULT_TASK_QUEUE, progressQuery, resumeSignal, type Progress } from '../workflows/definitions';
+import type { PlannedStopInput, PlannedStopResult } from '../workflows/plannedStop';
+import type { PlannedStartInput, PlannedStartResult } from '../workflows/plannedStart';
+import type { DelayedReplicaPitrInput } from '../workflows/pitrInput';
+import type { DelayedReplicaPitrResult } from '../workflows/delayedReplicaPitr';
+import type { LocateIncidentInput } from '../workflows/locateIncident';
+import type { SnapshotBackupInput, SnapshotBackupResult } from '../workflows/snapshotBackup';
+import type { RollbackRestoreInput, RollbackRestoreResult } from '../workflows/rollbackRestore';
+import type { ListBackupsResult } from '../workflows/backupCatalog';
+import type { BackupRecord } from '../drivers/storage/types';
+import { toPgOpsError } from './errors';
+
+/** Each operation: its workflow type, input and result. */
+export interface Operations {
+  plannedStop: { type: 'plannedStopWorkflow'; input: PlannedStopInput; result: PlannedStopResult };
+  plannedStart: { type: 'plannedStartWorkflow'; input: PlannedStartInput; result: PlannedStartResult };
+  pitr: { type: 'delayedReplicaPitrWorkflow'; input: DelayedReplicaPitrInput; result: DelayedReplicaPitrResult };
+  locateIncident: { type: 'locateIncidentWorkflow'; input: LocateIncidentInput; result: unknown[] };
+  backup: { type: 'snapshotBackupWorkflow'; input: SnapshotBackupInput; result: SnapshotBackupResult };
+  restore: { type: 'rollbackRestoreWorkflow'; input: RollbackRestoreInput; result: RollbackRestoreResult };
+  listBackups: { type: 'listBackupsWorkflow'; input: { cluster: string }; result: ListBackupsResult };
+  deleteBackup: {
+    type: 'deleteBackupWorkflow';
+    input: { cluster: string; backup: string; confirm: string; waitForLock?: boolean | string | number };
+    result: { cluster: string; deleted: BackupRecord };
+  };
+}
+export type OperationName = keyof Operations;
+
+export const WORKFLOW_TYPES: { [K in OperationName]: Operations[K]['type'] } = {
+  plannedStop: 'plannedStopWorkflow',
+  plannedStart: 'plannedStartWorkflow',
+  pitr: 'delayedReplicaPitrWorkflow',
+  locateIncident: 'locateIncidentWorkflow',
+  backup: 'snapshotBackupWorkflow',
+  restore: 'rollbackRestoreWorkflow',
+  listBackups: 'listBackupsWorkflow',
+  deleteBackup: 'deleteBackupWorkflow',
+};
+
+export interface RunningOperation {
+  workflowId: string;
+  runId: string;
+  type: string;
+  startTime: Date;
+}
+
+export interface OperationHandle<R> {
+  workflowId: string;
+  handle: WorkflowHandle;
+  /** Waits for the result; a failure is thrown as a typed PgOpsError. */
+  result(): Promise<R>;
+  progress(): Promise<Progress>;
+}
+
+export class PgOpsClient {
+  constructor(
+    readonly client: Client,
+    readonly taskQueue: string = DEFAULT_TASK_QUEUE,
+  ) {}
+
+  /** `pgops/<cluster>/<operation>/<UTC time>`: readable in the UI's list. */
+  static workflowId(cluster: string, operation: OperationName, at = new Date()): string {
+    return `pgops/${cluster}/${operation}/${at.toISOString().replace(/[:.]/g, '-')}`;
+  }
+
+  async start<K extends OperationName>(
+    operation: K,
+    input: Operations[K]['input'],
+    opts: { workflowId?: string } = {},
+  ): Promise<OperationHandle<Operations[K]['result']>> {
+    const workflowId = opts.workflowId ?? PgOpsClient.workflowId(input.cluster, operation);
+    const handle = await this.client.workflow.start(WORKFLOW_TYPES[operation], {
+      taskQueue: this.taskQueue,
+      workflowId,
+      args: [input],
+    });
+    return this.wrap(handle);
+  }
+
+  /** Starts the operation and waits for its result. */
+  async run<K extends OperationName>(operation: K, input: Operations[K]['input']): Promise<Operations[K]['result']> {
+    return (await this.start(operation, input)).result();
+  }
+
+  /** A handle on an operation started elsewhere (the UI, the CLI, a schedule). */
+  attach<R = unknown>(workflowId: string, runId?: string): OperationHandle<R> {
+    return this.wrap(this.client.workflow.getHandle(workflowId, runId));
+  }
+
+  async resume(workflowId: string, by = 'pg-ops client'): Promise<void> {
+    await this.client.workflow.getHandle(workflowId).signal(resumeSignal, { by });
+  }
+
+  listBackups(cluster: string): Promise<ListBackupsResult> {
+    return this.run('listBackups', { cluster });
+  }
+
+  /** Operations running on a cluster, newest first (search attribute PgCluster). */
+  async runningOn(cluster: string): Promise<RunningOperation[]> {
+    if (!/^[a-z0-9-]{1,63}$/.test(cluster)) throw new Error(`invalid cluster name ${JSON.stringify(cluster)}`);
+    const found: RunningOperation[] = [];
+    for await (const wf of this.client.workflow.list({
+      query: `PgCluster = '${cluster}' AND ExecutionStatus = 'Running' AND WorkflowType != 'clusterLockWorkflow'`,
+    }))
+      found.push({ workflowId: wf.workflowId, runId: wf.runId, type: wf.type, startTime: wf.startTime });
+    return found.sort((a, b) => b.startTime.getTime() - a.startTime.getTime());
+  }
+
+  private wrap<R>(handle: WorkflowHandle): OperationHandle<R> {
+    return {
+      workflowId: handle.workflowId,
+      handle,
+      result: async () => {
+        try {
+          return (await handle.result()) as R;
+        } catch (err) {
+          throw toPgOpsError(err, handle.workflowId);
+        }
+      },
+      progress: () => handle.query(progressQuery),
+    };
+  }
+}
