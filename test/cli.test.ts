@@ -88,4 +88,39 @@ describe('the pgops CLI, spawned as a user runs it', () => {
     assert.equal(down.code, 5, down.stderr);
     assert.match(down.stderr, /cannot reach Temporal/);
   });
+
+  it('schedules backups: create, trigger one now, see the backup, pause, delete', async function () {
+    this.timeout(180_000);
+    await withWorker(fx.taskQueue, fx.catalogPath, async () => {
+      const created = await pgops(
+        'schedule',
+        'create',
+        fx.name,
+        '--cron',
+        '0 3 * * *',
+        '--offline',
+        '--keep-count',
+        '5',
+      );
+      assert.equal(created.code, 0, created.stderr);
+      const before = JSON.parse((await pgops('backups', fx.name, '--json')).stdout).result.backups.length as number;
+      assert.equal((await pgops('schedule', 'trigger', fx.name)).code, 0);
+      let backups = before;
+      for (let i = 0; i < 150 && backups === before; i++) {
+        await new Promise((r) => setTimeout(r, 200));
+        const d = JSON.parse((await pgops('schedule', 'describe', fx.name, '--json')).stdout) as {
+          recentActions: unknown[];
+        };
+        if (d.recentActions.length === 0) continue;
+        backups = JSON.parse((await pgops('backups', fx.name, '--json')).stdout).result.backups.length as number;
+      }
+      assert.equal(backups, before + 1, 'the triggered schedule took a backup');
+      assert.equal((await pgops('schedule', 'pause', fx.name)).code, 0);
+      const listed = await pgops('schedule', 'list');
+      assert.match(listed.stdout, new RegExp(`pgops-backup/${fx.name}\\s+0 3 \\* \\* \\*\\s+PAUSED`));
+      assert.equal((await pgops('schedule', 'delete', fx.name)).code, 0);
+      const gone = await pgops('schedule', 'describe', fx.name);
+      assert.notEqual(gone.code, 0);
+    });
+  });
 });

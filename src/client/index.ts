@@ -1,2 +1,3 @@
 export * from './pgOpsClient';
 export * from './errors';
+export * from './backupSchedules';
