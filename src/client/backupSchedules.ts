@@ -17,6 +17,8 @@ export interface BackupScheduleOptions {
   keep?: SnapshotBackupInput['keep'];
   /** Default "1 hour". */
   catchupWindow?: string;
+  /** How long a fired backup waits for a busy cluster (default "4h"). */
+  waitForLock?: string;
   note?: string;
 }
 
@@ -43,7 +45,14 @@ export class BackupSchedules {
   async create(opts: BackupScheduleOptions): Promise<string> {
     if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(opts.cluster))
       throw new Error(`invalid cluster name ${JSON.stringify(opts.cluster)}`);
-    const input: SnapshotBackupInput = { cluster: opts.cluster, mode: opts.mode, keep: opts.keep };
+    // A backup that fires during a maintenance hold or a restore waits for it (up to 4 h) instead
+    // of failing, which would pause the schedule.
+    const input: SnapshotBackupInput = {
+      cluster: opts.cluster,
+      mode: opts.mode,
+      keep: opts.keep,
+      waitForLock: opts.waitForLock ?? '4h',
+    };
     const scheduleId = BackupSchedules.scheduleId(opts.cluster);
     await this.client.schedule.create({
       scheduleId,
