@@ -56,6 +56,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# Debian's chromium for the Temporal UI test (driven by playwright-core; a test tool's own
+# browser download does not work everywhere).
+if ! command -v chromium >/dev/null; then
+  say "installing chromium (apt-get) for the browser test of the Temporal UI"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends chromium >/dev/null
+fi
+
 if [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then
   say "creating the postgres OS user (PostgreSQL refuses to run as root)"
   useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres
