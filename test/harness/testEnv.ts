@@ -8,6 +8,7 @@ import { bundleWorkflowCode, NativeConnection, Runtime, DefaultLogger } from '@t
 import { startTemporalDevServer, type RunningDevServer } from '../../src/dev/temporalDevServer';
 import { freePort } from '../../src/dev/ports';
 import { ensureSearchAttributes } from '../../src/worker';
+import { stopKubeCluster } from './kubeCluster';
 
 export interface TestEnv {
   server: RunningDevServer;
@@ -65,6 +66,7 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => 
 
 export const mochaHooks = {
   async afterAll(this: unknown) {
+    await stopKubeCluster();
     if (!envPromise) return;
     const env = await envPromise;
     await env.nativeConnection.close();
