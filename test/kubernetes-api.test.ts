@@ -4,10 +4,12 @@
 import {
   ApiException,
   AppsV1Api,
+  CoreV1Api,
   PatchStrategy,
   setHeaderOptions,
   Watch,
   type KubeConfig,
+  type V1ConfigMap,
   type V1Pod,
 } from '@kubernetes/client-node';
 import assert from 'node:assert/strict';
@@ -128,7 +130,7 @@ describe('the real API server: answers the driver relies on', function () {
     assert.equal(merged.metadata?.annotations?.a, 'b');
   });
 
-  it('a pod watch streams the scale-down; a watch from an expired resourceVersion gets 410 Gone and a new list resumes it', async () => {
+  it('a pod watch streams the scale-down: added, terminating, deleted', async () => {
     const before = await kc.makeApiClient(AppsV1Api).readNamespacedStatefulSet({ name: 'pg', namespace: ns });
     const events: string[] = [];
     const watching = await new Watch(kc).watch(
@@ -148,5 +150,36 @@ describe('the real API server: answers the driver relies on', function () {
     assert.equal(events.at(-1), 'DELETED pg-0 terminating');
     const after = await apps.readNamespacedStatefulSet({ name: 'pg', namespace: ns });
     assert.ok(Number(after.metadata?.resourceVersion) > Number(before.metadata?.resourceVersion));
+  });
+
+  it('a watch from an expired resourceVersion gets 410 Gone (Expired); a new list and a watch from its version resume', async () => {
+    const core = kc.makeApiClient(CoreV1Api);
+    const path = `/api/v1/namespaces/${ns}/configmaps`;
+    const expired = await new Promise<{ type: string; status: Record<string, unknown> }>((resolve, reject) => {
+      void new Watch(kc)
+        .watch(
+          path,
+          { resourceVersion: '1' },
+          (type: string, status: Record<string, unknown>) => resolve({ type, status }),
+          reject,
+        )
+        .catch(reject);
+    });
+    assert.equal(expired.type, 'ERROR');
+    assert.deepEqual([expired.status.code, expired.status.reason], [410, 'Expired']);
+    assert.match(String(expired.status.message), /^too old resource version: 1 \(\d+\)$/);
+
+    const list = await core.listNamespacedConfigMap({ namespace: ns });
+    const seen: string[] = [];
+    const resumed = await new Watch(kc).watch(
+      path,
+      { resourceVersion: list.metadata?.resourceVersion },
+      (type: string, cm: V1ConfigMap) => seen.push(`${type} ${cm.metadata?.name}`),
+      () => undefined,
+    );
+    await core.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name: 'after-resume' } } });
+    for (let waited = 0; seen.length === 0 && waited < 5000; waited += 20) await new Promise((r) => setTimeout(r, 20));
+    resumed.abort();
+    assert.deepEqual(seen, ['ADDED after-resume'], 'only what changed after the list, nothing replayed');
   });
 });

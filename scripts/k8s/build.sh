@@ -24,8 +24,11 @@ export GOFLAGS="${GOFLAGS:+$GOFLAGS }-p=1"
 export CGO_ENABLED=0
 
 mkdir -p "$bin"
+crds="$cache/crds"
+kwok_crds=(portforwards clusterportforwards execs clusterexecs)
 missing=()
 for c in "${k8s_commands[@]}" kwok etcd; do have "$c" || missing+=("$c"); done
+for k in "${kwok_crds[@]}"; do [ -f "$crds/kwok/kwok.x-k8s.io_$k.yaml" ] || { missing+=(kwok-crds); break; }; done
 if [ ${#missing[@]} -eq 0 ]; then
   say "cached in $bin"
   exit 0
@@ -91,4 +94,11 @@ if ! have kwok; then
   rmdir "$cache/gobin" 2>/dev/null || true
   say "kwok built in $((SECONDS - start)) s"
 fi
+
+# kwok's PortForward/Exec CRDs, from the same module: the harness installs them in the cluster.
+mkdir -p "$crds/kwok"
+kwok_dir=$(go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" | sed -n 's/^\s*"Dir": "\(.*\)",\?$/\1/p')
+for k in "${kwok_crds[@]}"; do
+  install -m 0644 "$kwok_dir/kustomize/crd/bases/kwok.x-k8s.io_$k.yaml" "$crds/kwok/"
+done
 say "ready in $bin"

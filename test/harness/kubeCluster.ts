@@ -94,11 +94,11 @@ async function startCluster(): Promise<KubeCluster> {
   const dir = mkdtempSync(join(tmpdir(), 'pgops-kube-'));
   const logDir = join(dir, 'logs');
   mkdirSync(logDir);
-  mkdirSync(join(dir, 'pki'));
-  const pki = await createPki(join(dir, 'pki'));
   const daemons: Daemon[] = [];
   const cluster = { dir, daemons } as Partial<KubeCluster> & { dir: string; daemons: Daemon[] };
   current = cluster;
+  mkdirSync(join(dir, 'pki'));
+  const pki = await createPki(join(dir, 'pki'));
 
   // etcd: fsync on tmpfs costs nothing (Debian's etcd 3.4 has no --unsafe-no-fsync).
   const etcdData = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : dir, 'pgops-etcd-'));

@@ -2,6 +2,7 @@
 // a CA, the API server's serving certificate, one client certificate per component, kwok's
 // serving certificate, and the service-account signing key pair. ECDSA P-256 keys: generated
 // in milliseconds, and accepted everywhere Kubernetes takes a key.
+import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runCommand } from '../../../src/drivers/exec';
@@ -56,7 +57,9 @@ async function issue(dir: string, ca: ClientCert, name: string, subject: string,
     ca.cert,
     '-CAkey',
     ca.key,
-    '-CAcreateserial',
+    // Issued in parallel: a random serial each instead of a shared serial file.
+    '-set_serial',
+    `0x${randomBytes(16).toString('hex')}`,
     '-days',
     DAYS,
     '-extfile',
