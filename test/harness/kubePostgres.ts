@@ -51,12 +51,18 @@ export async function postgresStatefulSet(
     start: async () => void (await driver.start(1)),
     stop: async () => void (await driver.stop()),
   });
-  await createStatefulSet(cluster, {
-    namespace,
-    name,
-    replicas: 1,
-    volumeClaimTemplates: ['pgdata'],
-    ...backedPodTemplate,
-  });
+  try {
+    await createStatefulSet(cluster, {
+      namespace,
+      name,
+      replicas: 1,
+      volumeClaimTemplates: ['pgdata'],
+      ...backedPodTemplate,
+    });
+  } catch (err) {
+    const log = backend.log.join('; ');
+    await backend.close().catch(() => undefined);
+    throw new Error(`${err instanceof Error ? err.message : String(err)} (pod backend: ${log || 'nothing happened'})`);
+  }
   return backend;
 }

@@ -81,10 +81,12 @@ export async function backPods(
       return;
     }
     const gate = pod.status?.conditions?.find((c) => c.type === POSTGRES_READY_GATE);
-    if (pod.status?.phase !== 'Running' || gate?.status === 'True' || running.has(uid)) return;
-    log.push(`start ${name}`);
-    await backend.start(name);
-    running.add(uid);
+    if (pod.status?.phase !== 'Running' || gate?.status === 'True') return;
+    if (!running.has(uid)) {
+      log.push(`start ${name}`);
+      await backend.start(name);
+      running.add(uid);
+    }
     const now = new Date();
     await core.patchNamespacedPodStatus(
       {
@@ -101,14 +103,16 @@ export async function backPods(
       },
       setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch),
     );
-    log.push(`ready ${name}`);
+    if (log.at(-1) !== `ready ${name}`) log.push(`ready ${name}`);
   };
   const enqueue = (pod: V1Pod) => {
     queue = queue
       .then(() => (closed ? undefined : handle(pod)))
       .catch((err: unknown) => {
         // A 409 means a newer event is on its way, which runs the same step again.
-        if ((err as { code?: number }).code !== 409) errors.push(String(err));
+        if ((err as { code?: number }).code === 409) return;
+        errors.push(String(err));
+        log.push(`error ${pod.metadata?.name}: ${String(err)}`);
       });
   };
 
