@@ -75,6 +75,7 @@ describe('planned stop/start on a Kubernetes StatefulSet (real API server, kwok 
   it('scales to 0 through the scale subresource, the database really stops, PVCs kept, and it scales back to the recorded count', async () => {
     const { client } = await testEnv();
     assert.equal(await refusesConnections(endpoint()), false);
+    backend.log.length = 0;
     const replicasSeen: number[] = [];
     const watching = await new Watch(cluster.admin()).watch(
       `/apis/apps/v1/namespaces/${ns}/statefulsets`,
