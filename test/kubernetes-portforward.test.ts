@@ -207,7 +207,7 @@ describe('postgres.portForward: PostgreSQL through a port-forward to a pod (real
     await assert.rejects(
       serverPort(endpoint),
       new RegExp(
-        `missing permission \\(403 Forbidden\\): grant a Role rule \\{ apiGroups: \\[""\\], resources: \\["pods/portforward"\\], verbs: \\["create", "get"\\] \\} in namespace ${ns}`,
+        `missing permission \\(403 Forbidden\\): grant a Role rule \\{ apiGroups: \\[""\\], resources: \\["pods/portforward"\\], verbs: \\["get"\\] \\} in namespace ${ns}`,
       ),
     );
   });

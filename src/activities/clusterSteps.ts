@@ -13,9 +13,7 @@ export interface ClusterRef {
 export function createClusterSteps(registry: ClusterRegistry) {
   return {
     /** Confirms the cluster is in the catalog; returns what workflows may know (nothing secret). */
-    async resolveCluster({
-      cluster,
-    }: ClusterRef): Promise<{
+    async resolveCluster({ cluster }: ClusterRef): Promise<{
       cluster: string;
       kind: 'local' | 'kubernetes';
       catalogReplicas: number;
@@ -71,10 +69,7 @@ export function createClusterSteps(registry: ClusterRegistry) {
       });
     },
 
-    async startCluster({
-      cluster,
-      replicas,
-    }: ClusterRef & { replicas?: number }): Promise<{
+    async startCluster({ cluster, replicas }: ClusterRef & { replicas?: number }): Promise<{
       replicas: number;
       replicasFrom: 'input' | 'recorded' | 'catalog';
       readyReplicas: number;

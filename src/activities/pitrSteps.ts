@@ -130,9 +130,7 @@ export function createPitrSteps(registry: ClusterRegistry) {
 
   return {
     /** Step 1: stop the damage. Must be the first thing a PITR does, within a second. */
-    async pauseReplicaReplay({
-      cluster,
-    }: ReplicaRef): Promise<{
+    async pauseReplicaReplay({ cluster }: ReplicaRef): Promise<{
       pauseState: string;
       replayLsn: string;
       replayTimestamp: string | null;
@@ -165,9 +163,7 @@ export function createPitrSteps(registry: ClusterRegistry) {
       });
     },
 
-    async inspectReplica({
-      cluster,
-    }: ReplicaRef): Promise<{
+    async inspectReplica({ cluster }: ReplicaRef): Promise<{
       pauseState: string;
       replayLsn: string | null;
       replayTimestamp: string | null;

@@ -6,17 +6,13 @@ import { clusterNameProblem, isKubernetesLabel, isKubernetesName } from '../comm
 import { DEFAULT_PG_BIN_DIR } from '../drivers/postgres/binDir';
 
 const k8sName = (what: string) =>
-  z
-    .string()
-    .refine(isKubernetesName, {
-      message: `${what} must be a Kubernetes object name (lower-case letters, digits, '-' and '.')`,
-    });
+  z.string().refine(isKubernetesName, {
+    message: `${what} must be a Kubernetes object name (lower-case letters, digits, '-' and '.')`,
+  });
 const k8sLabel = (what: string) =>
-  z
-    .string()
-    .refine(isKubernetesLabel, {
-      message: `${what} must be a DNS-1123 label (lower-case letters, digits and '-', at most 63)`,
-    });
+  z.string().refine(isKubernetesLabel, {
+    message: `${what} must be a DNS-1123 label (lower-case letters, digits and '-', at most 63)`,
+  });
 const port = z.number().int().min(1).max(65535);
 // Paths reach pg_ctl, which hands some of them to /bin/sh: keep them to plain characters.
 const safePath = z

@@ -86,12 +86,12 @@ function relay(portForward: PortForward, to: PodPort, socket: net.Socket, open: 
       done();
     },
   });
-  const fail = (message: string) => {
+  const fail = (message: string, sqlState = CONNECTION_FAILURE) => {
     logger.warn({ namespace: to.namespace, pod: to.pod, port: to.port }, message);
     // Every forward here carries PostgreSQL. Before the server has said anything, answer as
     // PostgreSQL answers a refused connection, so that `pg` reports why; otherwise the client
     // could only say "Connection terminated unexpectedly".
-    if (!podAnswered && !socket.destroyed) socket.end(postgresFatalError(message));
+    if (!podAnswered && !socket.destroyed) socket.end(postgresFatalError(message, sqlState));
     else socket.destroy();
   };
   const end = () => socket.destroy();
@@ -110,8 +110,20 @@ function relay(portForward: PortForward, to: PodPort, socket: net.Socket, open: 
       socket.on('close', () => ws.close());
       if (socket.destroyed) ws.close(); // the client gave up while the stream was opening
     },
-    (err: unknown) => fail(describeOpenFailure(err, to)),
+    (err: unknown) => fail(describeOpenFailure(err, to), openFailureSqlState(err)),
   );
+}
+
+const CONNECTION_FAILURE = '08006';
+
+/**
+ * The API server's 401 and 403 are told to `pg` as PostgreSQL's own "access refused" SQLSTATEs,
+ * so that waiting for the database stops at once instead of retrying what no retry fixes.
+ */
+function openFailureSqlState(err: unknown): string {
+  const detail = err instanceof Error ? err.message : String((err as { message?: unknown })?.message ?? err);
+  const code = /Unexpected server response: (\d{3})/.exec(detail)?.[1];
+  return code === '401' ? '28000' : code === '403' ? '42501' : CONNECTION_FAILURE;
 }
 
 /** client-node rejects with the WebSocket's error event; an HTTP refusal shows only as its status code. */
@@ -131,22 +143,22 @@ function describeOpenFailure(err: unknown, to: PodPort): string {
       return `${what}: the Kubernetes API server refused the credentials (401 Unauthorized): check the user/token of the kubeconfig context the worker uses`;
     case '403':
       return (
-        `${what}: missing permission (403 Forbidden): grant a Role rule { apiGroups: [""], resources: ["pods/portforward"], verbs: ["create", "get"] } in namespace ${to.namespace}` +
-        ' (Kubernetes 1.31+ checks "create" for WebSocket port-forwards, older versions "get")'
+        `${what}: missing permission (403 Forbidden): grant a Role rule { apiGroups: [""], resources: ["pods/portforward"], verbs: ["get"] } in namespace ${to.namespace}` +
+        ' (a WebSocket port-forward is a GET, authorized as "get" by Kubernetes 1.33; newer versions may also check "create")'
       );
     default:
       return `${what} failed: ${detail}`;
   }
 }
 
-/** A PostgreSQL ErrorResponse, severity FATAL, SQLSTATE 08006 (connection_failure). */
-function postgresFatalError(message: string): Buffer {
+/** A PostgreSQL ErrorResponse, severity FATAL, with `sqlState` (08006: connection_failure). */
+function postgresFatalError(message: string, sqlState: string): Buffer {
   const field = (type: string, value: string) =>
     Buffer.concat([Buffer.from(type), Buffer.from(value, 'utf8'), Buffer.from([0])]);
   const body = Buffer.concat([
     field('S', 'FATAL'),
     field('V', 'FATAL'),
-    field('C', '08006'),
+    field('C', sqlState),
     field('M', message),
     Buffer.from([0]),
   ]);
