@@ -120,7 +120,22 @@ export async function waitForReadyReplicas(
         : { waiting: `${ready} ready of ${current}` };
     },
     { intervalMs: 100, timeoutMs, what: `StatefulSet ${namespace}/${name} to have ${replicas} ready replica(s)` },
+  ).catch(async (err: unknown) => {
+    throw new Error(`${err instanceof Error ? err.message : String(err)}; ${await podsAndClaims(cluster, namespace)}`);
+  });
+}
+
+/** What the pods and claims of a namespace look like, for a timeout message. */
+async function podsAndClaims(cluster: KubeCluster, namespace: string): Promise<string> {
+  const core = cluster.admin().makeApiClient(CoreV1Api);
+  const pods = (await core.listNamespacedPod({ namespace })).items.map((p) => {
+    const conditions = (p.status?.conditions ?? []).map((c) => `${c.type}=${c.status}`).join(',');
+    return `${p.metadata?.name} ${p.status?.phase} node=${p.spec?.nodeName ?? '-'} ${conditions}${p.metadata?.deletionTimestamp ? ' terminating' : ''}`;
+  });
+  const claims = (await core.listNamespacedPersistentVolumeClaim({ namespace })).items.map(
+    (c) => `${c.metadata?.name} ${c.status?.phase}`,
   );
+  return `pods: ${pods.join('; ') || 'none'}; claims: ${claims.join('; ') || 'none'}`;
 }
 
 /**

@@ -105,15 +105,18 @@ export async function backPods(
     );
     if (log.at(-1) !== `ready ${name}`) log.push(`ready ${name}`);
   };
+  let pending = 0;
   const enqueue = (pod: V1Pod) => {
+    pending++;
     queue = queue
       .then(() => (closed ? undefined : handle(pod)))
       .catch((err: unknown) => {
-        // A 409 means a newer event is on its way, which runs the same step again.
+        // A 409 means the pod changed meanwhile; the next event or resync runs the step again.
         if ((err as { code?: number }).code === 409) return;
         errors.push(String(err));
         log.push(`error ${pod.metadata?.name}: ${String(err)}`);
-      });
+      })
+      .finally(() => pending--);
   };
 
   // List, then watch from the list's resourceVersion; when the watch ends (the server closes
@@ -133,11 +136,21 @@ export async function backPods(
     );
   };
   await listAndWatch();
+  // Every step is idempotent: a resync each second, when nothing is queued, makes up for an event
+  // a watch may have lost while it was being re-established.
+  const resync = setInterval(() => {
+    if (closed || pending > 0) return;
+    core.listNamespacedPod({ namespace, labelSelector }).then(
+      (list) => list.items.forEach(enqueue),
+      () => undefined,
+    );
+  }, 1000);
 
   return {
     log,
     async close() {
       closed = true;
+      clearInterval(resync);
       watch?.abort();
       await queue;
       if (errors.length > 0) throw new Error(`pod backend of ${namespace}/${statefulSet} failed: ${errors.join('; ')}`);
