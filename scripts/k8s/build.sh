@@ -13,6 +13,7 @@ set -euo pipefail
 K8S_VERSION=v1.33.13
 STAGING_VERSION=v0.33.13
 KWOK_VERSION=v0.7.0
+SNAPSHOTTER_VERSION=v8.7.0
 cache="${PGOPS_K8S_CACHE:-$HOME/.cache/pgops/k8s}/$K8S_VERSION"
 bin="$cache/bin"
 k8s_commands=(kube-apiserver kube-controller-manager kube-scheduler kubelet)
@@ -26,9 +27,11 @@ export CGO_ENABLED=0
 mkdir -p "$bin"
 crds="$cache/crds"
 kwok_crds=(portforwards clusterportforwards execs clusterexecs)
+snapshot_crds=(volumesnapshotclasses volumesnapshotcontents volumesnapshots)
 missing=()
-for c in "${k8s_commands[@]}" kwok etcd; do have "$c" || missing+=("$c"); done
+for c in "${k8s_commands[@]}" kwok etcd snapshot-controller; do have "$c" || missing+=("$c"); done
 for k in "${kwok_crds[@]}"; do [ -f "$crds/kwok/kwok.x-k8s.io_$k.yaml" ] || { missing+=(kwok-crds); break; }; done
+for k in "${snapshot_crds[@]}"; do [ -f "$crds/snapshot/snapshot.storage.k8s.io_$k.yaml" ] || { missing+=(snapshot-crds); break; }; done
 if [ ${#missing[@]} -eq 0 ]; then
   say "cached in $bin"
   exit 0
@@ -101,4 +104,33 @@ kwok_dir=$(go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" | sed -n 's/^\
 for k in "${kwok_crds[@]}"; do
   install -m 0644 "$kwok_dir/kustomize/crd/bases/kwok.x-k8s.io_$k.yaml" "$crds/kwok/"
 done
+# VolumeSnapshot CRDs, as the external-snapshotter client module ships them (no CSI driver is
+# available through the module proxy: the tests play the CSI side themselves).
+mkdir -p "$crds/snapshot"
+client_dir=$(go mod download -json "github.com/kubernetes-csi/external-snapshotter/client/v8@$SNAPSHOTTER_VERSION" | sed -n 's/^\s*"Dir": "\(.*\)",\?$/\1/p')
+for k in "${snapshot_crds[@]}"; do
+  install -m 0644 "$client_dir/config/crd/snapshot.storage.k8s.io_$k.yaml" "$crds/snapshot/"
+done
+
+# The snapshot-controller: its go.mod has replace directives too, so it is built from a
+# throwaway module that repeats them (./client becomes the published client module).
+if ! have snapshot-controller; then
+  start=$SECONDS
+  snap_dir=$(go mod download -json "github.com/kubernetes-csi/external-snapshotter/v8@$SNAPSHOTTER_VERSION" | sed -n 's/^\s*"Dir": "\(.*\)",\?$/\1/p')
+  mod="$cache/snapshot-module"
+  mkdir -p "$mod"
+  {
+    echo "module pgops.local/snapshotbuild"
+    echo
+    grep -E '^go ' "$snap_dir/go.mod"
+    echo
+    echo "require github.com/kubernetes-csi/external-snapshotter/v8 $SNAPSHOTTER_VERSION"
+    echo
+    sed -n 's#^replace github.com/kubernetes-csi/external-snapshotter/client/v8 => ./client#replace github.com/kubernetes-csi/external-snapshotter/client/v8 => github.com/kubernetes-csi/external-snapshotter/client/v8 '"$SNAPSHOTTER_VERSION"'#p; /^replace .* => \./d; s#^replace \(.* => [^ ]* v[^ ]*\)$#replace \1#p' "$snap_dir/go.mod" | sort -u
+  } >"$mod/go.mod"
+  (cd "$mod" && go get "github.com/kubernetes-csi/external-snapshotter/v8/cmd/snapshot-controller@$SNAPSHOTTER_VERSION" \
+    && go build -trimpath -ldflags "-s -w" -o "$bin/snapshot-controller.tmp" github.com/kubernetes-csi/external-snapshotter/v8/cmd/snapshot-controller)
+  mv "$bin/snapshot-controller.tmp" "$bin/snapshot-controller"
+  say "snapshot-controller built in $((SECONDS - start)) s"
+fi
 say "ready in $bin"
