@@ -27,11 +27,12 @@ export CGO_ENABLED=0
 mkdir -p "$bin"
 crds="$cache/crds"
 kwok_crds=(portforwards clusterportforwards execs clusterexecs)
-snapshot_crds=(volumesnapshotclasses volumesnapshotcontents volumesnapshots)
+# The group-snapshot CRDs too: without them the snapshot-controller waits 30 s for them at start.
+snapshot_crds=(snapshot.storage.k8s.io_volumesnapshot{classes,contents,s} groupsnapshot.storage.k8s.io_volumegroupsnapshot{classes,contents,s})
 missing=()
 for c in "${k8s_commands[@]}" kwok etcd snapshot-controller; do have "$c" || missing+=("$c"); done
 for k in "${kwok_crds[@]}"; do [ -f "$crds/kwok/kwok.x-k8s.io_$k.yaml" ] || { missing+=(kwok-crds); break; }; done
-for k in "${snapshot_crds[@]}"; do [ -f "$crds/snapshot/snapshot.storage.k8s.io_$k.yaml" ] || { missing+=(snapshot-crds); break; }; done
+for k in "${snapshot_crds[@]}"; do [ -f "$crds/snapshot/$k.yaml" ] || { missing+=(snapshot-crds); break; }; done
 if [ ${#missing[@]} -eq 0 ]; then
   say "cached in $bin"
   exit 0
@@ -109,7 +110,7 @@ done
 mkdir -p "$crds/snapshot"
 client_dir=$(go mod download -json "github.com/kubernetes-csi/external-snapshotter/client/v8@$SNAPSHOTTER_VERSION" | sed -n 's/^\s*"Dir": "\(.*\)",\?$/\1/p')
 for k in "${snapshot_crds[@]}"; do
-  install -m 0644 "$client_dir/config/crd/snapshot.storage.k8s.io_$k.yaml" "$crds/snapshot/"
+  install -m 0644 "$client_dir/config/crd/$k.yaml" "$crds/snapshot/"
 done
 
 # The snapshot-controller: its go.mod has replace directives too, so it is built from a

@@ -5,7 +5,7 @@
 // The binaries come from scripts/k8s/build.sh (cached under $HOME by version). Tests isolate
 // themselves by namespace (kubeObjects.ts). See ../shared/design/real-kubernetes.md.
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import { homedir, tmpdir } from 'node:os';
@@ -169,7 +169,8 @@ async function startCluster(): Promise<KubeCluster> {
   };
 
   // kwok's PortForward / Exec objects are CRDs; they must exist before kwok starts watching them.
-  await applyManifests(admin(), kwokCrds());
+  // The VolumeSnapshot CRDs are the real ones (external-snapshotter's client module).
+  await applyManifests(admin(), [...crdManifests('kwok'), ...crdManifests('snapshot')]);
   await createKwokNode(admin());
 
   daemons.push(
@@ -224,6 +225,20 @@ async function startCluster(): Promise<KubeCluster> {
       logDir,
     ),
   );
+  if (existsSync(join(binDir(), 'snapshot-controller'))) {
+    daemons.push(
+      startDaemon(
+        'snapshot-controller',
+        binary('snapshot-controller'),
+        [
+          `--kubeconfig=${componentKubeconfig('snapshot-controller', pki.snapshotController)}`,
+          '--leader-election=false',
+          '--v=2',
+        ],
+        logDir,
+      ),
+    );
+  }
 
   const core = admin().makeApiClient(CoreV1Api);
   await pollUntil(
@@ -279,15 +294,13 @@ function apiserverArgs(pki: ClusterPki, etcdUrl: string, port: number, tokenFile
   ];
 }
 
-/** kwok's CRDs for PortForward / ClusterPortForward / Exec / ClusterExec (copied by build.sh). */
-function kwokCrds(): KubernetesObject[] {
-  const files = ['portforwards', 'clusterportforwards', 'execs', 'clusterexecs'].map((kind) =>
-    join(crdDir(), 'kwok', `kwok.x-k8s.io_${kind}.yaml`),
-  );
-  return files.flatMap((file) => {
-    if (!existsSync(file)) throw new Error(`${file} is missing: run \`bash scripts/k8s/build.sh\``);
-    return parseManifests(readFileSync(file, 'utf8'));
-  });
+/** The CRDs build.sh copied under crds/<set>: kwok's PortForward/Exec, the VolumeSnapshot ones. */
+function crdManifests(set: 'kwok' | 'snapshot'): KubernetesObject[] {
+  const dir = join(crdDir(), set);
+  if (!existsSync(dir)) throw new Error(`${dir} is missing: run \`bash scripts/k8s/build.sh\``);
+  return readdirSync(dir)
+    .filter((file) => file.endsWith('.yaml'))
+    .flatMap((file) => parseManifests(readFileSync(join(dir, file), 'utf8')));
 }
 
 export function parseManifests(text: string): KubernetesObject[] {

@@ -22,6 +22,7 @@ export interface ClusterPki {
   controllerManager: ClientCert;
   scheduler: ClientCert;
   kwok: ClientCert;
+  snapshotController: ClientCert;
   serviceAccountKey: string;
   serviceAccountPub: string;
 }
@@ -89,21 +90,24 @@ export async function createPki(dir: string): Promise<ClusterPki> {
   const serviceAccountPub = join(dir, 'sa.pub');
   await openssl(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', serviceAccountKey]);
   await openssl(['ec', '-in', serviceAccountKey, '-pubout', '-out', serviceAccountPub]);
-  const [apiserver, kwokServing, apiserverKubeletClient, controllerManager, scheduler, kwok] = await Promise.all([
-    issue(
-      dir,
-      ca,
-      'apiserver',
-      '/CN=kube-apiserver',
-      'IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc',
-    ),
-    issue(dir, ca, 'kwok-serving', '/CN=kwok', 'IP:127.0.0.1,DNS:localhost'),
-    issue(dir, ca, 'apiserver-kubelet-client', '/O=system:masters/CN=kube-apiserver-kubelet-client'),
-    issue(dir, ca, 'controller-manager', '/CN=system:kube-controller-manager'),
-    issue(dir, ca, 'scheduler', '/CN=system:kube-scheduler'),
-    // kwok plays every fake node's kubelet and writes their pods' status: cluster admin in tests.
-    issue(dir, ca, 'kwok', '/O=system:masters/CN=kwok'),
-  ]);
+  const [apiserver, kwokServing, apiserverKubeletClient, controllerManager, scheduler, kwok, snapshotController] =
+    await Promise.all([
+      issue(
+        dir,
+        ca,
+        'apiserver',
+        '/CN=kube-apiserver',
+        'IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc',
+      ),
+      issue(dir, ca, 'kwok-serving', '/CN=kwok', 'IP:127.0.0.1,DNS:localhost'),
+      issue(dir, ca, 'apiserver-kubelet-client', '/O=system:masters/CN=kube-apiserver-kubelet-client'),
+      issue(dir, ca, 'controller-manager', '/CN=system:kube-controller-manager'),
+      issue(dir, ca, 'scheduler', '/CN=system:kube-scheduler'),
+      // kwok plays every fake node's kubelet and writes their pods' status: cluster admin in tests.
+      issue(dir, ca, 'kwok', '/O=system:masters/CN=kwok'),
+      // Its upstream RBAC would be one more manifest to carry; in tests it may do anything.
+      issue(dir, ca, 'snapshot-controller', '/O=system:masters/CN=snapshot-controller'),
+    ]);
   return {
     dir,
     ca,
@@ -113,6 +117,7 @@ export async function createPki(dir: string): Promise<ClusterPki> {
     controllerManager,
     scheduler,
     kwok,
+    snapshotController,
     serviceAccountKey,
     serviceAccountPub,
   };
