@@ -20,7 +20,8 @@ import { KubernetesClusterDriver, loadKubeConfig } from '../src/drivers/cluster/
 import { closeAllPortForwards } from '../src/drivers/kube/portForward';
 import { localTargetOf, stopLocalClusterIfRunning, type LocalCluster } from '../src/dev/localPostgres';
 import type { KubernetesTarget } from '../src/config/schema';
-import { applyManifests, kubeCluster, parseManifests, type KubeCluster } from './harness/kubeCluster';
+import { kubeCluster, type KubeCluster } from './harness/kubeCluster';
+import { applyManifests, parseManifests } from './harness/kube/manifests';
 import { serviceAccountToken, testNamespace, waitForReadyReplicas } from './harness/kubeObjects';
 import { passwordProtectedPostgres, postgresStatefulSet } from './harness/kubePostgres';
 import { writeKubeconfig } from './harness/kube/pki';

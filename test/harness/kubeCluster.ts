@@ -1,27 +1,23 @@
 // A real Kubernetes control plane for the tests, started once per test run and shared by the
 // suites: etcd, kube-apiserver (RBAC + Node authorization, service-account tokens),
-// kube-controller-manager, kube-scheduler and kwok with one fake node, v1.33.13, all on
+// kube-controller-manager, kube-scheduler, the snapshot-controller and kwok with one fake node,
+// v1.33.13, all on
 // 127.0.0.1 and free ports, each in its own process group, stopped by PID when the run ends.
 // The binaries come from scripts/k8s/build.sh (cached under $HOME by version). Tests isolate
 // themselves by namespace (kubeObjects.ts). See ../shared/design/real-kubernetes.md.
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import { homedir, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import {
-  CoreV1Api,
-  KubeConfig,
-  KubernetesObjectApi,
-  PatchStrategy,
-  type KubernetesObject,
-} from '@kubernetes/client-node';
-import { parseAllDocuments } from 'yaml';
+import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { freePort } from '../../src/dev/ports';
 import { pollUntil } from '../../src/drivers/waiting';
 import { isAlive, startDaemon, stopDaemon, type Daemon } from './kube/daemons';
-import { createPki, writeKubeconfig, type ClusterPki } from './kube/pki';
+import { applyManifests, crdManifests } from './kube/manifests';
+import { apiserverArgs, controllerArgs, etcdArgs } from './kube/components';
+import { createPki, writeKubeconfig } from './kube/pki';
 
 export const KUBERNETES_VERSION = 'v1.33.13';
 export const KWOK_NODE = 'kwok-node-0';
@@ -109,25 +105,10 @@ async function startCluster(): Promise<KubeCluster> {
     freePort(),
     freePort(),
   ]);
-  const etcdUrl = `http://127.0.0.1:${etcdPort}`;
-  const etcd = startDaemon(
-    'etcd',
-    binary('etcd'),
-    [
-      '--name=pgops',
-      `--data-dir=${etcdData}`,
-      `--listen-client-urls=${etcdUrl}`,
-      `--advertise-client-urls=${etcdUrl}`,
-      `--listen-peer-urls=http://127.0.0.1:${etcdPeerPort}`,
-      `--initial-advertise-peer-urls=http://127.0.0.1:${etcdPeerPort}`,
-      `--initial-cluster=pgops=http://127.0.0.1:${etcdPeerPort}`,
-      '--logger=zap',
-      '--log-level=warn',
-    ],
-    logDir,
-  );
+  const etcd = startDaemon('etcd', binary('etcd'), etcdArgs(etcdData, etcdPort, etcdPeerPort), logDir);
   daemons.push(etcd);
 
+  const etcdUrl = `http://127.0.0.1:${etcdPort}`;
   const adminToken = randomBytes(24).toString('hex');
   const tokenFile = join(pki.dir, 'tokens.csv');
   writeFileSync(tokenFile, `${adminToken},pgops-test-admin,pgops-test-admin,"system:masters"\n`, { mode: 0o600 });
@@ -160,8 +141,6 @@ async function startCluster(): Promise<KubeCluster> {
     { name: 'admin', user: { token: adminToken } },
     { name: 'wrong-token', user: { token: `not-${adminToken}` } },
   ]);
-  const componentKubeconfig = (name: string, user: { cert: string; key: string }) =>
-    writeKubeconfig(join(dir, `${name}.kubeconfig`), server, pki.ca.cert, [{ name, user }]);
   const admin = () => {
     const kc = new KubeConfig();
     kc.loadFromFile(adminKubeconfig);
@@ -170,74 +149,15 @@ async function startCluster(): Promise<KubeCluster> {
 
   // kwok's PortForward / Exec objects are CRDs; they must exist before kwok starts watching them.
   // The VolumeSnapshot CRDs are the real ones (external-snapshotter's client module).
-  await applyManifests(admin(), [...crdManifests('kwok'), ...crdManifests('snapshot')]);
+  await applyManifests(admin(), [...crdManifests(join(crdDir(), 'kwok')), ...crdManifests(join(crdDir(), 'snapshot'))]);
   await createKwokNode(admin());
 
-  daemons.push(
-    startDaemon(
-      'kube-controller-manager',
-      binary('kube-controller-manager'),
-      [
-        `--kubeconfig=${componentKubeconfig('controller-manager', pki.controllerManager)}`,
-        '--bind-address=127.0.0.1',
-        '--secure-port=0',
-        '--leader-elect=false',
-        '--use-service-account-credentials',
-        `--service-account-private-key-file=${pki.serviceAccountKey}`,
-        `--root-ca-file=${pki.ca.cert}`,
-        '--controllers=*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller,-node-route-controller',
-        '--pvclaimbinder-sync-period=1s',
-        '--concurrent-statefulset-syncs=5',
-        '--v=1',
-      ],
-      logDir,
-    ),
-    startDaemon(
-      'kube-scheduler',
-      binary('kube-scheduler'),
-      [
-        `--kubeconfig=${componentKubeconfig('scheduler', pki.scheduler)}`,
-        '--bind-address=127.0.0.1',
-        '--secure-port=0',
-        '--leader-elect=false',
-        '--v=1',
-      ],
-      logDir,
-    ),
-    startDaemon(
-      'kwok',
-      binary('kwok'),
-      [
-        `--kubeconfig=${componentKubeconfig('kwok', pki.kwok)}`,
-        `--config=${resolve(__dirname, 'kube', 'kwok.yaml')}`,
-        '--manage-all-nodes=false',
-        '--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake',
-        '--node-ip=127.0.0.1',
-        `--node-port=${kwokPort}`,
-        `--server-address=127.0.0.1:${kwokPort}`,
-        `--tls-cert-file=${pki.kwokServing.cert}`,
-        `--tls-private-key-file=${pki.kwokServing.key}`,
-        // Pod IPs are only written into status; loopback ones make sure nothing could ever leave the machine.
-        '--cidr=127.64.0.1/16',
-        '--node-lease-duration-seconds=40',
-        '--enable-crds=PortForward,ClusterPortForward,Exec,ClusterExec',
-      ],
-      logDir,
-    ),
-  );
-  if (existsSync(join(binDir(), 'snapshot-controller'))) {
-    daemons.push(
-      startDaemon(
-        'snapshot-controller',
-        binary('snapshot-controller'),
-        [
-          `--kubeconfig=${componentKubeconfig('snapshot-controller', pki.snapshotController)}`,
-          '--leader-election=false',
-          '--v=2',
-        ],
-        logDir,
-      ),
-    );
+  const kubeconfigOf = (name: string, user: { cert: string; key: string }) =>
+    writeKubeconfig(join(dir, `${name}.kubeconfig`), server, pki.ca.cert, [{ name, user }]);
+  for (const { name, args } of controllerArgs(pki, kubeconfigOf, kwokPort)) {
+    // The snapshot-controller is optional: the cluster runs without it if build.sh could not build it.
+    if (name === 'snapshot-controller' && !existsSync(join(binDir(), name))) continue;
+    daemons.push(startDaemon(name, binary(name), args, logDir));
   }
 
   const core = admin().makeApiClient(CoreV1Api);
@@ -265,71 +185,6 @@ async function startCluster(): Promise<KubeCluster> {
     admin,
     startSeconds: (Date.now() - started) / 1000,
   }) as KubeCluster;
-}
-
-function apiserverArgs(pki: ClusterPki, etcdUrl: string, port: number, tokenFile: string): string[] {
-  return [
-    `--etcd-servers=${etcdUrl}`,
-    '--bind-address=127.0.0.1',
-    '--advertise-address=127.0.0.1',
-    `--secure-port=${port}`,
-    `--tls-cert-file=${pki.apiserver.cert}`,
-    `--tls-private-key-file=${pki.apiserver.key}`,
-    `--client-ca-file=${pki.ca.cert}`,
-    `--token-auth-file=${tokenFile}`,
-    '--authorization-mode=RBAC,Node',
-    '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
-    `--service-account-key-file=${pki.serviceAccountPub}`,
-    `--service-account-signing-key-file=${pki.serviceAccountKey}`,
-    '--service-cluster-ip-range=10.96.0.0/12',
-    // The default reconciler complains every 10 s that 127.0.0.1 is a loopback address.
-    '--endpoint-reconciler-type=none',
-    `--kubelet-client-certificate=${pki.apiserverKubeletClient.cert}`,
-    `--kubelet-client-key=${pki.apiserverKubeletClient.key}`,
-    `--kubelet-certificate-authority=${pki.ca.cert}`,
-    '--kubelet-preferred-address-types=InternalIP',
-    '--allow-privileged=true',
-    '--profiling=false',
-    '--v=1',
-  ];
-}
-
-/** The CRDs build.sh copied under crds/<set>: kwok's PortForward/Exec, the VolumeSnapshot ones. */
-function crdManifests(set: 'kwok' | 'snapshot'): KubernetesObject[] {
-  const dir = join(crdDir(), set);
-  if (!existsSync(dir)) throw new Error(`${dir} is missing: run \`bash scripts/k8s/build.sh\``);
-  return readdirSync(dir)
-    .filter((file) => file.endsWith('.yaml'))
-    .flatMap((file) => parseManifests(readFileSync(join(dir, file), 'utf8')));
-}
-
-export function parseManifests(text: string): KubernetesObject[] {
-  return parseAllDocuments(text)
-    .map((doc) => doc.toJS() as KubernetesObject | null)
-    .filter((o): o is KubernetesObject => o !== null && typeof o === 'object' && 'kind' in o);
-}
-
-/** Creates (or server-side applies) every object; CRDs are waited on until Established. */
-export async function applyManifests(kc: KubeConfig, objects: KubernetesObject[], dryRun = false): Promise<void> {
-  const api = KubernetesObjectApi.makeApiClient(kc);
-  for (const object of objects) {
-    await api.patch(object, undefined, dryRun ? 'All' : undefined, 'pgops-tests', true, PatchStrategy.ServerSideApply);
-  }
-  if (dryRun) return;
-  for (const crd of objects.filter((o) => o.kind === 'CustomResourceDefinition')) {
-    await pollUntil(
-      async () => {
-        const read = (await api.read({
-          apiVersion: 'apiextensions.k8s.io/v1',
-          kind: 'CustomResourceDefinition',
-          metadata: { name: crd.metadata?.name ?? '' },
-        })) as KubernetesObject & { status?: { conditions?: { type: string; status: string }[] } };
-        const established = read.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True');
-        return established ? { done: undefined } : { waiting: 'not Established' };
-      },
-      { intervalMs: 50, timeoutMs: 30_000, what: `CRD ${crd.metadata?.name} to be Established` },
-    );
-  }
 }
 
 async function createKwokNode(kc: KubeConfig): Promise<void> {
