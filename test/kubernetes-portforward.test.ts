@@ -11,6 +11,7 @@ import { parseCatalog, CatalogError } from '../src/config/catalog';
 import { resolvePgEndpoint } from '../src/config/credentials';
 import type { ClusterEntry } from '../src/config/schema';
 import { closeAllPortForwards } from '../src/drivers/kube/portForward';
+import { PermanentDriverError } from '../src/drivers/cluster/types';
 import { withSession, type PgEndpoint } from '../src/drivers/postgres/session';
 import { kubeCluster, type KubeCluster } from './harness/kubeCluster';
 import { serviceAccountKubeconfig, testNamespace } from './harness/kubeObjects';
@@ -180,36 +181,36 @@ describe('postgres.portForward: PostgreSQL through a port-forward to a pod (real
     );
   });
 
-  it('wrong credentials and a missing RBAC permission are named', async () => {
+  it('wrong credentials and a missing RBAC permission are named before any connection is tried', async () => {
     const stranger = entry(
       { passwordEnv: 'PGOPS_PF_PW', connectTimeoutMs: 5000, portForward: {} },
       { context: 'wrong-token' },
     );
-    const strangerEndpoint = await resolvePgEndpoint('orders', stranger, { PGOPS_PF_PW: password });
-    await assert.rejects(serverPort(strangerEndpoint), /refused the credentials \(401 Unauthorized\)/);
+    await assert.rejects(
+      resolvePgEndpoint('orders', stranger, { PGOPS_PF_PW: password }),
+      (err: Error) =>
+        err instanceof PermanentDriverError && /refused the credentials \(401 Unauthorized\)/.test(err.message),
+    );
 
-    // May read the Secret and the pods, but not open a port-forward.
+    // May read the Secret and the pods, but not open a port-forward: the API server's own
+    // answer (SelfSubjectAccessReview) says so, instead of connections that merely fail.
     const kubeconfig = await serviceAccountKubeconfig(cluster, ns, 'no-portforward', [
       { apiGroups: [''], resources: ['pods', 'secrets'], verbs: ['get', 'list'] },
     ]);
-    const endpoint = await resolvePgEndpoint(
-      'orders',
-      entry(
-        {
-          user: 'postgres',
-          passwordSecret: { name: 'pg-su', key: 'password' },
-          connectTimeoutMs: 5000,
-          portForward: {},
-        },
-        { kubeconfig },
-      ),
+    const limited = entry(
+      { user: 'postgres', passwordSecret: { name: 'pg-su', key: 'password' }, connectTimeoutMs: 5000, portForward: {} },
+      { kubeconfig },
     );
-    await assert.rejects(
-      serverPort(endpoint),
-      new RegExp(
-        `missing permission \\(403 Forbidden\\): grant a Role rule \\{ apiGroups: \\[""\\], resources: \\["pods/portforward"\\], verbs: \\["get"\\] \\} in namespace ${ns}`,
-      ),
-    );
+    await assert.rejects(resolvePgEndpoint('orders', limited), (err: Error) => {
+      assert.ok(err instanceof PermanentDriverError);
+      assert.match(
+        err.message,
+        new RegExp(
+          `port-forward to pod ${ns}/pg-0: missing permission: the worker may not "get" pods/portforward for pod pg-0; grant a Role rule \\{ apiGroups: \\[""\\], resources: \\["pods/portforward"\\], verbs: \\["get"\\] \\} in namespace ${ns}`,
+        ),
+      );
+      return true;
+    });
   });
 
   describe('catalog rules', () => {

@@ -6,8 +6,10 @@
 import { createHash } from 'node:crypto';
 import net from 'node:net';
 import { Writable } from 'node:stream';
-import { PortForward, type KubeConfig } from '@kubernetes/client-node';
+import { AuthorizationV1Api, PortForward, type KubeConfig } from '@kubernetes/client-node';
 import { logger } from '../../logger';
+import { PermanentDriverError } from '../cluster/types';
+import { callKube } from './apiErrors';
 
 interface LocalForwarder {
   server: net.Server;
@@ -29,6 +31,36 @@ export function localPortFor(kubeConfig: KubeConfig, namespace: string, pod: str
     forwarder.catch(() => forwarders.delete(key)); // a failed listen may succeed next time
   }
   return forwarder.then((f) => f.port);
+}
+
+const PORT_FORWARD_RULE = 'grant a Role rule { apiGroups: [""], resources: ["pods/portforward"], verbs: ["get"] }';
+const PORT_FORWARD_VERB_NOTE =
+  ' (a WebSocket port-forward is a GET, which Kubernetes 1.33 authorizes as "get"; newer versions may also check "create")';
+
+/**
+ * Asks the API server (SelfSubjectAccessReview) whether this worker may open a port-forward to
+ * `pod`. Without this, a missing rule shows only as connections that fail, which a step waiting
+ * for PostgreSQL would wait out and a check for "PostgreSQL is down" would take for a yes.
+ */
+export async function requirePortForwardAccess(kubeConfig: KubeConfig, namespace: string, pod: string): Promise<void> {
+  const authorization = kubeConfig.makeApiClient(AuthorizationV1Api);
+  const review = await callKube(
+    { verb: 'create', resource: 'selfsubjectaccessreviews', group: 'authorization.k8s.io', namespace },
+    () =>
+      authorization.createSelfSubjectAccessReview({
+        body: {
+          spec: {
+            resourceAttributes: { namespace, verb: 'get', resource: 'pods', subresource: 'portforward', name: pod },
+          },
+        },
+      }),
+  );
+  if (review.status?.allowed !== true) {
+    throw new PermanentDriverError(
+      `port-forward to pod ${namespace}/${pod}: missing permission: the worker may not "get" pods/portforward for pod ${pod}` +
+        `${review.status?.reason ? ` (${review.status.reason})` : ''}; ${PORT_FORWARD_RULE} in namespace ${namespace}${PORT_FORWARD_VERB_NOTE}`,
+    );
+  }
 }
 
 /** Closes every listener and the connections through them (tests; a worker just exits). */
@@ -86,12 +118,12 @@ function relay(portForward: PortForward, to: PodPort, socket: net.Socket, open: 
       done();
     },
   });
-  const fail = (message: string, sqlState = CONNECTION_FAILURE) => {
+  const fail = (message: string) => {
     logger.warn({ namespace: to.namespace, pod: to.pod, port: to.port }, message);
     // Every forward here carries PostgreSQL. Before the server has said anything, answer as
     // PostgreSQL answers a refused connection, so that `pg` reports why; otherwise the client
     // could only say "Connection terminated unexpectedly".
-    if (!podAnswered && !socket.destroyed) socket.end(postgresFatalError(message, sqlState));
+    if (!podAnswered && !socket.destroyed) socket.end(postgresFatalError(message));
     else socket.destroy();
   };
   const end = () => socket.destroy();
@@ -110,20 +142,8 @@ function relay(portForward: PortForward, to: PodPort, socket: net.Socket, open: 
       socket.on('close', () => ws.close());
       if (socket.destroyed) ws.close(); // the client gave up while the stream was opening
     },
-    (err: unknown) => fail(describeOpenFailure(err, to), openFailureSqlState(err)),
+    (err: unknown) => fail(describeOpenFailure(err, to)),
   );
-}
-
-const CONNECTION_FAILURE = '08006';
-
-/**
- * The API server's 401 and 403 are told to `pg` as PostgreSQL's own "access refused" SQLSTATEs,
- * so that waiting for the database stops at once instead of retrying what no retry fixes.
- */
-function openFailureSqlState(err: unknown): string {
-  const detail = err instanceof Error ? err.message : String((err as { message?: unknown })?.message ?? err);
-  const code = /Unexpected server response: (\d{3})/.exec(detail)?.[1];
-  return code === '401' ? '28000' : code === '403' ? '42501' : CONNECTION_FAILURE;
 }
 
 /** client-node rejects with the WebSocket's error event; an HTTP refusal shows only as its status code. */
@@ -143,22 +163,22 @@ function describeOpenFailure(err: unknown, to: PodPort): string {
       return `${what}: the Kubernetes API server refused the credentials (401 Unauthorized): check the user/token of the kubeconfig context the worker uses`;
     case '403':
       return (
-        `${what}: missing permission (403 Forbidden): grant a Role rule { apiGroups: [""], resources: ["pods/portforward"], verbs: ["get"] } in namespace ${to.namespace}` +
-        ' (a WebSocket port-forward is a GET, authorized as "get" by Kubernetes 1.33; newer versions may also check "create")'
+        `${what}: missing permission (403 Forbidden): ${PORT_FORWARD_RULE} in namespace ${to.namespace}` +
+        PORT_FORWARD_VERB_NOTE
       );
     default:
       return `${what} failed: ${detail}`;
   }
 }
 
-/** A PostgreSQL ErrorResponse, severity FATAL, with `sqlState` (08006: connection_failure). */
-function postgresFatalError(message: string, sqlState: string): Buffer {
+/** A PostgreSQL ErrorResponse, severity FATAL, SQLSTATE 08006 (connection_failure). */
+function postgresFatalError(message: string): Buffer {
   const field = (type: string, value: string) =>
     Buffer.concat([Buffer.from(type), Buffer.from(value, 'utf8'), Buffer.from([0])]);
   const body = Buffer.concat([
     field('S', 'FATAL'),
     field('V', 'FATAL'),
-    field('C', sqlState),
+    field('C', '08006'),
     field('M', message),
     Buffer.from([0]),
   ]);

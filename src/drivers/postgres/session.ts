@@ -2,7 +2,6 @@
 // config/credentials.ts); nothing here knows about Temporal.
 import { Client, type ClientConfig } from 'pg';
 import { pollUntil } from '../waiting';
-import { PermanentDriverError } from '../cluster/types';
 
 export interface PgEndpoint {
   host: string;
@@ -62,8 +61,6 @@ export async function waitForSql(
         const done: SqlReadiness = { serverVersion: row?.v ?? '?', inRecovery: row?.r ?? false };
         return { done };
       } catch (err) {
-        const refused = accessRefused(err, endpoint);
-        if (refused) throw refused;
         return {
           waiting: `PostgreSQL at ${endpoint.host}:${endpoint.port} not accepting queries yet: ${(err as Error).message}`,
         };
@@ -79,34 +76,12 @@ export async function waitForSql(
   );
 }
 
-/**
- * True when a connection attempt is refused or fails (the database is down). Refused access is
- * not "down": it throws, since it proves nothing about the server.
- */
+/** True when a connection attempt is refused or fails (the database is down). */
 export async function refusesConnections(endpoint: PgEndpoint): Promise<boolean> {
   try {
     await withSession({ ...endpoint, connectTimeoutMs: 2000 }, (c) => c.query('SELECT 1'));
     return false;
-  } catch (err) {
-    const refused = accessRefused(err, endpoint);
-    if (refused) throw refused;
+  } catch {
     return true;
   }
-}
-
-/**
- * SQLSTATEs no retry fixes: the credentials or the access rules refuse us. The port-forward
- * (kube/portForward.ts) answers the API server's 401 and 403 with 28000 and 42501 too.
- */
-const ACCESS_REFUSED = new Set(['28000', '28P01', '42501']);
-
-function accessRefused(err: unknown, endpoint: PgEndpoint): PermanentDriverError | undefined {
-  const code = (err as { code?: unknown } | undefined)?.code;
-  if (typeof code !== 'string' || !ACCESS_REFUSED.has(code)) return undefined;
-  const message = err instanceof Error ? err.message : String(err);
-  return new PermanentDriverError(
-    message.startsWith('port-forward')
-      ? message
-      : `PostgreSQL at ${endpoint.host}:${endpoint.port} refused access (SQLSTATE ${code}: ${message}): check the catalog's postgres.user and password source, and pg_hba.conf`,
-  );
 }
