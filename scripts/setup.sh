@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Installs what temporal-postgres-ops needs on a fresh machine, and does nothing when it is all
 # there: npm packages, the Temporal CLI (built with go install, v1.5.1), and PostgreSQL 15's
-# server binaries; with --kubernetes also the test cluster's Kubernetes binaries
-# (scripts/k8s/build.sh). Called by `npm run demo`, `npm test` (with --kubernetes) and .ci/run.
+# server binaries. Called by `npm run demo`, `npm test` and .ci/run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -49,6 +48,7 @@ if [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then
   say "creating the postgres OS user (PostgreSQL refuses to run as root)"
   useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres
 fi
-# The test cluster's Kubernetes (about 12 min once, then cached under ~/.cache/pgops/k8s).
+# With --kubernetes (npm test): the test cluster's Kubernetes, kwok, etcd and snapshot-controller
+# (scripts/k8s/build.sh: about 16 min once, then cached under ~/.cache/pgops/k8s).
 if [ "${1:-}" = --kubernetes ]; then bash scripts/k8s/build.sh; fi
 say "ready: node $(node --version), temporal ${temporal_bin:-$(go env GOPATH)/bin/temporal}, PostgreSQL $("$pg_bin/pg_ctl" --version | awk '{print $3}')"

@@ -13,6 +13,7 @@ import { homedir, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { freePort } from '../../src/dev/ports';
+import { registerTeardown } from './testEnv';
 import { pollUntil } from '../../src/drivers/waiting';
 import { isAlive, startDaemon, stopDaemon, type Daemon } from './kube/daemons';
 import { applyManifests, crdManifests } from './kube/manifests';
@@ -209,6 +210,7 @@ let etcdDataDir: string | undefined;
 
 /** The test run's cluster, started on first use. */
 export function kubeCluster(): Promise<KubeCluster> {
+  if (!clusterPromise) registerTeardown(stopKubeCluster);
   clusterPromise ??= startCluster().catch(async (err: unknown) => {
     await stopKubeCluster();
     throw err;
@@ -216,7 +218,7 @@ export function kubeCluster(): Promise<KubeCluster> {
   return clusterPromise;
 }
 
-/** Stops every daemon by PID (called from the root afterAll hook), highest layer first. */
+/** Stops every daemon by PID (at the end of the run: registerTeardown), highest layer first. */
 export async function stopKubeCluster(): Promise<void> {
   const cluster = current;
   current = undefined;

@@ -8,7 +8,6 @@ import { bundleWorkflowCode, NativeConnection, Runtime, DefaultLogger } from '@t
 import { startTemporalDevServer, type RunningDevServer } from '../../src/dev/temporalDevServer';
 import { freePort } from '../../src/dev/ports';
 import { ensureSearchAttributes } from '../../src/worker';
-import { stopKubeCluster } from './kubeCluster';
 
 export interface TestEnv {
   server: RunningDevServer;
@@ -20,6 +19,12 @@ export interface TestEnv {
 }
 
 let envPromise: Promise<TestEnv> | undefined;
+const teardowns: Array<() => Promise<void>> = [];
+
+/** Runs `fn` when the test run ends (last registered, first run), before the Temporal server stops. */
+export function registerTeardown(fn: () => Promise<void>): void {
+  teardowns.push(fn);
+}
 let runtimeInstalled = false;
 
 async function startEnv(): Promise<TestEnv> {
@@ -66,7 +71,7 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => 
 
 export const mochaHooks = {
   async afterAll(this: unknown) {
-    await stopKubeCluster();
+    for (const fn of teardowns.reverse()) await fn().catch((err) => console.error('teardown failed:', err));
     if (!envPromise) return;
     const env = await envPromise;
     await env.nativeConnection.close();
