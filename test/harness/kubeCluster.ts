@@ -39,7 +39,7 @@ export interface KubeCluster {
   daemons: Daemon[];
 }
 
-function binDir(): string {
+export function binDir(): string {
   return process.env.PGOPS_K8S_BIN ?? join(homedir(), '.cache', 'pgops', 'k8s', KUBERNETES_VERSION, 'bin');
 }
 
