@@ -14,7 +14,7 @@ import { closeAllPortForwards } from '../src/drivers/kube/portForward';
 import { PermanentDriverError } from '../src/drivers/cluster/types';
 import { withSession, type PgEndpoint } from '../src/drivers/postgres/session';
 import { kubeCluster, type KubeCluster } from './harness/kubeCluster';
-import { serviceAccountKubeconfig, testNamespace } from './harness/kubeObjects';
+import { kubernetesTarget, serviceAccountKubeconfig, testNamespace } from './harness/kubeObjects';
 import { passwordProtectedPostgres, postgresStatefulSet } from './harness/kubePostgres';
 import type { PodBackend } from './harness/podBackends';
 
@@ -31,14 +31,7 @@ describe('postgres.portForward: PostgreSQL through a port-forward to a pod (real
     const text = stringify({
       clusters: {
         orders: {
-          target: {
-            kind: 'kubernetes',
-            namespace: ns,
-            statefulSet: 'pg',
-            replicas: 1,
-            kubeconfig: cluster.adminKubeconfig,
-            ...target,
-          },
+          target: kubernetesTarget(cluster, ns, 'pg', target),
           postgres,
         },
       },

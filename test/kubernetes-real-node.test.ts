@@ -3,10 +3,9 @@
 // readiness probe, reached through pods/portforward served by the real kubelet. Opt-in: skipped,
 // saying why, unless `bash scripts/k8s/node-image.sh` has prepared the machine (root needed).
 import assert from 'node:assert/strict';
-import { chownSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chownSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AppsV1Api, CoreV1Api } from '@kubernetes/client-node';
-import { stringify } from 'yaml';
 import { parseCatalog } from '../src/config/catalog';
 import { resolvePgEndpoint } from '../src/config/credentials';
 import type { KubernetesTarget } from '../src/config/schema';
@@ -14,7 +13,14 @@ import { KubernetesClusterDriver, loadKubeConfig } from '../src/drivers/cluster/
 import { closeAllPortForwards } from '../src/drivers/kube/portForward';
 import { withSession } from '../src/drivers/postgres/session';
 import { binDir, kubeCluster, type KubeCluster } from './harness/kubeCluster';
-import { preboundVolumes, statefulSetObject, testNamespace, waitForReadyReplicas } from './harness/kubeObjects';
+import {
+  kubernetesTarget,
+  preboundVolumes,
+  statefulSetObject,
+  testNamespace,
+  waitForReadyReplicas,
+  writeCatalog,
+} from './harness/kubeObjects';
 import {
   POSTGRES_GID,
   POSTGRES_IMAGE,
@@ -23,7 +29,7 @@ import {
   realNodePod,
   realNodeProblem,
 } from './harness/kube/realNode';
-import { scratchDir, testEnv } from './harness/testEnv';
+import { testEnv } from './harness/testEnv';
 import { withWorker } from './harness/workers';
 
 /** PIDs of PostgreSQL postmasters serving the container's data directory, seen from the host. */
@@ -88,27 +94,12 @@ describe('a real node: PostgreSQL 15 in real containers (kubelet, containerd, ru
     };
     await cluster.admin().makeApiClient(AppsV1Api).createNamespacedStatefulSet({ namespace: ns, body: sts });
     await waitForReadyReplicas(cluster, ns, 'pg', 1, 120_000);
-    const dir = await scratchDir('node-catalog');
-    catalogPath = join(dir, 'pgops.yaml');
-    writeFileSync(
-      catalogPath,
-      stringify({
-        clusters: {
-          orders: {
-            target: {
-              kind: 'kubernetes',
-              namespace: ns,
-              statefulSet: 'pg',
-              replicas: 1,
-              kubeconfig: cluster.adminKubeconfig,
-              readyTimeoutSeconds: 120,
-              stopTimeoutSeconds: 120,
-            },
-            postgres: { user: 'postgres', portForward: {} },
-          },
-        },
-      }),
-    );
+    catalogPath = await writeCatalog('node-catalog', {
+      orders: {
+        target: kubernetesTarget(cluster, ns, 'pg', { readyTimeoutSeconds: 120, stopTimeoutSeconds: 120 }),
+        postgres: { user: 'postgres', portForward: {} },
+      },
+    });
     await withSession(await resolvePgEndpoint('orders', entry()), (c) =>
       c.query('CREATE TABLE t AS SELECT g AS id FROM generate_series(1, 3000) g'),
     );

@@ -3,14 +3,11 @@
 // a real local PostgreSQL (the harness starts it when the pod runs and stops it before the pod
 // leaves), reached through pods/portforward with a password read from a Kubernetes Secret.
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { AppsV1Api, CoreV1Api, Watch, type V1StatefulSet } from '@kubernetes/client-node';
-import { stringify } from 'yaml';
-import { testEnv, scratchDir } from './harness/testEnv';
+import { testEnv } from './harness/testEnv';
 import { withWorker } from './harness/workers';
 import { kubeCluster, type KubeCluster } from './harness/kubeCluster';
-import { testNamespace } from './harness/kubeObjects';
+import { kubernetesTarget, testNamespace, writeCatalog } from './harness/kubeObjects';
 import { passwordProtectedPostgres, postgresStatefulSet } from './harness/kubePostgres';
 import type { PodBackend } from './harness/podBackends';
 import { stopLocalClusterIfRunning, endpointOf, localTargetOf, type LocalCluster } from '../src/dev/localPostgres';
@@ -44,27 +41,12 @@ describe('planned stop/start on a Kubernetes StatefulSet (real API server, kwok 
       .makeApiClient(CoreV1Api)
       .createNamespacedSecret({ namespace: ns, body: { metadata: { name: 'pg-su' }, stringData: { password } } });
     backend = await postgresStatefulSet(cluster, ns, 'pg-rook-sf', localTargetOf(pg));
-    const dir = await scratchDir('k8s-catalog');
-    catalogPath = join(dir, 'pgops.yaml');
-    writeFileSync(
-      catalogPath,
-      stringify({
-        clusters: {
-          orders: {
-            target: {
-              kind: 'kubernetes',
-              namespace: ns,
-              statefulSet: 'pg-rook-sf',
-              replicas: 1,
-              kubeconfig: cluster.adminKubeconfig,
-              readyTimeoutSeconds: 60,
-              stopTimeoutSeconds: 60,
-            },
-            postgres: { user: 'postgres', passwordSecret: { name: 'pg-su', key: 'password' }, portForward: {} },
-          },
-        },
-      }),
-    );
+    catalogPath = await writeCatalog('k8s-catalog', {
+      orders: {
+        target: kubernetesTarget(cluster, ns, 'pg-rook-sf', { readyTimeoutSeconds: 60, stopTimeoutSeconds: 60 }),
+        postgres: { user: 'postgres', passwordSecret: { name: 'pg-su', key: 'password' }, portForward: {} },
+      },
+    });
   });
   after(async () => {
     await closeAllPortForwards();

@@ -1,7 +1,7 @@
 // Objects tests create in the shared test cluster: a namespace per test (isolation), pre-bound
 // PersistentVolumes so that volumeClaimTemplates bind (no provisioner runs), StatefulSets whose
 // pods land on the kwok node, and ServiceAccounts with a Role, reached through their own token.
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   AppsV1Api,
@@ -11,9 +11,11 @@ import {
   type V1PolicyRule,
   type V1StatefulSet,
 } from '@kubernetes/client-node';
+import { stringify } from 'yaml';
 import { pollUntil } from '../../src/drivers/waiting';
 import { writeKubeconfig } from './kube/pki';
 import type { KubeCluster } from './kubeCluster';
+import { scratchDir } from './testEnv';
 
 /** A fresh namespace `<prefix>-<random>`, ready for pods (its default ServiceAccount exists). */
 export async function testNamespace(cluster: KubeCluster, prefix: string): Promise<string> {
@@ -179,4 +181,21 @@ export async function serviceAccountToken(cluster: KubeCluster, namespace: strin
   const token = request.status?.token;
   if (!token) throw new Error(`no token was issued for ServiceAccount ${namespace}/${name}`);
   return token;
+}
+
+/** A catalog target for StatefulSet `<namespace>/<statefulSet>` (one replica), reached as the admin. */
+export function kubernetesTarget(
+  cluster: KubeCluster,
+  namespace: string,
+  statefulSet: string,
+  extra: Record<string, unknown> = {},
+): Record<string, unknown> {
+  return { kind: 'kubernetes', namespace, statefulSet, replicas: 1, kubeconfig: cluster.adminKubeconfig, ...extra };
+}
+
+/** Writes a catalog with `clusters` into a fresh scratch directory and returns its path. */
+export async function writeCatalog(label: string, clusters: Record<string, unknown>): Promise<string> {
+  const path = join(await scratchDir(label), 'pgops.yaml');
+  writeFileSync(path, stringify({ clusters }));
+  return path;
 }
