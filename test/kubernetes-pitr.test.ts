@@ -70,14 +70,15 @@ describe('delayedReplicaPitrWorkflow on a Kubernetes StatefulSet (real API serve
 
   it('recovers a bad DELETE: the target restart and the return to delay each recreate the pod', async () => {
     const { client } = await testEnv();
-    const bad = await fx.commit(['DELETE FROM orders WHERE id > 100']);
-    await fx.waitForArchive();
     const core = cluster.admin().makeApiClient(CoreV1Api);
     const uidOfPod = async () => (await core.readNamespacedPod({ name: 'pg-delayed-0', namespace: ns })).metadata?.uid;
     const uidBefore = await uidOfPod();
     backend.log.length = 0;
-    const result = (await withWorker(fx.taskQueue, catalogPath, () =>
-      client.workflow.execute('delayedReplicaPitrWorkflow', {
+    // The worker is up before the incident: the replica's 20 s delay is for the workflow, not for starting it.
+    const result = (await withWorker(fx.taskQueue, catalogPath, async () => {
+      const bad = await fx.commit(['DELETE FROM orders WHERE id > 100']);
+      await fx.waitForArchive();
+      return client.workflow.execute('delayedReplicaPitrWorkflow', {
         taskQueue: fx.taskQueue,
         workflowId: `k8s-pitr-${Date.now()}`,
         args: [
@@ -88,8 +89,8 @@ describe('delayedReplicaPitrWorkflow on a Kubernetes StatefulSet (real API serve
             export: { tables: ['orders'], insertMissing: true },
           },
         ],
-      }),
-    )) as DelayedReplicaPitrResult;
+      });
+    })) as DelayedReplicaPitrResult;
     assert.equal(result.exported?.[0]?.rows, 500, 'exactly the pre-incident rows');
     assert.deepEqual(result.inserted, [{ table: 'public.orders', inserted: 400, createdTable: false }]);
     assert.equal(result.finalState, 'delayed replica again');
