@@ -68,4 +68,11 @@ if [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then
   say "creating the postgres OS user (PostgreSQL refuses to run as root)"
   useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres
 fi
+# With --kubernetes (npm test): the test cluster's Kubernetes, kwok, etcd and snapshot-controller
+# (scripts/k8s/build.sh: about 16 min once, then cached under ~/.cache/pgops/k8s), and, as root,
+# the real node's containerd and PostgreSQL image (without them its tests are skipped).
+if [ "${1:-}" = --kubernetes ]; then
+  bash scripts/k8s/build.sh
+  if [ "$(id -u)" = 0 ]; then bash scripts/k8s/node-image.sh || say "the real node is not prepared: its tests will be skipped"; fi
+fi
 say "ready: node $(node --version), temporal ${temporal_bin:-$(go env GOPATH)/bin/temporal}, PostgreSQL $("$pg_bin/pg_ctl" --version | awk '{print $3}')"

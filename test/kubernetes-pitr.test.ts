@@ -1,7 +1,8 @@
 // delayedReplicaPitrWorkflow on a kubernetes catalog entry: the delayed replica is the pod of a
-// StatefulSet served by the API server stand-in (no real cluster runs here), its "container" the
-// real local standby, started and stopped by the stand-in's pod hooks. The restart that applies
-// the target deletes the pod and waits for the StatefulSet to recreate it.
+// StatefulSet on the real API server (kwok node), its database the real local standby, which the
+// harness stops before the pod leaves and starts when the recreated pod runs. The restart that
+// applies the target deletes the pod and waits for the StatefulSet controller to recreate it; the
+// worker reaches the standby through pods/portforward.
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
@@ -9,38 +10,29 @@ import { stringify } from 'yaml';
 import { testEnv, scratchDir } from './harness/testEnv';
 import { withWorker } from './harness/workers';
 import { pitrFixture, type PitrFixture } from './harness/pitrFixture';
-import { startKubeApiStandIn, type KubeApiStandIn } from './harness/kubeApiStandIn';
-import { LocalClusterDriver } from '../src/drivers/cluster/local';
+import { CoreV1Api } from '@kubernetes/client-node';
+import { kubeCluster, type KubeCluster } from './harness/kubeCluster';
+import { testNamespace } from './harness/kubeObjects';
+import { postgresStatefulSet } from './harness/kubePostgres';
+import type { PodBackend } from './harness/podBackends';
 import { localTargetOf } from '../src/dev/localPostgres';
+import { closeAllPortForwards } from '../src/drivers/kube/portForward';
 import type { DelayedReplicaPitrResult } from '../src/workflows/delayedReplicaPitr';
 
-describe('delayedReplicaPitrWorkflow on a Kubernetes StatefulSet (API server stand-in, real standby as the pod)', function () {
+describe('delayedReplicaPitrWorkflow on a Kubernetes StatefulSet (real API server, kwok pod backed by the real standby)', function () {
   this.timeout(300_000);
   let fx: PitrFixture;
-  let api: KubeApiStandIn;
+  let cluster: KubeCluster;
+  let ns: string;
+  let backend: PodBackend;
   let catalogPath: string;
 
   before(async () => {
+    cluster = await kubeCluster();
     fx = await pitrFixture('k8spitr', '20s');
-    const replicaDriver = new LocalClusterDriver(localTargetOf(fx.set.replica));
-    api = await startKubeApiStandIn({
-      readyDelayMs: 50,
-      terminateDelayMs: 50,
-      hooks: {
-        onPodStart: async () => void (await replicaDriver.start(1)),
-        onPodStop: async () => void (await replicaDriver.stop()),
-      },
-    });
-    await api.addStatefulSet({
-      namespace: 'db',
-      name: 'pg-delayed',
-      replicas: 1,
-      labels: { app: 'pg-delayed' },
-      volumeClaimTemplates: ['pgdata'],
-    });
+    ns = await testNamespace(cluster, 'pitr');
+    backend = await postgresStatefulSet(cluster, ns, 'pg-delayed', localTargetOf(fx.set.replica));
     const dir = await scratchDir('k8spitr-catalog');
-    const kubeconfig = join(dir, 'kubeconfig');
-    await api.writeKubeconfig(kubeconfig);
     catalogPath = join(dir, 'pgops.yaml');
     writeFileSync(
       catalogPath,
@@ -50,13 +42,13 @@ describe('delayedReplicaPitrWorkflow on a Kubernetes StatefulSet (API server sta
           'orders-delayed': {
             target: {
               kind: 'kubernetes',
-              namespace: 'db',
+              namespace: ns,
               statefulSet: 'pg-delayed',
               replicas: 1,
-              kubeconfig,
+              kubeconfig: cluster.adminKubeconfig,
               readyTimeoutSeconds: 300,
             },
-            postgres: { host: '127.0.0.1', port: fx.set.replica.port },
+            postgres: { portForward: {} },
             replicaOf: 'orders',
             walArchive: fx.set.archiveDir,
             exportDir: join(dir, 'exports'),
@@ -71,17 +63,22 @@ describe('delayedReplicaPitrWorkflow on a Kubernetes StatefulSet (API server sta
     await fx.waitForReplicaToSee('SELECT count(*) = 500 AS ok FROM orders');
   });
   after(async () => {
-    await api?.close();
+    await closeAllPortForwards();
+    await backend?.close();
     await fx?.set.stop();
   });
 
   it('recovers a bad DELETE: the target restart and the return to delay each recreate the pod', async () => {
     const { client } = await testEnv();
-    const bad = await fx.commit(['DELETE FROM orders WHERE id > 100']);
-    await fx.waitForArchive();
-    const uidBefore = api.pods('db')[0]?.metadata.uid;
-    const result = (await withWorker(fx.taskQueue, catalogPath, () =>
-      client.workflow.execute('delayedReplicaPitrWorkflow', {
+    const core = cluster.admin().makeApiClient(CoreV1Api);
+    const uidOfPod = async () => (await core.readNamespacedPod({ name: 'pg-delayed-0', namespace: ns })).metadata?.uid;
+    const uidBefore = await uidOfPod();
+    backend.log.length = 0;
+    // The worker is up before the incident: the replica's 20 s delay is for the workflow, not for starting it.
+    const result = (await withWorker(fx.taskQueue, catalogPath, async () => {
+      const bad = await fx.commit(['DELETE FROM orders WHERE id > 100']);
+      await fx.waitForArchive();
+      return client.workflow.execute('delayedReplicaPitrWorkflow', {
         taskQueue: fx.taskQueue,
         workflowId: `k8s-pitr-${Date.now()}`,
         args: [
@@ -92,16 +89,17 @@ describe('delayedReplicaPitrWorkflow on a Kubernetes StatefulSet (API server sta
             export: { tables: ['orders'], insertMissing: true },
           },
         ],
-      }),
-    )) as DelayedReplicaPitrResult;
+      });
+    })) as DelayedReplicaPitrResult;
     assert.equal(result.exported?.[0]?.rows, 500, 'exactly the pre-incident rows');
     assert.deepEqual(result.inserted, [{ table: 'public.orders', inserted: 400, createdTable: false }]);
     assert.equal(result.finalState, 'delayed replica again');
-    const deletes = api.requests.filter(
-      (r) => r.method === 'DELETE' && r.path === '/api/v1/namespaces/db/pods/pg-delayed-0',
+    assert.deepEqual(
+      backend.log.filter((l) => l.startsWith('stop')),
+      ['stop pg-delayed-0', 'stop pg-delayed-0'],
+      'one pod restart for the target, one for the return to delay, each stopping the standby',
     );
-    assert.equal(deletes.length, 2, 'one pod restart for the target, one for the return to delay');
-    assert.notEqual(api.pods('db')[0]?.metadata.uid, uidBefore);
+    assert.notEqual(await uidOfPod(), uidBefore);
     const primary = await fx.query<{ n: number }>(fx.set.primaryEndpoint, 'SELECT count(*)::int AS n FROM orders');
     assert.equal(primary.n, 500);
   });

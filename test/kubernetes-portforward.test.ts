@@ -1,58 +1,50 @@
-// postgres.portForward: PostgreSQL reached through the API server's pods/portforward (WebSocket,
-// client-node's PortForward) instead of a host/port. The API server stand-in relays the pod's
-// port to a real local PostgreSQL (the pod's "container", started and stopped by its pod hooks),
-// whose password comes from a Kubernetes Secret.
+// postgres.portForward: PostgreSQL reached through the real API server's pods/portforward
+// (WebSocket, client-node's PortForward) instead of a host/port. The pod runs on the kwok node,
+// whose kubelet endpoint (kwok) forwards the pod's port 5432 to a real local PostgreSQL (a kwok
+// PortForward object); the harness runs that PostgreSQL exactly while the pod runs. The password
+// comes from a Kubernetes Secret.
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { CoreV1Api } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
-import { scratchDir } from './harness/testEnv';
-import { startKubeApiStandIn, type KubeApiStandIn } from './harness/kubeApiStandIn';
-import {
-  initLocalCluster,
-  startLocalCluster,
-  stopLocalClusterIfRunning,
-  pgCtl,
-  endpointOf,
-  type LocalCluster,
-} from '../src/dev/localPostgres';
-import { freePort } from '../src/dev/ports';
+import { stopLocalClusterIfRunning, endpointOf, localTargetOf, type LocalCluster } from '../src/dev/localPostgres';
 import { parseCatalog, CatalogError } from '../src/config/catalog';
 import { resolvePgEndpoint } from '../src/config/credentials';
-import type { ClusterEntry, KubernetesTarget } from '../src/config/schema';
-import { loadKubeConfig } from '../src/drivers/cluster/kubernetes';
+import type { ClusterEntry } from '../src/config/schema';
 import { closeAllPortForwards } from '../src/drivers/kube/portForward';
+import { PermanentDriverError } from '../src/drivers/cluster/types';
 import { withSession, type PgEndpoint } from '../src/drivers/postgres/session';
+import { kubeCluster, type KubeCluster } from './harness/kubeCluster';
+import { kubernetesTarget, serviceAccountKubeconfig, testNamespace } from './harness/kubeObjects';
+import { passwordProtectedPostgres, postgresStatefulSet } from './harness/kubePostgres';
+import type { PodBackend } from './harness/podBackends';
 
-const PORTFORWARD_PATH = '/api/v1/namespaces/db/pods/pg-0/portforward';
-
-describe('postgres.portForward: PostgreSQL through a port-forward to a pod (API server stand-in, real PostgreSQL as the pod)', () => {
-  let api: KubeApiStandIn;
+describe('postgres.portForward: PostgreSQL through a port-forward to a pod (real API server, kwok pod backed by a real PostgreSQL)', function () {
+  this.timeout(60_000);
+  let cluster: KubeCluster;
+  let ns: string;
   let pg: LocalCluster;
-  let kubeconfig: string;
-  let releaseSlowPod = () => {};
+  let backend: PodBackend;
   const password = 'pf-s3cret';
 
-  /** A catalog entry for StatefulSet db/pg with the given postgres section (parsed, so defaults apply). */
+  /** A catalog entry for StatefulSet <ns>/pg with the given postgres section (parsed, so defaults apply). */
   function entry(postgres: Record<string, unknown>, target: Record<string, unknown> = {}): ClusterEntry {
     const text = stringify({
       clusters: {
         orders: {
-          target: { kind: 'kubernetes', namespace: 'db', statefulSet: 'pg', replicas: 1, kubeconfig, ...target },
+          target: kubernetesTarget(cluster, ns, 'pg', target),
           postgres,
         },
       },
     });
-    const cluster = parseCatalog(text, '/test/pgops.yaml').clusters.orders;
-    assert.ok(cluster);
-    return cluster;
+    const parsed = parseCatalog(text, '/test/pgops.yaml').clusters.orders;
+    assert.ok(parsed);
+    return parsed;
   }
   const forwarded = (extra: Record<string, unknown> = {}) =>
     entry({
       user: 'postgres',
       passwordSecret: { name: 'pg-su', key: 'password' },
-      connectTimeoutMs: 3000,
+      connectTimeoutMs: 5000,
       portForward: {},
       ...extra,
     });
@@ -61,43 +53,27 @@ describe('postgres.portForward: PostgreSQL through a port-forward to a pod (API 
       endpoint,
       async (c) => (await c.query<{ port: string }>("SELECT current_setting('port') AS port")).rows[0]?.port,
     );
+  const core = () => cluster.admin().makeApiClient(CoreV1Api);
 
-  before(async () => {
-    const dir = await scratchDir('k8s-pf');
-    pg = await initLocalCluster({ dir, port: await freePort() });
-    await startLocalCluster(pg);
-    await withSession(endpointOf(pg), (c) => c.query(`ALTER USER postgres PASSWORD '${password}'`));
-    // From now on TCP connections need the password, so the Secret really matters.
-    const hba = join(pg.pgdata, 'pg_hba.conf');
-    writeFileSync(hba, readFileSync(hba, 'utf8').replace(/^(host\s+all\s+all\s+\S+\s+)trust/gm, '$1scram-sha-256'));
-    await stopLocalClusterIfRunning(pg, 'fast');
-
-    const slowPodStarts = new Promise<void>((resolve) => (releaseSlowPod = resolve));
-    api = await startKubeApiStandIn({
-      readyDelayMs: 50,
-      terminateDelayMs: 50,
-      hooks: {
-        // Pods of StatefulSet "slow" stay Pending until the test lets them start.
-        onPodStart: async (pod) => (pod.startsWith('slow-') ? slowPodStarts : startLocalCluster(pg)),
-        onPodStop: async (pod) => (pod.startsWith('slow-') ? undefined : pgCtl(pg, ['stop', '-m', 'fast', '-w'])),
-      },
-      // Port 5432 of every pod is the local PostgreSQL; nothing listens on any other port.
-      podPorts: (_pod, port) => (port === 5432 ? { host: '127.0.0.1', port: pg.port } : undefined),
+  before(async function () {
+    this.timeout(180_000);
+    cluster = await kubeCluster();
+    pg = await passwordProtectedPostgres('k8s-pf', password);
+    ns = await testNamespace(cluster, 'pf');
+    await core().createNamespacedSecret({
+      namespace: ns,
+      body: { metadata: { name: 'pg-su' }, stringData: { password } },
     });
-    await api.addStatefulSet({ namespace: 'db', name: 'pg', replicas: 1, labels: { app: 'pg' } });
-    api.addSecret('db', 'pg-su', { password });
-    kubeconfig = join(dir, 'kubeconfig');
-    await api.writeKubeconfig(kubeconfig);
+    backend = await postgresStatefulSet(cluster, ns, 'pg', localTargetOf(pg));
   });
 
   after(async () => {
-    releaseSlowPod();
     await closeAllPortForwards();
-    await api?.close();
+    await backend?.close();
     if (pg) await stopLocalClusterIfRunning(pg);
   });
 
-  it('resolves to a loopback port that reaches the pod; concurrent sessions each get their own stream', async () => {
+  it('resolves to a loopback port that reaches the pod; concurrent sessions each get their own stream, closed after', async () => {
     const endpoint = await resolvePgEndpoint('orders', forwarded());
     assert.equal(endpoint.host, '127.0.0.1');
     assert.notEqual(endpoint.port, pg.port);
@@ -108,7 +84,6 @@ describe('postgres.portForward: PostgreSQL through a port-forward to a pod (API 
       'one listener per pod and port, reused',
     );
 
-    const before = api.requests.length;
     const sessions = await Promise.all(
       Array.from({ length: 6 }, () =>
         withSession(endpoint, async (c) => {
@@ -124,29 +99,36 @@ describe('postgres.portForward: PostgreSQL through a port-forward to a pod (API 
     assert.equal(new Set(sessions.map((s) => s.pid)).size, 6);
     for (const s of sessions) assert.deepEqual([s.port, s.bigLength], [String(pg.port), 300000]);
 
-    const forwards = api.requests.slice(before).filter((r) => r.path === PORTFORWARD_PATH);
-    assert.equal(forwards.length, 6);
-    // client-node 1.x offers v5 … v1 of the channel protocol; port-forward speaks v4.
-    for (const r of forwards)
-      assert.deepEqual([r.method, r.query, r.status, r.protocol], ['GET', '?ports=5432', 101, 'v4.channel.k8s.io']);
-    // A session that ends closes its stream (the client's FIN ends the WebSocket).
-    for (let waited = 0; api.openPortForwards() > 0 && waited < 2000; waited += 20)
-      await new Promise((r) => setTimeout(r, 20));
-    assert.equal(api.openPortForwards(), 0);
+    // A session that ends closes its stream: kwok then closes its connection to PostgreSQL.
+    const direct = { ...endpointOf(pg), password };
+    let others = -1;
+    for (let waited = 0; others !== 0 && waited < 3000; waited += 50) {
+      others = await withSession(direct, async (c) =>
+        Number(
+          (
+            await c.query(
+              "SELECT count(*) AS n FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()",
+            )
+          ).rows[0].n,
+        ),
+      );
+      if (others !== 0) await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.equal(others, 0, 'no forwarded session is left open');
   });
 
   it('reaches the pod again after it was deleted and recreated (a new stream per connection)', async () => {
     const endpoint = await resolvePgEndpoint('orders', forwarded());
-    const oldUid = api.pods('db').find((p) => p.metadata.name === 'pg-0')?.metadata.uid;
-    await loadKubeConfig(forwarded().target as KubernetesTarget)
-      .makeApiClient(CoreV1Api)
-      .deleteNamespacedPod({ namespace: 'db', name: 'pg-0' });
+    const oldUid = (await core().readNamespacedPod({ namespace: ns, name: 'pg-0' })).metadata?.uid;
+    await core().deleteNamespacedPod({ namespace: ns, name: 'pg-0' });
     for (let ready = false; !ready; await new Promise((r) => setTimeout(r, 50))) {
-      const pod = api.pods('db').find((p) => p.metadata.name === 'pg-0');
+      const pod = await core()
+        .readNamespacedPod({ namespace: ns, name: 'pg-0' })
+        .catch(() => undefined);
       ready =
         pod !== undefined &&
-        pod.metadata.uid !== oldUid &&
-        pod.status.conditions.some((c) => c.type === 'Ready' && c.status === 'True');
+        pod.metadata?.uid !== oldUid &&
+        (pod.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
     }
     assert.equal(await serverPort(endpoint), String(pg.port));
   });
@@ -156,27 +138,34 @@ describe('postgres.portForward: PostgreSQL through a port-forward to a pod (API 
     const started = Date.now();
     await assert.rejects(
       serverPort(endpoint),
-      /port-forward to pod db\/pg-7 port 5432: pod db\/pg-7 not found \(404\)/,
+      new RegExp(`port-forward to pod ${ns}/pg-7 port 5432: pod ${ns}/pg-7 not found \\(404\\)`),
     );
     assert.ok(Date.now() - started < 3000, 'answered before connectTimeoutMs, not by the timeout');
-    assert.equal(api.requests.find((r) => r.path === '/api/v1/namespaces/db/pods/pg-7/portforward')?.status, 404);
   });
 
-  it('a pod not running yet, or a port nothing listens on: the error channel text reaches the client', async () => {
-    const slow = api.addStatefulSet({ namespace: 'db', name: 'slow', replicas: 1, labels: { app: 'slow' } });
-    while (!api.pods('db').some((p) => p.metadata.name === 'slow-0')) await new Promise((r) => setTimeout(r, 10));
-    const pending = await resolvePgEndpoint('orders', forwarded({ portForward: { pod: 'slow-0' } }));
+  it("a pod no node runs yet, or a port nothing forwards: the server's reason reaches the client", async () => {
+    await core().createNamespacedPod({
+      namespace: ns,
+      body: {
+        metadata: { name: 'unscheduled' },
+        spec: { nodeSelector: { 'pgops.test/no-such-node': 'x' }, containers: [{ name: 'c', image: 'postgres:15' }] },
+      },
+    });
+    const pending = await resolvePgEndpoint('orders', forwarded({ portForward: { pod: 'unscheduled' } }));
     await assert.rejects(
       serverPort(pending),
-      /port-forward to pod db\/slow-0 port 5432 failed: error forwarding port 5432 to pod slow-0_db, uid [-0-9a-f]+: the pod's containers are not running \(phase Pending\)/,
+      new RegExp(
+        `port-forward to pod ${ns}/unscheduled port 5432: the API server refused it \\(400 Bad Request\\): the pod may not be scheduled to a node yet`,
+      ),
     );
-    releaseSlowPod();
-    await slow;
 
     const noListener = await resolvePgEndpoint('orders', forwarded({ portForward: { port: 6543 } }));
+    // The kubelet's error-channel text reaches the client (kwok's wording: a real kubelet says "failed to connect to localhost:6543 inside the pod").
     await assert.rejects(
       serverPort(noListener),
-      /port-forward to pod db\/pg-0 port 6543 failed: .*failed to connect to localhost:6543 inside the pod: connect: connection refused/,
+      new RegExp(
+        `port-forward to pod ${ns}/pg-0 port 6543 failed: error forwarding port 6543 to pod .*forward not found for port 6543`,
+      ),
     );
     assert.equal(
       await serverPort(await resolvePgEndpoint('orders', forwarded())),
@@ -185,20 +174,36 @@ describe('postgres.portForward: PostgreSQL through a port-forward to a pod (API 
     );
   });
 
-  it('wrong credentials and a missing RBAC permission are named', async () => {
+  it('wrong credentials and a missing RBAC permission are named before any connection is tried', async () => {
     const stranger = entry(
-      { passwordEnv: 'PGOPS_PF_PW', connectTimeoutMs: 3000, portForward: {} },
-      { context: 'stand-in-wrong-token' },
+      { passwordEnv: 'PGOPS_PF_PW', connectTimeoutMs: 5000, portForward: {} },
+      { context: 'wrong-token' },
     );
-    const strangerEndpoint = await resolvePgEndpoint('orders', stranger, { PGOPS_PF_PW: password });
-    await assert.rejects(serverPort(strangerEndpoint), /refused the credentials \(401 Unauthorized\)/);
-
-    api.forbid('create', 'pods/portforward'); // last test: the stand-in keeps refusing from now on
-    const endpoint = await resolvePgEndpoint('orders', forwarded());
     await assert.rejects(
-      serverPort(endpoint),
-      /missing permission \(403 Forbidden\): grant a Role rule \{ apiGroups: \[""\], resources: \["pods\/portforward"\], verbs: \["create", "get"\] \} in namespace db/,
+      resolvePgEndpoint('orders', stranger, { PGOPS_PF_PW: password }),
+      (err: Error) =>
+        err instanceof PermanentDriverError && /refused the credentials \(401 Unauthorized\)/.test(err.message),
     );
+
+    // May read the Secret and the pods, but not open a port-forward: the API server's own
+    // answer (SelfSubjectAccessReview) says so, instead of connections that merely fail.
+    const kubeconfig = await serviceAccountKubeconfig(cluster, ns, 'no-portforward', [
+      { apiGroups: [''], resources: ['pods', 'secrets'], verbs: ['get', 'list'] },
+    ]);
+    const limited = entry(
+      { user: 'postgres', passwordSecret: { name: 'pg-su', key: 'password' }, connectTimeoutMs: 5000, portForward: {} },
+      { kubeconfig },
+    );
+    await assert.rejects(resolvePgEndpoint('orders', limited), (err: Error) => {
+      assert.ok(err instanceof PermanentDriverError);
+      assert.match(
+        err.message,
+        new RegExp(
+          `port-forward to pod ${ns}/pg-0: missing permission: the worker may not "get" pods/portforward for pod pg-0; grant a Role rule \\{ apiGroups: \\[""\\], resources: \\["pods/portforward"\\], verbs: \\["get"\\] \\} in namespace ${ns}`,
+        ),
+      );
+      return true;
+    });
   });
 
   describe('catalog rules', () => {

@@ -6,7 +6,7 @@ import type { PgEndpoint } from '../drivers/postgres/session';
 import { PermanentDriverError } from '../drivers/cluster/types';
 import { loadKubeConfig } from '../drivers/cluster/kubernetes';
 import { readSecretValue } from '../drivers/kube/secrets';
-import { localPortFor } from '../drivers/kube/portForward';
+import { localPortFor, requirePortForwardAccess } from '../drivers/kube/portForward';
 
 export async function resolvePgEndpoint(
   clusterName: string,
@@ -26,13 +26,10 @@ export async function resolvePgEndpoint(
       );
     }
     // The pod is reached through a local listener that opens a port-forward per connection.
+    const pod = access.portForward.pod ?? `${target.statefulSet}-0`;
+    await requirePortForwardAccess(kubeConfigOf(target), target.namespace, pod);
     host = '127.0.0.1';
-    port = await localPortFor(
-      kubeConfigOf(target),
-      target.namespace,
-      access.portForward.pod ?? `${target.statefulSet}-0`,
-      access.portForward.port,
-    );
+    port = await localPortFor(kubeConfigOf(target), target.namespace, pod, access.portForward.port);
   }
   if (!host) {
     throw new PermanentDriverError(

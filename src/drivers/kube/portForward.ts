@@ -6,8 +6,10 @@
 import { createHash } from 'node:crypto';
 import net from 'node:net';
 import { Writable } from 'node:stream';
-import { PortForward, type KubeConfig } from '@kubernetes/client-node';
+import { AuthorizationV1Api, PortForward, type KubeConfig } from '@kubernetes/client-node';
 import { logger } from '../../logger';
+import { PermanentDriverError } from '../cluster/types';
+import { callKube } from './apiErrors';
 
 interface LocalForwarder {
   server: net.Server;
@@ -29,6 +31,36 @@ export function localPortFor(kubeConfig: KubeConfig, namespace: string, pod: str
     forwarder.catch(() => forwarders.delete(key)); // a failed listen may succeed next time
   }
   return forwarder.then((f) => f.port);
+}
+
+const PORT_FORWARD_RULE = 'grant a Role rule { apiGroups: [""], resources: ["pods/portforward"], verbs: ["get"] }';
+const PORT_FORWARD_VERB_NOTE =
+  ' (a WebSocket port-forward is a GET, which Kubernetes 1.33 authorizes as "get"; newer versions may also check "create")';
+
+/**
+ * Asks the API server (SelfSubjectAccessReview) whether this worker may open a port-forward to
+ * `pod`. Without this, a missing rule shows only as connections that fail, which a step waiting
+ * for PostgreSQL would wait out and a check for "PostgreSQL is down" would take for a yes.
+ */
+export async function requirePortForwardAccess(kubeConfig: KubeConfig, namespace: string, pod: string): Promise<void> {
+  const authorization = kubeConfig.makeApiClient(AuthorizationV1Api);
+  const review = await callKube(
+    { verb: 'create', resource: 'selfsubjectaccessreviews', group: 'authorization.k8s.io', namespace },
+    () =>
+      authorization.createSelfSubjectAccessReview({
+        body: {
+          spec: {
+            resourceAttributes: { namespace, verb: 'get', resource: 'pods', subresource: 'portforward', name: pod },
+          },
+        },
+      }),
+  );
+  if (review.status?.allowed !== true) {
+    throw new PermanentDriverError(
+      `port-forward to pod ${namespace}/${pod}: missing permission: the worker may not "get" pods/portforward for pod ${pod}` +
+        `${review.status?.reason ? ` (${review.status.reason})` : ''}; ${PORT_FORWARD_RULE} in namespace ${namespace}${PORT_FORWARD_VERB_NOTE}`,
+    );
+  }
 }
 
 /** Closes every listener and the connections through them (tests; a worker just exits). */
@@ -131,8 +163,8 @@ function describeOpenFailure(err: unknown, to: PodPort): string {
       return `${what}: the Kubernetes API server refused the credentials (401 Unauthorized): check the user/token of the kubeconfig context the worker uses`;
     case '403':
       return (
-        `${what}: missing permission (403 Forbidden): grant a Role rule { apiGroups: [""], resources: ["pods/portforward"], verbs: ["create", "get"] } in namespace ${to.namespace}` +
-        ' (Kubernetes 1.31+ checks "create" for WebSocket port-forwards, older versions "get")'
+        `${what}: missing permission (403 Forbidden): ${PORT_FORWARD_RULE} in namespace ${to.namespace}` +
+        PORT_FORWARD_VERB_NOTE
       );
     default:
       return `${what} failed: ${detail}`;

@@ -1,0 +1,348 @@
+// One real node for the test cluster: a kubelet (v1.33.13, from build.sh) with its own containerd
+// and runc (Debian's packages), running PostgreSQL 15 containers from the image
+// scripts/k8s/node-image.sh builds without a registry. Everything is private to this run: the
+// containerd socket, root and state, the kubelet's root and certificates, and a bridge
+// (pgops-br0, 10.203.0.1/24) that the pods' network namespaces hang on; the kubelet's node IP is
+// the bridge's address, never the machine's own interface. The node is tainted, so only pods that
+// ask for it (realNodePod) land there. Opt-in: realNodeProblem() says what is missing.
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { CoreV1Api, type V1PodSpec } from '@kubernetes/client-node';
+import { runCommand } from '../../../src/drivers/exec';
+import { freePort } from '../../../src/dev/ports';
+import { pollUntil } from '../../../src/drivers/waiting';
+import { startDaemon, stopDaemon, type Daemon } from './daemons';
+import type { KubeCluster } from '../kubeCluster';
+import { registerTeardown } from '../testEnv';
+
+export const REAL_NODE = 'pgops-node-0';
+export const POSTGRES_IMAGE = 'docker.io/pgops/postgres:15';
+const TAINT = { key: 'pgops.test/real-node', value: 'true', effect: 'NoSchedule' };
+const BRIDGE = 'pgops-br0';
+const NODE_IP = '10.203.0.1';
+const POD_SUBNET = '10.203.0.0/24';
+/** Host settings the kubelet changes; put back when the node stops. */
+const KUBELET_SYSCTLS = ['vm/overcommit_memory', 'kernel/panic', 'kernel/panic_on_oops'];
+/** Host directories the kubelet writes whatever its --root-dir (pod logs, device plugins). */
+const KUBELET_HOST_DIRS = ['/var/log/pods', '/var/log/containers', '/var/lib/kubelet'];
+const IMAGE = join(homedir(), '.cache', 'pgops', 'k8s', 'node', 'postgres-image.tar');
+
+/** The uid/gid of `postgres` inside the image (Debian's package picks them). */
+export const POSTGRES_UID = 100;
+export const POSTGRES_GID = 102;
+
+/** Pod spec parts that put a pod on the real node. */
+export const realNodePod: Partial<V1PodSpec> = {
+  nodeSelector: { 'kubernetes.io/hostname': REAL_NODE },
+  tolerations: [{ key: TAINT.key, operator: 'Equal', value: TAINT.value, effect: TAINT.effect }],
+};
+
+export function realNodeProblem(): string | undefined {
+  if (process.getuid?.() !== 0) return 'the real node needs root';
+  for (const tool of ['/usr/bin/containerd', '/usr/sbin/runc', '/usr/bin/ctr', '/usr/lib/cni/bridge', '/usr/sbin/ip'])
+    if (!existsSync(tool)) return `${tool} is missing: run \`bash scripts/k8s/node-image.sh\``;
+  if (!existsSync(IMAGE)) return `${IMAGE} is missing: run \`bash scripts/k8s/node-image.sh\``;
+  return undefined;
+}
+
+async function run(file: string, args: string[]): Promise<string> {
+  const result = await runCommand(file, args);
+  if (result.code !== 0) throw new Error(`${file} ${args.join(' ')} failed: ${result.stderr || result.stdout}`);
+  return result.stdout;
+}
+
+export interface RealNode {
+  close(): Promise<void>;
+}
+
+let nodePromise: Promise<RealNode> | undefined;
+
+/** The run's real node, started on first use and stopped when the run ends. */
+export function realNode(cluster: KubeCluster, binDir: string): Promise<RealNode> {
+  if (!nodePromise) {
+    nodePromise = startRealNode(cluster, binDir);
+    registerTeardown(async () => (await nodePromise)?.close());
+  }
+  return nodePromise;
+}
+
+async function startRealNode(cluster: KubeCluster, binDir: string): Promise<RealNode> {
+  const dir = mkdtempSync('/tmp/pgops-node-');
+  const daemons: Daemon[] = [];
+  const sysctls = new Map(KUBELET_SYSCTLS.map((k) => [k, readFileSync(`/proc/sys/${k}`, 'utf8').trim()]));
+  const hostDirs = new Map(KUBELET_HOST_DIRS.map((d) => [d, existsSync(d) ? new Set(readdirSync(d)) : undefined]));
+  const socket = join(dir, 'containerd.sock');
+  const node: RealNode = {
+    close: async () => {
+      await stopRealNode(cluster, dir, socket, daemons, sysctls);
+      removeWhatTheKubeletAdded(hostDirs);
+    },
+  };
+  try {
+    await run('ip', ['link', 'del', BRIDGE]).catch(() => undefined); // left by a run that was killed
+    await run('ip', ['link', 'add', BRIDGE, 'type', 'bridge']);
+    await run('ip', ['addr', 'add', `${NODE_IP}/24`, 'dev', BRIDGE]);
+    await run('ip', ['link', 'set', BRIDGE, 'up']);
+
+    writeContainerdConfig(dir, socket);
+    daemons.push(startDaemon('containerd', '/usr/bin/containerd', ['--config', join(dir, 'containerd.toml')], dir));
+    await pollUntil(async () => (existsSync(socket) ? { done: true } : { waiting: 'no socket yet' }), {
+      intervalMs: 100,
+      timeoutMs: 20_000,
+      what: 'containerd to listen',
+    });
+    await run('ctr', ['--address', socket, '-n', 'k8s.io', 'images', 'import', IMAGE]);
+
+    const port = await freePort();
+    writeKubeletFiles(cluster, dir, socket, port);
+    await issueKubeletCert(cluster, dir);
+    daemons.push(
+      startDaemon(
+        'kubelet',
+        join(binDir, 'kubelet'),
+        [
+          `--config=${join(dir, 'kubelet.yaml')}`,
+          `--kubeconfig=${join(dir, 'kubelet.kubeconfig')}`,
+          `--root-dir=${join(dir, 'kubelet-root')}`,
+          `--cert-dir=${join(dir, 'kubelet-certs')}`,
+          `--node-ip=${NODE_IP}`,
+          `--hostname-override=${REAL_NODE}`,
+          '--v=1',
+        ],
+        dir,
+      ),
+    );
+    const core = cluster.admin().makeApiClient(CoreV1Api);
+    await pollUntil(
+      async () => {
+        const n = await core.readNode({ name: REAL_NODE }).catch(() => undefined);
+        return n?.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')
+          ? { done: true }
+          : { waiting: 'not Ready' };
+      },
+      { intervalMs: 200, timeoutMs: 60_000, what: `node ${REAL_NODE} to be Ready` },
+    );
+    return node;
+  } catch (err) {
+    await node.close().catch(() => undefined);
+    throw err;
+  }
+}
+
+function writeContainerdConfig(dir: string, socket: string): void {
+  mkdirSync(join(dir, 'cni'));
+  // restrict_oom_score_adj: without it every container fails ("can't get final child's PID from
+  // pipe: EOF"), as this VM gives no CAP_SYS_RESOURCE. No ipMasq, no gateway: pods reach nothing.
+  writeFileSync(
+    join(dir, 'containerd.toml'),
+    `version = 2
+root = "${dir}/containerd-root"
+state = "${dir}/containerd-state"
+[grpc]
+  address = "${socket}"
+[ttrpc]
+  address = "${dir}/containerd-ttrpc.sock"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "${dir}/opt"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "registry.k8s.io/pause:3.10"
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "${dir}/cni"
+`,
+  );
+  writeFileSync(
+    join(dir, 'cni', '10-pgops.conflist'),
+    JSON.stringify({
+      cniVersion: '0.4.0',
+      name: 'pgops',
+      plugins: [
+        {
+          type: 'bridge',
+          bridge: BRIDGE,
+          isGateway: false,
+          ipMasq: false,
+          ipam: { type: 'host-local', ranges: [[{ subnet: POD_SUBNET }]], dataDir: join(dir, 'cni-ipam') },
+        },
+      ],
+    }),
+  );
+}
+
+function writeKubeletFiles(cluster: KubeCluster, dir: string, socket: string, port: number): void {
+  writeFileSync(
+    join(dir, 'kubelet.kubeconfig'),
+    JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name: 'test', cluster: { server: cluster.server, 'certificate-authority': cluster.caFile } }],
+      users: [
+        {
+          name: 'kubelet',
+          user: { 'client-certificate': join(dir, 'kubelet.crt'), 'client-key': join(dir, 'kubelet.key') },
+        },
+      ],
+      contexts: [{ name: 'kubelet', context: { cluster: 'test', user: 'kubelet' } }],
+      'current-context': 'kubelet',
+    }),
+  );
+  writeFileSync(
+    join(dir, 'kubelet.yaml'),
+    JSON.stringify({
+      apiVersion: 'kubelet.config.k8s.io/v1beta1',
+      kind: 'KubeletConfiguration',
+      address: NODE_IP,
+      port,
+      readOnlyPort: 0,
+      healthzPort: 0,
+      authentication: {
+        anonymous: { enabled: false },
+        webhook: { enabled: true },
+        x509: { clientCAFile: cluster.caFile },
+      },
+      authorization: { mode: 'Webhook' },
+      tlsCertFile: join(dir, 'kubelet.crt'),
+      tlsPrivateKeyFile: join(dir, 'kubelet.key'),
+      cgroupDriver: 'cgroupfs',
+      cgroupsPerQOS: false,
+      enforceNodeAllocatable: [],
+      failSwapOn: false,
+      containerRuntimeEndpoint: `unix://${socket}`,
+      makeIPTablesUtilChains: false,
+      serializeImagePulls: false,
+      imageGCHighThresholdPercent: 100,
+      imageGCLowThresholdPercent: 99,
+      evictionHard: { 'memory.available': '100Mi', 'nodefs.available': '1%', 'imagefs.available': '1%' },
+      resolvConf: '',
+      registerWithTaints: [TAINT],
+    }),
+  );
+}
+
+/** Client (Node authorizer: system:node:<name>) and serving certificate, signed by the cluster's CA. */
+async function issueKubeletCert(cluster: KubeCluster, dir: string): Promise<void> {
+  const caKey = join(dirname(cluster.caFile), 'ca.key');
+  const key = join(dir, 'kubelet.key');
+  const csr = join(dir, 'kubelet.csr');
+  const ext = join(dir, 'kubelet.ext');
+  writeFileSync(
+    ext,
+    `extendedKeyUsage=clientAuth,serverAuth\nkeyUsage=critical,digitalSignature\nsubjectAltName=IP:${NODE_IP},DNS:${REAL_NODE}\n`,
+  );
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  await run('openssl', [
+    'req',
+    '-new',
+    ...ec,
+    '-keyout',
+    key,
+    '-out',
+    csr,
+    '-subj',
+    `/O=system:nodes/CN=system:node:${REAL_NODE}`,
+  ]);
+  const serial = `0x${Date.now().toString(16)}${Math.random().toString(16).slice(2, 10)}`;
+  await run('openssl', [
+    'x509',
+    '-req',
+    '-in',
+    csr,
+    '-CA',
+    cluster.caFile,
+    '-CAkey',
+    caKey,
+    '-set_serial',
+    serial,
+    '-days',
+    '2',
+    '-extfile',
+    ext,
+    '-out',
+    join(dir, 'kubelet.crt'),
+  ]);
+}
+
+/** Pods off the node first (the kubelet stops their containers), then the daemons, mounts, bridge and sysctls. */
+async function stopRealNode(
+  cluster: KubeCluster,
+  dir: string,
+  socket: string,
+  daemons: Daemon[],
+  sysctls: Map<string, string>,
+): Promise<void> {
+  const core = cluster.admin().makeApiClient(CoreV1Api);
+  const onNode = async () =>
+    (await core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${REAL_NODE}` }).catch(() => undefined))
+      ?.items ?? [];
+  for (const pod of await onNode())
+    await core
+      .deleteNamespacedPod({
+        name: pod.metadata?.name ?? '',
+        namespace: pod.metadata?.namespace ?? '',
+        gracePeriodSeconds: 0,
+      })
+      .catch(() => undefined);
+  await pollUntil(async () => ((await onNode()).length === 0 ? { done: true } : { waiting: 'pods left' }), {
+    intervalMs: 200,
+    timeoutMs: 30_000,
+    what: 'the real node to be empty',
+  }).catch(() => undefined);
+  for (const daemon of [...daemons].reverse()) {
+    if (daemon.name === 'containerd') await removeContainers(socket);
+    await stopDaemon(daemon);
+  }
+  await killShims(socket);
+  const mounts = readFileSync('/proc/self/mounts', 'utf8')
+    .split('\n')
+    .map((line) => line.split(' ')[1] ?? '')
+    .filter((path) => path.startsWith(dir))
+    .reverse();
+  for (const path of mounts) await runCommand('umount', ['-l', path]);
+  await runCommand('ip', ['link', 'del', BRIDGE]);
+  for (const [key, value] of sysctls) writeFileSync(`/proc/sys/${key}`, value);
+  rmSync(dir, { recursive: true, force: true });
+}
+
+/** Host directories the kubelet created, or the entries it added to existing ones. */
+function removeWhatTheKubeletAdded(before: Map<string, Set<string> | undefined>): void {
+  for (const [dir, entries] of before) {
+    if (!existsSync(dir)) continue;
+    if (entries === undefined) rmSync(dir, { recursive: true, force: true });
+    else
+      for (const entry of readdirSync(dir))
+        if (!entries.has(entry)) rmSync(join(dir, entry), { recursive: true, force: true });
+  }
+}
+
+async function removeContainers(socket: string): Promise<void> {
+  const ctr = (args: string[]) => runCommand('ctr', ['--address', socket, '-n', 'k8s.io', ...args]);
+  const tasks = (await ctr(['tasks', 'ls', '-q'])).stdout.split('\n').filter(Boolean);
+  for (const id of tasks) await ctr(['tasks', 'kill', '-s', 'SIGKILL', id]);
+  for (const id of tasks) await ctr(['tasks', 'delete', '-f', id]);
+}
+
+/** containerd-shim-runc-v2 processes started for this socket (they outlive containerd). */
+async function killShims(socket: string): Promise<void> {
+  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    let cmdline = '';
+    try {
+      cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    } catch {
+      continue;
+    }
+    if (cmdline.startsWith('/usr/bin/containerd-shim') && cmdline.includes(socket)) {
+      try {
+        process.kill(Number(pid), 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+  }
+}
