@@ -3,7 +3,6 @@
 // (Ceph). Optionally a separate WAL directory and a tablespace, each on its own volume.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Client } from 'pg';
 import { stringify } from 'yaml';
 import {
   initLocalCluster,
@@ -21,6 +20,7 @@ import { withSession } from '../../src/drivers/postgres/session';
 import type { StorageConfig } from '../../src/config/schema';
 import type { RbdLocalVolume } from '../../src/drivers/storage/rbdLocalAttach';
 import { scratchDir } from './testEnv';
+import { commitStatements, createOrders } from './sampleData';
 import { btrfsSubvolume, testBtrfs } from './btrfs';
 import { testCeph } from './ceph';
 
@@ -109,11 +109,7 @@ export async function backupFixture(
   await startLocalCluster(cluster);
   const endpoint = endpointOf(cluster);
   await withSession(endpoint, async (c) => {
-    await c.query('CREATE TABLE orders (id bigint PRIMARY KEY, customer text NOT NULL, amount numeric(12,2) NOT NULL)');
-    await c.query(
-      `INSERT INTO orders SELECT g, 'customer-' || (g % 97), (g * 7 % 1000) / 10.0 FROM generate_series(1, $1) g`,
-      [opts.rows ?? 1000],
-    );
+    await createOrders(c, opts.rows ?? 1000);
     if (tablespaceDir) {
       await c.query(`CREATE TABLESPACE ts1 LOCATION '${tablespaceDir}'`);
       await c.query('CREATE TABLE notes (id int PRIMARY KEY, body text) TABLESPACE ts1');
@@ -160,21 +156,7 @@ export async function backupFixture(
       }
       return sums.join(' ');
     },
-    async commit(statements) {
-      return withSession(endpoint, async (c: Client) => {
-        await c.query('BEGIN');
-        for (const s of statements) await c.query(s);
-        const xid = String((await c.query('SELECT pg_current_xact_id()::text AS x')).rows[0].x);
-        await c.query('COMMIT');
-        const row = (
-          await c.query(
-            `SELECT to_char(pg_xact_commit_timestamp($1::text::xid) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS t, pg_current_wal_lsn()::text AS lsn`,
-            [xid],
-          )
-        ).rows[0];
-        return { xid, commitTime: row.t as string, lsn: row.lsn as string };
-      });
-    },
+    commit: (statements) => commitStatements(endpoint, statements),
     async archiveNow() {
       await withSession(endpoint, async (c) => {
         const wal = (await c.query('SELECT pg_walfile_name(pg_current_wal_lsn()) AS f')).rows[0].f as string;

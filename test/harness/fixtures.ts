@@ -13,6 +13,7 @@ import {
 import { withSession } from '../../src/drivers/postgres/session';
 import { freePort } from '../../src/dev/ports';
 import { scratchDir } from './testEnv';
+import { createOrders } from './sampleData';
 
 export interface LocalFixture {
   name: string;
@@ -33,11 +34,7 @@ export async function localClusterFixture(
   await startLocalCluster(cluster);
   const endpoint = endpointOf(cluster);
   await withSession(endpoint, async (c) => {
-    await c.query('CREATE TABLE orders (id bigint PRIMARY KEY, customer text NOT NULL, amount numeric(12,2) NOT NULL)');
-    await c.query(
-      `INSERT INTO orders SELECT g, 'customer-' || (g % 97), (g * 7 % 1000) / 10.0 FROM generate_series(1, $1) g`,
-      [opts.rows ?? 1000],
-    );
+    await createOrders(c, opts.rows ?? 1000);
   });
   const name = opts.name ?? 'demo';
   const catalogPath = join(dir, 'pgops.yaml');

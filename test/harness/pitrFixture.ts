@@ -2,7 +2,6 @@
 // "orders-delayed": the fixture of the PITR workflow tests and the demo's second act.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Client } from 'pg';
 import { stringify } from 'yaml';
 import { createDelayedReplicaSet, type ReplicaSet } from '../../src/dev/delayedReplicaSet';
 import { withSession, type PgEndpoint } from '../../src/drivers/postgres/session';
@@ -11,6 +10,7 @@ import { archiveEndLsn } from '../../src/drivers/postgres/walInspect';
 import { compareLsn } from '../../src/common/lsn';
 import { localTargetOf } from '../../src/dev/localPostgres';
 import { scratchDir } from './testEnv';
+import { commitStatements } from './sampleData';
 
 export interface PitrFixture {
   set: ReplicaSet;
@@ -51,21 +51,7 @@ export async function pitrFixture(label: string, delay = '20s'): Promise<PitrFix
     exportDir,
     taskQueue: `pg-ops-${label}-${Math.random().toString(36).slice(2, 8)}`,
     query,
-    async commit(statements) {
-      return withSession(set.primaryEndpoint, async (c: Client) => {
-        await c.query('BEGIN');
-        for (const sql of statements) await c.query(sql);
-        const xid = String((await c.query('SELECT pg_current_xact_id()::text AS x')).rows[0].x);
-        await c.query('COMMIT');
-        const t = (
-          await c.query(
-            `SELECT to_char(pg_xact_commit_timestamp($1::text::xid) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS t`,
-            [xid],
-          )
-        ).rows[0].t as string;
-        return { xid, commitTime: t };
-      });
-    },
+    commit: (statements) => commitStatements(set.primaryEndpoint, statements),
     async waitForArchive() {
       const lsn = (await query<{ l: string }>(set.primaryEndpoint, 'SELECT pg_current_wal_insert_lsn()::text AS l')).l;
       await pollUntil(

@@ -1,0 +1,32 @@
+// The sample data and the committing helper the fixtures share.
+import type { Client } from 'pg';
+import { withSession, type PgEndpoint } from '../../src/drivers/postgres/session';
+
+/** The `orders` table every fixture starts with: `rows` rows, deterministic content. */
+export async function createOrders(c: Client, rows: number): Promise<void> {
+  await c.query('CREATE TABLE orders (id bigint PRIMARY KEY, customer text NOT NULL, amount numeric(12,2) NOT NULL)');
+  await c.query(
+    `INSERT INTO orders SELECT g, 'customer-' || (g % 97), (g * 7 % 1000) / 10.0 FROM generate_series(1, $1) g`,
+    [rows],
+  );
+}
+
+/** Runs statements in one transaction; returns its xid, its commit time (ISO, UTC) and the WAL position after it. */
+export function commitStatements(
+  endpoint: PgEndpoint,
+  statements: string[],
+): Promise<{ xid: string; commitTime: string; lsn: string }> {
+  return withSession(endpoint, async (c: Client) => {
+    await c.query('BEGIN');
+    for (const sql of statements) await c.query(sql);
+    const xid = String((await c.query('SELECT pg_current_xact_id()::text AS x')).rows[0].x);
+    await c.query('COMMIT');
+    const row = (
+      await c.query(
+        `SELECT to_char(pg_xact_commit_timestamp($1::text::xid) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS t, pg_current_wal_lsn()::text AS lsn`,
+        [xid],
+      )
+    ).rows[0];
+    return { xid, commitTime: row.t as string, lsn: row.lsn as string };
+  });
+}
