@@ -5,9 +5,9 @@
 // (pgops-br0, 10.203.0.1/24) that the pods' network namespaces hang on; the kubelet's node IP is
 // the bridge's address, never the machine's own interface. The node is tainted, so only pods that
 // ask for it (realNodePod) land there. Opt-in: realNodeProblem() says what is missing.
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { CoreV1Api, type V1PodSpec } from '@kubernetes/client-node';
 import { runCommand } from '../../../src/drivers/exec';
 import { freePort } from '../../../src/dev/ports';
@@ -15,13 +15,20 @@ import { pollUntil } from '../../../src/drivers/waiting';
 import { startDaemon, stopDaemon, type Daemon } from './daemons';
 import type { KubeCluster } from '../kubeCluster';
 import { registerTeardown } from '../testEnv';
+import {
+  BRIDGE,
+  issueKubeletCert,
+  NODE_IP,
+  REAL_NODE,
+  run,
+  TAINT,
+  writeContainerdConfig,
+  writeKubeletFiles,
+} from './realNodeConfig';
 
-export const REAL_NODE = 'pgops-node-0';
+export { REAL_NODE } from './realNodeConfig';
+
 export const POSTGRES_IMAGE = 'docker.io/pgops/postgres:15';
-const TAINT = { key: 'pgops.test/real-node', value: 'true', effect: 'NoSchedule' };
-const BRIDGE = 'pgops-br0';
-const NODE_IP = '10.203.0.1';
-const POD_SUBNET = '10.203.0.0/24';
 /** Host settings the kubelet changes; put back when the node stops. */
 const KUBELET_SYSCTLS = ['vm/overcommit_memory', 'kernel/panic', 'kernel/panic_on_oops'];
 /** Host directories the kubelet writes whatever its --root-dir (pod logs, device plugins). */
@@ -44,12 +51,6 @@ export function realNodeProblem(): string | undefined {
     if (!existsSync(tool)) return `${tool} is missing: run \`bash scripts/k8s/node-image.sh\``;
   if (!existsSync(IMAGE)) return `${IMAGE} is missing: run \`bash scripts/k8s/node-image.sh\``;
   return undefined;
-}
-
-async function run(file: string, args: string[]): Promise<string> {
-  const result = await runCommand(file, args);
-  if (result.code !== 0) throw new Error(`${file} ${args.join(' ')} failed: ${result.stderr || result.stdout}`);
-  return result.stdout;
 }
 
 export interface RealNode {
@@ -128,145 +129,6 @@ async function startRealNode(cluster: KubeCluster, binDir: string): Promise<Real
     await node.close().catch(() => undefined);
     throw err;
   }
-}
-
-function writeContainerdConfig(dir: string, socket: string): void {
-  mkdirSync(join(dir, 'cni'));
-  // restrict_oom_score_adj: without it every container fails ("can't get final child's PID from
-  // pipe: EOF"), as this VM gives no CAP_SYS_RESOURCE. No ipMasq, no gateway: pods reach nothing.
-  writeFileSync(
-    join(dir, 'containerd.toml'),
-    `version = 2
-root = "${dir}/containerd-root"
-state = "${dir}/containerd-state"
-[grpc]
-  address = "${socket}"
-[ttrpc]
-  address = "${dir}/containerd-ttrpc.sock"
-[plugins."io.containerd.internal.v1.opt"]
-  path = "${dir}/opt"
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "registry.k8s.io/pause:3.10"
-  restrict_oom_score_adj = true
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    snapshotter = "overlayfs"
-    default_runtime_name = "runc"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-      runtime_type = "io.containerd.runc.v2"
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "/usr/lib/cni"
-    conf_dir = "${dir}/cni"
-`,
-  );
-  writeFileSync(
-    join(dir, 'cni', '10-pgops.conflist'),
-    JSON.stringify({
-      cniVersion: '0.4.0',
-      name: 'pgops',
-      plugins: [
-        {
-          type: 'bridge',
-          bridge: BRIDGE,
-          isGateway: false,
-          ipMasq: false,
-          ipam: { type: 'host-local', ranges: [[{ subnet: POD_SUBNET }]], dataDir: join(dir, 'cni-ipam') },
-        },
-      ],
-    }),
-  );
-}
-
-function writeKubeletFiles(cluster: KubeCluster, dir: string, socket: string, port: number): void {
-  writeFileSync(
-    join(dir, 'kubelet.kubeconfig'),
-    JSON.stringify({
-      apiVersion: 'v1',
-      kind: 'Config',
-      clusters: [{ name: 'test', cluster: { server: cluster.server, 'certificate-authority': cluster.caFile } }],
-      users: [
-        {
-          name: 'kubelet',
-          user: { 'client-certificate': join(dir, 'kubelet.crt'), 'client-key': join(dir, 'kubelet.key') },
-        },
-      ],
-      contexts: [{ name: 'kubelet', context: { cluster: 'test', user: 'kubelet' } }],
-      'current-context': 'kubelet',
-    }),
-  );
-  writeFileSync(
-    join(dir, 'kubelet.yaml'),
-    JSON.stringify({
-      apiVersion: 'kubelet.config.k8s.io/v1beta1',
-      kind: 'KubeletConfiguration',
-      address: NODE_IP,
-      port,
-      readOnlyPort: 0,
-      healthzPort: 0,
-      authentication: {
-        anonymous: { enabled: false },
-        webhook: { enabled: true },
-        x509: { clientCAFile: cluster.caFile },
-      },
-      authorization: { mode: 'Webhook' },
-      tlsCertFile: join(dir, 'kubelet.crt'),
-      tlsPrivateKeyFile: join(dir, 'kubelet.key'),
-      cgroupDriver: 'cgroupfs',
-      cgroupsPerQOS: false,
-      enforceNodeAllocatable: [],
-      failSwapOn: false,
-      containerRuntimeEndpoint: `unix://${socket}`,
-      makeIPTablesUtilChains: false,
-      serializeImagePulls: false,
-      imageGCHighThresholdPercent: 100,
-      imageGCLowThresholdPercent: 99,
-      evictionHard: { 'memory.available': '100Mi', 'nodefs.available': '1%', 'imagefs.available': '1%' },
-      resolvConf: '',
-      registerWithTaints: [TAINT],
-    }),
-  );
-}
-
-/** Client (Node authorizer: system:node:<name>) and serving certificate, signed by the cluster's CA. */
-async function issueKubeletCert(cluster: KubeCluster, dir: string): Promise<void> {
-  const caKey = join(dirname(cluster.caFile), 'ca.key');
-  const key = join(dir, 'kubelet.key');
-  const csr = join(dir, 'kubelet.csr');
-  const ext = join(dir, 'kubelet.ext');
-  writeFileSync(
-    ext,
-    `extendedKeyUsage=clientAuth,serverAuth\nkeyUsage=critical,digitalSignature\nsubjectAltName=IP:${NODE_IP},DNS:${REAL_NODE}\n`,
-  );
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  await run('openssl', [
-    'req',
-    '-new',
-    ...ec,
-    '-keyout',
-    key,
-    '-out',
-    csr,
-    '-subj',
-    `/O=system:nodes/CN=system:node:${REAL_NODE}`,
-  ]);
-  const serial = `0x${Date.now().toString(16)}${Math.random().toString(16).slice(2, 10)}`;
-  await run('openssl', [
-    'x509',
-    '-req',
-    '-in',
-    csr,
-    '-CA',
-    cluster.caFile,
-    '-CAkey',
-    caKey,
-    '-set_serial',
-    serial,
-    '-days',
-    '2',
-    '-extfile',
-    ext,
-    '-out',
-    join(dir, 'kubelet.crt'),
-  ]);
 }
 
 /** Pods off the node first (the kubelet stops their containers), then the daemons, mounts, bridge and sysctls. */
