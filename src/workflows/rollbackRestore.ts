@@ -135,7 +135,9 @@ export async function rollbackRestoreWorkflow(input: RollbackRestoreInput): Prom
         'start',
         plan.target ? 'starting: PostgreSQL replays archived WAL to the target' : 'starting the restored cluster',
       );
-      const started = await bringUpStep.startCluster({ cluster });
+      // Not the patient bring-up step: a restored server that cannot start (WAL missing, a bad
+      // label) is a failure to report, not a catalog to wait for.
+      const started = await longStep.startCluster({ cluster });
       let recovery: Result<'watchRecovery'> | undefined;
       if (plan.target) {
         step = 'recovery';
