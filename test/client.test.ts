@@ -19,6 +19,7 @@ describe('the typed client for other services', () => {
     await withWorker(fx.taskQueue, fx.catalogPath, async () => {
       const stop = await pgops.start('plannedStop', { cluster: fx.name, holdUntilResumed: true });
       assert.match(stop.workflowId, new RegExp(`^pgops/${fx.name}/plannedStop/`));
+      assert.equal(await (await stop.handle.describe()).staticSummary(), `plannedStop of cluster ${fx.name}`);
       await waitForStep({ query: () => stop.progress() }, 'hold');
       const running = await pgops.runningOn(fx.name);
       assert.ok(running.some((r) => r.workflowId === stop.workflowId && r.type === 'plannedStopWorkflow'));

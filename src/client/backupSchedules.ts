@@ -63,6 +63,7 @@ export class BackupSchedules {
         workflowId: `pgops/${opts.cluster}/backup/scheduled`,
         taskQueue: this.taskQueue,
         args: [input],
+        staticSummary: `scheduled backup of cluster ${opts.cluster}`,
       },
       policies: {
         overlap: ScheduleOverlapPolicy.SKIP,

@@ -79,6 +79,9 @@ export class PgOpsClient {
       taskQueue: this.taskQueue,
       workflowId,
       args: [input],
+      // What the UI's list and the run's page show before anyone opens the input.
+      staticSummary: `${operation} of cluster ${input.cluster}`,
+      staticDetails: `pg-ops ${WORKFLOW_TYPES[operation]}\n\n\`\`\`json\n${JSON.stringify(input, null, 2)}\n\`\`\``,
     });
     return this.wrap(handle);
   }
