@@ -3,8 +3,9 @@
 // on loopback. The standby is archive-only (no primary_conninfo), as in the seed, unless
 // `streaming` asks for a streaming standby.
 import { appendFileSync, chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { isAbsolute, join } from 'node:path';
+import { join } from 'node:path';
 import { runCommand } from '../drivers/exec';
+import { plainPathProblem } from '../common/shellPaths';
 import type { PgEndpoint } from '../drivers/postgres/session';
 import { waitForSql } from '../drivers/postgres/session';
 import {
@@ -40,17 +41,8 @@ export interface ReplicaSet {
   stop(): Promise<void>;
 }
 
-/** Paths that end up inside archive_command, a shell string PostgreSQL runs: plain characters only. */
-const PLAIN_PATH = /^\/[A-Za-z0-9._/-]+$/;
 /** A duration recovery_min_apply_delay accepts; 'm' is taken as minutes, as in the project's durations. */
 const APPLY_DELAY = /^(\d{1,9})\s*(ms|s|m|min|h|d)?$/;
-
-export function plainPathProblem(path: string): string | undefined {
-  if (!isAbsolute(path)) return `${JSON.stringify(path)} must be an absolute path`;
-  if (!PLAIN_PATH.test(path) || path.includes('..'))
-    return `${JSON.stringify(path)} must contain only letters, digits, '.', '_', '-' and '/': it is placed in archive_command, which PostgreSQL runs through a shell`;
-  return undefined;
-}
 
 /** '30s' → '30s', '15m' → '15min'; throws on anything PostgreSQL would not read as a duration. */
 export function applyDelaySetting(delay: string): string {

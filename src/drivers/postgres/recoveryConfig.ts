@@ -9,6 +9,7 @@ import {
   recoveryTargetValue,
   type RecoveryTarget,
 } from '../../common/recoveryTarget';
+import { plainPathProblem } from '../../common/shellPaths';
 
 export type RestoreTarget = 'immediate' | RecoveryTarget;
 
@@ -43,9 +44,6 @@ export interface RecoveryPlan {
   action: 'promote' | 'pause';
 }
 
-/** The archive directory goes into restore_command, a shell string: plain characters only. */
-const PLAIN_PATH = /^\/[A-Za-z0-9._/-]+$/;
-
 export function recoveryFiles(plan: RecoveryPlan): RecoveryFiles {
   const write: Record<string, string> = {};
   // A stale pid file from the snapshot of a running server would make pg_ctl think it still runs.
@@ -55,10 +53,8 @@ export function recoveryFiles(plan: RecoveryPlan): RecoveryFiles {
   const settings: Record<string, string> = {};
   if (plan.target !== undefined) {
     if (!plan.walArchive) throw new Error('replaying to a recovery target needs the WAL archive (catalog walArchive)');
-    if (!PLAIN_PATH.test(plan.walArchive) || plan.walArchive.includes('..'))
-      throw new Error(
-        `walArchive ${JSON.stringify(plan.walArchive)} must be a plain absolute path: it goes into restore_command`,
-      );
+    const problem = plainPathProblem(plan.walArchive, 'restore_command');
+    if (problem) throw new Error(`walArchive ${problem}`);
     write['recovery.signal'] = '';
     settings.restore_command = `cp ${plan.walArchive}/%f %p`;
     if (plan.target === 'immediate') {
