@@ -7,6 +7,7 @@
 import { ScheduleOverlapPolicy, type Client, type ScheduleDescription } from '@temporalio/client';
 import type { Duration } from '@temporalio/common';
 import { DEFAULT_TASK_QUEUE } from '../workflows/definitions';
+import { clusterNameProblem } from '../common/names';
 import type { SnapshotBackupInput } from '../workflows/snapshotBackup';
 
 export interface BackupScheduleOptions {
@@ -43,8 +44,8 @@ export class BackupSchedules {
   }
 
   async create(opts: BackupScheduleOptions): Promise<string> {
-    if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(opts.cluster))
-      throw new Error(`invalid cluster name ${JSON.stringify(opts.cluster)}`);
+    const problem = clusterNameProblem(opts.cluster);
+    if (problem) throw new Error(problem);
     // A backup that fires during a maintenance hold or a restore waits for it (up to 4 h) instead
     // of failing, which would pause the schedule.
     const input: SnapshotBackupInput = {

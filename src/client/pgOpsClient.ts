@@ -14,6 +14,7 @@ import type { RollbackRestoreInput, RollbackRestoreResult } from '../workflows/r
 import type { ListBackupsResult } from '../workflows/backupCatalog';
 import type { BackupRecord } from '../drivers/storage/types';
 import { toPgOpsError } from './errors';
+import { clusterNameProblem } from '../common/names';
 
 /** Each operation: its workflow type, input and result. */
 export interface Operations {
@@ -106,7 +107,9 @@ export class PgOpsClient {
 
   /** Operations running on a cluster, newest first (search attribute PgCluster). */
   async runningOn(cluster: string): Promise<RunningOperation[]> {
-    if (!/^[a-z0-9-]{1,63}$/.test(cluster)) throw new Error(`invalid cluster name ${JSON.stringify(cluster)}`);
+    // The name goes into a visibility query: only a valid cluster name may.
+    const problem = clusterNameProblem(cluster);
+    if (problem) throw new Error(problem);
     const found: RunningOperation[] = [];
     for await (const wf of this.client.workflow.list({
       query: `PgCluster = '${cluster}' AND ExecutionStatus = 'Running' AND WorkflowType != 'clusterLockWorkflow'`,
