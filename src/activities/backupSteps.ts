@@ -158,6 +158,7 @@ export function createBackupSteps(registry: ClusterRegistry) {
               'the server is running: an offline snapshot needs it stopped',
             );
           const storage = registry.snapshotDriver(cluster);
+          await storage.recoverFromCrash();
           const volumes = volumesOf(cluster);
           await storage.plan(volumes);
           const control = await readControlData(target.binDir, target.pgdata, target.osUser);

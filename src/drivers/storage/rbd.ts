@@ -85,7 +85,6 @@ export class RbdSnapshotDriver implements SnapshotDriver {
     const images = this.imagesFor(volumes);
     if (`${META_PREFIX}${id}` in (await this.rbd.listMetadata(this.spec(this.recordImage))))
       throw new Error(`backup ${id} already exists with its record; refusing to overwrite it`);
-    await this.recoverFromCrash();
     for (const { image } of images) await this.rbd.removeSnapshot(this.spec(image), snap, opts.signal);
     // Freezing flushes the file system and holds writes for the instant of the snapshots, so every
     // image is taken at one file-system-consistent point (files not flushed could come back zeroed).

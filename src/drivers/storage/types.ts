@@ -87,7 +87,11 @@ export interface SnapshotDriver {
    * attempt without its record is deleted first, so a retried step never keeps a half-made one.
    */
   createSnapshots(id: string, volumes: DatabaseVolume[], opts: SnapshotOptions): Promise<SnapshotRef[]>;
-  /** Undoes what a crashed attempt may have left behind (a frozen file system). Idempotent. */
+  /**
+   * Undoes what a crashed attempt may have left behind (a frozen file system). Idempotent. The
+   * backup steps call it first, before PostgreSQL is asked for anything (pg_backup_start's
+   * checkpoint would block on a frozen file system).
+   */
   recoverFromCrash(): Promise<void>;
   /** Stores the record with the snapshots: from then on the backup exists. */
   saveRecord(record: BackupRecord): Promise<void>;
