@@ -5,6 +5,7 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { testEnv } from './harness/testEnv';
 import { withWorker } from './harness/workers';
 import { waitForStep } from './harness/progress';
+import { failureOf } from './harness/failures';
 import { backupFixture, type BackupFixture, type StorageUnderTest } from './harness/backupFixture';
 import { refusesConnections } from '../src/drivers/postgres/session';
 import { endpointOf } from '../src/dev/localPostgres';
@@ -24,20 +25,9 @@ async function run<T>(fx: BackupFixture, type: string, input: Record<string, unk
   ) as Promise<T>;
 }
 
+/** The message of the refusal at the top of the failure (the harness's failureOf). */
 async function refusal(fx: BackupFixture, type: string, input: Record<string, unknown>): Promise<string> {
-  try {
-    await run(fx, type, input);
-  } catch (err) {
-    assert.ok(err instanceof WorkflowFailedError, String(err));
-    let cause: unknown = err.cause;
-    let text = err.cause?.message ?? '';
-    while (cause instanceof Error && cause.cause) {
-      cause = cause.cause;
-      text += ` | ${(cause as Error).message}`;
-    }
-    return text;
-  }
-  assert.fail(`${type} was expected to be refused`);
+  return (await failureOf(run(fx, type, input))).message;
 }
 
 const backup = (fx: BackupFixture, extra: Record<string, unknown> = {}) =>
