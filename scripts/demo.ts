@@ -13,12 +13,11 @@ import { freePort } from '../src/dev/ports';
 import {
   endpointOf,
   initLocalCluster,
-  PG_BIN_DIR,
+  localClusterIn,
   localTargetOf,
   pgOsUser,
   startLocalCluster,
   stopLocalClusterIfRunning,
-  type LocalCluster,
 } from '../src/dev/localPostgres';
 import { withSession } from '../src/drivers/postgres/session';
 import { LocalClusterDriver } from '../src/drivers/cluster/local';
@@ -49,18 +48,6 @@ async function tryConnect(endpoint: ReturnType<typeof endpointOf>): Promise<stri
   } catch (err) {
     return `refused: ${(err as Error).message}`;
   }
-}
-
-function localTargetOfDir(dir: string): LocalCluster {
-  return {
-    dir,
-    pgdata: join(dir, 'data'),
-    port: 0,
-    socketDir: join(dir, 'socket'),
-    logFile: join(dir, 'data.server.log'),
-    osUser: pgOsUser(),
-    binDir: PG_BIN_DIR,
-  };
 }
 
 async function main(): Promise<void> {
@@ -103,7 +90,7 @@ async function main(): Promise<void> {
     const archiveDir = join(demoDir, 'archive');
     if (!existsSync(archiveDir)) {
       // A demo cluster from an older version (no WAL archive): make it again.
-      await stopLocalClusterIfRunning({ ...localTargetOfDir(demoDir) });
+      await stopLocalClusterIfRunning(localClusterIn(demoDir, 0));
       rmSync(demoDir, { recursive: true, force: true });
     }
     mkdirSync(demoDir, { recursive: true });

@@ -29,6 +29,19 @@ async function chownToOsUser(path: string, osUser: string): Promise<void> {
   if (result.code !== 0) throw new Error(`chown ${path} failed: ${result.stderr}`);
 }
 
+/** Where a cluster made here lives: PGDATA (default <dir>/data), its socket directory and log. */
+export function localClusterIn(dir: string, port: number, pgdata?: string): LocalCluster {
+  return {
+    dir,
+    pgdata: pgdata ?? join(dir, 'data'),
+    port,
+    socketDir: join(dir, 'socket'),
+    logFile: join(dir, 'data.server.log'),
+    osUser: pgOsUser(),
+    binDir: PG_BIN_DIR,
+  };
+}
+
 /** initdb a new cluster in `dir/data` listening on 127.0.0.1:`port`. */
 export async function initLocalCluster(opts: {
   dir: string;
@@ -39,16 +52,8 @@ export async function initLocalCluster(opts: {
   /** A separate WAL directory (initdb --waldir): pg_wal becomes a link to it. */
   waldir?: string;
 }): Promise<LocalCluster> {
-  const osUser = pgOsUser();
-  const cluster: LocalCluster = {
-    dir: opts.dir,
-    pgdata: opts.pgdata ?? join(opts.dir, 'data'),
-    port: opts.port,
-    socketDir: join(opts.dir, 'socket'),
-    logFile: join(opts.dir, 'data.server.log'),
-    osUser,
-    binDir: PG_BIN_DIR,
-  };
+  const cluster = localClusterIn(opts.dir, opts.port, opts.pgdata);
+  const { osUser } = cluster;
   mkdirSync(cluster.socketDir, { recursive: true });
   chmodSync(opts.dir, 0o755);
   await chownToOsUser(opts.dir, osUser);
