@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Opt-in: prepares the real kubelet node of the test cluster. Installs containerd, runc and the
 # CNI plugins from Debian's packages, and builds a PostgreSQL 15 container image without a
-# registry: a Debian bookworm root file system (debootstrap) with postgresql-15, packed as a
+# registry: a Debian bookworm root file system (debootstrap) with postgresql-15 (and ceph-common,
+# so that the same image serves as the test's Rook-toolbox-like pod), packed as a
 # `docker save` archive the harness imports into its own containerd. The image's default command
 # sleeps, so the same image also serves as the pod sandbox (tagged registry.k8s.io/pause:3.10).
 # Cached under $HOME/.cache/pgops/k8s/node; about a minute. Needs root.
 set -euo pipefail
 
 node="${PGOPS_K8S_CACHE:-$HOME/.cache/pgops/k8s}/node"
-image="$node/postgres-image.tar"
+image="$node/postgres-image-2.tar" # -2: with ceph-common (the toolbox pod)
 say() { printf '[k8s-node] %s\n' "$*" >&2; }
 
 missing=()
@@ -29,7 +30,7 @@ fi
 rm -rf "$node/rootfs" "$node/image"
 mkdir -p "$node/image"
 say "debootstrap bookworm with postgresql-15 into $node/rootfs"
-debootstrap --variant=minbase --include=postgresql-15,procps bookworm "$node/rootfs" http://deb.debian.org/debian >"$node/debootstrap.log"
+debootstrap --variant=minbase --include=postgresql-15,procps,ceph-common bookworm "$node/rootfs" http://deb.debian.org/debian >"$node/debootstrap.log"
 rm -rf "$node/rootfs/var/cache/apt/archives/"*.deb "$node/rootfs/var/lib/apt/lists/"* \
   "$node/rootfs/usr/share/doc" "$node/rootfs/usr/share/man" "$node/rootfs/usr/share/locale"
 

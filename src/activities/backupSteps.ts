@@ -9,8 +9,6 @@ import { asStep, preconditionFailed } from './failures';
 import { withHeartbeats } from './heartbeat';
 import { pauseForTests } from '../drivers/testPause';
 import { openBackupSession } from '../drivers/postgres/backupMode';
-import { readControlData } from '../drivers/postgres/controlData';
-import { databaseVolumes } from '../drivers/postgres/dataLayout';
 import { withSession } from '../drivers/postgres/session';
 import type { BackupKind, BackupRecord } from '../drivers/storage/types';
 
@@ -27,7 +25,7 @@ export interface RetentionRule {
 }
 
 export function createBackupSteps(registry: ClusterRegistry) {
-  const volumesOf = (cluster: string) => databaseVolumes(registry.localTarget(cluster, 'a snapshot backup').pgdata);
+  const volumesOf = (cluster: string) => registry.databaseVolumes(cluster);
 
   async function existingRecord(cluster: string, id: string): Promise<BackupRecord | undefined> {
     return (await registry.snapshotDriver(cluster).listRecords()).find((r) => r.id === id);
@@ -39,7 +37,7 @@ export function createBackupSteps(registry: ClusterRegistry) {
       return asStep(cluster, 'plan-backup', async () => {
         const entry = registry.entry(cluster);
         const storage = registry.snapshotDriver(cluster);
-        const plan = await storage.plan(volumesOf(cluster));
+        const plan = await storage.plan(await volumesOf(cluster));
         const { running } = await registry.driver(cluster).describe();
         if (mode === 'online' && running) {
           if (!entry.walArchive)
@@ -76,7 +74,7 @@ export function createBackupSteps(registry: ClusterRegistry) {
           if (done) return done; // an earlier attempt finished; only its answer was lost
           const storage = registry.snapshotDriver(cluster);
           await storage.recoverFromCrash();
-          const volumes = volumesOf(cluster);
+          const volumes = await volumesOf(cluster);
           const session = await openBackupSession(await registry.endpoint(cluster), progress.signal);
           let snapshotted = false;
           try {
@@ -150,7 +148,6 @@ export function createBackupSteps(registry: ClusterRegistry) {
         withHeartbeats(async (progress) => {
           const done = await existingRecord(cluster, id);
           if (done) return done;
-          const target = registry.localTarget(cluster, 'an offline snapshot');
           if ((await registry.driver(cluster).describe()).running)
             throw preconditionFailed(
               cluster,
@@ -159,9 +156,12 @@ export function createBackupSteps(registry: ClusterRegistry) {
             );
           const storage = registry.snapshotDriver(cluster);
           await storage.recoverFromCrash();
-          const volumes = volumesOf(cluster);
+          const volumes = await volumesOf(cluster);
           await storage.plan(volumes);
-          const control = await readControlData(target.binDir, target.pgdata, target.osUser);
+          const control = await registry.withStoppedDataDirectory(cluster, (dir) => dir.controlData(), {
+            onProgress: (d) => progress.report(d),
+            signal: progress.signal,
+          });
           const startedAt = new Date().toISOString();
           const snapshotStarted = Date.now();
           log.info('offline snapshot', { cluster, id, step: 'offline-snapshot-begin' });

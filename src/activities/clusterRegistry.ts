@@ -14,8 +14,14 @@ import { clusterNameProblem } from '../common/names';
 import type { SnapshotDriver } from '../drivers/storage/types';
 import { LocalSnapshotDriver } from '../drivers/storage/local';
 import { RbdSnapshotDriver } from '../drivers/storage/rbd';
-import { localDataDirectory, type DataDirectoryFiles } from '../drivers/cluster/dataDirectory';
-import type { LocalTarget } from '../config/schema';
+import { CsiSnapshotDriver } from '../drivers/storage/csi';
+import { RbdToolboxSnapshotDriver } from '../drivers/storage/rbdToolbox';
+import { helperDataDirectory, localDataDirectory, type StoppedDataDirectory } from '../drivers/cluster/dataDirectory';
+import { databaseVolumes } from '../drivers/postgres/dataLayout';
+import type { DatabaseVolume } from '../drivers/storage/types';
+import type { WaitOptions } from '../drivers/cluster/types';
+import type { KubernetesTarget, LocalTarget } from '../config/schema';
+import { readFileSync } from 'node:fs';
 
 export type CatalogSource = () => Catalog;
 
@@ -74,10 +80,12 @@ export class ClusterRegistry {
       return new LocalSnapshotDriver(this.localTarget(cluster, 'storage kind "local"'), storage);
     if (storage.kind === 'rbd' && storage.runner === 'local')
       return new RbdSnapshotDriver(storage, this.localTarget(cluster, 'storage runner "local"').pgdata);
-    throw ApplicationFailure.nonRetryable(
-      `cluster "${cluster}": storage ${storage.kind}${storage.kind === 'rbd' ? ' with runner "toolbox"' : ''} on Kubernetes is not available in this version (local and rbd runner "local" are). Nothing was changed.`,
-      'ConfigurationError',
-    );
+    if (storage.kind === 'csi') {
+      const target = this.kubernetesTarget(cluster, 'storage kind "csi"');
+      return new CsiSnapshotDriver(cluster, target, storage.volumeSnapshotClass, loadKubeConfig(target));
+    }
+    const target = this.kubernetesTarget(cluster, 'storage rbd with runner "toolbox"');
+    return new RbdToolboxSnapshotDriver(target, storage, loadKubeConfig(target));
   }
 
   /** The local target of a cluster whose data directory this worker reaches on its own file system. */
@@ -88,8 +96,62 @@ export class ClusterRegistry {
     return target;
   }
 
-  /** Files in the (stopped) server's data directory. */
-  dataDirectory(cluster: string): DataDirectoryFiles {
-    return localDataDirectory(this.localTarget(cluster, 'writing recovery files').pgdata);
+  kubernetesTarget(cluster: string, what: string): KubernetesTarget {
+    const target = this.entry(cluster).target;
+    if (target.kind !== 'kubernetes')
+      throw ApplicationFailure.nonRetryable(
+        `cluster "${cluster}": ${what} needs a kubernetes target`,
+        'ConfigurationError',
+      );
+    return target;
+  }
+
+  private kubernetesDriver(target: KubernetesTarget): KubernetesClusterDriver {
+    return new KubernetesClusterDriver(target, loadKubeConfig(target));
+  }
+
+  /** Every volume that holds the database: PGDATA, pg_wal, tablespaces (local); the first pod's claims (Kubernetes). */
+  async databaseVolumes(cluster: string): Promise<DatabaseVolume[]> {
+    const target = this.entry(cluster).target;
+    if (target.kind === 'local') return databaseVolumes(target.pgdata);
+    const layout = await this.kubernetesDriver(target).layout();
+    return layout.claims.map((c) => ({
+      role: c === layout.dataClaim ? ('data' as const) : ('claim' as const),
+      path: c === layout.dataClaim ? layout.pgdata : c.mountPath,
+      claim: c.claim,
+    }));
+  }
+
+  /**
+   * Runs `use` with the stopped server's data directory: on the worker for a local target,
+   * through a helper pod mounting the claims for a Kubernetes one (deleted again afterwards).
+   */
+  async withStoppedDataDirectory<T>(
+    cluster: string,
+    use: (dir: StoppedDataDirectory) => Promise<T>,
+    opts: WaitOptions = {},
+  ): Promise<T> {
+    const target = this.entry(cluster).target;
+    if (target.kind === 'local') return use(localDataDirectory(target));
+    const helper = await this.kubernetesDriver(target).helperPod();
+    opts.onProgress?.(`starting helper pod ${helper.name} to reach the data directory`);
+    await helper.open(opts);
+    try {
+      return await use(helperDataDirectory(helper, opts.signal));
+    } finally {
+      await helper.close(opts);
+    }
+  }
+
+  /** The server's log lines (local log file, or the first pod's container log), newest last. */
+  async serverLog(cluster: string): Promise<string[]> {
+    const target = this.entry(cluster).target;
+    if (target.kind === 'kubernetes') return this.kubernetesDriver(target).serverLog();
+    const file = new LocalClusterDriver(target).logFile;
+    try {
+      return readFileSync(file, 'utf8').trimEnd().split('\n');
+    } catch {
+      return [];
+    }
   }
 }

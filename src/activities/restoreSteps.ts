@@ -1,7 +1,6 @@
 // Rollback restore steps (procedures.md §3, and the recovery the seed left out): refuse early,
 // roll every volume back, write backup_label and the recovery settings, watch recovery, verify
 // and clean up. Every step is safe to repeat after a worker crash.
-import { readFileSync } from 'node:fs';
 import { log } from '@temporalio/activity';
 import type { ClusterRegistry } from './clusterRegistry';
 import { asStep, preconditionFailed } from './failures';
@@ -21,6 +20,7 @@ import { withSession } from '../drivers/postgres/session';
 import type { BackupRecord } from '../drivers/storage/types';
 import { delay } from '../drivers/waiting';
 import { LocalClusterDriver } from '../drivers/cluster/local';
+import type { PgEndpoint } from '../drivers/postgres/session';
 
 export interface RestorePlan {
   backup: BackupRecord;
@@ -61,12 +61,22 @@ export function createRestoreSteps(registry: ClusterRegistry) {
         const refuse = (why: string) => preconditionFailed(cluster, 'check-restore', `${why}. Nothing was changed.`);
         if (backup.cluster !== cluster)
           throw refuse(`backup ${backup.id} is a backup of cluster "${backup.cluster}", not of "${cluster}"`);
-        const target = registry.localTarget(cluster, 'a rollback restore');
-        const control = await readControlData(target.binDir, target.pgdata, target.osUser).catch(() => undefined);
-        if (control && control.systemIdentifier !== backup.systemIdentifier)
+        const current = await currentSystemIdentifier(registry, cluster);
+        if (current && current !== backup.systemIdentifier)
           throw refuse(
-            `backup ${backup.id} was taken of database system ${backup.systemIdentifier}, but cluster "${cluster}" is system ${control.systemIdentifier} (re-initialised, or another database)`,
+            `backup ${backup.id} was taken of database system ${backup.systemIdentifier}, but cluster "${cluster}" is system ${current} (re-initialised, or another database)`,
           );
+        if (entry.target.kind === 'kubernetes') {
+          const driver = registry.driver(cluster);
+          const state = await driver.describe();
+          const replicas = state.running
+            ? state.replicas
+            : ((await driver.recordedReplicas()) ?? entry.target.replicas);
+          if (replicas > 1)
+            throw refuse(
+              `StatefulSet ${entry.target.namespace}/${entry.target.statefulSet} runs ${replicas} replicas: a rollback restores the first pod's volumes only and would leave the other replicas on data from another history. Scale it to 1 first (and rebuild the replicas after the restore)`,
+            );
+        }
         const recoveryTarget = input.recoveryTarget ?? (backup.mode === 'online' ? 'immediate' : undefined);
         if (recoveryTarget !== undefined && !entry.walArchive)
           throw refuse(
@@ -82,9 +92,11 @@ export function createRestoreSteps(registry: ClusterRegistry) {
     async rollbackVolumes({
       cluster,
       backup,
+      restoreId,
     }: {
       cluster: string;
       backup: string;
+      restoreId: string;
     }): Promise<{ ms: number; methods: string[] }> {
       return asStep(cluster, 'rollback', () =>
         withHeartbeats(async (progress) => {
@@ -101,7 +113,7 @@ export function createRestoreSteps(registry: ClusterRegistry) {
           log.info('rolling back', { cluster, backup, step: 'rollback-begin' });
           const result = await registry
             .snapshotDriver(cluster)
-            .rollback(record, { onProgress: (d) => progress.report(d), signal: progress.signal });
+            .rollback(record, { restoreId, onProgress: (d) => progress.report(d), signal: progress.signal });
           log.info('rolled back', { cluster, backup, step: 'rollback-end', ms: result.ms });
           return result;
         }),
@@ -119,8 +131,7 @@ export function createRestoreSteps(registry: ClusterRegistry) {
       const { cluster } = input;
       return asStep(cluster, 'recovery-files', async () => {
         const record = await findBackup(cluster, input.backup);
-        const local = registry.localTarget(cluster, 'writing recovery files');
-        if (new LocalClusterDriver(local).livePostmasterPid() !== undefined)
+        if (await serverRunning(registry, cluster))
           throw preconditionFailed(
             cluster,
             'recovery-files',
@@ -134,10 +145,14 @@ export function createRestoreSteps(registry: ClusterRegistry) {
           inclusive: input.inclusive,
           action: input.action,
         });
-        const dir = registry.dataDirectory(cluster);
-        for (const name of files.remove) dir.remove(name);
-        for (const [name, content] of Object.entries(files.write)) dir.write(name, content);
-        dir.write('postgresql.auto.conf', editAutoConf(dir.read('postgresql.auto.conf') ?? '', files.settings));
+        await registry.withStoppedDataDirectory(cluster, async ({ files: dir }) => {
+          for (const name of files.remove) await dir.remove(name);
+          for (const [name, content] of Object.entries(files.write)) await dir.write(name, content);
+          await dir.write(
+            'postgresql.auto.conf',
+            editAutoConf((await dir.read('postgresql.auto.conf')) ?? '', files.settings),
+          );
+        });
         return { written: Object.keys(files.write), removed: files.remove, settings: files.settings };
       });
     },
@@ -162,7 +177,7 @@ export function createRestoreSteps(registry: ClusterRegistry) {
                 throw preconditionFailed(
                   cluster,
                   'recovery',
-                  `the server stopped during recovery: ${(err as Error).message}\n${logTail(registry, cluster)}`,
+                  `the server stopped during recovery: ${(err as Error).message}\n${(await registry.serverLog(cluster)).slice(-8).join('\n')}`,
                 );
               progress.report(`server not answering yet: ${(err as Error).message}`);
               await delay(250, progress.signal);
@@ -230,10 +245,49 @@ export function createRestoreSteps(registry: ClusterRegistry) {
             'verify',
             `the restored server is system ${checked.systemIdentifier}, not the backup's ${record.systemIdentifier}`,
           );
-        return { ...checked, lastRecoveryLog: lastRecoveryLine(registry, cluster) };
+        return { ...checked, lastRecoveryLog: lastRecoveryLine(await registry.serverLog(cluster)) };
+      });
+    },
+
+    /** After a successful restore: what the rollback kept in case it failed is let go (CSI: old volumes). */
+    async releaseReplacedVolumes(input: { cluster: string; restoreId: string }): Promise<{ released: string[] }> {
+      const { cluster } = input;
+      return asStep(cluster, 'release', async () => {
+        const storage = registry.snapshotDriver(cluster);
+        return { released: storage.releaseReplaced ? await storage.releaseReplaced(input.restoreId) : [] };
       });
     },
   };
+}
+
+/** Whether a PostgreSQL server runs (local: a live postmaster; Kubernetes: a pod). */
+async function serverRunning(registry: ClusterRegistry, cluster: string): Promise<boolean> {
+  const target = registry.entry(cluster).target;
+  if (target.kind === 'local') return new LocalClusterDriver(target).livePostmasterPid() !== undefined;
+  return (await registry.driver(cluster).describe()).running;
+}
+
+/** The database system identifier of the cluster as it is now, if it can be read. */
+async function currentSystemIdentifier(registry: ClusterRegistry, cluster: string): Promise<string | undefined> {
+  const target = registry.entry(cluster).target;
+  if (target.kind === 'local')
+    return (await readControlData(target.binDir, target.pgdata, target.osUser).catch(() => undefined))
+      ?.systemIdentifier;
+  if (await serverRunning(registry, cluster)) return systemIdentifierOf(await registry.endpoint(cluster));
+  // A data directory that cannot be read (its claim gone, say) is what a restore may be for: not a refusal.
+  return registry
+    .withStoppedDataDirectory(cluster, async (dir) => (await dir.controlData()).systemIdentifier)
+    .catch((err: unknown) => {
+      log.warn('could not read the system identifier of the stopped cluster', { cluster, error: String(err) });
+      return undefined;
+    });
+}
+
+async function systemIdentifierOf(endpoint: PgEndpoint): Promise<string> {
+  return withSession(endpoint, async (c) => {
+    return (await c.query<{ sysid: string }>('SELECT system_identifier::text AS sysid FROM pg_control_system()'))
+      .rows[0]!.sysid;
+  });
 }
 
 function checkTargetAfterBackup(target: RecoveryTarget, backup: BackupRecord, refuse: (why: string) => Error): void {
@@ -251,28 +305,8 @@ function checkTargetAfterBackup(target: RecoveryTarget, backup: BackupRecord, re
   }
 }
 
-function logFileOf(registry: ClusterRegistry, cluster: string): string | undefined {
-  const target = registry.entry(cluster).target;
-  return target.kind === 'local' ? new LocalClusterDriver(target).logFile : undefined;
-}
-
-function readLog(registry: ClusterRegistry, cluster: string): string[] {
-  const file = logFileOf(registry, cluster);
-  if (!file) return [];
-  try {
-    return readFileSync(file, 'utf8').trimEnd().split('\n');
-  } catch {
-    return [];
-  }
-}
-
-function logTail(registry: ClusterRegistry, cluster: string): string {
-  return readLog(registry, cluster).slice(-8).join('\n');
-}
-
 /** The server log's last word on recovery: where it stopped and why (from the latest recovery on). */
-function lastRecoveryLine(registry: ClusterRegistry, cluster: string): string | undefined {
-  const lines = readLog(registry, cluster);
+function lastRecoveryLine(lines: string[]): string | undefined {
   const begin = lines.findLastIndex((l) =>
     /starting (archive|point-in-time) recovery|starting backup recovery/.test(l),
   );

@@ -83,6 +83,10 @@ export const kubernetesTargetSchema = z.strictObject({
   context: z.string().min(1).optional(),
   readyTimeoutSeconds: z.number().int().min(5).max(86_400).default(3600),
   stopTimeoutSeconds: z.number().int().min(5).max(86_400).default(900),
+  /** The PostgreSQL container of the pod (default: the one named "postgres", else the first). */
+  container: k8sLabel('container').optional(),
+  /** PGDATA inside the container (default: the container's PGDATA variable, else /var/lib/postgresql/data). */
+  pgdata: safePath.optional(),
 });
 
 const rbdPoolOrImage = (what: string) =>
@@ -164,6 +168,19 @@ export const clusterEntrySchema = z
       path: ['storage', 'runner'],
     },
   )
+  .refine(
+    (entry) =>
+      !(entry.storage?.kind === 'rbd' && entry.storage.runner === 'toolbox' && entry.target.kind !== 'kubernetes'),
+    {
+      message:
+        'storage runner "toolbox" runs rbd in the Rook toolbox pod of a kubernetes target; for RBD images mounted on the worker use runner "local" with volumes',
+      path: ['storage', 'runner'],
+    },
+  )
+  .refine((entry) => !(entry.storage?.kind === 'csi' && entry.target.kind !== 'kubernetes'), {
+    message: 'storage kind "csi" snapshots PersistentVolumeClaims: it needs a kubernetes target',
+    path: ['storage', 'kind'],
+  })
   .refine((entry) => !(entry.storage?.kind === 'local' && entry.target.kind !== 'local'), {
     message:
       'storage kind "local" snapshots a data directory on the worker: it needs a local target (use rbd or csi on Kubernetes)',

@@ -44,6 +44,8 @@ export interface RollbackRestoreResult {
   started: Result<'startCluster'>;
   recovery?: Result<'watchRecovery'>;
   verified: Result<'finishRestore'>;
+  /** What the rollback kept until the restore succeeded and has now let go (CSI: replaced volumes). */
+  released: string[];
 }
 
 const TYPE = 'rollbackRestoreWorkflow';
@@ -117,7 +119,8 @@ export async function rollbackRestoreWorkflow(input: RollbackRestoreInput): Prom
     let step = 'rollback';
     try {
       progress.step('rollback', `rolling every volume back to backup ${restored.id}`);
-      const rollback = await longStep.rollbackVolumes({ cluster, backup: restored.id });
+      const restoreId = `${info.workflowId}/${info.runId}`;
+      const rollback = await longStep.rollbackVolumes({ cluster, backup: restored.id, restoreId });
       step = 'recovery-files';
       progress.step(
         'recovery-files',
@@ -150,6 +153,14 @@ export async function rollbackRestoreWorkflow(input: RollbackRestoreInput): Prom
       step = 'verify';
       progress.step('verify', 'checking the restored server and removing the recovery settings');
       const verified = await quickStep.finishRestore({ cluster, backup: restored.id });
+      // The restore has succeeded: a failure to let go of the replaced volumes only leaves them kept.
+      const released = await quickStep.releaseReplacedVolumes({ cluster, restoreId }).then(
+        (r) => r.released,
+        (err: unknown) => {
+          if (isCancellation(err)) throw err;
+          return [`the replaced volumes were kept (reclaim policy Retain): ${messageOf(err)}`];
+        },
+      );
       progress.step(
         'done',
         `restored backup ${restored.id}: timeline ${verified.timeline}, ${verified.inRecovery ? `paused in recovery at ${verified.endLsn}` : `running at ${verified.endLsn}`}`,
@@ -165,6 +176,7 @@ export async function rollbackRestoreWorkflow(input: RollbackRestoreInput): Prom
         started,
         recovery,
         verified,
+        released,
       };
     } catch (err) {
       if (isCancellation(err)) throw err;

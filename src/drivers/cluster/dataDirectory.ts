@@ -1,13 +1,23 @@
 // Files inside a stopped server's data directory (backup_label, recovery.signal,
-// postgresql.auto.conf), written as the directory's owner with PostgreSQL's modes. Local targets
-// write on the worker; a Kubernetes target needs a helper pod that mounts the PVC.
+// postgresql.auto.conf), written as the directory's owner with PostgreSQL's modes, and what
+// pg_controldata says of it. Local targets do it on the worker; a Kubernetes target through a
+// helper pod that mounts the claims (see kube/helperPod.ts).
 import { chownSync, existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, posix } from 'node:path';
+import type { LocalTarget } from '../../config/schema';
+import { parseControlData, readControlData, type ControlData } from '../postgres/controlData';
+import type { HelperPod } from '../kube/helperPod';
 
 export interface DataDirectoryFiles {
-  read(name: string): string | undefined;
-  write(name: string, content: string): void;
-  remove(name: string): void;
+  read(name: string): Promise<string | undefined>;
+  write(name: string, content: string): Promise<void>;
+  remove(name: string): Promise<void>;
+}
+
+/** A stopped server's data directory, as the restore and offline snapshot steps need it. */
+export interface StoppedDataDirectory {
+  files: DataDirectoryFiles;
+  controlData(): Promise<ControlData>;
 }
 
 /** Names are PostgreSQL's own file names, never input: still, no path may leave PGDATA. */
@@ -16,25 +26,65 @@ function checkName(name: string): void {
     throw new Error(`refusing data directory file name ${JSON.stringify(name)}`);
 }
 
-export function localDataDirectory(pgdata: string): DataDirectoryFiles {
+export function localDataDirectory(target: LocalTarget): StoppedDataDirectory {
+  const { pgdata } = target;
   return {
-    read(name) {
-      checkName(name);
-      const path = join(pgdata, name);
-      return existsSync(path) ? readFileSync(path, 'utf8') : undefined;
+    controlData: () => readControlData(target.binDir, pgdata, target.osUser),
+    files: {
+      async read(name) {
+        checkName(name);
+        const path = join(pgdata, name);
+        return existsSync(path) ? readFileSync(path, 'utf8') : undefined;
+      },
+      async write(name, content) {
+        checkName(name);
+        const owner = statSync(pgdata);
+        const path = join(pgdata, name);
+        const temp = `${path}.pgops-tmp`;
+        writeFileSync(temp, content, { mode: 0o600 });
+        if (process.getuid?.() === 0) chownSync(temp, owner.uid, owner.gid);
+        renameSync(temp, path);
+      },
+      async remove(name) {
+        checkName(name);
+        rmSync(join(pgdata, name), { force: true });
+      },
     },
-    write(name, content) {
-      checkName(name);
-      const owner = statSync(pgdata);
-      const path = join(pgdata, name);
-      const temp = `${path}.pgops-tmp`;
-      writeFileSync(temp, content, { mode: 0o600 });
-      if (process.getuid?.() === 0) chownSync(temp, owner.uid, owner.gid);
-      renameSync(temp, path);
+  };
+}
+
+/**
+ * Writes $2 into the file $1 through a temporary file and a rename, mode 0600, owned like the
+ * directory when run as root. A constant script: the path and the content are its arguments,
+ * never part of the script, so nothing from input is parsed by the shell.
+ */
+const WRITE_FILE_SCRIPT =
+  'set -e; t="$1.pgops-tmp"; printf %s "$2" > "$t"; chmod 600 "$t"; ' +
+  'if [ "$(id -u)" = 0 ]; then chown --reference="$(dirname "$1")" "$t"; fi; mv -f "$t" "$1"';
+
+export function helperDataDirectory(helper: HelperPod, signal?: AbortSignal): StoppedDataDirectory {
+  const { pgdata } = helper.layout;
+  const path = (name: string) => {
+    checkName(name);
+    return posix.join(pgdata, name);
+  };
+  return {
+    async controlData() {
+      return parseControlData(await helper.run(['env', 'LC_ALL=C', 'pg_controldata', '-D', pgdata], { signal }));
     },
-    remove(name) {
-      checkName(name);
-      rmSync(join(pgdata, name), { force: true });
+    files: {
+      async read(name) {
+        const result = await helper.exec(['cat', '--', path(name)], { signal });
+        if (result.code === 0) return result.stdout;
+        if (/No such file/.test(result.stderr)) return undefined;
+        throw new Error(`cat ${path(name)} in helper pod ${helper.name} failed: ${result.stderr.trim()}`);
+      },
+      async write(name, content) {
+        await helper.run(['sh', '-c', WRITE_FILE_SCRIPT, 'pgops-write', path(name), content], { signal });
+      },
+      async remove(name) {
+        await helper.run(['rm', '-f', '--', path(name)], { signal });
+      },
     },
   };
 }

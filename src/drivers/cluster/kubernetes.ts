@@ -15,6 +15,8 @@ import {
 import { setTimeout as delay } from 'node:timers/promises';
 import type { KubernetesTarget } from '../../config/schema';
 import { callKube, isKubeStatus, type KubeCall } from '../kube/apiErrors';
+import { HelperPod } from '../kube/helperPod';
+import { statefulSetLayout, type StatefulSetLayout } from '../kube/statefulSetLayout';
 import {
   PermanentDriverError,
   type ClusterDriver,
@@ -59,7 +61,7 @@ export class KubernetesClusterDriver implements ClusterDriver {
 
   constructor(
     private readonly target: KubernetesTarget,
-    kubeConfig: KubeConfig,
+    private readonly kubeConfig: KubeConfig,
   ) {
     this.apps = kubeConfig.makeApiClient(AppsV1Api);
     this.core = kubeConfig.makeApiClient(CoreV1Api);
@@ -76,6 +78,34 @@ export class KubernetesClusterDriver implements ClusterDriver {
       readyReplicas: pods.filter(isServing).length,
       members: pods.map(podName),
     };
+  }
+
+  /** Where the StatefulSet keeps its database: container, PGDATA, the first pod's claims. */
+  async layout(): Promise<StatefulSetLayout> {
+    return statefulSetLayout(await this.readStatefulSet(), this.target);
+  }
+
+  /** A helper pod mounting the first pod's claims (the StatefulSet must be at 0). */
+  async helperPod(): Promise<HelperPod> {
+    return new HelperPod(this.kubeConfig, await this.layout());
+  }
+
+  /** The PostgreSQL container's log lines of the first pod (the kubelet's log), newest last. */
+  async serverLog(tailLines = 400): Promise<string[]> {
+    const layout = await this.layout();
+    try {
+      const text = await callKube(this.call('get', 'pods/log', '', layout.firstPod), () =>
+        this.core.readNamespacedPodLog({
+          name: layout.firstPod,
+          namespace: this.namespace,
+          container: layout.container.name,
+          tailLines,
+        }),
+      );
+      return text.trimEnd().split('\n');
+    } catch {
+      return [];
+    }
   }
 
   async stop(opts: WaitOptions = {}): Promise<{ replicasBefore: number; alreadyStopped: boolean }> {

@@ -1,24 +1,22 @@
-// Ceph RBD snapshots (seed 000: `rbd snap create replicapool/<image>@<snap>`, `rbd snap
-// rollback`). One snapshot per image, named pgops-<backup id>; the backup record is image
-// metadata on the data volume's image under the key pgops.backup.<id>, so it lives and dies with
-// the image, not with the worker. Snapshots made outside ceph-csi block the deletion of a PVC's
-// image until they are removed: retention and deleteBackupWorkflow remove them.
+// Ceph RBD snapshots with `rbd` run on the worker host (runner: local), for a local target whose
+// data directory is on RBD images the worker mounts (rbd-fuse + loop + ext4): seed 000's
+// `rbd snap create replicapool/<image>@<snap>` and `rbd snap rollback`. Snapshot naming and the
+// backup record (image metadata) are shared with the toolbox runner (rbdImageSet.ts).
 import { relative, isAbsolute } from 'node:path';
 import type { RbdStorageConfig } from '../../config/schema';
 import { runCommand } from '../exec';
 import { PermanentDriverError, type WaitOptions } from '../cluster/types';
 import { RbdCli } from './rbdCli';
 import { attachRbdVolume, cephArgs, detachRbdVolume, type RbdLocalVolume } from './rbdLocalAttach';
+import { RbdImageSet } from './rbdImageSet';
 import { mountAt } from './mounts';
 import { pauseForTests } from '../testPause';
 import type { BackupRecord, DatabaseVolume, SnapshotDriver, SnapshotOptions, SnapshotPlan, SnapshotRef } from './types';
 
-const META_PREFIX = 'pgops.backup.';
-const SNAP_PREFIX = 'pgops-';
-
 export class RbdSnapshotDriver implements SnapshotDriver {
   readonly kind = 'rbd' as const;
   private readonly rbd: RbdCli;
+  private imageSet?: RbdImageSet;
 
   constructor(
     private readonly storage: RbdStorageConfig,
@@ -26,12 +24,20 @@ export class RbdSnapshotDriver implements SnapshotDriver {
   ) {
     if (storage.runner !== 'local' || !storage.volumes)
       throw new PermanentDriverError(
-        'storage kind "rbd" with runner "toolbox" needs a kubernetes target and is not available for this target; use runner "local" with volumes',
+        'storage kind "rbd" with runner "toolbox" needs a kubernetes target; use runner "local" with volumes',
       );
     const args = cephArgs(storage);
     this.rbd = new RbdCli((rbdArgs, signal) =>
       runCommand('rbd', [...args, ...rbdArgs], { signal, timeoutMs: 600_000 }),
     );
+  }
+
+  /** Made on first use: PGDATA outside every image is reported by plan() with its reason first. */
+  private get set(): RbdImageSet {
+    this.imageSet ??= new RbdImageSet(this.rbd, this.spec(this.recordImage), async () =>
+      this.images.map((v) => this.spec(v)),
+    );
+    return this.imageSet;
   }
 
   private get images(): RbdLocalVolume[] {
@@ -71,21 +77,21 @@ export class RbdSnapshotDriver implements SnapshotDriver {
     return { volumes, methods };
   }
 
-  private imagesFor(volumes: DatabaseVolume[]): Array<{ image: RbdLocalVolume; role: DatabaseVolume['role'] }> {
-    const seen = new Map<string, { image: RbdLocalVolume; role: DatabaseVolume['role'] }>();
+  private imagesFor(
+    volumes: DatabaseVolume[],
+  ): Array<{ image: RbdLocalVolume; spec: string; role: DatabaseVolume['role'] }> {
+    const seen = new Map<string, { image: RbdLocalVolume; spec: string; role: DatabaseVolume['role'] }>();
     for (const volume of volumes) {
       const image = this.imageHolding(volume.path);
-      if (image && !seen.has(this.spec(image))) seen.set(this.spec(image), { image, role: volume.role });
+      if (image && !seen.has(this.spec(image)))
+        seen.set(this.spec(image), { image, spec: this.spec(image), role: volume.role });
     }
     return [...seen.values()];
   }
 
   async createSnapshots(id: string, volumes: DatabaseVolume[], opts: SnapshotOptions): Promise<SnapshotRef[]> {
-    const snap = `${SNAP_PREFIX}${id}`;
     const images = this.imagesFor(volumes);
-    if (`${META_PREFIX}${id}` in (await this.rbd.listMetadata(this.spec(this.recordImage))))
-      throw new Error(`backup ${id} already exists with its record; refusing to overwrite it`);
-    for (const { image } of images) await this.rbd.removeSnapshot(this.spec(image), snap, opts.signal);
+    await this.set.prepare(id, images, opts.signal);
     // Freezing flushes the file system and holds writes for the instant of the snapshots, so every
     // image is taken at one file-system-consistent point (files not flushed could come back zeroed).
     const frozen: string[] = [];
@@ -96,23 +102,11 @@ export class RbdSnapshotDriver implements SnapshotDriver {
         frozen.push(image.mountpoint);
       }
       await pauseForTests('frozen', opts.signal);
-      for (const { image } of images) {
-        opts.onProgress?.(`rbd snap create ${this.spec(image)}@${snap}`);
-        await this.rbd.createSnapshot(this.spec(image), snap, opts.signal);
-      }
+      await this.set.snapshot(id, images, opts.onProgress, opts.signal);
     } finally {
       for (const mountpoint of frozen) await runCommand('fsfreeze', ['-u', mountpoint]);
     }
-    for (const { image } of images) {
-      if (!(await this.rbd.listSnapshots(this.spec(image))).some((s) => s.name === snap))
-        throw new Error(`rbd snap ls ${this.spec(image)} does not show ${snap} after creating it`);
-    }
-    return images.map(({ image, role }) => ({
-      role,
-      source: this.spec(image),
-      method: 'rbd' as const,
-      ref: `${this.spec(image)}@${snap}`,
-    }));
+    return this.set.verify(id, images, (image) => image.spec);
   }
 
   /** A file system left frozen by a crashed attempt blocks PostgreSQL (even pg_backup_start's checkpoint). */
@@ -122,52 +116,32 @@ export class RbdSnapshotDriver implements SnapshotDriver {
     }
   }
 
-  async saveRecord(record: BackupRecord): Promise<void> {
-    await this.rbd.setMetadata(this.spec(this.recordImage), `${META_PREFIX}${record.id}`, JSON.stringify(record));
+  saveRecord(record: BackupRecord): Promise<void> {
+    return this.set.saveRecord(record);
   }
 
-  async listRecords(): Promise<BackupRecord[]> {
-    const meta = await this.rbd.listMetadata(this.spec(this.recordImage));
-    return Object.entries(meta)
-      .filter(([key]) => key.startsWith(META_PREFIX))
-      .map(([, value]) => JSON.parse(value) as BackupRecord)
-      .sort((a, b) => (a.id < b.id ? 1 : -1));
+  listRecords(): Promise<BackupRecord[]> {
+    return this.set.listRecords();
   }
 
-  async strayIds(): Promise<string[]> {
-    const recorded = new Set((await this.listRecords()).map((r) => r.id));
-    const strays = new Set<string>();
-    for (const image of this.images) {
-      for (const snap of await this.rbd.listSnapshots(this.spec(image))) {
-        if (!snap.name.startsWith(SNAP_PREFIX)) continue;
-        const id = snap.name.slice(SNAP_PREFIX.length);
-        if (!recorded.has(id)) strays.add(id);
-      }
-    }
-    return [...strays];
+  strayIds(): Promise<string[]> {
+    return this.set.strayIds();
   }
 
-  async deleteBackup(id: string, opts: WaitOptions = {}): Promise<void> {
-    await this.rbd.removeMetadata(this.spec(this.recordImage), `${META_PREFIX}${id}`);
-    for (const image of this.images)
-      await this.rbd.removeSnapshot(this.spec(image), `${SNAP_PREFIX}${id}`, opts.signal);
+  deleteBackup(id: string, opts: WaitOptions = {}): Promise<void> {
+    return this.set.deleteBackup(id, opts.signal);
   }
 
   async rollback(record: BackupRecord, opts: WaitOptions = {}): Promise<{ ms: number; methods: string[] }> {
     const started = Date.now();
-    const snaps = record.snapshots.map((s) => {
-      const image = this.images.find((v) => this.spec(v) === s.source);
+    const snaps = (await this.set.snapshotsOf(record)).map(({ spec, snap }) => {
+      const image = this.images.find((v) => this.spec(v) === spec);
       if (!image)
         throw new PermanentDriverError(
-          `backup ${record.id} has a snapshot of ${s.source}, which is not in storage.volumes`,
+          `backup ${record.id} has a snapshot of ${spec}, which is not in storage.volumes`,
         );
-      return { image, snap: s.ref.slice(s.ref.indexOf('@') + 1) };
+      return { image, snap };
     });
-    for (const { image, snap } of snaps) {
-      const present = (await this.rbd.listSnapshots(this.spec(image))).some((s) => s.name === snap);
-      if (!present)
-        throw new PermanentDriverError(`snapshot ${this.spec(image)}@${snap} of backup ${record.id} is missing`);
-    }
     // As a kubelet would: nothing may hold the image while it is rolled back.
     for (const { image } of snaps) {
       opts.onProgress?.(`detaching ${this.spec(image)} from ${image.mountpoint}`);

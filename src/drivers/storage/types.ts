@@ -5,11 +5,14 @@ import type { WaitOptions } from '../cluster/types';
 
 /** A volume that holds part of the database, as PostgreSQL sees it on the worker. */
 export interface DatabaseVolume {
-  role: 'data' | 'wal' | 'tablespace';
-  /** The directory PostgreSQL uses (PGDATA, the pg_wal target, a tablespace location). */
+  /** 'claim': another claim of the pod (a pg_wal or tablespace volume, not looked into). */
+  role: 'data' | 'wal' | 'tablespace' | 'claim';
+  /** The directory PostgreSQL uses (PGDATA, the pg_wal target, a tablespace location), or a mount path in the pod. */
   path: string;
   /** Tablespace OID, for role 'tablespace'. */
   oid?: string;
+  /** Kubernetes: the PersistentVolumeClaim this volume is. */
+  claim?: string;
 }
 
 /** One snapshot of one volume, as stored in the backup record. */
@@ -75,6 +78,11 @@ export interface SnapshotOptions extends WaitOptions {
   online: boolean;
 }
 
+export interface RollbackOptions extends WaitOptions {
+  /** Names this restore (workflow id and run): a retried rollback recognises its own work by it. */
+  restoreId: string;
+}
+
 export interface SnapshotDriver {
   readonly kind: BackupRecord['storage'];
   /**
@@ -105,5 +113,10 @@ export interface SnapshotDriver {
    * Puts every volume back to its snapshot. The database must be stopped. Idempotent: a retry
    * after a crash finishes the same rollback. Leaves the volumes attached and ready to start.
    */
-  rollback(record: BackupRecord, opts?: WaitOptions): Promise<{ ms: number; methods: string[] }>;
+  rollback(record: BackupRecord, opts: RollbackOptions): Promise<{ ms: number; methods: string[] }>;
+  /**
+   * After a successful restore: lets go of what the rollback kept in case it failed (CSI: the
+   * replaced volumes, kept with reclaim policy Retain until now). Idempotent.
+   */
+  releaseReplaced?(restoreId: string, opts?: WaitOptions): Promise<string[]>;
 }

@@ -33,7 +33,7 @@ export const POSTGRES_IMAGE = 'docker.io/pgops/postgres:15';
 const KUBELET_SYSCTLS = ['vm/overcommit_memory', 'kernel/panic', 'kernel/panic_on_oops'];
 /** Host directories the kubelet writes whatever its --root-dir (pod logs, device plugins). */
 const KUBELET_HOST_DIRS = ['/var/log/pods', '/var/log/containers', '/var/lib/kubelet'];
-const IMAGE = join(homedir(), '.cache', 'pgops', 'k8s', 'node', 'postgres-image.tar');
+const IMAGE = join(homedir(), '.cache', 'pgops', 'k8s', 'node', 'postgres-image-2.tar');
 
 /** The uid/gid of `postgres` inside the image (Debian's package picks them). */
 export const POSTGRES_UID = 100;
@@ -54,6 +54,8 @@ export function realNodeProblem(): string | undefined {
 }
 
 export interface RealNode {
+  /** The kubelet's --root-dir (its plugins_registry is where CSI node plugins register). */
+  kubeletRoot: string;
   close(): Promise<void>;
 }
 
@@ -75,6 +77,7 @@ async function startRealNode(cluster: KubeCluster, binDir: string): Promise<Real
   const hostDirs = new Map(KUBELET_HOST_DIRS.map((d) => [d, existsSync(d) ? new Set(readdirSync(d)) : undefined]));
   const socket = join(dir, 'containerd.sock');
   const node: RealNode = {
+    kubeletRoot: join(dir, 'kubelet-root'),
     close: async () => {
       await stopRealNode(cluster, dir, socket, daemons, sysctls);
       removeWhatTheKubeletAdded(hostDirs);

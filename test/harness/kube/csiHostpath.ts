@@ -1,0 +1,368 @@
+// The CSI side of the test cluster, played by the harness: no CSI driver builds from the Go
+// module proxy (csi-driver-host-path, external-provisioner, ceph-csi are refused), so this file
+// is the driver, through the real API and the real kubelet:
+// - a CSI node plugin (gRPC on a unix socket, registered with the real kubelet through its
+//   plugins_registry the way node-driver-registrar does) that bind-mounts a volume directory
+//   into the pod's volume path: the real kubelet mounts it, containerd hands it to PostgreSQL;
+// - the external-provisioner's part: a claim of the StorageClass gets a volume directory and a
+//   PersistentVolume (empty, or a copy of a snapshot when the claim has a dataSource), and a
+//   released volume whose reclaim policy is Delete is deleted;
+// - the csi-snapshotter's part: a VolumeSnapshotContent the real snapshot-controller creates
+//   gets a copy of the volume directory and readyToUse.
+// Volumes and snapshots are plain directories under the cluster's directory; copies, not
+// copy-on-write (said in the README).
+import { existsSync, mkdirSync, chownSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import {
+  CoreV1Api,
+  CustomObjectsApi,
+  PatchStrategy,
+  StorageV1Api,
+  setHeaderOptions,
+  type V1PersistentVolumeClaim,
+} from '@kubernetes/client-node';
+import { runCommand } from '../../../src/drivers/exec';
+import { copyTree } from '../../../src/drivers/storage/fileSystem';
+import { pollUntil } from '../../../src/drivers/waiting';
+import type { KubeCluster } from '../kubeCluster';
+import { registerTeardown } from '../testEnv';
+import { REAL_NODE } from './realNodeConfig';
+import type { RealNode } from './realNode';
+
+export const CSI_DRIVER = 'csi.pgops.test';
+export const CSI_STORAGE_CLASS = 'pgops-csi';
+export const CSI_SNAPSHOT_CLASS = 'pgops-csi-snap';
+const SNAPSHOTS = { group: 'snapshot.storage.k8s.io', version: 'v1' };
+const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+
+export interface CsiHostpath {
+  volumesDir: string;
+  /** The directory behind a claim's volume (for tests that look at it). */
+  volumeDirOf(namespace: string, claim: string): Promise<string | undefined>;
+  /** What the driver did, in order (for failure messages). */
+  log: string[];
+}
+
+let csiPromise: Promise<CsiHostpath> | undefined;
+
+/** The run's CSI driver on the real node, started on first use and stopped when the run ends. */
+export function csiHostpath(
+  cluster: KubeCluster,
+  node: RealNode,
+  owner: { uid: number; gid: number },
+): Promise<CsiHostpath> {
+  if (!csiPromise) csiPromise = startCsiHostpath(cluster, node, owner);
+  return csiPromise;
+}
+
+function loadService(file: string, pkg: string[], service: string): grpc.ServiceDefinition {
+  const definition = protoLoader.loadSync(join(__dirname, 'csi', file), { keepCase: false, defaults: true });
+  let node: unknown = grpc.loadPackageDefinition(definition);
+  for (const part of pkg) node = (node as Record<string, unknown>)[part];
+  return (node as Record<string, { service: grpc.ServiceDefinition }>)[service]!.service;
+}
+
+function mounted(path: string): boolean {
+  return readFileSync('/proc/self/mounts', 'utf8')
+    .split('\n')
+    .some((line) => line.split(' ')[1] === path);
+}
+
+type Handler<Req, Res> = (call: grpc.ServerUnaryCall<Req, Res>, callback: grpc.sendUnaryData<Res>) => void;
+function unary<Req, Res>(body: (request: Req) => Promise<Res> | Res): Handler<Req, Res> {
+  return (call, callback) => {
+    Promise.resolve()
+      .then(() => body(call.request))
+      .then(
+        (response) => callback(null, response),
+        (err: unknown) =>
+          callback({ code: grpc.status.INTERNAL, details: err instanceof Error ? err.message : String(err) }),
+      );
+  };
+}
+
+async function startCsiHostpath(
+  cluster: KubeCluster,
+  node: RealNode,
+  owner: { uid: number; gid: number },
+): Promise<CsiHostpath> {
+  const root = join(cluster.dir, 'csi');
+  const volumesDir = join(root, 'volumes');
+  const snapshotsDir = join(root, 'snapshots');
+  mkdirSync(volumesDir, { recursive: true });
+  mkdirSync(snapshotsDir, { recursive: true });
+  const log: string[] = [];
+  const say = (line: string) => log.push(`${new Date().toISOString().slice(11, 23)} ${line}`);
+
+  // The node plugin.
+  const csiSocket = join(root, 'csi.sock');
+  const server = new grpc.Server();
+  server.addService(loadService('csi.proto', ['csi', 'v1'], 'Identity'), {
+    GetPluginInfo: unary(() => ({ name: CSI_DRIVER, vendorVersion: '0.1.0' })),
+    GetPluginCapabilities: unary(() => ({})),
+    Probe: unary(() => ({})),
+  });
+  server.addService(loadService('csi.proto', ['csi', 'v1'], 'Node'), {
+    NodeGetInfo: unary(() => ({ nodeId: REAL_NODE, maxVolumesPerNode: 0 })),
+    NodeGetCapabilities: unary(() => ({})),
+    NodePublishVolume: unary(async (req: { volumeId: string; targetPath: string; readonly: boolean }) => {
+      const source = join(volumesDir, req.volumeId);
+      if (!/^[a-z0-9-]+$/.test(req.volumeId) || !existsSync(source))
+        throw new Error(`no volume ${req.volumeId} (looked for ${source})`);
+      mkdirSync(req.targetPath, { recursive: true });
+      if (!mounted(req.targetPath)) {
+        const result = await runCommand('mount', [
+          '--bind',
+          ...(req.readonly ? ['-o', 'ro'] : []),
+          source,
+          req.targetPath,
+        ]);
+        if (result.code !== 0) throw new Error(`mount --bind ${source} ${req.targetPath}: ${result.stderr.trim()}`);
+      }
+      say(`published ${req.volumeId} at ${req.targetPath}`);
+      return {};
+    }),
+    NodeUnpublishVolume: unary(async (req: { volumeId: string; targetPath: string }) => {
+      if (mounted(req.targetPath)) {
+        const result = await runCommand('umount', [req.targetPath]);
+        if (result.code !== 0) throw new Error(`umount ${req.targetPath}: ${result.stderr.trim()}`);
+      }
+      rmSync(req.targetPath, { recursive: false, force: true });
+      say(`unpublished ${req.volumeId} from ${req.targetPath}`);
+      return {};
+    }),
+  });
+  const registry = new grpc.Server();
+  registry.addService(loadService('pluginregistration.proto', ['pluginregistration'], 'Registration'), {
+    GetInfo: unary(() => ({ type: 'CSIPlugin', name: CSI_DRIVER, endpoint: csiSocket, supportedVersions: ['1.0.0'] })),
+    NotifyRegistrationStatus: unary((status: { pluginRegistered: boolean; error: string }) => {
+      say(`kubelet registration: ${status.pluginRegistered ? 'registered' : `refused: ${status.error}`}`);
+      return {};
+    }),
+  });
+  const bind = (srv: grpc.Server, path: string) =>
+    new Promise<void>((resolve, reject) => {
+      rmSync(path, { force: true });
+      srv.bindAsync(`unix://${path}`, grpc.ServerCredentials.createInsecure(), (err) =>
+        err ? reject(err) : resolve(),
+      );
+    });
+  await bind(server, csiSocket);
+  const registrationDir = join(node.kubeletRoot, 'plugins_registry');
+  mkdirSync(registrationDir, { recursive: true });
+  await bind(registry, join(registrationDir, `${CSI_DRIVER}-reg.sock`));
+
+  // The cluster objects a CSI driver installs.
+  const kc = cluster.admin();
+  const core = kc.makeApiClient(CoreV1Api);
+  const storage = kc.makeApiClient(StorageV1Api);
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  const ignoreExists = (err: unknown) => {
+    if ((err as { code?: number }).code !== 409) throw err;
+  };
+  await storage
+    .createCSIDriver({
+      body: {
+        metadata: { name: CSI_DRIVER },
+        spec: {
+          attachRequired: false,
+          podInfoOnMount: false,
+          fsGroupPolicy: 'None',
+          volumeLifecycleModes: ['Persistent'],
+        },
+      },
+    })
+    .catch(ignoreExists);
+  await storage
+    .createStorageClass({
+      body: {
+        metadata: { name: CSI_STORAGE_CLASS },
+        provisioner: CSI_DRIVER,
+        reclaimPolicy: 'Delete',
+        volumeBindingMode: 'Immediate',
+      },
+    })
+    .catch(ignoreExists);
+  await custom
+    .createClusterCustomObject({
+      ...SNAPSHOTS,
+      plural: 'volumesnapshotclasses',
+      body: {
+        apiVersion: 'snapshot.storage.k8s.io/v1',
+        kind: 'VolumeSnapshotClass',
+        metadata: { name: CSI_SNAPSHOT_CLASS },
+        driver: CSI_DRIVER,
+        deletionPolicy: 'Delete',
+      },
+    })
+    .catch(ignoreExists);
+  await pollUntil(
+    async () => {
+      const csiNode = await storage.readCSINode({ name: REAL_NODE }).catch(() => undefined);
+      return csiNode?.spec.drivers.some((d) => d.name === CSI_DRIVER)
+        ? { done: true }
+        : { waiting: `not registered yet; ${log.join('; ')}` };
+    },
+    { intervalMs: 200, timeoutMs: 60_000, what: `the kubelet to register CSI driver ${CSI_DRIVER}` },
+  );
+
+  // The controller side, one pass every 200 ms.
+  const provision = async (pvc: V1PersistentVolumeClaim) => {
+    const uid = pvc.metadata!.uid!;
+    const handle = `pvc-${uid}`;
+    const dir = join(volumesDir, handle);
+    const source = pvc.spec?.dataSource;
+    if (!existsSync(dir)) {
+      const staging = `${dir}.partial`;
+      rmSync(staging, { recursive: true, force: true });
+      if (source?.kind === 'VolumeSnapshot') {
+        const snap = (await custom.getNamespacedCustomObject({
+          ...SNAPSHOTS,
+          namespace: pvc.metadata!.namespace!,
+          plural: 'volumesnapshots',
+          name: source.name,
+        })) as { status?: { boundVolumeSnapshotContentName?: string; readyToUse?: boolean } };
+        const content = snap.status?.boundVolumeSnapshotContentName;
+        if (!content || !snap.status?.readyToUse) return; // not ready yet: the next pass
+        await copyTree(join(snapshotsDir, content), staging);
+        say(`provisioned ${handle} from snapshot ${source.name} (${content})`);
+      } else {
+        mkdirSync(staging);
+        chownSync(staging, owner.uid, owner.gid);
+        say(`provisioned ${handle} (empty)`);
+      }
+      await runCommand('mv', ['-T', staging, dir]);
+    }
+    await core
+      .createPersistentVolume({
+        body: {
+          metadata: { name: handle, annotations: { 'pv.kubernetes.io/provisioned-by': CSI_DRIVER } },
+          spec: {
+            capacity: { storage: pvc.spec?.resources?.requests?.storage ?? '1Gi' },
+            accessModes: pvc.spec?.accessModes ?? ['ReadWriteOnce'],
+            persistentVolumeReclaimPolicy: 'Delete',
+            storageClassName: CSI_STORAGE_CLASS,
+            csi: { driver: CSI_DRIVER, volumeHandle: handle },
+            claimRef: {
+              kind: 'PersistentVolumeClaim',
+              namespace: pvc.metadata!.namespace!,
+              name: pvc.metadata!.name!,
+              uid,
+            },
+          },
+        },
+      })
+      .catch(ignoreExists);
+  };
+
+  const pass = async () => {
+    for (const pvc of (await core.listPersistentVolumeClaimForAllNamespaces()).items) {
+      if (pvc.spec?.storageClassName !== CSI_STORAGE_CLASS || pvc.spec.volumeName || pvc.metadata?.deletionTimestamp)
+        continue;
+      await provision(pvc);
+    }
+    for (const pv of (await core.listPersistentVolume()).items) {
+      if (pv.spec?.csi?.driver !== CSI_DRIVER) continue;
+      if (pv.status?.phase === 'Released' && pv.spec.persistentVolumeReclaimPolicy === 'Delete') {
+        rmSync(join(volumesDir, pv.spec.csi.volumeHandle), { recursive: true, force: true });
+        await core.deletePersistentVolume({ name: pv.metadata!.name! }).catch(() => undefined);
+        say(`deleted released volume ${pv.metadata!.name}`);
+      }
+    }
+    const contents = (await custom.listClusterCustomObject({ ...SNAPSHOTS, plural: 'volumesnapshotcontents' })) as {
+      items: Array<{
+        metadata: { name: string; deletionTimestamp?: string; finalizers?: string[] };
+        spec: { driver: string; source: { volumeHandle?: string } };
+        status?: { snapshotHandle?: string };
+      }>;
+    };
+    for (const content of contents.items) {
+      if (content.spec.driver !== CSI_DRIVER) continue;
+      const dir = join(snapshotsDir, content.metadata.name);
+      if (content.metadata.deletionTimestamp) {
+        // The csi-snapshotter's part of a deletion: the snapshot goes, then the finalizer.
+        rmSync(dir, { recursive: true, force: true });
+        if (content.metadata.finalizers?.length)
+          await custom
+            .patchClusterCustomObject(
+              {
+                ...SNAPSHOTS,
+                plural: 'volumesnapshotcontents',
+                name: content.metadata.name,
+                body: { metadata: { finalizers: null } },
+              },
+              mergePatch,
+            )
+            .catch(() => undefined);
+        continue;
+      }
+      const volume = content.spec.source.volumeHandle;
+      if (content.status?.snapshotHandle || !volume) continue;
+      const staging = `${dir}.partial`;
+      rmSync(staging, { recursive: true, force: true });
+      await copyTree(join(volumesDir, volume), staging);
+      await runCommand('mv', ['-T', staging, dir]);
+      const size = Number((await runCommand('du', ['-sb', dir])).stdout.split('\t')[0]) || 1;
+      await custom.patchClusterCustomObjectStatus(
+        {
+          ...SNAPSHOTS,
+          plural: 'volumesnapshotcontents',
+          name: content.metadata.name,
+          body: {
+            status: {
+              snapshotHandle: content.metadata.name,
+              readyToUse: true,
+              restoreSize: size,
+              creationTime: Date.now() * 1_000_000,
+            },
+          },
+        },
+        mergePatch,
+      );
+      say(`snapshot ${content.metadata.name} of ${volume}: ${size} bytes`);
+    }
+  };
+  let stopped = false;
+  let running = Promise.resolve();
+  const loop = async () => {
+    while (!stopped) {
+      try {
+        await pass();
+      } catch (err) {
+        say(`pass failed: ${err instanceof Error ? err.message : String(err)}`);
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  };
+  running = loop();
+  registerTeardown(async () => {
+    stopped = true;
+    await running;
+    // Pods first, while the plugin still answers the kubelet's unpublish calls.
+    for (const pod of (await core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${REAL_NODE}` })).items)
+      await core
+        .deleteNamespacedPod({ name: pod.metadata!.name!, namespace: pod.metadata!.namespace!, gracePeriodSeconds: 0 })
+        .catch(() => undefined);
+    await pollUntil(
+      async () =>
+        readFileSync('/proc/self/mounts', 'utf8').includes('kubernetes.io~csi')
+          ? { waiting: 'CSI volumes still mounted' }
+          : { done: true },
+      { intervalMs: 200, timeoutMs: 30_000, what: 'the kubelet to unpublish the CSI volumes' },
+    ).catch(() => undefined);
+    registry.forceShutdown();
+    server.forceShutdown();
+  });
+
+  return {
+    volumesDir,
+    log,
+    async volumeDirOf(namespace, claim) {
+      const pvc = await core.readNamespacedPersistentVolumeClaim({ name: claim, namespace }).catch(() => undefined);
+      const pv = pvc?.spec?.volumeName;
+      return pv ? join(volumesDir, pv) : undefined;
+    },
+  };
+}
