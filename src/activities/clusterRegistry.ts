@@ -15,6 +15,7 @@ import type { SnapshotDriver } from '../drivers/storage/types';
 import { LocalSnapshotDriver } from '../drivers/storage/local';
 import { RbdSnapshotDriver } from '../drivers/storage/rbd';
 import { CsiSnapshotDriver } from '../drivers/storage/csi';
+import { pauseForTests } from '../drivers/testPause';
 import { RbdToolboxSnapshotDriver } from '../drivers/storage/rbdToolbox';
 import { helperDataDirectory, localDataDirectory, type StoppedDataDirectory } from '../drivers/cluster/dataDirectory';
 import { databaseVolumes } from '../drivers/postgres/dataLayout';
@@ -137,6 +138,7 @@ export class ClusterRegistry {
     opts.onProgress?.(`starting helper pod ${helper.name} to reach the data directory`);
     await helper.open(opts);
     try {
+      await pauseForTests('helper-pod-open', opts.signal);
       return await use(helperDataDirectory(helper, opts.signal));
     } finally {
       await helper.close(opts);

@@ -55,38 +55,40 @@ export function createRestoreSteps(registry: ClusterRegistry) {
       recoveryTarget?: RestoreTarget;
     }): Promise<RestorePlan> {
       const { cluster } = input;
-      return asStep(cluster, 'check-restore', async () => {
-        const entry = registry.entry(cluster);
-        const backup = await findBackup(cluster, input.backup);
-        const refuse = (why: string) => preconditionFailed(cluster, 'check-restore', `${why}. Nothing was changed.`);
-        if (backup.cluster !== cluster)
-          throw refuse(`backup ${backup.id} is a backup of cluster "${backup.cluster}", not of "${cluster}"`);
-        const current = await currentSystemIdentifier(registry, cluster);
-        if (current && current !== backup.systemIdentifier)
-          throw refuse(
-            `backup ${backup.id} was taken of database system ${backup.systemIdentifier}, but cluster "${cluster}" is system ${current} (re-initialised, or another database)`,
-          );
-        if (entry.target.kind === 'kubernetes') {
-          const driver = registry.driver(cluster);
-          const state = await driver.describe();
-          const replicas = state.running
-            ? state.replicas
-            : ((await driver.recordedReplicas()) ?? entry.target.replicas);
-          if (replicas > 1)
+      return asStep(cluster, 'check-restore', () =>
+        withHeartbeats(async (progress) => {
+          const entry = registry.entry(cluster);
+          const backup = await findBackup(cluster, input.backup);
+          const refuse = (why: string) => preconditionFailed(cluster, 'check-restore', `${why}. Nothing was changed.`);
+          if (backup.cluster !== cluster)
+            throw refuse(`backup ${backup.id} is a backup of cluster "${backup.cluster}", not of "${cluster}"`);
+          const current = await currentSystemIdentifier(registry, cluster, progress);
+          if (current && current !== backup.systemIdentifier)
             throw refuse(
-              `StatefulSet ${entry.target.namespace}/${entry.target.statefulSet} runs ${replicas} replicas: a rollback restores the first pod's volumes only and would leave the other replicas on data from another history. Scale it to 1 first (and rebuild the replicas after the restore)`,
+              `backup ${backup.id} was taken of database system ${backup.systemIdentifier}, but cluster "${cluster}" is system ${current} (re-initialised, or another database)`,
             );
-        }
-        const recoveryTarget = input.recoveryTarget ?? (backup.mode === 'online' ? 'immediate' : undefined);
-        if (recoveryTarget !== undefined && !entry.walArchive)
-          throw refuse(
-            backup.mode === 'online' && input.recoveryTarget === undefined
-              ? `backup ${backup.id} is an online backup: it needs the WAL archive to reach consistency, and the catalog names none for this cluster (walArchive)`
-              : 'a recovery target replays archived WAL, and the catalog names no WAL archive for this cluster (walArchive)',
-          );
-        if (typeof recoveryTarget === 'object') checkTargetAfterBackup(recoveryTarget, backup, refuse);
-        return { backup, target: recoveryTarget, replaysArchive: recoveryTarget !== undefined };
-      });
+          if (entry.target.kind === 'kubernetes') {
+            const driver = registry.driver(cluster);
+            const state = await driver.describe();
+            const replicas = state.running
+              ? state.replicas
+              : ((await driver.recordedReplicas()) ?? entry.target.replicas);
+            if (replicas > 1)
+              throw refuse(
+                `StatefulSet ${entry.target.namespace}/${entry.target.statefulSet} runs ${replicas} replicas: a rollback restores the first pod's volumes only and would leave the other replicas on data from another history. Scale it to 1 first (and rebuild the replicas after the restore)`,
+              );
+          }
+          const recoveryTarget = input.recoveryTarget ?? (backup.mode === 'online' ? 'immediate' : undefined);
+          if (recoveryTarget !== undefined && !entry.walArchive)
+            throw refuse(
+              backup.mode === 'online' && input.recoveryTarget === undefined
+                ? `backup ${backup.id} is an online backup: it needs the WAL archive to reach consistency, and the catalog names none for this cluster (walArchive)`
+                : 'a recovery target replays archived WAL, and the catalog names no WAL archive for this cluster (walArchive)',
+            );
+          if (typeof recoveryTarget === 'object') checkTargetAfterBackup(recoveryTarget, backup, refuse);
+          return { backup, target: recoveryTarget, replaysArchive: recoveryTarget !== undefined };
+        }),
+      );
     },
 
     async rollbackVolumes({
@@ -129,32 +131,38 @@ export function createRestoreSteps(registry: ClusterRegistry) {
       action: 'promote' | 'pause';
     }): Promise<{ written: string[]; removed: string[]; settings: Record<string, string> }> {
       const { cluster } = input;
-      return asStep(cluster, 'recovery-files', async () => {
-        const record = await findBackup(cluster, input.backup);
-        if (await serverRunning(registry, cluster))
-          throw preconditionFailed(
+      return asStep(cluster, 'recovery-files', () =>
+        withHeartbeats(async (progress) => {
+          const record = await findBackup(cluster, input.backup);
+          if (await serverRunning(registry, cluster))
+            throw preconditionFailed(
+              cluster,
+              'recovery-files',
+              'the server is running: recovery files are written while it is stopped',
+            );
+          const files = recoveryFiles({
+            labelfile: record.mode === 'online' ? record.labelfile : undefined,
+            spcmapfile: record.mode === 'online' ? record.spcmapfile : undefined,
+            walArchive: registry.entry(cluster).walArchive,
+            target: input.target,
+            inclusive: input.inclusive,
+            action: input.action,
+          });
+          await registry.withStoppedDataDirectory(
             cluster,
-            'recovery-files',
-            'the server is running: recovery files are written while it is stopped',
+            async ({ files: dir }) => {
+              for (const name of files.remove) await dir.remove(name);
+              for (const [name, content] of Object.entries(files.write)) await dir.write(name, content);
+              await dir.write(
+                'postgresql.auto.conf',
+                editAutoConf((await dir.read('postgresql.auto.conf')) ?? '', files.settings),
+              );
+            },
+            { onProgress: (d) => progress.report(d), signal: progress.signal },
           );
-        const files = recoveryFiles({
-          labelfile: record.mode === 'online' ? record.labelfile : undefined,
-          spcmapfile: record.mode === 'online' ? record.spcmapfile : undefined,
-          walArchive: registry.entry(cluster).walArchive,
-          target: input.target,
-          inclusive: input.inclusive,
-          action: input.action,
-        });
-        await registry.withStoppedDataDirectory(cluster, async ({ files: dir }) => {
-          for (const name of files.remove) await dir.remove(name);
-          for (const [name, content] of Object.entries(files.write)) await dir.write(name, content);
-          await dir.write(
-            'postgresql.auto.conf',
-            editAutoConf((await dir.read('postgresql.auto.conf')) ?? '', files.settings),
-          );
-        });
-        return { written: Object.keys(files.write), removed: files.remove, settings: files.settings };
-      });
+          return { written: Object.keys(files.write), removed: files.remove, settings: files.settings };
+        }),
+      );
     },
 
     /** Watches archive recovery until it ends (promoted) or pauses at the target. */
@@ -268,7 +276,11 @@ async function serverRunning(registry: ClusterRegistry, cluster: string): Promis
 }
 
 /** The database system identifier of the cluster as it is now, if it can be read. */
-async function currentSystemIdentifier(registry: ClusterRegistry, cluster: string): Promise<string | undefined> {
+async function currentSystemIdentifier(
+  registry: ClusterRegistry,
+  cluster: string,
+  progress: { report(detail: string): void; signal: AbortSignal },
+): Promise<string | undefined> {
   const target = registry.entry(cluster).target;
   if (target.kind === 'local')
     return (await readControlData(target.binDir, target.pgdata, target.osUser).catch(() => undefined))
@@ -276,7 +288,10 @@ async function currentSystemIdentifier(registry: ClusterRegistry, cluster: strin
   if (await serverRunning(registry, cluster)) return systemIdentifierOf(await registry.endpoint(cluster));
   // A data directory that cannot be read (its claim gone, say) is what a restore may be for: not a refusal.
   return registry
-    .withStoppedDataDirectory(cluster, async (dir) => (await dir.controlData()).systemIdentifier)
+    .withStoppedDataDirectory(cluster, async (dir) => (await dir.controlData()).systemIdentifier, {
+      onProgress: (d) => progress.report(d),
+      signal: progress.signal,
+    })
     .catch((err: unknown) => {
       log.warn('could not read the system identifier of the stopped cluster', { cluster, error: String(err) });
       return undefined;

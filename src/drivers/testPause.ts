@@ -9,6 +9,10 @@ export async function pauseForTests(point: string, signal?: AbortSignal): Promis
   for (const item of spec.split(',')) {
     // Points may contain ':' themselves (begin:rollback): the pause is after the last one.
     const colon = item.lastIndexOf(':');
-    if (colon > 0 && item.slice(0, colon) === point) await delay(Number(item.slice(colon + 1)), signal);
+    if (colon > 0 && item.slice(0, colon) === point) {
+      // What a crash test waits for before it kills the worker.
+      process.stdout.write(`${JSON.stringify({ pausedAt: point })}\n`);
+      await delay(Number(item.slice(colon + 1)), signal);
+    }
   }
 }

@@ -78,7 +78,7 @@ export async function rollbackRestoreWorkflow(input: RollbackRestoreInput): Prom
 
   return withClusterLock(cluster, TYPE, { ...lockWait, progress }, async () => {
     progress.step('check', `checking backup ${backup} against the cluster, its system identifier and the target`);
-    const plan = await quickStep.checkRestore({ cluster, backup, recoveryTarget });
+    const plan = await longStep.checkRestore({ cluster, backup, recoveryTarget });
     const restored = plan.backup;
     progress.note({ backupId: restored.id, backupStopLsn: restored.stopLsn });
 
@@ -126,7 +126,7 @@ export async function rollbackRestoreWorkflow(input: RollbackRestoreInput): Prom
         'recovery-files',
         plan.target ? 'writing backup_label and the recovery settings' : 'preparing the data directory',
       );
-      const recoveryFiles = await quickStep.writeRecoveryFiles({
+      const recoveryFiles = await longStep.writeRecoveryFiles({
         cluster,
         backup: restored.id,
         target: plan.target,

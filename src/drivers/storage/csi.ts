@@ -19,6 +19,7 @@ import { callKube, isKubeStatus, type KubeCall } from '../kube/apiErrors';
 import { statefulSetLayout, type StatefulSetLayout } from '../kube/statefulSetLayout';
 import { PermanentDriverError, type WaitOptions } from '../cluster/types';
 import { pollUntil } from '../waiting';
+import { pauseForTests } from '../testPause';
 import type {
   BackupRecord,
   DatabaseVolume,
@@ -377,6 +378,7 @@ export class CsiSnapshotDriver implements SnapshotDriver {
         },
       );
       current = await this.readClaim(name);
+      await pauseForTests('csi-claim-deleted', opts.signal);
     }
     if (!current) {
       const template = layout.templates.get(layout.claims.find((c) => c.claim === name)?.template ?? '');

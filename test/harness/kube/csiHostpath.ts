@@ -30,10 +30,15 @@ import type { KubeCluster } from '../kubeCluster';
 import { registerTeardown } from '../testEnv';
 import { REAL_NODE } from './realNodeConfig';
 import type { RealNode } from './realNode';
+import type { TestCeph } from '../ceph';
+import { attachRbdVolume, detachRbdVolume, type RbdLocalVolume } from '../../../src/drivers/storage/rbdLocalAttach';
 
 export const CSI_DRIVER = 'csi.pgops.test';
 export const CSI_STORAGE_CLASS = 'pgops-csi';
 export const CSI_SNAPSHOT_CLASS = 'pgops-csi-snap';
+/** Claims of this class are RBD images of the test Ceph, with PersistentVolumes as ceph-csi makes them. */
+export const RBD_STORAGE_CLASS = 'pgops-rbd';
+const RBD_HANDLE_PREFIX = 'rbd-';
 const SNAPSHOTS = { group: 'snapshot.storage.k8s.io', version: 'v1' };
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 
@@ -43,6 +48,8 @@ export interface CsiHostpath {
   volumeDirOf(namespace: string, claim: string): Promise<string | undefined>;
   /** What the driver did, in order (for failure messages). */
   log: string[];
+  /** Serves claims of RBD_STORAGE_CLASS from RBD images of `ceph` (mapped on the node while a pod uses them). */
+  enableRbd(ceph: TestCeph): Promise<void>;
 }
 
 let csiPromise: Promise<CsiHostpath> | undefined;
@@ -94,6 +101,12 @@ async function startCsiHostpath(
   mkdirSync(volumesDir, { recursive: true });
   mkdirSync(snapshotsDir, { recursive: true });
   const log: string[] = [];
+  let rbd: { ceph: TestCeph } | undefined;
+  const rbdVolume = (handle: string): RbdLocalVolume => ({
+    pool: rbd!.ceph.pool,
+    image: handle.slice(RBD_HANDLE_PREFIX.length),
+    mountpoint: join(root, 'rbd-staging', handle.slice(RBD_HANDLE_PREFIX.length)),
+  });
   const say = (line: string) => log.push(`${new Date().toISOString().slice(11, 23)} ${line}`);
 
   // The node plugin.
@@ -108,7 +121,12 @@ async function startCsiHostpath(
     NodeGetInfo: unary(() => ({ nodeId: REAL_NODE, maxVolumesPerNode: 0 })),
     NodeGetCapabilities: unary(() => ({})),
     NodePublishVolume: unary(async (req: { volumeId: string; targetPath: string; readonly: boolean }) => {
-      const source = join(volumesDir, req.volumeId);
+      // An RBD volume is mapped and mounted on the node first (ceph-csi's NodeStageVolume).
+      if (req.volumeId.startsWith(RBD_HANDLE_PREFIX))
+        await attachRbdVolume(rbd!.ceph.storage([]), rbdVolume(req.volumeId));
+      const source = req.volumeId.startsWith(RBD_HANDLE_PREFIX)
+        ? rbdVolume(req.volumeId).mountpoint
+        : join(volumesDir, req.volumeId);
       if (!/^[a-z0-9-]+$/.test(req.volumeId) || !existsSync(source))
         throw new Error(`no volume ${req.volumeId} (looked for ${source})`);
       mkdirSync(req.targetPath, { recursive: true });
@@ -130,6 +148,7 @@ async function startCsiHostpath(
         if (result.code !== 0) throw new Error(`umount ${req.targetPath}: ${result.stderr.trim()}`);
       }
       rmSync(req.targetPath, { recursive: false, force: true });
+      if (req.volumeId.startsWith(RBD_HANDLE_PREFIX)) await detachRbdVolume(rbd!.ceph.rbd, rbdVolume(req.volumeId));
       say(`unpublished ${req.volumeId} from ${req.targetPath}`);
       return {};
     }),
@@ -257,16 +276,64 @@ async function startCsiHostpath(
       .catch(ignoreExists);
   };
 
+  /** An RBD image with ext4 on it, owned by PostgreSQL's user, left unmapped; its PV as ceph-csi writes one. */
+  const provisionRbd = async (pvc: V1PersistentVolumeClaim) => {
+    const { ceph } = rbd!;
+    const image = `csi-vol-${pvc.metadata!.uid!}`;
+    const handle = `${RBD_HANDLE_PREFIX}${image}`;
+    const volume = rbdVolume(handle);
+    if (
+      !(await ceph.rbd.listMetadata(`${ceph.pool}/${image}`).then(
+        () => true,
+        () => false,
+      ))
+    ) {
+      await ceph.createVolume(image, 512, volume.mountpoint);
+      chownSync(volume.mountpoint, owner.uid, owner.gid);
+      await detachRbdVolume(ceph.rbd, volume);
+      say(`provisioned RBD image ${ceph.pool}/${image}`);
+    }
+    await core
+      .createPersistentVolume({
+        body: {
+          metadata: { name: image, annotations: { 'pv.kubernetes.io/provisioned-by': CSI_DRIVER } },
+          spec: {
+            capacity: { storage: '512Mi' },
+            accessModes: pvc.spec?.accessModes ?? ['ReadWriteOnce'],
+            persistentVolumeReclaimPolicy: 'Delete',
+            storageClassName: RBD_STORAGE_CLASS,
+            csi: { driver: CSI_DRIVER, volumeHandle: handle, volumeAttributes: { pool: ceph.pool, imageName: image } },
+            claimRef: {
+              kind: 'PersistentVolumeClaim',
+              namespace: pvc.metadata!.namespace!,
+              name: pvc.metadata!.name!,
+              uid: pvc.metadata!.uid!,
+            },
+          },
+        },
+      })
+      .catch(ignoreExists);
+  };
+
   const pass = async () => {
     for (const pvc of (await core.listPersistentVolumeClaimForAllNamespaces()).items) {
-      if (pvc.spec?.storageClassName !== CSI_STORAGE_CLASS || pvc.spec.volumeName || pvc.metadata?.deletionTimestamp)
-        continue;
-      await provision(pvc);
+      if (pvc.spec?.volumeName || pvc.metadata?.deletionTimestamp) continue;
+      if (pvc.spec?.storageClassName === CSI_STORAGE_CLASS) await provision(pvc);
+      else if (pvc.spec?.storageClassName === RBD_STORAGE_CLASS && rbd) await provisionRbd(pvc);
     }
     for (const pv of (await core.listPersistentVolume()).items) {
       if (pv.spec?.csi?.driver !== CSI_DRIVER) continue;
       if (pv.status?.phase === 'Released' && pv.spec.persistentVolumeReclaimPolicy === 'Delete') {
-        rmSync(join(volumesDir, pv.spec.csi.volumeHandle), { recursive: true, force: true });
+        if (pv.spec.csi.volumeHandle.startsWith(RBD_HANDLE_PREFIX))
+          // As ceph-csi: an image with snapshots (pgops backups) cannot be removed; it stays.
+          await runCommand('rbd', [
+            '-c',
+            rbd!.ceph.conf,
+            'rm',
+            '--no-progress',
+            `${rbd!.ceph.pool}/${pv.spec.csi.volumeAttributes?.imageName}`,
+          ]);
+        else rmSync(join(volumesDir, pv.spec.csi.volumeHandle), { recursive: true, force: true });
         await core.deletePersistentVolume({ name: pv.metadata!.name! }).catch(() => undefined);
         say(`deleted released volume ${pv.metadata!.name}`);
       }
@@ -359,6 +426,20 @@ async function startCsiHostpath(
   return {
     volumesDir,
     log,
+    async enableRbd(ceph) {
+      if (rbd) return;
+      rbd = { ceph };
+      await storage
+        .createStorageClass({
+          body: {
+            metadata: { name: RBD_STORAGE_CLASS },
+            provisioner: CSI_DRIVER,
+            reclaimPolicy: 'Delete',
+            volumeBindingMode: 'Immediate',
+          },
+        })
+        .catch(ignoreExists);
+    },
     async volumeDirOf(namespace, claim) {
       const pvc = await core.readNamespacedPersistentVolumeClaim({ name: claim, namespace }).catch(() => undefined);
       const pv = pvc?.spec?.volumeName;

@@ -1,0 +1,143 @@
+// A PostgreSQL 15 StatefulSet on the real node for the Kubernetes backup/restore suites: one
+// replica whose claim template `pgdata` is of the given StorageClass (the harness's CSI driver:
+// plain directories, or RBD images of the test Ceph), archiving its WAL to a host directory
+// mounted at /archive, with the `orders` sample table; plus the helpers those suites share.
+import { chownSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { AppsV1Api, CoreV1Api } from '@kubernetes/client-node';
+import { parseCatalog } from '../../src/config/catalog';
+import { resolvePgEndpoint } from '../../src/config/credentials';
+import type { PgEndpoint } from '../../src/drivers/postgres/session';
+import { withSession } from '../../src/drivers/postgres/session';
+import { pollUntil } from '../../src/drivers/waiting';
+import type { SnapshotBackupResult } from '../../src/workflows/snapshotBackup';
+import type { RollbackRestoreResult } from '../../src/workflows/rollbackRestore';
+import type { KubeCluster } from './kubeCluster';
+import { kubernetesTarget, statefulSetObject, testNamespace, waitForReadyReplicas, writeCatalog } from './kubeObjects';
+import { POSTGRES_GID, POSTGRES_IMAGE, POSTGRES_UID, realNodePod } from './kube/realNode';
+import { createOrders } from './sampleData';
+import { testEnv } from './testEnv';
+import { withWorker } from './workers';
+
+export const CONTAINER_PGDATA = '/var/lib/pgdata/data';
+
+export interface KubeBackupFixture {
+  ns: string;
+  catalogPath: string;
+  taskQueue: string;
+  endpoint(): Promise<PgEndpoint>;
+  sql<T = Record<string, unknown>>(text: string): Promise<T[]>;
+  /** md5 of every row of `orders`, in order. */
+  checksum(): Promise<string>;
+  /** Switches to a new WAL segment and waits until the archive has the old one. */
+  archiveNow(): Promise<void>;
+  run<T>(type: string, input: Record<string, unknown>, catalogPath?: string): Promise<T>;
+  backup(extra?: Record<string, unknown>): Promise<SnapshotBackupResult>;
+  restore(extra: Record<string, unknown>): Promise<RollbackRestoreResult>;
+  /** Helper pods left in the namespace. */
+  helperPods(): Promise<number>;
+}
+
+export async function kubeBackupFixture(
+  cluster: KubeCluster,
+  prefix: string,
+  storageClass: string,
+  storage: Record<string, unknown> | ((ns: string) => Record<string, unknown>),
+  describeProblem: () => string,
+): Promise<KubeBackupFixture> {
+  const ns = await testNamespace(cluster, prefix);
+  const archive = join(cluster.dir, 'archives', ns);
+  mkdirSync(archive, { recursive: true });
+  chownSync(archive, POSTGRES_UID, POSTGRES_GID);
+  const sts = statefulSetObject({ namespace: ns, name: 'pg', replicas: 1, volumeClaimTemplates: ['pgdata'] });
+  sts.spec!.volumeClaimTemplates![0]!.spec!.storageClassName = storageClass;
+  sts.spec!.template.spec = {
+    ...realNodePod,
+    terminationGracePeriodSeconds: 20,
+    securityContext: { runAsUser: POSTGRES_UID, runAsGroup: POSTGRES_GID },
+    containers: [
+      {
+        name: 'postgres',
+        image: POSTGRES_IMAGE,
+        imagePullPolicy: 'Never',
+        env: [{ name: 'PGDATA', value: CONTAINER_PGDATA }],
+        command: [
+          'bash',
+          '-ec',
+          '[ -f $PGDATA/PG_VERSION ] || initdb -D $PGDATA -U postgres --auth=trust >/dev/null; ' +
+            "exec postgres -D $PGDATA -c listen_addresses='*' -c unix_socket_directories=/tmp " +
+            "-c wal_level=replica -c archive_mode=on -c 'archive_command=cp %p /archive/%f' -c track_commit_timestamp=on",
+        ],
+        ports: [{ name: 'postgres', containerPort: 5432 }],
+        readinessProbe: { exec: { command: ['pg_isready', '-h', '127.0.0.1', '-U', 'postgres'] }, periodSeconds: 1 },
+        volumeMounts: [
+          { name: 'pgdata', mountPath: '/var/lib/pgdata' },
+          { name: 'archive', mountPath: '/archive' },
+        ],
+      },
+    ],
+    volumes: [{ name: 'archive', hostPath: { path: archive, type: 'Directory' } }],
+  };
+  await cluster.admin().makeApiClient(AppsV1Api).createNamespacedStatefulSet({ namespace: ns, body: sts });
+  await waitForReadyReplicas(cluster, ns, 'pg', 1, 180_000).catch((err: unknown) => {
+    throw new Error(`${String(err)}\n${describeProblem()}`);
+  });
+  const catalogPath = await writeCatalog(`${prefix}-catalog`, {
+    orders: {
+      target: kubernetesTarget(cluster, ns, 'pg', { readyTimeoutSeconds: 180, stopTimeoutSeconds: 120 }),
+      postgres: { user: 'postgres', portForward: {} },
+      walArchive: '/archive',
+      storage: typeof storage === 'function' ? storage(ns) : storage,
+    },
+  });
+  const taskQueue = `pg-ops-${prefix}-${Math.random().toString(36).slice(2, 8)}`;
+  let seq = 0;
+  const entry = () => parseCatalog(readFileSync(catalogPath, 'utf8'), catalogPath).clusters.orders!;
+  const endpoint = () => resolvePgEndpoint('orders', entry());
+  const sql = async <T = Record<string, unknown>>(text: string): Promise<T[]> =>
+    withSession(await endpoint(), async (c) => (await c.query(text)).rows as T[]);
+  await withSession(await endpoint(), (c) => createOrders(c, 3000));
+  const run = async <T>(type: string, input: Record<string, unknown>, catalog = catalogPath): Promise<T> => {
+    const { client } = await testEnv();
+    return withWorker(taskQueue, catalog, () =>
+      client.workflow.execute(type, {
+        taskQueue,
+        workflowId: `${prefix}-${type}-${Date.now()}-${seq++}`,
+        args: [input],
+      }),
+    ) as Promise<T>;
+  };
+  return {
+    ns,
+    catalogPath,
+    taskQueue,
+    endpoint,
+    sql,
+    async checksum() {
+      const rows = await sql<{ h: string }>(
+        `SELECT md5(coalesce(string_agg(t::text, ',' ORDER BY t::text), '')) AS h FROM orders t`,
+      );
+      return rows[0]!.h;
+    },
+    async archiveNow() {
+      const wal = (await sql<{ f: string }>('SELECT pg_walfile_name(pg_current_wal_lsn()) AS f'))[0]!.f;
+      await sql('SELECT pg_switch_wal()');
+      await pollUntil(
+        async () =>
+          (await sql<{ ok: boolean }>(`SELECT last_archived_wal >= '${wal}' AS ok FROM pg_stat_archiver`))[0]!.ok
+            ? { done: true }
+            : { waiting: 'not archived' },
+        { intervalMs: 100, timeoutMs: 30_000, what: `WAL ${wal} to be archived` },
+      );
+    },
+    run,
+    backup: (extra = {}) => run<SnapshotBackupResult>('snapshotBackupWorkflow', { cluster: 'orders', ...extra }),
+    restore: (extra) =>
+      run<RollbackRestoreResult>('rollbackRestoreWorkflow', { cluster: 'orders', confirm: 'orders', ...extra }),
+    async helperPods() {
+      const core = cluster.admin().makeApiClient(CoreV1Api);
+      return (await core.listNamespacedPod({ namespace: ns, labelSelector: 'pgops.temporal.io/helper-for' })).items
+        .length;
+    },
+  };
+}
