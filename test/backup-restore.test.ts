@@ -70,6 +70,7 @@ function storageSuite(storage: StorageUnderTest, opts: { waldir: boolean; tables
       assert.deepEqual(restored.verified.settingsRemoved.sort(), [
         'recovery_target',
         'recovery_target_action',
+        'recovery_target_timeline',
         'restore_command',
       ]);
       assert.equal(await fx.checksum(), before);
@@ -244,6 +245,10 @@ describe('backup refusals, retention and stopped clusters (copy storage)', () =>
         /exactly one/,
       ],
       [{ cluster: fx.name, backup: latest.id, confirm: fx.name, afterRecovery: 'explode' }, /afterRecovery must be/],
+      [
+        { cluster: fx.name, backup: latest.id, confirm: fx.name, recoveryTargetTimeline: 'newest' },
+        /recoveryTargetTimeline must be "current" \(the backup's timeline\), "latest" or a timeline number/,
+      ],
     ];
     for (const [input, pattern] of cases) assert.match(await refusal(fx, 'rollbackRestoreWorkflow', input), pattern);
     assert.match(await refusal(fx, 'snapshotBackupWorkflow', { cluster: fx.name, mode: 'hot' }), /mode must be/);

@@ -4,13 +4,22 @@
 // kubelet, recovery files written by a helper pod through pods/exec, WAL replayed from an
 // archive the pod writes. The CSI driver itself is played by the harness (csiHostpath.ts).
 import assert from 'node:assert/strict';
-import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import {
+  CoreV1Api,
+  CustomObjectsApi,
+  RbacAuthorizationV1Api,
+  type KubernetesObject,
+  type V1PolicyRule,
+} from '@kubernetes/client-node';
+import { parseManifests } from './harness/kube/manifests';
 import { closeAllPortForwards } from '../src/drivers/kube/portForward';
 import { pollUntil } from '../src/drivers/waiting';
 import { CSI_ANNOTATIONS, CSI_LABELS } from '../src/drivers/storage/csi';
 import type { ListBackupsResult } from '../src/workflows/backupCatalog';
 import { binDir, kubeCluster, type KubeCluster } from './harness/kubeCluster';
-import { writeCatalog } from './harness/kubeObjects';
+import { serviceAccountKubeconfig, writeCatalog } from './harness/kubeObjects';
 import { POSTGRES_GID, POSTGRES_UID, realNode, realNodeProblem } from './harness/kube/realNode';
 import { CSI_SNAPSHOT_CLASS, CSI_STORAGE_CLASS, csiHostpath } from './harness/kube/csiHostpath';
 import { kubeBackupFixture, type KubeBackupFixture } from './harness/kubeBackupFixture';
@@ -87,7 +96,10 @@ describe('backup and rollback restore on Kubernetes with CSI VolumeSnapshots (re
     assert.equal(restored.safetySnapshot?.kind, 'pre-restore');
     assert.equal(restored.verified.inRecovery, false);
     assert.ok(restored.verified.timeline > taken.backup.timeline, 'recovery ends on a new timeline');
-    assert.match(restored.verified.lastRecoveryLog ?? '', /archive recovery complete|consistent recovery state/);
+    assert.match(
+      restored.verified.lastRecoveryLog ?? '',
+      /recovery stopping after reaching consistency|archive recovery complete/,
+    );
     assert.equal(await fx.checksum(), before);
 
     const claim = await core().readNamespacedPersistentVolumeClaim({ name: 'pgdata-pg-0', namespace: fx.ns });
@@ -153,7 +165,8 @@ describe('backup and rollback restore on Kubernetes with CSI VolumeSnapshots (re
     assert.equal(snaps.items.length, 0, 'its VolumeSnapshots are deleted');
   });
 
-  it('finishes a backup and a restore whose worker is SIGKILLed in backup mode, between deleting and re-creating the claim, and with the helper pod up', async () => {
+  it('finishes a backup and a restore whose worker is SIGKILLed in backup mode, between deleting and re-creating the claim, and with the helper pod up', async function () {
+    this.timeout(600_000);
     const workers: WorkerProcess[] = [];
     try {
       const atBackup = await fx.checksum();
@@ -189,6 +202,51 @@ describe('backup and rollback restore on Kubernetes with CSI VolumeSnapshots (re
     } finally {
       for (const w of workers) await w.kill();
     }
+  });
+
+  it("runs with deploy/'s rules only: backup and restore as the worker ServiceAccount", async () => {
+    const rbac = (deploy: KubernetesObject[], kind: string, name: string) =>
+      (deploy.find((o) => o.kind === kind && o.metadata?.name === name) as KubernetesObject & { rules: V1PolicyRule[] })
+        .rules;
+    const deploy = parseManifests(readFileSync(resolve(__dirname, '..', 'deploy', 'worker-rbac.yaml'), 'utf8'));
+    // The worker's Roles as deploy/ writes them; only the names its sample catalog uses are this test's own.
+    const rules = [...rbac(deploy, 'Role', 'pgops-worker'), ...rbac(deploy, 'Role', 'pgops-worker-backup')].map((r) =>
+      r.resources?.includes('pods/portforward') ? { ...r, resourceNames: ['pg-0'] } : r,
+    );
+    const kubeconfig = await serviceAccountKubeconfig(cluster, fx.ns, 'pgops-worker', rules);
+    const clusterRole = rbac(deploy, 'ClusterRole', 'pgops-worker-volumes');
+    const api = cluster.admin().makeApiClient(RbacAuthorizationV1Api);
+    const name = `pgops-worker-volumes-${fx.ns}`;
+    await api.createClusterRole({ body: { metadata: { name }, rules: clusterRole } });
+    await api.createClusterRoleBinding({
+      body: {
+        metadata: { name },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name },
+        subjects: [{ kind: 'ServiceAccount', name: 'pgops-worker', namespace: fx.ns }],
+      },
+    });
+    const catalog = await writeCatalog('csi-deploy-rules', {
+      orders: {
+        target: { kind: 'kubernetes', namespace: fx.ns, statefulSet: 'pg', replicas: 1, kubeconfig },
+        postgres: { user: 'postgres', portForward: {} },
+        walArchive: '/archive',
+        storage: { kind: 'csi', volumeSnapshotClass: CSI_SNAPSHOT_CLASS },
+      },
+    });
+    const before = await fx.checksum();
+    const taken = await fx.run<SnapshotBackupResult>('snapshotBackupWorkflow', { cluster: 'orders' }, catalog);
+    await fx.sql('DELETE FROM orders WHERE id % 5 = 0');
+    const restored = await fx.run<RollbackRestoreResult>(
+      'rollbackRestoreWorkflow',
+      { cluster: 'orders', backup: taken.backup.id, confirm: 'orders' },
+      catalog,
+    );
+    assert.equal(await fx.checksum(), before);
+    assert.match(
+      restored.released.join(),
+      /reclaim policy Delete/,
+      'the replaced volume was given back (persistentvolumes patch)',
+    );
   });
 
   it('refuses a VolumeSnapshotClass that does not exist before backup mode, changing nothing', async () => {

@@ -13,6 +13,7 @@ import {
   clearRestoreSettings,
   editAutoConf,
   recoveryFiles,
+  type RecoveryTimeline,
   type RestoreTarget,
 } from '../drivers/postgres/recoveryConfig';
 import { readReplayStatus } from '../drivers/postgres/replayControl';
@@ -129,6 +130,7 @@ export function createRestoreSteps(registry: ClusterRegistry) {
       target?: RestoreTarget;
       inclusive: boolean;
       action: 'promote' | 'pause';
+      timeline?: RecoveryTimeline;
     }): Promise<{ written: string[]; removed: string[]; settings: Record<string, string> }> {
       const { cluster } = input;
       return asStep(cluster, 'recovery-files', () =>

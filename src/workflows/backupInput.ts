@@ -70,6 +70,19 @@ export function restoreTarget(type: string, record: Record<string, unknown>): 'i
   return target as RecoveryTarget;
 }
 
+export function recoveryTimeline(
+  type: string,
+  record: Record<string, unknown>,
+): 'current' | 'latest' | number | undefined {
+  const value = record.recoveryTargetTimeline;
+  if (value === undefined || value === 'current' || value === 'latest') return value;
+  if (typeof value === 'number' && Number.isInteger(value) && value >= 1 && value <= 0xffffffff) return value;
+  throw invalidInput(
+    type,
+    `recoveryTargetTimeline must be "current" (the backup's timeline), "latest" or a timeline number, not ${JSON.stringify(value)}`,
+  );
+}
+
 export function afterRecovery(type: string, record: Record<string, unknown>): 'promote' | 'pause' {
   const value = record.afterRecovery ?? 'promote';
   if (value !== 'promote' && value !== 'pause')

@@ -13,7 +13,7 @@ import { tagWorkflow } from './searchAttributes';
 import { withClusterLock } from './clusterLock';
 import { checkInputObject, optionalBoolean } from './inputValidation';
 import { lockWaitFromInput, LOCK_INPUT_KEYS } from './lockInput';
-import { afterRecovery, backupRef, confirmation, restoreTarget } from './backupInput';
+import { afterRecovery, backupRef, confirmation, recoveryTimeline, restoreTarget } from './backupInput';
 
 type Result<K extends keyof PgOpsActivities> = Awaited<ReturnType<PgOpsActivities[K]>>;
 
@@ -27,6 +27,8 @@ export interface RollbackRestoreInput {
   recoveryTarget?: RestoreTarget;
   inclusive?: boolean;
   afterRecovery?: 'promote' | 'pause';
+  /** The timeline recovery follows: "current" (the backup's), "latest", or a number. Default: "current" without a target, else "latest". */
+  recoveryTargetTimeline?: 'current' | 'latest' | number;
   /** Snapshot the current volumes first, as a backup of kind pre-restore (default true). */
   safetySnapshot?: boolean;
   waitForLock?: boolean | string | number;
@@ -58,6 +60,7 @@ export async function rollbackRestoreWorkflow(input: RollbackRestoreInput): Prom
     'recoveryTarget',
     'inclusive',
     'afterRecovery',
+    'recoveryTargetTimeline',
     'safetySnapshot',
     ...LOCK_INPUT_KEYS,
   ]);
@@ -67,6 +70,7 @@ export async function rollbackRestoreWorkflow(input: RollbackRestoreInput): Prom
   const recoveryTarget = restoreTarget(TYPE, record);
   const inclusive = optionalBoolean(TYPE, record, 'inclusive', false);
   const action = afterRecovery(TYPE, record);
+  const timeline = recoveryTimeline(TYPE, record);
   const safety = optionalBoolean(TYPE, record, 'safetySnapshot', true);
   const lockWait = lockWaitFromInput(TYPE, record);
   const info = workflowInfo();
@@ -132,6 +136,7 @@ export async function rollbackRestoreWorkflow(input: RollbackRestoreInput): Prom
         target: plan.target,
         inclusive,
         action,
+        timeline,
       });
       step = 'start';
       progress.step(

@@ -32,6 +32,7 @@ export async function runThroughKills<T>(
   type: string,
   input: Record<string, unknown>,
   killPoints: Array<{ pause: string; marker: RegExp }>,
+  resultTimeoutMs = 240_000,
 ): Promise<{ result: T; handle: WorkflowHandle }> {
   const { client } = await testEnv();
   let worker = await workerProcess(fx.taskQueue, fx.catalogPath, {
@@ -54,7 +55,17 @@ export async function runThroughKills<T>(
     );
     workers.push(worker);
   }
-  const result = (await handle.result()) as T;
+  // A run that does not finish says what the last worker printed (the test's own timeout would not).
+  let timer: NodeJS.Timeout | undefined;
+  const result = (await Promise.race([
+    handle.result(),
+    new Promise((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`${type} did not finish; the last worker printed:\n${worker.output().slice(-6000)}`)),
+        resultTimeoutMs,
+      );
+    }),
+  ]).finally(() => clearTimeout(timer))) as T;
   await worker.kill(); // no worker of this run may take the next workflow's steps
   return { result, handle };
 }

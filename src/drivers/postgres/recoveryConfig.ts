@@ -23,7 +23,11 @@ export const RESTORE_SETTINGS = [
   'recovery_target_name',
   'recovery_target_inclusive',
   'recovery_target_action',
+  'recovery_target_timeline',
 ] as const;
+
+/** Which timeline recovery follows: the backup's own ('current'), the newest in the archive, or a number. */
+export type RecoveryTimeline = 'current' | 'latest' | number;
 
 export interface RecoveryFiles {
   /** Files to write into PGDATA (name → content). */
@@ -42,6 +46,13 @@ export interface RecoveryPlan {
   target?: RestoreTarget;
   inclusive: boolean;
   action: 'promote' | 'pause';
+  /**
+   * Default: 'current' for 'immediate' (consistency is reached on the backup's own timeline), else
+   * 'latest' (PostgreSQL's default). A restore that went back to an older timeline (the undo of a
+   * restore) leaves newer timelines in the archive that the backup's history does not lead to:
+   * following 'latest' then stops with "requested timeline is not a child of this server's history".
+   */
+  timeline?: RecoveryTimeline;
 }
 
 export function recoveryFiles(plan: RecoveryPlan): RecoveryFiles {
@@ -66,6 +77,7 @@ export function recoveryFiles(plan: RecoveryPlan): RecoveryFiles {
       settings.recovery_target_inclusive = plan.inclusive ? 'on' : 'off';
     }
     settings.recovery_target_action = plan.action;
+    settings.recovery_target_timeline = String(plan.timeline ?? (plan.target === 'immediate' ? 'current' : 'latest'));
   }
   return { write, remove: remove.filter((name) => !(name in write)), settings };
 }

@@ -11,7 +11,7 @@
 //   gets a copy of the volume directory and readyToUse.
 // Volumes and snapshots are plain directories under the cluster's directory; copies, not
 // copy-on-write (said in the README).
-import { existsSync, mkdirSync, chownSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, chownSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
@@ -147,7 +147,7 @@ async function startCsiHostpath(
         const result = await runCommand('umount', [req.targetPath]);
         if (result.code !== 0) throw new Error(`umount ${req.targetPath}: ${result.stderr.trim()}`);
       }
-      rmSync(req.targetPath, { recursive: false, force: true });
+      if (existsSync(req.targetPath)) rmdirSync(req.targetPath); // empty once unmounted; never a recursive delete
       if (req.volumeId.startsWith(RBD_HANDLE_PREFIX)) await detachRbdVolume(rbd!.ceph.rbd, rbdVolume(req.volumeId));
       say(`unpublished ${req.volumeId} from ${req.targetPath}`);
       return {};
@@ -220,7 +220,7 @@ async function startCsiHostpath(
   await pollUntil(
     async () => {
       const csiNode = await storage.readCSINode({ name: REAL_NODE }).catch(() => undefined);
-      return csiNode?.spec.drivers.some((d) => d.name === CSI_DRIVER)
+      return (csiNode?.spec.drivers ?? []).some((d) => d.name === CSI_DRIVER)
         ? { done: true }
         : { waiting: `not registered yet; ${log.join('; ')}` };
     },
