@@ -54,6 +54,14 @@ export interface CsiHostpath {
 
 let csiPromise: Promise<CsiHostpath> | undefined;
 
+/** A claim's requested size in MiB (Mi and Gi requests; 1 GiB otherwise). */
+function sizeMB(pvc: V1PersistentVolumeClaim): number {
+  const request = String(pvc.spec?.resources?.requests?.storage ?? '1Gi');
+  const match = /^(\d+)(Mi|Gi)$/.exec(request);
+  if (!match) return 1024;
+  return Number(match[1]) * (match[2] === 'Gi' ? 1024 : 1);
+}
+
 /** The run's CSI driver on the real node, started on first use and stopped when the run ends. */
 export function csiHostpath(
   cluster: KubeCluster,
@@ -288,7 +296,7 @@ async function startCsiHostpath(
         () => false,
       ))
     ) {
-      await ceph.createVolume(image, 512, volume.mountpoint);
+      await ceph.createVolume(image, sizeMB(pvc), volume.mountpoint);
       chownSync(volume.mountpoint, owner.uid, owner.gid);
       await detachRbdVolume(ceph.rbd, volume);
       say(`provisioned RBD image ${ceph.pool}/${image}`);
@@ -298,7 +306,7 @@ async function startCsiHostpath(
         body: {
           metadata: { name: image, annotations: { 'pv.kubernetes.io/provisioned-by': CSI_DRIVER } },
           spec: {
-            capacity: { storage: '512Mi' },
+            capacity: { storage: `${sizeMB(pvc)}Mi` },
             accessModes: pvc.spec?.accessModes ?? ['ReadWriteOnce'],
             persistentVolumeReclaimPolicy: 'Delete',
             storageClassName: RBD_STORAGE_CLASS,
