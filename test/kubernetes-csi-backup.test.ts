@@ -23,7 +23,6 @@ import { serviceAccountKubeconfig, writeCatalog } from './harness/kubeObjects';
 import { POSTGRES_GID, POSTGRES_UID, realNode, realNodeProblem } from './harness/kube/realNode';
 import { CSI_SNAPSHOT_CLASS, CSI_STORAGE_CLASS, csiHostpath } from './harness/kube/csiHostpath';
 import { kubeBackupFixture, type KubeBackupFixture } from './harness/kubeBackupFixture';
-import { commitStatements } from './harness/sampleData';
 import { failureOf } from './harness/failures';
 import { attemptsByActivity, runThroughKills } from './harness/crashRuns';
 import type { WorkerProcess } from './harness/workers';
@@ -125,15 +124,7 @@ describe('backup and rollback restore on Kubernetes with CSI VolumeSnapshots (re
   });
 
   it('replays the archived WAL forward from the snapshot to a recovery target, and undoes that from its safety snapshot', async () => {
-    const taken = await fx.backup({ label: 'before the batch' });
-    await commitStatements(await fx.endpoint(), [
-      "INSERT INTO orders SELECT g, 'late', 1 FROM generate_series(100001, 100050) g",
-    ]);
-    const good = await fx.checksum();
-    const bad = await commitStatements(await fx.endpoint(), ['DELETE FROM orders WHERE id < 500']);
-    const damaged = await fx.checksum();
-    await fx.archiveNow();
-    const restored = await fx.restore({ backup: taken.backup.id, recoveryTarget: { xid: bad.xid } });
+    const { restored, good, damaged } = await fx.restoreToJustBeforeDamage();
     assert.equal(restored.recovery?.state, 'promoted');
     assert.match(restored.verified.lastRecoveryLog ?? '', /recovery stopping before commit of transaction/);
     assert.equal(await fx.checksum(), good);

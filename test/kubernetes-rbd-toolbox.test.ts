@@ -109,14 +109,7 @@ describe('backup and rollback restore on Kubernetes with RBD snapshots through t
   });
 
   it('replays archived WAL forward after the rollback to a recovery target', async () => {
-    const taken = await fx.backup({ label: 'before the batch' });
-    await commitStatements(await fx.endpoint(), [
-      "INSERT INTO orders SELECT g, 'late', 1 FROM generate_series(100001, 100050) g",
-    ]);
-    const good = await fx.checksum();
-    const bad = await commitStatements(await fx.endpoint(), ['DELETE FROM orders WHERE id < 500']);
-    await fx.archiveNow();
-    const restored = await fx.restore({ backup: taken.backup.id, recoveryTarget: { xid: bad.xid } });
+    const { restored, good } = await fx.restoreToJustBeforeDamage();
     assert.equal(restored.recovery?.state, 'promoted');
     assert.equal(await fx.checksum(), good);
     const listed = await fx.run<{ backups: Array<{ id: string }>; strays: string[] }>('listBackupsWorkflow', {

@@ -15,7 +15,7 @@ import type { RollbackRestoreResult } from '../../src/workflows/rollbackRestore'
 import type { KubeCluster } from './kubeCluster';
 import { kubernetesTarget, statefulSetObject, testNamespace, waitForReadyReplicas, writeCatalog } from './kubeObjects';
 import { POSTGRES_GID, POSTGRES_IMAGE, POSTGRES_UID, realNodePod } from './kube/realNode';
-import { createOrders } from './sampleData';
+import { commitStatements, createOrders } from './sampleData';
 import { testEnv } from './testEnv';
 import { withWorker } from './workers';
 
@@ -36,6 +36,11 @@ export interface KubeBackupFixture {
   restore(extra: Record<string, unknown>): Promise<RollbackRestoreResult>;
   /** Helper pods left in the namespace. */
   helperPods(): Promise<number>;
+  /**
+   * The incident the restore exists for: a backup, good writes, then a damaging DELETE, archived;
+   * then a restore of that backup to just before the DELETE's transaction.
+   */
+  restoreToJustBeforeDamage(): Promise<{ restored: RollbackRestoreResult; good: string; damaged: string }>;
 }
 
 export async function kubeBackupFixture(
@@ -107,37 +112,54 @@ export async function kubeBackupFixture(
       }),
     ) as Promise<T>;
   };
+  const checksum = async () => {
+    const rows = await sql<{ h: string }>(
+      `SELECT md5(coalesce(string_agg(t::text, ',' ORDER BY t::text), '')) AS h FROM orders t`,
+    );
+    return rows[0]!.h;
+  };
+  const archiveNow = async () => {
+    const wal = (await sql<{ f: string }>('SELECT pg_walfile_name(pg_current_wal_lsn()) AS f'))[0]!.f;
+    await sql('SELECT pg_switch_wal()');
+    await pollUntil(
+      async () =>
+        (await sql<{ ok: boolean }>(`SELECT last_archived_wal >= '${wal}' AS ok FROM pg_stat_archiver`))[0]!.ok
+          ? { done: true }
+          : { waiting: 'not archived' },
+      { intervalMs: 100, timeoutMs: 30_000, what: `WAL ${wal} to be archived` },
+    );
+  };
+  const backup = (extra: Record<string, unknown> = {}) =>
+    run<SnapshotBackupResult>('snapshotBackupWorkflow', { cluster: 'orders', ...extra });
+  const restore = (extra: Record<string, unknown>) =>
+    run<RollbackRestoreResult>('rollbackRestoreWorkflow', { cluster: 'orders', confirm: 'orders', ...extra });
   return {
     ns,
     catalogPath,
     taskQueue,
     endpoint,
     sql,
-    async checksum() {
-      const rows = await sql<{ h: string }>(
-        `SELECT md5(coalesce(string_agg(t::text, ',' ORDER BY t::text), '')) AS h FROM orders t`,
-      );
-      return rows[0]!.h;
-    },
-    async archiveNow() {
-      const wal = (await sql<{ f: string }>('SELECT pg_walfile_name(pg_current_wal_lsn()) AS f'))[0]!.f;
-      await sql('SELECT pg_switch_wal()');
-      await pollUntil(
-        async () =>
-          (await sql<{ ok: boolean }>(`SELECT last_archived_wal >= '${wal}' AS ok FROM pg_stat_archiver`))[0]!.ok
-            ? { done: true }
-            : { waiting: 'not archived' },
-        { intervalMs: 100, timeoutMs: 30_000, what: `WAL ${wal} to be archived` },
-      );
-    },
+    checksum,
+    archiveNow,
     run,
-    backup: (extra = {}) => run<SnapshotBackupResult>('snapshotBackupWorkflow', { cluster: 'orders', ...extra }),
-    restore: (extra) =>
-      run<RollbackRestoreResult>('rollbackRestoreWorkflow', { cluster: 'orders', confirm: 'orders', ...extra }),
+    backup,
+    restore,
     async helperPods() {
       const core = cluster.admin().makeApiClient(CoreV1Api);
       return (await core.listNamespacedPod({ namespace: ns, labelSelector: 'pgops.temporal.io/helper-for' })).items
         .length;
+    },
+    async restoreToJustBeforeDamage() {
+      const taken = await backup({ label: 'before the batch' });
+      await commitStatements(await endpoint(), [
+        "INSERT INTO orders SELECT g, 'late', 1 FROM generate_series(100001, 100050) g",
+      ]);
+      const good = await checksum();
+      const bad = await commitStatements(await endpoint(), ['DELETE FROM orders WHERE id < 500']);
+      const damaged = await checksum();
+      await archiveNow();
+      const restored = await restore({ backup: taken.backup.id, recoveryTarget: { xid: bad.xid } });
+      return { restored, good, damaged };
     },
   };
 }

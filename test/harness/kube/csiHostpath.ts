@@ -202,16 +202,13 @@ async function startCsiHostpath(
       },
     })
     .catch(ignoreExists);
-  await storage
-    .createStorageClass({
-      body: {
-        metadata: { name: CSI_STORAGE_CLASS },
-        provisioner: CSI_DRIVER,
-        reclaimPolicy: 'Delete',
-        volumeBindingMode: 'Immediate',
-      },
-    })
-    .catch(ignoreExists);
+  const storageClass = (name: string) =>
+    storage
+      .createStorageClass({
+        body: { metadata: { name }, provisioner: CSI_DRIVER, reclaimPolicy: 'Delete', volumeBindingMode: 'Immediate' },
+      })
+      .catch(ignoreExists);
+  await storageClass(CSI_STORAGE_CLASS);
   await custom
     .createClusterCustomObject({
       ...SNAPSHOTS,
@@ -437,16 +434,7 @@ async function startCsiHostpath(
     async enableRbd(ceph) {
       if (rbd) return;
       rbd = { ceph };
-      await storage
-        .createStorageClass({
-          body: {
-            metadata: { name: RBD_STORAGE_CLASS },
-            provisioner: CSI_DRIVER,
-            reclaimPolicy: 'Delete',
-            volumeBindingMode: 'Immediate',
-          },
-        })
-        .catch(ignoreExists);
+      await storageClass(RBD_STORAGE_CLASS);
     },
     async volumeDirOf(namespace, claim) {
       const pvc = await core.readNamespacedPersistentVolumeClaim({ name: claim, namespace }).catch(() => undefined);
