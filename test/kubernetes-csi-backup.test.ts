@@ -71,7 +71,11 @@ describe('backup and rollback restore on Kubernetes with CSI VolumeSnapshots (re
     assert.match(taken.backup.labelfile ?? '', /START WAL LOCATION/);
     assert.deepEqual(
       taken.backup.snapshots.map((s) => [s.role, s.source, s.method]),
-      [['data', 'pgdata-pg-0', 'csi']],
+      [
+        ['data', 'pgdata-pg-0', 'csi'],
+        ['claim', 'pgwal-pg-0', 'csi'],
+      ],
+      'PGDATA and the separate pg_wal volume',
     );
     const snap = (await custom().getNamespacedCustomObject({
       ...SNAPSHOTS,
@@ -87,8 +91,10 @@ describe('backup and rollback restore on Kubernetes with CSI VolumeSnapshots (re
 
     await fx.sql('DELETE FROM orders WHERE id % 3 = 0');
     assert.notEqual(await fx.checksum(), before);
-    const claimBefore = await core().readNamespacedPersistentVolumeClaim({ name: 'pgdata-pg-0', namespace: fx.ns });
-    const oldVolume = claimBefore.spec!.volumeName!;
+    const volumeOf = async (claim: string) =>
+      (await core().readNamespacedPersistentVolumeClaim({ name: claim, namespace: fx.ns })).spec!.volumeName!;
+    const oldVolume = await volumeOf('pgdata-pg-0');
+    const oldWalVolume = await volumeOf('pgwal-pg-0');
 
     const restored = await fx.restore({ backup: 'latest' });
     assert.equal(restored.restored.id, taken.backup.id);
@@ -109,7 +115,11 @@ describe('backup and rollback restore on Kubernetes with CSI VolumeSnapshots (re
     );
     assert.notEqual(claim.spec?.volumeName, oldVolume);
     assert.equal(claim.metadata?.annotations?.[CSI_ANNOTATIONS.previousVolume], oldVolume);
-    assert.deepEqual(restored.released, [`${oldVolume} (reclaim policy Delete)`]);
+    assert.notEqual(await volumeOf('pgwal-pg-0'), oldWalVolume, 'the pg_wal claim is restored too');
+    assert.deepEqual(restored.released, [
+      `${oldVolume} (reclaim policy Delete)`,
+      `${oldWalVolume} (reclaim policy Delete)`,
+    ]);
     // Released with its reclaim policy back to Delete: the provisioner deletes it.
     await pollUntil(
       async () =>

@@ -90,8 +90,9 @@ describe('backup and rollback restore on Kubernetes with RBD snapshots through t
     const taken = await fx.backup();
     assert.equal(taken.took, 'online');
     assert.equal(taken.backup.storage, 'rbd');
-    const [snap] = taken.backup.snapshots;
+    const [snap, walSnap] = taken.backup.snapshots;
     assert.equal(snap?.source, 'pgdata-pg-0');
+    assert.equal(walSnap?.source, 'pgwal-pg-0', 'the separate pg_wal volume has its own image and snapshot');
     assert.match(snap?.ref ?? '', new RegExp(`^${ceph.pool}/csi-vol-[0-9a-f-]+@pgops-${taken.backup.id}$`));
     const image = snap!.ref.slice(0, snap!.ref.indexOf('@'));
     // Seen from the worker host's own rbd: the snapshot and the record are really in Ceph.

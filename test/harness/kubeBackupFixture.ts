@@ -1,5 +1,5 @@
 // A PostgreSQL 15 StatefulSet on the real node for the Kubernetes backup/restore suites: one
-// replica whose claim template `pgdata` is of the given StorageClass (the harness's CSI driver:
+// replica whose claim templates `pgdata` and `pgwal` (pg_wal on its own volume) are of the given StorageClass (the harness's CSI driver:
 // plain directories, or RBD images of the test Ceph), archiving its WAL to a host directory
 // mounted at /archive, with the `orders` sample table; plus the helpers those suites share.
 import { chownSync, mkdirSync, readFileSync } from 'node:fs';
@@ -54,8 +54,14 @@ export async function kubeBackupFixture(
   const archive = join(cluster.dir, 'archives', ns);
   mkdirSync(archive, { recursive: true });
   chownSync(archive, POSTGRES_UID, POSTGRES_GID);
-  const sts = statefulSetObject({ namespace: ns, name: 'pg', replicas: 1, volumeClaimTemplates: ['pgdata'] });
-  sts.spec!.volumeClaimTemplates![0]!.spec!.storageClassName = storageClass;
+  // PGDATA on one claim, pg_wal on another (initdb --waldir): both are the database's volumes.
+  const sts = statefulSetObject({
+    namespace: ns,
+    name: 'pg',
+    replicas: 1,
+    volumeClaimTemplates: ['pgdata', 'pgwal'],
+  });
+  for (const template of sts.spec!.volumeClaimTemplates!) template.spec!.storageClassName = storageClass;
   sts.spec!.template.spec = {
     ...realNodePod,
     terminationGracePeriodSeconds: 20,
@@ -69,7 +75,7 @@ export async function kubeBackupFixture(
         command: [
           'bash',
           '-ec',
-          '[ -f $PGDATA/PG_VERSION ] || initdb -D $PGDATA -U postgres --auth=trust >/dev/null; ' +
+          '[ -f $PGDATA/PG_VERSION ] || initdb -D $PGDATA --waldir=/var/lib/pgwal/wal -U postgres --auth=trust >/dev/null; ' +
             "exec postgres -D $PGDATA -c listen_addresses='*' -c unix_socket_directories=/tmp " +
             "-c wal_level=replica -c archive_mode=on -c 'archive_command=cp %p /archive/%f' -c track_commit_timestamp=on",
         ],
@@ -77,6 +83,7 @@ export async function kubeBackupFixture(
         readinessProbe: { exec: { command: ['pg_isready', '-h', '127.0.0.1', '-U', 'postgres'] }, periodSeconds: 1 },
         volumeMounts: [
           { name: 'pgdata', mountPath: '/var/lib/pgdata' },
+          { name: 'pgwal', mountPath: '/var/lib/pgwal' },
           { name: 'archive', mountPath: '/archive' },
         ],
       },
