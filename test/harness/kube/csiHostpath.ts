@@ -11,7 +11,7 @@
 //   gets a copy of the volume directory and readyToUse.
 // Volumes and snapshots are plain directories under the cluster's directory; copies, not
 // copy-on-write (said in the README).
-import { existsSync, mkdirSync, chownSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, chownSync, readdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
@@ -396,6 +396,32 @@ async function startCsiHostpath(
       say(`snapshot ${content.metadata.name} of ${volume}: ${size} bytes`);
     }
   };
+  /**
+   * Pods off the real node while the plugin still answers the kubelet's unpublish calls (which
+   * unmap RBD volumes), then whatever is still mapped is unmapped here: an RBD image left mapped
+   * through rbd-fuse after the test Ceph stops hangs every later loop-device call on the machine.
+   */
+  const emptyTheNode = async () => {
+    for (const pod of (await core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${REAL_NODE}` })).items)
+      await core
+        .deleteNamespacedPod({ name: pod.metadata!.name!, namespace: pod.metadata!.namespace!, gracePeriodSeconds: 0 })
+        .catch(() => undefined);
+    const staging = join(root, 'rbd-staging');
+    await pollUntil(
+      async () => {
+        const mounts = readFileSync('/proc/self/mounts', 'utf8');
+        return mounts.includes('kubernetes.io~csi') || mounts.includes(staging)
+          ? { waiting: 'volumes still mounted' }
+          : { done: true };
+      },
+      { intervalMs: 200, timeoutMs: 60_000, what: 'the kubelet to unpublish the CSI volumes' },
+    ).catch(() => undefined);
+    if (rbd && existsSync(staging))
+      for (const entry of readdirSync(staging).filter((e) => !e.endsWith('.rbd-fuse')))
+        await detachRbdVolume(rbd.ceph.rbd, rbdVolume(`${RBD_HANDLE_PREFIX}${entry}`)).catch((err: unknown) =>
+          say(`could not unmap ${entry}: ${String(err)}`),
+        );
+  };
   let stopped = false;
   let running = Promise.resolve();
   const loop = async () => {
@@ -412,18 +438,7 @@ async function startCsiHostpath(
   registerTeardown(async () => {
     stopped = true;
     await running;
-    // Pods first, while the plugin still answers the kubelet's unpublish calls.
-    for (const pod of (await core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${REAL_NODE}` })).items)
-      await core
-        .deleteNamespacedPod({ name: pod.metadata!.name!, namespace: pod.metadata!.namespace!, gracePeriodSeconds: 0 })
-        .catch(() => undefined);
-    await pollUntil(
-      async () =>
-        readFileSync('/proc/self/mounts', 'utf8').includes('kubernetes.io~csi')
-          ? { waiting: 'CSI volumes still mounted' }
-          : { done: true },
-      { intervalMs: 200, timeoutMs: 30_000, what: 'the kubelet to unpublish the CSI volumes' },
-    ).catch(() => undefined);
+    await emptyTheNode();
     registry.forceShutdown();
     server.forceShutdown();
   });
@@ -434,6 +449,8 @@ async function startCsiHostpath(
     async enableRbd(ceph) {
       if (rbd) return;
       rbd = { ceph };
+      // Registered after the test Ceph started, so it runs before the Ceph stops (teardowns run last first).
+      registerTeardown(emptyTheNode);
       await storageClass(RBD_STORAGE_CLASS);
     },
     async volumeDirOf(namespace, claim) {
