@@ -59,8 +59,10 @@ describe('backup and rollback restore on Kubernetes with CSI VolumeSnapshots (re
       () => `CSI driver: ${csi.log.join('\n')}`,
     );
   });
-  after(async () => {
+  after(async function () {
+    this.timeout(90_000);
     await closeAllPortForwards();
+    await fx?.teardown();
   });
 
   it('takes an online backup as a VolumeSnapshot with its record, and restores exactly those rows into a new claim', async () => {

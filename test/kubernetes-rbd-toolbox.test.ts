@@ -81,8 +81,10 @@ describe('backup and rollback restore on Kubernetes with RBD snapshots through t
       { intervalMs: 200, timeoutMs: 60_000, what: 'the toolbox pod to be Ready' },
     );
   });
-  after(async () => {
+  after(async function () {
+    this.timeout(90_000);
     await closeAllPortForwards();
+    await fx?.teardown();
   });
 
   it("snapshots the claim's RBD image through the toolbox with the record in its metadata, and rolls it back", async () => {

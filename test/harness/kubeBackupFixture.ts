@@ -41,6 +41,8 @@ export interface KubeBackupFixture {
    * then a restore of that backup to just before the DELETE's transaction.
    */
   restoreToJustBeforeDamage(): Promise<{ restored: RollbackRestoreResult; good: string; damaged: string }>;
+  /** Deletes the StatefulSet and waits until its pods are gone: the real node is shared by the suites after. */
+  teardown(): Promise<void>;
 }
 
 export async function kubeBackupFixture(
@@ -155,6 +157,25 @@ export async function kubeBackupFixture(
       const core = cluster.admin().makeApiClient(CoreV1Api);
       return (await core.listNamespacedPod({ namespace: ns, labelSelector: 'pgops.temporal.io/helper-for' })).items
         .length;
+    },
+    async teardown() {
+      await cluster
+        .admin()
+        .makeApiClient(AppsV1Api)
+        .deleteNamespacedStatefulSet({ name: 'pg', namespace: ns })
+        .catch(() => undefined);
+      const core = cluster.admin().makeApiClient(CoreV1Api);
+      await pollUntil(
+        async () => {
+          const pods = (await core.listNamespacedPod({ namespace: ns })).items.filter(
+            (p) => p.metadata?.labels?.app === 'pg',
+          );
+          for (const pod of pods)
+            await core.deleteNamespacedPod({ name: pod.metadata!.name!, namespace: ns }).catch(() => undefined);
+          return pods.length === 0 ? { done: true } : { waiting: `${pods.length} pod(s) left` };
+        },
+        { intervalMs: 250, timeoutMs: 60_000, what: `the pods of ${ns}/pg to be gone` },
+      );
     },
     async restoreToJustBeforeDamage() {
       const taken = await backup({ label: 'before the batch' });
