@@ -70,7 +70,9 @@ export async function scratchDir(name: string): Promise<string> {
 for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => process.exit(130));
 
 export const mochaHooks = {
-  async afterAll(this: unknown) {
+  async afterAll(this: Mocha.Context | undefined) {
+    // Every daemon of the run stops here: the real node, its CSI volumes and the test Ceph in turn.
+    this?.timeout(600_000);
     for (const fn of teardowns.reverse()) await fn().catch((err) => console.error('teardown failed:', err));
     if (!envPromise) return;
     const env = await envPromise;
