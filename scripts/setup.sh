@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # Installs what temporal-postgres-ops needs on a fresh machine, and does nothing when it is all
-# there: npm packages, the Temporal CLI (built with go install, v1.5.1), and PostgreSQL 15's
-# server binaries, btrfs-progs and Ceph (mon, OSD, rbd, rbd-fuse). Called by `npm run demo`, `npm test` and .ci/run.
+# there: Node.js 24 LTS (when the machine's is older than 22.19), npm packages, the Temporal CLI (built with go
+# install, v1.5.1), and PostgreSQL 15's server binaries, btrfs-progs and Ceph (mon, OSD, rbd, rbd-fuse). Called by
+# `npm run demo`, `npm test` and .ci/run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 say() { printf '[setup] %s\n' "$*" >&2; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else say "need root for: $*"; return 1; fi; }
 
-command -v node >/dev/null || { say "Node.js 20.19+ is required (node not found)"; exit 1; }
-node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)' \
-  || { say "Node.js 20.19+ is required, found $(node --version)"; exit 1; }
+# Node.js: the machine's when it is 22.19+, else Node.js 24 LTS fetched once from the npm registry
+# into ~/.cache/pgops/node/<version> (scripts/node-runtime.sh). Everything below runs on it.
+node_bin=$(bash scripts/node-runtime.sh)
+export PATH="$node_bin:$PATH"
 
 # npm packages: install when node_modules is missing or older than the lock file.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
@@ -75,4 +77,4 @@ if [ "${1:-}" = --kubernetes ]; then
   bash scripts/k8s/build.sh
   if [ "$(id -u)" = 0 ]; then bash scripts/k8s/node-image.sh || say "the real node is not prepared: its tests will be skipped"; fi
 fi
-say "ready: node $(node --version), temporal ${temporal_bin:-$(go env GOPATH)/bin/temporal}, PostgreSQL $("$pg_bin/pg_ctl" --version | awk '{print $3}')"
+say "ready: node $(node --version) ($node_bin), temporal ${temporal_bin:-$(go env GOPATH)/bin/temporal}, PostgreSQL $("$pg_bin/pg_ctl" --version | awk '{print $3}')"

@@ -14,4 +14,9 @@ export type { RollbackRestoreInput, RollbackRestoreResult } from './workflows/ro
 export type { ListBackupsResult } from './workflows/backupCatalog';
 export type { BackupRecord } from './drivers/storage/types';
 export { pgOpsPlugin, type PgOpsPluginOptions } from './plugin';
+export {
+  resolveTemporalConnection,
+  type TemporalConnectionChoice,
+  type TemporalConnectionSettings,
+} from './config/temporalConnection';
 export * from './client';

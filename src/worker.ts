@@ -1,16 +1,19 @@
-// The standalone worker. Environment: TEMPORAL_ADDRESS (default 127.0.0.1:7233),
-// TEMPORAL_NAMESPACE (default "default"), PGOPS_TASK_QUEUE (default "pg-ops"), PGOPS_CONFIG
+// The standalone worker. Its Temporal connection is read like every Temporal tool's (profile of the
+// standard config file, then TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS_*: see
+// config/temporalConnection.ts; default 127.0.0.1:7233, "default"). PGOPS_TASK_QUEUE (default "pg-ops"), PGOPS_CONFIG
 // (the cluster catalog), PGOPS_WORKFLOW_BUNDLE (a prebuilt workflow bundle; default: the one
-// `npm run build` puts beside the compiled worker, else the workflows are bundled at start).
+// `npm run build` puts beside the compiled worker, else the workflows are bundled at start),
+// PGOPS_METRICS_ADDRESS (Prometheus metrics, e.g. 0.0.0.0:9464; default off).
 // SIGTERM/SIGINT shut it down gracefully: running activities are allowed to finish or heartbeat
 // out, and Temporal hands their workflows to another worker.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel } from '@temporalio/worker';
-import { Connection } from '@temporalio/client';
+import { Connection, type ConnectionOptions } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { createActivities } from './activities';
 import { catalogPathFromEnv, loadCatalog } from './config/catalog';
+import { describeTemporalConnection, resolveTemporalConnection } from './config/temporalConnection';
 import { DEFAULT_TASK_QUEUE } from './workflows/definitions';
 import { logger } from './logger';
 
@@ -41,8 +44,8 @@ export async function createPgOpsWorker(opts: PgOpsWorkerOptions): Promise<Worke
 }
 
 /** Registers PgCluster/PgOperation on the namespace if they are missing (idempotent). */
-export async function ensureSearchAttributes(address: string, namespace: string): Promise<void> {
-  const connection = await Connection.connect({ address });
+export async function ensureSearchAttributes(server: string | ConnectionOptions, namespace: string): Promise<void> {
+  const connection = await Connection.connect(typeof server === 'string' ? { address: server } : server);
   try {
     const existing = await connection.operatorService.listSearchAttributes({ namespace });
     const missing = Object.keys(SEARCH_ATTRIBUTES).filter((name) => !(name in (existing.customAttributes ?? {})));
@@ -57,8 +60,24 @@ export async function ensureSearchAttributes(address: string, namespace: string)
   }
 }
 
-export function installRuntimeLogger(level: LogLevel = 'INFO'): void {
+/**
+ * PGOPS_METRICS_ADDRESS: where the SDK runtime serves its Prometheus metrics (`/metrics`), e.g.
+ * `0.0.0.0:9464`; unset, empty or `off`: none (several workers on one machine would fight for a port).
+ */
+export function metricsAddressFromEnv(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const value = env.PGOPS_METRICS_ADDRESS?.trim();
+  if (!value || value === 'off') return undefined;
+  if (!/^[^\s:]+:\d{1,5}$/.test(value) && !/^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(value))
+    throw new Error(`PGOPS_METRICS_ADDRESS must be host:port (e.g. 0.0.0.0:9464), got "${value}"`);
+  return value;
+}
+
+/** The SDK runtime: its log lines through pino, and Prometheus metrics when `metricsAddress` is set. */
+export function installRuntimeLogger(level: LogLevel = 'INFO', metricsAddress?: string): void {
   Runtime.install({
+    ...(metricsAddress && {
+      telemetryOptions: { metrics: { prometheus: { bindAddress: metricsAddress, countersTotalSuffix: true } } },
+    }),
     logger: new DefaultLogger(level, (entry) => {
       const method =
         entry.level === 'ERROR'
@@ -80,13 +99,14 @@ function prebuiltBundle(): string | undefined {
 }
 
 async function main(): Promise<void> {
-  const address = process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233';
-  const namespace = process.env.TEMPORAL_NAMESPACE ?? 'default';
+  const temporal = resolveTemporalConnection();
+  const { namespace } = temporal;
   const taskQueue = process.env.PGOPS_TASK_QUEUE ?? DEFAULT_TASK_QUEUE;
   const catalogPath = catalogPathFromEnv();
-  installRuntimeLogger();
-  await ensureSearchAttributes(address, namespace);
-  const connection = await NativeConnection.connect({ address });
+  const metricsAddress = metricsAddressFromEnv();
+  installRuntimeLogger('INFO', metricsAddress);
+  await ensureSearchAttributes(temporal.connectionOptions, namespace);
+  const connection = await NativeConnection.connect(temporal.connectionOptions);
   const worker = await createPgOpsWorker({
     connection,
     namespace,
@@ -95,7 +115,13 @@ async function main(): Promise<void> {
     workflowBundlePath: process.env.PGOPS_WORKFLOW_BUNDLE ?? prebuiltBundle(),
   });
   logger.info(
-    { address, namespace, taskQueue, catalogPath, rssMB: Math.round(process.memoryUsage().rss / 1e6) },
+    {
+      ...describeTemporalConnection(temporal),
+      taskQueue,
+      catalogPath,
+      metrics: metricsAddress ? `http://${metricsAddress}/metrics` : 'off',
+      rssMB: Math.round(process.memoryUsage().rss / 1e6),
+    },
     'pg-ops worker started',
   );
   // Worker.run() resolves after SIGINT/SIGTERM: the runtime's default shutdown signals.

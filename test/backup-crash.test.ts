@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { testEnv } from './harness/testEnv';
 import { workerProcess, type WorkerProcess } from './harness/workers';
-import { attemptsByActivity, runThroughKills } from './harness/crashRuns';
+import { attemptsByActivity, logRecoveries, runThroughKills, type KillPoint } from './harness/crashRuns';
 import { backupFixture, type BackupFixture, type StorageUnderTest } from './harness/backupFixture';
 import type { SnapshotBackupResult } from '../src/workflows/snapshotBackup';
 import type { RollbackRestoreResult } from '../src/workflows/rollbackRestore';
@@ -31,13 +31,14 @@ function crashSuite(storage: StorageUnderTest, rollbackPause: string) {
         ...(storage === 'rbd' ? [{ pause: 'frozen', marker: /"step":"in-backup-mode"/ }] : []),
         { pause: 'after-snapshot', marker: /"step":"snapshot-taken"/ },
       ];
-      const { result, handle } = await runThroughKills<SnapshotBackupResult>(
+      const { result, handle, recoveries } = await runThroughKills<SnapshotBackupResult>(
         fx,
         workers,
         'snapshotBackupWorkflow',
         { cluster: fx.name },
         points,
       );
+      logRecoveries('online backup', recoveries);
       backupId = result.backup.id;
       assert.equal(result.took, 'online');
       assert.equal((await attemptsByActivity(handle)).get('takeOnlineBackup'), points.length + 1);
@@ -63,28 +64,80 @@ function crashSuite(storage: StorageUnderTest, rollbackPause: string) {
       await fx.sql('INSERT INTO orders VALUES (990001, $1, 1)', ['written after the backup']);
     });
 
+    if (storage === 'copy')
+      it('finishes an offline backup with retention killed at every step, and the cluster runs again', async function () {
+        this.timeout(300_000);
+        const atOffline = await fx.checksum();
+        const points: KillPoint[] = [
+          { pause: 'begin:plan-backup' },
+          { pause: 'begin:stop' },
+          { pause: 'begin:verify-quiescent' },
+          { pause: 'begin:offline-snapshot' },
+          { pause: 'begin:start' },
+          { pause: 'begin:prune' },
+        ];
+        const { result, handle, recoveries, restarted } = await runThroughKills<SnapshotBackupResult>(
+          fx,
+          workers,
+          'snapshotBackupWorkflow',
+          { cluster: fx.name, mode: 'offline', keep: { count: 5 } },
+          points,
+        );
+        logRecoveries('offline backup', recoveries);
+        assert.equal(result.took, 'offline');
+        assert.deepEqual(result.pruned?.deleted, []);
+        const attempts = await attemptsByActivity(handle);
+        for (const activity of [
+          'planSnapshotBackup',
+          'stopCluster',
+          'takeOfflineSnapshot',
+          'startCluster',
+          'pruneBackups',
+        ])
+          assert.ok(
+            (attempts.get(activity) ?? 0) >= 2,
+            `${activity} was retried after the kill (${attempts.get(activity)})`,
+          );
+        // A local activity: the next worker began it again.
+        assert.ok(restarted.has('begin:verify-quiescent'), 'verifyQuiescent began again after the kill');
+        assert.equal(await fx.checksum(), atOffline, 'the cluster runs again with the same data');
+      });
+
     it('finishes a restore killed at every step, and the data is exactly the backup', async function () {
       this.timeout(600_000);
-      const points = [
-        { pause: 'begin:stop', marker: /"step":"begin:stop"/ },
-        { pause: 'begin:safety-snapshot', marker: /"step":"begin:safety-snapshot"/ },
-        { pause: rollbackPause, marker: /"step":"rollback-begin"/ },
-        { pause: 'begin:start', marker: /"step":"begin:start"/ },
-        { pause: 'begin:recovery', marker: /"step":"begin:recovery"/ },
+      // Every step of the restore on copy; on rbd the steps that differ from copy's.
+      const points: KillPoint[] = [
+        ...(storage === 'copy' ? [{ pause: 'begin:check-restore' }, { pause: 'begin:describe' }] : []),
+        { pause: 'begin:stop' },
+        ...(storage === 'copy' ? [{ pause: 'begin:verify-quiescent' }] : []),
+        { pause: 'begin:safety-snapshot' },
+        { pause: rollbackPause },
+        ...(storage === 'copy' ? [{ pause: 'begin:recovery-files' }] : []),
+        { pause: 'begin:start' },
+        { pause: 'begin:recovery' },
+        ...(storage === 'copy' ? [{ pause: 'begin:verify' }, { pause: 'begin:release' }] : []),
       ];
-      const { result, handle } = await runThroughKills<RollbackRestoreResult>(
+      const { result, handle, recoveries, restarted } = await runThroughKills<RollbackRestoreResult>(
         fx,
         workers,
         'rollbackRestoreWorkflow',
         { cluster: fx.name, backup: backupId, confirm: fx.name },
         points,
       );
+      logRecoveries('restore', recoveries);
       const attempts = await attemptsByActivity(handle);
-      for (const activity of ['stopCluster', 'takeOfflineSnapshot', 'rollbackVolumes', 'startCluster', 'watchRecovery'])
+      const retried = ['stopCluster', 'takeOfflineSnapshot', 'rollbackVolumes', 'startCluster', 'watchRecovery'];
+      if (storage === 'copy')
+        retried.push('checkRestore', 'writeRecoveryFiles', 'finishRestore', 'releaseReplacedVolumes');
+      for (const activity of retried)
         assert.ok(
           (attempts.get(activity) ?? 0) >= 2,
           `${activity} was retried after the kill (${attempts.get(activity)})`,
         );
+      // Local activities: the next worker began them again.
+      if (storage === 'copy')
+        for (const step of ['begin:describe', 'begin:verify-quiescent'])
+          assert.ok(restarted.has(step), `${step} began again after the kill`);
       assert.equal(result.verified.inRecovery, false);
       assert.equal(await fx.checksum(), atBackup);
     });

@@ -162,20 +162,25 @@ describe('bad input is refused with a clear error and nothing is touched', () =>
   it('puts the refusing step\'s own message at the top of the failure, not "Activity task failed"', async () => {
     const { client } = await testEnv();
     await withWorker(fx.taskQueue, fx.catalogPath, async () => {
-      const err = await client.workflow
-        .execute('plannedStopWorkflow', {
-          taskQueue: fx.taskQueue,
-          workflowId: `top-message-${Date.now()}`,
-          args: [{ cluster: 'orders' }],
-        })
-        .then(
-          () => assert.fail('an unknown cluster was accepted'),
-          (e: unknown) => e as WorkflowFailedError,
-        );
-      assert.ok(err.cause instanceof ApplicationFailure, `top cause: ${err.cause?.constructor.name}`);
-      assert.equal(err.cause.type, 'UnknownCluster');
-      assert.match(err.cause.message, /^unknown cluster "orders"/);
-      assert.ok(err.cause.cause instanceof ActivityFailure, 'the activity failure stays attached');
+      const failed = (type: string, args: Record<string, unknown>) =>
+        client.workflow
+          .execute(type, { taskQueue: fx.taskQueue, workflowId: `top-message-${Date.now()}`, args: [args] })
+          .then(
+            () => assert.fail('the workflow was accepted'),
+            (e: unknown) => e as WorkflowFailedError,
+          );
+      // A local activity's failure reaches the workflow as it was thrown: nothing wraps it.
+      const unknown = await failed('plannedStopWorkflow', { cluster: 'orders' });
+      assert.ok(unknown.cause instanceof ApplicationFailure, `top cause: ${unknown.cause?.constructor.name}`);
+      assert.equal(unknown.cause.type, 'UnknownCluster');
+      assert.match(unknown.cause.message, /^unknown cluster "orders"/);
+      // An ordinary activity's failure comes wrapped in "Activity task failed": the workflow lifts
+      // the step's own message to the top and keeps the activity failure attached.
+      const tooMany = await failed('plannedStartWorkflow', { cluster: 'demo', replicas: 3 });
+      assert.ok(tooMany.cause instanceof ApplicationFailure, `top cause: ${tooMany.cause?.constructor.name}`);
+      assert.equal(tooMany.cause.type, 'ConfigurationError');
+      assert.match(tooMany.cause.message, /^cluster "demo", step start: a local cluster runs exactly 1 server/);
+      assert.ok(tooMany.cause.cause instanceof ActivityFailure, 'the activity failure stays attached');
     });
   });
 });

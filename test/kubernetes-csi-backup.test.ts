@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import {
+  AppsV1Api,
   CoreV1Api,
   CustomObjectsApi,
   RbacAuthorizationV1Api,
@@ -25,7 +26,10 @@ import { CSI_SNAPSHOT_CLASS, CSI_STORAGE_CLASS, csiHostpath } from './harness/ku
 import { kubeBackupFixture, type KubeBackupFixture } from './harness/kubeBackupFixture';
 import { failureOf } from './harness/failures';
 import { attemptsByActivity, runThroughKills } from './harness/crashRuns';
-import type { WorkerProcess } from './harness/workers';
+import { workerProcess, type WorkerProcess } from './harness/workers';
+import { testEnv } from './harness/testEnv';
+import { CancelledFailure } from '@temporalio/common';
+import { WorkflowFailedError } from '@temporalio/client';
 import type { RollbackRestoreResult } from '../src/workflows/rollbackRestore';
 import type { SnapshotBackupResult } from '../src/workflows/snapshotBackup';
 
@@ -205,6 +209,46 @@ describe('backup and rollback restore on Kubernetes with CSI VolumeSnapshots (re
     } finally {
       for (const w of workers) await w.kill();
     }
+  });
+
+  it('a restore cancelled between deleting and re-creating a claim finishes the rollback first: stopped, every claim from the backup; the restore run again completes', async function () {
+    this.timeout(600_000);
+    const { client } = await testEnv();
+    const taken = await fx.backup({ label: 'before the cancel' });
+    const atBackup = await fx.checksum();
+    await fx.sql("INSERT INTO orders VALUES (990002, 'after the backup', 1)");
+    const worker = await workerProcess(fx.taskQueue, fx.catalogPath, { PGOPS_TEST_PAUSE_AT: 'csi-claim-deleted:8000' });
+    try {
+      const handle = await client.workflow.start('rollbackRestoreWorkflow', {
+        taskQueue: fx.taskQueue,
+        workflowId: `csi-cancel-restore-${Date.now()}`,
+        args: [{ cluster: 'orders', backup: taken.backup.id, confirm: 'orders' }],
+      });
+      await worker.waitForOutput(/"pausedAt":"csi-claim-deleted"/, 180_000);
+      await handle.cancel();
+      const failure = await handle.result().then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      assert.ok(failure instanceof WorkflowFailedError && failure.cause instanceof CancelledFailure, String(failure));
+      // The rollback was not abandoned half way: every claim exists again, made from the backup's snapshot.
+      const claims = (await core().listNamespacedPersistentVolumeClaim({ namespace: fx.ns })).items;
+      for (const template of ['pgdata', 'pgwal']) {
+        const claim = claims.find((c) => c.metadata?.name === `${template}-pg-0`);
+        assert.equal(claim?.spec?.dataSource?.kind, 'VolumeSnapshot', `claim ${template}-pg-0 comes from a snapshot`);
+      }
+      const sts = await cluster
+        .admin()
+        .makeApiClient(AppsV1Api)
+        .readNamespacedStatefulSet({ name: 'pg', namespace: fx.ns });
+      assert.equal(sts.spec?.replicas, 0, 'left stopped, as the README says');
+    } finally {
+      await worker.kill();
+    }
+    const again = await fx.restore({ backup: taken.backup.id, safetySnapshot: false });
+    assert.equal(again.restored.id, taken.backup.id);
+    assert.equal(await fx.checksum(), atBackup, 'the restore run again brings exactly the backup');
+    assert.equal(await fx.helperPods(), 0, 'no helper pod is left');
   });
 
   it("runs with deploy/'s rules only: backup and restore as the worker ServiceAccount", async () => {

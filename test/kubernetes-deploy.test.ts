@@ -4,8 +4,8 @@
 // removing any one verb of the worker's Role makes a named step fail with a message that names
 // the missing rule.
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import {
   AppsV1Api,
   AuthorizationV1Api,
@@ -21,36 +21,14 @@ import { closeAllPortForwards } from '../src/drivers/kube/portForward';
 import { localTargetOf, stopLocalClusterIfRunning, type LocalCluster } from '../src/dev/localPostgres';
 import type { KubernetesTarget } from '../src/config/schema';
 import { kubeCluster, type KubeCluster } from './harness/kubeCluster';
-import { applyManifests, parseManifests } from './harness/kube/manifests';
+import { applyManifests } from './harness/kube/manifests';
+import { deployManifests, relocate } from './harness/kube/deployManifests';
 import { serviceAccountToken, testNamespace, waitForReadyReplicas } from './harness/kubeObjects';
 import { passwordProtectedPostgres, postgresStatefulSet } from './harness/kubePostgres';
 import { writeKubeconfig } from './harness/kube/pki';
 import type { PodBackend } from './harness/podBackends';
 import { scratchDir, testEnv } from './harness/testEnv';
 import { withWorker } from './harness/workers';
-
-const DEPLOY_DIR = resolve(__dirname, '..', 'deploy');
-
-function deployManifests(dir = DEPLOY_DIR): { file: string; objects: KubernetesObject[] }[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) return deployManifests(path);
-    if (!entry.name.endsWith('.yaml')) return [];
-    return [{ file: path.slice(DEPLOY_DIR.length + 1), objects: parseManifests(readFileSync(path, 'utf8')) }];
-  });
-}
-
-/** The manifests' namespaces (db, rook-ceph) mapped to this test's own, in objects and RoleBinding subjects. */
-function relocate(objects: KubernetesObject[], namespaces: Record<string, string>): KubernetesObject[] {
-  const moved = structuredClone(objects) as (KubernetesObject & { subjects?: { namespace?: string }[] })[];
-  for (const object of moved) {
-    const ns = object.metadata?.namespace;
-    if (ns && object.metadata) object.metadata.namespace = namespaces[ns] ?? ns;
-    for (const subject of object.subjects ?? [])
-      subject.namespace = namespaces[subject.namespace ?? ''] ?? subject.namespace;
-  }
-  return moved;
-}
 
 const workerRole = () =>
   deployManifests()

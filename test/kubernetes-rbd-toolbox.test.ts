@@ -7,19 +7,13 @@ import { dirname } from 'node:path';
 import { CoreV1Api } from '@kubernetes/client-node';
 import { closeAllPortForwards } from '../src/drivers/kube/portForward';
 import { pollUntil } from '../src/drivers/waiting';
-import { binDir, kubeCluster, type KubeCluster } from './harness/kubeCluster';
-import {
-  POSTGRES_GID,
-  POSTGRES_IMAGE,
-  POSTGRES_UID,
-  realNode,
-  realNodePod,
-  realNodeProblem,
-} from './harness/kube/realNode';
+import type { KubeCluster } from './harness/kubeCluster';
+import { POSTGRES_GID, POSTGRES_IMAGE, POSTGRES_UID, realNodePod } from './harness/kube/realNode';
 import { RBD_STORAGE_CLASS, csiHostpath } from './harness/kube/csiHostpath';
 import { kubeBackupFixture, type KubeBackupFixture } from './harness/kubeBackupFixture';
 import { commitStatements } from './harness/sampleData';
 import { testCeph, type TestCeph } from './harness/ceph';
+import { realNodeOrSkip } from './harness/kube/realNodeSuite';
 
 describe('backup and rollback restore on Kubernetes with RBD snapshots through the Rook toolbox pod (real node, real Ceph)', function () {
   this.timeout(300_000);
@@ -28,13 +22,9 @@ describe('backup and rollback restore on Kubernetes with RBD snapshots through t
   let fx: KubeBackupFixture;
 
   before(async function () {
-    const problem = realNodeProblem();
-    if (problem) {
-      console.log(`      skipped: ${problem}`);
-      this.skip();
-    }
-    cluster = await kubeCluster();
-    const node = await realNode(cluster, binDir());
+    const started = await realNodeOrSkip(this);
+    cluster = started.cluster;
+    const node = started.node;
     ceph = await testCeph();
     const csi = await csiHostpath(cluster, node, { uid: POSTGRES_UID, gid: POSTGRES_GID });
     await csi.enableRbd(ceph);

@@ -5,32 +5,20 @@
 import assert from 'node:assert/strict';
 import { chownSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AppsV1Api, CoreV1Api } from '@kubernetes/client-node';
+import { CoreV1Api } from '@kubernetes/client-node';
 import { parseCatalog } from '../src/config/catalog';
 import { resolvePgEndpoint } from '../src/config/credentials';
 import type { KubernetesTarget } from '../src/config/schema';
 import { KubernetesClusterDriver, loadKubeConfig } from '../src/drivers/cluster/kubernetes';
 import { closeAllPortForwards } from '../src/drivers/kube/portForward';
 import { withSession } from '../src/drivers/postgres/session';
-import { binDir, kubeCluster, type KubeCluster } from './harness/kubeCluster';
-import {
-  kubernetesTarget,
-  preboundVolumes,
-  statefulSetObject,
-  testNamespace,
-  waitForReadyReplicas,
-  writeCatalog,
-} from './harness/kubeObjects';
-import {
-  POSTGRES_GID,
-  POSTGRES_IMAGE,
-  POSTGRES_UID,
-  realNode,
-  realNodePod,
-  realNodeProblem,
-} from './harness/kube/realNode';
+import type { KubeCluster } from './harness/kubeCluster';
+import { kubernetesTarget, preboundVolumes, testNamespace, writeCatalog } from './harness/kubeObjects';
+import { POSTGRES_GID, POSTGRES_UID } from './harness/kube/realNode';
+import { createRealNodePostgres, removeStatefulSet } from './harness/kube/realNodePostgres';
 import { testEnv } from './harness/testEnv';
 import { withWorker } from './harness/workers';
+import { realNodeOrSkip } from './harness/kube/realNodeSuite';
 
 /** PIDs of PostgreSQL postmasters serving the container's data directory, seen from the host. */
 function containerPostmasters(): number[] {
@@ -59,41 +47,11 @@ describe('a real node: PostgreSQL 15 in real containers (kubelet, containerd, ru
     );
 
   before(async function () {
-    const problem = realNodeProblem();
-    if (problem) {
-      console.log(`      skipped: ${problem}`);
-      this.skip();
-    }
-    cluster = await kubeCluster();
-    await realNode(cluster, binDir());
+    ({ cluster } = await realNodeOrSkip(this));
     ns = await testNamespace(cluster, 'node');
     await preboundVolumes(cluster, ns, ['pgdata-pg-0']);
     chownSync(join(cluster.dir, 'volumes', ns, 'pgdata-pg-0'), POSTGRES_UID, POSTGRES_GID);
-    const sts = statefulSetObject({ namespace: ns, name: 'pg', replicas: 1, volumeClaimTemplates: ['pgdata'] });
-    sts.spec!.template.spec = {
-      ...realNodePod,
-      terminationGracePeriodSeconds: 20,
-      securityContext: { runAsUser: POSTGRES_UID, runAsGroup: POSTGRES_GID },
-      containers: [
-        {
-          name: 'postgres',
-          image: POSTGRES_IMAGE,
-          imagePullPolicy: 'Never',
-          command: [
-            'bash',
-            '-ec',
-            // PostgreSQL as PID 1: SIGTERM from the kubelet is its "smart" shutdown.
-            'D=/var/lib/pgdata/data; [ -f $D/PG_VERSION ] || initdb -D $D -U postgres --auth=trust >/dev/null; ' +
-              "exec postgres -D $D -c listen_addresses='*' -c unix_socket_directories=/tmp",
-          ],
-          ports: [{ name: 'postgres', containerPort: 5432 }],
-          readinessProbe: { exec: { command: ['pg_isready', '-h', '127.0.0.1', '-U', 'postgres'] }, periodSeconds: 1 },
-          volumeMounts: [{ name: 'pgdata', mountPath: '/var/lib/pgdata' }],
-        },
-      ],
-    };
-    await cluster.admin().makeApiClient(AppsV1Api).createNamespacedStatefulSet({ namespace: ns, body: sts });
-    await waitForReadyReplicas(cluster, ns, 'pg', 1, 120_000);
+    await createRealNodePostgres(cluster, { namespace: ns, name: 'pg' }, 120_000);
     catalogPath = await writeCatalog('node-catalog', {
       orders: {
         target: kubernetesTarget(cluster, ns, 'pg', { readyTimeoutSeconds: 120, stopTimeoutSeconds: 120 }),
@@ -106,6 +64,7 @@ describe('a real node: PostgreSQL 15 in real containers (kubelet, containerd, ru
   });
   after(async () => {
     await closeAllPortForwards();
+    if (cluster) await removeStatefulSet(cluster, ns, 'pg');
   });
 
   it('a planned stop really stops the PostgreSQL container; the start brings the same data back, Ready from its probe', async () => {

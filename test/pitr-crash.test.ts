@@ -1,12 +1,11 @@
-// Crash: the worker running delayedReplicaPitrWorkflow is SIGKILLed three times — while the replica
-// is paused before its restart, while replay is being monitored, and while it returns to delay —
-// and a new worker each time finishes the job correctly. Monitoring resumed after a kill must not
-// restart recovery.
+// Crash: the worker running delayedReplicaPitrWorkflow is SIGKILLed inside every one of its steps
+// (pause, inspect, check, set the target, restart, replay monitoring, export, clear the target,
+// the return's restart, the delay check), one workflow carried through eleven workers. Each
+// retried step finishes the job; no retry restarts the replica or its recovery again.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { testEnv } from './harness/testEnv';
-import { waitForStep } from './harness/progress';
-import { workerProcess, type WorkerProcess } from './harness/workers';
+import { type WorkerProcess } from './harness/workers';
+import { attemptsByActivity, logRecoveries, runThroughKills, type KillPoint } from './harness/crashRuns';
 import { pitrFixture, type PitrFixture } from './harness/pitrFixture';
 import type { DelayedReplicaPitrResult } from '../src/workflows/delayedReplicaPitr';
 
@@ -15,7 +14,7 @@ describe('crash: SIGKILL of the worker during a delayed-replica PITR', function 
   let fx: PitrFixture;
   const workers: WorkerProcess[] = [];
   before(async () => {
-    fx = await pitrFixture('pitrcrash', '30s');
+    fx = await pitrFixture('pitrcrash', '60s'); // room for the kills before the pause lands
     await fx.commit([
       'CREATE TABLE orders (id bigint PRIMARY KEY, customer text NOT NULL)',
       "INSERT INTO orders SELECT g, 'customer-' || (g % 97) FROM generate_series(1, 2000) g",
@@ -31,73 +30,73 @@ describe('crash: SIGKILL of the worker during a delayed-replica PITR', function 
   const readyCount = () =>
     (readFileSync(fx.set.replica.logFile, 'utf8').match(/ready to accept read-only connections/g) ?? []).length;
 
-  it('finishes the export and the return to delay after kills before the restart, during replay and during the return', async () => {
-    const { client } = await testEnv();
+  it('finishes the export and the return to delay after a kill inside every step', async function () {
     // Many commits of WAL before the incident: the replica waits at the first of them (the delay),
     // so after the restart it has real work to replay while the monitor runs.
     for (let i = 0; i < 20; i++)
       await fx.commit([`INSERT INTO filler SELECT g, repeat('x', 500) FROM generate_series(1, 10000) g`]);
     const bad = await fx.commit(['DELETE FROM orders WHERE id % 2 = 0']);
     await fx.waitForArchive();
+    const readyBefore = readyCount();
 
-    const spawnWorker = async () => {
-      const w = await workerProcess(fx.taskQueue, fx.catalogPath);
-      workers.push(w);
-      return w;
-    };
-
-    let worker = await spawnWorker();
-    const handle = await client.workflow.start('delayedReplicaPitrWorkflow', {
-      taskQueue: fx.taskQueue,
-      workflowId: `pitr-crash-${Date.now()}`,
-      args: [{ cluster: 'orders-delayed', target: { xid: bad.xid }, then: 'export', export: { tables: ['orders'] } }],
+    // begin:restart twice: the worker after the first kill there pauses at begin:replay, so the
+    // second begin:restart point is the return to delay's restart.
+    const points: KillPoint[] = [
+      { pause: 'begin:pause' },
+      { pause: 'begin:inspect' },
+      { pause: 'begin:check-target' },
+      { pause: 'begin:apply-target' },
+      { pause: 'begin:restart' },
+      { pause: 'begin:replay' },
+      { pause: 'begin:export' },
+      { pause: 'begin:clear-target' },
+      { pause: 'begin:restart' },
+      { pause: 'begin:confirm-delay' },
+    ];
+    // The primary keeps committing, as a production one does: the return to delay is confirmed by
+    // replay advancing again (an idle primary's replica has nothing to replay after the kills).
+    let writing = true;
+    const writer = (async () => {
+      while (writing) {
+        await fx.commit(["INSERT INTO filler VALUES (0, 'tick')"]).catch(() => undefined);
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    })();
+    const { result, handle, recoveries } = await runThroughKills<DelayedReplicaPitrResult>(
+      fx,
+      workers,
+      'delayedReplicaPitrWorkflow',
+      { cluster: 'orders-delayed', target: { xid: bad.xid }, then: 'export', export: { tables: ['orders'] } },
+      points,
+      360_000,
+    ).finally(async () => {
+      writing = false;
+      await writer;
     });
-    const firstKillStep = await waitForStep(handle, ['lock', 'check', 'set-target'], 120_000, 20);
-    const readyBeforeRestart = readyCount();
-    await worker.kill('SIGKILL');
-    console.log(`      kill 1 at step ${firstKillStep} (replica paused, not yet restarted)`);
-
-    worker = await spawnWorker();
-    await waitForStep(handle, ['replay'], 120_000, 20);
-    await worker.kill('SIGKILL');
-    const readyAtReplayKill = readyCount();
-    assert.equal(readyAtReplayKill, readyBeforeRestart + 1, 'exactly one restart to apply the target');
-    console.log('      kill 2 during replay monitoring');
-
-    worker = await spawnWorker();
-    await waitForStep(handle, ['at-target', 'export', 'return-to-delay'], 180_000, 20);
-    assert.equal(readyCount(), readyAtReplayKill, 'the retried monitor resumed watching; it did not restart recovery');
-    await waitForStep(handle, ['return-to-delay'], 180_000, 20);
-    await worker.kill('SIGKILL');
-    console.log('      kill 3 during the return to delay');
-
-    worker = await spawnWorker();
-    const result = (await handle.result()) as DelayedReplicaPitrResult;
+    logRecoveries('delayed-replica PITR', recoveries);
     assert.equal(result.finalState, 'delayed replica again');
     assert.equal(result.returnedToDelay?.pauseState, 'not paused');
-    assert.equal(result.returnedToDelay?.delay, '30000ms');
+    assert.equal(result.returnedToDelay?.delay, '60000ms');
     assert.equal(result.exported?.[0]?.rows, 2000, 'exactly the pre-incident rows');
+    // One restart to apply the target and one to return to delay: a retried step never restarted
+    // the replica again, and the retried monitor resumed watching instead of restarting recovery.
+    assert.equal(readyCount(), readyBefore + 2, 'exactly two restarts of the replica');
 
-    const history = await handle.fetchHistory();
-    const scheduled = new Map(
-      (history.events ?? [])
-        .filter((e) => e.activityTaskScheduledEventAttributes)
-        .map((e) => [String(e.eventId), e.activityTaskScheduledEventAttributes!.activityType?.name]),
-    );
-    const attempts = (name: string) =>
-      Math.max(
-        0,
-        ...(history.events ?? [])
-          .filter(
-            (e) =>
-              e.activityTaskStartedEventAttributes &&
-              scheduled.get(String(e.activityTaskStartedEventAttributes.scheduledEventId)) === name,
-          )
-          .map((e) => e.activityTaskStartedEventAttributes!.attempt ?? 1),
+    const attempts = await attemptsByActivity(handle);
+    for (const activity of [
+      'pauseReplicaReplay',
+      'inspectReplica',
+      'checkPitrTarget',
+      'applyPitrTarget',
+      'restartReplicaIfPending',
+      'waitForReplayTarget',
+      'exportLostRows',
+      'clearPitrTarget',
+      'confirmDelayedReplay',
+    ])
+      assert.ok(
+        (attempts.get(activity) ?? 0) >= 2,
+        `${activity} was retried after the kill (${attempts.get(activity)})`,
       );
-    assert.ok(
-      attempts('waitForReplayTarget') >= 2,
-      `waitForReplayTarget ran ${attempts('waitForReplayTarget')} time(s): the kill did not interrupt monitoring`,
-    );
   });
 });

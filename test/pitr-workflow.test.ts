@@ -119,7 +119,12 @@ describe('delayedReplicaPitrWorkflow (real primary, WAL archive and 20 s delayed
         assert.match(refused.message, new RegExp(handle.workflowId));
         const secondHistory = await second.fetchHistory();
         const pauseResult = (secondHistory.events ?? [])
-          .map((e) => e.activityTaskCompletedEventAttributes?.result?.payloads?.[0]?.data)
+          // The pause's result: in its activity's completion, or its marker if it runs as a local activity.
+          .map(
+            (e) =>
+              e.activityTaskCompletedEventAttributes?.result?.payloads?.[0]?.data ??
+              e.markerRecordedEventAttributes?.details?.result?.payloads?.[0]?.data,
+          )
           .find((d) => d !== undefined && d !== null);
         assert.match(Buffer.from(pauseResult as Uint8Array).toString(), /left to .*which controls replay/);
         assert.equal((await handle.query(progressQuery)).step, 'inspect', 'the first PITR is undisturbed');

@@ -76,7 +76,7 @@ describe('the Temporal UI, in a real browser (Debian chromium + playwright-core)
     await fx?.teardown();
   });
 
-  it('starts a held planned stop from the UI form, shows its step, and resumes it with a signal from the UI', async () => {
+  it('starts a held planned stop from the UI form, shows its step, and resumes it with a signal from the UI; the history names each step and its cluster', async () => {
     const workflowId = `ui-stop-${Date.now()}`;
     await page.goto(
       `${server.uiUrl}/namespaces/${server.namespace}/workflows/start-workflow?workflowId=${workflowId}&taskQueue=${fx.taskQueue}&workflowType=plannedStopWorkflow`,
@@ -140,6 +140,16 @@ describe('the Temporal UI, in a real browser (Debian chromium + playwright-core)
       .first()
       .waitFor({ timeout: 30_000 });
     await page.screenshot({ path: join(ARTIFACTS, 'ui-4-completed.png'), fullPage: true });
+    // Each activity's summary names the cluster and the step (src/workflows/activitySummaries.ts).
+    await page
+      .getByText(`${fx.name}: stop cluster`)
+      .first()
+      .waitFor({ timeout: 30_000 })
+      .catch(async (err: unknown) => {
+        await page.screenshot({ path: join(ARTIFACTS, 'ui-failed-activity-summary.png'), fullPage: true });
+        throw err;
+      });
+    await page.screenshot({ path: join(ARTIFACTS, 'ui-5-activity-summaries.png'), fullPage: true });
     assert.equal(await refusesConnections(endpointOf(fx.cluster)), false, 'running again after the UI signal');
   });
 });

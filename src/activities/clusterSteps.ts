@@ -1,10 +1,11 @@
 // Stop/start steps, one driver call each. All are idempotent: a retry after a worker crash finds
 // the cluster already stopped (or started) and reports the same result.
-import { ApplicationFailure, log } from '@temporalio/activity';
+import { ApplicationFailure, CancelledFailure, log } from '@temporalio/activity';
 import type { ClusterRegistry } from './clusterRegistry';
 import { asStep, preconditionFailed } from './failures';
 import { withHeartbeats } from './heartbeat';
 import { refusesConnections, waitForSql } from '../drivers/postgres/session';
+import { pauseForTests } from '../drivers/testPause';
 
 export interface ClusterRef {
   cluster: string;
@@ -20,6 +21,8 @@ export function createClusterSteps(registry: ClusterRegistry) {
       storage?: string;
       replicaOf?: string;
     }> {
+      log.info('step begins', { cluster, step: 'begin:resolve' });
+      await pauseForTests('begin:resolve');
       const entry = registry.entry(cluster);
       return {
         cluster,
@@ -44,6 +47,8 @@ export function createClusterSteps(registry: ClusterRegistry) {
     }: ClusterRef): Promise<{ replicasBefore: number; alreadyStopped: boolean; ms: number }> {
       return asStep(cluster, 'stop', () =>
         withHeartbeats(async (progress) => {
+          // Cancelled before the shutdown began: nothing to take back, the cluster stays up.
+          if (progress.signal.aborted) throw new CancelledFailure('cancelled before the shutdown began');
           const started = Date.now();
           log.info('stopping cluster', { cluster, step: 'stop-begin' });
           // No abort signal: a shutdown cannot be taken back half way. Killing pg_ctl would let a
@@ -94,6 +99,8 @@ export function createClusterSteps(registry: ClusterRegistry) {
               );
             throw err;
           }
+          // Cancelled before the start began: nothing to take back, the cluster stays as it is.
+          if (progress.signal.aborted) throw new CancelledFailure('cancelled before the start began');
           const started = Date.now();
           const entry = registry.entry(cluster);
           const driver = registry.driver(cluster);

@@ -1,6 +1,6 @@
 // Turns driver and catalog errors into Temporal failures: what a retry cannot fix becomes a
 // non-retryable ApplicationFailure whose message names the cluster and the step.
-import { ApplicationFailure, log } from '@temporalio/activity';
+import { ApplicationFailure, CancelledFailure, Context, log } from '@temporalio/activity';
 import { pauseForTests } from '../drivers/testPause';
 import { CatalogError } from '../config/catalog';
 import { PermanentDriverError } from '../drivers/cluster/types';
@@ -12,7 +12,11 @@ export async function asStep<T>(cluster: string, step: string, body: () => Promi
     await pauseForTests(`begin:${step}`);
     return await body();
   } catch (err) {
-    if (err instanceof ApplicationFailure) throw err;
+    if (err instanceof ApplicationFailure || err instanceof CancelledFailure) throw err;
+    // A step that ended because it was cancelled (an aborted wait or command) reports a cancel,
+    // not a failure: the workflow's cancel handler must see it as one.
+    if (Context.current().cancellationSignal.aborted)
+      throw new CancelledFailure(`cluster "${cluster}", step ${step}: cancelled`);
     if (err instanceof PostgresLoginError)
       throw ApplicationFailure.nonRetryable(
         `cluster "${cluster}", step ${step}: ${err.message}`,

@@ -3,9 +3,11 @@
 import { ClusterRegistry, type CatalogSource } from './clusterRegistry';
 import { createClusterSteps } from './clusterSteps';
 import { createLockSteps } from './lockSteps';
+import { guardMutatingSteps } from './lockGuard';
 import { createPitrSteps } from './pitrSteps';
 import { createBackupSteps } from './backupSteps';
 import { createRestoreSteps } from './restoreSteps';
+import { keepAlive } from './heartbeat';
 
 export interface ActivityDeps {
   catalog: CatalogSource;
@@ -13,13 +15,23 @@ export interface ActivityDeps {
 
 export function createActivities(deps: ActivityDeps) {
   const registry = new ClusterRegistry(deps.catalog);
-  return {
-    ...createClusterSteps(registry),
-    ...createLockSteps(),
-    ...createPitrSteps(registry),
-    ...createBackupSteps(registry),
-    ...createRestoreSteps(registry),
-  };
+  return keptAlive(
+    guardMutatingSteps({
+      ...createClusterSteps(registry),
+      ...createLockSteps(),
+      ...createPitrSteps(registry),
+      ...createBackupSteps(registry),
+      ...createRestoreSteps(registry),
+    }),
+  );
+}
+
+// Every activity heartbeats while it runs (see keepAlive): the workflows may give any step a
+// heartbeat timeout, which is what bounds the time to notice a crashed worker.
+function keptAlive<T extends object>(steps: T): T {
+  return Object.fromEntries(
+    Object.entries(steps).map(([name, fn]) => [name, keepAlive(fn as (...args: unknown[]) => Promise<unknown>)]),
+  ) as unknown as T;
 }
 
 export type PgOpsActivities = ReturnType<typeof createActivities>;

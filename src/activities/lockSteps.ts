@@ -1,37 +1,94 @@
-// The per-cluster lock's two server calls: deliver a request to the cluster's lock workflow
-// (starting it if needed), and ask whether a holder is still running.
+// The per-cluster lock's server calls, run as local activities: deliver a request to the
+// cluster's lock workflow (starting it if needed) and return its answer, release, confirm a
+// holder, and for the lock workflow itself, which running workflows hold the cluster.
 import { Context } from '@temporalio/activity';
-import { WorkflowNotFoundError } from '@temporalio/client';
+import { QueryNotRegisteredError, WithStartWorkflowOperation, WorkflowNotFoundError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import {
-  lockRequestSignal,
+  holdsClusterLockQuery,
+  lockAcquireUpdate,
+  lockConfirmUpdate,
+  lockReleaseSignal,
+  lockStateQuery,
   lockWorkflowId,
-  progressQuery,
   MUTATING_WORKFLOW_TYPES,
+  type LockAnswer,
+  type LockConfirmation,
   type LockHolder,
   type LockRequest,
 } from '../workflows/definitions';
 import { clusterNameProblem } from '../common/names';
 
+/** How long an idle lock lives on before it ends: PGOPS_LOCK_IDLE_END_SECONDS, default a minute. */
+function idleEndMsFromEnv(): number | undefined {
+  const seconds = Number(process.env.PGOPS_LOCK_IDLE_END_SECONDS);
+  return Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : undefined;
+}
+
+/** Update-with-start on the cluster's lock workflow: one round trip, whether it runs or not. */
+function updateLock<Ret>(
+  cluster: string,
+  update: typeof lockAcquireUpdate | typeof lockConfirmUpdate,
+  request: LockRequest,
+): Promise<Ret> {
+  const ctx = Context.current();
+  const taskQueue = ctx.info.taskQueue;
+  return ctx.client.workflow.executeUpdateWithStart(update as never, {
+    args: [request],
+    startWorkflowOperation: new WithStartWorkflowOperation('clusterLockWorkflow', {
+      workflowId: lockWorkflowId(cluster, taskQueue),
+      taskQueue,
+      args: [{ cluster, idleEndMs: idleEndMsFromEnv() }],
+      workflowIdConflictPolicy: 'USE_EXISTING',
+    }),
+  }) as Promise<Ret>;
+}
+
+/**
+ * Asks the lock whether the workflow this activity runs for still holds the cluster. A query
+ * first: it writes nothing to any history, and when it names this workflow the answer is sure
+ * (a lock started again after that run ended asks the running workflows, and this one says it
+ * holds the cluster). Anything else goes to the lock as an update, which can start it again,
+ * replace a dead holder, and give a lost holder its lock back if nobody else has it.
+ */
+export async function confirmLockHolder(cluster: string, request: LockRequest): Promise<LockConfirmation> {
+  const ctx = Context.current();
+  const state = await ctx.client.workflow
+    .getHandle(lockWorkflowId(cluster, ctx.info.taskQueue))
+    .query(lockStateQuery)
+    .catch(() => undefined);
+  if (state?.holder?.workflowId === request.workflowId && state.holder.runId === request.runId) return { held: true };
+  return updateLock<LockConfirmation>(cluster, lockConfirmUpdate, request);
+}
+
 export function createLockSteps() {
   return {
-    async requestClusterLock({ cluster, request }: { cluster: string; request: LockRequest }): Promise<void> {
+    /**
+     * Granted, queued or refused, answered in the same round trip. Safe to repeat: a repeated
+     * request by the holder is granted again, one by a queued workflow keeps its place. A lock
+     * workflow that ends (idle) just as the request arrives fails it; the retry starts a new one.
+     */
+    async requestClusterLock({ cluster, request }: { cluster: string; request: LockRequest }): Promise<LockAnswer> {
+      return updateLock<LockAnswer>(cluster, lockAcquireUpdate, request);
+    },
+
+    async releaseClusterLock({ cluster, workflowId }: { cluster: string; workflowId: string }): Promise<void> {
       const ctx = Context.current();
-      // signal-with-start is idempotent for our purpose: a repeated request by the same holder is
-      // answered again with the same grant.
-      await ctx.client.workflow.signalWithStart('clusterLockWorkflow', {
-        workflowId: lockWorkflowId(cluster, ctx.info.taskQueue),
-        taskQueue: ctx.info.taskQueue,
-        args: [{ cluster }],
-        signal: lockRequestSignal,
-        signalArgs: [request],
-      });
+      try {
+        await ctx.client.workflow
+          .getHandle(lockWorkflowId(cluster, ctx.info.taskQueue))
+          .signal(lockReleaseSignal, { workflowId });
+      } catch (err) {
+        // The lock workflow has ended (idle, or terminated): there is nothing to release.
+        if (!(err instanceof WorkflowNotFoundError)) throw err;
+      }
     },
 
     /**
-     * For a lock workflow that starts with no state (the first ever, or one started again after
-     * it was terminated): the running mutating workflows of this cluster on this task queue, from
-     * the PgCluster search attribute. One of them may hold the cluster already.
+     * For a lock workflow that starts with no state (the first, one started again after it
+     * ended idle, or one that replaces a terminated lock workflow): the running mutating
+     * workflows of this cluster on this task queue (PgCluster search attribute) that say they
+     * hold the cluster. One that cannot answer counts as a holder: it may be holding it.
      */
     async findRunningMutators({ cluster }: { cluster: string }): Promise<LockHolder[]> {
       const problem = clusterNameProblem(cluster);
@@ -42,12 +99,12 @@ export function createLockSteps() {
       for await (const wf of ctx.client.workflow.list({
         query: `PgCluster = '${cluster}' AND ExecutionStatus = 'Running' AND TaskQueue = '${ctx.info.taskQueue}' AND WorkflowType IN (${types})`,
       })) {
-        // Only one that got past its lock step holds the cluster; one that cannot answer counts too.
-        const progress = await ctx.client.workflow
+        const holds = await ctx.client.workflow
           .getHandle(wf.workflowId, wf.runId)
-          .query(progressQuery)
-          .catch(() => undefined);
-        if (progress && !progress.done.includes('lock')) continue;
+          .query(holdsClusterLockQuery)
+          // Not registered: the workflow has not reached its lock step yet.
+          .catch((err: unknown) => !(err instanceof QueryNotRegisteredError));
+        if (!holds) continue;
         found.push({
           workflowId: wf.workflowId,
           runId: wf.runId,

@@ -2,7 +2,7 @@
 // Refusals are non-retryable and say what state the replica was left in.
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ApplicationFailure, Context } from '@temporalio/activity';
+import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import type { ClusterRegistry } from './clusterRegistry';
 import { asStep, preconditionFailed } from './failures';
 import { withHeartbeats } from './heartbeat';
@@ -40,9 +40,11 @@ async function runningPitrOwner(cluster: string): Promise<string | undefined> {
   const ctx = Context.current();
   const me = ctx.info.workflowExecution?.workflowId;
   try {
-    const state = await ctx.client.workflow
-      .getHandle(lockWorkflowId(cluster, ctx.info.taskQueue))
-      .query(lockStateQuery);
+    const lock = ctx.client.workflow.getHandle(lockWorkflowId(cluster, ctx.info.taskQueue));
+    // An ended lock (idle, or none yet) names nobody; asking first spares a query that a worker
+    // would answer by replaying the ended lock's whole history.
+    if ((await lock.describe()).status.name !== 'RUNNING') return undefined;
+    const state = await lock.query(lockStateQuery);
     const holder = state.holder;
     if (!holder || holder.operation !== 'delayedReplicaPitrWorkflow' || holder.workflowId === me) return undefined;
     // A holder that was terminated without releasing controls nothing any more.
@@ -354,6 +356,8 @@ export function createPitrSteps(registry: ClusterRegistry) {
             `${workflowId}-${runId}`.replace(/[^A-Za-z0-9_.-]/g, '_'),
           );
           progress.report(`exporting ${tables.join(', ')} to ${dir}`);
+          // Read-only: a cancelled run need not export at all.
+          if (progress.signal.aborted) throw new CancelledFailure('cancelled before the export began');
           try {
             return await exportTables(await replicaEndpoint(cluster), tables, dir, {
               binDir: registry.pgBinDir(cluster),

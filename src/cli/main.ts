@@ -3,7 +3,6 @@
 // it waits, prints the UI link of the run, `--json` for scripts, `--no-wait` to return the
 // workflow id at once. Ctrl-C detaches (the workflow keeps running); `pgops cancel` cancels.
 import { Command, CommanderError, Option } from 'commander';
-import { Client, Connection } from '@temporalio/client';
 import { PgOpsClient, type OperationName, type Operations } from '../client/pgOpsClient';
 import { DEFAULT_TASK_QUEUE } from '../workflows/definitions';
 import { BackupSchedules } from '../client/backupSchedules';
@@ -11,8 +10,9 @@ import { EXIT, exitCodeFor } from './exitCodes';
 import { watch } from './watch';
 
 interface Globals {
-  address: string;
-  namespace: string;
+  address?: string;
+  namespace?: string;
+  profile?: string;
   taskQueue: string;
   uiUrl: string;
   json?: boolean;
@@ -32,8 +32,11 @@ Examples:
   pgops schedule create orders --cron '0 3 * * *' --keep-count 7
   pgops backup orders --json --no-wait        print {"workflowId": ...} and return
 
-Connection: --address / TEMPORAL_ADDRESS (127.0.0.1:7233), --namespace / TEMPORAL_NAMESPACE,
---task-queue / PGOPS_TASK_QUEUE (pg-ops), --ui-url / TEMPORAL_UI_URL (http://127.0.0.1:8233).
+Connection, as every Temporal tool: --profile / TEMPORAL_PROFILE of the config file (TEMPORAL_CONFIG_FILE,
+~/.config/temporalio/temporal.toml), then TEMPORAL_ADDRESS (127.0.0.1:7233), TEMPORAL_NAMESPACE,
+TEMPORAL_API_KEY, TEMPORAL_TLS_CLIENT_CERT_PATH, TEMPORAL_TLS_CLIENT_KEY_PATH, TEMPORAL_TLS_SERVER_CA_CERT_PATH;
+--address and --namespace win. --task-queue / PGOPS_TASK_QUEUE (pg-ops), --ui-url / TEMPORAL_UI_URL
+(http://127.0.0.1:8233).
 
 Exit codes: 0 done, 1 the operation failed, 2 bad usage or input, 3 cluster busy, 4 refused
 before touching anything (precondition, unknown cluster, catalog, login), 5 Temporal unreachable,
@@ -44,8 +47,8 @@ function globals(cmd: Command): Globals {
 }
 
 async function connect(g: Globals): Promise<PgOpsClient> {
-  const connection = await Connection.connect({ address: g.address, connectTimeout: 5000 });
-  return new PgOpsClient(new Client({ connection, namespace: g.namespace }), g.taskQueue);
+  const { profile, address, namespace, taskQueue } = g;
+  return PgOpsClient.connect({ profile, address, namespace, taskQueue, connectTimeoutMs: 5000 });
 }
 
 function print(g: Globals, value: unknown, human: () => string): void {
@@ -61,7 +64,7 @@ async function runOperation<K extends OperationName>(
   const g = globals(cmd);
   const pgops = await connect(g);
   const op = await pgops.start(operation, input);
-  const link = `${g.uiUrl}/namespaces/${g.namespace}/workflows/${encodeURIComponent(op.workflowId)}`;
+  const link = `${g.uiUrl}/namespaces/${pgops.client.options.namespace}/workflows/${encodeURIComponent(op.workflowId)}`;
   if (!g.wait) {
     print(g, { workflowId: op.workflowId, ui: link }, () => `started ${op.workflowId}\n${link}`);
     return;
@@ -82,10 +85,9 @@ const duration = (v: string) => v;
 export function buildProgram(): Command {
   const program = new Command('pgops')
     .description('PostgreSQL day-2 operations as durable Temporal workflows')
-    .addOption(
-      new Option('--address <host:port>', 'Temporal frontend').env('TEMPORAL_ADDRESS').default('127.0.0.1:7233'),
-    )
-    .addOption(new Option('--namespace <ns>', 'Temporal namespace').env('TEMPORAL_NAMESPACE').default('default'))
+    .option('--address <host:port>', 'Temporal frontend (default: profile, TEMPORAL_ADDRESS, 127.0.0.1:7233)')
+    .option('--namespace <ns>', 'Temporal namespace (default: profile, TEMPORAL_NAMESPACE, "default")')
+    .option('--profile <name>', 'profile of the Temporal config file (default: TEMPORAL_PROFILE, "default")')
     .addOption(
       new Option('--task-queue <queue>', 'where pg-ops workers poll')
         .env('PGOPS_TASK_QUEUE')

@@ -2,7 +2,8 @@
 // progress, send `resume`, list backups and the operations running on a cluster. Workflow ids
 // name the cluster and the operation (`pgops/<cluster>/<operation>/<time>`), and failures come
 // back as typed errors (ClusterBusyError, InvalidInputError, PreconditionFailedError...).
-import type { Client, WorkflowHandle } from '@temporalio/client';
+import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
+import { resolveTemporalConnection, type TemporalConnectionChoice } from '../config/temporalConnection';
 import { DEFAULT_TASK_QUEUE, progressQuery, resumeSignal, type Progress } from '../workflows/definitions';
 import type { PlannedStopInput, PlannedStopResult } from '../workflows/plannedStop';
 import type { PlannedStartInput, PlannedStartResult } from '../workflows/plannedStart';
@@ -64,6 +65,18 @@ export class PgOpsClient {
     readonly client: Client,
     readonly taskQueue: string = DEFAULT_TASK_QUEUE,
   ) {}
+
+  /**
+   * Connects as every Temporal tool does: a profile of the standard config file, then TEMPORAL_ADDRESS,
+   * TEMPORAL_NAMESPACE, TEMPORAL_API_KEY and TEMPORAL_TLS_* (see resolveTemporalConnection); `options` win.
+   */
+  static async connect(
+    options: TemporalConnectionChoice & { taskQueue?: string; connectTimeoutMs?: number } = {},
+  ): Promise<PgOpsClient> {
+    const { connectionOptions, namespace } = resolveTemporalConnection(options);
+    const connection = await Connection.connect({ ...connectionOptions, connectTimeout: options.connectTimeoutMs });
+    return new PgOpsClient(new Client({ connection, namespace }), options.taskQueue);
+  }
 
   /** `pgops/<cluster>/<operation>/<UTC time>`: readable in the UI's list. */
   static workflowId(cluster: string, operation: OperationName, at = new Date()): string {

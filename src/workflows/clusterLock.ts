@@ -1,15 +1,9 @@
 // The requesting side of the per-cluster lock: acquire before touching a cluster, release in a
-// non-cancellable scope whatever happens.
-import {
-  ApplicationFailure,
-  CancellationScope,
-  condition,
-  getExternalWorkflowHandle,
-  setHandler,
-  workflowInfo,
-} from '@temporalio/workflow';
-import { lockAnswerSignal, lockReleaseSignal, lockWorkflowId, type LockAnswer } from './definitions';
-import { quickStep } from './activityProxies';
+// non-cancellable scope whatever happens. Both are local activities: the request is an
+// update-with-start answered in one round trip (granted, queued or refused), the release a signal.
+import { ApplicationFailure, CancellationScope, condition, setHandler, workflowInfo } from '@temporalio/workflow';
+import { holdsClusterLockQuery, lockAnswerSignal, type LockAnswer } from './definitions';
+import { lockStep } from './activityProxies';
 import { clusterBusy } from './clusterLockWorkflow';
 import type { ProgressReporter } from './progress';
 
@@ -22,25 +16,27 @@ export async function acquireClusterLock(
   operation: string,
   opts: { wait: boolean; waitTimeoutMs: number; progress: ProgressReporter },
 ): Promise<HeldLock> {
-  let answer: LockAnswer | undefined;
+  // A lock workflow started again (after it ended idle, or was terminated) asks the running
+  // mutating workflows of the cluster which of them holds it.
+  let held = false;
+  setHandler(holdsClusterLockQuery, () => held);
+  let granted = false;
   setHandler(lockAnswerSignal, (a) => {
-    if (answer?.status !== 'granted') answer = a;
+    if (a.status === 'granted') granted = true;
   });
   const { workflowId, runId } = workflowInfo();
   opts.progress.step('lock', `acquiring the lock of cluster "${cluster}"`);
-  await quickStep.requestClusterLock({ cluster, request: { workflowId, runId, operation, wait: opts.wait } });
-  if (!(await condition(() => answer !== undefined, '2 minutes'))) {
-    throw ApplicationFailure.retryable(
-      `the lock workflow ${lockWorkflowId(cluster, workflowInfo().taskQueue)} did not answer within 2 minutes; is a pg-ops worker running?`,
-      'LockTimeout',
-    );
-  }
-  if (answer?.status === 'queued') {
+  const answer: LockAnswer = await lockStep.requestClusterLock({
+    cluster,
+    request: { workflowId, runId, operation, wait: opts.wait },
+  });
+  if (answer.status === 'refused') throw clusterBusy(cluster, operation, answer.holder);
+  if (answer.status === 'queued') {
     opts.progress.step(
       'lock',
       `waiting for the lock: ${answer.holder.operation} (${answer.holder.workflowId}) holds cluster "${cluster}"; position ${answer.position} in the queue`,
     );
-    if (!(await condition(() => answer?.status === 'granted', opts.waitTimeoutMs))) {
+    if (!(await condition(() => granted, opts.waitTimeoutMs))) {
       await releaseLock(cluster, workflowId);
       throw ApplicationFailure.nonRetryable(
         `${operation}: gave up waiting for the lock of cluster "${cluster}" after ${Math.round(opts.waitTimeoutMs / 1000)}s; nothing was changed`,
@@ -48,20 +44,20 @@ export async function acquireClusterLock(
       );
     }
   }
-  if (answer?.status === 'refused') throw clusterBusy(cluster, operation, answer.holder);
-  return { release: () => releaseLock(cluster, workflowId) };
+  held = true;
+  return {
+    release: async () => {
+      await releaseLock(cluster, workflowId);
+      held = false;
+    },
+  };
 }
 
 async function releaseLock(cluster: string, workflowId: string): Promise<void> {
-  await CancellationScope.nonCancellable(async () => {
-    try {
-      await getExternalWorkflowHandle(lockWorkflowId(cluster, workflowInfo().taskQueue)).signal(lockReleaseSignal, {
-        workflowId,
-      });
-    } catch {
-      // The lock workflow is gone: nothing to release. It re-checks holders' liveness anyway.
-    }
-  });
+  await CancellationScope.nonCancellable(() =>
+    // A lock workflow that is gone has nothing to release; it re-checks holders' liveness anyway.
+    lockStep.releaseClusterLock({ cluster, workflowId }),
+  );
 }
 
 /** Runs `body` while holding the cluster's lock. */

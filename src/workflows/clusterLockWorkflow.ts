@@ -1,8 +1,18 @@
 // One lock workflow per cluster and task queue (id `pgops-lock/<queue>/<cluster>`) makes mutating workflows on the same
 // cluster mutually exclusive. It must live inside Temporal, not in a workflow-id convention: a
-// workflow started from the UI gets whatever id the user typed. Requests arrive by signal (sent
-// with signal-with-start by an activity); answers go back to the requester by signal. A holder that
-// ended without releasing (terminated, timed out) is detected by asking the server and replaced.
+// workflow started from the UI gets whatever id the user typed.
+//
+// Requests arrive as updates sent with update-with-start (by a local activity of the requester),
+// and are answered in the same round trip: granted, queued or refused. Only a queued requester
+// is told later, by signal, that its turn came. A holder that ended without releasing
+// (terminated, timed out) is detected by asking the server and replaced.
+//
+// An idle lock (no holder, nobody waiting) ends after a minute (PGOPS_LOCK_IDLE_END_SECONDS); the next request starts it
+// again. A lock that starts with no state (the first, one started again after it ended idle, or
+// one that replaces a terminated lock workflow) first asks the cluster's running mutating
+// workflows whether one of them holds the cluster (`holdsClusterLock`), so ending or
+// terminating a lock never frees a cluster that a running workflow holds. Every mutating step
+// also asks this workflow (`confirmLockHolder`) before it acts: see src/activities/lockGuard.ts.
 import {
   ApplicationFailure,
   condition,
@@ -13,76 +23,96 @@ import {
   allHandlersFinished,
 } from '@temporalio/workflow';
 import {
+  lockAcquireUpdate,
   lockAnswerSignal,
+  lockConfirmUpdate,
   lockReleaseSignal,
-  lockRequestSignal,
   lockStateQuery,
   lockWorkflowId,
   type LockAnswer,
+  type LockConfirmation,
   type LockHolder,
   type LockRequest,
   type LockState,
 } from './definitions';
 import { quickStep } from './activityProxies';
 
-const HOLDER_CHECK_INTERVAL = '15 seconds';
+/** How often a holder's liveness is checked while someone waits behind it. */
+// Its own calls to the server (is a holder still running, who holds the cluster) are ordinary
+// activities, not local ones: a local activity keeps the lock's workflow task open, and updates
+// that arrive meanwhile (30 queued requests at once) broke that task in the SDK ("history is out
+// of order", then a nondeterminism error), which failed every request. They run only when two
+// workflows compete, and when a lock starts.
+const HOLDER_CHECK_WHILE_WAITED_FOR = '15 seconds';
+/** And while nobody waits: a dead holder must not keep an idle lock from ending. */
+const HOLDER_CHECK_OTHERWISE = '5 minutes';
+/** An idle lock ends after this long (unless its input says otherwise); the next request starts it again. */
+const DEFAULT_IDLE_END_MS = 60_000;
 
 export interface ClusterLockInput {
   cluster: string;
   state?: LockState;
+  /** How long an idle lock waits for a request before it ends (PGOPS_LOCK_IDLE_END_SECONDS on the worker). */
+  idleEndMs?: number;
 }
+
+type InboxItem =
+  | { kind: 'acquire'; request: LockRequest; reply: (answer: LockAnswer) => void }
+  | { kind: 'confirm'; request: LockRequest; reply: (answer: LockConfirmation) => void }
+  | { kind: 'release'; workflowId: string };
 
 export async function clusterLockWorkflow(input: ClusterLockInput): Promise<void> {
   const state: LockState = input.state ?? { cluster: input.cluster, holder: null, queue: [] };
-  const inbox: Array<{ kind: 'request'; request: LockRequest } | { kind: 'release'; workflowId: string }> = [];
-  setHandler(lockRequestSignal, (request) => void inbox.push({ kind: 'request', request }));
+  const inbox: InboxItem[] = [];
+  setHandler(lockAcquireUpdate, (request) => new Promise((reply) => inbox.push({ kind: 'acquire', request, reply })));
+  setHandler(lockConfirmUpdate, (request) => new Promise((reply) => inbox.push({ kind: 'confirm', request, reply })));
   setHandler(lockReleaseSignal, ({ workflowId }) => void inbox.push({ kind: 'release', workflowId }));
   setHandler(lockStateQuery, () => state);
   const myId = lockWorkflowId(state.cluster, workflowInfo().taskQueue);
 
-  const answer = async (to: LockRequest, message: LockAnswer): Promise<boolean> => {
+  const holderFrom = (request: LockRequest): LockHolder => ({ ...request, since: new Date().toISOString() });
+  /** A queued requester learns of its turn by signal; false if it has ended meanwhile. */
+  const grantQueued = async (request: LockRequest): Promise<boolean> => {
+    state.holder = holderFrom(request);
     try {
-      await getExternalWorkflowHandle(to.workflowId, to.runId).signal(lockAnswerSignal, message);
+      await getExternalWorkflowHandle(request.workflowId, request.runId).signal(lockAnswerSignal, {
+        status: 'granted',
+        lockWorkflowId: myId,
+      });
       return true;
     } catch {
-      return false; // the requester has ended: it no longer needs an answer
+      state.holder = null; // the requester has ended: it no longer needs the lock
+      return false;
     }
-  };
-  const grant = async (request: LockRequest): Promise<boolean> => {
-    state.holder = { ...request, since: new Date().toISOString() };
-    if (await answer(request, { status: 'granted', lockWorkflowId: myId })) return true;
-    state.holder = null;
-    return false;
   };
   const holderIsGone = async (holder: LockHolder): Promise<boolean> =>
     !(await quickStep.isWorkflowRunning({ workflowId: holder.workflowId, runId: holder.runId }));
   const grantNextInQueue = async () => {
-    while (state.holder === null && state.queue.length > 0) {
-      const next = state.queue.shift() as LockRequest;
-      await grant(next);
+    while (state.holder === null && state.queue.length > 0) await grantQueued(state.queue.shift()!);
+  };
+  const dropHolderIfGone = async () => {
+    if (state.holder && (await holderIsGone(state.holder))) {
+      state.holder = null;
+      await grantNextInQueue();
     }
   };
 
   if (!input.state) {
-    // A lock that starts with no state may replace one that was terminated while a workflow held
-    // it: a running mutating workflow of this cluster keeps the cluster (or is found dead later).
     const running = await quickStep.findRunningMutators({ cluster: state.cluster });
-    const firstRequester = inbox[0]?.kind === 'request' ? inbox[0].request.workflowId : undefined;
-    const other = running.find((r) => r.workflowId !== firstRequester);
-    if (other) state.holder = other;
+    if (running[0]) state.holder = running[0];
   }
 
   const hasWork = () => inbox.length > 0 || workflowInfo().continueAsNewSuggested;
   for (;;) {
-    if (state.holder && state.queue.length > 0) {
-      // Someone waits: a holder that ended without releasing (terminated, timed out) must not
-      // keep them waiting until another request happens to arrive. Checked every 15 s.
-      if (!(await condition(hasWork, HOLDER_CHECK_INTERVAL)) && (await holderIsGone(state.holder))) {
-        state.holder = null;
-        await grantNextInQueue();
-      }
-    } else {
-      await condition(hasWork);
+    if (state.holder) {
+      // A holder that ended without releasing (terminated, timed out) must not keep waiters
+      // waiting until another request happens to arrive, nor an idle lock from ending.
+      const interval = state.queue.length > 0 ? HOLDER_CHECK_WHILE_WAITED_FOR : HOLDER_CHECK_OTHERWISE;
+      if (!(await condition(hasWork, interval))) await dropHolderIfGone();
+    } else if (!(await condition(hasWork, input.idleEndMs ?? DEFAULT_IDLE_END_MS))) {
+      // Idle: nobody holds the cluster and nobody waits. A request that arrives from now on
+      // starts the lock again, which asks the running workflows before it grants anything.
+      return;
     }
     while (inbox.length > 0) {
       const item = inbox.shift()!;
@@ -93,27 +123,30 @@ export async function clusterLockWorkflow(input: ClusterLockInput): Promise<void
         continue;
       }
       const request = item.request;
-      if (state.holder && state.holder.workflowId === request.workflowId) {
-        await answer(request, { status: 'granted', lockWorkflowId: myId }); // a repeated request (activity retry)
+      if (state.holder?.workflowId !== request.workflowId) await dropHolderIfGone();
+      if (item.kind === 'confirm') {
+        // A holder the lock lost (reset to before its grant) takes it back if nobody else has it.
+        if (state.holder === null && state.queue.length === 0) state.holder = holderFrom(request);
+        item.reply(
+          state.holder?.workflowId === request.workflowId ? { held: true } : { held: false, holder: state.holder },
+        );
         continue;
       }
-      if (state.holder && (await holderIsGone(state.holder))) {
-        state.holder = null;
-        await grantNextInQueue();
-      }
-      if (state.holder === null) {
-        await grant(request);
+      if (state.holder === null || state.holder.workflowId === request.workflowId) {
+        // A repeated request (the local activity retried) by the holder is granted again.
+        state.holder ??= holderFrom(request);
+        item.reply({ status: 'granted', lockWorkflowId: myId });
       } else if (request.wait) {
         if (!state.queue.some((q) => q.workflowId === request.workflowId)) state.queue.push(request);
         const position = state.queue.findIndex((q) => q.workflowId === request.workflowId) + 1;
-        await answer(request, { status: 'queued', holder: state.holder, position });
+        item.reply({ status: 'queued', holder: state.holder, position });
       } else {
-        await answer(request, { status: 'refused', holder: state.holder });
+        item.reply({ status: 'refused', holder: state.holder });
       }
     }
     if (workflowInfo().continueAsNewSuggested && inbox.length === 0) {
       await condition(allHandlersFinished);
-      await continueAsNew<typeof clusterLockWorkflow>({ cluster: state.cluster, state });
+      await continueAsNew<typeof clusterLockWorkflow>({ cluster: state.cluster, state, idleEndMs: input.idleEndMs });
     }
   }
 }

@@ -1,6 +1,6 @@
 // Signals, queries and shared types: the contract with the Temporal UI, the CLI and other
 // services. Names here are public: keep them stable.
-import { defineQuery, defineSignal } from '@temporalio/workflow';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 
 export const DEFAULT_TASK_QUEUE = 'pg-ops';
 
@@ -59,10 +59,22 @@ export const MUTATING_WORKFLOW_TYPES = [
   'deleteBackupWorkflow',
 ] as const;
 
-export const lockRequestSignal = defineSignal<[LockRequest]>('lockRequest');
+/** The answer to a mutating step that asks whether its workflow still holds the cluster. */
+export type LockConfirmation = { held: true } | { held: false; holder: LockHolder | null };
+
+/**
+ * A request for the lock, sent with update-with-start (the lock workflow is started if it is not
+ * running): answered at once with granted, queued or refused. A queued requester is told
+ * `granted` later by `lockAnswer`.
+ */
+export const lockAcquireUpdate = defineUpdate<LockAnswer, [LockRequest]>('acquireLock');
+/** Asked by every mutating step before it acts: does this workflow still hold the cluster? */
+export const lockConfirmUpdate = defineUpdate<LockConfirmation, [LockRequest]>('confirmLockHolder');
 export const lockReleaseSignal = defineSignal<[{ workflowId: string }]>('lockRelease');
 export const lockAnswerSignal = defineSignal<[LockAnswer]>('lockAnswer');
 export const lockStateQuery = defineQuery<LockState>('lockState');
+/** Answered by every mutating workflow: whether it holds its cluster's lock right now. */
+export const holdsClusterLockQuery = defineQuery<boolean>('holdsClusterLock');
 
 /**
  * The lock of a cluster within one worker fleet. A cluster name means something only in the

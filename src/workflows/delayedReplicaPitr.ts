@@ -81,34 +81,54 @@ export async function delayedReplicaPitrWorkflow(input: DelayedReplicaPitrInput)
       target: checked.effectiveTarget,
       inclusive: checked.effectiveInclusive,
     });
+    // From here the target is set: a cancel returns the replica to its delay, as the end of a run
+    // does (unless it is to be promoted or left paused). Before, a cancel leaves it paused.
+    const backToDelayOnCancel = async <T>(body: () => Promise<T>): Promise<T> => {
+      try {
+        return await body();
+      } catch (err) {
+        if (!isCancellation(err) || !opts.returnToDelay) throw err;
+        const scratch = {} as DelayedReplicaPitrResult;
+        await CancellationScope.nonCancellable(() => returnToDelay(cluster, originalDelay, progress, scratch));
+        throw err;
+      }
+    };
     progress.step('restart', 'restarting the replica so the target takes effect');
-    try {
-      // Stopping before a locking transaction re-replays records: restart without a shutdown
-      // restartpoint, and only while the minimum recovery point is still before the stop point.
-      await longStep.restartReplicaIfPending({
-        cluster,
-        immediate: checked.beforeLockingTransaction,
-        mustNotPass: checked.beforeLockingTransaction ? checked.targetLsn : undefined,
-      });
-    } catch (err) {
-      if (!checked.beforeLockingTransaction || failureType(err) !== 'StopPointPassed') throw err;
-      checked.note = `${checked.note ?? ''}; the replica flushed past the transaction's start before the restart, so it stops before the commit instead: the locked tables cannot be read at the target`;
-      checked.effectiveTarget = target;
-      checked.effectiveInclusive = opts.inclusive;
-      checked.targetLsn = checked.requestedTargetLsn;
-      checked.beforeLockingTransaction = false;
-      progress.note({ note: checked.note });
-      await quickStep.applyPitrTarget({ cluster, target, inclusive: opts.inclusive });
-      await longStep.restartReplicaIfPending({ cluster });
-    }
+    // A restart is never abandoned half way (the replica stopped, not started again): a cancel
+    // takes effect once it is done, and then the replica returns to its delay.
+    await backToDelayOnCancel(() =>
+      CancellationScope.nonCancellable(async () => {
+        try {
+          // Stopping before a locking transaction re-replays records: restart without a shutdown
+          // restartpoint, and only while the minimum recovery point is still before the stop point.
+          await longStep.restartReplicaIfPending({
+            cluster,
+            immediate: checked.beforeLockingTransaction,
+            mustNotPass: checked.beforeLockingTransaction ? checked.targetLsn : undefined,
+          });
+        } catch (err) {
+          if (!checked.beforeLockingTransaction || failureType(err) !== 'StopPointPassed') throw err;
+          checked.note = `${checked.note ?? ''}; the replica flushed past the transaction's start before the restart, so it stops before the commit instead: the locked tables cannot be read at the target`;
+          checked.effectiveTarget = target;
+          checked.effectiveInclusive = opts.inclusive;
+          checked.targetLsn = checked.requestedTargetLsn;
+          checked.beforeLockingTransaction = false;
+          progress.note({ note: checked.note });
+          await quickStep.applyPitrTarget({ cluster, target, inclusive: opts.inclusive });
+          await longStep.restartReplicaIfPending({ cluster });
+        }
+      }),
+    );
 
     progress.step('replay', `replaying archived WAL up to ${targetText}`);
-    const reached = await replayStep.waitForReplayTarget({
-      cluster,
-      targetLsn: checked.targetLsn,
-      targetTime: checked.targetTime,
-      stallTimeoutMs: opts.stallTimeoutMs,
-    });
+    const reached = await backToDelayOnCancel(() =>
+      replayStep.waitForReplayTarget({
+        cluster,
+        targetLsn: checked.targetLsn,
+        targetTime: checked.targetTime,
+        stallTimeoutMs: opts.stallTimeoutMs,
+      }),
+    );
     progress.step(
       'at-target',
       `replay paused at ${reached.replayLsn} (last commit replayed ${reached.replayTimestamp ?? 'none'})`,
@@ -126,10 +146,13 @@ export async function delayedReplicaPitrWorkflow(input: DelayedReplicaPitrInput)
 
     if (opts.then === 'export') {
       progress.step('export', `exporting ${opts.tables.join(', ')} as of the target`);
-      result.exported = await longStep.exportLostRows({ cluster, tables: opts.tables });
+      const exported = await backToDelayOnCancel(() => longStep.exportLostRows({ cluster, tables: opts.tables }));
+      result.exported = exported;
       if (opts.insertMissing) {
         progress.step('insert', 'inserting the rows the primary is missing, in one transaction per table');
-        result.inserted = await quickStep.insertMissingRowsIntoPrimary({ cluster, exports: result.exported });
+        result.inserted = await backToDelayOnCancel(() =>
+          quickStep.insertMissingRowsIntoPrimary({ cluster, exports: exported }),
+        );
       }
     } else if (opts.then === 'promote') {
       // pg_wal_replay_resume() at a paused target would promote too; pg_promote() says so openly.
@@ -151,7 +174,9 @@ export async function delayedReplicaPitrWorkflow(input: DelayedReplicaPitrInput)
       }
     }
 
-    if (opts.returnToDelay) await returnToDelay(cluster, originalDelay, progress, result);
+    // The way back to a delayed replica is never cancelled half way (target cleared, not restarted).
+    if (opts.returnToDelay)
+      await CancellationScope.nonCancellable(() => returnToDelay(cluster, originalDelay, progress, result));
     progress.step(
       'done',
       result.finalState === 'delayed replica again'

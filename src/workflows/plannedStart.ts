@@ -1,7 +1,7 @@
 // Planned start: scale back (or pg_ctl start), wait for Ready and for a query to succeed.
 // With no replica count given, the one recorded by the last planned stop is used, else the
 // catalog's.
-import { longStep, quickStep } from './activityProxies';
+import { localStep, longStep } from './activityProxies';
 import { trackProgress } from './progress';
 import { tagWorkflow } from './searchAttributes';
 import { withClusterLock } from './clusterLock';
@@ -36,7 +36,7 @@ export async function plannedStartWorkflow(input: PlannedStartInput): Promise<Pl
   tagWorkflow(cluster, 'plannedStart');
   const progress = trackProgress('plannedStart', cluster);
   progress.step('resolve', 'looking the cluster up in the worker catalog');
-  await quickStep.resolveCluster({ cluster });
+  await localStep.resolveCluster({ cluster });
 
   return withClusterLock(cluster, TYPE, { ...lockWait, progress }, async () => {
     progress.step('start', replicas ? `starting ${replicas} replica(s)` : 'starting the recorded replica count');

@@ -4,7 +4,7 @@
 // history and, on Kubernetes, in an annotation on the StatefulSet.
 import { CancellationScope, condition, isCancellation, setHandler } from '@temporalio/workflow';
 import { resumeSignal } from './definitions';
-import { bringUpStep, longStep, quickStep } from './activityProxies';
+import { bringUpStep, localStep, longStep } from './activityProxies';
 import { trackProgress } from './progress';
 import { tagWorkflow } from './searchAttributes';
 import { workflowClockMs } from './clock';
@@ -68,20 +68,20 @@ export async function plannedStopWorkflow(input: PlannedStopInput): Promise<Plan
   tagWorkflow(cluster, 'plannedStop');
   const progress = trackProgress('plannedStop', cluster);
   progress.step('resolve', 'looking the cluster up in the worker catalog');
-  await quickStep.resolveCluster({ cluster });
+  await localStep.resolveCluster({ cluster });
 
   return withClusterLock(cluster, TYPE, { ...lockWait, progress }, async () => {
     progress.step('describe', 'recording the replica count before the stop');
-    const before = await quickStep.describeCluster({ cluster });
+    const before = await localStep.describeCluster({ cluster });
     progress.note({ replicasBefore: before.replicas });
 
     progress.step('stop', reason ? `stopping the cluster: ${reason}` : 'stopping the cluster');
     let stopped: Awaited<ReturnType<typeof longStep.stopCluster>>;
-    let quiescent: Awaited<ReturnType<typeof quickStep.verifyQuiescent>>;
+    let quiescent: Awaited<ReturnType<typeof localStep.verifyQuiescent>>;
     try {
       stopped = await longStep.stopCluster({ cluster });
       progress.step('verify', 'verifying the quiescent point: nothing running, volumes kept, connections refused');
-      quiescent = await quickStep.verifyQuiescent({ cluster });
+      quiescent = await localStep.verifyQuiescent({ cluster });
     } catch (err) {
       // A cancel during the stop or the check: the stop step has finished its shutdown (it does
       // not abort half way), and the cluster is started again before the lock is released.
@@ -140,11 +140,8 @@ export async function plannedStopWorkflow(input: PlannedStopInput): Promise<Plan
         msToReady: started.msToReady,
       });
     };
-    if (resumedBy === 'cancel') {
-      await CancellationScope.nonCancellable(restart);
-    } else {
-      await restart();
-    }
+    // The way back is never cancelled: a cancel during this start would leave production down.
+    await CancellationScope.nonCancellable(restart);
     return result;
   });
 }

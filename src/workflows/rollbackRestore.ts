@@ -7,7 +7,7 @@ import { backupIdFor } from '../common/backupIds';
 import type { BackupRecord } from '../drivers/storage/types';
 import type { RestoreTarget } from '../drivers/postgres/recoveryConfig';
 import type { PgOpsActivities } from '../activities';
-import { bringUpStep, longStep, quickStep, replayStep } from './activityProxies';
+import { bringUpStep, localStep, longStep, quickStep, replayStep } from './activityProxies';
 import { trackProgress } from './progress';
 import { tagWorkflow } from './searchAttributes';
 import { withClusterLock } from './clusterLock';
@@ -78,7 +78,7 @@ export async function rollbackRestoreWorkflow(input: RollbackRestoreInput): Prom
   tagWorkflow(cluster, 'rollbackRestore');
   const progress = trackProgress('rollbackRestore', cluster);
   progress.step('resolve', 'looking the cluster up in the worker catalog');
-  await quickStep.resolveCluster({ cluster });
+  await localStep.resolveCluster({ cluster });
 
   return withClusterLock(cluster, TYPE, { ...lockWait, progress }, async () => {
     progress.step('check', `checking backup ${backup} against the cluster, its system identifier and the target`);
@@ -87,10 +87,19 @@ export async function rollbackRestoreWorkflow(input: RollbackRestoreInput): Prom
     progress.note({ backupId: restored.id, backupStopLsn: restored.stopLsn });
 
     progress.step('stop', 'stopping the cluster: a restore needs the database down');
-    const before = await quickStep.describeCluster({ cluster });
+    const before = await localStep.describeCluster({ cluster });
     if (before.running) {
-      await longStep.stopCluster({ cluster });
-      await quickStep.verifyQuiescent({ cluster });
+      try {
+        await longStep.stopCluster({ cluster });
+        await localStep.verifyQuiescent({ cluster });
+      } catch (err) {
+        // Cancelled before anything was rolled back: the cluster goes back to how it was. The stop
+        // runs to its end; the start retries until it has.
+        if (!isCancellation(err)) throw err;
+        progress.step('start', 'cancelled during the stop: starting the cluster again');
+        await CancellationScope.nonCancellable(() => bringUpStep.startCluster({ cluster }));
+        throw err;
+      }
     }
 
     let safetySnapshot: BackupRecord | undefined;
@@ -124,7 +133,10 @@ export async function rollbackRestoreWorkflow(input: RollbackRestoreInput): Prom
     try {
       progress.step('rollback', `rolling every volume back to backup ${restored.id}`);
       const restoreId = `${info.workflowId}/${info.runId}`;
-      const rollback = await longStep.rollbackVolumes({ cluster, backup: restored.id, restoreId });
+      // Never cancelled half way: a cancel takes effect after it, with every volume at the backup.
+      const rollback = await CancellationScope.nonCancellable(() =>
+        longStep.rollbackVolumes({ cluster, backup: restored.id, restoreId }),
+      );
       step = 'recovery-files';
       progress.step(
         'recovery-files',

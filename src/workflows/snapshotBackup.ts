@@ -5,7 +5,7 @@
 import { CancellationScope, workflowInfo } from '@temporalio/workflow';
 import { backupIdFor } from '../common/backupIds';
 import type { BackupRecord } from '../drivers/storage/types';
-import { bringUpStep, longStep, quickStep } from './activityProxies';
+import { bringUpStep, localStep, longStep, quickStep } from './activityProxies';
 import { trackProgress } from './progress';
 import { tagWorkflow } from './searchAttributes';
 import { withClusterLock } from './clusterLock';
@@ -51,7 +51,7 @@ export async function snapshotBackupWorkflow(input: SnapshotBackupInput): Promis
   tagWorkflow(cluster, 'snapshotBackup');
   const progress = trackProgress('snapshotBackup', cluster);
   progress.step('resolve', 'looking the cluster up in the worker catalog');
-  await quickStep.resolveCluster({ cluster });
+  await localStep.resolveCluster({ cluster });
 
   return withClusterLock(cluster, TYPE, { ...lockWait, progress }, async () => {
     progress.step('plan', 'checking that every volume of the database can be snapshotted consistently');
@@ -83,11 +83,13 @@ export async function snapshotBackupWorkflow(input: SnapshotBackupInput): Promis
       result = { ...base, backup, took: 'online', backupModeMs: backup.backupModeMs, snapshotMs: backup.snapshotMs };
     } else {
       progress.step('stop', 'stopping the cluster for an offline snapshot');
-      const stopped = await longStep.stopCluster({ cluster });
+      let stopped: { replicasBefore: number } | undefined;
       let backup: BackupRecord;
       let started: { readyReplicas: number; msToReady: number } | undefined;
       try {
-        await quickStep.verifyQuiescent({ cluster });
+        // Inside the try: a cancel during the stop (which runs to its end) starts the cluster again too.
+        stopped = await longStep.stopCluster({ cluster });
+        await localStep.verifyQuiescent({ cluster });
         progress.step('snapshot', 'snapshotting the quiescent volumes');
         backup = await longStep.takeOfflineSnapshot({
           cluster,
@@ -98,10 +100,10 @@ export async function snapshotBackupWorkflow(input: SnapshotBackupInput): Promis
         });
       } finally {
         // Whatever happened to the snapshot, the cluster comes back: a backup never leaves it down.
-        progress.step('start', `starting ${stopped.replicasBefore} replica(s) again`);
-        started = await CancellationScope.nonCancellable(() =>
-          bringUpStep.startCluster({ cluster, replicas: stopped.replicasBefore }),
-        );
+        // Without the stop's count (cancelled during the stop), the one it recorded is used.
+        const replicas = stopped?.replicasBefore;
+        progress.step('start', replicas ? `starting ${replicas} replica(s) again` : 'starting the cluster again');
+        started = await CancellationScope.nonCancellable(() => bringUpStep.startCluster({ cluster, replicas }));
       }
       const restarted = { readyReplicas: started.readyReplicas, msToReady: started.msToReady };
       result = { ...base, backup, took: 'offline', snapshotMs: backup.snapshotMs, restarted };

@@ -4,7 +4,7 @@
 // mounted at /archive, with the `orders` sample table; plus the helpers those suites share.
 import { chownSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AppsV1Api, CoreV1Api } from '@kubernetes/client-node';
+import { CoreV1Api } from '@kubernetes/client-node';
 import { parseCatalog } from '../../src/config/catalog';
 import { resolvePgEndpoint } from '../../src/config/credentials';
 import type { PgEndpoint } from '../../src/drivers/postgres/session';
@@ -13,13 +13,12 @@ import { pollUntil } from '../../src/drivers/waiting';
 import type { SnapshotBackupResult } from '../../src/workflows/snapshotBackup';
 import type { RollbackRestoreResult } from '../../src/workflows/rollbackRestore';
 import type { KubeCluster } from './kubeCluster';
-import { kubernetesTarget, statefulSetObject, testNamespace, waitForReadyReplicas, writeCatalog } from './kubeObjects';
-import { POSTGRES_GID, POSTGRES_IMAGE, POSTGRES_UID, realNodePod } from './kube/realNode';
+import { kubernetesTarget, testNamespace, writeCatalog } from './kubeObjects';
+import { POSTGRES_GID, POSTGRES_UID } from './kube/realNode';
+import { createRealNodePostgres, removeStatefulSet } from './kube/realNodePostgres';
 import { commitStatements, createOrders } from './sampleData';
 import { testEnv } from './testEnv';
 import { withWorker } from './workers';
-
-export const CONTAINER_PGDATA = '/var/lib/pgdata/data';
 
 export interface KubeBackupFixture {
   ns: string;
@@ -57,43 +56,24 @@ export async function kubeBackupFixture(
   mkdirSync(archive, { recursive: true });
   chownSync(archive, POSTGRES_UID, POSTGRES_GID);
   // PGDATA on one claim, pg_wal on another (initdb --waldir): both are the database's volumes.
-  const sts = statefulSetObject({
+  await createRealNodePostgres(cluster, {
     namespace: ns,
     name: 'pg',
-    replicas: 1,
     volumeClaimTemplates: ['pgdata', 'pgwal'],
-  });
-  for (const template of sts.spec!.volumeClaimTemplates!) template.spec!.storageClassName = storageClass;
-  sts.spec!.template.spec = {
-    ...realNodePod,
-    terminationGracePeriodSeconds: 20,
-    securityContext: { runAsUser: POSTGRES_UID, runAsGroup: POSTGRES_GID },
-    containers: [
-      {
-        name: 'postgres',
-        image: POSTGRES_IMAGE,
-        imagePullPolicy: 'Never',
-        env: [{ name: 'PGDATA', value: CONTAINER_PGDATA }],
-        command: [
-          'bash',
-          '-ec',
-          '[ -f $PGDATA/PG_VERSION ] || initdb -D $PGDATA --waldir=/var/lib/pgwal/wal -U postgres --auth=trust >/dev/null; ' +
-            "exec postgres -D $PGDATA -c listen_addresses='*' -c unix_socket_directories=/tmp " +
-            "-c wal_level=replica -c archive_mode=on -c 'archive_command=cp %p /archive/%f' -c track_commit_timestamp=on",
-        ],
-        ports: [{ name: 'postgres', containerPort: 5432 }],
-        readinessProbe: { exec: { command: ['pg_isready', '-h', '127.0.0.1', '-U', 'postgres'] }, periodSeconds: 1 },
-        volumeMounts: [
-          { name: 'pgdata', mountPath: '/var/lib/pgdata' },
-          { name: 'pgwal', mountPath: '/var/lib/pgwal' },
-          { name: 'archive', mountPath: '/archive' },
-        ],
-      },
+    storageClass,
+    init: 'initdb -D "$PGDATA" --waldir=/var/lib/pgwal/wal -U postgres --auth=trust >/dev/null',
+    settings: {
+      wal_level: 'replica',
+      archive_mode: 'on',
+      archive_command: 'cp %p /archive/%f',
+      track_commit_timestamp: 'on',
+    },
+    extraMounts: [
+      { name: 'pgwal', mountPath: '/var/lib/pgwal' },
+      { name: 'archive', mountPath: '/archive' },
     ],
     volumes: [{ name: 'archive', hostPath: { path: archive, type: 'Directory' } }],
-  };
-  await cluster.admin().makeApiClient(AppsV1Api).createNamespacedStatefulSet({ namespace: ns, body: sts });
-  await waitForReadyReplicas(cluster, ns, 'pg', 1, 180_000).catch((err: unknown) => {
+  }).catch((err: unknown) => {
     throw new Error(`${String(err)}\n${describeProblem()}`);
   });
   const catalogPath = await writeCatalog(`${prefix}-catalog`, {
@@ -158,25 +138,7 @@ export async function kubeBackupFixture(
       return (await core.listNamespacedPod({ namespace: ns, labelSelector: 'pgops.temporal.io/helper-for' })).items
         .length;
     },
-    async teardown() {
-      await cluster
-        .admin()
-        .makeApiClient(AppsV1Api)
-        .deleteNamespacedStatefulSet({ name: 'pg', namespace: ns })
-        .catch(() => undefined);
-      const core = cluster.admin().makeApiClient(CoreV1Api);
-      await pollUntil(
-        async () => {
-          const pods = (await core.listNamespacedPod({ namespace: ns })).items.filter(
-            (p) => p.metadata?.labels?.app === 'pg',
-          );
-          for (const pod of pods)
-            await core.deleteNamespacedPod({ name: pod.metadata!.name!, namespace: ns }).catch(() => undefined);
-          return pods.length === 0 ? { done: true } : { waiting: `${pods.length} pod(s) left` };
-        },
-        { intervalMs: 250, timeoutMs: 60_000, what: `the pods of ${ns}/pg to be gone` },
-      );
-    },
+    teardown: () => removeStatefulSet(cluster, ns, 'pg'),
     async restoreToJustBeforeDamage() {
       const taken = await backup({ label: 'before the batch' });
       await commitStatements(await endpoint(), [

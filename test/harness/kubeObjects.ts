@@ -32,7 +32,7 @@ export async function testNamespace(cluster: KubeCluster, prefix: string): Promi
   return name;
 }
 
-/** One hostPath PersistentVolume per claim, pre-bound to it (claimRef), so the claim binds at once. */
+/** One hostPath PersistentVolume per claim and the claim itself, bound to each other before any pod needs them. */
 export async function preboundVolumes(cluster: KubeCluster, namespace: string, claims: string[]): Promise<void> {
   const core = cluster.admin().makeApiClient(CoreV1Api);
   for (const claim of claims) {
@@ -51,7 +51,30 @@ export async function preboundVolumes(cluster: KubeCluster, namespace: string, c
         },
       },
     });
+    // The claim too, bound to it before any pod needs it: a pod the scheduler meets with an unbound
+    // claim is parked as unschedulable and may not be tried again for minutes.
+    await core.createNamespacedPersistentVolumeClaim({
+      namespace,
+      body: {
+        metadata: { name: claim },
+        spec: {
+          accessModes: ['ReadWriteOnce'],
+          resources: { requests: { storage: '1Gi' } },
+          storageClassName: '',
+          volumeName: `${namespace}-${claim}`,
+        },
+      },
+    });
   }
+  await pollUntil(
+    async () => {
+      const phases = await Promise.all(
+        claims.map(async (name) => (await core.readNamespacedPersistentVolumeClaim({ name, namespace })).status?.phase),
+      );
+      return phases.every((p) => p === 'Bound') ? { done: undefined } : { waiting: phases.join(', ') };
+    },
+    { intervalMs: 100, timeoutMs: 30_000, what: `claims ${claims.join(', ')} to be Bound` },
+  );
 }
 
 export interface StatefulSetSpec {

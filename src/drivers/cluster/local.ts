@@ -108,10 +108,12 @@ export class LocalClusterDriver implements ClusterDriver {
       'starting postmaster (pg_ctl start); it replays WAL from the last checkpoint before accepting connections',
     );
     const timeoutMs = this.target.startTimeoutSeconds * 1000;
+    // No abort signal: killing pg_ctl does not stop the postmaster it launched, so a cancelled
+    // start would leave a server coming up behind the workflow's back (and the lock's). A start,
+    // like a stop, runs to its end (bounded by startTimeoutSeconds); the cancel takes effect after.
     const started = this.pgCtl(
       ['start', '-D', this.target.pgdata, '-l', this.logFile, '-w', '-t', String(this.target.startTimeoutSeconds)],
       timeoutMs + 10_000,
-      opts.signal,
     );
     const ticker = setInterval(() => opts.onProgress?.('waiting for the postmaster to accept connections'), 2000);
     let result: CommandResult;

@@ -94,13 +94,15 @@ export class HelperPod {
 
   /** Creates the pod (or reuses a running one a crashed attempt left) and waits until it runs. */
   async open(opts: WaitOptions = {}): Promise<void> {
-    const existing = await this.read();
+    let existing = await this.read();
     if (
       existing &&
       (existing.metadata?.deletionTimestamp || !['Pending', 'Running'].includes(existing.status?.phase ?? ''))
-    )
-      await this.close(opts);
-    if (!existing || (await this.read()) === undefined) {
+    ) {
+      await this.close(opts); // an ended or terminating pod is replaced, not reused
+      existing = undefined;
+    }
+    if (!existing) {
       try {
         await callKube(this.call('create'), () =>
           this.core.createNamespacedPod({ namespace: this.layout.namespace, body: helperPodObject(this.layout) }),

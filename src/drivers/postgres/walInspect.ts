@@ -7,7 +7,6 @@ import { isAbsolute, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { formatLsn, parseLsn } from '../../common/lsn';
 import { isoTimeMicros } from '../../common/recoveryTarget';
-import { runCommand } from '../exec';
 import { withSession, type PgEndpoint } from './session';
 import { DEFAULT_PG_BIN_DIR } from './binDir';
 
@@ -98,16 +97,14 @@ const RECORD_LINE =
 /** pg_waldump ends with this when the last segment was not switched: the end of WAL, not a failure. */
 const END_OF_WAL = /error in WAL record at|invalid record length|could not find a valid record/;
 
-let postgresIds: { uid: number; gid: number } | undefined;
-
-async function osIds(): Promise<{ uid: number; gid: number } | undefined> {
-  // pg_waldump only reads files; as root it still runs as the archive's owner, like everything else.
+/**
+ * pg_waldump only reads files: a worker running as root runs it as the archive directory's owner
+ * (the server that archives into it, on this host or in a container with a uid of its own).
+ */
+function readerIds(archiveDir: string): { uid: number; gid: number } | undefined {
   if (process.getuid?.() !== 0) return undefined;
-  if (postgresIds) return postgresIds;
-  const [uid, gid] = await Promise.all([runCommand('id', ['-u', 'postgres']), runCommand('id', ['-g', 'postgres'])]);
-  if (uid.code !== 0 || gid.code !== 0)
-    throw new Error(`operating-system user postgres does not exist on this worker: ${uid.stderr}`);
-  return (postgresIds = { uid: Number(uid.stdout.trim()), gid: Number(gid.stdout.trim()) });
+  const { uid, gid } = statSync(archiveDir);
+  return uid === 0 ? undefined : { uid, gid };
 }
 
 /** Runs pg_waldump over one run of segments; `onRecord` returning true stops early. */
@@ -118,7 +115,7 @@ async function dumpRun(
   onRecord: (r: WalRecord) => boolean | void,
   opts: WalDumpOptions,
 ): Promise<boolean> {
-  const ids = await osIds();
+  const ids = readerIds(archiveDir);
   const child = spawn(
     join(opts.binDir ?? DEFAULT_PG_BIN_DIR, 'pg_waldump'),
     [`--path=${archiveDir}`, `--timeline=${run.timeline}`, ...args, run.first.fileName, run.last.fileName],

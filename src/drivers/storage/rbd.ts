@@ -147,6 +147,8 @@ export class RbdSnapshotDriver implements SnapshotDriver {
       opts.onProgress?.(`detaching ${this.spec(image)} from ${image.mountpoint}`);
       await detachRbdVolume(this.rbd, image, opts.signal);
     }
+    // A crash test kills the worker here: the images detached, not yet rolled back.
+    await pauseForTests('rollback-detached', opts.signal);
     for (const { image, snap } of snaps) {
       opts.onProgress?.(`rbd snap rollback ${this.spec(image)}@${snap}`);
       await this.rbd.rollback(this.spec(image), snap, opts.signal);

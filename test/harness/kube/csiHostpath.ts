@@ -435,10 +435,14 @@ async function startCsiHostpath(
     }
   };
   running = loop();
-  registerTeardown(async () => {
+  /** Ends the provisioning loop: once the test Ceph stops, each of its `rbd` calls would hang. */
+  const stopLoop = async () => {
     stopped = true;
     await running;
-    await emptyTheNode();
+  };
+  registerTeardown(async () => {
+    await stopLoop();
+    if (!rbd) await emptyTheNode(); // else done before the test Ceph stopped
     registry.forceShutdown();
     server.forceShutdown();
   });
@@ -450,7 +454,10 @@ async function startCsiHostpath(
       if (rbd) return;
       rbd = { ceph };
       // Registered after the test Ceph started, so it runs before the Ceph stops (teardowns run last first).
-      registerTeardown(emptyTheNode);
+      registerTeardown(async () => {
+        await stopLoop();
+        await emptyTheNode();
+      });
       await storageClass(RBD_STORAGE_CLASS);
     },
     async volumeDirOf(namespace, claim) {

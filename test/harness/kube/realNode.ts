@@ -56,6 +56,8 @@ export function realNodeProblem(): string | undefined {
 export interface RealNode {
   /** The kubelet's --root-dir (its plugins_registry is where CSI node plugins register). */
   kubeletRoot: string;
+  /** Imports a `docker save` archive into the node's containerd (images are never pulled here). */
+  importImage(archive: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -78,6 +80,9 @@ async function startRealNode(cluster: KubeCluster, binDir: string): Promise<Real
   const socket = join(dir, 'containerd.sock');
   const node: RealNode = {
     kubeletRoot: join(dir, 'kubelet-root'),
+    importImage: async (archive) => {
+      await run('ctr', ['--address', socket, '-n', 'k8s.io', 'images', 'import', archive]);
+    },
     close: async () => {
       await stopRealNode(cluster, dir, socket, daemons, sysctls);
       removeWhatTheKubeletAdded(hostDirs);

@@ -1,0 +1,159 @@
+// delayedReplicaPitrWorkflow end to end on the real node: the primary and the delayed replica are
+// both PostgreSQL 15 containers run by the kubelet. The primary archives its WAL into a host
+// directory both pods mount at /archive; the replica was made by pg_basebackup from the primary's
+// pod IP, and replays that archive 20 s late (archive-only, as in the seed). The worker runs on the
+// host: it reads the same archive with pg_waldump, reaches both servers through pods/portforward,
+// and the target restart and the return to delay each delete the replica's pod, which the
+// StatefulSet controller recreates and the kubelet starts again. Opt-in like the other real-node suites.
+import assert from 'node:assert/strict';
+import { chownSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CoreV1Api } from '@kubernetes/client-node';
+import { parseCatalog } from '../src/config/catalog';
+import { resolvePgEndpoint } from '../src/config/credentials';
+import { closeAllPortForwards } from '../src/drivers/kube/portForward';
+import { withSession } from '../src/drivers/postgres/session';
+import { pollUntil } from '../src/drivers/waiting';
+import type { DelayedReplicaPitrResult } from '../src/workflows/delayedReplicaPitr';
+import type { KubeCluster } from './harness/kubeCluster';
+import { kubernetesTarget, preboundVolumes, testNamespace, writeCatalog } from './harness/kubeObjects';
+import { POSTGRES_GID, POSTGRES_UID } from './harness/kube/realNode';
+import { createRealNodePostgres, podIp, removeStatefulSet } from './harness/kube/realNodePostgres';
+import { commitStatements, createOrders } from './harness/sampleData';
+import { scratchDir, testEnv } from './harness/testEnv';
+import { withWorker } from './harness/workers';
+import { realNodeOrSkip } from './harness/kube/realNodeSuite';
+
+const ARCHIVE_MOUNT = [{ name: 'archive', mountPath: '/archive' }];
+
+describe('delayedReplicaPitrWorkflow on the real node: primary and delayed replica in real containers', function () {
+  this.timeout(300_000);
+  let cluster: KubeCluster;
+  let ns: string;
+  let catalogPath: string;
+  let exportDir: string;
+  const taskQueue = `pg-ops-node-pitr-${Math.random().toString(36).slice(2, 8)}`;
+  const entry = (name: string) => parseCatalog(readFileSync(catalogPath, 'utf8'), catalogPath).clusters[name]!;
+  const sql = async <T>(cluster: string, text: string): Promise<T[]> =>
+    withSession(await resolvePgEndpoint(cluster, entry(cluster)), async (c) => (await c.query(text)).rows as T[]);
+  const row = async <T>(cluster: string, text: string): Promise<T> => (await sql<T>(cluster, text))[0]!;
+  const archiveNow = async () => {
+    const { f } = await row<{ f: string }>('orders', 'SELECT pg_walfile_name(pg_current_wal_lsn()) AS f');
+    await sql('orders', 'SELECT pg_switch_wal()');
+    await pollUntil(
+      async () =>
+        (await sql<{ ok: boolean }>('orders', `SELECT last_archived_wal >= '${f}' AS ok FROM pg_stat_archiver`))[0]!.ok
+          ? { done: true }
+          : { waiting: 'not archived' },
+      { intervalMs: 100, timeoutMs: 30_000, what: `WAL ${f} to be archived` },
+    );
+  };
+
+  before(async function () {
+    ({ cluster } = await realNodeOrSkip(this));
+    ns = await testNamespace(cluster, 'nodepitr');
+    await preboundVolumes(cluster, ns, ['pgdata-pg-0', 'pgdata-pg-delayed-0']);
+    for (const claim of ['pgdata-pg-0', 'pgdata-pg-delayed-0'])
+      chownSync(join(cluster.dir, 'volumes', ns, claim), POSTGRES_UID, POSTGRES_GID);
+    // Not under the cluster's 0700 directory: the worker reads it as its owner, the container's postgres.
+    const archive = join(await scratchDir('nodepitr-archive'), 'archive');
+    mkdirSync(archive);
+    chownSync(archive, POSTGRES_UID, POSTGRES_GID);
+    const volumes = [{ name: 'archive', hostPath: { path: archive, type: 'Directory' } }];
+
+    await createRealNodePostgres(cluster, {
+      namespace: ns,
+      name: 'pg',
+      // The replica's pg_basebackup connects from its pod's address on the node's bridge.
+      init:
+        'initdb -D "$PGDATA" -U postgres --auth=trust >/dev/null; ' +
+        'echo "host replication postgres 10.203.0.0/24 trust" >> "$PGDATA/pg_hba.conf"',
+      settings: {
+        wal_level: 'replica',
+        archive_mode: 'on',
+        archive_command: 'cp %p /archive/%f',
+        track_commit_timestamp: 'on',
+      },
+      extraMounts: ARCHIVE_MOUNT,
+      volumes,
+    });
+    const primaryIp = await podIp(cluster, ns, 'pg-0');
+    exportDir = join(await scratchDir('nodepitr-exports'), 'exports');
+    catalogPath = await writeCatalog('nodepitr-catalog', {
+      orders: {
+        target: kubernetesTarget(cluster, ns, 'pg', { readyTimeoutSeconds: 180 }),
+        postgres: { user: 'postgres', portForward: {} },
+      },
+      'orders-delayed': {
+        target: kubernetesTarget(cluster, ns, 'pg-delayed', { readyTimeoutSeconds: 180, stopTimeoutSeconds: 120 }),
+        postgres: { user: 'postgres', portForward: {} },
+        replicaOf: 'orders',
+        // the worker's own view of the archive (pg_waldump); the pods see it at /archive
+        walArchive: archive,
+        exportDir,
+      },
+    });
+    await withSession(await resolvePgEndpoint('orders', entry('orders')), (c) => createOrders(c, 500));
+    await archiveNow();
+
+    await createRealNodePostgres(cluster, {
+      namespace: ns,
+      name: 'pg-delayed',
+      env: [{ name: 'PRIMARY_HOST', value: primaryIp }],
+      init:
+        'pg_basebackup -h "$PRIMARY_HOST" -U postgres -D "$PGDATA" -X stream; touch "$PGDATA/standby.signal"; ' +
+        `printf "%s\\n" "restore_command = 'cp /archive/%f %p'" "recovery_min_apply_delay = '20s'" >> "$PGDATA/postgresql.auto.conf"`,
+      settings: { track_commit_timestamp: 'on' },
+      extraMounts: ARCHIVE_MOUNT,
+      volumes,
+    });
+    const { standby } = await row<{ standby: boolean }>('orders-delayed', 'SELECT pg_is_in_recovery() AS standby');
+    assert.equal(standby, true, 'the replica pod runs a standby');
+  });
+  after(async () => {
+    await closeAllPortForwards();
+    if (!cluster) return;
+    await removeStatefulSet(cluster, ns, 'pg-delayed');
+    await removeStatefulSet(cluster, ns, 'pg');
+  });
+
+  it('recovers a bad DELETE: replay stops just before it, the lost rows go back to the primary, the replica is delayed again', async () => {
+    const { client } = await testEnv();
+    const core = cluster.admin().makeApiClient(CoreV1Api);
+    const uidOfReplica = async () =>
+      (await core.readNamespacedPod({ name: 'pg-delayed-0', namespace: ns })).metadata?.uid;
+    const uidBefore = await uidOfReplica();
+    const result = (await withWorker(taskQueue, catalogPath, async () => {
+      await commitStatements(await resolvePgEndpoint('orders', entry('orders')), [
+        "INSERT INTO orders SELECT g, 'late', 1 FROM generate_series(501, 520) g",
+      ]);
+      const bad = await commitStatements(await resolvePgEndpoint('orders', entry('orders')), [
+        'DELETE FROM orders WHERE id > 100',
+      ]);
+      await archiveNow();
+      return client.workflow.execute('delayedReplicaPitrWorkflow', {
+        taskQueue,
+        workflowId: `node-pitr-${Date.now()}`,
+        args: [
+          {
+            cluster: 'orders-delayed',
+            target: { xid: bad.xid },
+            then: 'export',
+            export: { tables: ['orders'], insertMissing: true },
+          },
+        ],
+      });
+    })) as DelayedReplicaPitrResult;
+    assert.equal(result.exported?.[0]?.rows, 520, 'every row committed before the DELETE, none after');
+    assert.deepEqual(result.inserted, [{ table: 'public.orders', inserted: 420, createdTable: false }]);
+    assert.equal(result.finalState, 'delayed replica again');
+    assert.notEqual(await uidOfReplica(), uidBefore, 'the kubelet runs a new replica pod');
+    const { n } = await row<{ n: number }>('orders', 'SELECT count(*)::int AS n FROM orders');
+    assert.equal(n, 520, 'the primary has its lost rows back');
+    const { delay, standby } = await row<{ delay: string; standby: boolean }>(
+      'orders-delayed',
+      "SELECT current_setting('recovery_min_apply_delay') AS delay, pg_is_in_recovery() AS standby",
+    );
+    assert.deepEqual({ delay, standby }, { delay: '20s', standby: true }, 'a delayed standby again');
+  });
+});

@@ -1,0 +1,60 @@
+import assert from 'node:assert/strict';
+import { runThroughKills } from './harness/crashRuns';
+import { type WorkerProcess } from './harness/workers';
+import { localClusterFixture, type LocalFixture } from './harness/fixtures';
+import { refusesConnections } from '../src/drivers/postgres/session';
+import { endpointOf, startLocalCluster } from '../src/dev/localPostgres';
+import type { PlannedStopResult } from '../src/workflows/plannedStop';
+
+// Local activities are not retried by the server but by the workflow task: a worker that dies
+// inside one loses the task, which times out and runs again on another worker, local activity
+// included. These kills land inside two of them.
+describe('crash: the worker is SIGKILLed inside a local activity and another worker recovers it', () => {
+  let fx: LocalFixture;
+  const workers: WorkerProcess[] = [];
+  before(async () => {
+    fx = await localClusterFixture('lacrash');
+  });
+  after(async () => {
+    for (const w of workers) await w.kill();
+    await fx?.teardown();
+  });
+
+  it('finishes a planned stop after kills inside describeCluster and verifyQuiescent, data intact', async function () {
+    this.timeout(240_000);
+    const checksum = await fx.checksum();
+    const { result, handle } = await runThroughKills<PlannedStopResult>(
+      fx,
+      workers,
+      'plannedStopWorkflow',
+      { cluster: fx.name },
+      [
+        { pause: 'begin:describe', marker: /"pausedAt":"begin:describe"/ },
+        { pause: 'begin:verify-quiescent', marker: /"pausedAt":"begin:verify-quiescent"/ },
+      ],
+    );
+    assert.equal(result.before.running, true, 'describe ran again and saw the cluster running');
+    assert.deepEqual(result.stopped.volumesKept.length, 1);
+    assert.equal(await refusesConnections(endpointOf(fx.cluster)), true);
+
+    const events = (await handle.fetchHistory()).events ?? [];
+    // Each kill lost a workflow task (with the local activity inside it), which timed out and ran again.
+    const lostTasks = events.filter(
+      (e) => e.workflowTaskTimedOutEventAttributes || e.workflowTaskFailedEventAttributes,
+    );
+    assert.ok(
+      lostTasks.length >= 2,
+      `${lostTasks.length} workflow task(s) lost; two kills landed inside local activities`,
+    );
+    // Each local activity is recorded once, by the worker that finished it.
+    const markers = events.filter((e) => e.markerRecordedEventAttributes).length;
+    assert.ok(markers >= 4, `${markers} local activity markers (resolve, lock, describe, verify, release)`);
+    // The worker that finished ran both steps again from their start.
+    const last = workers[workers.length - 1]!.output();
+    assert.match(workers[1]!.output(), /"step":"begin:describe"/);
+    assert.match(last, /"step":"begin:verify-quiescent"/);
+
+    await startLocalCluster(fx.cluster);
+    assert.equal(await fx.checksum(), checksum);
+  });
+});
