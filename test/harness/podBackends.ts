@@ -111,8 +111,12 @@ export async function backPods(
     queue = queue
       .then(() => (closed ? undefined : handle(pod)))
       .catch((err: unknown) => {
-        // A 409 means the pod changed meanwhile; the next event or resync runs the step again.
-        if ((err as { code?: number }).code === 409) return;
+        // A 409 means the pod changed meanwhile; the next event or resync runs the step again. A 404
+        // means a queued event (or a resync's list) was older than the pod's removal: a pod carrying
+        // the harness's finalizer leaves the API only after this backend has stopped it, so there
+        // is nothing left to do for it.
+        const code = (err as { code?: number }).code;
+        if (code === 409 || code === 404) return;
         errors.push(String(err));
         log.push(`error ${pod.metadata?.name}: ${String(err)}`);
       })
