@@ -12,9 +12,14 @@ const rssMb = (pid: number) =>
   Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function idleRss(address: string, catalog: string, bundle: string): Promise<{ startMs: number; rss: number }> {
+async function idleRss(
+  address: string,
+  catalog: string,
+  dist: string,
+  bundle: string,
+): Promise<{ startMs: number; rss: number }> {
   const started = Date.now();
-  const child = spawn(process.execPath, [resolve(__dirname, '../dist/worker.js')], {
+  const child = spawn(process.execPath, [join(dist, 'worker.js')], {
     env: { ...process.env, TEMPORAL_ADDRESS: address, PGOPS_CONFIG: catalog, PGOPS_WORKFLOW_BUNDLE: bundle },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -45,12 +50,17 @@ async function main(): Promise<void> {
     const catalog = join(root, 'pgops.yaml');
     writeFileSync(catalog, 'clusters: {}\n');
     const rows: string[] = [];
+    const dist = resolve(__dirname, '../dist');
+    const baseline = process.argv[2] ? resolve(process.argv[2]) : undefined;
+    const variants: [string, string, string][] = [
+      ['prebuilt bundle (default after npm run build)', dist, join(dist, 'workflow-bundle.js')],
+      ['bundled at start (PGOPS_WORKFLOW_BUNDLE=)', dist, ''],
+    ];
+    if (baseline)
+      variants.push([`baseline ${baseline}, prebuilt bundle`, baseline, join(baseline, 'workflow-bundle.js')]);
     for (let round = 0; round < 2; round++) {
-      for (const [name, bundle] of [
-        ['prebuilt bundle (default after npm run build)', resolve(__dirname, '../dist/workflow-bundle.js')],
-        ['bundled at start (PGOPS_WORKFLOW_BUNDLE=)', ''],
-      ] as const) {
-        const r = await idleRss(server.address, catalog, bundle);
+      for (const [name, variantDist, bundle] of round % 2 ? [...variants].reverse() : variants) {
+        const r = await idleRss(server.address, catalog, variantDist, bundle);
         rows.push(`| ${name} | ${round + 1} | ${r.startMs} ms | ${Math.round(r.rss)} MB |`);
       }
     }

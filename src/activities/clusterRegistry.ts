@@ -7,16 +7,15 @@ import { CatalogError } from '../config/catalog';
 import { resolvePgEndpoint } from '../config/credentials';
 import type { ClusterDriver } from '../drivers/cluster/types';
 import { LocalClusterDriver } from '../drivers/cluster/local';
-import { KubernetesClusterDriver, loadKubeConfig } from '../drivers/cluster/kubernetes';
+import { kubernetesDrivers } from '../drivers/kubernetes';
+import type { KubernetesClusterDriver } from '../drivers/cluster/kubernetes';
 import type { PgEndpoint } from '../drivers/postgres/session';
 import { DEFAULT_PG_BIN_DIR } from '../drivers/postgres/binDir';
 import { clusterNameProblem } from '../common/names';
 import type { SnapshotDriver } from '../drivers/storage/types';
 import { LocalSnapshotDriver } from '../drivers/storage/local';
 import { RbdSnapshotDriver } from '../drivers/storage/rbd';
-import { CsiSnapshotDriver } from '../drivers/storage/csi';
 import { pauseForTests } from '../drivers/testPause';
-import { RbdToolboxSnapshotDriver } from '../drivers/storage/rbdToolbox';
 import { helperDataDirectory, localDataDirectory, type StoppedDataDirectory } from '../drivers/cluster/dataDirectory';
 import { databaseVolumes } from '../drivers/postgres/dataLayout';
 import type { DatabaseVolume } from '../drivers/storage/types';
@@ -53,9 +52,7 @@ export class ClusterRegistry {
 
   driver(cluster: string): ClusterDriver {
     const target = this.entry(cluster).target;
-    return target.kind === 'local'
-      ? new LocalClusterDriver(target)
-      : new KubernetesClusterDriver(target, loadKubeConfig(target));
+    return target.kind === 'local' ? new LocalClusterDriver(target) : this.kubernetesDriver(target);
   }
 
   /** Where this worker runs PostgreSQL's programs for the cluster (pg_waldump, pg_dump). */
@@ -83,10 +80,12 @@ export class ClusterRegistry {
       return new RbdSnapshotDriver(storage, this.localTarget(cluster, 'storage runner "local"').pgdata);
     if (storage.kind === 'csi') {
       const target = this.kubernetesTarget(cluster, 'storage kind "csi"');
-      return new CsiSnapshotDriver(cluster, target, storage.volumeSnapshotClass, loadKubeConfig(target));
+      const kube = kubernetesDrivers();
+      return new kube.CsiSnapshotDriver(cluster, target, storage.volumeSnapshotClass, kube.loadKubeConfig(target));
     }
     const target = this.kubernetesTarget(cluster, 'storage rbd with runner "toolbox"');
-    return new RbdToolboxSnapshotDriver(target, storage, loadKubeConfig(target));
+    const kube = kubernetesDrivers();
+    return new kube.RbdToolboxSnapshotDriver(target, storage, kube.loadKubeConfig(target));
   }
 
   /** The local target of a cluster whose data directory this worker reaches on its own file system. */
@@ -108,7 +107,8 @@ export class ClusterRegistry {
   }
 
   private kubernetesDriver(target: KubernetesTarget): KubernetesClusterDriver {
-    return new KubernetesClusterDriver(target, loadKubeConfig(target));
+    const kube = kubernetesDrivers();
+    return new kube.KubernetesClusterDriver(target, kube.loadKubeConfig(target));
   }
 
   /** Every volume that holds the database: PGDATA, pg_wal, tablespaces (local); the first pod's claims (Kubernetes). */

@@ -4,9 +4,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import type { ClusterEntry, KubernetesTarget } from './schema';
 import type { PgEndpoint } from '../drivers/postgres/session';
 import { PermanentDriverError } from '../drivers/cluster/types';
-import { loadKubeConfig } from '../drivers/cluster/kubernetes';
-import { readSecretValue } from '../drivers/kube/secrets';
-import { localPortFor, requirePortForwardAccess } from '../drivers/kube/portForward';
+import { kubernetesDrivers } from '../drivers/kubernetes';
 
 export async function resolvePgEndpoint(
   clusterName: string,
@@ -16,7 +14,7 @@ export async function resolvePgEndpoint(
   const access = entry.postgres;
   const target = entry.target;
   let kubeConfig: KubeConfig | undefined;
-  const kubeConfigOf = (t: KubernetesTarget) => (kubeConfig ??= loadKubeConfig(t));
+  const kubeConfigOf = (t: KubernetesTarget) => (kubeConfig ??= kubernetesDrivers().loadKubeConfig(t));
   let host = access?.host ?? (target.kind === 'local' ? '127.0.0.1' : undefined);
   let port = access?.port ?? (target.kind === 'local' ? target.port : 5432);
   if (access?.portForward) {
@@ -27,9 +25,9 @@ export async function resolvePgEndpoint(
     }
     // The pod is reached through a local listener that opens a port-forward per connection.
     const pod = access.portForward.pod ?? `${target.statefulSet}-0`;
-    await requirePortForwardAccess(kubeConfigOf(target), target.namespace, pod);
+    await kubernetesDrivers().requirePortForwardAccess(kubeConfigOf(target), target.namespace, pod);
     host = '127.0.0.1';
-    port = await localPortFor(kubeConfigOf(target), target.namespace, pod, access.portForward.port);
+    port = await kubernetesDrivers().localPortFor(kubeConfigOf(target), target.namespace, pod, access.portForward.port);
   }
   if (!host) {
     throw new PermanentDriverError(
@@ -50,7 +48,7 @@ export async function resolvePgEndpoint(
         `cluster "${clusterName}": postgres.passwordSecret needs a kubernetes target to read the Secret from; use passwordEnv`,
       );
     }
-    password = await readSecretValue(kubeConfigOf(target), target.namespace, access.passwordSecret);
+    password = await kubernetesDrivers().readSecretValue(kubeConfigOf(target), target.namespace, access.passwordSecret);
   }
   return {
     host,
