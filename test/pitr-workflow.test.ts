@@ -9,6 +9,8 @@ import { pitrFixture, type PitrFixture } from './harness/pitrFixture';
 import { progressQuery, resumeSignal } from '../src/workflows/definitions';
 import { replayStatus } from '../src/drivers/postgres/replayControl';
 import type { DelayedReplicaPitrResult } from '../src/workflows/delayedReplicaPitr';
+import type { WorkflowHandle } from '@temporalio/client';
+import { longestWorkflowTask } from './harness/workflowTasks';
 
 const CHECKSUM =
   "SELECT count(*)::int AS n, md5(coalesce(string_agg(id || ':' || customer, ',' ORDER BY id), '')) AS h FROM orders";
@@ -53,12 +55,24 @@ describe('delayedReplicaPitrWorkflow (real primary, WAL archive and 20 s delayed
     const bad = await fx.commit(['DELETE FROM orders WHERE id <= 300']);
     await fx.commit(["INSERT INTO orders SELECT g, 'late-' || g FROM generate_series(2001, 2010) g"]); // good writes after it
     await fx.waitForArchive();
-    const result = await run({
-      cluster: 'orders-delayed',
-      target: { xid: bad.xid },
-      then: 'export',
-      export: { tables: ['orders'], insertMissing: true },
-    });
+    let handle: WorkflowHandle | undefined;
+    const result = await run(
+      {
+        cluster: 'orders-delayed',
+        target: { xid: bad.xid },
+        then: 'export',
+        export: { tables: ['orders'], insertMissing: true },
+      },
+      async (h) => void (handle = h),
+    );
+    // The first PITR on the cluster starts its lock workflow after the pause step: the lock must
+    // not ask this workflow, whose task is open during its lock request, whether it holds the
+    // cluster (that query was answered only when the SDK heartbeated the task, 8 s later).
+    const longestTask = await longestWorkflowTask(handle!);
+    assert.ok(
+      longestTask.ms < 4000,
+      `a workflow task stayed open ${longestTask.ms} ms (event ${longestTask.completedEventId})`,
+    );
     console.log(
       `      pause latency (workflow start → replay paused): ${result.pause.latencyMs} ms, state ${result.pause.state}`,
     );

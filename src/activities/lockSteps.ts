@@ -25,6 +25,9 @@ function idleEndMsFromEnv(): number | undefined {
   return Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : undefined;
 }
 
+/** How long a running workflow is given to say whether it holds the cluster, when a lock starts. */
+const HOLDER_ANSWER_MS = 2000;
+
 /** Update-with-start on the cluster's lock workflow: one round trip, whether it runs or not. */
 function updateLock<Ret>(
   cluster: string,
@@ -38,7 +41,11 @@ function updateLock<Ret>(
     startWorkflowOperation: new WithStartWorkflowOperation('clusterLockWorkflow', {
       workflowId: lockWorkflowId(cluster, taskQueue),
       taskQueue,
-      args: [{ cluster, idleEndMs: idleEndMsFromEnv() }],
+      // A lock started by an acquire request does not ask its requester whether it holds the
+      // cluster: the requester is inside this local activity, so its workflow task stays open and
+      // the query would wait until the SDK heartbeats that task (8 s). It cannot hold the cluster
+      // anyway (it holds only once this request returns), and a repeated request is granted again.
+      args: [{ cluster, idleEndMs: idleEndMsFromEnv(), ...(update === lockAcquireUpdate && { startedFor: request }) }],
       workflowIdConflictPolicy: 'USE_EXISTING',
     }),
   }) as Promise<Ret>;
@@ -90,7 +97,7 @@ export function createLockSteps() {
      * workflows of this cluster on this task queue (PgCluster search attribute) that say they
      * hold the cluster. One that cannot answer counts as a holder: it may be holding it.
      */
-    async findRunningMutators({ cluster }: { cluster: string }): Promise<LockHolder[]> {
+    async findRunningMutators({ cluster, skip = [] }: { cluster: string; skip?: string[] }): Promise<LockHolder[]> {
       const problem = clusterNameProblem(cluster);
       if (problem) throw ApplicationFailure.nonRetryable(problem, 'InvalidInput');
       const ctx = Context.current();
@@ -99,9 +106,14 @@ export function createLockSteps() {
       for await (const wf of ctx.client.workflow.list({
         query: `PgCluster = '${cluster}' AND ExecutionStatus = 'Running' AND TaskQueue = '${ctx.info.taskQueue}' AND WorkflowType IN (${types})`,
       })) {
-        const holds = await ctx.client.workflow
-          .getHandle(wf.workflowId, wf.runId)
-          .query(holdsClusterLockQuery)
+        if (skip.includes(wf.workflowId)) continue;
+        // A workflow inside a local activity (a lock request, a short step) answers only when
+        // its workflow task ends: it is not kept waiting for that. Not answering in time, like
+        // any other failure to answer, counts as holding the cluster.
+        const holds = await ctx.client.connection
+          .withDeadline(Date.now() + HOLDER_ANSWER_MS, () =>
+            ctx.client.workflow.getHandle(wf.workflowId, wf.runId).query(holdsClusterLockQuery),
+          )
           // Not registered: the workflow has not reached its lock step yet.
           .catch((err: unknown) => !(err instanceof QueryNotRegisteredError));
         if (!holds) continue;

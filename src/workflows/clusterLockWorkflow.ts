@@ -54,6 +54,8 @@ export interface ClusterLockInput {
   state?: LockState;
   /** How long an idle lock waits for a request before it ends (PGOPS_LOCK_IDLE_END_SECONDS on the worker). */
   idleEndMs?: number;
+  /** The acquire request that started this lock (update-with-start): not asked whether it holds the cluster. */
+  startedFor?: LockRequest;
 }
 
 type InboxItem =
@@ -98,7 +100,8 @@ export async function clusterLockWorkflow(input: ClusterLockInput): Promise<void
   };
 
   if (!input.state) {
-    const running = await quickStep.findRunningMutators({ cluster: state.cluster });
+    const skip = input.startedFor ? [input.startedFor.workflowId] : [];
+    const running = await quickStep.findRunningMutators({ cluster: state.cluster, skip });
     if (running[0]) state.holder = running[0];
   }
 
