@@ -22,6 +22,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { Client as PgClient } from 'pg';
+import { tsToMs } from '@temporalio/common/lib/time';
 import { stringify } from 'yaml';
 import { startTemporalDevServer, type RunningDevServer } from '../src/dev/temporalDevServer';
 import { freePort } from '../src/dev/ports';
@@ -56,6 +57,7 @@ interface RateRun {
   ms: number;
   /** Where replay paused. */
   lsn: string;
+  detail?: string;
 }
 
 /** Delay during the pause runs: each run's return to delay waits up to this for its bad commit. */
@@ -169,6 +171,33 @@ async function untilStep(handle: WorkflowHandle, step: string, timeoutMs: number
       throw new Error(`the workflow did not reach step ${step} within ${timeoutMs / 1000} s (step ${last})`);
     await sleep(100);
   }
+}
+
+interface ActivitySpan {
+  name: string;
+  scheduled: number;
+  started?: number;
+  completed?: number;
+}
+/** Server-side times of each activity of a workflow (the last attempt of each type), from its history. */
+async function activitySpans(handle: WorkflowHandle): Promise<Map<string, ActivitySpan>> {
+  const history = await handle.fetchHistory();
+  const byEvent = new Map<string, ActivitySpan>();
+  const byName = new Map<string, ActivitySpan>();
+  for (const e of history.events ?? []) {
+    const at = tsToMs(e.eventTime);
+    const scheduled = e.activityTaskScheduledEventAttributes;
+    if (scheduled) {
+      const span: ActivitySpan = { name: scheduled.activityType?.name ?? '?', scheduled: at };
+      byEvent.set(String(e.eventId), span);
+      byName.set(span.name, span);
+    }
+    const started = byEvent.get(String(e.activityTaskStartedEventAttributes?.scheduledEventId));
+    if (started && e.activityTaskStartedEventAttributes) started.started = at;
+    const completed = byEvent.get(String(e.activityTaskCompletedEventAttributes?.scheduledEventId));
+    if (completed && e.activityTaskCompletedEventAttributes) completed.completed = at;
+  }
+  return byName;
 }
 
 function diskUsedMb(dir: string): Promise<number> {
@@ -438,12 +467,17 @@ async function main(): Promise<void> {
     /** The PITR workflow, end to end: start → result (paused at the target, no return to delay). */
     const workflowSide = async (): Promise<RateRun> => {
       const t = performance.now();
-      const result = (await client.workflow.execute('delayedReplicaPitrWorkflow', {
+      const handle = await client.workflow.start('delayedReplicaPitrWorkflow', {
         taskQueue,
         workflowId: `bench-pitr-rate-${Date.now()}`,
         args: [{ cluster: CLUSTER, target: { xid: badXid }, then: 'pause', returnToDelay: false }],
-      })) as DelayedReplicaPitrResult;
-      return { ms: performance.now() - t, lsn: result.reached.replayLsn };
+      });
+      const result = (await handle.result()) as DelayedReplicaPitrResult;
+      const ms = performance.now() - t;
+      const steps = [...(await activitySpans(handle)).values()]
+        .map((a) => `${a.name} ${a.completed === undefined ? '?' : ((a.completed - a.scheduled) / 1000).toFixed(2)}`)
+        .join(', ');
+      return { ms, lsn: result.reached.replayLsn, detail: `steps (s): ${steps}` };
     };
     /**
      * The seed's manual runbook as a plain script: pause, set the target with delay 0, restart
@@ -492,7 +526,9 @@ async function main(): Promise<void> {
         cold = (await dropCaches()) && cold;
         const run = await side();
         runs.get(name)!.push(run);
-        log(`round ${round + 1}/${rateRounds}: ${name}: ${(run.ms / 1000).toFixed(2)} s, paused at ${run.lsn}`);
+        log(
+          `round ${round + 1}/${rateRounds}: ${name}: ${(run.ms / 1000).toFixed(2)} s, paused at ${run.lsn}${run.detail ? `; ${run.detail}` : ''}`,
+        );
       }
     }
     await putReplicaBack(); // delayed again, for the clean-up

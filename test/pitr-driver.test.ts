@@ -346,4 +346,39 @@ describe('delayed-replica PITR drivers (real primary, WAL archive and a 30 s del
     );
     assert.deepEqual(after.settings.recovery_min_apply_delay, originalDelay);
   });
+
+  it('finds a commit searched from the newest WAL back, in any window of segments, and not one that never committed', async function () {
+    this.timeout(180_000);
+    const committed: Array<{ xid: string; segment: string }> = [];
+    const aborted = await withSession(set.primaryEndpoint, async (c) => {
+      // Eleven segments, each with one committed transaction: the search reads windows of four
+      // from the newest, so the oldest ones are found only in its third window.
+      for (let i = 0; i < 11; i++) {
+        const xid = await inTransaction(c, [`INSERT INTO orders VALUES (${900_000 + i}, 'window ${i}')`]);
+        const file = await c.query<{ f: string }>('SELECT pg_walfile_name(pg_current_wal_insert_lsn()) AS f');
+        committed.push({ xid, segment: file.rows[0]!.f });
+        await c.query('SELECT pg_switch_wal()');
+      }
+      const rolledBack = await inTransaction(c, ["INSERT INTO orders VALUES (999999, 'never')"], 'ROLLBACK');
+      await c.query('SELECT pg_switch_wal()');
+      return rolledBack;
+    });
+    await waitForArchive(
+      set,
+      await one<{ l: string }>(set.primaryEndpoint, 'SELECT pg_current_wal_insert_lsn()::text AS l').then((r) => r.l),
+    );
+    for (const { xid, segment } of [committed[0]!, committed[4]!, committed[10]!]) {
+      const found = await findCommit(set.archiveDir, xid);
+      assert.ok(found, `the commit of ${xid} was found`);
+      const [, hi, lo] = /^([0-9A-F]+)\/([0-9A-F]+)$/.exec(found.commitLsn)!;
+      const segmentNumber = ((BigInt(`0x${hi}`) << 32n) | BigInt(`0x${lo}`)) / (16n * 1024n * 1024n);
+      assert.equal(
+        BigInt(`0x${segment.slice(16)}`) + (BigInt(`0x${segment.slice(8, 16)}`) << 8n),
+        segmentNumber,
+        `${xid} committed in ${segment}`,
+      );
+    }
+    assert.equal(await findCommit(set.archiveDir, aborted), undefined, 'a rolled-back transaction has no commit');
+    assert.equal(await findCommit(set.archiveDir, '4000000000'), undefined, 'an xid never used has no commit');
+  });
 });

@@ -261,6 +261,51 @@ export interface CommitLocation {
   commitTime: string;
 }
 
+/** Segments per pg_waldump run when the archive is searched from its newest end. */
+const NEWEST_FIRST_WINDOW = 4;
+
+/**
+ * Like scanArchive, but in windows of a few segments from the newest back to the oldest (records
+ * within a window still in WAL order). For a record that exists once, such as a transaction's
+ * commit: an incident is usually recent, and the delayed replica hours behind, so the search
+ * reads the newest WAL first instead of all of it. Each window also reads the segment after it,
+ * so a record that starts in its last segment and ends in the next one is read whole.
+ */
+export async function scanArchiveNewestFirst(
+  archiveDir: string,
+  filter: { rmgrs: string[]; xid?: number; afterLsn?: string },
+  onRecord: (r: WalRecord) => boolean | void,
+  opts: WalDumpOptions = {},
+): Promise<void> {
+  const after = filter.afterLsn === undefined ? undefined : parseLsn(filter.afterLsn);
+  const segments = listArchivedSegments(archiveDir);
+  const runs = scanRuns(segments, (s) => after === undefined || parseLsn(s.endLsn) > after);
+  const args = [
+    ...filter.rmgrs.map((r) => `--rmgr=${r}`),
+    ...(filter.xid === undefined ? [] : [`--xid=${filter.xid}`]),
+  ];
+  const onLaterRecord =
+    after === undefined ? onRecord : (r: WalRecord) => (parseLsn(r.lsn) < after ? false : onRecord(r));
+  const onTimeline = (timeline: number, segmentNumber: bigint) =>
+    segments.find((s) => s.timeline === timeline && s.segmentNumber === segmentNumber);
+  for (const run of runs.reverse()) {
+    let last = run.last.segmentNumber;
+    while (last >= run.first.segmentNumber) {
+      const firstNumber =
+        last - BigInt(NEWEST_FIRST_WINDOW - 1) > run.first.segmentNumber
+          ? last - BigInt(NEWEST_FIRST_WINDOW - 1)
+          : run.first.segmentNumber;
+      const window: SegmentRun = {
+        timeline: run.timeline,
+        first: onTimeline(run.timeline, firstNumber)!,
+        last: (last < run.last.segmentNumber ? onTimeline(run.timeline, last + 1n) : undefined) ?? run.last,
+      };
+      if (await dumpRun(archiveDir, window, args, onLaterRecord, opts)) return;
+      last = firstNumber - 1n;
+    }
+  }
+}
+
 /** Where the transaction `xid` committed in the archive, or undefined (not archived yet, aborted, or unknown). */
 export async function findCommit(
   archiveDir: string,
@@ -271,7 +316,8 @@ export async function findCommit(
     throw new Error(`transaction ID ${JSON.stringify(xid.slice(0, 30))} must be decimal digits`);
   const xid32 = Number(BigInt(xid) & 0xffffffffn); // WAL records carry 32-bit xids
   let found: CommitLocation | undefined;
-  await scanArchive(
+  // A transaction ends once: searched from the newest WAL back (the incident is usually recent).
+  await scanArchiveNewestFirst(
     archiveDir,
     { rmgrs: ['Transaction'], xid: xid32, afterLsn: opts.afterLsn },
     (record) => {
