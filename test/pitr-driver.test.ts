@@ -24,6 +24,7 @@ import {
 import { applyRecoveryTarget, checkTargetReachable, clearRecoveryTarget } from '../src/drivers/postgres/recoveryTarget';
 import { archiveEndLsn, findCommit, listArchivedSegments, relationMap } from '../src/drivers/postgres/walInspect';
 import { locateIncidents, type Incident } from '../src/drivers/postgres/incidentLocator';
+import { findExclusiveLockStart, xidStartBound } from '../src/drivers/postgres/lockingTransaction';
 
 const ORDERS_CHECKSUM =
   "SELECT count(*)::int AS n, md5(coalesce(string_agg(id || ':' || customer, ',' ORDER BY id), '')) AS h FROM orders";
@@ -380,5 +381,50 @@ describe('delayed-replica PITR drivers (real primary, WAL archive and a 30 s del
     }
     assert.equal(await findCommit(set.archiveDir, aborted), undefined, 'a rolled-back transaction has no commit');
     assert.equal(await findCommit(set.archiveDir, '4000000000'), undefined, 'an xid never used has no commit');
+  });
+
+  it('finds where a locking transaction began from near its commit, past a snapshot taken while it ran, as a scan of the whole archive does', async function () {
+    this.timeout(180_000);
+    let beforeIt = '';
+    const xid = await withSession(set.primaryEndpoint, async (c) => {
+      await c.query('CREATE TABLE lock_bound (id int)');
+      await c.query('INSERT INTO lock_bound VALUES (1)');
+      // Snapshots before it (RUNNING_XACTS records at checkpoints): the bound is one of these.
+      beforeIt = (await c.query<{ l: string }>('SELECT pg_current_wal_insert_lsn()::text AS l')).rows[0]!.l;
+      await c.query('CHECKPOINT');
+      await c.query('CHECKPOINT');
+      await c.query('BEGIN');
+      await c.query('TRUNCATE lock_bound'); // ACCESS EXCLUSIVE: a Standby LOCK record
+      const x = String((await c.query<{ x: string }>('SELECT pg_current_xact_id()::text AS x')).rows[0]?.x);
+      // Checkpoints while it runs, over more segments than one search window: their
+      // RUNNING_XACTS records list it as running, and none of them may serve as the bound.
+      for (let i = 0; i < 6; i++) {
+        await one(set.primaryEndpoint, 'CHECKPOINT');
+        await c.query(`INSERT INTO lock_bound VALUES (${i + 2})`);
+        await one(set.primaryEndpoint, 'SELECT pg_switch_wal()');
+      }
+      await c.query('COMMIT');
+      await c.query('SELECT pg_switch_wal()');
+      return x;
+    });
+    await waitForArchive(
+      set,
+      (await one<{ l: string }>(set.primaryEndpoint, 'SELECT pg_current_wal_insert_lsn()::text AS l')).l,
+    );
+    const commit = await findCommit(set.archiveDir, xid);
+    assert.ok(commit, 'the TRUNCATE committed');
+    const whole = await findExclusiveLockStart(set.archiveDir, Number(xid));
+    const near = await findExclusiveLockStart(set.archiveDir, Number(xid), { endLsn: commit.commitLsn });
+    assert.ok(whole, 'a scan of the whole archive finds the lock');
+    assert.deepEqual(near, whole);
+    const bound = await xidStartBound(set.archiveDir, Number(xid), commit.commitLsn);
+    assert.ok(
+      bound && compareLsn(bound, whole.firstLsn) < 0,
+      `the bound ${bound} lies before the first record ${whole.firstLsn}`,
+    );
+    assert.ok(
+      compareLsn(bound, beforeIt) >= 0,
+      `the bound ${bound} is one of the snapshots just before the transaction (at or after ${beforeIt}), not the archive's start`,
+    );
   });
 });

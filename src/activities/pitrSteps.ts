@@ -97,7 +97,7 @@ async function preferStopBeforeLock(
   if ('xid' in target) xid = Number(target.xid);
   else if ('time' in target) xid = (await findTimeTargetStop(archiveDir, target.time, false, { binDir }))?.xid;
   if (xid === undefined) return checked;
-  const locking = await findExclusiveLockStart(archiveDir, xid, { binDir });
+  const locking = await findExclusiveLockStart(archiveDir, xid, { binDir, endLsn: checked.targetLsn });
   if (!locking) return checked;
   if (!canRestartImmediately) {
     return {

@@ -4,7 +4,8 @@
 // every read of the table blocks. Stopping before the transaction's FIRST record avoids it, and
 // is possible whenever that record is not before the replica's minimum recovery point (a restart
 // re-replays from the last restartpoint, so records replayed but not flushed can be undone).
-import { scanArchive, type WalDumpOptions } from './walInspect';
+import { parseLsn } from '../../common/lsn';
+import { scanArchive, scanArchiveNewestFirst, type WalDumpOptions } from './walInspect';
 
 export interface ExclusiveLockStart {
   /** LSN of the transaction's first WAL record: stop before it (recovery_target_lsn, not inclusive). */
@@ -15,16 +16,64 @@ export interface ExclusiveLockStart {
 
 const LOCK_DESC = /^LOCK xid (\d+) db (\d+) rel (\d+)/;
 
+const RUNNING_XACTS = /^RUNNING_XACTS nextXid (\d+) /;
+
+/** 32-bit xid `a` is `b` or assigned after it (modulo 2^32, as PostgreSQL's TransactionIdFollowsOrEquals). */
+const followsOrEquals = (a: number, b: number) => ((a - b) | 0) >= 0;
+
+/**
+ * An LSN before every record of transaction `xid`, found near `endLsn` (its commit) rather than at
+ * the start of the archive. The primary logs a Standby RUNNING_XACTS record at every checkpoint
+ * and every 15 s of activity; one whose nextXid is not past `xid` was written before `xid` was
+ * assigned. A transaction assigned between that snapshot and the record's insertion may log
+ * first, so the bound is the RUNNING_XACTS record before it. Undefined: none in the archive.
+ */
+export async function xidStartBound(
+  archiveDir: string,
+  xid: number,
+  endLsn: string,
+  opts: WalDumpOptions = {},
+): Promise<string | undefined> {
+  const end = parseLsn(endLsn);
+  let previous: { lsn: bigint; text: string } | undefined;
+  let bound: string | undefined;
+  await scanArchiveNewestFirst(
+    archiveDir,
+    { rmgrs: ['Standby'] },
+    (record) => {
+      const lsn = parseLsn(record.lsn);
+      if (previous && lsn < previous.lsn) {
+        // An older window begins: the newer one's bound, if it had one, is the closest.
+        if (bound) return true;
+        previous = undefined;
+      }
+      const running = RUNNING_XACTS.exec(record.desc);
+      if (!running || lsn >= end) return false;
+      // In WAL order within a window: the last qualifying record's predecessor is the closest bound.
+      if (previous && followsOrEquals(xid, Number(running[1]))) bound = previous.text;
+      previous = { lsn, text: record.lsn };
+      return false;
+    },
+    opts,
+  );
+  return bound;
+}
+
+/**
+ * The first record of transaction `xid` and the relations it locked ACCESS EXCLUSIVE, if any.
+ * `endLsn`, its commit: the search starts near it (xidStartBound), not at the archive's start.
+ */
 export async function findExclusiveLockStart(
   archiveDir: string,
   xid: number,
-  opts: WalDumpOptions & { afterLsn?: string } = {},
+  opts: WalDumpOptions & { endLsn?: string } = {},
 ): Promise<ExclusiveLockStart | undefined> {
   let firstLsn: string | undefined;
   const locked: string[] = [];
+  const afterLsn = opts.endLsn === undefined ? undefined : await xidStartBound(archiveDir, xid, opts.endLsn, opts);
   await scanArchive(
     archiveDir,
-    { rmgrs: [], xid, afterLsn: opts.afterLsn },
+    { rmgrs: [], xid, afterLsn },
     (record) => {
       firstLsn ??= record.lsn;
       const lock = record.rmgr === 'Standby' ? LOCK_DESC.exec(record.desc) : null;
