@@ -4,9 +4,8 @@
 // the next PITR takes the lock from the dead holder and finishes with the original delay.
 import assert from 'node:assert/strict';
 import { testEnv } from './harness/testEnv';
-import { waitForStep } from './harness/progress';
 import { withWorker } from './harness/workers';
-import { cancelDuring } from './harness/cancelRuns';
+import { cancelDuring, pauseMarker } from './harness/cancelRuns';
 import { pitrFixture, type PitrFixture } from './harness/pitrFixture';
 import type { DelayedReplicaPitrResult } from '../src/workflows/delayedReplicaPitr';
 
@@ -84,13 +83,22 @@ describe('cancel and terminate during a delayed-replica PITR', function () {
   it('a PITR terminated during replay: the next one takes the lock and returns the replica to its delay', async () => {
     const { client } = await testEnv();
     const input = await incident();
+    // Held at the start of the replay step: a replay this short could otherwise end (and the run
+    // reach 'done') between two polls of the progress query.
+    process.env.PGOPS_TEST_PAUSE_AT = 'begin:replay:3000';
+    const marker = pauseMarker('begin:replay');
     await withWorker(fx.taskQueue, fx.catalogPath, async () => {
       const first = await client.workflow.start('delayedReplicaPitrWorkflow', {
         taskQueue: fx.taskQueue,
         workflowId: `pitr-terminated-${Date.now()}`,
         args: [input],
       });
-      await waitForStep(first, 'replay', 120_000, 50);
+      try {
+        await marker.seen;
+      } finally {
+        marker.stop();
+        delete process.env.PGOPS_TEST_PAUSE_AT;
+      }
       await first.terminate('operator gave up on this run');
       assert.equal((await replica()).delay, '0', 'the target stays in force after a termination');
       // The replica replays on to the target and pauses there. A PITR started while it still

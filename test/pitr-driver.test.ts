@@ -386,6 +386,7 @@ describe('delayed-replica PITR drivers (real primary, WAL archive and a 30 s del
   it('finds where a locking transaction began from near its commit, past a snapshot taken while it ran, as a scan of the whole archive does', async function () {
     this.timeout(180_000);
     let beforeIt = '';
+    let committedAt = '';
     const xid = await withSession(set.primaryEndpoint, async (c) => {
       await c.query('CREATE TABLE lock_bound (id int)');
       await c.query('INSERT INTO lock_bound VALUES (1)');
@@ -404,13 +405,13 @@ describe('delayed-replica PITR drivers (real primary, WAL archive and a 30 s del
         await one(set.primaryEndpoint, 'SELECT pg_switch_wal()');
       }
       await c.query('COMMIT');
+      // The commit's own position, taken before the switch: the segment after the switch holds
+      // nothing yet and is not archived until something is written into it.
+      committedAt = (await c.query<{ l: string }>('SELECT pg_current_wal_insert_lsn()::text AS l')).rows[0]!.l;
       await c.query('SELECT pg_switch_wal()');
       return x;
     });
-    await waitForArchive(
-      set,
-      (await one<{ l: string }>(set.primaryEndpoint, 'SELECT pg_current_wal_insert_lsn()::text AS l')).l,
-    );
+    await waitForArchive(set, committedAt);
     const commit = await findCommit(set.archiveDir, xid);
     assert.ok(commit, 'the TRUNCATE committed');
     const whole = await findExclusiveLockStart(set.archiveDir, Number(xid));

@@ -139,19 +139,25 @@ export function createPitrSteps(registry: ClusterRegistry) {
       pausedAt: string;
     }> {
       return asStep(cluster, 'pause', async () => {
-        const owner = await runningPitrOwner(cluster);
-        if (owner) {
-          // Another PITR paused this replica at its own start and now drives replay to its target;
-          // pausing again would stop that replay short. This workflow will be refused the lock.
-          return {
-            pauseState: `left to ${owner}, which controls replay`,
-            replayLsn: '',
-            replayTimestamp: null,
-            pausedAt: new Date().toISOString(),
-          };
-        }
+        const endpoint = await replicaEndpoint(cluster);
         try {
-          const result = await pauseReplay(await replicaEndpoint(cluster));
+          // The usual case, in one session and no call to the server: no recovery target in force,
+          // so no PITR drives this replica's replay, and it is paused at once.
+          const fast = await pauseReplay(endpoint, { unlessTargetInForce: true });
+          if (!('targetInForce' in fast)) return { ...fast, pausedAt: new Date().toISOString() };
+          const owner = await runningPitrOwner(cluster);
+          if (owner) {
+            // Another PITR paused this replica at its own start and now drives replay to its target;
+            // pausing again would stop that replay short. This workflow will be refused the lock.
+            return {
+              pauseState: `left to ${owner}, which controls replay`,
+              replayLsn: '',
+              replayTimestamp: null,
+              pausedAt: new Date().toISOString(),
+            };
+          }
+          // A target left by a PITR that no longer runs: nobody's purpose, pause as usual.
+          const result = await pauseReplay(endpoint);
           return { ...result, pausedAt: new Date().toISOString() };
         } catch (err) {
           if (err instanceof NotAReplicaError)
@@ -300,16 +306,18 @@ export function createPitrSteps(registry: ClusterRegistry) {
             await startAndWaitForSql(() => driver.start(1, { onProgress, signal: progress.signal }));
             return { restarted: true, ms: Date.now() - started };
           }
+          // The session sees pending_restart once the reload has reached it: within milliseconds,
+          // so it is asked often (for up to 2 s), not every 100 ms.
           const pending = await withSession(endpoint, async (client) => {
             await client.query('SELECT pg_reload_conf()');
-            for (let i = 0; i < 20; i++) {
+            for (let i = 0; i < 200; i++) {
               const rows = (
                 await client.query<{ name: string }>(
                   "SELECT name FROM pg_settings WHERE pending_restart AND name LIKE 'recovery%'",
                 )
               ).rows;
               if (rows.length) return rows.map((r) => r.name);
-              await new Promise((r) => setTimeout(r, 100));
+              await new Promise((r) => setTimeout(r, 10));
             }
             return [];
           });

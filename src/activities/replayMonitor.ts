@@ -1,9 +1,11 @@
-// Step 5: watch replay move towards the target and stop there. Polls the replica 4 times a second,
+// Step 5: watch replay move towards the target and stop there. Polls the replica 20 times a second
+// on one kept session (a pause at the target is seen within 50 ms),
 // reports replay LSN and timestamp, bytes and time left, rate and ETA (heartbeats + progress
 // signal), and ends when replay is paused at the target. A retry after a worker crash only
 // resumes watching: nothing here restarts recovery.
 import { archiveEndLsn } from '../drivers/postgres/walInspect';
-import { replayStatus, type ReplayStatus } from '../drivers/postgres/replayControl';
+import { readReplayStatus, type ReplayStatus } from '../drivers/postgres/replayControl';
+import { KeptSession } from '../drivers/postgres/session';
 import { compareLsn, lsnBytesBetween } from '../common/lsn';
 import { delay } from '../drivers/waiting';
 import type { ClusterRegistry } from './clusterRegistry';
@@ -21,17 +23,29 @@ export interface ReplayTargetReached {
 
 /** Replay stops just before the target's commit record: its end can sit a page header short of it. */
 const STOP_SLACK_BYTES = 128n;
-/** One cheap query per poll; a quarter second keeps the detection delay small next to replay. */
-const POLL_MS = 250;
+/** One cheap query per poll on a kept session: the pause at the target is seen within this. */
+const POLL_MS = 50;
 
 export async function waitForReplayTarget(
   registry: ClusterRegistry,
   input: { cluster: string; targetLsn?: string; targetTime?: string; stallTimeoutMs: number },
   progress: ActivityProgress,
 ): Promise<ReplayTargetReached> {
+  const session = new KeptSession(await registry.endpoint(input.cluster));
+  try {
+    return await watchReplay(session, registry.entry(input.cluster).walArchive, input, progress);
+  } finally {
+    await session.close();
+  }
+}
+
+async function watchReplay(
+  session: KeptSession,
+  archive: string | undefined,
+  input: { cluster: string; targetLsn?: string; targetTime?: string; stallTimeoutMs: number },
+  progress: ActivityProgress,
+): Promise<ReplayTargetReached> {
   const { cluster, targetLsn, targetTime } = input;
-  const endpoint = await registry.endpoint(cluster);
-  const archive = registry.entry(cluster).walArchive;
   const started = Date.now();
   let firstLsn: string | undefined;
   let last: { lsn: string; at: number } | undefined;
@@ -40,7 +54,7 @@ export async function waitForReplayTarget(
   for (;;) {
     let status: ReplayStatus;
     try {
-      status = await replayStatus(endpoint);
+      status = await session.run(readReplayStatus);
     } catch (err) {
       progress.report(`replica not answering yet (starting up?): ${(err as Error).message}`);
       await delay(POLL_MS, progress.signal);

@@ -101,6 +101,16 @@ export const urgentStep = activitiesWith({
   retry: retryPolicy('200ms', '2s', 30, 1.5),
 });
 
+/**
+ * The pause as a local activity: it runs inside the workflow's first task, without the round
+ * trip of scheduling an activity task and waiting for a worker to pick it up. A worker killed
+ * inside it loses that task, which times out (10 s) and runs again on another worker.
+ */
+export const urgentLocalStep = proxyLocalActivities<PgOpsActivities>({
+  startToCloseTimeout: '15 seconds',
+  retry: retryPolicy('200ms', '2s', 30, 1.5),
+});
+
 /** WAL replay can take hours (GitLab's took 50 minutes): a long bound, heartbeats to notice crashes. */
 export const replayStep = activitiesWith({
   cancellationType: waitForTheStepToEnd,

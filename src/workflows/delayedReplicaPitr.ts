@@ -6,6 +6,7 @@ import {
   ApplicationFailure,
   condition,
   isCancellation,
+  patched,
   setHandler,
   workflowInfo,
   CancellationScope,
@@ -13,7 +14,7 @@ import {
 import type { RecoveryTarget } from '../common/recoveryTarget';
 import { describeRecoveryTarget } from '../common/recoveryTarget';
 import { resumeSignal } from './definitions';
-import { longStep, quickStep, replayStep, urgentStep } from './activityProxies';
+import { longStep, quickStep, replayStep, urgentLocalStep, urgentStep } from './activityProxies';
 import { trackProgress, type ProgressReporter } from './progress';
 import { tagWorkflow } from './searchAttributes';
 import { withClusterLock } from './clusterLock';
@@ -49,7 +50,9 @@ export async function delayedReplicaPitrWorkflow(input: DelayedReplicaPitrInput)
   // Step 1, before even the lock: a pause is idempotent and harmless, and every second it waits
   // the delay brings the bad commit closer to being applied.
   progress.step('pause', 'pausing WAL replay on the delayed replica');
-  const pause = await urgentStep.pauseReplicaReplay({ cluster });
+  // A local activity since 'pause-in-first-task'; runs begun before that keep their activity.
+  const pauseStep = patched('pause-in-first-task') ? urgentLocalStep : urgentStep;
+  const pause = await pauseStep.pauseReplicaReplay({ cluster });
   const latencyMs = Date.parse(pause.pausedAt) - workflowInfo().startTime.getTime();
   progress.step('paused', `replay ${pause.pauseState}${pause.replayLsn ? ` at ${pause.replayLsn}` : ''}`, {
     pauseLatencyMs: latencyMs,

@@ -65,7 +65,7 @@ export async function cancelDuring(
 }
 
 /** Resolves when this process (the in-process worker) prints the pause's marker, within 2 minutes. */
-function pauseMarker(point: string): { seen: Promise<void>; stop: () => void } {
+export function pauseMarker(point: string): { seen: Promise<void>; stop: () => void } {
   const line = JSON.stringify({ pausedAt: point });
   const write = process.stdout.write;
   let stop = () => undefined as void;

@@ -48,8 +48,21 @@ export class LocalClusterDriver implements ClusterDriver {
     this.assertDataDirectory();
     const pid = this.livePostmasterPid();
     if (pid === undefined) return { running: false, replicas: 0, readyReplicas: 0, members: [] };
-    const status = await this.pgCtl(['status', '-D', this.target.pgdata], 30_000);
-    return { running: true, replicas: 1, readyReplicas: status.code === 0 ? 1 : 0, members: [String(pid)] };
+    return { running: true, replicas: 1, readyReplicas: this.postmasterReady() ? 1 : 0, members: [String(pid)] };
+  }
+
+  /**
+   * What the postmaster wrote as its status (postmaster.pid line 8, PostgreSQL 10+): "ready" for a
+   * primary, "standby" for a hot standby accepting connections; "starting"/"stopping" otherwise.
+   * Read from the file, not by spawning pg_ctl status (which only checks that the PID lives).
+   */
+  private postmasterReady(): boolean {
+    try {
+      const status = readFileSync(join(this.target.pgdata, 'postmaster.pid'), 'utf8').split('\n')[7]?.trim();
+      return status === 'ready' || status === 'standby';
+    } catch {
+      return false;
+    }
   }
 
   async recordedReplicas(): Promise<number | undefined> {
@@ -77,7 +90,7 @@ export class LocalClusterDriver implements ClusterDriver {
     // pg_ctl returns when postmaster.pid is gone; the process can linger a moment after that, and
     // a start before it exits fails with "lock file postmaster.pid already exists".
     await pollUntil(async () => (processAlive(pid) ? { waiting: `postmaster ${pid} still exiting` } : { done: true }), {
-      intervalMs: 100,
+      intervalMs: 10,
       timeoutMs,
       signal: opts.signal,
       onProgress: opts.onProgress,

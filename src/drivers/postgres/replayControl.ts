@@ -130,14 +130,33 @@ export interface PauseResult {
   replayTimestamp: string | null;
 }
 
+/** A recovery target this server started with (postmaster settings: in force until the next restart). */
+const TARGET_IN_FORCE_SQL = `current_setting('recovery_target') || current_setting('recovery_target_xid')
+  || current_setting('recovery_target_lsn') || current_setting('recovery_target_time')
+  || current_setting('recovery_target_name')`;
+
 /**
  * Pauses WAL replay at once (idempotent). Never reads pg_is_wal_replay_paused(): it says false
  * while the pause is merely requested, which would tempt a caller to wait out the whole delay.
+ * `unlessTargetInForce`: a server started with a recovery target is replaying to it (or paused
+ * there) on someone's purpose; it is left alone and `{ targetInForce }` returned instead, for the
+ * caller to find out whose purpose before pausing it.
  */
-export async function pauseReplay(endpoint: PgEndpoint): Promise<PauseResult> {
+export async function pauseReplay(endpoint: PgEndpoint): Promise<PauseResult>;
+export async function pauseReplay(
+  endpoint: PgEndpoint,
+  opts: { unlessTargetInForce: true },
+): Promise<PauseResult | { targetInForce: string }>;
+export async function pauseReplay(
+  endpoint: PgEndpoint,
+  opts: { unlessTargetInForce?: boolean } = {},
+): Promise<PauseResult | { targetInForce: string }> {
   return withSession(endpoint, async (client) => {
-    const recovering = (await client.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r')).rows[0]?.r;
-    if (!recovering) throw new NotAReplicaError(endpoint);
+    const state = (
+      await client.query<{ r: boolean; t: string }>(`SELECT pg_is_in_recovery() AS r, ${TARGET_IN_FORCE_SQL} AS t`)
+    ).rows[0];
+    if (!state?.r) throw new NotAReplicaError(endpoint);
+    if (opts.unlessTargetInForce && state.t !== '') return { targetInForce: state.t };
     try {
       await client.query('SELECT pg_wal_replay_pause()');
     } catch (err) {

@@ -59,6 +59,42 @@ export async function withSession<T>(endpoint: PgEndpoint, fn: (client: Client) 
   }
 }
 
+/**
+ * One session kept open across calls, for a watch that asks many times a second: opened on the
+ * first call, and again after any error (the server restarted, the connection dropped).
+ */
+export class KeptSession {
+  private client: Client | undefined;
+
+  constructor(private readonly endpoint: PgEndpoint) {}
+
+  async run<T>(fn: (client: Client) => Promise<T>): Promise<T> {
+    if (!this.client) {
+      const client = new Client(clientConfig(this.endpoint));
+      client.on('error', () => undefined);
+      try {
+        await client.connect();
+      } catch (err) {
+        await client.end().catch(() => undefined);
+        throw err;
+      }
+      this.client = client;
+    }
+    try {
+      return await fn(this.client);
+    } catch (err) {
+      await this.close();
+      throw err;
+    }
+  }
+
+  async close(): Promise<void> {
+    const client = this.client;
+    this.client = undefined;
+    await client?.end().catch(() => undefined);
+  }
+}
+
 export interface SqlReadiness {
   serverVersion: string;
   inRecovery: boolean;

@@ -166,16 +166,19 @@ async function dumpRun(
   return stopped;
 }
 
-/** Streams the archive's records through `onRecord` in WAL order; true from it stops the scan. */
-export async function scanArchive(
-  archiveDir: string,
-  filter: { rmgrs: string[]; xid?: number; afterLsn?: string; notArchivedBefore?: number },
-  onRecord: (r: WalRecord) => boolean | void,
-  opts: WalDumpOptions = {},
-): Promise<void> {
+interface ScanFilter {
+  rmgrs: string[];
+  xid?: number;
+  afterLsn?: string;
+  notArchivedBefore?: number;
+}
+
+/** What both scans share: the segment runs to read, pg_waldump's filter arguments, and the afterLsn cut. */
+function planScan(archiveDir: string, filter: ScanFilter, onRecord: (r: WalRecord) => boolean | void) {
   const after = filter.afterLsn === undefined ? undefined : parseLsn(filter.afterLsn);
+  const segments = listArchivedSegments(archiveDir);
   const runs = scanRuns(
-    listArchivedSegments(archiveDir),
+    segments,
     (s) =>
       (after === undefined || parseLsn(s.endLsn) > after) &&
       (filter.notArchivedBefore === undefined || Date.parse(s.archivedAt) >= filter.notArchivedBefore),
@@ -187,6 +190,17 @@ export async function scanArchive(
   // Segments are skipped whole; records of the first one that lie before afterLsn are skipped here.
   const onLaterRecord =
     after === undefined ? onRecord : (r: WalRecord) => (parseLsn(r.lsn) < after ? false : onRecord(r));
+  return { segments, runs, args, onLaterRecord };
+}
+
+/** Streams the archive's records through `onRecord` in WAL order; true from it stops the scan. */
+export async function scanArchive(
+  archiveDir: string,
+  filter: ScanFilter,
+  onRecord: (r: WalRecord) => boolean | void,
+  opts: WalDumpOptions = {},
+): Promise<void> {
+  const { runs, args, onLaterRecord } = planScan(archiveDir, filter, onRecord);
   for (const run of runs) {
     if (await dumpRun(archiveDir, run, args, onLaterRecord, opts)) return;
   }
@@ -261,40 +275,32 @@ export interface CommitLocation {
   commitTime: string;
 }
 
-/** Segments per pg_waldump run when the archive is searched from its newest end. */
-const NEWEST_FIRST_WINDOW = 4;
+/** Segments in the first and the largest pg_waldump window when the archive is searched from its newest end. */
+const NEWEST_FIRST_WINDOWS = { first: 1, largest: 16 };
 
 /**
- * Like scanArchive, but in windows of a few segments from the newest back to the oldest (records
- * within a window still in WAL order). For a record that exists once, such as a transaction's
- * commit: an incident is usually recent, and the delayed replica hours behind, so the search
- * reads the newest WAL first instead of all of it. Each window also reads the segment after it,
- * so a record that starts in its last segment and ends in the next one is read whole.
+ * Like scanArchive, but in windows from the newest segment back to the oldest (records within a
+ * window still in WAL order): one segment, then two, four… up to sixteen. For a record that
+ * exists once, such as a transaction's commit: an incident is usually recent, and the delayed
+ * replica hours behind, so the search reads the newest WAL first instead of all of it. Each
+ * window also reads the segment after it, so a record that starts in its last segment and ends
+ * in the next one is read whole.
  */
 export async function scanArchiveNewestFirst(
   archiveDir: string,
-  filter: { rmgrs: string[]; xid?: number; afterLsn?: string },
+  filter: Omit<ScanFilter, 'notArchivedBefore'>,
   onRecord: (r: WalRecord) => boolean | void,
   opts: WalDumpOptions = {},
 ): Promise<void> {
-  const after = filter.afterLsn === undefined ? undefined : parseLsn(filter.afterLsn);
-  const segments = listArchivedSegments(archiveDir);
-  const runs = scanRuns(segments, (s) => after === undefined || parseLsn(s.endLsn) > after);
-  const args = [
-    ...filter.rmgrs.map((r) => `--rmgr=${r}`),
-    ...(filter.xid === undefined ? [] : [`--xid=${filter.xid}`]),
-  ];
-  const onLaterRecord =
-    after === undefined ? onRecord : (r: WalRecord) => (parseLsn(r.lsn) < after ? false : onRecord(r));
+  const { segments, runs, args, onLaterRecord } = planScan(archiveDir, filter, onRecord);
   const onTimeline = (timeline: number, segmentNumber: bigint) =>
     segments.find((s) => s.timeline === timeline && s.segmentNumber === segmentNumber);
+  let size = NEWEST_FIRST_WINDOWS.first;
   for (const run of runs.reverse()) {
     let last = run.last.segmentNumber;
     while (last >= run.first.segmentNumber) {
       const firstNumber =
-        last - BigInt(NEWEST_FIRST_WINDOW - 1) > run.first.segmentNumber
-          ? last - BigInt(NEWEST_FIRST_WINDOW - 1)
-          : run.first.segmentNumber;
+        last - BigInt(size - 1) > run.first.segmentNumber ? last - BigInt(size - 1) : run.first.segmentNumber;
       const window: SegmentRun = {
         timeline: run.timeline,
         first: onTimeline(run.timeline, firstNumber)!,
@@ -302,6 +308,7 @@ export async function scanArchiveNewestFirst(
       };
       if (await dumpRun(archiveDir, window, args, onLaterRecord, opts)) return;
       last = firstNumber - 1n;
+      size = Math.min(size * 2, NEWEST_FIRST_WINDOWS.largest);
     }
   }
 }
