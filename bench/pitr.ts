@@ -14,10 +14,20 @@
 //     the workflow to the bad xid (then=pause, no return to delay), start → result; the seed's
 //     manual runbook by a plain script on the same replica (pause, ALTER SYSTEM the target with
 //     delay 0, restart, poll until paused at the target); and the runbook with the prefetch
-//     settings a DBA would not bother with during an incident (TUNINGS).
+//     settings a DBA would not bother with during an incident (tunings).
 // Usage: npx tsx bench/pitr.ts [pauseRuns=20] [walMB=1024] [rounds=2]
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
@@ -46,10 +56,18 @@ if (!Number.isInteger(rateRounds) || rateRounds < 1 || rateRounds > 20)
   throw new Error('rounds must be an integer from 1 to 20');
 
 /** Settings tried on top of the runbook (each restarts with the target, so postmaster-level ones apply). */
-const TUNINGS: Array<[string, Record<string, string>]> = [
+const tunings = (archiveDir: string): Array<[string, Record<string, string>]> => [
   [
     'prefetch (recovery_prefetch on, maintenance_io_concurrency 64, wal_decode_buffer_size 4MB)',
     { recovery_prefetch: 'on', maintenance_io_concurrency: '64', wal_decode_buffer_size: '4MB' },
+  ],
+  [
+    'restore_command reading the next 4 segments ahead in the background',
+    // The segment asked for is copied as usual; the four after it are read into the page cache by
+    // a background job, so the next calls copy from memory while replay goes on.
+    {
+      restore_command: `cp ${archiveDir}/%f %p && { (ls ${archiveDir} | grep -x -A4 %f | tail -n +2 | sed "s|^|${archiveDir}/|" | xargs -r cat >/dev/null 2>&1 &) ; }`,
+    },
   ],
 ];
 
@@ -178,6 +196,7 @@ interface ActivitySpan {
   scheduled: number;
   started?: number;
   completed?: number;
+  result?: unknown;
 }
 /** Server-side times of each activity of a workflow (the last attempt of each type), from its history. */
 async function activitySpans(handle: WorkflowHandle): Promise<Map<string, ActivitySpan>> {
@@ -195,7 +214,11 @@ async function activitySpans(handle: WorkflowHandle): Promise<Map<string, Activi
     const started = byEvent.get(String(e.activityTaskStartedEventAttributes?.scheduledEventId));
     if (started && e.activityTaskStartedEventAttributes) started.started = at;
     const completed = byEvent.get(String(e.activityTaskCompletedEventAttributes?.scheduledEventId));
-    if (completed && e.activityTaskCompletedEventAttributes) completed.completed = at;
+    if (completed && e.activityTaskCompletedEventAttributes) {
+      completed.completed = at;
+      const data = e.activityTaskCompletedEventAttributes.result?.payloads?.[0]?.data;
+      if (data) completed.result = JSON.parse(Buffer.from(data).toString());
+    }
   }
   return byName;
 }
@@ -474,10 +497,16 @@ async function main(): Promise<void> {
       });
       const result = (await handle.result()) as DelayedReplicaPitrResult;
       const ms = performance.now() - t;
-      const steps = [...(await activitySpans(handle)).values()]
+      const spans = await activitySpans(handle);
+      const steps = [...spans.values()]
         .map((a) => `${a.name} ${a.completed === undefined ? '?' : ((a.completed - a.scheduled) / 1000).toFixed(2)}`)
         .join(', ');
-      return { ms, lsn: result.reached.replayLsn, detail: `steps (s): ${steps}` };
+      const phases = (spans.get('restartReplicaIfPending')?.result as { phasesMs?: Record<string, number> })?.phasesMs;
+      return {
+        ms,
+        lsn: result.reached.replayLsn,
+        detail: `steps (s): ${steps}; restart phases (ms): ${JSON.stringify(phases ?? {})}; watched ${result.reached.ms} ms`,
+      };
     };
     /**
      * The seed's manual runbook as a plain script: pause, set the target with delay 0, restart
@@ -497,14 +526,27 @@ async function main(): Promise<void> {
       await withSession(replicaEndpoint, async (c) => {
         for (const [name, value] of Object.entries(settings)) await c.query(`ALTER SYSTEM SET ${name} = '${value}'`);
       });
+      const tStop = performance.now();
       await pgCtl(replica, ['stop', '-m', 'fast', '-w', '-t', '300']);
+      const tStart = performance.now();
       await startLocalCluster(replica);
+      const tStarted = performance.now();
       for (;;) {
         const row = await query<{ s: string; l: string }>(
           replicaEndpoint,
           'SELECT pg_get_wal_replay_pause_state() AS s, pg_last_wal_replay_lsn()::text AS l',
         ).catch(() => undefined);
-        if (row?.s === 'paused') return { ms: performance.now() - t, lsn: row.l };
+        if (row?.s === 'paused') {
+          const end = performance.now();
+          const phases = { settings: tStop - t, stop: tStart - tStop, start: tStarted - tStart, watch: end - tStarted };
+          return {
+            ms: end - t,
+            lsn: row.l,
+            detail: `phases (ms): ${Object.entries(phases)
+              .map(([k, v]) => `${k} ${v.toFixed(0)}`)
+              .join(', ')}`,
+          };
+        }
         if (performance.now() - t > 1_800_000) throw new Error('the runbook did not pause at the target within 30 min');
         await sleep(100);
       }
@@ -512,7 +554,7 @@ async function main(): Promise<void> {
     const sides: Array<[string, () => Promise<RateRun>]> = [
       ['workflow (start → result)', workflowSide],
       ['manual runbook (pause → paused at the target)', () => runbookSide({})],
-      ...TUNINGS.map(
+      ...tunings(set.archiveDir).map(
         ([name, extra]) => [`runbook + ${name}`, () => runbookSide(extra)] as [string, () => Promise<RateRun>],
       ),
     ];
@@ -524,7 +566,17 @@ async function main(): Promise<void> {
       for (const [name, side] of order) {
         await putReplicaBack();
         cold = (await dropCaches()) && cold;
+        const logFrom = existsSync(replica.logFile) ? statSync(replica.logFile).size : 0;
         const run = await side();
+        if (process.env.PGOPS_BENCH_SERVER_LOG)
+          console.log(
+            readFileSync(replica.logFile, 'utf8')
+              .slice(logFrom)
+              .split('\n')
+              .filter((l) => /redo|shut|restartpoint|consistent|ready|stopping|pausing|starting/.test(l))
+              .map((l) => `      ${l}`)
+              .join('\n'),
+          );
         runs.get(name)!.push(run);
         log(
           `round ${round + 1}/${rateRounds}: ${name}: ${(run.ms / 1000).toFixed(2)} s, paused at ${run.lsn}${run.detail ? `; ${run.detail}` : ''}`,

@@ -22,7 +22,14 @@ import {
   type SettingWithSource,
 } from '../src/drivers/postgres/replayControl';
 import { applyRecoveryTarget, checkTargetReachable, clearRecoveryTarget } from '../src/drivers/postgres/recoveryTarget';
-import { archiveEndLsn, findCommit, listArchivedSegments, relationMap } from '../src/drivers/postgres/walInspect';
+import {
+  archiveEndLsn,
+  findCommit,
+  listArchivedSegments,
+  relationMap,
+  scanArchive,
+} from '../src/drivers/postgres/walInspect';
+import { commitHeldExclusiveLock } from '../src/drivers/postgres/commitRecord';
 import { locateIncidents, type Incident } from '../src/drivers/postgres/incidentLocator';
 import { findExclusiveLockStart, xidStartBound } from '../src/drivers/postgres/lockingTransaction';
 
@@ -381,6 +388,49 @@ describe('delayed-replica PITR drivers (real primary, WAL archive and a 30 s del
     }
     assert.equal(await findCommit(set.archiveDir, aborted), undefined, 'a rolled-back transaction has no commit');
     assert.equal(await findCommit(set.archiveDir, '4000000000'), undefined, 'an xid never used has no commit');
+  });
+
+  it('reads from a commit record whether its transaction held an ACCESS EXCLUSIVE lock, as the Standby LOCK records say', async () => {
+    const lockedAt = async (xid: string) => {
+      let locks = 0;
+      await scanArchive(
+        set.archiveDir,
+        { rmgrs: ['Standby'], xid: Number(xid) },
+        (r) => void (/^LOCK /.test(r.desc) && locks++),
+      );
+      return locks > 0;
+    };
+    // An explicit LOCK TABLE with no DDL: nothing but the lock tells it apart from a plain DELETE.
+    const explicitLock = await withSession(set.primaryEndpoint, async (c) => {
+      await c.query('BEGIN');
+      await c.query('LOCK TABLE orders IN ACCESS EXCLUSIVE MODE');
+      await c.query('UPDATE orders SET customer = customer WHERE id = 999');
+      const x = String((await c.query<{ x: string }>('SELECT pg_current_xact_id()::text AS x')).rows[0]?.x);
+      await c.query('COMMIT');
+      const at = (await c.query<{ l: string }>('SELECT pg_current_wal_insert_lsn()::text AS l')).rows[0]!.l;
+      await c.query('SELECT pg_switch_wal()');
+      await waitForArchive(set, at);
+      return x;
+    });
+    for (const [xid, what, expected] of [
+      [badXid, 'the DELETE', false],
+      [truncateXid, 'the TRUNCATE', true],
+      [dropXid, 'the DROP TABLE', true],
+      [explicitLock, 'LOCK TABLE … ACCESS EXCLUSIVE', true],
+    ] as const) {
+      const commit = await findCommit(set.archiveDir, xid);
+      assert.ok(commit, `${what} committed`);
+      assert.equal(await lockedAt(xid), expected, `${what}: Standby LOCK records`);
+      assert.equal(
+        commitHeldExclusiveLock(set.archiveDir, commit.commitLsn, Number(xid)),
+        expected,
+        `${what}: its commit record`,
+      );
+    }
+    // Not the commit of that transaction at that LSN: no answer, so the caller searches.
+    const commit = (await findCommit(set.archiveDir, badXid))!;
+    assert.equal(commitHeldExclusiveLock(set.archiveDir, commit.commitLsn, Number(badXid) + 1), undefined);
+    assert.equal(commitHeldExclusiveLock(set.archiveDir, '0/1000028', Number(badXid)), undefined);
   });
 
   it('finds where a locking transaction began from near its commit, past a snapshot taken while it ran, as a scan of the whole archive does', async function () {

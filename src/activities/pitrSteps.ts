@@ -11,6 +11,7 @@ import {
   applyRecoveryTarget,
   checkTargetReachable,
   clearRecoveryTarget,
+  settingsAwaitingRestart,
   type RecoveryTarget,
 } from '../drivers/postgres/recoveryTarget';
 import { findTimeTargetStop, relationMap } from '../drivers/postgres/walInspect';
@@ -94,10 +95,16 @@ async function preferStopBeforeLock(
   canRestartImmediately: boolean,
 ): Promise<CheckedTarget> {
   let xid: number | undefined;
+  let commitLsn = checked.targetLsn;
   if ('xid' in target) xid = Number(target.xid);
-  else if ('time' in target) xid = (await findTimeTargetStop(archiveDir, target.time, false, { binDir }))?.xid;
+  else if ('time' in target && checked.targetLsn) {
+    // The record the check found the time target stops before: read again from its LSN alone.
+    const stop = await findTimeTargetStop(archiveDir, target.time, false, { binDir, afterLsn: checked.targetLsn });
+    xid = stop?.xid;
+    commitLsn = stop?.lsn;
+  }
   if (xid === undefined) return checked;
-  const locking = await findExclusiveLockStart(archiveDir, xid, { binDir, endLsn: checked.targetLsn });
+  const locking = await findExclusiveLockStart(archiveDir, xid, { binDir, endLsn: commitLsn });
   if (!locking) return checked;
   if (!canRestartImmediately) {
     return {
@@ -281,14 +288,19 @@ export function createPitrSteps(registry: ClusterRegistry) {
     },
 
     /**
-     * Restarts the replica only if recovery settings wait for a restart (pg_settings.pending_restart
-     * after a reload): a retry after the restart already happened does not restart recovery again.
+     * Restarts the replica only if recovery settings wait for a restart (settingsAwaitingRestart):
+     * a retry after the restart already happened does not restart recovery again.
      */
     async restartReplicaIfPending({
       cluster,
       immediate,
       mustNotPass,
-    }: ReplicaRef & { immediate?: boolean; mustNotPass?: string }): Promise<{ restarted: boolean; ms: number }> {
+    }: ReplicaRef & { immediate?: boolean; mustNotPass?: string }): Promise<{
+      restarted: boolean;
+      ms: number;
+      /** Where the time went: the check for settings awaiting a restart, the restart, the first query after it. */
+      phasesMs?: { pending: number; restart: number; firstQuery: number };
+    }> {
       return asStep(cluster, 'restart', () =>
         withHeartbeats(async (progress) => {
           const started = Date.now();
@@ -306,20 +318,12 @@ export function createPitrSteps(registry: ClusterRegistry) {
             await startAndWaitForSql(() => driver.start(1, { onProgress, signal: progress.signal }));
             return { restarted: true, ms: Date.now() - started };
           }
-          // The session sees pending_restart once the reload has reached it: within milliseconds,
-          // so it is asked often (for up to 2 s), not every 100 ms.
           const pending = await withSession(endpoint, async (client) => {
-            await client.query('SELECT pg_reload_conf()');
-            for (let i = 0; i < 200; i++) {
-              const rows = (
-                await client.query<{ name: string }>(
-                  "SELECT name FROM pg_settings WHERE pending_restart AND name LIKE 'recovery%'",
-                )
-              ).rows;
-              if (rows.length) return rows.map((r) => r.name);
-              await new Promise((r) => setTimeout(r, 10));
-            }
-            return [];
+            const awaiting = await settingsAwaitingRestart(client);
+            // Nothing for a restart to apply: a reload applies the rest (the delay), and no
+            // shutdown follows that would wait for a startup process the reload made pause.
+            if (awaiting.length === 0) await client.query('SELECT pg_reload_conf()');
+            return awaiting;
           });
           if (pending.length === 0) return { restarted: false, ms: Date.now() - started };
           if (mustNotPass) {
@@ -336,8 +340,20 @@ export function createPitrSteps(registry: ClusterRegistry) {
           progress.report(
             `restarting the replica so that ${pending.join(', ')} take effect; it replays from the last restartpoint before accepting connections`,
           );
-          await startAndWaitForSql(() => driver.restartServer({ onProgress, signal: progress.signal, immediate }));
-          return { restarted: true, ms: Date.now() - started };
+          const restartBegan = Date.now();
+          await startOrExplain(cluster, () => driver.restartServer({ onProgress, signal: progress.signal, immediate }));
+          const restarted = Date.now();
+          await waitForSql(endpoint, { timeoutMs: 3_600_000, onProgress, signal: progress.signal });
+          const done = Date.now();
+          return {
+            restarted: true,
+            ms: done - started,
+            phasesMs: {
+              pending: restartBegan - started,
+              restart: restarted - restartBegan,
+              firstQuery: done - restarted,
+            },
+          };
         }),
       );
     },

@@ -6,6 +6,7 @@
 // re-replays from the last restartpoint, so records replayed but not flushed can be undone).
 import { parseLsn } from '../../common/lsn';
 import { scanArchive, scanArchiveNewestFirst, type WalDumpOptions } from './walInspect';
+import { commitHeldExclusiveLock } from './commitRecord';
 
 export interface ExclusiveLockStart {
   /** LSN of the transaction's first WAL record: stop before it (recovery_target_lsn, not inclusive). */
@@ -61,13 +62,16 @@ export async function xidStartBound(
 
 /**
  * The first record of transaction `xid` and the relations it locked ACCESS EXCLUSIVE, if any.
- * `endLsn`, its commit: the search starts near it (xidStartBound), not at the archive's start.
+ * `endLsn`, where its commit record starts: a commit that says it held no such lock ends the search
+ * at once; otherwise the search starts near it (xidStartBound), not at the archive's start.
  */
 export async function findExclusiveLockStart(
   archiveDir: string,
   xid: number,
   opts: WalDumpOptions & { endLsn?: string } = {},
 ): Promise<ExclusiveLockStart | undefined> {
+  // Its commit record says whether it locked anything ACCESS EXCLUSIVE: if not, nothing to search.
+  if (opts.endLsn !== undefined && commitHeldExclusiveLock(archiveDir, opts.endLsn, xid) === false) return undefined;
   let firstLsn: string | undefined;
   const locked: string[] = [];
   const afterLsn = opts.endLsn === undefined ? undefined : await xidStartBound(archiveDir, xid, opts.endLsn, opts);

@@ -61,6 +61,29 @@ async function autoConfSettings(client: Client): Promise<Map<string, string>> {
   return new Map(rows.map((r) => [r.name, r.setting]));
 }
 
+/**
+ * The recovery settings whose value in the configuration files differs from the one in force, so
+ * that only a restart applies them: written with a new value (pg_file_settings reports it "could
+ * not be applied"), or removed from the files while the value in force came from them. Read
+ * without pg_reload_conf(): a reload wakes a startup process that waits out the apply delay, it
+ * then pauses for real, and a paused startup process notices a shutdown request only after up to
+ * a second (its pause loop sleeps a second at a time), which every restart would then pay.
+ */
+export async function settingsAwaitingRestart(client: Client): Promise<string[]> {
+  const rows = (
+    await client.query<{ name: string }>(
+      `SELECT DISTINCT name FROM pg_file_settings
+        WHERE name LIKE 'recovery%' AND error = 'setting could not be applied'
+       UNION
+       SELECT s.name FROM pg_settings s
+        WHERE s.name LIKE 'recovery%' AND s.context = 'postmaster' AND s.source = 'configuration file'
+          AND NOT EXISTS (SELECT 1 FROM pg_file_settings f WHERE f.name = s.name)
+       ORDER BY 1`,
+    )
+  ).rows;
+  return rows.map((r) => r.name);
+}
+
 async function requireReplica(client: Client, endpoint: PgEndpoint): Promise<void> {
   const recovering = (await client.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r')).rows[0]?.r;
   if (!recovering) throw new NotAReplicaError(endpoint);
