@@ -45,6 +45,7 @@ import { compareLsn, lsnBytesBetween } from '../src/common/lsn';
 import { ensureSearchAttributes } from '../src/worker';
 import { progressQuery, resumeSignal } from '../src/workflows/definitions';
 import type { DelayedReplicaPitrResult } from '../src/workflows/delayedReplicaPitr';
+import { printTimeline } from './timeline';
 
 const pauseRuns = Number(process.argv[2] ?? 20);
 const walMB = Number(process.argv[3] ?? 1024);
@@ -497,6 +498,7 @@ async function main(): Promise<void> {
       });
       const result = (await handle.result()) as DelayedReplicaPitrResult;
       const ms = performance.now() - t;
+      if (process.env.PGOPS_BENCH_TIMELINE) await printTimeline(client, handle.workflowId, '      ');
       const spans = await activitySpans(handle);
       const steps = [...spans.values()]
         .map((a) => `${a.name} ${a.completed === undefined ? '?' : ((a.completed - a.scheduled) / 1000).toFixed(2)}`)
@@ -505,7 +507,7 @@ async function main(): Promise<void> {
       return {
         ms,
         lsn: result.reached.replayLsn,
-        detail: `steps (s): ${steps}; restart phases (ms): ${JSON.stringify(phases ?? {})}; watched ${result.reached.ms} ms`,
+        detail: `steps (s): ${steps}; check phases (ms): ${JSON.stringify(result.checked.phasesMs ?? {})}; restart phases (ms): ${JSON.stringify(phases ?? {})}; watched ${result.reached.ms} ms`,
       };
     };
     /**

@@ -83,10 +83,10 @@ describe('crash: SIGKILL of the worker during a delayed-replica PITR', function 
     assert.equal(readyCount(), readyBefore + 2, 'exactly two restarts of the replica');
 
     const attempts = await attemptsByActivity(handle);
-    // The pause is a local activity: the next worker began it again.
+    // The pause and the inspection are local activities: the next worker began them again.
     assert.ok(restarted.has('begin:pause'), 'pauseReplicaReplay began again after the kill');
+    assert.ok(restarted.has('begin:inspect'), 'inspectReplica began again after the kill');
     for (const activity of [
-      'inspectReplica',
       'checkPitrTarget',
       'applyPitrTarget',
       'restartReplicaIfPending',

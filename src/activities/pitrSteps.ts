@@ -83,6 +83,8 @@ export interface CheckedTarget {
   beforeLockingTransaction: boolean;
   /** Where the target asked for would stop (the commit record), kept for a fallback. */
   requestedTargetLsn?: string;
+  /** Where the check's time went: reachability (replica, primary, archive) and the lock search. */
+  phasesMs?: { reachable: number; lockSearch: number };
 }
 
 /** Moves a stop-before-commit to the start of a transaction that holds an ACCESS EXCLUSIVE lock. */
@@ -241,6 +243,7 @@ export function createPitrSteps(registry: ClusterRegistry) {
       return asStep(cluster, 'check-target', async () => {
         const entry = registry.entry(cluster);
         const endpoint = await replicaEndpoint(cluster);
+        const began = Date.now();
         const verdict = await checkTargetReachable(endpoint, target, {
           archiveDir: entry.walArchive,
           primary: await primaryEndpoint(cluster),
@@ -253,6 +256,7 @@ export function createPitrSteps(registry: ClusterRegistry) {
             `cannot stop at ${describeRecoveryTarget(target, inclusive)}: ${verdict.reason}. The replica is left paused and its settings unchanged; choose another target, or resume the delay with pg_wal_replay_resume() only if no target is wanted.`,
           );
         }
+        const reachable = Date.now() - began;
         const checked: CheckedTarget = {
           targetLsn: verdict.targetLsn,
           targetTime: verdict.targetTime,
@@ -260,12 +264,13 @@ export function createPitrSteps(registry: ClusterRegistry) {
           effectiveTarget: target,
           effectiveInclusive: inclusive,
           beforeLockingTransaction: false,
+          phasesMs: { reachable, lockSearch: 0 },
         };
         if (inclusive || !entry.walArchive || !verdict.targetLsn) return checked;
         // Only a local target can restart without a shutdown restartpoint (pg_ctl -m immediate); a
         // pod deletion shuts PostgreSQL down cleanly, which would move the minimum recovery point
         // past an earlier stop point and leave the pod unable to start.
-        return preferStopBeforeLock(
+        const preferred = await preferStopBeforeLock(
           endpoint,
           entry.walArchive,
           target,
@@ -273,6 +278,7 @@ export function createPitrSteps(registry: ClusterRegistry) {
           registry.pgBinDir(cluster),
           entry.target.kind === 'local',
         );
+        return { ...preferred, phasesMs: { reachable, lockSearch: Date.now() - began - reachable } };
       });
     },
 

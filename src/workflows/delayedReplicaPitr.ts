@@ -14,7 +14,7 @@ import {
 import type { RecoveryTarget } from '../common/recoveryTarget';
 import { describeRecoveryTarget } from '../common/recoveryTarget';
 import { resumeSignal } from './definitions';
-import { longStep, quickStep, replayStep, urgentLocalStep, urgentStep } from './activityProxies';
+import { localStep, longStep, quickStep, replayStep, urgentLocalStep, urgentStep } from './activityProxies';
 import { trackProgress, type ProgressReporter } from './progress';
 import { tagWorkflow } from './searchAttributes';
 import { withClusterLock } from './clusterLock';
@@ -50,17 +50,27 @@ export async function delayedReplicaPitrWorkflow(input: DelayedReplicaPitrInput)
   // Step 1, before even the lock: a pause is idempotent and harmless, and every second it waits
   // the delay brings the bad commit closer to being applied.
   progress.step('pause', 'pausing WAL replay on the delayed replica');
-  // A local activity since 'pause-in-first-task'; runs begun before that keep their activity.
-  const pauseStep = patched('pause-in-first-task') ? urgentLocalStep : urgentStep;
-  const pause = await pauseStep.pauseReplicaReplay({ cluster });
-  const latencyMs = Date.parse(pause.pausedAt) - workflowInfo().startTime.getTime();
-  progress.step('paused', `replay ${pause.pauseState}${pause.replayLsn ? ` at ${pause.replayLsn}` : ''}`, {
-    pauseLatencyMs: latencyMs,
-    replayLsnAtPause: pause.replayLsn,
-  });
+  // The pause and the inspection are local activities since 'local-pause-and-inspect' (no
+  // activity task round trip each), and the lock is requested while the pause runs, not after
+  // it; runs begun before that keep their activities and their order.
+  const localFirstSteps = patched('local-pause-and-inspect');
+  const pausing = (localFirstSteps ? urgentLocalStep : urgentStep).pauseReplicaReplay({ cluster });
+  pausing.catch(() => undefined); // awaited below, perhaps after the lock answered
+  let latencyMs = 0;
+  const paused = async () => {
+    const pause = await pausing;
+    latencyMs = Date.parse(pause.pausedAt) - workflowInfo().startTime.getTime();
+    progress.step('paused', `replay ${pause.pauseState}${pause.replayLsn ? ` at ${pause.replayLsn}` : ''}`, {
+      pauseLatencyMs: latencyMs,
+      replayLsnAtPause: pause.replayLsn,
+    });
+    return pause;
+  };
+  const pauseFirst = localFirstSteps ? undefined : await paused();
 
-  return withClusterLock(cluster, 'delayedReplicaPitrWorkflow', { ...opts.lockWait, progress }, async () => {
-    const replica = await quickStep.inspectReplica({ cluster });
+  const locked = withClusterLock(cluster, 'delayedReplicaPitrWorkflow', { ...opts.lockWait, progress }, async () => {
+    const pause = pauseFirst ?? (await paused());
+    const replica = await (localFirstSteps ? localStep : quickStep).inspectReplica({ cluster });
     progress.note({ originalDelay: replica.delay });
     const target =
       'incident' in opts.target ? await resolveIncident(cluster, opts.target.incident, progress) : opts.target;
@@ -187,6 +197,11 @@ export async function delayedReplicaPitrWorkflow(input: DelayedReplicaPitrInput)
         : `left paused at ${reached.replayLsn}`,
     );
     return result;
+  });
+  // Refused or failed before the pause was awaited: the pause still ends (and is recorded) first.
+  return locked.catch(async (err: unknown) => {
+    await pausing.catch(() => undefined);
+    throw err;
   });
 }
 
