@@ -2,7 +2,12 @@
 // cluster's lock workflow (starting it if needed) and return its answer, release, confirm a
 // holder, and for the lock workflow itself, which running workflows hold the cluster.
 import { Context } from '@temporalio/activity';
-import { QueryNotRegisteredError, WithStartWorkflowOperation, WorkflowNotFoundError } from '@temporalio/client';
+import {
+  QueryNotRegisteredError,
+  WithStartWorkflowOperation,
+  WorkflowNotFoundError,
+  type WorkflowExecutionInfo,
+} from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import {
   holdsClusterLockQuery,
@@ -28,11 +33,16 @@ function idleEndMsFromEnv(): number | undefined {
 /** How long a running workflow is given to say whether it holds the cluster, when a lock starts. */
 const HOLDER_ANSWER_MS = 2000;
 
-/** Update-with-start on the cluster's lock workflow: one round trip, whether it runs or not. */
+/**
+ * Update-with-start on the cluster's lock workflow: one round trip, whether it runs or not.
+ * `runningMutators`: who holds the cluster, found by the requester because no lock runs (only
+ * ever an empty list: nobody); a lock started with it need not ask again.
+ */
 function updateLock<Ret>(
   cluster: string,
   update: typeof lockAcquireUpdate | typeof lockConfirmUpdate,
   request: LockRequest,
+  runningMutators?: LockHolder[],
 ): Promise<Ret> {
   const ctx = Context.current();
   const taskQueue = ctx.info.taskQueue;
@@ -45,7 +55,14 @@ function updateLock<Ret>(
       // cluster: the requester is inside this local activity, so its workflow task stays open and
       // the query would wait until the SDK heartbeats that task (8 s). It cannot hold the cluster
       // anyway (it holds only once this request returns), and a repeated request is granted again.
-      args: [{ cluster, idleEndMs: idleEndMsFromEnv(), ...(update === lockAcquireUpdate && { startedFor: request }) }],
+      args: [
+        {
+          cluster,
+          idleEndMs: idleEndMsFromEnv(),
+          ...(update === lockAcquireUpdate && { startedFor: request }),
+          ...(runningMutators && { runningMutators }),
+        },
+      ],
       workflowIdConflictPolicy: 'USE_EXISTING',
     }),
   }) as Promise<Ret>;
@@ -68,15 +85,79 @@ export async function confirmLockHolder(cluster: string, request: LockRequest): 
   return updateLock<LockConfirmation>(cluster, lockConfirmUpdate, request);
 }
 
+/**
+ * For a lock workflow that starts with no state (the first, one started again after it
+ * ended idle, or one that replaces a terminated lock workflow): the running mutating
+ * workflows of this cluster on this task queue (PgCluster search attribute) that say they
+ * hold the cluster. One that cannot answer counts as a holder: it may be holding it.
+ */
+async function findRunningMutators(cluster: string, skip: string[]): Promise<LockHolder[]> {
+  const ctx = Context.current();
+  const found: LockHolder[] = [];
+  for (const wf of await listRunningMutators(cluster, skip)) {
+    // A workflow inside a local activity (a lock request, a short step) answers only when
+    // its workflow task ends: it is not kept waiting for that. Not answering in time, like
+    // any other failure to answer, counts as holding the cluster.
+    const holds = await ctx.client.connection
+      .withDeadline(Date.now() + HOLDER_ANSWER_MS, () =>
+        ctx.client.workflow.getHandle(wf.workflowId, wf.runId).query(holdsClusterLockQuery),
+      )
+      // Not registered: the workflow has not reached its lock step yet.
+      .catch((err: unknown) => !(err instanceof QueryNotRegisteredError));
+    if (!holds) continue;
+    found.push({
+      workflowId: wf.workflowId,
+      runId: wf.runId,
+      operation: wf.type,
+      wait: false,
+      since: wf.startTime.toISOString(),
+    });
+  }
+  return found.sort((a, b) => (a.since < b.since ? -1 : 1));
+}
+
+/** The running mutating workflows of this cluster on this task queue (visibility, no query). */
+async function listRunningMutators(cluster: string, skip: string[]): Promise<WorkflowExecutionInfo[]> {
+  const problem = clusterNameProblem(cluster);
+  if (problem) throw ApplicationFailure.nonRetryable(problem, 'InvalidInput');
+  const ctx = Context.current();
+  const types = MUTATING_WORKFLOW_TYPES.map((t) => `'${t}'`).join(', ');
+  const listed: WorkflowExecutionInfo[] = [];
+  for await (const wf of ctx.client.workflow.list({
+    query: `PgCluster = '${cluster}' AND ExecutionStatus = 'Running' AND TaskQueue = '${ctx.info.taskQueue}' AND WorkflowType IN (${types})`,
+  })) {
+    if (!skip.includes(wf.workflowId)) listed.push(wf);
+  }
+  return listed;
+}
+
+/** Whether the cluster's lock workflow runs now (false also when it never ran). */
+async function lockRuns(cluster: string): Promise<boolean> {
+  const ctx = Context.current();
+  try {
+    const lock = ctx.client.workflow.getHandle(lockWorkflowId(cluster, ctx.info.taskQueue));
+    return (await lock.describe()).status.name === 'RUNNING';
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return false;
+    throw err;
+  }
+}
+
 export function createLockSteps() {
   return {
     /**
      * Granted, queued or refused, answered in the same round trip. Safe to repeat: a repeated
      * request by the holder is granted again, one by a queued workflow keeps its place. A lock
      * workflow that ends (idle) just as the request arrives fails it; the retry starts a new one.
+     * When no lock runs and no other mutating workflow of the cluster runs either (the usual
+     * case: an incident after a quiet night), the requester says so to the lock it starts, which
+     * then need not ask (an activity and two workflow tasks). If another request started the lock
+     * meanwhile, that lock is used and this is ignored; if others run, the lock asks them itself.
      */
     async requestClusterLock({ cluster, request }: { cluster: string; request: LockRequest }): Promise<LockAnswer> {
-      return updateLock<LockAnswer>(cluster, lockAcquireUpdate, request);
+      const nobodyElse =
+        !(await lockRuns(cluster)) && (await listRunningMutators(cluster, [request.workflowId])).length === 0;
+      return updateLock<LockAnswer>(cluster, lockAcquireUpdate, request, nobodyElse ? [] : undefined);
     },
 
     async releaseClusterLock({ cluster, workflowId }: { cluster: string; workflowId: string }): Promise<void> {
@@ -93,39 +174,10 @@ export function createLockSteps() {
 
     /**
      * For a lock workflow that starts with no state (the first, one started again after it
-     * ended idle, or one that replaces a terminated lock workflow): the running mutating
-     * workflows of this cluster on this task queue (PgCluster search attribute) that say they
-     * hold the cluster. One that cannot answer counts as a holder: it may be holding it.
+     * ended idle, or one that replaces a terminated lock workflow) and no list from its requester.
      */
     async findRunningMutators({ cluster, skip = [] }: { cluster: string; skip?: string[] }): Promise<LockHolder[]> {
-      const problem = clusterNameProblem(cluster);
-      if (problem) throw ApplicationFailure.nonRetryable(problem, 'InvalidInput');
-      const ctx = Context.current();
-      const types = MUTATING_WORKFLOW_TYPES.map((t) => `'${t}'`).join(', ');
-      const found: LockHolder[] = [];
-      for await (const wf of ctx.client.workflow.list({
-        query: `PgCluster = '${cluster}' AND ExecutionStatus = 'Running' AND TaskQueue = '${ctx.info.taskQueue}' AND WorkflowType IN (${types})`,
-      })) {
-        if (skip.includes(wf.workflowId)) continue;
-        // A workflow inside a local activity (a lock request, a short step) answers only when
-        // its workflow task ends: it is not kept waiting for that. Not answering in time, like
-        // any other failure to answer, counts as holding the cluster.
-        const holds = await ctx.client.connection
-          .withDeadline(Date.now() + HOLDER_ANSWER_MS, () =>
-            ctx.client.workflow.getHandle(wf.workflowId, wf.runId).query(holdsClusterLockQuery),
-          )
-          // Not registered: the workflow has not reached its lock step yet.
-          .catch((err: unknown) => !(err instanceof QueryNotRegisteredError));
-        if (!holds) continue;
-        found.push({
-          workflowId: wf.workflowId,
-          runId: wf.runId,
-          operation: wf.type,
-          wait: false,
-          since: wf.startTime.toISOString(),
-        });
-      }
-      return found.sort((a, b) => (a.since < b.since ? -1 : 1));
+      return findRunningMutators(cluster, skip);
     },
 
     async isWorkflowRunning({ workflowId, runId }: { workflowId: string; runId: string }): Promise<boolean> {

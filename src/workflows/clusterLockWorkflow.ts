@@ -56,6 +56,8 @@ export interface ClusterLockInput {
   idleEndMs?: number;
   /** The acquire request that started this lock (update-with-start): not asked whether it holds the cluster. */
   startedFor?: LockRequest;
+  /** Who holds the cluster, as its requester found when no lock ran: the lock need not ask again. */
+  runningMutators?: LockHolder[];
 }
 
 type InboxItem =
@@ -101,7 +103,7 @@ export async function clusterLockWorkflow(input: ClusterLockInput): Promise<void
 
   if (!input.state) {
     const skip = input.startedFor ? [input.startedFor.workflowId] : [];
-    const running = await quickStep.findRunningMutators({ cluster: state.cluster, skip });
+    const running = input.runningMutators ?? (await quickStep.findRunningMutators({ cluster: state.cluster, skip }));
     if (running[0]) state.holder = running[0];
   }
 
