@@ -13,7 +13,7 @@
 //     order, each side starts from that copy put back in place, with the page cache dropped:
 //     the workflow to the bad xid (then=pause, no return to delay), start → result; the seed's
 //     manual runbook by a plain script on the same replica (pause, ALTER SYSTEM the target with
-//     delay 0, restart, poll until paused at the target); and the runbook with the prefetch
+//     delay 0, restart, poll on one session until paused at the target); and the runbook with the prefetch
 //     settings a DBA would not bother with during an incident (tunings).
 // Usage: npx tsx bench/pitr.ts [pauseRuns=20] [walMB=1024] [rounds=2]
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -38,7 +38,7 @@ import { startTemporalDevServer, type RunningDevServer } from '../src/dev/tempor
 import { freePort } from '../src/dev/ports';
 import { createDelayedReplicaSet, type ReplicaSet } from '../src/dev/delayedReplicaSet';
 import { localTargetOf, pgCtl, startLocalCluster, stopLocalClusterIfRunning } from '../src/dev/localPostgres';
-import { clientConfig, waitForSql, withSession, type PgEndpoint } from '../src/drivers/postgres/session';
+import { clientConfig, KeptSession, waitForSql, withSession, type PgEndpoint } from '../src/drivers/postgres/session';
 import { archiveEndLsn } from '../src/drivers/postgres/walInspect';
 import { runCommand } from '../src/drivers/exec';
 import { compareLsn, lsnBytesBetween } from '../src/common/lsn';
@@ -533,13 +533,23 @@ async function main(): Promise<void> {
       const tStart = performance.now();
       await startLocalCluster(replica);
       const tStarted = performance.now();
+      // One session kept for the polls, as psql's \watch would: a new session every 100 ms costs
+      // the replay CPU (a backend fork and the login), which the workflow's watch does not pay.
+      const poll = new KeptSession(replicaEndpoint);
       for (;;) {
-        const row = await query<{ s: string; l: string }>(
-          replicaEndpoint,
-          'SELECT pg_get_wal_replay_pause_state() AS s, pg_last_wal_replay_lsn()::text AS l',
-        ).catch(() => undefined);
+        const row = await poll
+          .run(
+            async (c) =>
+              (
+                await c.query<{ s: string; l: string }>(
+                  'SELECT pg_get_wal_replay_pause_state() AS s, pg_last_wal_replay_lsn()::text AS l',
+                )
+              ).rows[0],
+          )
+          .catch(() => undefined);
         if (row?.s === 'paused') {
           const end = performance.now();
+          await poll.close();
           const phases = { settings: tStop - t, stop: tStart - tStop, start: tStarted - tStart, watch: end - tStarted };
           return {
             ms: end - t,
