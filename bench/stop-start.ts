@@ -132,8 +132,8 @@ async function main(): Promise<void> {
       client,
       splits.filter((x) => !x.workflowId.endsWith('-1')),
     );
-    await printTimeline(client, 'bench-stop-0');
-    await printTimeline(client, 'bench-start-0');
+    await printTimeline(client, `bench-stop-${rounds - 1}`);
+    await printTimeline(client, `bench-start-${rounds - 1}`);
     await connection.close();
   } finally {
     worker?.kill('SIGTERM');
