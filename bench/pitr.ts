@@ -67,7 +67,11 @@ const tunings = (archiveDir: string): Array<[string, Record<string, string>]> =>
     // The segment asked for is copied as usual; the four after it are read into the page cache by
     // a background job, so the next calls copy from memory while replay goes on.
     {
-      restore_command: `cp ${archiveDir}/%f %p && { (ls ${archiveDir} | grep -x -A4 %f | tail -n +2 | sed "s|^|${archiveDir}/|" | xargs -r cat >/dev/null 2>&1 &) ; }`,
+      restore_command: [
+        `cp ${archiveDir}/%f %p && {`,
+        `(ls ${archiveDir} | grep -x -A4 %f | tail -n +2 | sed "s|^|${archiveDir}/|" | xargs -r cat >/dev/null 2>&1 &) ;`,
+        '}',
+      ].join(' '),
     },
   ],
 ];
@@ -507,7 +511,12 @@ async function main(): Promise<void> {
       return {
         ms,
         lsn: result.reached.replayLsn,
-        detail: `steps (s): ${steps}; check phases (ms): ${JSON.stringify(result.checked.phasesMs ?? {})}; restart phases (ms): ${JSON.stringify(phases ?? {})}; watched ${result.reached.ms} ms`,
+        detail: [
+          `steps (s): ${steps}`,
+          `check phases (ms): ${JSON.stringify(result.checked.phasesMs ?? {})}`,
+          `restart phases (ms): ${JSON.stringify(phases ?? {})}`,
+          `watched ${result.reached.ms} ms`,
+        ].join('; '),
       };
     };
     /**

@@ -132,7 +132,7 @@ async function listRunningMutators(cluster: string, skip: string[]): Promise<Wor
 }
 
 /** Whether the cluster's lock workflow runs now (false also when it never ran). */
-async function lockRuns(cluster: string): Promise<boolean> {
+export async function lockRuns(cluster: string): Promise<boolean> {
   const ctx = Context.current();
   try {
     const lock = ctx.client.workflow.getHandle(lockWorkflowId(cluster, ctx.info.taskQueue));

@@ -30,6 +30,7 @@ import {
 import { describeRecoveryTarget } from '../common/recoveryTarget';
 import { lockStateQuery, lockWorkflowId } from '../workflows/definitions';
 import { waitForReplayTarget, type ReplayTargetReached } from './replayMonitor';
+import { lockRuns } from './lockSteps';
 import { confirmDelayedReplay, type DelayedReplayConfirmed } from './delayConfirmation';
 
 export interface ReplicaRef {
@@ -41,11 +42,12 @@ async function runningPitrOwner(cluster: string): Promise<string | undefined> {
   const ctx = Context.current();
   const me = ctx.info.workflowExecution?.workflowId;
   try {
-    const lock = ctx.client.workflow.getHandle(lockWorkflowId(cluster, ctx.info.taskQueue));
     // An ended lock (idle, or none yet) names nobody; asking first spares a query that a worker
     // would answer by replaying the ended lock's whole history.
-    if ((await lock.describe()).status.name !== 'RUNNING') return undefined;
-    const state = await lock.query(lockStateQuery);
+    if (!(await lockRuns(cluster))) return undefined;
+    const state = await ctx.client.workflow
+      .getHandle(lockWorkflowId(cluster, ctx.info.taskQueue))
+      .query(lockStateQuery);
     const holder = state.holder;
     if (!holder || holder.operation !== 'delayedReplicaPitrWorkflow' || holder.workflowId === me) return undefined;
     // A holder that was terminated without releasing controls nothing any more.
@@ -313,9 +315,13 @@ export function createPitrSteps(registry: ClusterRegistry) {
           const endpoint = await replicaEndpoint(cluster);
           const driver = registry.driver(cluster);
           const onProgress = (d: string) => progress.report(d);
+          /** Starts, then waits for a query; returns how long each took. */
           const startAndWaitForSql = async (start: () => Promise<unknown>) => {
+            const began = Date.now();
             await startOrExplain(cluster, start);
+            const startedAt = Date.now();
             await waitForSql(endpoint, { timeoutMs: 3_600_000, onProgress, signal: progress.signal });
+            return { restart: startedAt - began, firstQuery: Date.now() - startedAt };
           };
           if (!(await driver.describe()).running) {
             // A worker died between the stop and the start of an earlier attempt: the settings are
@@ -346,20 +352,11 @@ export function createPitrSteps(registry: ClusterRegistry) {
           progress.report(
             `restarting the replica so that ${pending.join(', ')} take effect; it replays from the last restartpoint before accepting connections`,
           );
-          const restartBegan = Date.now();
-          await startOrExplain(cluster, () => driver.restartServer({ onProgress, signal: progress.signal, immediate }));
-          const restarted = Date.now();
-          await waitForSql(endpoint, { timeoutMs: 3_600_000, onProgress, signal: progress.signal });
-          const done = Date.now();
-          return {
-            restarted: true,
-            ms: done - started,
-            phasesMs: {
-              pending: restartBegan - started,
-              restart: restarted - restartBegan,
-              firstQuery: done - restarted,
-            },
-          };
+          const pendingMs = Date.now() - started;
+          const phases = await startAndWaitForSql(() =>
+            driver.restartServer({ onProgress, signal: progress.signal, immediate }),
+          );
+          return { restarted: true, ms: Date.now() - started, phasesMs: { pending: pendingMs, ...phases } };
         }),
       );
     },

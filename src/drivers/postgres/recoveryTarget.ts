@@ -18,6 +18,7 @@ import {
   NotAReplicaError,
   readReplayStatus,
   readXactStatus,
+  RECOVERY_TARGET_SETTINGS,
   settingAsInput,
   type SettingWithSource,
 } from './replayControl';
@@ -26,13 +27,7 @@ import { archiveEndLsn, findCommit, findRestorePoint, findTimeTargetStop } from 
 
 export type { RecoveryTarget } from '../../common/recoveryTarget';
 
-const TARGET_SETTINGS = [
-  'recovery_target',
-  'recovery_target_xid',
-  'recovery_target_time',
-  'recovery_target_lsn',
-  'recovery_target_name',
-] as const;
+const TARGET_SETTINGS = RECOVERY_TARGET_SETTINGS;
 /**
  * The delay as it was before the first applyRecoveryTarget, kept in postgresql.auto.conf next to
  * the target: a retried apply (after the restart made delay=0 the running value) still returns

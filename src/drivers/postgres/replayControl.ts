@@ -130,10 +130,17 @@ export interface PauseResult {
   replayTimestamp: string | null;
 }
 
+/** The settings that name a recovery target (at most one may be set). */
+export const RECOVERY_TARGET_SETTINGS = [
+  'recovery_target',
+  'recovery_target_xid',
+  'recovery_target_time',
+  'recovery_target_lsn',
+  'recovery_target_name',
+] as const;
+
 /** A recovery target this server started with (postmaster settings: in force until the next restart). */
-const TARGET_IN_FORCE_SQL = `current_setting('recovery_target') || current_setting('recovery_target_xid')
-  || current_setting('recovery_target_lsn') || current_setting('recovery_target_time')
-  || current_setting('recovery_target_name')`;
+const TARGET_IN_FORCE_SQL = RECOVERY_TARGET_SETTINGS.map((name) => `current_setting('${name}')`).join(' || ');
 
 /**
  * Pauses WAL replay at once (idempotent). Never reads pg_is_wal_replay_paused(): it says false

@@ -47,11 +47,22 @@ export function loginRefusal(endpoint: PgEndpoint, err: unknown): PostgresLoginE
   );
 }
 
-/** Opens one session, runs `fn`, and always closes the session. */
-export async function withSession<T>(endpoint: PgEndpoint, fn: (client: Client) => Promise<T>): Promise<T> {
+/** A connected session; a failed connect leaves nothing open. */
+async function openSession(endpoint: PgEndpoint): Promise<Client> {
   const client = new Client(clientConfig(endpoint));
   client.on('error', () => undefined); // a server shutdown mid-session must not crash the worker
-  await client.connect();
+  try {
+    await client.connect();
+  } catch (err) {
+    await client.end().catch(() => undefined);
+    throw err;
+  }
+  return client;
+}
+
+/** Opens one session, runs `fn`, and always closes the session. */
+export async function withSession<T>(endpoint: PgEndpoint, fn: (client: Client) => Promise<T>): Promise<T> {
+  const client = await openSession(endpoint);
   try {
     return await fn(client);
   } finally {
@@ -69,17 +80,7 @@ export class KeptSession {
   constructor(private readonly endpoint: PgEndpoint) {}
 
   async run<T>(fn: (client: Client) => Promise<T>): Promise<T> {
-    if (!this.client) {
-      const client = new Client(clientConfig(this.endpoint));
-      client.on('error', () => undefined);
-      try {
-        await client.connect();
-      } catch (err) {
-        await client.end().catch(() => undefined);
-        throw err;
-      }
-      this.client = client;
-    }
+    this.client ??= await openSession(this.endpoint);
     try {
       return await fn(this.client);
     } catch (err) {
