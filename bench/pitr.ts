@@ -384,6 +384,7 @@ async function main(): Promise<void> {
         `${label}: workflow ${result.pause.latencyMs} ms (${result.pause.state} at ${result.pause.replayLsn}), bare connect+pause ${ms(connectMs)} ms, statement ${ms(statementMs)} ms; xid ${xid} archived in ${ms(archivedMs)} ms, stopped before at ${result.reached.replayLsn}; run ${(took / 1000).toFixed(1)} s`,
       );
       if (i === 0) continue;
+      if (process.env.PGOPS_BENCH_TIMELINE && i === pauseRuns) await printTimeline(client, handle.workflowId, '      ');
       wfMs.push(result.pause.latencyMs);
       bareConnectMs.push(connectMs);
       bareStatementMs.push(statementMs);

@@ -16,6 +16,7 @@ import { catalogPathFromEnv, loadCatalog } from './config/catalog';
 import { describeTemporalConnection, resolveTemporalConnection } from './config/temporalConnection';
 import { DEFAULT_TASK_QUEUE } from './workflows/definitions';
 import { logger } from './logger';
+import { closeParkedSessions } from './drivers/postgres/parkedSession';
 
 export const SEARCH_ATTRIBUTES = { PgCluster: 'Keyword', PgOperation: 'Keyword' } as const;
 
@@ -126,6 +127,7 @@ async function main(): Promise<void> {
   );
   // Worker.run() resolves after SIGINT/SIGTERM: the runtime's default shutdown signals.
   await worker.run();
+  await closeParkedSessions();
   await connection.close();
   logger.info('pg-ops worker stopped');
 }

@@ -43,8 +43,9 @@ describe('crash: SIGKILL of the worker during a delayed-replica PITR', function 
     // second begin:restart point is the return to delay's restart.
     const points: KillPoint[] = [
       { pause: 'begin:pause' },
-      { pause: 'begin:inspect' },
+      // The check runs beside the lock request, before the inspection under the lock.
       { pause: 'begin:check-target' },
+      { pause: 'begin:inspect' },
       { pause: 'begin:apply-target' },
       { pause: 'begin:restart' },
       { pause: 'begin:replay' },
@@ -83,11 +84,12 @@ describe('crash: SIGKILL of the worker during a delayed-replica PITR', function 
     assert.equal(readyCount(), readyBefore + 2, 'exactly two restarts of the replica');
 
     const attempts = await attemptsByActivity(handle);
-    // The pause and the inspection are local activities: the next worker began them again.
+    // The pause, the inspection and the check (beside the lock request) are local activities:
+    // the next worker began them again.
     assert.ok(restarted.has('begin:pause'), 'pauseReplicaReplay began again after the kill');
     assert.ok(restarted.has('begin:inspect'), 'inspectReplica began again after the kill');
+    assert.ok(restarted.has('begin:check-target'), 'checkPitrTarget began again after the kill');
     for (const activity of [
-      'checkPitrTarget',
       'applyPitrTarget',
       'restartReplicaIfPending',
       'waitForReplayTarget',

@@ -9,28 +9,40 @@ import { pauseForTests } from '../drivers/testPause';
 
 export interface ClusterRef {
   cluster: string;
+  /** Given by the workflow to its first step after the lock's grant (see activities/lockGuard.ts). */
+  lockGrantedAt?: string;
+}
+
+export interface ResolvedCluster {
+  cluster: string;
+  kind: 'local' | 'kubernetes';
+  catalogReplicas: number;
+  storage?: string;
+  replicaOf?: string;
+}
+
+/**
+ * Confirms the cluster is in the catalog (UnknownCluster, non-retryable, if not); returns what
+ * workflows may know (nothing secret). Its own step, or the first half of a lock request.
+ */
+export async function resolveInCatalog(registry: ClusterRegistry, cluster: string): Promise<ResolvedCluster> {
+  log.info('step begins', { cluster, step: 'begin:resolve' });
+  await pauseForTests('begin:resolve');
+  const entry = registry.entry(cluster);
+  return {
+    cluster,
+    kind: entry.target.kind,
+    catalogReplicas: entry.target.kind === 'kubernetes' ? entry.target.replicas : 1,
+    storage: entry.storage?.kind,
+    replicaOf: entry.replicaOf,
+  };
 }
 
 export function createClusterSteps(registry: ClusterRegistry) {
   return {
     /** Confirms the cluster is in the catalog; returns what workflows may know (nothing secret). */
-    async resolveCluster({ cluster }: ClusterRef): Promise<{
-      cluster: string;
-      kind: 'local' | 'kubernetes';
-      catalogReplicas: number;
-      storage?: string;
-      replicaOf?: string;
-    }> {
-      log.info('step begins', { cluster, step: 'begin:resolve' });
-      await pauseForTests('begin:resolve');
-      const entry = registry.entry(cluster);
-      return {
-        cluster,
-        kind: entry.target.kind,
-        catalogReplicas: entry.target.kind === 'kubernetes' ? entry.target.replicas : 1,
-        storage: entry.storage?.kind,
-        replicaOf: entry.replicaOf,
-      };
+    async resolveCluster({ cluster }: ClusterRef): Promise<ResolvedCluster> {
+      return resolveInCatalog(registry, cluster);
     },
 
     async describeCluster({

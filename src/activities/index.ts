@@ -18,7 +18,7 @@ export function createActivities(deps: ActivityDeps) {
   return keptAlive(
     guardMutatingSteps({
       ...createClusterSteps(registry),
-      ...createLockSteps(),
+      ...createLockSteps(registry),
       ...createPitrSteps(registry),
       ...createBackupSteps(registry),
       ...createRestoreSteps(registry),

@@ -3,7 +3,9 @@
 // terminate or reset it: a lock started again asks the running workflows who holds the cluster
 // (see clusterLockWorkflow.ts), and this check closes what remains. A workflow that is not the
 // holder when one of its mutating steps begins fails that step with LockLost (non-retryable) and
-// changes nothing more; whoever the lock names keeps the cluster.
+// changes nothing more; whoever the lock names keeps the cluster. The one exception: the first
+// step after an immediate grant, started within seconds of it (`grantIsFresh`), is covered by
+// the grant itself, which saves a round trip to the lock on every stop and start.
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { confirmLockHolder } from './lockSteps';
 
@@ -25,10 +27,41 @@ export const MUTATING_STEPS = [
   'pruneBackups',
 ] as const;
 
-async function mustHoldLock(cluster: string, step: string): Promise<void> {
+/**
+ * How soon after the grant a step may act without asking the lock again: the grant itself is
+ * that confirmation. A check made now would leave the same kind of window (between its answer
+ * and the act) that trusting a grant this recent leaves.
+ */
+export const FRESH_GRANT_MS = 3000;
+
+/**
+ * A first attempt, scheduled (by the server's clock, as the grant's) and started (by this
+ * worker's clock, allowing 1 s of skew either way) within FRESH_GRANT_MS of the grant. Retries
+ * and late starts (no worker for a while) always ask.
+ */
+export function grantIsFresh(
+  info: { attempt: number; currentAttemptScheduledTimestampMs: number },
+  lockGrantedAt: string | undefined,
+  now = Date.now(),
+): boolean {
+  if (info.attempt !== 1 || !lockGrantedAt) return false;
+  const granted = Date.parse(lockGrantedAt);
+  if (!Number.isFinite(granted)) return false;
+  const scheduledAfterGrant = info.currentAttemptScheduledTimestampMs - granted;
+  const startedAfterSchedule = now - info.currentAttemptScheduledTimestampMs;
+  return (
+    scheduledAfterGrant >= -1000 &&
+    scheduledAfterGrant < FRESH_GRANT_MS &&
+    startedAfterSchedule >= -1000 &&
+    startedAfterSchedule < FRESH_GRANT_MS
+  );
+}
+
+async function mustHoldLock(cluster: string, step: string, lockGrantedAt: string | undefined): Promise<void> {
   const info = Context.current().info;
   const execution = info.workflowExecution;
   if (!execution) return; // a standalone activity: no workflow, no lock
+  if (grantIsFresh(info, lockGrantedAt)) return;
   const answer = await confirmLockHolder(cluster, {
     workflowId: execution.workflowId,
     runId: execution.runId,
@@ -46,15 +79,21 @@ async function mustHoldLock(cluster: string, step: string): Promise<void> {
   );
 }
 
+/** What every mutating step's input carries; `lockGrantedAt` only right after the grant. */
+export interface LockedStepInput {
+  cluster: string;
+  lockGrantedAt?: string;
+}
+
 /** Wraps each mutating step so that it first confirms its workflow holds the cluster. */
 export function guardMutatingSteps<T extends Record<string, (...args: never[]) => Promise<unknown>>>(steps: T): T {
   const guarded: Record<string, unknown> = { ...steps };
   for (const name of MUTATING_STEPS) {
-    const step = steps[name] as unknown as ((input: { cluster: string }) => Promise<unknown>) | undefined;
+    const step = steps[name] as unknown as ((input: LockedStepInput) => Promise<unknown>) | undefined;
     if (!step) throw new Error(`guardMutatingSteps: no activity named ${name}`);
     // Named like the step: the worker registers activities under their property names.
-    guarded[name] = async (input: { cluster: string }) => {
-      await mustHoldLock(input.cluster, name);
+    guarded[name] = async (input: LockedStepInput) => {
+      await mustHoldLock(input.cluster, name, input.lockGrantedAt);
       return step(input);
     };
   }

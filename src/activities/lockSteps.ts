@@ -23,6 +23,8 @@ import {
   type LockRequest,
 } from '../workflows/definitions';
 import { clusterNameProblem } from '../common/names';
+import type { ClusterRegistry } from './clusterRegistry';
+import { resolveInCatalog } from './clusterSteps';
 
 /** How long an idle lock lives on before it ends: PGOPS_LOCK_IDLE_END_SECONDS, default a minute. */
 function idleEndMsFromEnv(): number | undefined {
@@ -143,7 +145,7 @@ export async function lockRuns(cluster: string): Promise<boolean> {
   }
 }
 
-export function createLockSteps() {
+export function createLockSteps(registry: ClusterRegistry) {
   return {
     /**
      * Granted, queued or refused, answered in the same round trip. Safe to repeat: a repeated
@@ -153,8 +155,19 @@ export function createLockSteps() {
      * case: an incident after a quiet night), the requester says so to the lock it starts, which
      * then need not ask (an activity and two workflow tasks). If another request started the lock
      * meanwhile, that lock is used and this is ignored; if others run, the lock asks them itself.
+     * `resolveFirst`: look the cluster up in the catalog first, as resolveCluster does (a cluster
+     * missing from it fails before any lock is asked for), in the same local activity.
      */
-    async requestClusterLock({ cluster, request }: { cluster: string; request: LockRequest }): Promise<LockAnswer> {
+    async requestClusterLock({
+      cluster,
+      request,
+      resolveFirst,
+    }: {
+      cluster: string;
+      request: LockRequest;
+      resolveFirst?: boolean;
+    }): Promise<LockAnswer> {
+      if (resolveFirst) await resolveInCatalog(registry, cluster);
       const nobodyElse =
         !(await lockRuns(cluster)) && (await listRunningMutators(cluster, [request.workflowId])).length === 0;
       return updateLock<LockAnswer>(cluster, lockAcquireUpdate, request, nobodyElse ? [] : undefined);

@@ -35,6 +35,8 @@ import { confirmDelayedReplay, type DelayedReplayConfirmed } from './delayConfir
 
 export interface ReplicaRef {
   cluster: string;
+  /** Given by the workflow to its first step after the lock's grant (see activities/lockGuard.ts). */
+  lockGrantedAt?: string;
 }
 
 /** The id of another running delayedReplicaPitrWorkflow holding this cluster's lock, if any. */
@@ -87,6 +89,8 @@ export interface CheckedTarget {
   requestedTargetLsn?: string;
   /** Where the check's time went: reachability (replica, primary, archive) and the lock search. */
   phasesMs?: { reachable: number; lockSearch: number };
+  /** Where the replica's replay stood when the target was judged. */
+  replayLsnAtCheck?: string | null;
 }
 
 /** Moves a stop-before-commit to the start of a transaction that holds an ACCESS EXCLUSIVE lock. */
@@ -155,7 +159,7 @@ export function createPitrSteps(registry: ClusterRegistry) {
           // The usual case, in one session and no call to the server: no recovery target in force,
           // so no PITR drives this replica's replay, and it is paused at once.
           const fast = await pauseReplay(endpoint, { unlessTargetInForce: true });
-          if (!('targetInForce' in fast)) return { ...fast, pausedAt: new Date().toISOString() };
+          if (!('targetInForce' in fast)) return { ...fast, pausedAt: fast.pausedAt.toISOString() };
           const owner = await runningPitrOwner(cluster);
           if (owner) {
             // Another PITR paused this replica at its own start and now drives replay to its target;
@@ -169,7 +173,7 @@ export function createPitrSteps(registry: ClusterRegistry) {
           }
           // A target left by a PITR that no longer runs: nobody's purpose, pause as usual.
           const result = await pauseReplay(endpoint);
-          return { ...result, pausedAt: new Date().toISOString() };
+          return { ...result, pausedAt: result.pausedAt.toISOString() };
         } catch (err) {
           if (err instanceof NotAReplicaError)
             throw preconditionFailed(
@@ -267,6 +271,7 @@ export function createPitrSteps(registry: ClusterRegistry) {
           effectiveInclusive: inclusive,
           beforeLockingTransaction: false,
           phasesMs: { reachable, lockSearch: 0 },
+          replayLsnAtCheck: verdict.replayLsn ?? null,
         };
         if (inclusive || !entry.walArchive || !verdict.targetLsn) return checked;
         // Only a local target can restart without a shutdown restartpoint (pg_ctl -m immediate); a

@@ -9,13 +9,23 @@ import type { ProgressReporter } from './progress';
 
 export interface HeldLock {
   release(): Promise<void>;
+  /**
+   * When the lock workflow granted the lock, if it answered the request at once (not after a
+   * wait in its queue). Passed to the first mutating step as `lockGrantedAt`: started within
+   * seconds of the grant, that step need not ask the lock again (see src/activities/lockGuard.ts).
+   */
+  grantedAt?: string;
 }
 
-export async function acquireClusterLock(
-  cluster: string,
-  operation: string,
-  opts: { wait: boolean; waitTimeoutMs: number; progress: ProgressReporter },
-): Promise<HeldLock> {
+export interface LockOptions {
+  wait: boolean;
+  waitTimeoutMs: number;
+  progress: ProgressReporter;
+  /** Look the cluster up in the worker catalog in the lock request's local activity (no step of its own). */
+  resolveFirst?: boolean;
+}
+
+export async function acquireClusterLock(cluster: string, operation: string, opts: LockOptions): Promise<HeldLock> {
   // A lock workflow started again (after it ended idle, or was terminated) asks the running
   // mutating workflows of the cluster which of them holds it.
   let held = false;
@@ -25,10 +35,16 @@ export async function acquireClusterLock(
     if (a.status === 'granted') granted = true;
   });
   const { workflowId, runId } = workflowInfo();
-  opts.progress.step('lock', `acquiring the lock of cluster "${cluster}"`);
+  opts.progress.step(
+    'lock',
+    opts.resolveFirst
+      ? `looking the cluster up in the worker catalog and acquiring the lock of cluster "${cluster}"`
+      : `acquiring the lock of cluster "${cluster}"`,
+  );
   const answer: LockAnswer = await lockStep.requestClusterLock({
     cluster,
     request: { workflowId, runId, operation, wait: opts.wait },
+    ...(opts.resolveFirst && { resolveFirst: true }),
   });
   if (answer.status === 'refused') throw clusterBusy(cluster, operation, answer.holder);
   if (answer.status === 'queued') {
@@ -46,6 +62,7 @@ export async function acquireClusterLock(
   }
   held = true;
   return {
+    grantedAt: answer.status === 'granted' ? answer.since : undefined,
     release: async () => {
       await releaseLock(cluster, workflowId);
       held = false;
@@ -64,12 +81,12 @@ async function releaseLock(cluster: string, workflowId: string): Promise<void> {
 export async function withClusterLock<T>(
   cluster: string,
   operation: string,
-  opts: { wait: boolean; waitTimeoutMs: number; progress: ProgressReporter },
-  body: () => Promise<T>,
+  opts: LockOptions,
+  body: (lock: HeldLock) => Promise<T>,
 ): Promise<T> {
   const lock = await acquireClusterLock(cluster, operation, opts);
   try {
-    return await body();
+    return await body(lock);
   } finally {
     await lock.release();
   }

@@ -140,7 +140,7 @@ export async function clusterLockWorkflow(input: ClusterLockInput): Promise<void
       if (state.holder === null || state.holder.workflowId === request.workflowId) {
         // A repeated request (the local activity retried) by the holder is granted again.
         state.holder ??= holderFrom(request);
-        item.reply({ status: 'granted', lockWorkflowId: myId });
+        item.reply({ status: 'granted', lockWorkflowId: myId, since: state.holder.since });
       } else if (request.wait) {
         if (!state.queue.some((q) => q.workflowId === request.workflowId)) state.queue.push(request);
         const position = state.queue.findIndex((q) => q.workflowId === request.workflowId) + 1;

@@ -39,7 +39,8 @@ export interface LockHolder extends LockRequest {
 }
 
 export type LockAnswer =
-  | { status: 'granted'; lockWorkflowId: string }
+  /** `since`: when the lock workflow granted it (its workflow clock, i.e. the server's). */
+  | { status: 'granted'; lockWorkflowId: string; since?: string }
   | { status: 'queued'; holder: LockHolder; position: number }
   | { status: 'refused'; holder: LockHolder };
 

@@ -10,6 +10,7 @@ import {
   setHandler,
   workflowInfo,
   CancellationScope,
+  CancelledFailure,
 } from '@temporalio/workflow';
 import type { RecoveryTarget } from '../common/recoveryTarget';
 import { describeRecoveryTarget } from '../common/recoveryTarget';
@@ -61,15 +62,36 @@ export async function delayedReplicaPitrWorkflow(input: DelayedReplicaPitrInput)
     replayLsnAtPause: pause.replayLsn,
   });
 
-  return withClusterLock(cluster, 'delayedReplicaPitrWorkflow', { ...opts.lockWait, progress }, async () => {
+  // Since 'check-beside-lock', a target given as such is checked (a read: replica, archive,
+  // primary) while the lock is asked for, in a local activity beside the lock's, instead of
+  // after it. Its verdict stands if the lock was granted at once and replay has not moved since
+  // (inspectReplica, under the lock, reads the same position); otherwise it is checked again.
+  const givenTarget = 'incident' in opts.target ? undefined : opts.target;
+  const earlyCheck =
+    localFirstSteps && givenTarget && patched('check-beside-lock')
+      ? localStep.checkPitrTarget({ cluster, target: givenTarget, inclusive: opts.inclusive }).then(
+          (checked) => ({ checked }),
+          (failure: unknown) => ({ failure }),
+        )
+      : undefined;
+
+  return withClusterLock(cluster, 'delayedReplicaPitrWorkflow', { ...opts.lockWait, progress }, async (lock) => {
     const replica = await (localFirstSteps ? localStep : quickStep).inspectReplica({ cluster });
     progress.note({ originalDelay: replica.delay });
-    const target =
-      'incident' in opts.target ? await resolveIncident(cluster, opts.target.incident, progress) : opts.target;
+    const target = givenTarget ?? (await resolveIncident(cluster, (opts.target as IncidentTarget).incident, progress));
     const targetText = describeRecoveryTarget(target, opts.inclusive);
 
     progress.step('check', `checking that the replica can still stop at ${targetText}`);
-    const checked = await quickStep.checkPitrTarget({ cluster, target, inclusive: opts.inclusive });
+    const early = await earlyCheck;
+    const earlyStands =
+      early !== undefined &&
+      lock.grantedAt !== undefined &&
+      ('checked' in early ? early.checked.replayLsnAtCheck === replica.replayLsn : isPrecondition(early.failure));
+    if (early && earlyStands && 'failure' in early) throw early.failure;
+    const checked =
+      early && earlyStands && 'checked' in early
+        ? early.checked
+        : await quickStep.checkPitrTarget({ cluster, target, inclusive: opts.inclusive });
     progress.note({
       ...(checked.targetLsn ? { targetLsn: checked.targetLsn } : {}),
       ...(checked.targetTime ? { targetTime: checked.targetTime } : {}),
@@ -85,7 +107,16 @@ export async function delayedReplicaPitrWorkflow(input: DelayedReplicaPitrInput)
       cluster,
       target: checked.effectiveTarget,
       inclusive: checked.effectiveInclusive,
+      lockGrantedAt: lock.grantedAt,
     });
+    if (earlyCheck && CancellationScope.current().consideredCancelled) {
+      // A cancel sent during the first workflow task (the pause, the lock, the check) reaches the
+      // workflow only once that task ends, and since the check runs there, that is after this
+      // write. Nothing has applied it yet (no reload, no restart): take it back, and the replica
+      // is left paused with its settings as they were, as for any cancel before the target.
+      await CancellationScope.nonCancellable(() => quickStep.clearPitrTarget({ cluster, originalDelay }));
+      throw new CancelledFailure('cancelled before the target took effect; the replica is left paused');
+    }
     // From here the target is set: a cancel returns the replica to its delay, as the end of a run
     // does (unless it is to be promoted or left paused). Before, a cancel leaves it paused.
     const backToDelayOnCancel = async <T>(body: () => Promise<T>): Promise<T> => {
@@ -190,6 +221,13 @@ export async function delayedReplicaPitrWorkflow(input: DelayedReplicaPitrInput)
     );
     return result;
   });
+}
+
+type IncidentTarget = { incident: IncidentQuery };
+
+/** A refusal by a check (the target cannot be reached), not a failure to check. */
+function isPrecondition(err: unknown): boolean {
+  return failureType(err) === 'PreconditionFailed';
 }
 
 function failureType(err: unknown): string | undefined {

@@ -1,6 +1,7 @@
 // Planned start: scale back (or pg_ctl start), wait for Ready and for a query to succeed.
 // With no replica count given, the one recorded by the last planned stop is used, else the
 // catalog's.
+import { patched } from '@temporalio/workflow';
 import { localStep, longStep } from './activityProxies';
 import { trackProgress } from './progress';
 import { tagWorkflow } from './searchAttributes';
@@ -35,12 +36,17 @@ export async function plannedStartWorkflow(input: PlannedStartInput): Promise<Pl
 
   tagWorkflow(cluster, 'plannedStart');
   const progress = trackProgress('plannedStart', cluster);
-  progress.step('resolve', 'looking the cluster up in the worker catalog');
-  await localStep.resolveCluster({ cluster });
+  // Since 'resolve-with-lock' the catalog look-up runs inside the lock request's local activity
+  // (one local activity less per run); runs begun before keep it as a step of its own.
+  const resolveWithLock = patched('resolve-with-lock');
+  if (!resolveWithLock) {
+    progress.step('resolve', 'looking the cluster up in the worker catalog');
+    await localStep.resolveCluster({ cluster });
+  }
 
-  return withClusterLock(cluster, TYPE, { ...lockWait, progress }, async () => {
+  return withClusterLock(cluster, TYPE, { ...lockWait, progress, resolveFirst: resolveWithLock }, async (lock) => {
     progress.step('start', replicas ? `starting ${replicas} replica(s)` : 'starting the recorded replica count');
-    const started = await longStep.startCluster({ cluster, replicas });
+    const started = await longStep.startCluster({ cluster, replicas, lockGrantedAt: lock.grantedAt });
     progress.step('done', `cluster running with ${started.readyReplicas} ready replica(s), accepting queries`, {
       msToReady: started.msToReady,
     });

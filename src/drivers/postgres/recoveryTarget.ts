@@ -20,9 +20,11 @@ import {
   readXactStatus,
   RECOVERY_TARGET_SETTINGS,
   settingAsInput,
+  type ReplayStatus,
   type SettingWithSource,
 } from './replayControl';
 import { withSession, type PgEndpoint } from './session';
+import { withParkedSession } from './parkedSession';
 import { archiveEndLsn, findCommit, findRestorePoint, findTimeTargetStop } from './walInspect';
 
 export type { RecoveryTarget } from '../../common/recoveryTarget';
@@ -54,6 +56,21 @@ async function autoConfSettings(client: Client): Promise<Map<string, string>> {
     )
   ).rows;
   return new Map(rows.map((r) => [r.name, r.setting]));
+}
+
+/**
+ * Every setting written in postgresql.auto.conf, including those pg_file_settings marks with an
+ * error (a value that waits for a restart): what ALTER SYSTEM would have to RESET or overwrite.
+ * Each ALTER SYSTEM rewrites and fsyncs the file (tens of milliseconds on a slow disk), so the
+ * writes below skip what the file already says.
+ */
+async function autoConfFile(client: Client): Promise<Map<string, string>> {
+  const rows = (
+    await client.query<{ name: string; setting: string | null }>(
+      "SELECT name, setting FROM pg_file_settings WHERE sourcefile LIKE '%/postgresql.auto.conf' ORDER BY seqno",
+    )
+  ).rows;
+  return new Map(rows.map((r) => [r.name, r.setting ?? '']));
 }
 
 /**
@@ -125,10 +142,11 @@ export async function applyRecoveryTarget(
       );
     }
     if (saved === undefined) await alterSystem(client, SAVED_DELAY_SETTING, JSON.stringify(previous));
+    const inFile = await autoConfFile(client);
     for (const name of TARGET_SETTINGS)
-      if (name !== recoveryTargetSetting(target)) await alterSystem(client, name, undefined);
+      if (name !== recoveryTargetSetting(target) && inFile.has(name)) await alterSystem(client, name, undefined);
     // The delay goes last: until then a reload changes nothing, and replay is paused anyway.
-    for (const [name, value] of wanted) await alterSystem(client, name, value);
+    for (const [name, value] of wanted) if (inFile.get(name) !== value) await alterSystem(client, name, value);
     return previous;
   });
 }
@@ -145,8 +163,9 @@ export async function clearRecoveryTarget(
   return withSession(endpoint, async (client) => {
     const saved = (await autoConfSettings(client)).get(SAVED_DELAY_SETTING);
     const original = originalDelay ?? (saved ? (JSON.parse(saved) as SettingWithSource) : undefined);
+    const inFile = await autoConfFile(client);
     for (const name of [...TARGET_SETTINGS, 'recovery_target_inclusive', 'recovery_target_action'])
-      await alterSystem(client, name, undefined);
+      if (inFile.has(name)) await alterSystem(client, name, undefined);
     let restored = 'the configuration file value (RESET)';
     if (original?.sourcefile?.endsWith('postgresql.auto.conf')) {
       const value = settingAsInput(original);
@@ -165,7 +184,9 @@ export async function clearRecoveryTarget(
 }
 
 export type Reachability =
-  { ok: true; targetLsn?: string; targetTime?: string; note?: string } | { ok: false; reason: string };
+  /** `replayLsn`: where the replica's replay stood when it was judged (null before any replay). */
+  | { ok: true; targetLsn?: string; targetTime?: string; note?: string; replayLsn?: string | null }
+  | { ok: false; reason: string };
 
 export interface ReachabilityOptions {
   archiveDir?: string;
@@ -189,8 +210,19 @@ export async function checkTargetReachable(
 ): Promise<Reachability> {
   const problem = recoveryTargetProblem(target);
   if (problem) return refuse(problem);
+  const status = await withParkedSession(endpoint, readReplayStatus);
+  const verdict = await judgeTarget(endpoint, target, opts, status);
+  return verdict.ok ? { ...verdict, replayLsn: status.replayLsn } : verdict;
+}
+
+/** checkTargetReachable's judgement, given the replica's status as it read it. */
+async function judgeTarget(
+  endpoint: PgEndpoint,
+  target: RecoveryTarget,
+  opts: ReachabilityOptions,
+  status: ReplayStatus,
+): Promise<Reachability> {
   const where = `the replica at ${endpoint.host}:${endpoint.port}`;
-  const status = await withSession(endpoint, readReplayStatus);
   if (!status.inRecovery)
     return refuse(
       `${endpoint.host}:${endpoint.port} is not a replica (pg_is_in_recovery() is false): a recovery target only applies to a standby; is this the primary?`,

@@ -1,6 +1,7 @@
 // Pausing and observing WAL replay on a (delayed) standby: procedures.md §4 steps 1 and 5.
 import type { Client } from 'pg';
 import { withSession, type PgEndpoint } from './session';
+import { withParkedSession } from './parkedSession';
 
 export type PauseState = 'not paused' | 'pause requested' | 'paused';
 
@@ -119,8 +120,9 @@ export async function readReplayStatus(client: Client): Promise<ReplayStatus> {
   };
 }
 
+/** On the endpoint's parked session (see parkedSession.ts): a read, safe to repeat. */
 export function replayStatus(endpoint: PgEndpoint): Promise<ReplayStatus> {
-  return withSession(endpoint, readReplayStatus);
+  return withParkedSession(endpoint, readReplayStatus);
 }
 
 export interface PauseResult {
@@ -128,6 +130,8 @@ export interface PauseResult {
   pauseState: 'paused' | 'pause requested';
   replayLsn: string;
   replayTimestamp: string | null;
+  /** This worker's clock right after pg_wal_replay_pause() returned. */
+  pausedAt: Date;
 }
 
 /** The settings that name a recovery target (at most one may be set). */
@@ -158,7 +162,9 @@ export async function pauseReplay(
   endpoint: PgEndpoint,
   opts: { unlessTargetInForce?: boolean } = {},
 ): Promise<PauseResult | { targetInForce: string }> {
-  return withSession(endpoint, async (client) => {
+  // On the parked session: no login between the incident and the pause. Every statement here is
+  // safe to run twice (a parked session that hangs is replaced and the whole runs again).
+  return withParkedSession(endpoint, async (client) => {
     const state = (
       await client.query<{ r: boolean; t: string }>(`SELECT pg_is_in_recovery() AS r, ${TARGET_IN_FORCE_SQL} AS t`)
     ).rows[0];
@@ -171,6 +177,7 @@ export async function pauseReplay(
       if ((err as { code?: string }).code === '55000') throw new NotAReplicaError(endpoint, (err as Error).message);
       throw err;
     }
+    const pausedAt = new Date();
     const row = (
       await client.query<{ state: PauseState; lsn: string; ts: string | null }>(
         `SELECT pg_get_wal_replay_pause_state() AS state, pg_last_wal_replay_lsn()::text AS lsn, ${isoSql('pg_last_xact_replay_timestamp()')} AS ts`,
@@ -180,7 +187,7 @@ export async function pauseReplay(
       throw new Error(
         `replay on ${endpoint.host}:${endpoint.port} still reads 'not paused' right after pg_wal_replay_pause(): is a promotion under way?`,
       );
-    return { pauseState: row.state, replayLsn: row.lsn, replayTimestamp: row.ts };
+    return { pauseState: row.state, replayLsn: row.lsn, replayTimestamp: row.ts, pausedAt };
   });
 }
 

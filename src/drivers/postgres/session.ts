@@ -48,7 +48,7 @@ export function loginRefusal(endpoint: PgEndpoint, err: unknown): PostgresLoginE
 }
 
 /** A connected session; a failed connect leaves nothing open. */
-async function openSession(endpoint: PgEndpoint): Promise<Client> {
+export async function openSession(endpoint: PgEndpoint): Promise<Client> {
   const client = new Client(clientConfig(endpoint));
   client.on('error', () => undefined); // a server shutdown mid-session must not crash the worker
   try {
