@@ -508,7 +508,11 @@ async function main(): Promise<void> {
       const steps = [...spans.values()]
         .map((a) => `${a.name} ${a.completed === undefined ? '?' : ((a.completed - a.scheduled) / 1000).toFixed(2)}`)
         .join(', ');
-      const phases = (spans.get('restartReplicaIfPending')?.result as { phasesMs?: Record<string, number> })?.phasesMs;
+      type RestartResult = { phasesMs?: Record<string, number> };
+      const phases =
+        (spans.get('restartReplicaIfPending')?.result as RestartResult | undefined)?.phasesMs ??
+        (spans.get('restartAndWaitForReplayTarget')?.result as { restart?: RestartResult } | undefined)?.restart
+          ?.phasesMs;
       return {
         ms,
         lsn: result.reached.replayLsn,

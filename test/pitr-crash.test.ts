@@ -91,8 +91,8 @@ describe('crash: SIGKILL of the worker during a delayed-replica PITR', function 
     assert.ok(restarted.has('begin:check-target'), 'checkPitrTarget began again after the kill');
     for (const activity of [
       'applyPitrTarget',
-      'restartReplicaIfPending',
-      'waitForReplayTarget',
+      'restartAndWaitForReplayTarget',
+      'restartReplicaIfPending', // the return to delay's restart
       'exportLostRows',
       'clearPitrTarget',
       'confirmDelayedReplay',

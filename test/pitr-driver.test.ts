@@ -215,8 +215,14 @@ describe('delayed-replica PITR drivers (real primary, WAL archive and a 30 s del
       { xid: badXid },
       { archiveDir: set.archiveDir, primary: set.primaryEndpoint },
     );
-    assert.deepEqual(reach, { ok: true, targetLsn: badCommit.commitLsn, targetTime: badCommit.commitTime });
     const status = await replayStatus(set.replicaEndpoint);
+    // The verdict also says where replay stood when it was judged (paused: where it is now).
+    assert.deepEqual(reach, {
+      ok: true,
+      targetLsn: badCommit.commitLsn,
+      targetTime: badCommit.commitTime,
+      replayLsn: status.replayLsn,
+    });
     console.log(
       `      replica at ${status.replayLsn} (${status.pauseState}); bytes left to the target: ${await lsnDiff(set.replicaEndpoint, badCommit.commitLsn, status.replayLsn!)}`,
     );
@@ -332,7 +338,11 @@ describe('delayed-replica PITR drivers (real primary, WAL archive and a 30 s del
       primary: set.primaryEndpoint,
       inclusive: false,
     });
-    assert.deepEqual(reach, { ok: true, targetLsn: commit.commitLsn, targetTime: commit.commitTime });
+    assert.ok(reach.ok && typeof reach.replayLsn === 'string', 'the verdict says where replay stood');
+    assert.deepEqual(
+      { ...reach, replayLsn: undefined },
+      { ok: true, targetLsn: commit.commitLsn, targetTime: commit.commitTime, replayLsn: undefined },
+    );
     const delay = await applyRecoveryTarget(set.replicaEndpoint, target, false);
     assert.deepEqual(delay, originalDelay);
     await restartReplica(set);

@@ -15,6 +15,7 @@ export const MUTATING_STEPS = [
   'startCluster',
   'applyPitrTarget',
   'restartReplicaIfPending',
+  'restartAndWaitForReplayTarget',
   'insertMissingRowsIntoPrimary',
   'promoteReplica',
   'clearPitrTarget',

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import type { ClusterRegistry } from './clusterRegistry';
 import { asStep, preconditionFailed } from './failures';
-import { withHeartbeats } from './heartbeat';
+import { withHeartbeats, type ActivityProgress } from './heartbeat';
 import { NotAReplicaError, pauseReplay, replayStatus, type SettingWithSource } from '../drivers/postgres/replayControl';
 import {
   applyRecoveryTarget,
@@ -143,6 +143,68 @@ export function createPitrSteps(registry: ClusterRegistry) {
   const primaryEndpoint = async (cluster: string) => {
     const primary = registry.entry(cluster).replicaOf;
     return primary ? registry.endpoint(primary) : undefined;
+  };
+
+  type RestartResult = {
+    restarted: boolean;
+    ms: number;
+    /** Where the time went: the check for settings awaiting a restart, the restart, the first query after it. */
+    phasesMs?: { pending: number; restart: number; firstQuery: number };
+  };
+  /**
+   * Restarts the replica only if recovery settings wait for a restart (settingsAwaitingRestart):
+   * a retry after the restart already happened does not restart recovery again. `abort` ends
+   * the waits; without it the restart runs to its end whatever happens to the activity.
+   */
+  const restartIfPending = async (
+    { cluster, immediate, mustNotPass }: ReplicaRef & { immediate?: boolean; mustNotPass?: string },
+    progress: ActivityProgress,
+    abort: AbortSignal | undefined,
+  ): Promise<RestartResult> => {
+    const started = Date.now();
+    const endpoint = await replicaEndpoint(cluster);
+    const driver = registry.driver(cluster);
+    const onProgress = (d: string) => progress.report(d);
+    /** Starts, then waits for a query; returns how long each took. */
+    const startAndWaitForSql = async (start: () => Promise<unknown>) => {
+      const began = Date.now();
+      await startOrExplain(cluster, start);
+      const startedAt = Date.now();
+      await waitForSql(endpoint, { timeoutMs: 3_600_000, onProgress, signal: abort });
+      return { restart: startedAt - began, firstQuery: Date.now() - startedAt };
+    };
+    if (!(await driver.describe()).running) {
+      // A worker died between the stop and the start of an earlier attempt: the settings are
+      // already on disk, so starting the server is the restart.
+      progress.report('the replica is down (an earlier attempt stopped it): starting it');
+      await startAndWaitForSql(() => driver.start(1, { onProgress, signal: abort }));
+      return { restarted: true, ms: Date.now() - started };
+    }
+    const pending = await withSession(endpoint, async (client) => {
+      const awaiting = await settingsAwaitingRestart(client);
+      // Nothing for a restart to apply: a reload applies the rest (the delay), and no
+      // shutdown follows that would wait for a startup process the reload made pause.
+      if (awaiting.length === 0) await client.query('SELECT pg_reload_conf()');
+      return awaiting;
+    });
+    if (pending.length === 0) return { restarted: false, ms: Date.now() - started };
+    if (mustNotPass) {
+      // The stop point lies before what was replayed: it is reachable only while the minimum
+      // recovery point has not moved past it (a restartpoint may have flushed since the check).
+      const min = (await replayStatus(endpoint)).minRecoveryEndLsn;
+      if (compareLsn(min, mustNotPass) > 0) {
+        throw ApplicationFailure.nonRetryable(
+          `cluster "${cluster}", step restart: the replica's minimum recovery point ${min} has moved past the stop point ${mustNotPass}; the replica is still up and paused`,
+          'StopPointPassed',
+        );
+      }
+    }
+    progress.report(
+      `restarting the replica so that ${pending.join(', ')} take effect; it replays from the last restartpoint before accepting connections`,
+    );
+    const pendingMs = Date.now() - started;
+    const phases = await startAndWaitForSql(() => driver.restartServer({ onProgress, signal: abort, immediate }));
+    return { restarted: true, ms: Date.now() - started, phasesMs: { pending: pendingMs, ...phases } };
   };
 
   return {
@@ -300,70 +362,37 @@ export function createPitrSteps(registry: ClusterRegistry) {
       }));
     },
 
-    /**
-     * Restarts the replica only if recovery settings wait for a restart (settingsAwaitingRestart):
-     * a retry after the restart already happened does not restart recovery again.
-     */
-    async restartReplicaIfPending({
-      cluster,
-      immediate,
-      mustNotPass,
-    }: ReplicaRef & { immediate?: boolean; mustNotPass?: string }): Promise<{
-      restarted: boolean;
-      ms: number;
-      /** Where the time went: the check for settings awaiting a restart, the restart, the first query after it. */
-      phasesMs?: { pending: number; restart: number; firstQuery: number };
-    }> {
-      return asStep(cluster, 'restart', () =>
-        withHeartbeats(async (progress) => {
-          const started = Date.now();
-          const endpoint = await replicaEndpoint(cluster);
-          const driver = registry.driver(cluster);
-          const onProgress = (d: string) => progress.report(d);
-          /** Starts, then waits for a query; returns how long each took. */
-          const startAndWaitForSql = async (start: () => Promise<unknown>) => {
-            const began = Date.now();
-            await startOrExplain(cluster, start);
-            const startedAt = Date.now();
-            await waitForSql(endpoint, { timeoutMs: 3_600_000, onProgress, signal: progress.signal });
-            return { restart: startedAt - began, firstQuery: Date.now() - startedAt };
-          };
-          if (!(await driver.describe()).running) {
-            // A worker died between the stop and the start of an earlier attempt: the settings are
-            // already on disk, so starting the server is the restart.
-            progress.report('the replica is down (an earlier attempt stopped it): starting it');
-            await startAndWaitForSql(() => driver.start(1, { onProgress, signal: progress.signal }));
-            return { restarted: true, ms: Date.now() - started };
-          }
-          const pending = await withSession(endpoint, async (client) => {
-            const awaiting = await settingsAwaitingRestart(client);
-            // Nothing for a restart to apply: a reload applies the rest (the delay), and no
-            // shutdown follows that would wait for a startup process the reload made pause.
-            if (awaiting.length === 0) await client.query('SELECT pg_reload_conf()');
-            return awaiting;
-          });
-          if (pending.length === 0) return { restarted: false, ms: Date.now() - started };
-          if (mustNotPass) {
-            // The stop point lies before what was replayed: it is reachable only while the minimum
-            // recovery point has not moved past it (a restartpoint may have flushed since the check).
-            const min = (await replayStatus(endpoint)).minRecoveryEndLsn;
-            if (compareLsn(min, mustNotPass) > 0) {
-              throw ApplicationFailure.nonRetryable(
-                `cluster "${cluster}", step restart: the replica's minimum recovery point ${min} has moved past the stop point ${mustNotPass}; the replica is still up and paused`,
-                'StopPointPassed',
-              );
-            }
-          }
-          progress.report(
-            `restarting the replica so that ${pending.join(', ')} take effect; it replays from the last restartpoint before accepting connections`,
-          );
-          const pendingMs = Date.now() - started;
-          const phases = await startAndWaitForSql(() =>
-            driver.restartServer({ onProgress, signal: progress.signal, immediate }),
-          );
-          return { restarted: true, ms: Date.now() - started, phasesMs: { pending: pendingMs, ...phases } };
-        }),
+    /** Step 4 alone (runs begun before 'restart-and-watch-together'; the return to delay). */
+    async restartReplicaIfPending(
+      input: ReplicaRef & { immediate?: boolean; mustNotPass?: string },
+    ): Promise<RestartResult> {
+      return asStep(input.cluster, 'restart', () =>
+        withHeartbeats((progress) => restartIfPending(input, progress, progress.signal)),
       );
+    },
+
+    /**
+     * Steps 4 and 5 in one activity (one workflow task and one activity dispatch less): restart
+     * if settings wait for it, then watch replay to the target. A restart is never abandoned half
+     * way: a cancel that arrives during it takes effect once it is done, at the watch's first wait.
+     * A retry restarts nothing that was restarted already and resumes watching.
+     */
+    async restartAndWaitForReplayTarget(
+      input: ReplicaRef & {
+        immediate?: boolean;
+        mustNotPass?: string;
+        targetLsn?: string;
+        targetTime?: string;
+        stallTimeoutMs: number;
+      },
+    ): Promise<{ restart: RestartResult; reached: ReplayTargetReached }> {
+      const restart = await asStep(input.cluster, 'restart', () =>
+        withHeartbeats((progress) => restartIfPending(input, progress, undefined)),
+      );
+      const reached = await asStep(input.cluster, 'replay', () =>
+        withHeartbeats((progress) => waitForReplayTarget(registry, input, progress)),
+      );
+      return { restart, reached };
     },
 
     async waitForReplayTarget(

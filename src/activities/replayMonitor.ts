@@ -4,7 +4,7 @@
 // signal), and ends when replay is paused at the target. A retry after a worker crash only
 // resumes watching: nothing here restarts recovery.
 import { archiveEndLsn } from '../drivers/postgres/walInspect';
-import { readReplayStatus, type ReplayStatus } from '../drivers/postgres/replayControl';
+import { readReplayPosition, type ReplayPosition } from '../drivers/postgres/replayControl';
 import { KeptSession } from '../drivers/postgres/session';
 import { compareLsn, lsnBytesBetween } from '../common/lsn';
 import { delay } from '../drivers/waiting';
@@ -52,9 +52,9 @@ async function watchReplay(
   let lastMovedAt = Date.now();
   let rate = 0;
   for (;;) {
-    let status: ReplayStatus;
+    let status: ReplayPosition;
     try {
-      status = await session.run(readReplayStatus);
+      status = await session.run(readReplayPosition);
     } catch (err) {
       progress.report(`replica not answering yet (starting up?): ${(err as Error).message}`);
       await delay(POLL_MS, progress.signal);

@@ -129,42 +129,71 @@ export async function delayedReplicaPitrWorkflow(input: DelayedReplicaPitrInput)
         throw err;
       }
     };
-    progress.step('restart', 'restarting the replica so the target takes effect');
-    // A restart is never abandoned half way (the replica stopped, not started again): a cancel
-    // takes effect once it is done, and then the replica returns to its delay.
-    await backToDelayOnCancel(() =>
-      CancellationScope.nonCancellable(async () => {
-        try {
-          // Stopping before a locking transaction re-replays records: restart without a shutdown
-          // restartpoint, and only while the minimum recovery point is still before the stop point.
-          await longStep.restartReplicaIfPending({
+    // Stopping before a locking transaction re-replays records: restart without a shutdown
+    // restartpoint, and only while the minimum recovery point is still before the stop point.
+    const firstRestart = {
+      immediate: checked.beforeLockingTransaction,
+      mustNotPass: checked.beforeLockingTransaction ? checked.targetLsn : undefined,
+    };
+    /** The minimum recovery point passed the lock's start: stop before the commit after all. */
+    const fallBackToCommit = async (err: unknown) => {
+      if (!checked.beforeLockingTransaction || failureType(err) !== 'StopPointPassed') throw err;
+      checked.note = `${checked.note ?? ''}; the replica flushed past the transaction's start before the restart, so it stops before the commit instead: the locked tables cannot be read at the target`;
+      checked.effectiveTarget = target;
+      checked.effectiveInclusive = opts.inclusive;
+      checked.targetLsn = checked.requestedTargetLsn;
+      checked.beforeLockingTransaction = false;
+      progress.note({ note: checked.note });
+      await CancellationScope.nonCancellable(() =>
+        quickStep.applyPitrTarget({ cluster, target, inclusive: opts.inclusive }),
+      );
+    };
+    let reached: Result<'waitForReplayTarget'>;
+    if (patched('restart-and-watch-together')) {
+      // The restart and the watch in one activity (one workflow task and one activity dispatch
+      // less). The activity itself never abandons a restart half way: a cancel takes effect once
+      // the restart is done, and then the replica returns to its delay.
+      progress.step('restart', `restarting the replica so the target takes effect, then replaying up to ${targetText}`);
+      const restartAndWatch = async (restart: { immediate?: boolean; mustNotPass?: string }) =>
+        (
+          await replayStep.restartAndWaitForReplayTarget({
             cluster,
-            immediate: checked.beforeLockingTransaction,
-            mustNotPass: checked.beforeLockingTransaction ? checked.targetLsn : undefined,
-          });
-        } catch (err) {
-          if (!checked.beforeLockingTransaction || failureType(err) !== 'StopPointPassed') throw err;
-          checked.note = `${checked.note ?? ''}; the replica flushed past the transaction's start before the restart, so it stops before the commit instead: the locked tables cannot be read at the target`;
-          checked.effectiveTarget = target;
-          checked.effectiveInclusive = opts.inclusive;
-          checked.targetLsn = checked.requestedTargetLsn;
-          checked.beforeLockingTransaction = false;
-          progress.note({ note: checked.note });
-          await quickStep.applyPitrTarget({ cluster, target, inclusive: opts.inclusive });
-          await longStep.restartReplicaIfPending({ cluster });
-        }
-      }),
-    );
-
-    progress.step('replay', `replaying archived WAL up to ${targetText}`);
-    const reached = await backToDelayOnCancel(() =>
-      replayStep.waitForReplayTarget({
-        cluster,
-        targetLsn: checked.targetLsn,
-        targetTime: checked.targetTime,
-        stallTimeoutMs: opts.stallTimeoutMs,
-      }),
-    );
+            ...restart,
+            targetLsn: checked.targetLsn,
+            targetTime: checked.targetTime,
+            stallTimeoutMs: opts.stallTimeoutMs,
+          })
+        ).reached;
+      reached = await backToDelayOnCancel(() =>
+        restartAndWatch(firstRestart).catch(async (err: unknown) => {
+          await fallBackToCommit(err);
+          return restartAndWatch({});
+        }),
+      );
+    } else {
+      progress.step('restart', 'restarting the replica so the target takes effect');
+      // A restart is never abandoned half way (the replica stopped, not started again): a cancel
+      // takes effect once it is done, and then the replica returns to its delay.
+      await backToDelayOnCancel(() =>
+        CancellationScope.nonCancellable(async () => {
+          try {
+            await longStep.restartReplicaIfPending({ cluster, ...firstRestart });
+          } catch (err) {
+            await fallBackToCommit(err);
+            await longStep.restartReplicaIfPending({ cluster });
+          }
+        }),
+      );
+      progress.step('replay', `replaying archived WAL up to ${targetText}`);
+      reached = await backToDelayOnCancel(() =>
+        replayStep.waitForReplayTarget({
+          cluster,
+          targetLsn: checked.targetLsn,
+          targetTime: checked.targetTime,
+          stallTimeoutMs: opts.stallTimeoutMs,
+        }),
+      );
+    }
     progress.step(
       'at-target',
       `replay paused at ${reached.replayLsn} (last commit replayed ${reached.replayTimestamp ?? 'none'})`,

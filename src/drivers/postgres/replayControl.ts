@@ -86,6 +86,36 @@ export async function readRecoverySettings(client: Client): Promise<Record<Recov
   return settings;
 }
 
+/** Where replay stands, and nothing more: what a watch asks many times a second. */
+export type ReplayPosition = Pick<ReplayStatus, 'inRecovery' | 'pauseState' | 'replayLsn' | 'replayTimestamp'>;
+
+/**
+ * One light statement (no pg_settings scan, no control file read), so that polling it 20 times a
+ * second takes as little CPU as possible from the startup process it watches.
+ */
+export async function readReplayPosition(client: Client): Promise<ReplayPosition> {
+  const row = (
+    await client.query<{
+      in_recovery: boolean;
+      pause_state: PauseState;
+      replay_lsn: string | null;
+      replay_ts: string | null;
+    }>(
+      `SELECT pg_is_in_recovery() AS in_recovery,
+              CASE WHEN pg_is_in_recovery() THEN pg_get_wal_replay_pause_state() ELSE 'not paused' END AS pause_state,
+              pg_last_wal_replay_lsn()::text AS replay_lsn,
+              ${isoSql('pg_last_xact_replay_timestamp()')} AS replay_ts`,
+    )
+  ).rows[0];
+  if (!row) throw new Error('the replay position query returned no row');
+  return {
+    inRecovery: row.in_recovery,
+    pauseState: row.pause_state,
+    replayLsn: row.replay_lsn,
+    replayTimestamp: row.replay_ts,
+  };
+}
+
 export async function readReplayStatus(client: Client): Promise<ReplayStatus> {
   const row = (
     await client.query<{
