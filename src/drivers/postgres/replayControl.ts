@@ -86,6 +86,18 @@ export async function readRecoverySettings(client: Client): Promise<Record<Recov
   return settings;
 }
 
+/** The columns every replay read starts with: where replay stands. */
+const POSITION_COLUMNS = `pg_is_in_recovery() AS in_recovery,
+  CASE WHEN pg_is_in_recovery() THEN pg_get_wal_replay_pause_state() ELSE 'not paused' END AS pause_state,
+  pg_last_wal_replay_lsn()::text AS replay_lsn,
+  ${isoSql('pg_last_xact_replay_timestamp()')} AS replay_ts`;
+interface PositionRow {
+  in_recovery: boolean;
+  pause_state: PauseState;
+  replay_lsn: string | null;
+  replay_ts: string | null;
+}
+
 /** Where replay stands, and nothing more: what a watch asks many times a second. */
 export type ReplayPosition = Pick<ReplayStatus, 'inRecovery' | 'pauseState' | 'replayLsn' | 'replayTimestamp'>;
 
@@ -94,19 +106,7 @@ export type ReplayPosition = Pick<ReplayStatus, 'inRecovery' | 'pauseState' | 'r
  * second takes as little CPU as possible from the startup process it watches.
  */
 export async function readReplayPosition(client: Client): Promise<ReplayPosition> {
-  const row = (
-    await client.query<{
-      in_recovery: boolean;
-      pause_state: PauseState;
-      replay_lsn: string | null;
-      replay_ts: string | null;
-    }>(
-      `SELECT pg_is_in_recovery() AS in_recovery,
-              CASE WHEN pg_is_in_recovery() THEN pg_get_wal_replay_pause_state() ELSE 'not paused' END AS pause_state,
-              pg_last_wal_replay_lsn()::text AS replay_lsn,
-              ${isoSql('pg_last_xact_replay_timestamp()')} AS replay_ts`,
-    )
-  ).rows[0];
+  const row = (await client.query<PositionRow>(`SELECT ${POSITION_COLUMNS}`)).rows[0];
   if (!row) throw new Error('the replay position query returned no row');
   return {
     inRecovery: row.in_recovery,
@@ -118,20 +118,10 @@ export async function readReplayPosition(client: Client): Promise<ReplayPosition
 
 export async function readReplayStatus(client: Client): Promise<ReplayStatus> {
   const row = (
-    await client.query<{
-      in_recovery: boolean;
-      pause_state: PauseState;
-      replay_lsn: string | null;
-      receive_lsn: string | null;
-      replay_ts: string | null;
-      now: string;
-      min_recovery_end_lsn: string;
-      timeline: number;
-    }>(`SELECT pg_is_in_recovery() AS in_recovery,
-            CASE WHEN pg_is_in_recovery() THEN pg_get_wal_replay_pause_state() ELSE 'not paused' END AS pause_state,
-            pg_last_wal_replay_lsn()::text AS replay_lsn,
+    await client.query<
+      PositionRow & { receive_lsn: string | null; now: string; min_recovery_end_lsn: string; timeline: number }
+    >(`SELECT ${POSITION_COLUMNS},
             pg_last_wal_receive_lsn()::text AS receive_lsn,
-            ${isoSql('pg_last_xact_replay_timestamp()')} AS replay_ts,
             ${isoSql('clock_timestamp()')} AS now,
             (SELECT min_recovery_end_lsn::text FROM pg_control_recovery()) AS min_recovery_end_lsn,
             (SELECT timeline_id FROM pg_control_checkpoint()) AS timeline`)
