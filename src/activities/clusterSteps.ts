@@ -4,14 +4,12 @@ import { ApplicationFailure, CancelledFailure, log } from '@temporalio/activity'
 import type { ClusterRegistry } from './clusterRegistry';
 import { asStep, preconditionFailed } from './failures';
 import { withHeartbeats } from './heartbeat';
+import type { LockedStepInput } from './lockGuard';
 import { refusesConnections, waitForSql } from '../drivers/postgres/session';
 import { pauseForTests } from '../drivers/testPause';
 
-export interface ClusterRef {
-  cluster: string;
-  /** Given by the workflow to its first step after the lock's grant (see activities/lockGuard.ts). */
-  lockGrantedAt?: string;
-}
+/** A cluster by name; `lockGrantedAt` only for the first step after the lock's grant (lockGuard.ts). */
+export type ClusterRef = LockedStepInput;
 
 export interface ResolvedCluster {
   cluster: string;

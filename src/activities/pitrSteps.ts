@@ -6,6 +6,7 @@ import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activ
 import type { ClusterRegistry } from './clusterRegistry';
 import { asStep, preconditionFailed } from './failures';
 import { withHeartbeats, type ActivityProgress } from './heartbeat';
+import type { LockedStepInput } from './lockGuard';
 import { NotAReplicaError, pauseReplay, replayStatus, type SettingWithSource } from '../drivers/postgres/replayControl';
 import {
   applyRecoveryTarget,
@@ -33,11 +34,8 @@ import { waitForReplayTarget, type ReplayTargetReached } from './replayMonitor';
 import { lockRuns } from './lockSteps';
 import { confirmDelayedReplay, type DelayedReplayConfirmed } from './delayConfirmation';
 
-export interface ReplicaRef {
-  cluster: string;
-  /** Given by the workflow to its first step after the lock's grant (see activities/lockGuard.ts). */
-  lockGrantedAt?: string;
-}
+/** A replica by its cluster name; `lockGrantedAt` as for every step (lockGuard.ts). */
+export type ReplicaRef = LockedStepInput;
 
 /** The id of another running delayedReplicaPitrWorkflow holding this cluster's lock, if any. */
 async function runningPitrOwner(cluster: string): Promise<string | undefined> {

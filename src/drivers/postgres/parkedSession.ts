@@ -88,17 +88,6 @@ export async function withParkedSession<T>(endpoint: PgEndpoint, fn: (client: Cl
   }
 }
 
-/** Opens and parks a session for this endpoint unless one is parked already (best effort). */
-export async function parkSessionFor(endpoint: PgEndpoint): Promise<void> {
-  const key = keyOf(endpoint);
-  if (parked.has(key)) return;
-  try {
-    park(key, await openParkable(key, endpoint));
-  } catch {
-    // Only an optimisation: the next statement opens its own session.
-  }
-}
-
 /** Closes every parked session (worker shutdown, tests). */
 export async function closeParkedSessions(): Promise<void> {
   const all = [...parked.values()];

@@ -48,29 +48,24 @@ async function alterSystem(client: Client, name: string, value: string | undefin
   );
 }
 
-/** Settings as written in postgresql.auto.conf now (pg_file_settings re-reads the files). */
-async function autoConfSettings(client: Client): Promise<Map<string, string>> {
-  const rows = (
-    await client.query<{ name: string; setting: string }>(
-      "SELECT name, setting FROM pg_file_settings WHERE sourcefile LIKE '%/postgresql.auto.conf' AND error IS NULL ORDER BY seqno",
-    )
-  ).rows;
-  return new Map(rows.map((r) => [r.name, r.setting]));
-}
-
 /**
- * Every setting written in postgresql.auto.conf, including those pg_file_settings marks with an
- * error (a value that waits for a restart): what ALTER SYSTEM would have to RESET or overwrite.
- * Each ALTER SYSTEM rewrites and fsyncs the file (tens of milliseconds on a slow disk), so the
- * writes below skip what the file already says.
+ * postgresql.auto.conf as it is now, in one read (pg_file_settings re-reads the files):
+ * - `written`: the settings pg_file_settings reports without an error;
+ * - `inFile`: every setting in the file, including those marked with an error (a value that
+ *   waits for a restart): what ALTER SYSTEM would have to RESET or overwrite. Each ALTER SYSTEM
+ *   rewrites and fsyncs the file (tens of milliseconds on a slow disk), so the writes below skip
+ *   what the file already says.
  */
-async function autoConfFile(client: Client): Promise<Map<string, string>> {
+async function autoConf(client: Client): Promise<{ written: Map<string, string>; inFile: Map<string, string> }> {
   const rows = (
-    await client.query<{ name: string; setting: string | null }>(
-      "SELECT name, setting FROM pg_file_settings WHERE sourcefile LIKE '%/postgresql.auto.conf' ORDER BY seqno",
+    await client.query<{ name: string; setting: string | null; error: string | null }>(
+      "SELECT name, setting, error FROM pg_file_settings WHERE sourcefile LIKE '%/postgresql.auto.conf' ORDER BY seqno",
     )
   ).rows;
-  return new Map(rows.map((r) => [r.name, r.setting ?? '']));
+  return {
+    written: new Map(rows.filter((r) => r.error === null).map((r) => [r.name, r.setting ?? ''])),
+    inFile: new Map(rows.map((r) => [r.name, r.setting ?? ''])),
+  };
 }
 
 /**
@@ -126,7 +121,7 @@ export async function applyRecoveryTarget(
   return withSession(endpoint, async (client) => {
     await requireReplica(client, endpoint);
     const status = await readReplayStatus(client);
-    const written = await autoConfSettings(client);
+    const { written, inFile } = await autoConf(client);
     const saved = written.get(SAVED_DELAY_SETTING);
     const previous: SettingWithSource = saved
       ? (JSON.parse(saved) as SettingWithSource)
@@ -142,7 +137,6 @@ export async function applyRecoveryTarget(
       );
     }
     if (saved === undefined) await alterSystem(client, SAVED_DELAY_SETTING, JSON.stringify(previous));
-    const inFile = await autoConfFile(client);
     for (const name of TARGET_SETTINGS)
       if (name !== recoveryTargetSetting(target) && inFile.has(name)) await alterSystem(client, name, undefined);
     // The delay goes last: until then a reload changes nothing, and replay is paused anyway.
@@ -161,9 +155,9 @@ export async function clearRecoveryTarget(
   originalDelay?: SettingWithSource,
 ): Promise<{ recoveryMinApplyDelay: string }> {
   return withSession(endpoint, async (client) => {
-    const saved = (await autoConfSettings(client)).get(SAVED_DELAY_SETTING);
+    const { written, inFile } = await autoConf(client);
+    const saved = written.get(SAVED_DELAY_SETTING);
     const original = originalDelay ?? (saved ? (JSON.parse(saved) as SettingWithSource) : undefined);
-    const inFile = await autoConfFile(client);
     for (const name of [...TARGET_SETTINGS, 'recovery_target_inclusive', 'recovery_target_action'])
       if (inFile.has(name)) await alterSystem(client, name, undefined);
     let restored = 'the configuration file value (RESET)';
