@@ -214,6 +214,15 @@ describe('delayedReplicaPitrWorkflow (real primary, WAL archive and 20 s delayed
         type: 'InvalidInput',
       },
       {
+        title: 'an incident search on a table the replica does not have (dropped and replayed, or misnamed)',
+        input: {
+          target: { incident: { from: '2026-01-01T00:00:00Z', to: '2026-01-01T00:01:00Z', table: 'no_such_table' } },
+          then: 'pause',
+        },
+        expect: /has no table no_such_table at its replay position/,
+        type: 'PreconditionFailed',
+      },
+      {
         title: 'an export table with SQL in it',
         input: { target: { xid: '1234' }, then: 'export', export: { tables: ['orders; DROP TABLE x'] } },
         expect: /not a plain table name/,

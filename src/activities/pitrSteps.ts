@@ -16,7 +16,7 @@ import {
   type RecoveryTarget,
 } from '../drivers/postgres/recoveryTarget';
 import { findTimeTargetStop, relationMap } from '../drivers/postgres/walInspect';
-import { locateIncidents, type Incident } from '../drivers/postgres/incidentLocator';
+import { locateIncidents, relationMapHasTable, type Incident } from '../drivers/postgres/incidentLocator';
 import { findExclusiveLockStart } from '../drivers/postgres/lockingTransaction';
 import { compareLsn } from '../common/lsn';
 import { waitForSql, withSession, type PgEndpoint } from '../drivers/postgres/session';
@@ -287,8 +287,17 @@ export function createPitrSteps(registry: ClusterRegistry) {
               'locate-incident',
               'the catalog gives no walArchive for this cluster: the incident locator reads archived WAL with pg_waldump',
             );
+          const endpoint = await replicaEndpoint(cluster);
+          const relfilenodes = await relationMap(endpoint);
+          if (table !== undefined && !relationMapHasTable(relfilenodes, table)) {
+            const status = await replayStatus(endpoint);
+            throw preconditionFailed(
+              cluster,
+              'locate-incident',
+              `the delayed replica has no table ${table} at its replay position (${status.replayLsn}, last replayed commit at ${status.replayTimestamp ?? 'unknown'}): either it has already replayed the drop of that table, so this replica cannot bring it back, or the name is wrong (give it as schema.table if it is not in public). The replica is left ${status.pauseState === 'not paused' ? 'replaying' : 'paused'}; search the window without a table to list every incident in it.`,
+            );
+          }
           progress.report(`reading the WAL archive ${entry.walArchive} with pg_waldump`);
-          const relfilenodes = await relationMap(await replicaEndpoint(cluster));
           return locateIncidents(entry.walArchive, {
             from,
             to,

@@ -54,6 +54,9 @@ export async function pitrFixture(label: string, delay = '20s'): Promise<PitrFix
     commit: (statements) => commitStatements(set.primaryEndpoint, statements),
     async waitForArchive() {
       const lsn = (await query<{ l: string }>(set.primaryEndpoint, 'SELECT pg_current_wal_insert_lsn()::text AS l')).l;
+      // A switch now, rather than archive_timeout's: the tests race the replica's delay, and under
+      // load the archiver's timeout fired late (a DROP replayed before the workflow could pause).
+      await query(set.primaryEndpoint, 'SELECT pg_switch_wal()');
       await pollUntil(
         async () => {
           const end = archiveEndLsn(set.archiveDir);

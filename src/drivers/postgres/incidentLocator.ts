@@ -133,7 +133,7 @@ function summarise(end: TransactionEnd, work: PendingTransaction[], opts: Locate
     .map(([, relation]) => relation);
   if (userRelations.length === 0) return undefined;
   if (opts.table) {
-    const wanted = opts.table.includes('.') ? opts.table : `public.${opts.table}`;
+    const wanted = qualifiedTableName(opts.table);
     if (!userRelations.some((r) => r.name === wanted)) return undefined;
   }
   return {
@@ -143,6 +143,22 @@ function summarise(end: TransactionEnd, work: PendingTransaction[], opts: Locate
     relations: userRelations,
     rowsDeleted: userRelations.reduce((sum, r) => sum + r.deletes, 0),
   };
+}
+
+/** 'orders' → 'public.orders'; a name with a schema stays as it is. */
+export function qualifiedTableName(table: string): string {
+  return table.includes('.') ? table : `public.${table}`;
+}
+
+/**
+ * Whether the relation map (of the delayed replica, at its replay position) has this table. A
+ * table the replica no longer has cannot be named in the WAL: its drop was replayed already, or it
+ * never existed there.
+ */
+export function relationMapHasTable(relfilenodes: ReadonlyMap<string, RelationInfo>, table: string): boolean {
+  const wanted = qualifiedTableName(table);
+  for (const info of relfilenodes.values()) if (info.name === wanted && TABLE_KINDS.has(info.kind)) return true;
+  return false;
 }
 
 /**
