@@ -8,6 +8,7 @@ import { asStep, preconditionFailed } from './failures';
 import { withHeartbeats, type ActivityProgress } from './heartbeat';
 import type { LockedStepInput } from './lockGuard';
 import { NotAReplicaError, pauseReplay, replayStatus, type SettingWithSource } from '../drivers/postgres/replayControl';
+import { withParkedSession } from '../drivers/postgres/parkedSession';
 import {
   applyRecoveryTarget,
   checkTargetReachable,
@@ -158,6 +159,8 @@ export function createPitrSteps(registry: ClusterRegistry) {
     { cluster, immediate, mustNotPass }: ReplicaRef & { immediate?: boolean; mustNotPass?: string },
     progress: ActivityProgress,
     abort: AbortSignal | undefined,
+    /** false when the caller's next step queries the replica anyway (the replay watch retries until it answers). */
+    waitForQueries = true,
   ): Promise<RestartResult> => {
     const started = Date.now();
     const endpoint = await replicaEndpoint(cluster);
@@ -168,7 +171,7 @@ export function createPitrSteps(registry: ClusterRegistry) {
       const began = Date.now();
       await startOrExplain(cluster, start);
       const startedAt = Date.now();
-      await waitForSql(endpoint, { timeoutMs: 3_600_000, onProgress, signal: abort });
+      if (waitForQueries) await waitForSql(endpoint, { timeoutMs: 3_600_000, onProgress, signal: abort });
       return { restart: startedAt - began, firstQuery: Date.now() - startedAt };
     };
     if (!(await driver.describe()).running) {
@@ -178,7 +181,8 @@ export function createPitrSteps(registry: ClusterRegistry) {
       await startAndWaitForSql(() => driver.start(1, { onProgress, signal: abort }));
       return { restarted: true, ms: Date.now() - started };
     }
-    const pending = await withSession(endpoint, async (client) => {
+    // On the parked session (plain statements, safe to run twice): no login before the restart.
+    const pending = await withParkedSession(endpoint, async (client) => {
       const awaiting = await settingsAwaitingRestart(client);
       // Nothing for a restart to apply: a reload applies the rest (the delay), and no
       // shutdown follows that would wait for a startup process the reload made pause.
@@ -394,7 +398,7 @@ export function createPitrSteps(registry: ClusterRegistry) {
       },
     ): Promise<{ restart: RestartResult; reached: ReplayTargetReached }> {
       const restart = await asStep(input.cluster, 'restart', () =>
-        withHeartbeats((progress) => restartIfPending(input, progress, undefined)),
+        withHeartbeats((progress) => restartIfPending(input, progress, undefined, false)),
       );
       const reached = await asStep(input.cluster, 'replay', () =>
         withHeartbeats((progress) => waitForReplayTarget(registry, input, progress)),

@@ -191,6 +191,21 @@ export interface ReachabilityOptions {
 
 const refuse = (reason: string): Reachability => ({ ok: false, reason });
 
+type Settled<T> = { value: T } | { error: unknown };
+/** Starts a read now and keeps its error for when (and if) its result is used. */
+function settle<T>(work: Promise<T>): Promise<Settled<T>> {
+  return work.then(
+    (value) => ({ value }),
+    (error: unknown) => ({ error }),
+  );
+}
+async function outcome<T>(settled: Promise<Settled<T> | undefined>): Promise<T | undefined> {
+  const s = await settled;
+  if (s === undefined) return undefined;
+  if ('error' in s) throw s.error;
+  return s.value;
+}
+
 /**
  * Refuses, before anything is touched, a target this replica cannot stop at: already replayed
  * past (PostgreSQL would fail with "requested recovery stop point is before consistent recovery
@@ -250,7 +265,7 @@ async function judgeTarget(
           `${describeRecoveryTarget(target)} is beyond the end of the WAL archive (${archiveEnd}): the standby would replay everything and wait for WAL that is not there`,
         );
       if (opts.primary) {
-        const current = await withSession(
+        const current = await withParkedSession(
           opts.primary,
           async (c) => (await c.query<{ l: string }>('SELECT pg_current_wal_lsn()::text AS l')).rows[0]?.l ?? '0/0',
         );
@@ -271,8 +286,12 @@ async function judgeTarget(
         );
       }
       const clockOwner = opts.primary ? 'the primary' : 'the replica';
+      // The archive scan runs while the primary's clock is read; it is used only if the time is not in the future.
+      const stopSearch = opts.archiveDir
+        ? settle(findTimeTargetStop(opts.archiveDir, time, opts.inclusive ?? false, { afterLsn: replayLsn }))
+        : Promise.resolve(undefined);
       const now = opts.primary
-        ? await withSession(
+        ? await withParkedSession(
             opts.primary,
             async (c) =>
               (
@@ -287,7 +306,7 @@ async function judgeTarget(
           `${describeRecoveryTarget(target)} is in the future (${clockOwner}'s clock reads ${now}): no archived commit can reach it, and the standby would replay everything and wait`,
         );
       if (!opts.archiveDir) return { ok: true, targetTime: time };
-      const stop = await findTimeTargetStop(opts.archiveDir, time, opts.inclusive ?? false, { afterLsn: replayLsn });
+      const stop = await outcome(stopSearch);
       if (!stop)
         return {
           ok: true,
@@ -299,7 +318,16 @@ async function judgeTarget(
     }
     case 'xid': {
       const xid = recoveryTargetValue(target);
-      const onReplica = await withSession(endpoint, (c) => readXactStatus(c, xid));
+      // The three reads run at once (the replica's and the primary's view on their parked
+      // sessions, the archive scan); they are judged in this order, so a refusal from the first
+      // stands even when a later read failed.
+      const commitSearch = opts.archiveDir
+        ? settle(findCommit(opts.archiveDir, xid, { afterLsn: replayLsn }))
+        : Promise.resolve(undefined);
+      const primaryRead = opts.primary
+        ? settle(withParkedSession(opts.primary, (c) => readXactStatus(c, xid)))
+        : Promise.resolve(undefined);
+      const onReplica = await withParkedSession(endpoint, (c) => readXactStatus(c, xid));
       if (onReplica === 'committed' || onReplica === 'too old')
         return refuse(
           `transaction ${xid} is already ${onReplica === 'committed' ? 'committed' : 'replayed and forgotten'} on ${where}: its effects are applied; stopping before it is no longer possible`,
@@ -308,7 +336,7 @@ async function judgeTarget(
         return refuse(
           `transaction ${xid} was rolled back (aborted): it changed nothing, so there is nothing to stop before; check the xid`,
         );
-      const onPrimary = opts.primary ? await withSession(opts.primary, (c) => readXactStatus(c, xid)) : undefined;
+      const onPrimary = await outcome(primaryRead);
       if (onPrimary === 'future')
         return refuse(`transaction ${xid} does not exist: the primary has not assigned that xid yet`);
       if (onPrimary === 'aborted')
@@ -322,7 +350,7 @@ async function judgeTarget(
           `transaction ${xid} is unknown to ${where} and neither the primary nor the archive was given to show it exists`,
         );
       if (!opts.archiveDir) return { ok: true };
-      const commit = await findCommit(opts.archiveDir, xid, { afterLsn: replayLsn });
+      const commit = await outcome(commitSearch);
       if (!commit) {
         return refuse(
           onPrimary === 'committed'
