@@ -153,6 +153,10 @@ describe('delayedReplicaPitrWorkflow (real primary, WAL archive and 20 s delayed
 
   it('finds a DROP TABLE from a time window (incident target) and recreates the table on the primary with its rows', async () => {
     await fx.waitForReplicaToSee('SELECT count(*) = 1 AS ok FROM audit_log WHERE id = 1000');
+    // Paused by hand before the drop, as a DBA would on seeing it: under load the archive and the
+    // workflow's start took longer than the 20 s delay, and the replica replayed the drop first.
+    // The workflow then takes over a replica that is already paused (its pause is a no-op).
+    await fx.pauseReplica();
     const from = new Date(Date.now() - 1000).toISOString();
     await fx.commit(['DROP TABLE coupons']);
     await fx.commit(["INSERT INTO orders VALUES (5000, 'after the drop')"]);

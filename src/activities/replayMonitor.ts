@@ -1,6 +1,7 @@
-// Step 5: watch replay move towards the target and stop there. Polls the replica 20 times a second
-// on one kept session (a pause at the target is seen within 50 ms),
-// reports replay LSN and timestamp, bytes and time left, rate and ETA (heartbeats + progress
+// Step 5: watch replay move towards the target and stop there. Polls the replica on one kept
+// session, 20 times a second near the target (a pause there is seen within 50 ms) and less often
+// while the target is far (at most once a second, so the watch takes little CPU from the startup
+// process that replays). Reports replay LSN and timestamp, bytes and time left, rate and ETA (heartbeats + progress
 // signal), and ends when replay is paused at the target. A retry after a worker crash only
 // resumes watching: nothing here restarts recovery.
 import { archiveEndLsn } from '../drivers/postgres/walInspect';
@@ -25,6 +26,19 @@ export interface ReplayTargetReached {
 const STOP_SLACK_BYTES = 128n;
 /** One cheap query per poll on a kept session: the pause at the target is seen within this. */
 const POLL_MS = 50;
+/** The longest wait between polls while the target is far: progress stays a second fresh. */
+const FAR_POLL_MS = 1000;
+
+/**
+ * How long to wait before the next poll: a third of the time the target is still away at the
+ * current rate, so a rate that doubles is still caught before the target, and never less than
+ * POLL_MS. Without a byte target or a rate yet, POLL_MS.
+ */
+export function nextPollMs(bytesLeft: bigint | undefined, rateBytesPerSecond: number): number {
+  if (bytesLeft === undefined || rateBytesPerSecond <= 0 || bytesLeft <= 0n) return POLL_MS;
+  const etaMs = (Number(bytesLeft) / rateBytesPerSecond) * 1000;
+  return Math.round(Math.min(FAR_POLL_MS, Math.max(POLL_MS, etaMs / 3)));
+}
 
 export async function waitForReplayTarget(
   registry: ClusterRegistry,
@@ -123,6 +137,6 @@ async function watchReplay(
         `replay has not moved from ${lsn} for ${Math.round(input.stallTimeoutMs / 1000)}s${end ? ` and the archive ends at ${end}` : ''}: the target is not in the WAL the replica can read (beyond the archive's end?). The replica has the target set with delay 0 and will pause there if that WAL arrives; run the workflow again with "returnToDelay" to undo, or choose an earlier target.`,
       );
     }
-    await delay(POLL_MS, progress.signal);
+    await delay(nextPollMs(bytesLeft, rate), progress.signal);
   }
 }

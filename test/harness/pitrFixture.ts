@@ -22,6 +22,9 @@ export interface PitrFixture {
   commit(statements: string[]): Promise<{ xid: string; commitTime: string }>;
   waitForArchive(): Promise<void>;
   waitForReplicaToSee(sql: string): Promise<void>;
+  /** Pauses replay on the replica, as a DBA would on seeing an incident: a test that needs the
+   * replica to stay before the incident no longer races its delay on a loaded machine. */
+  pauseReplica(): Promise<void>;
 }
 
 export async function pitrFixture(label: string, delay = '20s'): Promise<PitrFixture> {
@@ -64,6 +67,9 @@ export async function pitrFixture(label: string, delay = '20s'): Promise<PitrFix
         },
         { intervalMs: 200, timeoutMs: 60_000, what: `the archive to reach ${lsn}` },
       );
+    },
+    async pauseReplica() {
+      await query(set.replicaEndpoint, 'SELECT pg_wal_replay_pause()');
     },
     async waitForReplicaToSee(sql) {
       await pollUntil(
