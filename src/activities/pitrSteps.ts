@@ -298,7 +298,7 @@ export function createPitrSteps(registry: ClusterRegistry) {
             throw preconditionFailed(
               cluster,
               'locate-incident',
-              `the delayed replica has no table ${table} at its replay position (${status.replayLsn}, last replayed commit at ${status.replayTimestamp ?? 'unknown'}): either it has already replayed the drop of that table, so this replica cannot bring it back, or the name is wrong (give it as schema.table if it is not in public). The replica is left ${status.pauseState === 'not paused' ? 'replaying' : 'paused'}; search the window without a table to list every incident in it.`,
+              `the delayed replica has no table ${table} at its replay position (${status.replayLsn}, last replayed commit at ${status.replayTimestamp ?? 'unknown'}): either it has already replayed the drop of that table, so this replica cannot bring it back, or the table was created after that position (the replica has not replayed its creation yet), or the name is wrong (give it as schema.table if it is not in public). The replica is left ${status.pauseState === 'not paused' ? 'replaying' : 'paused'}; search the window without a table to list every incident in it.`,
             );
           }
           progress.report(`reading the WAL archive ${entry.walArchive} with pg_waldump`);
