@@ -519,6 +519,7 @@ async function main(): Promise<void> {
         detail: [
           `steps (s): ${steps}`,
           `check phases (ms): ${JSON.stringify(result.checked.phasesMs ?? {})}`,
+          `commit at ${result.checked.targetLsn}, archive now ends at ${archiveEndLsn(set!.archiveDir)}`,
           `restart phases (ms): ${JSON.stringify(phases ?? {})}`,
           `watched ${result.reached.ms} ms`,
         ].join('; '),

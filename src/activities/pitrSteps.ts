@@ -87,7 +87,7 @@ export interface CheckedTarget {
   /** Where the target asked for would stop (the commit record), kept for a fallback. */
   requestedTargetLsn?: string;
   /** Where the check's time went: reachability (replica, primary, archive) and the lock search. */
-  phasesMs?: { reachable: number; lockSearch: number };
+  phasesMs?: { reachable: number; lockSearch: number; reads?: Record<string, number> };
   /** Where the replica's replay stood when the target was judged. */
   replayLsnAtCheck?: string | null;
 }
@@ -323,10 +323,12 @@ export function createPitrSteps(registry: ClusterRegistry) {
         const entry = registry.entry(cluster);
         const endpoint = await replicaEndpoint(cluster);
         const began = Date.now();
+        const reads: Record<string, number> = {};
         const verdict = await checkTargetReachable(endpoint, target, {
           archiveDir: entry.walArchive,
           primary: await primaryEndpoint(cluster),
           inclusive,
+          readsMs: reads,
         });
         if (!verdict.ok) {
           throw preconditionFailed(
@@ -343,7 +345,7 @@ export function createPitrSteps(registry: ClusterRegistry) {
           effectiveTarget: target,
           effectiveInclusive: inclusive,
           beforeLockingTransaction: false,
-          phasesMs: { reachable, lockSearch: 0 },
+          phasesMs: { reachable, lockSearch: 0, reads },
           replayLsnAtCheck: verdict.replayLsn ?? null,
         };
         if (inclusive || !entry.walArchive || !verdict.targetLsn) return checked;
@@ -358,7 +360,7 @@ export function createPitrSteps(registry: ClusterRegistry) {
           registry.pgBinDir(cluster),
           entry.target.kind === 'local',
         );
-        return { ...preferred, phasesMs: { reachable, lockSearch: Date.now() - began - reachable } };
+        return { ...preferred, phasesMs: { reachable, lockSearch: Date.now() - began - reachable, reads } };
       });
     },
 

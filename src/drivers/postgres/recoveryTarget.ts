@@ -187,6 +187,8 @@ export interface ReachabilityOptions {
   primary?: PgEndpoint;
   /** As it will be applied; matters for time targets. Default false (stop just before). */
   inclusive?: boolean;
+  /** Filled with how long each read took (ms from the check's start to its end), for figures. */
+  readsMs?: Record<string, number>;
 }
 
 const refuse = (reason: string): Reachability => ({ ok: false, reason });
@@ -219,8 +221,11 @@ export async function checkTargetReachable(
 ): Promise<Reachability> {
   const problem = recoveryTargetProblem(target);
   if (problem) return refuse(problem);
-  const status = await withParkedSession(endpoint, readReplayStatus);
-  const verdict = await judgeTarget(endpoint, target, opts, status);
+  const began = Date.now();
+  const timed = <T>(name: string, work: Promise<T>): Promise<T> =>
+    opts.readsMs ? work.finally(() => void (opts.readsMs![name] = Date.now() - began)) : work;
+  const status = await timed('replicaStatus', withParkedSession(endpoint, readReplayStatus));
+  const verdict = await judgeTarget(endpoint, target, opts, status, timed);
   return verdict.ok ? { ...verdict, replayLsn: status.replayLsn } : verdict;
 }
 
@@ -230,6 +235,7 @@ async function judgeTarget(
   target: RecoveryTarget,
   opts: ReachabilityOptions,
   status: ReplayStatus,
+  timed: <T>(name: string, work: Promise<T>) => Promise<T>,
 ): Promise<Reachability> {
   const where = `the replica at ${endpoint.host}:${endpoint.port}`;
   if (!status.inRecovery)
@@ -288,7 +294,12 @@ async function judgeTarget(
       const clockOwner = opts.primary ? 'the primary' : 'the replica';
       // The archive scan runs while the primary's clock is read; it is used only if the time is not in the future.
       const stopSearch = opts.archiveDir
-        ? settle(findTimeTargetStop(opts.archiveDir, time, opts.inclusive ?? false, { afterLsn: replayLsn }))
+        ? settle(
+            timed(
+              'archiveTimeStop',
+              findTimeTargetStop(opts.archiveDir, time, opts.inclusive ?? false, { afterLsn: replayLsn }),
+            ),
+          )
         : Promise.resolve(undefined);
       const now = opts.primary
         ? await withParkedSession(
@@ -322,12 +333,20 @@ async function judgeTarget(
       // sessions, the archive scan); they are judged in this order, so a refusal from the first
       // stands even when a later read failed.
       const commitSearch = opts.archiveDir
-        ? settle(findCommit(opts.archiveDir, xid, { afterLsn: replayLsn }))
+        ? settle(timed('archiveCommit', findCommit(opts.archiveDir, xid, { afterLsn: replayLsn })))
         : Promise.resolve(undefined);
       const primaryRead = opts.primary
-        ? settle(withParkedSession(opts.primary, (c) => readXactStatus(c, xid)))
+        ? settle(
+            timed(
+              'primaryXact',
+              withParkedSession(opts.primary, (c) => readXactStatus(c, xid)),
+            ),
+          )
         : Promise.resolve(undefined);
-      const onReplica = await withParkedSession(endpoint, (c) => readXactStatus(c, xid));
+      const onReplica = await timed(
+        'replicaXact',
+        withParkedSession(endpoint, (c) => readXactStatus(c, xid)),
+      );
       if (onReplica === 'committed' || onReplica === 'too old')
         return refuse(
           `transaction ${xid} is already ${onReplica === 'committed' ? 'committed' : 'replayed and forgotten'} on ${where}: its effects are applied; stopping before it is no longer possible`,
