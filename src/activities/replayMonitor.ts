@@ -1,9 +1,9 @@
 // Step 5: watch replay move towards the target and stop there. Polls the replica on one kept
 // session, 20 times a second near the target (a pause there is seen within 50 ms) and less often
 // while the target is far (at most once a second, so the watch takes little CPU from the startup
-// process that replays). Reports replay LSN and timestamp, bytes and time left, rate and ETA (heartbeats + progress
-// signal), and ends when replay is paused at the target. A retry after a worker crash only
-// resumes watching: nothing here restarts recovery.
+// process that replays). Reports replay LSN and timestamp, bytes and time left, rate and ETA
+// (heartbeats + progress signal), and ends when replay is paused at the target. A retry after a
+// worker crash only resumes watching: nothing here restarts recovery.
 import { archiveEndLsn } from '../drivers/postgres/walInspect';
 import { readReplayPosition, type ReplayPosition } from '../drivers/postgres/replayControl';
 import { KeptSession } from '../drivers/postgres/session';

@@ -222,8 +222,9 @@ export async function checkTargetReachable(
   const problem = recoveryTargetProblem(target);
   if (problem) return refuse(problem);
   const began = Date.now();
+  const reads = opts.readsMs;
   const timed = <T>(name: string, work: Promise<T>): Promise<T> =>
-    opts.readsMs ? work.finally(() => void (opts.readsMs![name] = Date.now() - began)) : work;
+    reads ? work.finally(() => void (reads[name] = Date.now() - began)) : work;
   const status = await timed('replicaStatus', withParkedSession(endpoint, readReplayStatus));
   const verdict = await judgeTarget(endpoint, target, opts, status, timed);
   return verdict.ok ? { ...verdict, replayLsn: status.replayLsn } : verdict;
