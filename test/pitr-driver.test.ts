@@ -365,12 +365,12 @@ describe('delayed-replica PITR drivers (real primary, WAL archive and a 30 s del
     assert.deepEqual(after.settings.recovery_min_apply_delay, originalDelay);
   });
 
-  it('finds a commit searched from the newest WAL back, in any window of segments, and not one that never committed', async function () {
+  it('finds a commit in any segment of the archive, newest or oldest, and not one that never committed', async function () {
     this.timeout(180_000);
     const committed: Array<{ xid: string; segment: string }> = [];
     const aborted = await withSession(set.primaryEndpoint, async (c) => {
-      // Eleven segments, each with one committed transaction: the search reads windows of four
-      // from the newest, so the oldest ones are found only in its third window.
+      // Eleven segments, each with one committed transaction and few snapshots (no checkpoints):
+      // the search reads the newest segment, then bisects on whatever snapshots there are.
       for (let i = 0; i < 11; i++) {
         const xid = await inTransaction(c, [`INSERT INTO orders VALUES (${900_000 + i}, 'window ${i}')`]);
         const file = await c.query<{ f: string }>('SELECT pg_walfile_name(pg_current_wal_insert_lsn()) AS f');
@@ -398,6 +398,54 @@ describe('delayed-replica PITR drivers (real primary, WAL archive and a 30 s del
     }
     assert.equal(await findCommit(set.archiveDir, aborted), undefined, 'a rolled-back transaction has no commit');
     assert.equal(await findCommit(set.archiveDir, '4000000000'), undefined, 'an xid never used has no commit');
+  });
+
+  it('bisects a long archive on its RUNNING_XACTS snapshots and reads only the segments where the transaction ended', async function () {
+    this.timeout(180_000);
+    const xids: string[] = [];
+    let running = '';
+    let lastLsn = '';
+    await withSession(set.primaryEndpoint, async (c) => {
+      // Twenty segments, each with one commit and a checkpoint (whose RUNNING_XACTS snapshot the
+      // bisection reads); one transaction stays open over five of them, listed as running.
+      for (let i = 0; i < 20; i++) {
+        if (i === 12) {
+          await c.query('BEGIN');
+          await c.query(`INSERT INTO orders VALUES (${910_000 + i}, 'open over five segments')`);
+          running = String((await c.query<{ x: string }>('SELECT pg_current_xact_id()::text AS x')).rows[0]?.x);
+        }
+        if (i === 17) await c.query('COMMIT');
+        await withSession(set.primaryEndpoint, async (other) => {
+          xids.push(await inTransaction(other, [`INSERT INTO orders VALUES (${920_000 + i}, 'bisect ${i}')`]));
+          await other.query('CHECKPOINT');
+          await other.query('SELECT pg_switch_wal()');
+        });
+      }
+      await c.query("INSERT INTO orders VALUES (930000, 'the newest segment')");
+      lastLsn = (await c.query<{ l: string }>('SELECT pg_current_wal_insert_lsn()::text AS l')).rows[0]!.l;
+      await c.query('SELECT pg_switch_wal()');
+    });
+    await waitForArchive(set, lastLsn);
+    const archived = listArchivedSegments(set.archiveDir).length;
+    for (const xid of [xids[0]!, xids[7]!, xids[13]!, running]) {
+      let whole: string | undefined;
+      await scanArchive(set.archiveDir, { rmgrs: ['Transaction'], xid: Number(xid) }, (r) => {
+        whole = r.lsn;
+        return /^COMMIT/.test(r.desc);
+      });
+      assert.ok(whole, `${xid} committed`);
+      const stats = { probes: 0, segmentsRead: 0 };
+      const found = await findCommit(set.archiveDir, xid, { stats });
+      assert.equal(found?.commitLsn, whole, `${xid}: the same commit as a scan of the whole archive`);
+      assert.ok(
+        stats.probes >= 1 && stats.probes <= Math.ceil(Math.log2(archived)) + 1,
+        `${xid}: ${stats.probes} probes`,
+      );
+      assert.ok(stats.segmentsRead <= 5, `${xid}: ${stats.segmentsRead} segments read in full of ${archived}`);
+    }
+    const stats = { probes: 0, segmentsRead: 0 };
+    assert.equal(await findCommit(set.archiveDir, '4000000000', { stats }), undefined, 'an xid never used');
+    assert.ok(stats.segmentsRead <= 5, `an xid never used: ${stats.segmentsRead} segments read in full`);
   });
 
   it('reads from a commit record whether its transaction held an ACCESS EXCLUSIVE lock, as the Standby LOCK records say', async () => {

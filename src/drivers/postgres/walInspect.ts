@@ -9,6 +9,7 @@ import { formatLsn, parseLsn } from '../../common/lsn';
 import { isoTimeMicros } from '../../common/recoveryTarget';
 import { withSession, type PgEndpoint } from './session';
 import { DEFAULT_PG_BIN_DIR } from './binDir';
+import { endedBefore, narrowEndSearch, parseRunningXacts, type FoundSnapshot } from './xidEndBisect';
 
 export interface WalDumpOptions {
   binDir?: string;
@@ -313,28 +314,132 @@ export async function scanArchiveNewestFirst(
   }
 }
 
-/** Where the transaction `xid` committed in the archive, or undefined (not archived yet, aborted, or unknown). */
+/** The segments of `runs` one by one, in WAL order. */
+function segmentsOf(segments: ArchivedSegment[], runs: SegmentRun[]): ArchivedSegment[] {
+  return runs.flatMap((run) =>
+    segments.filter(
+      (s) =>
+        s.timeline === run.timeline &&
+        s.segmentNumber >= run.first.segmentNumber &&
+        s.segmentNumber <= run.last.segmentNumber,
+    ),
+  );
+}
+
+/** Segments in WAL order regrouped into runs pg_waldump can read in one go. */
+function runsOf(ordered: ArchivedSegment[]): SegmentRun[] {
+  const runs: SegmentRun[] = [];
+  for (const segment of ordered) {
+    const run = runs.at(-1);
+    if (run && run.timeline === segment.timeline && segment.segmentNumber === run.last.segmentNumber + 1n)
+      run.last = segment;
+    else runs.push({ timeline: segment.timeline, first: segment, last: segment });
+  }
+  return runs;
+}
+
+/** The first RUNNING_XACTS snapshot in `ordered[from…to]`, read only up to it, and the index of its segment. */
+async function firstSnapshot(
+  archiveDir: string,
+  ordered: ArchivedSegment[],
+  from: number,
+  to: number,
+  opts: WalDumpOptions,
+): Promise<FoundSnapshot | undefined> {
+  let found: FoundSnapshot | undefined;
+  for (const run of runsOf(ordered.slice(from, to + 1))) {
+    const stopped = await dumpRun(
+      archiveDir,
+      run,
+      ['--rmgr=Standby'],
+      (record) => {
+        const snapshot = parseRunningXacts(record.desc);
+        if (!snapshot) return false;
+        const index = ordered.findIndex((s) => s.timeline === run.timeline && segmentHolds(s, record.lsn));
+        found = { index: index < from ? from : index, snapshot };
+        return true;
+      },
+      opts,
+    );
+    if (stopped) return found;
+  }
+  return undefined;
+}
+
+/** The segment holds the position `lsn`. */
+function segmentHolds(segment: ArchivedSegment, lsn: string): boolean {
+  const at = parseLsn(lsn);
+  return parseLsn(segment.startLsn) <= at && at < parseLsn(segment.endLsn);
+}
+
+/** Below this many segments after the newest one, the commit search reads them all instead of bisecting. */
+const BISECT_FROM_SEGMENTS = 4;
+
+export interface CommitSearchStats {
+  /** Segments whose first snapshot the bisection read. */
+  probes: number;
+  /** Segments read in full for the commit. */
+  segmentsRead: number;
+}
+
+/**
+ * Where the transaction `xid` committed in the archive, or undefined (not archived yet, aborted,
+ * or unknown). The newest segment is read first: an incident is usually recent, and the delayed
+ * replica hours behind. Otherwise the archive is bisected on its RUNNING_XACTS snapshots
+ * (xidEndBisect.ts) and only the few segments where the transaction ended are read, however
+ * much WAL the primary archived since.
+ */
 export async function findCommit(
   archiveDir: string,
   xid: string,
-  opts: WalDumpOptions & { afterLsn?: string } = {},
+  opts: WalDumpOptions & { afterLsn?: string; stats?: CommitSearchStats } = {},
 ): Promise<CommitLocation | undefined> {
   if (!/^[0-9]{1,20}$/.test(xid))
     throw new Error(`transaction ID ${JSON.stringify(xid.slice(0, 30))} must be decimal digits`);
   const xid32 = Number(BigInt(xid) & 0xffffffffn); // WAL records carry 32-bit xids
+  const stats = opts.stats ?? { probes: 0, segmentsRead: 0 };
   let found: CommitLocation | undefined;
-  // A transaction ends once: searched from the newest WAL back (the incident is usually recent).
-  await scanArchiveNewestFirst(
+  let endLsn: string | undefined;
+  const { segments, runs, args, onLaterRecord } = planScan(
     archiveDir,
     { rmgrs: ['Transaction'], xid: xid32, afterLsn: opts.afterLsn },
     (record) => {
       const end = parseTransactionEnd(record);
       if (end?.xid !== xid32) return false;
       if (end.outcome === 'commit') found = { commitLsn: end.lsn, commitTime: end.time };
-      return true;
+      endLsn = end.lsn;
+      return true; // a transaction ends once
     },
-    opts,
   );
+  const ordered = segmentsOf(segments, runs);
+  const read = async (from: number, to: number) => {
+    for (const run of runsOf(ordered.slice(from, to + 1))) {
+      const stopped = await dumpRun(archiveDir, run, args, onLaterRecord, opts);
+      const at = stopped ? endLsn : undefined;
+      const last =
+        at === undefined ? undefined : segments.find((s) => s.timeline === run.timeline && segmentHolds(s, at));
+      stats.segmentsRead += Number((last ?? run.last).segmentNumber - run.first.segmentNumber) + 1;
+      if (stopped) return;
+    }
+  };
+  const newest = ordered.length - 1;
+  if (newest < 0) return undefined;
+  await read(newest, newest);
+  if (endLsn !== undefined || newest === 0) return found;
+  if (newest < BISECT_FROM_SEGMENTS) {
+    await read(0, newest - 1);
+    return found;
+  }
+  // Segment `newest - 1` is the last one bisected; the newest is read whole above.
+  const range = await narrowEndSearch(
+    newest,
+    (from, to) => firstSnapshot(archiveDir, ordered, from, to, opts),
+    (snapshot) => endedBefore(xid32, snapshot),
+  );
+  stats.probes += range.probes;
+  // Unless a snapshot ends the range, the newest segment too: an end record that starts in the
+  // range's last segment and crosses into it is read whole.
+  await read(range.from, range.toProven ? range.to : newest);
   return found;
 }
 
