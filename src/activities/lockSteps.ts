@@ -168,8 +168,13 @@ export function createLockSteps(registry: ClusterRegistry) {
       resolveFirst?: boolean;
     }): Promise<LockAnswer> {
       if (resolveFirst) await resolveInCatalog(registry, cluster);
-      const nobodyElse =
-        !(await lockRuns(cluster)) && (await listRunningMutators(cluster, [request.workflowId])).length === 0;
+      // Both look-ups at once: the list is wasted when the lock runs, but it saves a round trip
+      // in the usual case, when it does not.
+      const [lockIsRunning, others] = await Promise.all([
+        lockRuns(cluster),
+        listRunningMutators(cluster, [request.workflowId]),
+      ]);
+      const nobodyElse = !lockIsRunning && others.length === 0;
       return updateLock<LockAnswer>(cluster, lockAcquireUpdate, request, nobodyElse ? [] : undefined);
     },
 
