@@ -25,6 +25,7 @@ import { applyRecoveryTarget, checkTargetReachable, clearRecoveryTarget } from '
 import {
   archiveEndLsn,
   findCommit,
+  findTimeTargetStop,
   listArchivedSegments,
   relationMap,
   scanArchive,
@@ -400,7 +401,7 @@ describe('delayed-replica PITR drivers (real primary, WAL archive and a 30 s del
     assert.equal(await findCommit(set.archiveDir, '4000000000'), undefined, 'an xid never used has no commit');
   });
 
-  it('bisects a long archive on its RUNNING_XACTS snapshots and reads only the segments where the transaction ended', async function () {
+  it('bisects a long archive (RUNNING_XACTS snapshots for an xid, first commit times for a time target) and reads only the segments around the record', async function () {
     this.timeout(180_000);
     const xids: string[] = [];
     let running = '';
@@ -446,6 +447,29 @@ describe('delayed-replica PITR drivers (real primary, WAL archive and a 30 s del
     const stats = { probes: 0, segmentsRead: 0 };
     assert.equal(await findCommit(set.archiveDir, '4000000000', { stats }), undefined, 'an xid never used');
     assert.ok(stats.segmentsRead <= 5, `an xid never used: ${stats.segmentsRead} segments read in full`);
+
+    // A time target: bisected on the first commit time of each segment, from the oldest one.
+    for (const xid of [xids[2]!, xids[9]!, xids[16]!]) {
+      const commit = (await findCommit(set.archiveDir, xid))!;
+      for (const inclusive of [false, true]) {
+        let whole: string | undefined;
+        const target = Date.parse(commit.commitTime);
+        await scanArchive(set.archiveDir, { rmgrs: ['Transaction'] }, (r) => {
+          const at = /^(?:COMMIT|ABORT) (\S+ \S+) UTC/.exec(r.desc)?.[1];
+          const ms = at === undefined ? NaN : Date.parse(`${at.replace(' ', 'T')}Z`);
+          // Millisecond precision is enough here: the commits are milliseconds apart.
+          if (!(inclusive ? ms > target : ms >= target)) return false;
+          whole = r.lsn;
+          return true;
+        });
+        const timeStats = { probes: 0, segmentsRead: 0 };
+        const stop = await findTimeTargetStop(set.archiveDir, commit.commitTime, inclusive, { stats: timeStats });
+        assert.equal(stop?.lsn, whole, `${commit.commitTime} (inclusive ${inclusive}): as a scan of the whole archive`);
+        if (!inclusive) assert.equal(stop?.lsn, commit.commitLsn, 'a time target stops before the commit at that time');
+        assert.ok(timeStats.probes >= 1, `${commit.commitTime}: bisected (${timeStats.probes} probes)`);
+        assert.ok(timeStats.segmentsRead <= 5, `${commit.commitTime}: ${timeStats.segmentsRead} segments read`);
+      }
+    }
   });
 
   it('reads from a commit record whether its transaction held an ACCESS EXCLUSIVE lock, as the Standby LOCK records say', async () => {

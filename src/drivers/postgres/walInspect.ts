@@ -9,7 +9,8 @@ import { formatLsn, parseLsn } from '../../common/lsn';
 import { isoTimeMicros } from '../../common/recoveryTarget';
 import { withSession, type PgEndpoint } from './session';
 import { DEFAULT_PG_BIN_DIR } from './binDir';
-import { endedBefore, narrowEndSearch, parseRunningXacts, type FoundSnapshot } from './xidEndBisect';
+import { endedBefore, parseRunningXacts } from './xidEndBisect';
+import { narrowSearch, type FoundMark } from './archiveBisect';
 
 export interface WalDumpOptions {
   binDir?: string;
@@ -338,25 +339,26 @@ function runsOf(ordered: ArchivedSegment[]): SegmentRun[] {
   return runs;
 }
 
-/** The first RUNNING_XACTS snapshot in `ordered[from…to]`, read only up to it, and the index of its segment. */
-async function firstSnapshot(
+/** The first mark (`markOf` not undefined) in `ordered[from…to]`, read only up to it, and its segment's index. */
+async function firstMark<T>(
   archiveDir: string,
   ordered: ArchivedSegment[],
-  from: number,
-  to: number,
+  range: { from: number; to: number },
+  args: string[],
+  markOf: (record: WalRecord) => T | undefined,
   opts: WalDumpOptions,
-): Promise<FoundSnapshot | undefined> {
-  let found: FoundSnapshot | undefined;
-  for (const run of runsOf(ordered.slice(from, to + 1))) {
+): Promise<FoundMark<T> | undefined> {
+  let found: FoundMark<T> | undefined;
+  for (const run of runsOf(ordered.slice(range.from, range.to + 1))) {
     const stopped = await dumpRun(
       archiveDir,
       run,
-      ['--rmgr=Standby'],
+      args,
       (record) => {
-        const snapshot = parseRunningXacts(record.desc);
-        if (!snapshot) return false;
+        const mark = markOf(record);
+        if (mark === undefined) return false;
         const index = ordered.findIndex((s) => s.timeline === run.timeline && segmentHolds(s, record.lsn));
-        found = { index: index < from ? from : index, snapshot };
+        found = { index: Math.max(index, range.from), mark };
         return true;
       },
       opts,
@@ -372,15 +374,46 @@ function segmentHolds(segment: ArchivedSegment, lsn: string): boolean {
   return parseLsn(segment.startLsn) <= at && at < parseLsn(segment.endLsn);
 }
 
-/** Below this many segments after the newest one, the commit search reads them all instead of bisecting. */
-const BISECT_FROM_SEGMENTS = 4;
-
-export interface CommitSearchStats {
-  /** Segments whose first snapshot the bisection read. */
+export interface ArchiveSearchStats {
+  /** Reads of the archive for a bisection mark (each stops at the first one). */
   probes: number;
-  /** Segments read in full for the commit. */
+  /** Segments read for the record itself, up to the one that holds it. */
   segmentsRead: number;
 }
+
+/**
+ * A reader of `ordered[from…to]` in WAL order that stops where `onRecord` says so, and counts
+ * the segments it read up to there. True when it stopped.
+ */
+function orderedReader(
+  archiveDir: string,
+  ordered: ArchivedSegment[],
+  args: string[],
+  onRecord: (r: WalRecord) => boolean | void,
+  stats: ArchiveSearchStats,
+  opts: WalDumpOptions,
+): (from: number, to: number) => Promise<boolean> {
+  let stopLsn: string | undefined;
+  const watch = (record: WalRecord) => {
+    const stop = onRecord(record) === true;
+    if (stop) stopLsn = record.lsn;
+    return stop;
+  };
+  return async (from, to) => {
+    for (const run of runsOf(ordered.slice(from, to + 1))) {
+      const stopped = await dumpRun(archiveDir, run, args, watch, opts);
+      const at = stopped ? stopLsn : undefined;
+      const last =
+        at === undefined ? undefined : ordered.find((s) => s.timeline === run.timeline && segmentHolds(s, at));
+      stats.segmentsRead += Number((last ?? run.last).segmentNumber - run.first.segmentNumber) + 1;
+      if (stopped) return true;
+    }
+    return false;
+  };
+}
+
+/** Up to this many segments, a search reads them all instead of bisecting. */
+const BISECT_FROM_SEGMENTS = 4;
 
 /**
  * Where the transaction `xid` committed in the archive, or undefined (not archived yet, aborted,
@@ -392,14 +425,13 @@ export interface CommitSearchStats {
 export async function findCommit(
   archiveDir: string,
   xid: string,
-  opts: WalDumpOptions & { afterLsn?: string; stats?: CommitSearchStats } = {},
+  opts: WalDumpOptions & { afterLsn?: string; stats?: ArchiveSearchStats } = {},
 ): Promise<CommitLocation | undefined> {
   if (!/^[0-9]{1,20}$/.test(xid))
     throw new Error(`transaction ID ${JSON.stringify(xid.slice(0, 30))} must be decimal digits`);
   const xid32 = Number(BigInt(xid) & 0xffffffffn); // WAL records carry 32-bit xids
   const stats = opts.stats ?? { probes: 0, segmentsRead: 0 };
   let found: CommitLocation | undefined;
-  let endLsn: string | undefined;
   const { segments, runs, args, onLaterRecord } = planScan(
     archiveDir,
     { rmgrs: ['Transaction'], xid: xid32, afterLsn: opts.afterLsn },
@@ -407,33 +439,23 @@ export async function findCommit(
       const end = parseTransactionEnd(record);
       if (end?.xid !== xid32) return false;
       if (end.outcome === 'commit') found = { commitLsn: end.lsn, commitTime: end.time };
-      endLsn = end.lsn;
       return true; // a transaction ends once
     },
   );
   const ordered = segmentsOf(segments, runs);
-  const read = async (from: number, to: number) => {
-    for (const run of runsOf(ordered.slice(from, to + 1))) {
-      const stopped = await dumpRun(archiveDir, run, args, onLaterRecord, opts);
-      const at = stopped ? endLsn : undefined;
-      const last =
-        at === undefined ? undefined : segments.find((s) => s.timeline === run.timeline && segmentHolds(s, at));
-      stats.segmentsRead += Number((last ?? run.last).segmentNumber - run.first.segmentNumber) + 1;
-      if (stopped) return;
-    }
-  };
+  const read = orderedReader(archiveDir, ordered, args, onLaterRecord, stats, opts);
   const newest = ordered.length - 1;
   if (newest < 0) return undefined;
-  await read(newest, newest);
-  if (endLsn !== undefined || newest === 0) return found;
-  if (newest < BISECT_FROM_SEGMENTS) {
+  if ((await read(newest, newest)) || newest === 0) return found;
+  if (newest <= BISECT_FROM_SEGMENTS) {
     await read(0, newest - 1);
     return found;
   }
   // Segment `newest - 1` is the last one bisected; the newest is read whole above.
-  const range = await narrowEndSearch(
+  const range = await narrowSearch(
     newest,
-    (from, to) => firstSnapshot(archiveDir, ordered, from, to, opts),
+    (from, to) =>
+      firstMark(archiveDir, ordered, { from, to }, ['--rmgr=Standby'], (r) => parseRunningXacts(r.desc), opts),
     (snapshot) => endedBefore(xid32, snapshot),
   );
   stats.probes += range.probes;
@@ -446,28 +468,49 @@ export async function findCommit(
 /**
  * The record a time target stops before: the first commit or abort whose time is at or after
  * the target (inclusive=false) or after it (inclusive=true), as PostgreSQL's recoveryStopsBefore.
+ * From a replica hours behind, the archive is bisected on the first commit time of its segments:
+ * commit times follow the WAL (each is taken just before its record is inserted), so only the
+ * segments around the target are read, not the hours of WAL between the replica and it.
  */
 export async function findTimeTargetStop(
   archiveDir: string,
   time: string,
   inclusive: boolean,
-  opts: WalDumpOptions & { afterLsn?: string } = {},
+  opts: WalDumpOptions & { afterLsn?: string; stats?: ArchiveSearchStats } = {},
 ): Promise<TransactionEnd | undefined> {
   const target = isoTimeMicros(time);
   if (target === undefined) throw new Error(`${JSON.stringify(time)} is not an ISO time with a zone`);
+  const stats = opts.stats ?? { probes: 0, segmentsRead: 0 };
+  const stopsAt = (end: TransactionEnd) => {
+    const at = isoTimeMicros(end.time);
+    return at !== undefined && (inclusive ? at > target : at >= target);
+  };
   let found: TransactionEnd | undefined;
-  await scanArchive(
+  const { segments, runs, args, onLaterRecord } = planScan(
     archiveDir,
     { rmgrs: ['Transaction'], afterLsn: opts.afterLsn },
     (record) => {
       const end = parseTransactionEnd(record);
-      const at = end && isoTimeMicros(end.time);
-      if (at === undefined || !(inclusive ? at > target : at >= target)) return false;
+      if (!end || !stopsAt(end)) return false;
       found = end;
       return true;
     },
-    opts,
   );
+  const ordered = segmentsOf(segments, runs);
+  const read = orderedReader(archiveDir, ordered, args, onLaterRecord, stats, opts);
+  let from = 0;
+  if (ordered.length > BISECT_FROM_SEGMENTS) {
+    const range = await narrowSearch(
+      ordered.length,
+      (first, last) =>
+        firstMark(archiveDir, ordered, { from: first, to: last }, ['--rmgr=Transaction'], parseTransactionEnd, opts),
+      stopsAt,
+    );
+    stats.probes += range.probes;
+    from = range.from;
+  }
+  // To the end if need be: reading stops at the first record that qualifies.
+  await read(from, ordered.length - 1);
   return found;
 }
 

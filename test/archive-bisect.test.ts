@@ -1,12 +1,9 @@
-// The bisection that narrows a commit search to the segments where a transaction ended: checked
-// against archives simulated as one snapshot (or none) per segment.
+// The bisection that narrows an archive search to the segments where a transaction ended, or
+// where commit times reach a time target: checked against archives simulated as one mark (or
+// none) per segment.
 import assert from 'node:assert/strict';
-import {
-  endedBefore,
-  narrowEndSearch,
-  parseRunningXacts,
-  type RunningXactsSnapshot,
-} from '../src/drivers/postgres/xidEndBisect';
+import { narrowSearch } from '../src/drivers/postgres/archiveBisect';
+import { endedBefore, parseRunningXacts, type RunningXactsSnapshot } from '../src/drivers/postgres/xidEndBisect';
 
 /** An archive of `count` segments where transaction 1000 runs from segment `start` and ends in `end`. */
 function simulated(count: number, start: number, end: number, withoutSnapshot: Set<number> = new Set()) {
@@ -24,7 +21,7 @@ function simulated(count: number, start: number, end: number, withoutSnapshot: S
     probes++;
     for (let index = from; index <= to; index++) {
       const snapshot = snapshots[index];
-      if (snapshot) return { index, snapshot };
+      if (snapshot) return { index, mark: snapshot };
     }
     return undefined;
   };
@@ -63,7 +60,7 @@ describe('commit search bisection on RUNNING_XACTS snapshots', () => {
       [200, 900],
     ] as const) {
       const sim = simulated(1000, start, end);
-      const range = await narrowEndSearch(1000, sim.probe, (s) => endedBefore(1000, s));
+      const range = await narrowSearch(1000, sim.probe, (s: RunningXactsSnapshot) => endedBefore(1000, s));
       assert.ok(range.from <= end && end <= range.to, `[${start}, ${end}] lies in [${range.from}, ${range.to}]`);
       assert.ok(range.to - range.from <= 2, `[${start}, ${end}]: ${range.to - range.from + 1} segments to read`);
       assert.ok(sim.probed() <= 11, `[${start}, ${end}]: ${sim.probed()} probes`);
@@ -78,7 +75,7 @@ describe('commit search bisection on RUNNING_XACTS snapshots', () => {
       const missing = new Set<number>();
       for (let i = 0; i < count; i++) if ((i * 13 + seed) % 3 === 0) missing.add(i);
       const sim = simulated(count, start, end, missing);
-      const range = await narrowEndSearch(count, sim.probe, (s) => endedBefore(1000, s));
+      const range = await narrowSearch(count, sim.probe, (s: RunningXactsSnapshot) => endedBefore(1000, s));
       assert.ok(range.from <= end && end <= range.to, `seed ${seed}: ${end} in [${range.from}, ${range.to}]`);
       // Reading stops at the end record: what comes before it in the range is the cost.
       assert.ok(end - range.from <= 3, `seed ${seed}: ${end - range.from} segments read before ${end}`);
@@ -87,9 +84,30 @@ describe('commit search bisection on RUNNING_XACTS snapshots', () => {
 
   it('puts a transaction not ended yet in the last segments, and one ended before every snapshot in the first', async () => {
     const notYet = simulated(100, 99, 200);
-    const late = await narrowEndSearch(100, notYet.probe, (s) => endedBefore(1000, s));
+    const late = await narrowSearch(100, notYet.probe, (s: RunningXactsSnapshot) => endedBefore(1000, s));
     assert.deepEqual([late.from, late.to], [98, 99]);
-    const none = await narrowEndSearch(100, simulated(100, 99, 200).probe, () => true);
+    const none = await narrowSearch(100, simulated(100, 99, 200).probe, () => true);
     assert.deepEqual([none.from, none.to], [0, 0]);
+  });
+
+  it('narrows a time search to the segments around the target, with commit times slightly out of WAL order', async () => {
+    // Segment i's first commit at 10 s × i, give or take 2 s (concurrent commits insert their
+    // records in a slightly different order than they took their times).
+    const times = Array.from({ length: 300 }, (_, i) => i * 10_000 + ((i * 7919) % 5) * 1000 - 2000);
+    for (const target of [0, 55_555, 1_000_000, 2_990_000, 5_000_000]) {
+      let probes = 0;
+      const range = await narrowSearch(
+        times.length,
+        async (from) => {
+          probes++;
+          return { index: from, mark: times[from]! };
+        },
+        (t: number) => t >= target,
+      );
+      const first = times.findIndex((t) => t >= target);
+      const stop = first === -1 ? times.length - 1 : first;
+      assert.ok(range.from <= stop && stop - range.from <= 2, `${target}: from ${range.from}, stop in ${stop}`);
+      assert.ok(probes <= 10, `${target}: ${probes} probes`);
+    }
   });
 });
