@@ -16,6 +16,7 @@ import {
   NotAReplicaError,
   lsnDiff,
   pauseReplay,
+  readCommitTimestamp,
   replayStatus,
   xactStatus,
   type ReplayStatus,
@@ -401,7 +402,7 @@ describe('delayed-replica PITR drivers (real primary, WAL archive and a 30 s del
     assert.equal(await findCommit(set.archiveDir, '4000000000'), undefined, 'an xid never used has no commit');
   });
 
-  it('bisects a long archive (RUNNING_XACTS snapshots for an xid, first commit times for a time target) and reads only the segments around the record', async function () {
+  it('bisects a long archive (RUNNING_XACTS snapshots or commit times for an xid, first commit times for a time target) and reads only the segments around the record', async function () {
     this.timeout(180_000);
     const xids: string[] = [];
     let running = '';
@@ -447,6 +448,18 @@ describe('delayed-replica PITR drivers (real primary, WAL archive and a 30 s del
     const stats = { probes: 0, segmentsRead: 0 };
     assert.equal(await findCommit(set.archiveDir, '4000000000', { stats }), undefined, 'an xid never used');
     assert.ok(stats.segmentsRead <= 5, `an xid never used: ${stats.segmentsRead} segments read in full`);
+
+    // With the primary's commit time (track_commit_timestamp) the xid search bisects on commit
+    // times, which are denser than snapshots; one the primary never committed has no time.
+    for (const xid of [xids[0]!, xids[7]!, xids[13]!, running]) {
+      const time = await withSession(set.primaryEndpoint, (c) => readCommitTimestamp(c, xid));
+      assert.ok(time, `${xid}: the primary keeps its commit time`);
+      const stats = { probes: 0, segmentsRead: 0 };
+      const byTime = await findCommit(set.archiveDir, xid, { stats, commitTimeHint: Promise.resolve(time) });
+      assert.equal(byTime?.commitTime, time, `${xid}: found by its commit time`);
+      assert.ok(stats.probes >= 1 && stats.segmentsRead <= 4, `${xid}: ${JSON.stringify(stats)}`);
+    }
+    assert.equal(await withSession(set.primaryEndpoint, (c) => readCommitTimestamp(c, '4000000000')), undefined);
 
     // A time target: bisected on the first commit time of each segment, from the oldest one.
     for (const xid of [xids[2]!, xids[9]!, xids[16]!]) {

@@ -38,9 +38,11 @@ export async function xidStartBound(
   const end = parseLsn(endLsn);
   let previous: { lsn: bigint; text: string } | undefined;
   let bound: string | undefined;
+  // Back from the commit's segment, not from the archive's newest: the WAL archived after the
+  // commit (a busy primary's hours of it, behind a delayed replica) cannot hold the bound.
   await scanArchiveNewestFirst(
     archiveDir,
-    { rmgrs: ['Standby'] },
+    { rmgrs: ['Standby'], throughLsn: endLsn },
     (record) => {
       const lsn = parseLsn(record.lsn);
       if (previous && lsn < previous.lsn) {

@@ -17,6 +17,7 @@ import {
 import {
   NotAReplicaError,
   readReplayStatus,
+  readCommitTimestamp,
   readXactStatus,
   RECOVERY_TARGET_SETTINGS,
   settingAsInput,
@@ -333,16 +334,22 @@ async function judgeTarget(
       // The three reads run at once (the replica's and the primary's view on their parked
       // sessions, the archive scan); they are judged in this order, so a refusal from the first
       // stands even when a later read failed.
-      const commitSearch = opts.archiveDir
-        ? settle(timed('archiveCommit', findCommit(opts.archiveDir, xid, { afterLsn: replayLsn })))
-        : Promise.resolve(undefined);
+      // The primary's commit time for the transaction (track_commit_timestamp), if it has one,
+      // narrows the archive search once its newest segment is read.
       const primaryRead = opts.primary
         ? settle(
             timed(
               'primaryXact',
-              withParkedSession(opts.primary, (c) => readXactStatus(c, xid)),
+              withParkedSession(opts.primary, async (c) => {
+                const status = await readXactStatus(c, xid);
+                return { status, commitTime: status === 'committed' ? await readCommitTimestamp(c, xid) : undefined };
+              }),
             ),
           )
+        : Promise.resolve(undefined);
+      const commitTimeHint = primaryRead.then((read) => (read && 'value' in read ? read.value.commitTime : undefined));
+      const commitSearch = opts.archiveDir
+        ? settle(timed('archiveCommit', findCommit(opts.archiveDir, xid, { afterLsn: replayLsn, commitTimeHint })))
         : Promise.resolve(undefined);
       const onReplica = await timed(
         'replicaXact',
@@ -356,7 +363,7 @@ async function judgeTarget(
         return refuse(
           `transaction ${xid} was rolled back (aborted): it changed nothing, so there is nothing to stop before; check the xid`,
         );
-      const onPrimary = await outcome(primaryRead);
+      const onPrimary = (await outcome(primaryRead))?.status;
       if (onPrimary === 'future')
         return refuse(`transaction ${xid} does not exist: the primary has not assigned that xid yet`);
       if (onPrimary === 'aborted')

@@ -241,6 +241,29 @@ export async function readXactStatus(client: Client, xid: string): Promise<XactS
   }
 }
 
+/**
+ * When transaction `xid` committed, by the server's own record (ISO, UTC, microseconds), or
+ * undefined: track_commit_timestamp is off, the xid is older than the record, or not committed.
+ */
+export async function readCommitTimestamp(client: Client, xid: string): Promise<string | undefined> {
+  if (!/^[0-9]{1,20}$/.test(xid))
+    throw new Error(`transaction ID ${JSON.stringify(xid.slice(0, 30))} must be decimal digits`);
+  const xid32 = (BigInt(xid) & 0xffffffffn).toString();
+  try {
+    const row = (
+      await client.query<{ t: string | null }>(
+        `SELECT CASE WHEN current_setting('track_commit_timestamp')::bool
+                THEN to_char(pg_xact_commit_timestamp($1::text::xid) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+                END AS t`,
+        [xid32],
+      )
+    ).rows[0];
+    return row?.t ?? undefined;
+  } catch {
+    return undefined; // a hint only: the caller searches without it
+  }
+}
+
 export function xactStatus(endpoint: PgEndpoint, xid: string): Promise<XactStatus> {
   return withSession(endpoint, (client) => readXactStatus(client, xid));
 }

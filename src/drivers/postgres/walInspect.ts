@@ -172,17 +172,21 @@ interface ScanFilter {
   rmgrs: string[];
   xid?: number;
   afterLsn?: string;
+  /** Only segments that start at or before this position (records after it in the last one still pass). */
+  throughLsn?: string;
   notArchivedBefore?: number;
 }
 
 /** What both scans share: the segment runs to read, pg_waldump's filter arguments, and the afterLsn cut. */
 function planScan(archiveDir: string, filter: ScanFilter, onRecord: (r: WalRecord) => boolean | void) {
   const after = filter.afterLsn === undefined ? undefined : parseLsn(filter.afterLsn);
+  const through = filter.throughLsn === undefined ? undefined : parseLsn(filter.throughLsn);
   const segments = listArchivedSegments(archiveDir);
   const runs = scanRuns(
     segments,
     (s) =>
       (after === undefined || parseLsn(s.endLsn) > after) &&
+      (through === undefined || parseLsn(s.startLsn) <= through) &&
       (filter.notArchivedBefore === undefined || Date.parse(s.archivedAt) >= filter.notArchivedBefore),
   );
   const args = [
@@ -425,7 +429,12 @@ const BISECT_FROM_SEGMENTS = 4;
 export async function findCommit(
   archiveDir: string,
   xid: string,
-  opts: WalDumpOptions & { afterLsn?: string; stats?: ArchiveSearchStats } = {},
+  opts: WalDumpOptions & {
+    afterLsn?: string;
+    stats?: ArchiveSearchStats;
+    /** When the primary says it committed (track_commit_timestamp): the search bisects on commit times. */
+    commitTimeHint?: Promise<string | undefined>;
+  } = {},
 ): Promise<CommitLocation | undefined> {
   if (!/^[0-9]{1,20}$/.test(xid))
     throw new Error(`transaction ID ${JSON.stringify(xid.slice(0, 30))} must be decimal digits`);
@@ -452,6 +461,23 @@ export async function findCommit(
     return found;
   }
   // Segment `newest - 1` is the last one bisected; the newest is read whole above.
+  const hint = await opts.commitTimeHint;
+  const committedAt = hint === undefined ? undefined : isoTimeMicros(hint);
+  if (committedAt !== undefined) {
+    // Commits are dense in busy WAL, RUNNING_XACTS snapshots only every 15 s: with its commit
+    // time known, the transaction's commit is found among the commits around that time.
+    const range = await narrowSearch(
+      newest,
+      (from, to) => firstMark(archiveDir, ordered, { from, to }, ['--rmgr=Transaction'], parseTransactionEnd, opts),
+      (end) => (isoTimeMicros(end.time) ?? 0n) >= committedAt,
+      2,
+    );
+    stats.probes += range.probes;
+    if ((await read(range.from, newest)) || range.from === 0) return found;
+    // Commit times out of WAL order by more than a segment (the primary's clock stepped back).
+    await read(0, range.from);
+    return found;
+  }
   const range = await narrowSearch(
     newest,
     (from, to) =>
