@@ -520,6 +520,7 @@ async function main(): Promise<void> {
           `steps (s): ${steps}`,
           `check phases (ms): ${JSON.stringify(result.checked.phasesMs ?? {})}`,
           `commit at ${result.checked.targetLsn}, archive now ends at ${archiveEndLsn(set!.archiveDir)}`,
+          `archive search: ${JSON.stringify(result.checked.archiveSearch ?? {})}`,
           `restart phases (ms): ${JSON.stringify(phases ?? {})}`,
           `watched ${result.reached.ms} ms`,
         ].join('; '),

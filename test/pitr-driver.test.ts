@@ -402,7 +402,7 @@ describe('delayed-replica PITR drivers (real primary, WAL archive and a 30 s del
     assert.equal(await findCommit(set.archiveDir, '4000000000'), undefined, 'an xid never used has no commit');
   });
 
-  it('bisects a long archive (RUNNING_XACTS snapshots or commit times for an xid, first commit times for a time target) and reads only the segments around the record', async function () {
+  it("finds a commit from the primary's commit time, or by bisecting on RUNNING_XACTS snapshots; a time target by bisecting on commit times; reading only the segments around the record", async function () {
     this.timeout(180_000);
     const xids: string[] = [];
     let running = '';
@@ -449,15 +449,24 @@ describe('delayed-replica PITR drivers (real primary, WAL archive and a 30 s del
     assert.equal(await findCommit(set.archiveDir, '4000000000', { stats }), undefined, 'an xid never used');
     assert.ok(stats.segmentsRead <= 5, `an xid never used: ${stats.segmentsRead} segments read in full`);
 
-    // With the primary's commit time (track_commit_timestamp) the xid search bisects on commit
-    // times, which are denser than snapshots; one the primary never committed has no time.
+    // With the primary's commit time (track_commit_timestamp) the search starts at the first
+    // segment archived at or after it: no probe, and no segment archived before it is read.
+    const times: string[] = [];
     for (const xid of [xids[0]!, xids[7]!, xids[13]!, running]) {
       const time = await withSession(set.primaryEndpoint, (c) => readCommitTimestamp(c, xid));
       assert.ok(time, `${xid}: the primary keeps its commit time`);
+      times.push(time);
       const stats = { probes: 0, segmentsRead: 0 };
       const byTime = await findCommit(set.archiveDir, xid, { stats, commitTimeHint: Promise.resolve(time) });
-      assert.equal(byTime?.commitTime, time, `${xid}: found by its commit time`);
-      assert.ok(stats.probes >= 1 && stats.segmentsRead <= 4, `${xid}: ${JSON.stringify(stats)}`);
+      assert.equal(byTime?.commitTime, time, `${xid}: found from its commit time`);
+      assert.ok(stats.probes === 0 && stats.segmentsRead <= 3, `${xid}: ${JSON.stringify(stats)}`);
+    }
+    // A hint the archive's clock disagrees with (later than the commit, or after every segment):
+    // the commit is still found, by reading what the hint skipped.
+    for (const wrongHint of [times[2]!, '2099-01-01T00:00:00.000000Z']) {
+      const stats = { probes: 0, segmentsRead: 0 };
+      const found = await findCommit(set.archiveDir, xids[0]!, { stats, commitTimeHint: Promise.resolve(wrongHint) });
+      assert.equal(found?.commitTime, times[0], `found despite the hint ${wrongHint}`);
     }
     assert.equal(await withSession(set.primaryEndpoint, (c) => readCommitTimestamp(c, '4000000000')), undefined);
 

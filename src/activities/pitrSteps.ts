@@ -33,6 +33,7 @@ import { describeRecoveryTarget } from '../common/recoveryTarget';
 import { lockStateQuery, lockWorkflowId } from '../workflows/definitions';
 import { waitForReplayTarget, type ReplayTargetReached } from './replayMonitor';
 import { lockRuns } from './lockSteps';
+import type { ArchiveSearchStats } from '../drivers/postgres/walInspect';
 import { confirmDelayedReplay, type DelayedReplayConfirmed } from './delayConfirmation';
 
 /** A replica by its cluster name; `lockGrantedAt` as for every step (lockGuard.ts). */
@@ -88,6 +89,8 @@ export interface CheckedTarget {
   requestedTargetLsn?: string;
   /** Where the check's time went: reachability (replica, primary, archive) and the lock search. */
   phasesMs?: { reachable: number; lockSearch: number; reads?: Record<string, number> };
+  /** The archive search's work: reads for bisection marks, and segments read for the record. */
+  archiveSearch?: ArchiveSearchStats;
   /** Where the replica's replay stood when the target was judged. */
   replayLsnAtCheck?: string | null;
 }
@@ -324,11 +327,13 @@ export function createPitrSteps(registry: ClusterRegistry) {
         const endpoint = await replicaEndpoint(cluster);
         const began = Date.now();
         const reads: Record<string, number> = {};
+        const archiveSearch: ArchiveSearchStats = { probes: 0, segmentsRead: 0 };
         const verdict = await checkTargetReachable(endpoint, target, {
           archiveDir: entry.walArchive,
           primary: await primaryEndpoint(cluster),
           inclusive,
           readsMs: reads,
+          archiveSearch,
         });
         if (!verdict.ok) {
           throw preconditionFailed(
@@ -346,6 +351,7 @@ export function createPitrSteps(registry: ClusterRegistry) {
           effectiveInclusive: inclusive,
           beforeLockingTransaction: false,
           phasesMs: { reachable, lockSearch: 0, reads },
+          archiveSearch,
           replayLsnAtCheck: verdict.replayLsn ?? null,
         };
         if (inclusive || !entry.walArchive || !verdict.targetLsn) return checked;

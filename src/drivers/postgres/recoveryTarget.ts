@@ -26,7 +26,7 @@ import {
 } from './replayControl';
 import { withSession, type PgEndpoint } from './session';
 import { withParkedSession } from './parkedSession';
-import { archiveEndLsn, findCommit, findRestorePoint, findTimeTargetStop } from './walInspect';
+import { archiveEndLsn, findCommit, findRestorePoint, findTimeTargetStop, type ArchiveSearchStats } from './walInspect';
 
 export type { RecoveryTarget } from '../../common/recoveryTarget';
 
@@ -190,6 +190,8 @@ export interface ReachabilityOptions {
   inclusive?: boolean;
   /** Filled with how long each read took (ms from the check's start to its end), for figures. */
   readsMs?: Record<string, number>;
+  /** Filled with the archive search's work (bisection reads, segments read), for figures. */
+  archiveSearch?: ArchiveSearchStats;
 }
 
 const refuse = (reason: string): Reachability => ({ ok: false, reason });
@@ -299,7 +301,10 @@ async function judgeTarget(
         ? settle(
             timed(
               'archiveTimeStop',
-              findTimeTargetStop(opts.archiveDir, time, opts.inclusive ?? false, { afterLsn: replayLsn }),
+              findTimeTargetStop(opts.archiveDir, time, opts.inclusive ?? false, {
+                afterLsn: replayLsn,
+                stats: opts.archiveSearch,
+              }),
             ),
           )
         : Promise.resolve(undefined);
@@ -349,7 +354,12 @@ async function judgeTarget(
         : Promise.resolve(undefined);
       const commitTimeHint = primaryRead.then((read) => (read && 'value' in read ? read.value.commitTime : undefined));
       const commitSearch = opts.archiveDir
-        ? settle(timed('archiveCommit', findCommit(opts.archiveDir, xid, { afterLsn: replayLsn, commitTimeHint })))
+        ? settle(
+            timed(
+              'archiveCommit',
+              findCommit(opts.archiveDir, xid, { afterLsn: replayLsn, commitTimeHint, stats: opts.archiveSearch }),
+            ),
+          )
         : Promise.resolve(undefined);
       const onReplica = await timed(
         'replicaXact',

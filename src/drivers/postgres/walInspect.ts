@@ -396,16 +396,17 @@ function orderedReader(
   onRecord: (r: WalRecord) => boolean | void,
   stats: ArchiveSearchStats,
   opts: WalDumpOptions,
-): (from: number, to: number) => Promise<boolean> {
+): (from: number, to: number, signal?: AbortSignal) => Promise<boolean> {
   let stopLsn: string | undefined;
   const watch = (record: WalRecord) => {
     const stop = onRecord(record) === true;
     if (stop) stopLsn = record.lsn;
     return stop;
   };
-  return async (from, to) => {
+  return async (from, to, signal) => {
+    const runOpts = signal ? { ...opts, signal: opts.signal ? AbortSignal.any([opts.signal, signal]) : signal } : opts;
     for (const run of runsOf(ordered.slice(from, to + 1))) {
-      const stopped = await dumpRun(archiveDir, run, args, watch, opts);
+      const stopped = await dumpRun(archiveDir, run, args, watch, runOpts);
       const at = stopped ? stopLsn : undefined;
       const last =
         at === undefined ? undefined : ordered.find((s) => s.timeline === run.timeline && segmentHolds(s, at));
@@ -421,10 +422,14 @@ const BISECT_FROM_SEGMENTS = 4;
 
 /**
  * Where the transaction `xid` committed in the archive, or undefined (not archived yet, aborted,
- * or unknown). The newest segment is read first: an incident is usually recent, and the delayed
- * replica hours behind. Otherwise the archive is bisected on its RUNNING_XACTS snapshots
- * (xidEndBisect.ts) and only the few segments where the transaction ended are read, however
- * much WAL the primary archived since.
+ * or unknown), however much WAL the primary archived since:
+ * - with the primary's commit time (`commitTimeHint`, from track_commit_timestamp), from the
+ *   first segment archived at or after that time: every segment archived before it was complete
+ *   before the commit. It reads the archiver's lag and the commit's segment, and no probe.
+ * - otherwise the newest segment first (an incident is usually recent, and the delayed replica
+ *   hours behind), then a bisection on the archive's RUNNING_XACTS snapshots (xidEndBisect.ts).
+ * Segment files and commit times may disagree on the clock (an archive on another host): what
+ * the first way skips is read after all if the commit is not found.
  */
 export async function findCommit(
   archiveDir: string,
@@ -432,7 +437,7 @@ export async function findCommit(
   opts: WalDumpOptions & {
     afterLsn?: string;
     stats?: ArchiveSearchStats;
-    /** When the primary says it committed (track_commit_timestamp): the search bisects on commit times. */
+    /** When the primary says the transaction committed (ISO), if it keeps commit times. */
     commitTimeHint?: Promise<string | undefined>;
   } = {},
 ): Promise<CommitLocation | undefined> {
@@ -455,29 +460,29 @@ export async function findCommit(
   const read = orderedReader(archiveDir, ordered, args, onLaterRecord, stats, opts);
   const newest = ordered.length - 1;
   if (newest < 0) return undefined;
-  if ((await read(newest, newest)) || newest === 0) return found;
+  // The newest segment is read while the hint is awaited; dropped if the hint points elsewhere.
+  const newestAbort = new AbortController();
+  const newestRead = read(newest, newest, newestAbort.signal).catch((err: unknown) => {
+    if (newestAbort.signal.aborted) return false;
+    throw err;
+  });
+  const hint = await opts.commitTimeHint;
+  const hintMs = hint === undefined ? NaN : Date.parse(hint);
+  const first = Number.isNaN(hintMs) ? -1 : ordered.findIndex((s) => Date.parse(s.archivedAt) >= Math.floor(hintMs));
+  if (first >= 0 && first < newest) {
+    newestAbort.abort();
+    await newestRead;
+    if (await read(first, newest)) return found;
+    if (first === 0) return found;
+    await read(0, first); // the clocks disagree: the rest
+    return found;
+  }
+  if ((await newestRead) || newest === 0) return found;
   if (newest <= BISECT_FROM_SEGMENTS) {
     await read(0, newest - 1);
     return found;
   }
   // Segment `newest - 1` is the last one bisected; the newest is read whole above.
-  const hint = await opts.commitTimeHint;
-  const committedAt = hint === undefined ? undefined : isoTimeMicros(hint);
-  if (committedAt !== undefined) {
-    // Commits are dense in busy WAL, RUNNING_XACTS snapshots only every 15 s: with its commit
-    // time known, the transaction's commit is found among the commits around that time.
-    const range = await narrowSearch(
-      newest,
-      (from, to) => firstMark(archiveDir, ordered, { from, to }, ['--rmgr=Transaction'], parseTransactionEnd, opts),
-      (end) => (isoTimeMicros(end.time) ?? 0n) >= committedAt,
-      2,
-    );
-    stats.probes += range.probes;
-    if ((await read(range.from, newest)) || range.from === 0) return found;
-    // Commit times out of WAL order by more than a segment (the primary's clock stepped back).
-    await read(0, range.from);
-    return found;
-  }
   const range = await narrowSearch(
     newest,
     (from, to) =>
