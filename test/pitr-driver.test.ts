@@ -2,7 +2,7 @@
 // and a standby restoring from that archive 30 s behind. The its run in order and share the set:
 // they follow the runbook (procedures.md §4) from the incident to back-to-normal.
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Client } from 'pg';
@@ -467,6 +467,20 @@ describe('delayed-replica PITR drivers (real primary, WAL archive and a 30 s del
       const stats = { probes: 0, segmentsRead: 0 };
       const found = await findCommit(set.archiveDir, xids[0]!, { stats, commitTimeHint: Promise.resolve(wrongHint) });
       assert.equal(found?.commitTime, times[0], `found despite the hint ${wrongHint}`);
+    }
+    // Files copied without their times (all as new as the copy): the hint points at the oldest
+    // segment, and the commit, further on, is found by the bisection instead of a long read.
+    const files = readdirSync(set.archiveDir).map((f) => join(set.archiveDir, f));
+    const kept = files.map((f) => statSync(f).mtime);
+    const copiedAt = new Date(Date.parse(times[3]!) + 60_000);
+    try {
+      for (const f of files) utimesSync(f, copiedAt, copiedAt);
+      const stats = { probes: 0, segmentsRead: 0 };
+      const found = await findCommit(set.archiveDir, xids[7]!, { stats, commitTimeHint: Promise.resolve(times[1]) });
+      assert.equal(found?.commitTime, times[1], 'found with every file as new as the copy');
+      assert.ok(stats.probes >= 1 && stats.segmentsRead <= 8 + 5, `${JSON.stringify(stats)} of ${archived}`);
+    } finally {
+      files.forEach((f, i) => utimesSync(f, kept[i]!, kept[i]!));
     }
     assert.equal(await withSession(set.primaryEndpoint, (c) => readCommitTimestamp(c, '4000000000')), undefined);
 

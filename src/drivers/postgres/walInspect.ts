@@ -419,6 +419,8 @@ function orderedReader(
 
 /** Up to this many segments, a search reads them all instead of bisecting. */
 const BISECT_FROM_SEGMENTS = 4;
+/** Segments read from the first one archived after a commit time before the search falls back. */
+const HINT_READ_LIMIT = 8;
 
 /**
  * Where the transaction `xid` committed in the archive, or undefined (not archived yet, aborted,
@@ -428,8 +430,9 @@ const BISECT_FROM_SEGMENTS = 4;
  *   before the commit. It reads the archiver's lag and the commit's segment, and no probe.
  * - otherwise the newest segment first (an incident is usually recent, and the delayed replica
  *   hours behind), then a bisection on the archive's RUNNING_XACTS snapshots (xidEndBisect.ts).
- * Segment files and commit times may disagree on the clock (an archive on another host): what
- * the first way skips is read after all if the commit is not found.
+ * Segment files and commit times may disagree on the clock (an archive on another host, files
+ * copied without their times): if the commit is not within a few segments of where the first
+ * way starts, the second way searches, and the answer never depends on the clocks.
  */
 export async function findCommit(
   archiveDir: string,
@@ -469,15 +472,16 @@ export async function findCommit(
   const hint = await opts.commitTimeHint;
   const hintMs = hint === undefined ? NaN : Date.parse(hint);
   const first = Number.isNaN(hintMs) ? -1 : ordered.findIndex((s) => Date.parse(s.archivedAt) >= Math.floor(hintMs));
+  let inNewest: boolean;
   if (first >= 0 && first < newest) {
     newestAbort.abort();
     await newestRead;
-    if (await read(first, newest)) return found;
-    if (first === 0) return found;
-    await read(0, first); // the clocks disagree: the rest
-    return found;
-  }
-  if ((await newestRead) || newest === 0) return found;
+    if (await read(first, Math.min(newest, first + HINT_READ_LIMIT))) return found;
+    // The clocks disagree, the archiver lagged far behind, or the files' times were reset by a
+    // copy: searched as without the hint, which does not depend on them.
+    inNewest = await read(newest, newest);
+  } else inNewest = await newestRead;
+  if (inNewest || newest === 0) return found;
   if (newest <= BISECT_FROM_SEGMENTS) {
     await read(0, newest - 1);
     return found;
