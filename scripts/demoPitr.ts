@@ -61,14 +61,18 @@ export async function runPitrAct(
   say(
     `primary now has ${await count(set.primaryEndpoint)} orders; the delayed replica still has ${await count(set.replicaEndpoint)}`,
   );
+  // The segment with the DELETE is switched now, not left to archive_timeout: the current insert
+  // position can be the start of a segment that stays empty (archive_timeout does not switch an
+  // empty one), and waiting for it to be archived would outlast the replica's delay. Everything
+  // before what pg_switch_wal returns is archived once the archive ends at or after it.
   const lsn = await withSession(
     set.primaryEndpoint,
-    async (c) => (await c.query('SELECT pg_current_wal_insert_lsn()::text AS l')).rows[0].l as string,
+    async (c) => (await c.query('SELECT pg_switch_wal()::text AS l')).rows[0].l as string,
   );
   await pollUntil(
     async () => {
       const end = archiveEndLsn(set.archiveDir);
-      return end && compareLsn(end, lsn) > 0 ? { done: undefined } : { waiting: 'archiving' };
+      return end && compareLsn(end, lsn) >= 0 ? { done: undefined } : { waiting: 'archiving' };
     },
     { intervalMs: 200, timeoutMs: 60_000, what: 'the WAL archive to hold the DELETE' },
   );

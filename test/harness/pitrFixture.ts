@@ -56,14 +56,15 @@ export async function pitrFixture(label: string, delay = '20s'): Promise<PitrFix
     query,
     commit: (statements) => commitStatements(set.primaryEndpoint, statements),
     async waitForArchive() {
-      const lsn = (await query<{ l: string }>(set.primaryEndpoint, 'SELECT pg_current_wal_insert_lsn()::text AS l')).l;
       // A switch now, rather than archive_timeout's: the tests race the replica's delay, and under
       // load the archiver's timeout fired late (a DROP replayed before the workflow could pause).
-      await query(set.primaryEndpoint, 'SELECT pg_switch_wal()');
+      // Everything before what it returns is archived once the archive ends at or after it (the
+      // insert position could be the start of a segment archive_timeout leaves empty).
+      const lsn = (await query<{ l: string }>(set.primaryEndpoint, 'SELECT pg_switch_wal()::text AS l')).l;
       await pollUntil(
         async () => {
           const end = archiveEndLsn(set.archiveDir);
-          return end && compareLsn(end, lsn) > 0 ? { done: undefined } : { waiting: `archive ends at ${end}` };
+          return end && compareLsn(end, lsn) >= 0 ? { done: undefined } : { waiting: `archive ends at ${end}` };
         },
         { intervalMs: 200, timeoutMs: 60_000, what: `the archive to reach ${lsn}` },
       );

@@ -475,7 +475,7 @@ export async function findCommit(
   let inNewest: boolean;
   if (first >= 0 && first < newest) {
     newestAbort.abort();
-    await newestRead;
+    if (await newestRead) return found; // it had found the commit already
     if (await read(first, Math.min(newest, first + HINT_READ_LIMIT))) return found;
     // The clocks disagree, the archiver lagged far behind, or the files' times were reset by a
     // copy: searched as without the hint, which does not depend on them.
