@@ -4,6 +4,7 @@
 // CloudNativePG keeps its backup facts), so it lives and dies with the snapshots. A rollback
 // replaces each claim by a new one with the same name restored from its snapshot (dataSource);
 // the replaced volume is kept (reclaim policy Retain) until the restore has succeeded.
+import { newestFirst } from './recordOrder';
 import { createHash } from 'node:crypto';
 import {
   AppsV1Api,
@@ -271,7 +272,7 @@ export class CsiSnapshotDriver implements SnapshotDriver {
       .map((s) => s.metadata.annotations?.[CSI_ANNOTATIONS.record])
       .filter((r): r is string => r !== undefined)
       .map((r) => JSON.parse(r) as BackupRecord)
-      .sort((a, b) => (a.id < b.id ? 1 : -1));
+      .sort(newestFirst);
   }
 
   async strayIds(): Promise<string[]> {

@@ -2,6 +2,7 @@
 // is a btrfs subvolume (copy-on-write: near constant time whatever the size), else a copy (time
 // and space grow with the data). Each backup is a directory <snapshotDir>/<id>/ holding one
 // snapshot per volume and manifest.json, the backup record, written last.
+import { newestFirst } from './recordOrder';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, isAbsolute } from 'node:path';
 import type { LocalStorageConfig, LocalTarget } from '../../config/schema';
@@ -102,7 +103,7 @@ export class LocalSnapshotDriver implements SnapshotDriver {
     return this.backupIds()
       .filter((id) => existsSync(join(this.backupDir(id), MANIFEST)))
       .map((id) => JSON.parse(readFileSync(join(this.backupDir(id), MANIFEST), 'utf8')) as BackupRecord)
-      .sort((a, b) => (a.id < b.id ? 1 : -1));
+      .sort(newestFirst);
   }
 
   async strayIds(): Promise<string[]> {

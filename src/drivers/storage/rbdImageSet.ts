@@ -2,6 +2,7 @@
 // one snapshot per image named pgops-<backup id>, the backup record as image metadata
 // pgops.backup.<id> on the data volume's image (it lives and dies with the image, not with the
 // worker), strays, deletion, and the checks before a rollback.
+import { newestFirst } from './recordOrder';
 import { PermanentDriverError } from '../cluster/types';
 import type { RbdCli } from './rbdCli';
 import type { BackupRecord, DatabaseVolume, SnapshotRef } from './types';
@@ -73,7 +74,7 @@ export class RbdImageSet {
     return Object.entries(meta)
       .filter(([key]) => key.startsWith(RBD_META_PREFIX))
       .map(([, value]) => JSON.parse(value) as BackupRecord)
-      .sort((a, b) => (a.id < b.id ? 1 : -1));
+      .sort(newestFirst);
   }
 
   async strayIds(): Promise<string[]> {
