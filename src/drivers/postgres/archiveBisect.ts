@@ -27,16 +27,13 @@ export interface FoundMark<T> {
  * below: after it, give or take one segment (a snapshot and its insertion are not atomic; commit
  * times are taken just before their records are inserted). A `reached` mark bounds it from above:
  * at or before that mark. A stretch without a mark bounds nothing; the bisection goes on to its
- * left, and the range widens rather than missing the record. `probeSpan` bounds what one probe
- * reads where marks are sparse (a vacuum's WAL has no commits), at the cost of a wider range. Reading the range in WAL order from
- * `from` finds the record if the archive has it; the cost is what lies before it.
+ * left, and the range widens rather than missing the record. Reading the range in WAL order
+ * from `from` finds the record if the archive has it; the cost is what lies before it.
  */
 export async function narrowSearch<T>(
   count: number,
   probe: (from: number, to: number) => Promise<FoundMark<T> | undefined>,
   reached: (mark: T) => boolean,
-  /** Segments one probe reads at most; unbounded by default. */
-  probeSpan = Infinity,
 ): Promise<SearchRange> {
   let before = -1; // the newest segment proven to start before the record
   let reachedAt = count; // the oldest segment proven to hold it or to follow it
@@ -44,7 +41,7 @@ export async function narrowSearch<T>(
   let probes = 0;
   while (top - before > 1) {
     const mid = Math.floor((before + top) / 2);
-    const found = await probe(mid, Math.min(top - 1, mid + probeSpan - 1));
+    const found = await probe(mid, top - 1);
     probes++;
     if (!found) top = mid;
     else if (reached(found.mark)) {

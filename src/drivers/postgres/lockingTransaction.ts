@@ -7,6 +7,7 @@
 import { parseLsn } from '../../common/lsn';
 import { scanArchive, scanArchiveNewestFirst, type WalDumpOptions } from './walInspect';
 import { commitHeldExclusiveLock } from './commitRecord';
+import { parseRunningXacts, xidFollowsOrEquals } from './xidEndBisect';
 
 export interface ExclusiveLockStart {
   /** LSN of the transaction's first WAL record: stop before it (recovery_target_lsn, not inclusive). */
@@ -16,11 +17,6 @@ export interface ExclusiveLockStart {
 }
 
 const LOCK_DESC = /^LOCK xid (\d+) db (\d+) rel (\d+)/;
-
-const RUNNING_XACTS = /^RUNNING_XACTS nextXid (\d+) /;
-
-/** 32-bit xid `a` is `b` or assigned after it (modulo 2^32, as PostgreSQL's TransactionIdFollowsOrEquals). */
-const followsOrEquals = (a: number, b: number) => ((a - b) | 0) >= 0;
 
 /**
  * An LSN before every record of transaction `xid`, found near `endLsn` (its commit) rather than at
@@ -50,10 +46,10 @@ export async function xidStartBound(
         if (bound) return true;
         previous = undefined;
       }
-      const running = RUNNING_XACTS.exec(record.desc);
-      if (!running || lsn >= end) return false;
+      const snapshot = parseRunningXacts(record.desc);
+      if (!snapshot || lsn >= end) return false;
       // In WAL order within a window: the last qualifying record's predecessor is the closest bound.
-      if (previous && followsOrEquals(xid, Number(running[1]))) bound = previous.text;
+      if (previous && xidFollowsOrEquals(xid, snapshot.nextXid)) bound = previous.text;
       previous = { lsn, text: record.lsn };
       return false;
     },

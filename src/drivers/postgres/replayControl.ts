@@ -253,7 +253,8 @@ export async function readCommitTimestamp(client: Client, xid: string): Promise<
     const row = (
       await client.query<{ t: string | null }>(
         `SELECT CASE WHEN current_setting('track_commit_timestamp')::bool
-                THEN to_char(pg_xact_commit_timestamp($1::text::xid) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+                THEN to_char(pg_xact_commit_timestamp($1::text::xid) AT TIME ZONE 'UTC',
+                             'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
                 END AS t`,
         [xid32],
       )

@@ -4,7 +4,6 @@
 // CloudNativePG keeps its backup facts), so it lives and dies with the snapshots. A rollback
 // replaces each claim by a new one with the same name restored from its snapshot (dataSource);
 // the replaced volume is kept (reclaim policy Retain) until the restore has succeeded.
-import { newestFirst } from './recordOrder';
 import { createHash } from 'node:crypto';
 import {
   AppsV1Api,
@@ -30,6 +29,7 @@ import type {
   SnapshotPlan,
   SnapshotRef,
 } from './types';
+import { newestFirst } from './recordOrder';
 
 const GROUP = 'snapshot.storage.k8s.io';
 const VERSION = 'v1';

@@ -2,7 +2,6 @@
 // is a btrfs subvolume (copy-on-write: near constant time whatever the size), else a copy (time
 // and space grow with the data). Each backup is a directory <snapshotDir>/<id>/ holding one
 // snapshot per volume and manifest.json, the backup record, written last.
-import { newestFirst } from './recordOrder';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, isAbsolute } from 'node:path';
 import type { LocalStorageConfig, LocalTarget } from '../../config/schema';
@@ -12,6 +11,7 @@ import { btrfsSnapshot, copyTree, isBtrfs, isBtrfsSubvolume, removeTree } from '
 import { isMountPoint } from './mounts';
 import { pauseForTests } from '../testPause';
 import type { BackupRecord, DatabaseVolume, SnapshotDriver, SnapshotOptions, SnapshotPlan, SnapshotRef } from './types';
+import { newestFirst } from './recordOrder';
 
 const MANIFEST = 'manifest.json';
 

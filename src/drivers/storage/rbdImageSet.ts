@@ -2,10 +2,10 @@
 // one snapshot per image named pgops-<backup id>, the backup record as image metadata
 // pgops.backup.<id> on the data volume's image (it lives and dies with the image, not with the
 // worker), strays, deletion, and the checks before a rollback.
-import { newestFirst } from './recordOrder';
 import { PermanentDriverError } from '../cluster/types';
 import type { RbdCli } from './rbdCli';
 import type { BackupRecord, DatabaseVolume, SnapshotRef } from './types';
+import { newestFirst } from './recordOrder';
 
 export const RBD_META_PREFIX = 'pgops.backup.';
 export const RBD_SNAP_PREFIX = 'pgops-';
