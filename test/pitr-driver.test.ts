@@ -34,6 +34,7 @@ import {
 import { commitHeldExclusiveLock } from '../src/drivers/postgres/commitRecord';
 import { locateIncidents, type Incident } from '../src/drivers/postgres/incidentLocator';
 import { findExclusiveLockStart, xidStartBound } from '../src/drivers/postgres/lockingTransaction';
+import { claimTestDir, keepTestDir } from './harness/staleRuns';
 
 const ORDERS_CHECKSUM =
   "SELECT count(*)::int AS n, md5(coalesce(string_agg(id || ':' || customer, ',' ORDER BY id), '')) AS h FROM orders";
@@ -96,6 +97,7 @@ describe('delayed-replica PITR drivers (real primary, WAL archive and a 30 s del
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'pgops-pitr-'));
+    claimTestDir(dir);
     chmodSync(dir, 0o755); // the postgres OS user must reach the clusters below it
     set = await createDelayedReplicaSet({ dir, delay: '30s' });
     await withSession(set.primaryEndpoint, async (c) => {
@@ -124,7 +126,8 @@ describe('delayed-replica PITR drivers (real primary, WAL archive and a 30 s del
 
   after(async () => {
     await set?.stop();
-    if (dir && !process.env.PGOPS_KEEP_TEST_DIRS) rmSync(dir, { recursive: true, force: true });
+    if (dir && process.env.PGOPS_KEEP_TEST_DIRS) keepTestDir(dir);
+    else if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   it('pauses replay within a second while the bad DELETE is still held back by the delay', async () => {

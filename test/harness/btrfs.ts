@@ -20,7 +20,13 @@ async function mountBtrfs(): Promise<string> {
   mkdirSync(mountpoint, { recursive: true });
   await must('truncate', ['-s', `${process.env.PGOPS_TEST_BTRFS_GB ?? 3}G`, image]);
   const device = await must('losetup', ['-f', '--show', image]);
-  await must('mkfs.btrfs', ['-q', device]);
+  await must('mkfs.btrfs', ['-q', device]).catch((err: Error) => {
+    // mkfs walks every mount: one loop device on a dead FUSE mount (an rbd-fuse whose run was
+    // killed outside this machine's test roots) stops it. `findmnt` and `losetup -l` show which.
+    throw /Transport endpoint is not connected/.test(err.message)
+      ? new Error(`${err.message} (a loop device or mount on a dead FUSE mount, e.g. a killed rbd-fuse; see findmnt)`)
+      : err;
+  });
   await must('mount', [device, mountpoint]);
   registerTeardown(async () => {
     await runCommand('umount', ['-l', mountpoint]);

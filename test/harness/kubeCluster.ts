@@ -19,6 +19,7 @@ import { isAlive, startDaemon, stopDaemon, type Daemon } from './kube/daemons';
 import { applyManifests, crdManifests } from './kube/manifests';
 import { apiserverArgs, controllerArgs, etcdArgs } from './kube/components';
 import { createPki, writeKubeconfig } from './kube/pki';
+import { claimTestDir, keepTestDir } from './staleRuns';
 
 export const KUBERNETES_VERSION = 'v1.33.13';
 export const KWOK_NODE = 'kwok-node-0';
@@ -89,6 +90,7 @@ async function waitHealthy(daemon: Daemon, what: string, check: () => Promise<st
 async function startCluster(): Promise<KubeCluster> {
   const started = Date.now();
   const dir = mkdtempSync(join(tmpdir(), 'pgops-kube-'));
+  claimTestDir(dir);
   const logDir = join(dir, 'logs');
   mkdirSync(logDir);
   const daemons: Daemon[] = [];
@@ -99,6 +101,7 @@ async function startCluster(): Promise<KubeCluster> {
 
   // etcd: fsync on tmpfs costs nothing (Debian's etcd 3.4 has no --unsafe-no-fsync).
   const etcdData = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : dir, 'pgops-etcd-'));
+  claimTestDir(etcdData);
   etcdDataDir = etcdData;
   const [etcdPort, etcdPeerPort, apiPort, kwokPort] = await Promise.all([
     freePort(),
@@ -225,5 +228,6 @@ export async function stopKubeCluster(): Promise<void> {
   if (!cluster) return;
   for (const daemon of [...cluster.daemons].reverse()) await stopDaemon(daemon);
   if (etcdDataDir) rmSync(etcdDataDir, { recursive: true, force: true });
-  if (!process.env.PGOPS_KEEP_TEST_DIRS) rmSync(cluster.dir, { recursive: true, force: true });
+  if (process.env.PGOPS_KEEP_TEST_DIRS) keepTestDir(cluster.dir);
+  else rmSync(cluster.dir, { recursive: true, force: true });
 }

@@ -8,6 +8,7 @@ import { bundleWorkflowCode, NativeConnection, Runtime, DefaultLogger } from '@t
 import { startTemporalDevServer, type RunningDevServer } from '../../src/dev/temporalDevServer';
 import { freePort } from '../../src/dev/ports';
 import { ensureSearchAttributes } from '../../src/worker';
+import { claimTestDir, cleanStaleTestRuns, keepTestDir } from './staleRuns';
 
 export interface TestEnv {
   server: RunningDevServer;
@@ -32,7 +33,10 @@ async function startEnv(): Promise<TestEnv> {
     Runtime.install({ logger: new DefaultLogger((process.env.PGOPS_TEST_LOG_LEVEL ?? 'ERROR') as 'ERROR') }); // expected failures would flood the output at WARN
     runtimeInstalled = true;
   }
+  const cleaned = await cleanStaleTestRuns();
+  if (cleaned.length) console.log(`cleaned up after killed test runs: ${cleaned.join(', ')}`);
   const root = mkdtempSync(join(tmpdir(), 'pgops-test-'));
+  claimTestDir(root);
   chmodSync(root, 0o755); // the postgres OS user must reach the clusters below it
   const server = await startTemporalDevServer({
     grpcPort: await freePort(),
@@ -79,6 +83,7 @@ export const mochaHooks = {
     await env.nativeConnection.close();
     await env.connection.close();
     await env.server.stop();
-    if (!process.env.PGOPS_KEEP_TEST_DIRS) rmSync(env.root, { recursive: true, force: true });
+    if (process.env.PGOPS_KEEP_TEST_DIRS) keepTestDir(env.root);
+    else rmSync(env.root, { recursive: true, force: true });
   },
 };

@@ -15,6 +15,7 @@ import { pollUntil } from '../../../src/drivers/waiting';
 import { startDaemon, stopDaemon, type Daemon } from './daemons';
 import type { KubeCluster } from '../kubeCluster';
 import { registerTeardown } from '../testEnv';
+import { claimTestDir } from '../staleRuns';
 import {
   BRIDGE,
   issueKubeletCert,
@@ -74,6 +75,7 @@ export function realNode(cluster: KubeCluster, binDir: string): Promise<RealNode
 
 async function startRealNode(cluster: KubeCluster, binDir: string): Promise<RealNode> {
   const dir = mkdtempSync('/tmp/pgops-node-');
+  claimTestDir(dir);
   const daemons: Daemon[] = [];
   const sysctls = new Map(KUBELET_SYSCTLS.map((k) => [k, readFileSync(`/proc/sys/${k}`, 'utf8').trim()]));
   const hostDirs = new Map(KUBELET_HOST_DIRS.map((d) => [d, existsSync(d) ? new Set(readdirSync(d)) : undefined]));
