@@ -4,7 +4,7 @@
 // and under load (30 queued start workflows contending for the cluster lock).
 // Usage: npm run bench:stop-start [-- rounds]
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, chmodSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, chmodSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
@@ -48,7 +48,14 @@ async function main(): Promise<void> {
     const target = localTargetOf(cluster, 300);
     writeFileSync(catalogPath, stringify({ clusters: { bench: { target } } }));
     const taskQueue = 'pg-ops-bench';
-    worker = spawn(process.execPath, ['--require', 'tsx/cjs', resolve(__dirname, '../src/worker.ts')], {
+    // The worker as deployed (`node dist/worker.js`, prebuilt workflow bundle; `npm run
+    // bench:stop-start` builds it first), or from source with tsx (bundling at start) if not built.
+    const compiled = resolve(__dirname, '../dist/worker.js');
+    const workerArgs = existsSync(compiled)
+      ? [compiled]
+      : ['--require', 'tsx/cjs', resolve(__dirname, '../src/worker.ts')];
+    console.log(`worker: node ${workerArgs.join(' ')}`);
+    worker = spawn(process.execPath, workerArgs, {
       env: {
         ...process.env,
         TEMPORAL_ADDRESS: server.address,
@@ -62,12 +69,18 @@ async function main(): Promise<void> {
     const client = new Client({ connection });
     const driver = new LocalClusterDriver(target);
 
+    const bareStopMs: number[] = [];
+    const bareStartMs: number[] = [];
     const bare = async () => {
       const t0 = performance.now();
       await driver.stop();
+      const t1 = performance.now();
       await driver.start(1);
       await waitForSql(endpoint, { timeoutMs: 60_000 });
-      return performance.now() - t0;
+      const t2 = performance.now();
+      bareStopMs.push(t1 - t0);
+      bareStartMs.push(t2 - t1);
+      return t2 - t0;
     };
     const splits: Split[] = [];
     /** One workflow, with where its time went: the start call, the server's own run, the result wait. */
@@ -124,6 +137,9 @@ async function main(): Promise<void> {
     const wMin = Math.min(...wfMs);
     console.log(`  fastest round, bare / workflows      : ${bMin.toFixed(0)} / ${wMin.toFixed(0)} ms`);
     console.log(`  added per workflow, fastest rounds   : ${((wMin - bMin) / 2).toFixed(0)} ms`);
+    console.log(
+      `  bare stop / start + first query      : ${median(bareStopMs).toFixed(0)} / ${median(bareStartMs).toFixed(0)} ms (medians)`,
+    );
     console.log(`  worker RSS idle                      : ${idleRss.toFixed(0)} MB`);
     console.log(
       `  worker RSS peak under load           : ${peakRss.toFixed(0)} MB (rounds + 30 queued starts in ${(loadMs / 1000).toFixed(1)} s)`,
@@ -183,6 +199,35 @@ async function printSplits(client: Client, splits: Split[]): Promise<void> {
   line('first event → workflow completed (server)', (r) => r.run);
   line('workflow completed → result at the client', (r) => r.afterClose);
   line('client total', (r) => r.total);
+  await printPhases(client, splits);
+}
+
+/**
+ * Per workflow type, medians on the server's clock: the first workflow task (scheduled →
+ * completed: the lock request and what runs with it), the step's activity (scheduled →
+ * completed), the last workflow task (the release and the completion).
+ */
+async function printPhases(client: Client, splits: Split[]): Promise<void> {
+  const byType = new Map<string, { first: number[]; step: number[]; last: number[] }>();
+  for (const x of splits) {
+    const type = x.workflowId.replace(/-\d+$/, '');
+    const events = (await client.workflow.getHandle(x.workflowId).fetchHistory()).events ?? [];
+    const scheduled = events.filter((e) => e.workflowTaskScheduledEventAttributes).map(eventMs);
+    const completed = events.filter((e) => e.workflowTaskCompletedEventAttributes).map(eventMs);
+    const activity = events.find((e) => e.activityTaskScheduledEventAttributes);
+    const closed = events.find((e) => e.activityTaskCompletedEventAttributes);
+    if (!activity || !closed || scheduled.length < 2) continue;
+    const phases = byType.get(type) ?? { first: [], step: [], last: [] };
+    phases.first.push(completed[0]! - scheduled[0]!);
+    phases.step.push(eventMs(closed) - eventMs(activity));
+    phases.last.push(completed[completed.length - 1]! - scheduled[scheduled.length - 1]!);
+    byType.set(type, phases);
+  }
+  console.log('\nper workflow type, medians on the server clock (first task / step activity / last task):');
+  for (const [type, p] of byType)
+    console.log(
+      `  ${type.padEnd(12)}: ${median(p.first).toFixed(0)} / ${median(p.step).toFixed(0)} / ${median(p.last).toFixed(0)} ms`,
+    );
 }
 
 /** Where one workflow's time goes: each activity's schedule → start → close, from its history. */

@@ -54,8 +54,9 @@ describe('cancel at every step: the state the cluster is left in', function () {
       { step: 'describe', pause: 'begin:describe', expected: 'canceled' },
       // The stop sees the cancel before its shutdown begins, and does not begin it.
       { step: 'stop', pause: 'begin:stop', pauseMs: 10_000, expected: 'canceled' },
-      // The check ends normally; the cancel takes effect at the hold: started again, resumedBy "cancel".
-      { step: 'verify', pause: 'begin:verify-quiescent', expected: 'completed' },
+      // The check runs at the end of the stop step: the cancel is taken when that step ends, and the
+      // cluster is started again.
+      { step: 'verify', pause: 'begin:verify-quiescent', expected: 'canceled' },
       { step: 'hold', expected: 'completed' }, // resumedBy "cancel": the cluster was started again
       { step: 'start', pause: 'begin:start', drive: toHold, expected: 'completed' }, // the way back is not cancellable
     ];

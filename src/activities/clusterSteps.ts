@@ -36,6 +36,40 @@ export async function resolveInCatalog(registry: ClusterRegistry, cluster: strin
   };
 }
 
+export interface ClusterState {
+  running: boolean;
+  replicas: number;
+  readyReplicas: number;
+}
+
+/** The describe step: whether the cluster runs, and its replica counts. */
+export function describeInCatalog(registry: ClusterRegistry, cluster: string): Promise<ClusterState> {
+  return asStep(cluster, 'describe', async () => {
+    const state = await registry.driver(cluster).describe();
+    return { running: state.running, replicas: state.replicas, readyReplicas: state.readyReplicas };
+  });
+}
+
+export interface Quiescence {
+  volumesKept: string[];
+  connectionsRefused: boolean;
+}
+
+/** The quiescent point after a stop: nothing running, volumes kept, connections refused. */
+export function verifyQuiescence(registry: ClusterRegistry, cluster: string): Promise<Quiescence> {
+  return asStep(cluster, 'verify-quiescent', async () => {
+    const check = await registry.driver(cluster).verifyQuiescent();
+    const connectionsRefused = await refusesConnections(await registry.endpoint(cluster));
+    if (!connectionsRefused)
+      throw preconditionFailed(
+        cluster,
+        'verify-quiescent',
+        'PostgreSQL still accepts connections after the stop; something else is serving this endpoint. Investigate before going on.',
+      );
+    return { volumesKept: check.volumesKept, connectionsRefused };
+  });
+}
+
 export function createClusterSteps(registry: ClusterRegistry) {
   return {
     /** Confirms the cluster is in the catalog; returns what workflows may know (nothing secret). */
@@ -43,19 +77,22 @@ export function createClusterSteps(registry: ClusterRegistry) {
       return resolveInCatalog(registry, cluster);
     },
 
-    async describeCluster({
-      cluster,
-    }: ClusterRef): Promise<{ running: boolean; replicas: number; readyReplicas: number }> {
-      return asStep(cluster, 'describe', async () => {
-        const state = await registry.driver(cluster).describe();
-        return { running: state.running, replicas: state.replicas, readyReplicas: state.readyReplicas };
-      });
+    async describeCluster({ cluster }: ClusterRef): Promise<ClusterState> {
+      return describeInCatalog(registry, cluster);
     },
 
-    async stopCluster({
-      cluster,
-    }: ClusterRef): Promise<{ replicasBefore: number; alreadyStopped: boolean; ms: number }> {
-      return asStep(cluster, 'stop', () =>
+    /**
+     * `verify`: check the quiescent point too, as verifyQuiescent does, once the shutdown has ended
+     * (its result is `quiescent`): one workflow step less. Run again after a crash, the stop finds
+     * the cluster stopped and checks again.
+     */
+    async stopCluster({ cluster, verify }: ClusterRef & { verify?: boolean }): Promise<{
+      replicasBefore: number;
+      alreadyStopped: boolean;
+      ms: number;
+      quiescent?: Quiescence;
+    }> {
+      const stopped = await asStep(cluster, 'stop', () =>
         withHeartbeats(async (progress) => {
           // Cancelled before the shutdown began: nothing to take back, the cluster stays up.
           if (progress.signal.aborted) throw new CancelledFailure('cancelled before the shutdown began');
@@ -69,20 +106,11 @@ export function createClusterSteps(registry: ClusterRegistry) {
           return { ...result, ms: Date.now() - started };
         }),
       );
+      return verify ? { ...stopped, quiescent: await verifyQuiescence(registry, cluster) } : stopped;
     },
 
-    async verifyQuiescent({ cluster }: ClusterRef): Promise<{ volumesKept: string[]; connectionsRefused: boolean }> {
-      return asStep(cluster, 'verify-quiescent', async () => {
-        const check = await registry.driver(cluster).verifyQuiescent();
-        const connectionsRefused = await refusesConnections(await registry.endpoint(cluster));
-        if (!connectionsRefused)
-          throw preconditionFailed(
-            cluster,
-            'verify-quiescent',
-            'PostgreSQL still accepts connections after the stop; something else is serving this endpoint. Investigate before going on.',
-          );
-        return { volumesKept: check.volumesKept, connectionsRefused };
-      });
+    async verifyQuiescent({ cluster }: ClusterRef): Promise<Quiescence> {
+      return verifyQuiescence(registry, cluster);
     },
 
     async startCluster({ cluster, replicas }: ClusterRef & { replicas?: number }): Promise<{

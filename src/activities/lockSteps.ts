@@ -1,7 +1,7 @@
 // The per-cluster lock's server calls, run as local activities: deliver a request to the
 // cluster's lock workflow (starting it if needed) and return its answer, release, confirm a
 // holder, and for the lock workflow itself, which running workflows hold the cluster.
-import { Context } from '@temporalio/activity';
+import { Context, log } from '@temporalio/activity';
 import {
   QueryNotRegisteredError,
   WithStartWorkflowOperation,
@@ -10,6 +10,7 @@ import {
 } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import {
+  DEFAULT_IDLE_END_MS,
   holdsClusterLockQuery,
   lockAcquireUpdate,
   lockConfirmUpdate,
@@ -23,13 +24,27 @@ import {
   type LockRequest,
 } from '../workflows/definitions';
 import { clusterNameProblem } from '../common/names';
+import { asStep } from './failures';
 import type { ClusterRegistry } from './clusterRegistry';
-import { resolveInCatalog } from './clusterSteps';
+import { describeInCatalog, resolveInCatalog, type ClusterState } from './clusterSteps';
 
 /** How long an idle lock lives on before it ends: PGOPS_LOCK_IDLE_END_SECONDS, default a minute. */
 function idleEndMsFromEnv(): number | undefined {
   const seconds = Number(process.env.PGOPS_LOCK_IDLE_END_SECONDS);
   return Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : undefined;
+}
+
+/**
+ * When this worker process last heard from each lock workflow (an answer to a request, a release
+ * delivered). Heard from within half its idle time, it runs: a request goes to it at once, without
+ * first looking for it and for running mutators (two look-ups, one round trip). Should it have
+ * ended meanwhile (terminated), the lock the request starts asks the running workflows itself.
+ */
+const lastHeardFrom = new Map<string, number>();
+
+function heardFromLately(lockId: string): boolean {
+  const at = lastHeardFrom.get(lockId);
+  return at !== undefined && Date.now() - at < (idleEndMsFromEnv() ?? DEFAULT_IDLE_END_MS) / 2;
 }
 
 /** How long a running workflow is given to say whether it holds the cluster, when a lock starts. */
@@ -157,37 +172,57 @@ export function createLockSteps(registry: ClusterRegistry) {
      * meanwhile, that lock is used and this is ignored; if others run, the lock asks them itself.
      * `resolveFirst`: look the cluster up in the catalog first, as resolveCluster does (a cluster
      * missing from it fails before any lock is asked for), in the same local activity.
+     * `describeIfGranted`: once granted, describe the cluster as describeCluster does (`described`),
+     * in the same local activity: the first step of a planned stop, one local activity less.
      */
     async requestClusterLock({
       cluster,
       request,
       resolveFirst,
+      describeIfGranted,
     }: {
       cluster: string;
       request: LockRequest;
       resolveFirst?: boolean;
-    }): Promise<LockAnswer> {
+      describeIfGranted?: boolean;
+    }): Promise<LockAnswer & { described?: ClusterState }> {
       if (resolveFirst) await resolveInCatalog(registry, cluster);
-      // Both look-ups at once: the list is wasted when the lock runs, but it saves a round trip
-      // in the usual case, when it does not.
-      const [lockIsRunning, others] = await Promise.all([
-        lockRuns(cluster),
-        listRunningMutators(cluster, [request.workflowId]),
-      ]);
-      const nobodyElse = !lockIsRunning && others.length === 0;
-      return updateLock<LockAnswer>(cluster, lockAcquireUpdate, request, nobodyElse ? [] : undefined);
+      const lockId = lockWorkflowId(cluster, Context.current().info.taskQueue);
+      let runningMutators: LockHolder[] | undefined;
+      if (!heardFromLately(lockId)) {
+        // Both look-ups at once: the list is wasted when the lock runs, but it saves a round trip
+        // in the usual case, when it does not.
+        const [lockIsRunning, others] = await Promise.all([
+          lockRuns(cluster),
+          listRunningMutators(cluster, [request.workflowId]),
+        ]);
+        if (!lockIsRunning && others.length === 0) runningMutators = [];
+      }
+      const answer = await updateLock<LockAnswer>(cluster, lockAcquireUpdate, request, runningMutators);
+      lastHeardFrom.set(lockId, Date.now());
+      if (answer.status !== 'granted' || !describeIfGranted) return answer;
+      try {
+        return { ...answer, described: await describeInCatalog(registry, cluster) };
+      } catch (err) {
+        // The lock is held now: a failing describe is the workflow's own step again, inside the
+        // lock's scope (which releases it), not a failed request that would leave it held.
+        log.warn('describe after the lock grant failed; the workflow describes again', { cluster, error: String(err) });
+        return answer;
+      }
     },
 
     async releaseClusterLock({ cluster, workflowId }: { cluster: string; workflowId: string }): Promise<void> {
-      const ctx = Context.current();
-      try {
-        await ctx.client.workflow
-          .getHandle(lockWorkflowId(cluster, ctx.info.taskQueue))
-          .signal(lockReleaseSignal, { workflowId });
-      } catch (err) {
-        // The lock workflow has ended (idle, or terminated): there is nothing to release.
-        if (!(err instanceof WorkflowNotFoundError)) throw err;
-      }
+      return asStep(cluster, 'release', async () => {
+        const ctx = Context.current();
+        try {
+          const lockId = lockWorkflowId(cluster, ctx.info.taskQueue);
+          await ctx.client.workflow.getHandle(lockId).signal(lockReleaseSignal, { workflowId });
+          lastHeardFrom.set(lockId, Date.now());
+        } catch (err) {
+          // The lock workflow has ended (idle, or terminated): there is nothing to release.
+          if (!(err instanceof WorkflowNotFoundError)) throw err;
+        }
+      });
     },
 
     /**

@@ -2,7 +2,7 @@
 // non-cancellable scope whatever happens. Both are local activities: the request is an
 // update-with-start answered in one round trip (granted, queued or refused), the release a signal.
 import { ApplicationFailure, CancellationScope, condition, setHandler, workflowInfo } from '@temporalio/workflow';
-import { holdsClusterLockQuery, lockAnswerSignal, type LockAnswer } from './definitions';
+import { holdsClusterLockQuery, lockAnswerSignal } from './definitions';
 import { lockStep } from './activityProxies';
 import { clusterBusy } from './clusterLockWorkflow';
 import type { ProgressReporter } from './progress';
@@ -15,6 +15,8 @@ export interface HeldLock {
    * seconds of the grant, that step need not ask the lock again (see src/activities/lockGuard.ts).
    */
   grantedAt?: string;
+  /** The cluster as described right after an immediate grant, when `describe` was asked for. */
+  described?: { running: boolean; replicas: number; readyReplicas: number };
 }
 
 export interface LockOptions {
@@ -23,6 +25,8 @@ export interface LockOptions {
   progress: ProgressReporter;
   /** Look the cluster up in the worker catalog in the lock request's local activity (no step of its own). */
   resolveFirst?: boolean;
+  /** Describe the cluster in the same local activity once the lock is granted (HeldLock.described). */
+  describe?: boolean;
 }
 
 export async function acquireClusterLock(cluster: string, operation: string, opts: LockOptions): Promise<HeldLock> {
@@ -41,10 +45,11 @@ export async function acquireClusterLock(cluster: string, operation: string, opt
       ? `looking the cluster up in the worker catalog and acquiring the lock of cluster "${cluster}"`
       : `acquiring the lock of cluster "${cluster}"`,
   );
-  const answer: LockAnswer = await lockStep.requestClusterLock({
+  const answer = await lockStep.requestClusterLock({
     cluster,
     request: { workflowId, runId, operation, wait: opts.wait },
     ...(opts.resolveFirst && { resolveFirst: true }),
+    ...(opts.describe && { describeIfGranted: true }),
   });
   if (answer.status === 'refused') throw clusterBusy(cluster, operation, answer.holder);
   if (answer.status === 'queued') {
@@ -63,6 +68,7 @@ export async function acquireClusterLock(cluster: string, operation: string, opt
   held = true;
   return {
     grantedAt: answer.status === 'granted' ? answer.since : undefined,
+    described: answer.status === 'granted' ? answer.described : undefined,
     release: async () => {
       await releaseLock(cluster, workflowId);
       held = false;

@@ -23,6 +23,7 @@ import {
   allHandlersFinished,
 } from '@temporalio/workflow';
 import {
+  DEFAULT_IDLE_END_MS,
   lockAcquireUpdate,
   lockAnswerSignal,
   lockConfirmUpdate,
@@ -46,8 +47,6 @@ import { quickStep } from './activityProxies';
 const HOLDER_CHECK_WHILE_WAITED_FOR = '15 seconds';
 /** And while nobody waits: a dead holder must not keep an idle lock from ending. */
 const HOLDER_CHECK_OTHERWISE = '5 minutes';
-/** An idle lock ends after this long (unless its input says otherwise); the next request starts it again. */
-const DEFAULT_IDLE_END_MS = 60_000;
 
 export interface ClusterLockInput {
   cluster: string;

@@ -77,6 +77,9 @@ export const lockStateQuery = defineQuery<LockState>('lockState');
 /** Answered by every mutating workflow: whether it holds its cluster's lock right now. */
 export const holdsClusterLockQuery = defineQuery<boolean>('holdsClusterLock');
 
+/** An idle lock ends after this long (unless its input says otherwise); the next request starts it again. */
+export const DEFAULT_IDLE_END_MS = 60_000;
+
 /**
  * The lock of a cluster within one worker fleet. A cluster name means something only in the
  * catalog of the workers on one task queue, and the lock workflow must run where those workers
