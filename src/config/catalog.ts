@@ -61,6 +61,14 @@ function resolvePaths(entry: ClusterEntry, base: string): void {
   if (entry.exportDir) entry.exportDir = abs(entry.exportDir);
 }
 
+/** The last catalog parsed from each file, with the text it was parsed from. */
+const parsed = new Map<string, { text: string; catalog: Catalog }>();
+
+/**
+ * Reads and checks the catalog. Read on every call (an operator's fix takes effect at the next
+ * step, without a restart); parsed and checked again only when the file's text has changed.
+ * The result is shared between callers and must not be changed.
+ */
 export function loadCatalog(file: string): Catalog {
   let text: string;
   try {
@@ -70,7 +78,11 @@ export function loadCatalog(file: string): Catalog {
       `cannot read catalog ${file}: ${(err as Error).message} (set PGOPS_CONFIG to the catalog's path)`,
     );
   }
-  return parseCatalog(text, file);
+  const cached = parsed.get(file);
+  if (cached?.text === text) return cached.catalog;
+  const catalog = parseCatalog(text, file);
+  parsed.set(file, { text, catalog });
+  return catalog;
 }
 
 export function catalogPathFromEnv(env: NodeJS.ProcessEnv = process.env): string {
