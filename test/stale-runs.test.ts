@@ -5,18 +5,13 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { isMountPoint } from '../src/drivers/storage/mounts';
 import { claimTestDir, cleanStaleTestRuns, keepTestDir } from './harness/staleRuns';
 
 function run(file: string, args: string[]): string {
   const r = spawnSync(file, args, { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`${file} ${args.join(' ')}: ${r.stderr}`);
   return r.stdout.trim();
-}
-
-function mounted(path: string): boolean {
-  return readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .some((l) => l.split(' ')[4] === path);
 }
 
 function aliveProcess(pid: number): boolean {
@@ -32,7 +27,7 @@ describe('cleaning up after a killed test run', () => {
   const made: string[] = [];
   after(() => {
     for (const dir of made) {
-      if (mounted(join(dir, 'mnt'))) spawnSync('umount', ['-l', join(dir, 'mnt')]);
+      if (isMountPoint(join(dir, 'mnt'))) spawnSync('umount', ['-l', join(dir, 'mnt')]);
       rmSync(dir, { recursive: true, force: true });
     }
   });
@@ -66,7 +61,7 @@ describe('cleaning up after a killed test run', () => {
       const cleaned = await cleanStaleTestRuns();
       assert.ok(cleaned.includes(dead), `cleaned ${cleaned.join(', ')}`);
       assert.ok(!cleaned.includes(live) && !cleaned.includes(kept));
-      assert.equal(mounted(join(dead, 'mnt')), false, 'the file system is unmounted');
+      assert.equal(isMountPoint(join(dead, 'mnt')), false, 'the file system is unmounted');
       assert.equal(run('losetup', ['--list', '--noheadings', '--output', 'NAME']).split('\n').includes(device), false);
       assert.equal(existsSync(dead), false, 'the root is removed');
       assert.ok(existsSync(live) && existsSync(kept));
@@ -75,7 +70,7 @@ describe('cleaning up after a killed test run', () => {
     } finally {
       liveDaemon.kill('SIGKILL');
       daemon.kill('SIGKILL');
-      if (mounted(join(dead, 'mnt'))) spawnSync('umount', ['-l', join(dead, 'mnt')]);
+      if (isMountPoint(join(dead, 'mnt'))) spawnSync('umount', ['-l', join(dead, 'mnt')]);
       spawnSync('losetup', ['-d', device]);
     }
   });

@@ -7,6 +7,7 @@ import { withHeartbeats } from './heartbeat';
 import type { LockedStepInput } from './lockGuard';
 import { refusesConnections, waitForSql } from '../drivers/postgres/session';
 import { pauseForTests } from '../drivers/testPause';
+import type { ClusterSnapshotState } from '../workflows/definitions';
 
 /** A cluster by name; `lockGrantedAt` only for the first step after the lock's grant (lockGuard.ts). */
 export type ClusterRef = LockedStepInput;
@@ -36,14 +37,8 @@ export async function resolveInCatalog(registry: ClusterRegistry, cluster: strin
   };
 }
 
-export interface ClusterState {
-  running: boolean;
-  replicas: number;
-  readyReplicas: number;
-}
-
 /** The describe step: whether the cluster runs, and its replica counts. */
-export function describeInCatalog(registry: ClusterRegistry, cluster: string): Promise<ClusterState> {
+export function describeInCatalog(registry: ClusterRegistry, cluster: string): Promise<ClusterSnapshotState> {
   return asStep(cluster, 'describe', async () => {
     const state = await registry.driver(cluster).describe();
     return { running: state.running, replicas: state.replicas, readyReplicas: state.readyReplicas };
@@ -77,7 +72,7 @@ export function createClusterSteps(registry: ClusterRegistry) {
       return resolveInCatalog(registry, cluster);
     },
 
-    async describeCluster({ cluster }: ClusterRef): Promise<ClusterState> {
+    async describeCluster({ cluster }: ClusterRef): Promise<ClusterSnapshotState> {
       return describeInCatalog(registry, cluster);
     },
 

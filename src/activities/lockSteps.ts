@@ -11,6 +11,7 @@ import {
 import { ApplicationFailure } from '@temporalio/common';
 import {
   DEFAULT_IDLE_END_MS,
+  type ClusterSnapshotState,
   holdsClusterLockQuery,
   lockAcquireUpdate,
   lockConfirmUpdate,
@@ -26,7 +27,7 @@ import {
 import { clusterNameProblem } from '../common/names';
 import { asStep } from './failures';
 import type { ClusterRegistry } from './clusterRegistry';
-import { describeInCatalog, resolveInCatalog, type ClusterState } from './clusterSteps';
+import { describeInCatalog, resolveInCatalog } from './clusterSteps';
 
 /** How long an idle lock lives on before it ends: PGOPS_LOCK_IDLE_END_SECONDS, default a minute. */
 function idleEndMsFromEnv(): number | undefined {
@@ -185,7 +186,7 @@ export function createLockSteps(registry: ClusterRegistry) {
       request: LockRequest;
       resolveFirst?: boolean;
       describeIfGranted?: boolean;
-    }): Promise<LockAnswer & { described?: ClusterState }> {
+    }): Promise<LockAnswer & { described?: ClusterSnapshotState }> {
       if (resolveFirst) await resolveInCatalog(registry, cluster);
       const lockId = lockWorkflowId(cluster, Context.current().info.taskQueue);
       let runningMutators: LockHolder[] | undefined;

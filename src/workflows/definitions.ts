@@ -77,6 +77,13 @@ export const lockStateQuery = defineQuery<LockState>('lockState');
 /** Answered by every mutating workflow: whether it holds its cluster's lock right now. */
 export const holdsClusterLockQuery = defineQuery<boolean>('holdsClusterLock');
 
+/** What the describe step records of a cluster (before a planned stop, and in its result). */
+export interface ClusterSnapshotState {
+  running: boolean;
+  replicas: number;
+  readyReplicas: number;
+}
+
 /** An idle lock ends after this long (unless its input says otherwise); the next request starts it again. */
 export const DEFAULT_IDLE_END_MS = 60_000;
 

@@ -10,7 +10,7 @@ import {
   patched,
   setHandler,
 } from '@temporalio/workflow';
-import { resumeSignal } from './definitions';
+import { resumeSignal, type ClusterSnapshotState } from './definitions';
 import { bringUpStep, localStep, longStep } from './activityProxies';
 import { trackProgress } from './progress';
 import { tagWorkflow } from './searchAttributes';
@@ -30,11 +30,7 @@ export interface PlannedStopInput {
   waitForLock?: boolean | string | number;
 }
 
-export interface ClusterSnapshotState {
-  running: boolean;
-  replicas: number;
-  readyReplicas: number;
-}
+export type { ClusterSnapshotState };
 
 export interface PlannedStopResult {
   cluster: string;

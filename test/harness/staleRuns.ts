@@ -14,6 +14,7 @@ import { existsSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCommand } from '../../src/drivers/exec';
+import { mountTable } from '../../src/drivers/storage/mounts';
 
 const OWNER_FILE = '.pgops-test-owner';
 const ROOT_PREFIXES = ['pgops-test-', 'pgops-kube-', 'pgops-node-', 'pgops-etcd-', 'pgops-pitr-'];
@@ -85,13 +86,10 @@ function processesIn(root: string): number[] {
   return pids;
 }
 
-/** Mount points below `root`, deepest first (mountinfo escapes spaces and the like as \ooo). */
+/** Mount points below `root`, deepest first. */
 function mountsUnder(root: string): string[] {
-  return readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .map((line) => line.split(' ')[4])
-    .filter((m): m is string => !!m)
-    .map((m) => m.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))))
+  return mountTable()
+    .map((m) => m.mountpoint)
     .filter((m) => under(m, root))
     .sort((a, b) => b.length - a.length);
 }
