@@ -1,7 +1,8 @@
 // delayedReplicaPitrWorkflow end to end: real Temporal, a real primary archiving every second, a
 // real standby restoring from the archive 20 s behind. Each scenario makes its own incident.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { testEnv } from './harness/testEnv';
 import { withWorker } from './harness/workers';
 import { failureOf } from './harness/failures';
@@ -78,6 +79,14 @@ describe('delayedReplicaPitrWorkflow (real primary, WAL archive and 20 s delayed
     );
     assert.ok(result.pause.latencyMs < 1000, `pause took ${result.pause.latencyMs} ms`);
     assert.equal(result.reached.pauseState, 'paused');
+    // The read-ahead staged the replay's segments and restore_command took them; after the target
+    // the replica's own restore_command is back in force and nothing is left in pg_wal.
+    const readAhead = result.reached.readAhead;
+    console.log(`      WAL read-ahead: ${JSON.stringify(readAhead)}`);
+    assert.ok(readAhead && readAhead.staged >= 1 && readAhead.consumed >= 1, JSON.stringify(readAhead));
+    assert.equal(existsSync(join(fx.set.replica.pgdata, 'pg_wal', 'pgops_readahead')), false);
+    const own = await fx.query<{ c: string }>(fx.set.replicaEndpoint, "SELECT current_setting('restore_command') AS c");
+    assert.equal(own.c, `cp ${fx.set.archiveDir}/%f %p`);
     const exported = result.exported?.[0];
     assert.equal(exported?.rows, before.n, 'exactly the pre-incident rows at the target');
     const csvIds = readFileSync(exported!.file, 'utf8')

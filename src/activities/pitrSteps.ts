@@ -13,6 +13,7 @@ import {
   applyRecoveryTarget,
   checkTargetReachable,
   clearRecoveryTarget,
+  restoreOwnRestoreCommand,
   settingsAwaitingRestart,
   type RecoveryTarget,
 } from '../drivers/postgres/recoveryTarget';
@@ -35,6 +36,7 @@ import { waitForReplayTarget, type ReplayTargetReached } from './replayMonitor';
 import { lockRuns } from './lockSteps';
 import type { ArchiveSearchStats } from '../drivers/postgres/walInspect';
 import { confirmDelayedReplay, type DelayedReplayConfirmed } from './delayConfirmation';
+import { readAheadPlan, replayStart, startReadAhead } from './replayReadAhead';
 
 /** A replica by its cluster name; `lockGrantedAt` as for every step (lockGuard.ts). */
 export type ReplicaRef = LockedStepInput;
@@ -377,7 +379,12 @@ export function createPitrSteps(registry: ClusterRegistry) {
       inclusive,
     }: ReplicaRef & { target: RecoveryTarget; inclusive: boolean }): Promise<{ originalDelay: SettingWithSource }> {
       return asStep(cluster, 'apply-target', async () => ({
-        originalDelay: await applyRecoveryTarget(await replicaEndpoint(cluster), target, inclusive),
+        originalDelay: await applyRecoveryTarget(
+          await replicaEndpoint(cluster),
+          target,
+          inclusive,
+          readAheadPlan(registry, cluster),
+        ),
       }));
     },
 
@@ -405,13 +412,30 @@ export function createPitrSteps(registry: ClusterRegistry) {
         stallTimeoutMs: number;
       },
     ): Promise<{ restart: RestartResult; reached: ReplayTargetReached }> {
-      const restart = await asStep(input.cluster, 'restart', () =>
-        withHeartbeats((progress) => restartIfPending(input, progress, undefined, false)),
-      );
-      const reached = await asStep(input.cluster, 'replay', () =>
-        withHeartbeats((progress) => waitForReplayTarget(registry, input, progress)),
-      );
-      return { restart, reached };
+      // The read-ahead stages segments from the replica's REDO on while it restarts and replays.
+      const plan = readAheadPlan(registry, input.cluster);
+      const endpoint = plan ? await replicaEndpoint(input.cluster) : undefined;
+      const start = plan && endpoint ? await replayStart(endpoint).catch(() => undefined) : undefined;
+      let position: string | undefined;
+      const readAhead = plan && start ? startReadAhead(plan, start, input.targetLsn, () => position) : undefined;
+      try {
+        const restart = await asStep(input.cluster, 'restart', () =>
+          withHeartbeats((progress) => restartIfPending(input, progress, undefined, false)),
+        );
+        const reached = await asStep(input.cluster, 'replay', () =>
+          withHeartbeats((progress) =>
+            waitForReplayTarget(registry, input, progress, (lsn) => {
+              position = lsn;
+            }),
+          ),
+        );
+        const stats = await readAhead?.stop();
+        // At the target the replica needs no more WAL: its own restore_command again (a reload).
+        if (endpoint) await withSession(endpoint, (client) => restoreOwnRestoreCommand(client, true));
+        return { restart, reached: stats ? { ...reached, readAhead: stats } : reached };
+      } finally {
+        await readAhead?.stop();
+      }
     },
 
     async waitForReplayTarget(

@@ -12,6 +12,7 @@ import { delay } from '../drivers/waiting';
 import type { ClusterRegistry } from './clusterRegistry';
 import type { ActivityProgress } from './heartbeat';
 import { preconditionFailed } from './failures';
+import type { ReadAheadStats } from '../drivers/postgres/walReadAhead';
 
 export interface ReplayTargetReached {
   replayLsn: string;
@@ -20,6 +21,8 @@ export interface ReplayTargetReached {
   bytesReplayed: number;
   ms: number;
   averageRateBytesPerSecond: number;
+  /** What the WAL read-ahead did during this replay (replayReadAhead.ts), when it ran. */
+  readAhead?: ReadAheadStats;
 }
 
 /** Replay stops just before the target's commit record: its end can sit a page header short of it. */
@@ -44,10 +47,12 @@ export async function waitForReplayTarget(
   registry: ClusterRegistry,
   input: { cluster: string; targetLsn?: string; targetTime?: string; stallTimeoutMs: number },
   progress: ActivityProgress,
+  /** Told every replay position the watch reads. */
+  onPosition?: (lsn: string) => void,
 ): Promise<ReplayTargetReached> {
   const session = new KeptSession(await registry.endpoint(input.cluster));
   try {
-    return await watchReplay(session, registry.entry(input.cluster).walArchive, input, progress);
+    return await watchReplay(session, registry.entry(input.cluster).walArchive, input, progress, onPosition);
   } finally {
     await session.close();
   }
@@ -58,6 +63,7 @@ async function watchReplay(
   archive: string | undefined,
   input: { cluster: string; targetLsn?: string; targetTime?: string; stallTimeoutMs: number },
   progress: ActivityProgress,
+  onPosition?: (lsn: string) => void,
 ): Promise<ReplayTargetReached> {
   const { cluster, targetLsn, targetTime } = input;
   const started = Date.now();
@@ -75,6 +81,7 @@ async function watchReplay(
       continue;
     }
     const lsn = status.replayLsn ?? '0/0';
+    if (status.replayLsn) onPosition?.(status.replayLsn);
     firstLsn ??= lsn;
     const now = Date.now();
     if (last && compareLsn(lsn, last.lsn) > 0) {

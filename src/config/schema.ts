@@ -157,6 +157,11 @@ export const clusterEntrySchema = z
     replicaOf: z.string().optional(),
     /** For a delayed replica: the WAL archive directory it restores from (local targets). */
     walArchive: safePath.optional(),
+    /**
+     * For a delayed replica with a walArchive on a local target: WAL segments copied ahead of a
+     * targeted replay into pg_wal/pgops_readahead (default 4; 0 turns the read-ahead off).
+     */
+    replayReadAhead: z.number().int().min(0).max(64).optional(),
     /** Where exported rows are written on the worker (default: <tmpdir>/pgops-exports). */
     exportDir: safePath.optional(),
   })

@@ -25,6 +25,7 @@ import {
   type SettingWithSource,
 } from './replayControl';
 import { withSession, type PgEndpoint } from './session';
+import { isReadAheadRestoreCommand, readAheadRestoreCommand } from './walReadAhead';
 import { withParkedSession } from './parkedSession';
 import { archiveEndLsn, findCommit, findRestorePoint, findTimeTargetStop, type ArchiveSearchStats } from './walInspect';
 
@@ -37,6 +38,8 @@ const TARGET_SETTINGS = RECOVERY_TARGET_SETTINGS;
  * the original, so a delayed replica never silently stops being delayed.
  */
 const SAVED_DELAY_SETTING = 'pgops.saved_recovery_min_apply_delay';
+/** The replica's own restore_command while the read-ahead's stands in front of it (walReadAhead.ts). */
+const SAVED_RESTORE_COMMAND_SETTING = 'pgops.saved_restore_command';
 
 async function alterSystem(client: Client, name: string, value: string | undefined): Promise<void> {
   // ALTER SYSTEM only knows parameters this session knows: a custom one must exist as a
@@ -107,6 +110,8 @@ export async function applyRecoveryTarget(
   endpoint: PgEndpoint,
   target: RecoveryTarget,
   inclusive: boolean,
+  /** Puts the read-ahead's restore_command in front of the replica's own (walReadAhead.ts). */
+  readAhead?: { stageDir: string },
 ): Promise<SettingWithSource> {
   const problem = recoveryTargetProblem(target);
   if (problem) throw new Error(`refusing to set a recovery target on ${endpoint.host}:${endpoint.port}: ${problem}`);
@@ -131,7 +136,10 @@ export async function applyRecoveryTarget(
       saved !== undefined &&
       [...wanted].every(([name, value]) => written.get(name) === value) &&
       TARGET_SETTINGS.every((name) => name === recoveryTargetSetting(target) || !written.has(name));
-    if (alreadyWritten) return previous;
+    if (alreadyWritten) {
+      if (readAhead) await applyReadAheadRestoreCommand(client, readAhead.stageDir, written);
+      return previous;
+    }
     if (status.pauseState === 'not paused' && status.settings.recovery_min_apply_delay.value !== '0') {
       throw new Error(
         `replay on ${endpoint.host}:${endpoint.port} is not paused: pause it first (pauseReplay). Writing recovery_min_apply_delay = 0 while replay runs would apply the held-back commits, including the bad one, at the next reload`,
@@ -140,10 +148,61 @@ export async function applyRecoveryTarget(
     if (saved === undefined) await alterSystem(client, SAVED_DELAY_SETTING, JSON.stringify(previous));
     for (const name of TARGET_SETTINGS)
       if (name !== recoveryTargetSetting(target) && inFile.has(name)) await alterSystem(client, name, undefined);
+    if (readAhead) await applyReadAheadRestoreCommand(client, readAhead.stageDir, written);
     // The delay goes last: until then a reload changes nothing, and replay is paused anyway.
     for (const [name, value] of wanted) if (inFile.get(name) !== value) await alterSystem(client, name, value);
     return previous;
   });
+}
+
+interface SavedRestoreCommand {
+  value: string;
+  sourcefile: string | null;
+}
+
+/**
+ * Writes the read-ahead's restore_command (the replica's own behind it), saving the replica's
+ * own first. Leaves everything as it is when the replica restores nothing from an archive or
+ * the staging path cannot go into a shell string.
+ */
+async function applyReadAheadRestoreCommand(
+  client: Client,
+  stageDir: string,
+  written: Map<string, string>,
+): Promise<void> {
+  const row = (
+    await client.query<{ setting: string; sourcefile: string | null }>(
+      "SELECT setting, sourcefile FROM pg_settings WHERE name = 'restore_command'",
+    )
+  ).rows[0];
+  const savedText = written.get(SAVED_RESTORE_COMMAND_SETTING);
+  const saved: SavedRestoreCommand | undefined = savedText
+    ? (JSON.parse(savedText) as SavedRestoreCommand)
+    : row && !isReadAheadRestoreCommand(row.setting)
+      ? { value: row.setting, sourcefile: row.sourcefile }
+      : undefined;
+  if (!saved) return;
+  const command = readAheadRestoreCommand(stageDir, saved.value);
+  if (!command) return;
+  if (savedText === undefined) await alterSystem(client, SAVED_RESTORE_COMMAND_SETTING, JSON.stringify(saved));
+  if (written.get('restore_command') !== command) await alterSystem(client, 'restore_command', command);
+}
+
+/**
+ * Puts the replica's own restore_command back after a read-ahead (SET when it came from
+ * postgresql.auto.conf, otherwise RESET) and, with `reload`, applies it at once (restore_command
+ * takes a reload). Idempotent; does nothing when no read-ahead command was written.
+ */
+export async function restoreOwnRestoreCommand(client: Client, reload: boolean): Promise<boolean> {
+  const { written } = await autoConf(client);
+  const savedText = written.get(SAVED_RESTORE_COMMAND_SETTING);
+  if (savedText === undefined) return false;
+  const saved = JSON.parse(savedText) as SavedRestoreCommand;
+  if (saved.sourcefile?.endsWith('postgresql.auto.conf')) await alterSystem(client, 'restore_command', saved.value);
+  else await alterSystem(client, 'restore_command', undefined);
+  await alterSystem(client, SAVED_RESTORE_COMMAND_SETTING, undefined);
+  if (reload) await client.query('SELECT pg_reload_conf()');
+  return true;
 }
 
 /**
@@ -174,6 +233,7 @@ export async function clearRecoveryTarget(
       await alterSystem(client, 'recovery_min_apply_delay', undefined);
     }
     await alterSystem(client, SAVED_DELAY_SETTING, undefined);
+    await restoreOwnRestoreCommand(client, false);
     return { recoveryMinApplyDelay: restored };
   });
 }

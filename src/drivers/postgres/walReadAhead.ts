@@ -1,0 +1,160 @@
+// Read-ahead for a targeted replay from a WAL archive directory. The startup process fetches one
+// segment at a time through restore_command and replays nothing while the copy runs (about a
+// fifth of the replay's time here for a cold 16 MB segment). The read-ahead copies the next
+// segments into a staging directory inside pg_wal while replay goes on, each under a temporary
+// name and renamed when whole, so restore_command only renames a staged segment into place and
+// falls back to the replica's own command for anything not staged (procedures.md §4 step 5; the
+// seed's GitLab replicas fetched 4 segments in parallel for the same reason).
+import { chown, copyFile, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { compareLsn, parseLsn } from '../../common/lsn';
+import { plainPathProblem } from '../../common/shellPaths';
+import { listArchivedSegments, type ArchivedSegment } from './walInspect';
+
+/** The staging directory's name inside pg_wal: pg_basebackup and PostgreSQL ignore it. */
+export const READ_AHEAD_DIR = 'pgops_readahead';
+const SEGMENT_FILE = /^[0-9A-F]{24}$/;
+
+export function readAheadStageDir(pgdata: string): string {
+  return join(pgdata, 'pg_wal', READ_AHEAD_DIR);
+}
+
+/**
+ * restore_command with the read-ahead in front of the replica's own command: a staged segment is
+ * renamed into place (same file system, instant), anything else is fetched as before. Undefined
+ * when the staging path cannot go into a shell string or there is no command to fall back to.
+ */
+export function readAheadRestoreCommand(stageDir: string, original: string): string | undefined {
+  if (plainPathProblem(stageDir, 'restore_command') || original.trim() === '') return undefined;
+  if (isReadAheadRestoreCommand(original)) return original;
+  return `mv -f ${stageDir}/%f %p 2>/dev/null || { ${original.trim().replace(/;+$/, '')}; }`;
+}
+
+export function isReadAheadRestoreCommand(command: string): boolean {
+  return command.startsWith('mv -f ') && command.includes(`/pg_wal/${READ_AHEAD_DIR}/%f %p 2>/dev/null || {`);
+}
+
+export interface ReadAheadStats {
+  /** Segments copied into the staging directory. */
+  staged: number;
+  /** Staged segments that restore_command took. */
+  consumed: number;
+  /** Staged segments replay had passed already (it fetched them itself first), removed. */
+  discarded: number;
+  /** Segments the archive did not hold whole when their turn came (left to restore_command). */
+  skipped: number;
+}
+
+export interface ReadAheadOptions {
+  archiveDir: string;
+  stageDir: string;
+  /** Timeline whose segments are staged (the replica's). */
+  timeline: number;
+  /** Replay starts here (the restartpoint's REDO): the first segment staged holds it. */
+  fromLsn: string;
+  /** The last segment staged holds this position (the target), or the archive's end. */
+  toLsn?: string;
+  /** Segments staged and not yet taken, at most. */
+  depth: number;
+  /** Owner given to the staged files (PGDATA's), when this process may give it. */
+  owner?: { uid: number; gid: number };
+  /** Where replay stands now (updated by the caller's watch); staged segments before it are stale. */
+  replayLsn: () => string | undefined;
+  signal: AbortSignal;
+  /** How often the staging directory is looked at while it is full. */
+  pollMs?: number;
+}
+
+function segmentsToStage(opts: ReadAheadOptions): ArchivedSegment[] {
+  const from = parseLsn(opts.fromLsn);
+  return listArchivedSegments(opts.archiveDir).filter(
+    (s) =>
+      s.timeline === opts.timeline &&
+      parseLsn(s.endLsn) > from &&
+      (opts.toLsn === undefined || compareLsn(s.startLsn, opts.toLsn) <= 0),
+  );
+}
+
+const sleep = (ms: number, signal: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+
+async function stagedNames(stageDir: string): Promise<string[]> {
+  return (await readdir(stageDir).catch(() => [] as string[])).filter((n) => SEGMENT_FILE.test(n));
+}
+
+/** Empties and removes the staging directory (idempotent). */
+export async function clearReadAhead(stageDir: string): Promise<void> {
+  await rm(stageDir, { recursive: true, force: true });
+}
+
+/**
+ * Stages the segments from `fromLsn` to `toLsn` in order, keeping at most `depth` staged ahead of
+ * replay, until every one is staged and taken, or `signal` aborts. Never throws for a segment it
+ * could not stage: restore_command fetches it itself. Leaves the staging directory empty.
+ */
+export async function runReadAhead(opts: ReadAheadOptions): Promise<ReadAheadStats> {
+  const stats: ReadAheadStats = { staged: 0, consumed: 0, discarded: 0, skipped: 0 };
+  const pollMs = opts.pollMs ?? 10;
+  await clearReadAhead(opts.stageDir);
+  await mkdir(opts.stageDir, { mode: 0o700 });
+  if (opts.owner) await chown(opts.stageDir, opts.owner.uid, opts.owner.gid);
+  const pending = new Map<string, ArchivedSegment>(); // staged, not yet taken
+  const settle = async () => {
+    const present = new Set(await stagedNames(opts.stageDir));
+    const replay = opts.replayLsn();
+    for (const [name, segment] of pending) {
+      if (!present.has(name)) {
+        pending.delete(name);
+        stats.consumed++;
+      } else if (replay !== undefined && compareLsn(segment.endLsn, replay) <= 0) {
+        // Replay fetched it itself before it was staged: it will never be asked for again.
+        await rm(join(opts.stageDir, name), { force: true });
+        pending.delete(name);
+        stats.discarded++;
+      }
+    }
+  };
+  try {
+    for (const segment of segmentsToStage(opts)) {
+      for (;;) {
+        if (opts.signal.aborted) return stats;
+        await settle();
+        if (pending.size < opts.depth) break;
+        await sleep(pollMs, opts.signal);
+      }
+      const replay = opts.replayLsn();
+      if (replay !== undefined && compareLsn(segment.endLsn, replay) <= 0) continue; // already replayed
+      const source = join(opts.archiveDir, segment.fileName);
+      const temporary = join(opts.stageDir, `.${segment.fileName}.partial`);
+      try {
+        const expected = (await stat(source)).size;
+        await copyFile(source, temporary);
+        if ((await stat(temporary)).size !== expected) throw new Error('short copy');
+        if (opts.owner) await chown(temporary, opts.owner.uid, opts.owner.gid);
+        await rename(temporary, join(opts.stageDir, segment.fileName));
+        pending.set(segment.fileName, segment);
+        stats.staged++;
+      } catch {
+        await rm(temporary, { force: true });
+        stats.skipped++;
+      }
+    }
+    // Wait for the last staged segments to be taken (or passed), so none is left behind.
+    while (pending.size > 0 && !opts.signal.aborted) {
+      await settle();
+      if (pending.size > 0) await sleep(pollMs * 5, opts.signal);
+    }
+    return stats;
+  } finally {
+    await clearReadAhead(opts.stageDir);
+  }
+}
