@@ -11,8 +11,8 @@
 //     commit records, so the replica stays at the start of that WAL), a bad DELETE after it,
 //     archived. The replica is stopped and copied once; then, for `rounds` rounds in alternating
 //     order, each side starts from that copy put back in place, with the page cache dropped:
-//     the workflow to the bad xid (then=pause, no return to delay), start → result; the seed's
-//     manual runbook by a plain script on the same replica (pause, ALTER SYSTEM the target with
+//     the workflow to the bad xid (then=pause, no return to delay), start → result, with its WAL
+//     read-ahead (the default) and with it off (replayReadAhead: 0); the seed's manual runbook by a plain script on the same replica (pause, ALTER SYSTEM the target with
 //     delay 0, restart, poll on one session until paused at the target); and the runbook with the prefetch
 //     settings a DBA would not bother with during an incident (tunings).
 // Usage: npx tsx bench/pitr.ts [pauseRuns=20] [walMB=1024] [rounds=2]
@@ -57,24 +57,14 @@ if (!Number.isInteger(rateRounds) || rateRounds < 1 || rateRounds > 20)
   throw new Error('rounds must be an integer from 1 to 20');
 
 /** Settings tried on top of the runbook (each restarts with the target, so postmaster-level ones apply). */
-const tunings = (archiveDir: string): Array<[string, Record<string, string>]> => [
+const tunings: Array<[string, Record<string, string>]> = [
   [
     'prefetch (recovery_prefetch on, maintenance_io_concurrency 64, wal_decode_buffer_size 4MB)',
     { recovery_prefetch: 'on', maintenance_io_concurrency: '64', wal_decode_buffer_size: '4MB' },
   ],
-  [
-    'restore_command reading the next 4 segments ahead in the background',
-    // The segment asked for is copied as usual; the four after it are read into the page cache by
-    // a background job, so the next calls copy from memory while replay goes on.
-    {
-      restore_command: [
-        `cp ${archiveDir}/%f %p && {`,
-        `(ls ${archiveDir} | grep -x -A4 %f | tail -n +2 | sed "s|^|${archiveDir}/|" | xargs -r cat >/dev/null 2>&1 &) ;`,
-        '}',
-      ].join(' '),
-    },
-  ],
 ];
+/** The same replica in the catalog with the WAL read-ahead off: the workflow as it was before it. */
+const CLUSTER_NO_READ_AHEAD = 'orders-delayed-no-read-ahead';
 
 interface RateRun {
   ms: number;
@@ -92,6 +82,7 @@ const ORDERS = 100_000;
 const RATE_DELETE_FROM = 60_000;
 const MIN_COMMITS = 100;
 const CLUSTER = 'orders-delayed';
+const RUNBOOK = 'manual runbook (pause → paused at the target)';
 const MB = 1024 * 1024;
 
 const t0Bench = performance.now();
@@ -295,6 +286,13 @@ async function main(): Promise<void> {
             walArchive: set.archiveDir,
             exportDir: join(root, 'exports'),
           },
+          [CLUSTER_NO_READ_AHEAD]: {
+            target: localTargetOf(replica),
+            replicaOf: 'orders',
+            walArchive: set.archiveDir,
+            exportDir: join(root, 'exports'),
+            replayReadAhead: 0,
+          },
         },
       }),
     );
@@ -494,12 +492,12 @@ async function main(): Promise<void> {
     };
 
     /** The PITR workflow, end to end: start → result (paused at the target, no return to delay). */
-    const workflowSide = async (): Promise<RateRun> => {
+    const workflowSide = async (cluster: string): Promise<RateRun> => {
       const t = performance.now();
       const handle = await client.workflow.start('delayedReplicaPitrWorkflow', {
         taskQueue,
         workflowId: `bench-pitr-rate-${Date.now()}`,
-        args: [{ cluster: CLUSTER, target: { xid: badXid }, then: 'pause', returnToDelay: false }],
+        args: [{ cluster, target: { xid: badXid }, then: 'pause', returnToDelay: false }],
       });
       const result = (await handle.result()) as DelayedReplicaPitrResult;
       const ms = performance.now() - t;
@@ -523,6 +521,7 @@ async function main(): Promise<void> {
           `archive search: ${JSON.stringify(result.checked.archiveSearch ?? {})}`,
           `restart phases (ms): ${JSON.stringify(phases ?? {})}`,
           `watched ${result.reached.ms} ms`,
+          `read-ahead: ${JSON.stringify(result.reached.readAhead ?? 'off')}`,
         ].join('; '),
       };
     };
@@ -580,9 +579,10 @@ async function main(): Promise<void> {
       }
     };
     const sides: Array<[string, () => Promise<RateRun>]> = [
-      ['workflow (start → result)', workflowSide],
-      ['manual runbook (pause → paused at the target)', () => runbookSide({})],
-      ...tunings(set.archiveDir).map(
+      ['workflow (start → result)', () => workflowSide(CLUSTER)],
+      ['workflow, WAL read-ahead off', () => workflowSide(CLUSTER_NO_READ_AHEAD)],
+      [RUNBOOK, () => runbookSide({})],
+      ...tunings.map(
         ([name, extra]) => [`runbook + ${name}`, () => runbookSide(extra)] as [string, () => Promise<RateRun>],
       ),
     ];
@@ -644,7 +644,7 @@ async function main(): Promise<void> {
     console.log(
       `  every run paused at ${[...lsns].join(', ')}${lsns.size === 1 ? ' (the same LSN)' : ' (DIFFERENT LSNs)'}; ${(replayed / MB).toFixed(0)} MB replayed from the copy's REDO ${copyRedo}`,
     );
-    const runbookMedian = median(runs.get(sides[1]![0])!.map((r) => r.ms));
+    const runbookMedian = median(runs.get(RUNBOOK)!.map((r) => r.ms));
     console.log(`  ${''.padEnd(50)}  median    MB/s   ÷ runbook   each run (s)`);
     for (const [name] of sides) {
       const times = runs.get(name)!.map((r) => r.ms);

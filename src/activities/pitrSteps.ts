@@ -37,6 +37,7 @@ import { lockRuns } from './lockSteps';
 import type { ArchiveSearchStats } from '../drivers/postgres/walInspect';
 import { confirmDelayedReplay, type DelayedReplayConfirmed } from './delayConfirmation';
 import { readAheadPlan, replayStart, startReadAhead } from './replayReadAhead';
+import { clearReadAhead } from '../drivers/postgres/walReadAhead';
 
 /** A replica by its cluster name; `lockGrantedAt` as for every step (lockGuard.ts). */
 export type ReplicaRef = LockedStepInput;
@@ -529,9 +530,12 @@ export function createPitrSteps(registry: ClusterRegistry) {
       cluster,
       originalDelay,
     }: ReplicaRef & { originalDelay?: SettingWithSource }): Promise<{ recoveryMinApplyDelay: string }> {
-      return asStep(cluster, 'clear-target', async () =>
-        clearRecoveryTarget(await replicaEndpoint(cluster), originalDelay),
-      );
+      return asStep(cluster, 'clear-target', async () => {
+        // Segments a read-ahead staged before its worker died (a later run clears them anyway).
+        const plan = readAheadPlan(registry, cluster);
+        if (plan) await clearReadAhead(plan.stageDir);
+        return clearRecoveryTarget(await replicaEndpoint(cluster), originalDelay);
+      });
     },
 
     async confirmDelayedReplay(input: ReplicaRef & { timeoutMs: number }): Promise<DelayedReplayConfirmed> {
