@@ -129,6 +129,9 @@ async function benchStorage(storage: StorageUnderTest): Promise<string[]> {
             ];
             if (r % 2 === 1) sides.reverse();
             for (const side of sides) await side();
+            console.log(
+              `[bench] ${storage} round ${r + 1}: in backup mode ${fmt(mode[r]!)}, bare snapshot ${fmt(bareSnap[r]!)}; workflow ${fmt(wf[r]!)}, bare steps ${fmt(bare[r]!)}`,
+            );
           }
           lines.push(
             `| ${storage} | ${Math.round(dbMB)} MB | ${fmt(median(mode))} | ${fmt(median(bareSnap))} | **${fmt(median(mode) - median(bareSnap))}** | ${fmt(median(wf))} | ${fmt(median(bare))} | **${fmt(median(wf) - median(bare))}** |`,
