@@ -5,6 +5,7 @@ import { statSync } from 'node:fs';
 import type { ClusterRegistry } from './clusterRegistry';
 import { withParkedSession } from '../drivers/postgres/parkedSession';
 import type { PgEndpoint } from '../drivers/postgres/session';
+import { plainPathProblem } from '../common/shellPaths';
 import { readAheadStageDir, runReadAhead, type ReadAheadStats } from '../drivers/postgres/walReadAhead';
 
 /** Segments staged ahead of replay unless the catalog says otherwise (replayReadAhead). */
@@ -30,8 +31,11 @@ export function readAheadPlan(registry: ClusterRegistry, cluster: string): ReadA
   }
   const me = process.getuid?.();
   if (me !== 0 && me !== owner.uid) return undefined;
+  const stageDir = readAheadStageDir(entry.target.pgdata);
+  // The staging path goes into restore_command, a shell string: only plain characters.
+  if (plainPathProblem(stageDir, 'restore_command')) return undefined;
   return {
-    stageDir: readAheadStageDir(entry.target.pgdata),
+    stageDir,
     archiveDir: entry.walArchive,
     depth,
     owner: me === 0 && owner.uid !== 0 ? owner : undefined,
