@@ -3,7 +3,16 @@
 // and the restore_command it puts in front of the replica's own. The replay side runs on a real
 // replica in pitr-workflow.test.ts.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -119,6 +128,40 @@ describe('WAL read-ahead (staging archived segments ahead of replay)', function 
       signal: aborted.signal,
     });
     assert.equal(none.staged, 0);
+    assert.equal(existsSync(stage), false);
+  });
+
+  it('stages fewer of large segments: never more than 256 MB in pg_wal', async () => {
+    const big = join(root, 'big-archive');
+    mkdirSync(big);
+    const segBytes = 128 * MB;
+    // 128 MB segments (wal_segment_size can be up to 1 GB), sparse: the names give 0/0, 0/8000000, …
+    for (let seg = 0; seg < 4; seg++) {
+      const file = join(big, `000000010000000000000${seg.toString(16).toUpperCase().padStart(3, '0')}`);
+      writeFileSync(file, '');
+      truncateSync(file, segBytes);
+    }
+    const stage = readAheadStageDir(pgdata);
+    const abort = new AbortController();
+    const running = runReadAhead({
+      archiveDir: big,
+      stageDir: stage,
+      timeline: 1,
+      fromLsn: '0/0',
+      depth: 4,
+      replayLsn: () => undefined,
+      signal: abort.signal,
+      pollMs: 2,
+    });
+    let seen = 0;
+    for (let i = 0; i < 100; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      seen = Math.max(seen, existsSync(stage) ? readdirSync(stage).filter((n) => !n.startsWith('.')).length : 0);
+    }
+    abort.abort();
+    const stats = await running;
+    assert.equal(seen, 2, `${seen} segments of 128 MB staged at once`);
+    assert.equal(stats.staged, 2);
     assert.equal(existsSync(stage), false);
   });
 

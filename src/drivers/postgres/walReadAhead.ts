@@ -14,6 +14,8 @@ import { listArchivedSegments, type ArchivedSegment } from './walInspect';
 /** The staging directory's name inside pg_wal: pg_basebackup and PostgreSQL ignore it. */
 export const READ_AHEAD_DIR = 'pgops_readahead';
 const SEGMENT_FILE = /^[0-9A-F]{24}$/;
+/** The most the staging directory holds (a whole number of segments, at least one). */
+export const MAX_STAGED_BYTES = 256 * 1024 * 1024;
 
 export function readAheadStageDir(pgdata: string): string {
   return join(pgdata, 'pg_wal', READ_AHEAD_DIR);
@@ -54,7 +56,7 @@ export interface ReadAheadOptions {
   fromLsn: string;
   /** The last segment staged holds this position (the target), or the archive's end. */
   toLsn?: string;
-  /** Segments staged and not yet taken, at most. */
+  /** Segments staged and not yet taken, at most (fewer when that would pass MAX_STAGED_BYTES). */
   depth: number;
   /** Owner given to the staged files (PGDATA's), when this process may give it. */
   owner?: { uid: number; gid: number };
@@ -124,11 +126,15 @@ export async function runReadAhead(opts: ReadAheadOptions): Promise<ReadAheadSta
     }
   };
   try {
-    for (const segment of segmentsToStage(opts)) {
+    const segments = segmentsToStage(opts);
+    const segmentBytes = segments[0] ? Number(parseLsn(segments[0].endLsn) - parseLsn(segments[0].startLsn)) : 1;
+    // Large segments (up to 1 GB) are staged fewer at a time: at most MAX_STAGED_BYTES in pg_wal.
+    const depth = Math.max(1, Math.min(opts.depth, Math.floor(MAX_STAGED_BYTES / segmentBytes)));
+    for (const segment of segments) {
       for (;;) {
         if (opts.signal.aborted) return stats;
         await settle();
-        if (pending.size < opts.depth) break;
+        if (pending.size < depth) break;
         await sleep(pollMs, opts.signal);
       }
       const replay = opts.replayLsn();
