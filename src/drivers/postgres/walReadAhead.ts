@@ -111,8 +111,10 @@ export async function runReadAhead(opts: ReadAheadOptions): Promise<ReadAheadSta
   if (opts.owner) await chown(opts.stageDir, opts.owner.uid, opts.owner.gid);
   const pending = new Map<string, ArchivedSegment>(); // staged, not yet taken
   const settle = async () => {
-    const present = new Set(await stagedNames(opts.stageDir));
+    // Replay's position first: a segment still present after it was read is one the startup
+    // process did not take before replaying past it (it takes a segment before replaying it).
     const replay = opts.replayLsn();
+    const present = new Set(await stagedNames(opts.stageDir));
     for (const [name, segment] of pending) {
       if (!present.has(name)) {
         pending.delete(name);
