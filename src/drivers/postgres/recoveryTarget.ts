@@ -178,7 +178,9 @@ async function applyReadAheadRestoreCommand(
   const savedText = written.get(SAVED_RESTORE_COMMAND_SETTING);
   const saved: SavedRestoreCommand | undefined = savedText
     ? (JSON.parse(savedText) as SavedRestoreCommand)
-    : row && !isReadAheadRestoreCommand(row.setting)
+    : // Without the file it came from (a role that may not see it), putting it back could not
+      // tell SET from RESET: no read-ahead then.
+      row && row.sourcefile !== null && !isReadAheadRestoreCommand(row.setting)
       ? { value: row.setting, sourcefile: row.sourcefile }
       : undefined;
   if (!saved) return;
