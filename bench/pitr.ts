@@ -12,9 +12,10 @@
 //     archived. The replica is stopped and copied once; then, for `rounds` rounds in alternating
 //     order, each side starts from that copy put back in place, with the page cache dropped:
 //     the workflow to the bad xid (then=pause, no return to delay), start → result, with its WAL
-//     read-ahead (the default) and with it off (replayReadAhead: 0); the seed's manual runbook by a plain script on the same replica (pause, ALTER SYSTEM the target with
-//     delay 0, restart, poll on one session until paused at the target); and the runbook with the prefetch
-//     settings a DBA would not bother with during an incident (tunings).
+//     read-ahead (the default) and with it off (replayReadAhead: 0); the seed's manual runbook
+//     by a plain script on the same replica (pause, ALTER SYSTEM the target with delay 0,
+//     restart, poll on one session until paused at the target); and the runbook with the
+//     prefetch settings a DBA would not bother with during an incident (tunings).
 // Usage: npx tsx bench/pitr.ts [pauseRuns=20] [walMB=1024] [rounds=2]
 import { spawn, type ChildProcess } from 'node:child_process';
 import {

@@ -170,19 +170,20 @@ async function applyReadAheadRestoreCommand(
   stageDir: string,
   written: Map<string, string>,
 ): Promise<void> {
-  const row = (
-    await client.query<{ setting: string; sourcefile: string | null }>(
-      "SELECT setting, sourcefile FROM pg_settings WHERE name = 'restore_command'",
-    )
-  ).rows[0];
   const savedText = written.get(SAVED_RESTORE_COMMAND_SETTING);
-  const saved: SavedRestoreCommand | undefined = savedText
-    ? (JSON.parse(savedText) as SavedRestoreCommand)
-    : // Without the file it came from (a role that may not see it), putting it back could not
-      // tell SET from RESET: no read-ahead then.
-      row && row.sourcefile !== null && !isReadAheadRestoreCommand(row.setting)
-      ? { value: row.setting, sourcefile: row.sourcefile }
-      : undefined;
+  let saved: SavedRestoreCommand | undefined;
+  if (savedText !== undefined) saved = JSON.parse(savedText) as SavedRestoreCommand;
+  else {
+    const row = (
+      await client.query<{ setting: string; sourcefile: string | null }>(
+        "SELECT setting, sourcefile FROM pg_settings WHERE name = 'restore_command'",
+      )
+    ).rows[0];
+    // Without the file it came from (a role that may not see it), putting it back could not
+    // tell SET from RESET: no read-ahead then.
+    if (row && row.sourcefile !== null && !isReadAheadRestoreCommand(row.setting))
+      saved = { value: row.setting, sourcefile: row.sourcefile };
+  }
   if (!saved) return;
   const command = readAheadRestoreCommand(stageDir, saved.value);
   if (!command) return;
@@ -195,9 +196,13 @@ async function applyReadAheadRestoreCommand(
  * postgresql.auto.conf, otherwise RESET) and, with `reload`, applies it at once (restore_command
  * takes a reload). Idempotent; does nothing when no read-ahead command was written.
  */
-export async function restoreOwnRestoreCommand(client: Client, reload: boolean): Promise<boolean> {
-  const { written } = await autoConf(client);
-  const savedText = written.get(SAVED_RESTORE_COMMAND_SETTING);
+export async function restoreOwnRestoreCommand(
+  client: Client,
+  reload: boolean,
+  /** postgresql.auto.conf as the caller read it already (autoConf), else read here. */
+  written?: Map<string, string>,
+): Promise<boolean> {
+  const savedText = (written ?? (await autoConf(client)).written).get(SAVED_RESTORE_COMMAND_SETTING);
   if (savedText === undefined) return false;
   const saved = JSON.parse(savedText) as SavedRestoreCommand;
   if (saved.sourcefile?.endsWith('postgresql.auto.conf')) await alterSystem(client, 'restore_command', saved.value);
@@ -235,7 +240,7 @@ export async function clearRecoveryTarget(
       await alterSystem(client, 'recovery_min_apply_delay', undefined);
     }
     await alterSystem(client, SAVED_DELAY_SETTING, undefined);
-    await restoreOwnRestoreCommand(client, false);
+    await restoreOwnRestoreCommand(client, false, written);
     return { recoveryMinApplyDelay: restored };
   });
 }

@@ -10,6 +10,10 @@ import { join } from 'node:path';
 import { compareLsn, parseLsn } from '../../common/lsn';
 import { plainPathProblem } from '../../common/shellPaths';
 import { listArchivedSegments, type ArchivedSegment } from './walInspect';
+import { delay } from '../waiting';
+
+/** A wait that an abort ends early (the loops check the signal themselves). */
+const pause = (ms: number, signal: AbortSignal) => delay(ms, signal).catch(() => undefined);
 
 /** The staging directory's name inside pg_wal: pg_basebackup and PostgreSQL ignore it. */
 export const READ_AHEAD_DIR = 'pgops_readahead';
@@ -77,18 +81,6 @@ function segmentsToStage(opts: ReadAheadOptions): ArchivedSegment[] {
   );
 }
 
-const sleep = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
-
 async function stagedNames(stageDir: string): Promise<string[]> {
   return (await readdir(stageDir).catch(() => [] as string[])).filter((n) => SEGMENT_FILE.test(n));
 }
@@ -137,7 +129,7 @@ export async function runReadAhead(opts: ReadAheadOptions): Promise<ReadAheadSta
         if (opts.signal.aborted) return stats;
         await settle();
         if (pending.size < depth) break;
-        await sleep(pollMs, opts.signal);
+        await pause(pollMs, opts.signal);
       }
       const replay = opts.replayLsn();
       if (replay !== undefined && compareLsn(segment.endLsn, replay) <= 0) continue; // already replayed
@@ -159,7 +151,7 @@ export async function runReadAhead(opts: ReadAheadOptions): Promise<ReadAheadSta
     // Wait for the last staged segments to be taken (or passed), so none is left behind.
     while (pending.size > 0 && !opts.signal.aborted) {
       await settle();
-      if (pending.size > 0) await sleep(pollMs * 5, opts.signal);
+      if (pending.size > 0) await pause(pollMs * 5, opts.signal);
     }
     return stats;
   } finally {
