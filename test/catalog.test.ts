@@ -73,6 +73,22 @@ clusters:
     );
   });
 
+  it('refuses a WAL read-ahead that is not a whole number of segments from 0 to 64, naming the field', () => {
+    for (const bad of ['-1', '65', '2.5', '"4"'])
+      assert.match(
+        problems(
+          `clusters:\n  r:\n    target: { kind: local, pgdata: /d, port: 5 }\n    walArchive: /a\n    replayReadAhead: ${bad}\n`,
+        ),
+        /cluster "r", field replayReadAhead/,
+        bad,
+      );
+    const ok = parseCatalog(
+      'clusters:\n  r:\n    target: { kind: local, pgdata: /d, port: 5 }\n    walArchive: /a\n    replayReadAhead: 0\n',
+      '/etc/pgops/pgops.yaml',
+    );
+    assert.equal(ok.clusters.r!.replayReadAhead, 0, '0 turns it off');
+  });
+
   it('reports YAML syntax errors and duplicate keys with the file name', () => {
     assert.match(problems('clusters: [unclosed'), /pgops.yaml is not valid YAML/);
     assert.match(
