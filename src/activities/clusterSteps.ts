@@ -5,6 +5,7 @@ import type { ClusterRegistry } from './clusterRegistry';
 import { asStep, preconditionFailed } from './failures';
 import { withHeartbeats } from './heartbeat';
 import type { LockedStepInput } from './lockGuard';
+import { recoveryFailureIn } from '../drivers/postgres/recoveryFailure';
 import { refusesConnections, waitForSql } from '../drivers/postgres/session';
 import { pauseForTests } from '../drivers/testPause';
 import type { ClusterSnapshotState } from '../workflows/definitions';
@@ -143,14 +144,17 @@ export function createClusterSteps(registry: ClusterRegistry) {
           const replicasFrom = replicas !== undefined ? 'input' : recorded !== undefined ? 'recorded' : 'catalog';
           log.info('starting cluster', { cluster, replicas: count, replicasFrom, step: 'start-begin' });
           const onProgress = (d: string) => progress.report(d);
-          const result = await driver.start(count, { onProgress, signal: progress.signal });
           const timeoutMs =
             (entry.target.kind === 'local' ? entry.target.startTimeoutSeconds : entry.target.readyTimeoutSeconds) *
             1000;
-          const sql = await waitForSql(await registry.endpoint(cluster), {
-            timeoutMs,
-            signal: progress.signal,
-            onProgress,
+          const { result, sql } = await refusingFailedRecovery(registry, cluster, async () => {
+            const result = await driver.start(count, { onProgress, signal: progress.signal });
+            const sql = await waitForSql(await registry.endpoint(cluster), {
+              timeoutMs,
+              signal: progress.signal,
+              onProgress,
+            });
+            return { result, sql };
           });
           return {
             replicas: count,
@@ -164,4 +168,27 @@ export function createClusterSteps(registry: ClusterRegistry) {
       );
     },
   };
+}
+
+/**
+ * A start that failed because the startup process gave up during recovery fails the step at once
+ * (RecoveryFailed, the server's line at the top): every retry would fail the same way with the
+ * database down.
+ */
+async function refusingFailedRecovery<T>(
+  registry: ClusterRegistry,
+  cluster: string,
+  start: () => Promise<T>,
+): Promise<T> {
+  try {
+    return await start();
+  } catch (err) {
+    if (err instanceof ApplicationFailure || err instanceof CancelledFailure) throw err;
+    const failure = recoveryFailureIn(await registry.serverLog(cluster).catch(() => []));
+    if (!failure) throw err;
+    throw ApplicationFailure.nonRetryable(
+      `cluster "${cluster}", step start: PostgreSQL cannot start, its recovery failed: ${failure.line}. Retrying cannot fix this. Server log:\n${failure.context.join('\n')}`,
+      'RecoveryFailed',
+    );
+  }
 }

@@ -1,7 +1,8 @@
 // Rollback restore steps (procedures.md §3, and the recovery the seed left out): refuse early,
 // roll every volume back, write backup_label and the recovery settings, watch recovery, verify
 // and clean up. Every step is safe to repeat after a worker crash.
-import { log } from '@temporalio/activity';
+import { existsSync } from 'node:fs';
+import { ApplicationFailure, log } from '@temporalio/activity';
 import type { ClusterRegistry } from './clusterRegistry';
 import { asStep, preconditionFailed } from './failures';
 import { withHeartbeats } from './heartbeat';
@@ -17,6 +18,8 @@ import {
   type RestoreTarget,
 } from '../drivers/postgres/recoveryConfig';
 import { readReplayStatus } from '../drivers/postgres/replayControl';
+import { recoveryFailureIn } from '../drivers/postgres/recoveryFailure';
+import { chooseRecoveryTimeline, TargetNotOnHistory, type TimelineChoice } from '../drivers/postgres/targetTimeline';
 import { withSession } from '../drivers/postgres/session';
 import type { BackupRecord } from '../drivers/storage/types';
 import { delay } from '../drivers/waiting';
@@ -28,6 +31,12 @@ export interface RestorePlan {
   /** The target PostgreSQL is given: 'immediate' for an online backup without a target. */
   target?: RestoreTarget;
   replaysArchive: boolean;
+  /** The timeline the target lies on, written as recovery_target_timeline (README "History"). */
+  timeline?: number;
+  /** How the timeline was chosen, or why it could not be checked. */
+  timelineNote?: string;
+  /** Where recovery will stop, as the archive shows it. */
+  stopLsn?: string;
 }
 
 export function createRestoreSteps(registry: ClusterRegistry) {
@@ -54,6 +63,9 @@ export function createRestoreSteps(registry: ClusterRegistry) {
       cluster: string;
       backup: string;
       recoveryTarget?: RestoreTarget;
+      inclusive?: boolean;
+      /** The operator's recoveryTargetTimeline, if any: the target is looked for along it only. */
+      timeline?: RecoveryTimeline;
     }): Promise<RestorePlan> {
       const { cluster } = input;
       return asStep(cluster, 'check-restore', () =>
@@ -87,7 +99,32 @@ export function createRestoreSteps(registry: ClusterRegistry) {
                 : 'a recovery target replays archived WAL, and the catalog names no WAL archive for this cluster (walArchive)',
             );
           if (typeof recoveryTarget === 'object') checkTargetAfterBackup(recoveryTarget, backup, refuse);
-          return { backup, target: recoveryTarget, replaysArchive: recoveryTarget !== undefined };
+          const plan: RestorePlan = { backup, target: recoveryTarget, replaysArchive: recoveryTarget !== undefined };
+          if (recoveryTarget === undefined || !entry.walArchive) return plan;
+          if (!existsSync(entry.walArchive))
+            return {
+              ...plan,
+              timelineNote: `the WAL archive ${entry.walArchive} is not readable by this worker: the timeline was not checked, recovery follows ${input.timeline ?? (recoveryTarget === 'immediate' ? 'current' : 'latest')}`,
+            };
+          progress.report(`finding the timeline of the target in the WAL archive ${entry.walArchive}`);
+          let choice: TimelineChoice;
+          try {
+            choice = await chooseRecoveryTimeline(entry.walArchive, backup, recoveryTarget, {
+              inclusive: input.inclusive,
+              requested: input.timeline,
+              binDir: entry.target.kind === 'local' ? entry.target.binDir : undefined,
+              signal: progress.signal,
+            });
+          } catch (err) {
+            if (err instanceof TargetNotOnHistory) throw refuse(err.message);
+            throw err;
+          }
+          return {
+            ...plan,
+            timeline: choice.timeline,
+            stopLsn: choice.stopLsn,
+            timelineNote: `the target lies on timeline ${choice.timeline}${choice.stopLsn ? ` (recovery stops at ${choice.stopLsn})` : ''}; timelines reachable from backup ${backup.id}: ${choice.reachable.join(', ')}`,
+          };
         }),
       );
     },
@@ -131,7 +168,7 @@ export function createRestoreSteps(registry: ClusterRegistry) {
       inclusive: boolean;
       action: 'promote' | 'pause';
       timeline?: RecoveryTimeline;
-    }): Promise<{ written: string[]; removed: string[]; settings: Record<string, string> }> {
+    }): Promise<{ written: string[]; removed: string[]; settings: Record<string, string>; walFilesRemoved: number }> {
       const { cluster } = input;
       return asStep(cluster, 'recovery-files', () =>
         withHeartbeats(async (progress) => {
@@ -142,6 +179,7 @@ export function createRestoreSteps(registry: ClusterRegistry) {
               'recovery-files',
               'the server is running: recovery files are written while it is stopped',
             );
+          let walFilesRemoved = 0;
           const files = recoveryFiles({
             labelfile: record.mode === 'online' ? record.labelfile : undefined,
             spcmapfile: record.mode === 'online' ? record.spcmapfile : undefined,
@@ -149,10 +187,12 @@ export function createRestoreSteps(registry: ClusterRegistry) {
             target: input.target,
             inclusive: input.inclusive,
             action: input.action,
+            timeline: input.timeline,
           });
           await registry.withStoppedDataDirectory(
             cluster,
             async ({ files: dir }) => {
+              if (input.target !== undefined) walFilesRemoved = await dir.clearWal();
               for (const name of files.remove) await dir.remove(name);
               for (const [name, content] of Object.entries(files.write)) await dir.write(name, content);
               await dir.write(
@@ -162,7 +202,12 @@ export function createRestoreSteps(registry: ClusterRegistry) {
             },
             { onProgress: (d) => progress.report(d), signal: progress.signal },
           );
-          return { written: Object.keys(files.write), removed: files.remove, settings: files.settings };
+          return {
+            written: Object.keys(files.write),
+            removed: files.remove,
+            settings: files.settings,
+            walFilesRemoved,
+          };
         }),
       );
     },
@@ -183,12 +228,14 @@ export function createRestoreSteps(registry: ClusterRegistry) {
             try {
               status = await withSession(endpoint, readReplayStatus);
             } catch (err) {
-              if (!(await registry.driver(cluster).describe()).running)
-                throw preconditionFailed(
-                  cluster,
-                  'recovery',
-                  `the server stopped during recovery: ${(err as Error).message}\n${(await registry.serverLog(cluster)).slice(-8).join('\n')}`,
+              if (!(await registry.driver(cluster).describe()).running) {
+                const log = await registry.serverLog(cluster);
+                const failure = recoveryFailureIn(log);
+                throw ApplicationFailure.nonRetryable(
+                  `cluster "${cluster}", step recovery: the server stopped during recovery: ${failure?.line ?? (err as Error).message}\n${(failure?.context ?? log.slice(-8)).join('\n')}`,
+                  'RecoveryFailed',
                 );
+              }
               progress.report(`server not answering yet: ${(err as Error).message}`);
               await delay(250, progress.signal);
               continue;

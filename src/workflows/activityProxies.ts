@@ -31,6 +31,7 @@ export const NON_RETRYABLE = [
   'PreconditionFailed',
   'AuthenticationFailed',
   'LockLost',
+  'RecoveryFailed',
 ];
 
 function retryPolicy(
@@ -134,6 +135,12 @@ export const bringUpStep = activitiesWith({
     initialInterval: '2s',
     backoffCoefficient: 2,
     maximumInterval: '1 minute',
-    nonRetryableErrorTypes: ['InvalidInput', 'AuthenticationFailed', 'PreconditionFailed', 'LockLost'],
+    nonRetryableErrorTypes: [
+      'InvalidInput',
+      'AuthenticationFailed',
+      'PreconditionFailed',
+      'LockLost',
+      'RecoveryFailed',
+    ],
   },
 });

@@ -2,7 +2,7 @@
 // early touching nothing, stop, keep a safety snapshot of the current state (so a restore of the
 // wrong backup can itself be undone), roll every volume back, write backup_label and the recovery
 // settings, start, watch archive recovery to the target, verify and clean up.
-import { ApplicationFailure, CancellationScope, isCancellation, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, isCancellation, patched, workflowInfo } from '@temporalio/workflow';
 import { backupIdFor } from '../common/backupIds';
 import type { BackupRecord } from '../drivers/storage/types';
 import type { RestoreTarget } from '../drivers/postgres/recoveryConfig';
@@ -14,6 +14,7 @@ import { withClusterLock } from './clusterLock';
 import { checkInputObject, optionalBoolean } from './inputValidation';
 import { lockWaitFromInput, LOCK_INPUT_KEYS } from './lockInput';
 import { afterRecovery, backupRef, confirmation, recoveryTimeline, restoreTarget } from './backupInput';
+import { undoFailedRestore } from './undoFailedRestore';
 
 type Result<K extends keyof PgOpsActivities> = Awaited<ReturnType<PgOpsActivities[K]>>;
 
@@ -48,6 +49,8 @@ export interface RollbackRestoreResult {
   verified: Result<'finishRestore'>;
   /** What the rollback kept until the restore succeeded and has now let go (CSI: replaced volumes). */
   released: string[];
+  /** The timeline recovery followed (recovery_target_timeline) and why, when WAL was replayed. */
+  recoveryTimeline?: { timeline?: number; note?: string; stopLsn?: string };
 }
 
 const TYPE = 'rollbackRestoreWorkflow';
@@ -82,7 +85,7 @@ export async function rollbackRestoreWorkflow(input: RollbackRestoreInput): Prom
 
   return withClusterLock(cluster, TYPE, { ...lockWait, progress }, async () => {
     progress.step('check', `checking backup ${backup} against the cluster, its system identifier and the target`);
-    const plan = await longStep.checkRestore({ cluster, backup, recoveryTarget });
+    const plan = await longStep.checkRestore({ cluster, backup, recoveryTarget, inclusive, timeline });
     const restored = plan.backup;
     progress.note({ backupId: restored.id, backupStopLsn: restored.stopLsn });
 
@@ -148,7 +151,7 @@ export async function rollbackRestoreWorkflow(input: RollbackRestoreInput): Prom
         target: plan.target,
         inclusive,
         action,
-        timeline,
+        timeline: plan.timeline ?? timeline,
       });
       step = 'start';
       progress.step(
@@ -194,14 +197,27 @@ export async function rollbackRestoreWorkflow(input: RollbackRestoreInput): Prom
         recovery,
         verified,
         released,
+        recoveryTimeline: plan.target
+          ? { timeline: plan.timeline, note: plan.timelineNote, stopLsn: plan.stopLsn }
+          : undefined,
       };
     } catch (err) {
       if (isCancellation(err)) throw err;
-      throw ApplicationFailure.nonRetryable(
-        `${TYPE}: cluster "${cluster}": the restore of backup ${restored.id} failed at step ${step}: ${messageOf(err)}. The cluster may be left stopped.${undo ? ` Nothing is lost: ${undo}.` : ''}`,
-        'RestoreFailed',
-        { step, safetySnapshot: safetySnapshot?.id },
+      if (!patched('undo-failed-restore'))
+        throw ApplicationFailure.nonRetryable(
+          `${TYPE}: cluster "${cluster}": the restore of backup ${restored.id} failed at step ${step}: ${messageOf(err)}. The cluster may be left stopped.${undo ? ` Nothing is lost: ${undo}.` : ''}`,
+          'RestoreFailed',
+          { step, safetySnapshot: safetySnapshot?.id },
+        );
+      const failed = `${TYPE}: cluster "${cluster}": the restore of backup ${restored.id} failed at step ${step}: ${messageOf(err)}.`;
+      const outcome = await CancellationScope.nonCancellable(() =>
+        undoFailedRestore({ cluster, restored, safetySnapshot, wasRunning: before.running, progress }),
       );
+      throw ApplicationFailure.nonRetryable(`${failed} ${outcome.said}`, 'RestoreFailed', {
+        step,
+        safetySnapshot: safetySnapshot?.id,
+        undone: outcome.undone,
+      });
     }
   });
 }

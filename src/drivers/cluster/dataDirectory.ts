@@ -2,7 +2,7 @@
 // postgresql.auto.conf), written as the directory's owner with PostgreSQL's modes, and what
 // pg_controldata says of it. Local targets do it on the worker; a Kubernetes target through a
 // helper pod that mounts the claims (see kube/helperPod.ts).
-import { chownSync, existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, posix } from 'node:path';
 import type { LocalTarget } from '../../config/schema';
 import { parseControlData, readControlData, type ControlData } from '../postgres/controlData';
@@ -12,7 +12,17 @@ export interface DataDirectoryFiles {
   read(name: string): Promise<string | undefined>;
   write(name: string, content: string): Promise<void>;
   remove(name: string): Promise<void>;
+  /**
+   * Removes the WAL segment files in pg_wal and their archive status: before archive recovery
+   * (PostgreSQL's PITR procedure). They came with the snapshot and are in the archive already;
+   * left there, a segment the snapshot had not yet archived is marked .ready again and the
+   * archiver tries, for ever, to archive a file the archive already holds.
+   */
+  clearWal(): Promise<number>;
 }
+
+/** Segment files (and the .partial of a timeline switch) in pg_wal. */
+const WAL_FILE = /^[0-9A-F]{24}(\.partial)?$/;
 
 /** A stopped server's data directory, as the restore and offline snapshot steps need it. */
 export interface StoppedDataDirectory {
@@ -49,6 +59,19 @@ export function localDataDirectory(target: LocalTarget): StoppedDataDirectory {
         checkName(name);
         rmSync(join(pgdata, name), { force: true });
       },
+      async clearWal() {
+        // pg_wal may be a symbolic link to a WAL volume: the directory it points to is cleared.
+        const wal = join(pgdata, 'pg_wal');
+        let removed = 0;
+        for (const name of readdirSync(wal)) {
+          if (!WAL_FILE.test(name)) continue;
+          rmSync(join(wal, name), { force: true });
+          removed++;
+        }
+        const status = join(wal, 'archive_status');
+        if (existsSync(status)) for (const name of readdirSync(status)) rmSync(join(status, name), { force: true });
+        return removed;
+      },
     },
   };
 }
@@ -84,6 +107,33 @@ export function helperDataDirectory(helper: HelperPod, signal?: AbortSignal): St
       },
       async remove(name) {
         await helper.run(['rm', '-f', '--', path(name)], { signal });
+      },
+      async clearWal() {
+        const wal = posix.join(pgdata, 'pg_wal');
+        // The StatefulSet's own image: plain find options only. The trailing '/' follows a pg_wal symlink.
+        const segment = `${'[0-9A-F]'.repeat(24)}`;
+        const found = await helper.run(
+          [
+            'find',
+            `${wal}/`,
+            '-maxdepth',
+            '1',
+            '-type',
+            'f',
+            '(',
+            '-name',
+            segment,
+            '-o',
+            '-name',
+            `${segment}.partial`,
+            ')',
+            '-print',
+            '-delete',
+          ],
+          { signal },
+        );
+        await helper.run(['find', `${posix.join(wal, 'archive_status')}/`, '-type', 'f', '-delete'], { signal });
+        return found.split('\n').filter((l) => l.trim()).length;
       },
     },
   };

@@ -170,6 +170,8 @@ async function dumpRun(
 
 interface ScanFilter {
   rmgrs: string[];
+  /** Only this timeline's segments (a section of one branch of the history), not the newest path. */
+  timeline?: number;
   xid?: number;
   afterLsn?: string;
   /** Only segments that start at or before this position (records after it in the last one still pass). */
@@ -181,7 +183,9 @@ interface ScanFilter {
 function planScan(archiveDir: string, filter: ScanFilter, onRecord: (r: WalRecord) => boolean | void) {
   const after = filter.afterLsn === undefined ? undefined : parseLsn(filter.afterLsn);
   const through = filter.throughLsn === undefined ? undefined : parseLsn(filter.throughLsn);
-  const segments = listArchivedSegments(archiveDir);
+  const segments = listArchivedSegments(archiveDir).filter(
+    (s) => filter.timeline === undefined || s.timeline === filter.timeline,
+  );
   const runs = scanRuns(
     segments,
     (s) =>
@@ -439,6 +443,8 @@ export async function findCommit(
   xid: string,
   opts: WalDumpOptions & {
     afterLsn?: string;
+    /** Search this timeline's segments only. */
+    timeline?: number;
     stats?: ArchiveSearchStats;
     /** When the primary says the transaction committed (ISO), if it keeps commit times. */
     commitTimeHint?: Promise<string | undefined>;
@@ -451,7 +457,7 @@ export async function findCommit(
   let found: CommitLocation | undefined;
   const { segments, runs, args, onLaterRecord } = planScan(
     archiveDir,
-    { rmgrs: ['Transaction'], xid: xid32, afterLsn: opts.afterLsn },
+    { rmgrs: ['Transaction'], xid: xid32, afterLsn: opts.afterLsn, timeline: opts.timeline },
     (record) => {
       const end = parseTransactionEnd(record);
       if (end?.xid !== xid32) return false;
@@ -511,7 +517,7 @@ export async function findTimeTargetStop(
   archiveDir: string,
   time: string,
   inclusive: boolean,
-  opts: WalDumpOptions & { afterLsn?: string; stats?: ArchiveSearchStats } = {},
+  opts: WalDumpOptions & { afterLsn?: string; timeline?: number; stats?: ArchiveSearchStats } = {},
 ): Promise<TransactionEnd | undefined> {
   const target = isoTimeMicros(time);
   if (target === undefined) throw new Error(`${JSON.stringify(time)} is not an ISO time with a zone`);
@@ -523,7 +529,7 @@ export async function findTimeTargetStop(
   let found: TransactionEnd | undefined;
   const { segments, runs, args, onLaterRecord } = planScan(
     archiveDir,
-    { rmgrs: ['Transaction'], afterLsn: opts.afterLsn },
+    { rmgrs: ['Transaction'], afterLsn: opts.afterLsn, timeline: opts.timeline },
     (record) => {
       const end = parseTransactionEnd(record);
       if (!end || !stopsAt(end)) return false;
@@ -553,12 +559,12 @@ export async function findTimeTargetStop(
 export async function findRestorePoint(
   archiveDir: string,
   name: string,
-  opts: WalDumpOptions & { afterLsn?: string } = {},
+  opts: WalDumpOptions & { afterLsn?: string; timeline?: number } = {},
 ): Promise<string | undefined> {
   let found: string | undefined;
   await scanArchive(
     archiveDir,
-    { rmgrs: ['XLOG'], afterLsn: opts.afterLsn },
+    { rmgrs: ['XLOG'], afterLsn: opts.afterLsn, timeline: opts.timeline },
     (record) => {
       if (record.desc.trim() !== `RESTORE_POINT ${name}`) return false;
       found = record.lsn;
