@@ -18,6 +18,7 @@ import {
 } from '../drivers/postgres/recoveryConfig';
 import { readReplayStatus } from '../drivers/postgres/replayControl';
 import { withSession } from '../drivers/postgres/session';
+import { startupFailure } from '../drivers/postgres/startupFailure';
 import type { BackupRecord } from '../drivers/storage/types';
 import { delay } from '../drivers/waiting';
 import { LocalClusterDriver } from '../drivers/cluster/local';
@@ -183,12 +184,17 @@ export function createRestoreSteps(registry: ClusterRegistry) {
             try {
               status = await withSession(endpoint, readReplayStatus);
             } catch (err) {
-              if (!(await registry.driver(cluster).describe()).running)
+              if (!(await registry.driver(cluster).describe()).running) {
+                const lines = await registry.serverLog(cluster);
+                // Recovery itself ended with FATAL (say, before its target): the server's words at the top.
+                const refused = startupFailure(lines, `the server log of cluster "${cluster}"`);
+                if (refused) throw refused;
                 throw preconditionFailed(
                   cluster,
                   'recovery',
-                  `the server stopped during recovery: ${(err as Error).message}\n${(await registry.serverLog(cluster)).slice(-8).join('\n')}`,
+                  `the server stopped during recovery: ${(err as Error).message}\n${lines.slice(-8).join('\n')}`,
                 );
+              }
               progress.report(`server not answering yet: ${(err as Error).message}`);
               await delay(250, progress.signal);
               continue;

@@ -30,6 +30,7 @@ export const NON_RETRYABLE = [
   'ClusterBusy',
   'PreconditionFailed',
   'AuthenticationFailed',
+  'PostgresError',
   'LockLost',
 ];
 
@@ -134,6 +135,6 @@ export const bringUpStep = activitiesWith({
     initialInterval: '2s',
     backoffCoefficient: 2,
     maximumInterval: '1 minute',
-    nonRetryableErrorTypes: ['InvalidInput', 'AuthenticationFailed', 'PreconditionFailed', 'LockLost'],
+    nonRetryableErrorTypes: ['InvalidInput', 'AuthenticationFailed', 'PostgresError', 'PreconditionFailed', 'LockLost'],
   },
 });
