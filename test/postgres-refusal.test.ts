@@ -70,4 +70,42 @@ describe('a step PostgreSQL refuses for good fails at once, with the server mess
       assert.equal(lock?.holder ?? null, null);
     });
   });
+
+  it("fails a restore whose recovery ends before its target with the server's FATAL, on the first attempt", async function () {
+    this.timeout(240_000);
+    const { client } = await testEnv();
+    const workflowId = `pg-refusal-restore-${Date.now()}`;
+    await withWorker(fx.taskQueue, fx.catalogPath, async () => {
+      const taken = await client.workflow.execute('snapshotBackupWorkflow', {
+        taskQueue: fx.taskQueue,
+        workflowId: `${workflowId}-backup`,
+        args: [{ cluster: fx.name }],
+      });
+      // A restore point name nobody created (a typo): PostgreSQL replays all the archive, then the
+      // startup process ends with FATAL. Starting again would replay it all again, for nothing.
+      const err = await client.workflow
+        .execute('rollbackRestoreWorkflow', {
+          taskQueue: fx.taskQueue,
+          workflowId,
+          args: [
+            { cluster: fx.name, backup: taken.backup.id, confirm: fx.name, recoveryTarget: { name: 'before_typo' } },
+          ],
+        })
+        .then(
+          () => assert.fail('the restore succeeded'),
+          (e: unknown) => e,
+        );
+      assert.ok(err instanceof WorkflowFailedError, String(err));
+      const top = err.cause;
+      assert.ok(top instanceof ApplicationFailure, `top cause: ${top?.constructor.name}`);
+      assert.equal(top.type, 'RestoreFailed');
+      assert.match(
+        top.message,
+        /failed at step (start|recovery): cluster "shop", step (start|recovery): PostgreSQL stopped while starting: recovery ended before configured recovery target was reached \(FATAL in the startup process; server log: .*\)\. Retrying cannot fix this: .*choose an earlier target.*Nothing is lost: run rollbackRestoreWorkflow/,
+      );
+      const attempts = await attemptsByActivity(client.workflow.getHandle(workflowId));
+      assert.equal(attempts.get('startCluster'), 1, 'the start is not retried');
+      assert.ok((attempts.get('watchRecovery') ?? 1) === 1, 'nor is the watch over recovery');
+    });
+  });
 });
