@@ -78,6 +78,13 @@ describe('the pgops CLI, spawned as a user runs it', () => {
       const invalid = await pgops('stop', 'Bad_Name');
       assert.equal(invalid.code, 2);
       assert.match(invalid.stderr, /invalid input/);
+      // Free text goes to the workflow as typed, and its checks refuse control characters.
+      const escaped = await pgops('backup', fx.name, '--label', 'nightly\u001b[2J');
+      assert.equal(escaped.code, 2, escaped.stderr);
+      assert.match(escaped.stderr, /label holds an escape character \(U\+001B\)/);
+      const twoLines = await pgops('stop', fx.name, '--reason', 'disk swap\nby ops');
+      assert.equal(twoLines.code, 2, twoLines.stderr);
+      assert.match(twoLines.stderr, /reason holds a line break/);
     });
     assert.equal(await refusesConnections(endpointOf(fx.cluster)), false, 'resumed: running again');
   });

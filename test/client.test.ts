@@ -35,6 +35,10 @@ describe('the typed client for other services', () => {
       assert.equal(result.hold?.resumeRequestedBy, 'client test');
 
       await assert.rejects(pgops.run('plannedStop', { cluster: 'Not-Valid' }), InvalidInputError);
+      await assert.rejects(
+        pgops.run('backup', { cluster: fx.name, label: 'nightly\u0000' }),
+        (err: unknown) => err instanceof InvalidInputError && /label holds a NUL byte/.test(err.message),
+      );
       await assert.rejects(pgops.run('backup', { cluster: 'nowhere' }), UnknownClusterError);
       const listed = await pgops.listBackups(fx.name);
       assert.deepEqual(listed.backups, []);

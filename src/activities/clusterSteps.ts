@@ -5,7 +5,7 @@ import type { ClusterRegistry } from './clusterRegistry';
 import { asStep, preconditionFailed } from './failures';
 import { withHeartbeats } from './heartbeat';
 import type { LockedStepInput } from './lockGuard';
-import { recoveryFailureIn } from '../drivers/postgres/recoveryFailure';
+import { startupFailure } from '../drivers/postgres/startupFailure';
 import { refusesConnections, waitForSql } from '../drivers/postgres/session';
 import { pauseForTests } from '../drivers/testPause';
 import type { ClusterSnapshotState } from '../workflows/definitions';
@@ -147,13 +147,9 @@ export function createClusterSteps(registry: ClusterRegistry) {
           const timeoutMs =
             (entry.target.kind === 'local' ? entry.target.startTimeoutSeconds : entry.target.readyTimeoutSeconds) *
             1000;
-          const { result, sql } = await refusingFailedRecovery(registry, cluster, async () => {
-            const result = await driver.start(count, { onProgress, signal: progress.signal });
-            const sql = await waitForSql(await registry.endpoint(cluster), {
-              timeoutMs,
-              signal: progress.signal,
-              onProgress,
-            });
+          const { result, sql } = await refusingFailedRecovery(registry, cluster, progress.signal, async (signal) => {
+            const result = await driver.start(count, { onProgress, signal });
+            const sql = await waitForSql(await registry.endpoint(cluster), { timeoutMs, signal, onProgress });
             return { result, sql };
           });
           return {
@@ -171,24 +167,41 @@ export function createClusterSteps(registry: ClusterRegistry) {
 }
 
 /**
- * A start that failed because the startup process gave up during recovery fails the step at once
- * (RecoveryFailed, the server's line at the top): every retry would fail the same way with the
- * database down.
+ * A start whose startup process gave up during recovery (FATAL, "startup process exited") fails
+ * the step at once, the server's line at the top: every retry would end the same way with the
+ * database down. The log is watched while the start and the wait for SQL run, because pg_ctl -w
+ * (and a pod's readiness) may report the server up at consistency, before recovery fails.
  */
 async function refusingFailedRecovery<T>(
   registry: ClusterRegistry,
   cluster: string,
-  start: () => Promise<T>,
+  signal: AbortSignal,
+  start: (signal: AbortSignal) => Promise<T>,
 ): Promise<T> {
+  const where = `the server log of cluster "${cluster}"`;
+  const readLog = () => registry.serverLog(cluster).catch((): string[] => []);
+  // Only what this start writes: an earlier run's failure (a restore retried) says nothing of it.
+  const skip = (await readLog()).length;
+  const failureNow = async () => {
+    const lines = await readLog();
+    return startupFailure(lines.length >= skip ? lines.slice(skip) : lines, where);
+  };
+  const watch = new AbortController();
+  let refused: Error | undefined;
+  const timer = setInterval(() => {
+    void failureNow().then((f) => {
+      if (f && !refused) {
+        refused = f;
+        watch.abort(f);
+      }
+    });
+  }, 1000);
   try {
-    return await start();
+    return await start(AbortSignal.any([signal, watch.signal]));
   } catch (err) {
     if (err instanceof ApplicationFailure || err instanceof CancelledFailure) throw err;
-    const failure = recoveryFailureIn(await registry.serverLog(cluster).catch(() => []));
-    if (!failure) throw err;
-    throw ApplicationFailure.nonRetryable(
-      `cluster "${cluster}", step start: PostgreSQL cannot start, its recovery failed: ${failure.line}. Retrying cannot fix this. Server log:\n${failure.context.join('\n')}`,
-      'RecoveryFailed',
-    );
+    throw refused ?? (await failureNow()) ?? err;
+  } finally {
+    clearInterval(timer);
   }
 }

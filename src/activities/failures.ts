@@ -5,6 +5,7 @@ import { pauseForTests } from '../drivers/testPause';
 import { CatalogError } from '../config/catalog';
 import { PermanentDriverError } from '../drivers/cluster/types';
 import { PostgresLoginError } from '../drivers/postgres/session';
+import { nonRetryablePostgresError } from '../drivers/postgres/errorClass';
 
 export async function asStep<T>(cluster: string, step: string, body: () => Promise<T>): Promise<T> {
   try {
@@ -21,6 +22,15 @@ export async function asStep<T>(cluster: string, step: string, body: () => Promi
       throw ApplicationFailure.nonRetryable(
         `cluster "${cluster}", step ${step}: ${err.message}`,
         'AuthenticationFailed',
+      );
+    // PostgreSQL refused for good (by SQLSTATE class, or a startup that ended with FATAL): the
+    // server's words at the top, and no retry that would only be refused again.
+    const refused = nonRetryablePostgresError(err);
+    if (refused)
+      throw ApplicationFailure.nonRetryable(
+        `cluster "${cluster}", step ${step}: ${refused.message}`,
+        refused.authorization ? 'AuthenticationFailed' : 'PostgresError',
+        { sqlstate: refused.sqlstate ?? null, serverMessage: refused.serverMessage },
       );
     // Retryable by nature, refused by the retry policies of ordinary steps (NON_RETRYABLE): the
     // steps that bring a cluster back up keep retrying until the catalog is fixed.

@@ -2,7 +2,7 @@
 // roll every volume back, write backup_label and the recovery settings, watch recovery, verify
 // and clean up. Every step is safe to repeat after a worker crash.
 import { existsSync } from 'node:fs';
-import { ApplicationFailure, log } from '@temporalio/activity';
+import { log } from '@temporalio/activity';
 import type { ClusterRegistry } from './clusterRegistry';
 import { asStep, preconditionFailed } from './failures';
 import { withHeartbeats } from './heartbeat';
@@ -18,9 +18,9 @@ import {
   type RestoreTarget,
 } from '../drivers/postgres/recoveryConfig';
 import { readReplayStatus } from '../drivers/postgres/replayControl';
-import { recoveryFailureIn } from '../drivers/postgres/recoveryFailure';
 import { chooseRecoveryTimeline, TargetNotOnHistory, type TimelineChoice } from '../drivers/postgres/targetTimeline';
 import { withSession } from '../drivers/postgres/session';
+import { startupFailure } from '../drivers/postgres/startupFailure';
 import type { BackupRecord } from '../drivers/storage/types';
 import { delay } from '../drivers/waiting';
 import { LocalClusterDriver } from '../drivers/cluster/local';
@@ -229,11 +229,14 @@ export function createRestoreSteps(registry: ClusterRegistry) {
               status = await withSession(endpoint, readReplayStatus);
             } catch (err) {
               if (!(await registry.driver(cluster).describe()).running) {
-                const log = await registry.serverLog(cluster);
-                const failure = recoveryFailureIn(log);
-                throw ApplicationFailure.nonRetryable(
-                  `cluster "${cluster}", step recovery: the server stopped during recovery: ${failure?.line ?? (err as Error).message}\n${(failure?.context ?? log.slice(-8)).join('\n')}`,
-                  'RecoveryFailed',
+                const lines = await registry.serverLog(cluster);
+                // Recovery itself ended with FATAL (say, before its target): the server's words at the top.
+                const refused = startupFailure(lines, `the server log of cluster "${cluster}"`);
+                if (refused) throw refused;
+                throw preconditionFailed(
+                  cluster,
+                  'recovery',
+                  `the server stopped during recovery: ${(err as Error).message}\n${lines.slice(-8).join('\n')}`,
                 );
               }
               progress.report(`server not answering yet: ${(err as Error).message}`);

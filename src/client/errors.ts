@@ -31,6 +31,10 @@ export class ConfigurationError extends PgOpsError {
 export class AuthenticationFailedError extends PgOpsError {
   override readonly name = 'AuthenticationFailedError';
 }
+/** PostgreSQL refused a statement or a start for good (data, syntax or privilege, unsupported, a startup FATAL). */
+export class PostgresError extends PgOpsError {
+  override readonly name = 'PostgresError';
+}
 export class RestoreFailedError extends PgOpsError {
   override readonly name = 'RestoreFailedError';
 }
@@ -45,6 +49,7 @@ const BY_TYPE: Record<string, new (m: string, t: string, id: string, o?: { cause
   PreconditionFailed: PreconditionFailedError,
   ConfigurationError: ConfigurationError,
   AuthenticationFailed: AuthenticationFailedError,
+  PostgresError: PostgresError,
   RestoreFailed: RestoreFailedError,
 };
 

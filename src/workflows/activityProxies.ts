@@ -30,8 +30,8 @@ export const NON_RETRYABLE = [
   'ClusterBusy',
   'PreconditionFailed',
   'AuthenticationFailed',
+  'PostgresError',
   'LockLost',
-  'RecoveryFailed',
 ];
 
 function retryPolicy(
@@ -135,12 +135,6 @@ export const bringUpStep = activitiesWith({
     initialInterval: '2s',
     backoffCoefficient: 2,
     maximumInterval: '1 minute',
-    nonRetryableErrorTypes: [
-      'InvalidInput',
-      'AuthenticationFailed',
-      'PreconditionFailed',
-      'LockLost',
-      'RecoveryFailed',
-    ],
+    nonRetryableErrorTypes: ['InvalidInput', 'AuthenticationFailed', 'PostgresError', 'PreconditionFailed', 'LockLost'],
   },
 });

@@ -3,6 +3,7 @@
 import { ApplicationFailure } from '@temporalio/workflow';
 import { clusterNameProblem } from '../common/names';
 import { parseDuration, type DurationBounds } from '../common/durations';
+import { controlCharacterProblem } from '../common/freeText';
 
 export function invalidInput(workflowType: string, message: string): ApplicationFailure {
   return ApplicationFailure.nonRetryable(
@@ -59,6 +60,7 @@ export function optionalDuration(
   return parsed;
 }
 
+/** Free text (a label, a reason): a string of at most `maxLength` characters, without control characters. */
 export function optionalString(
   workflowType: string,
   record: Record<string, unknown>,
@@ -69,6 +71,8 @@ export function optionalString(
   if (value === undefined) return undefined;
   if (typeof value !== 'string' || value.length > maxLength)
     throw invalidInput(workflowType, `${key} must be a string of at most ${maxLength} characters`);
+  const problem = controlCharacterProblem(key, value);
+  if (problem) throw invalidInput(workflowType, problem);
   return value;
 }
 

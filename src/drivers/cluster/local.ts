@@ -1,10 +1,11 @@
 // A local PostgreSQL data directory driven with pg_ctl: the embedded default and the test target.
 // "Replicas" is 1 (a postmaster runs) or 0 (none does).
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 import type { LocalTarget } from '../../config/schema';
 import { runCommand, type CommandResult } from '../exec';
 import { pollUntil } from '../waiting';
+import { startupFailure } from '../postgres/startupFailure';
 import {
   PermanentDriverError,
   type ClusterDriver,
@@ -121,6 +122,7 @@ export class LocalClusterDriver implements ClusterDriver {
       'starting postmaster (pg_ctl start); it replays WAL from the last checkpoint before accepting connections',
     );
     const timeoutMs = this.target.startTimeoutSeconds * 1000;
+    const logFrom = fileSize(this.logFile);
     // No abort signal: killing pg_ctl does not stop the postmaster it launched, so a cancelled
     // start would leave a server coming up behind the workflow's back (and the lock's). A start,
     // like a stop, runs to its end (bounded by startTimeoutSeconds); the cancel takes effect after.
@@ -136,6 +138,9 @@ export class LocalClusterDriver implements ClusterDriver {
       clearInterval(ticker);
     }
     if (result.code !== 0) {
+      // Only what this start wrote: an older run's FATAL says nothing about this one.
+      const refused = startupFailure(readFrom(this.logFile, logFrom).split('\n'), this.logFile);
+      if (refused) throw refused;
       throw new Error(
         `pg_ctl start failed for ${this.target.pgdata} (exit ${result.code}): ${(result.stderr || result.stdout).trim()}; server log: ${this.logFile}\n${tail(this.logFile)}`,
       );
@@ -187,6 +192,23 @@ export function processAlive(pid: number): boolean {
     return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
   } catch {
     return true; // no /proc here: trust kill(pid, 0)
+  }
+}
+
+function fileSize(file: string): number {
+  try {
+    return statSync(file).size;
+  } catch {
+    return 0;
+  }
+}
+
+function readFrom(file: string, offset: number): string {
+  try {
+    const bytes = readFileSync(file);
+    return bytes.subarray(bytes.length >= offset ? offset : 0).toString('utf8'); // a rotated log starts anew
+  } catch {
+    return '';
   }
 }
 
