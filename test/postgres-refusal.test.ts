@@ -8,6 +8,7 @@ import { withWorker } from './harness/workers';
 import { backupFixture, type BackupFixture } from './harness/backupFixture';
 import { attemptsByActivity } from './harness/crashRuns';
 import { localTargetOf } from '../src/dev/localPostgres';
+import { listArchivedSegments } from '../src/drivers/postgres/walInspect';
 import { lockStateQuery, lockWorkflowId } from '../src/workflows/definitions';
 import { PostgresError, toPgOpsError } from '../src/client/errors';
 
@@ -81,27 +82,45 @@ describe('a step PostgreSQL refuses for good fails at once, with the server mess
         workflowId: `${workflowId}-backup`,
         args: [{ cluster: fx.name }],
       });
-      // A restore point name nobody created (a typo): PostgreSQL replays all the archive, then the
-      // startup process ends with FATAL. Starting again would replay it all again, for nothing.
-      const err = await client.workflow
-        .execute('rollbackRestoreWorkflow', {
-          taskQueue: fx.taskQueue,
-          workflowId,
-          args: [
-            { cluster: fx.name, backup: taken.backup.id, confirm: fx.name, recoveryTarget: { name: 'before_typo' } },
-          ],
-        })
-        .then(
-          () => assert.fail('the restore succeeded'),
-          (e: unknown) => e,
-        );
+      const restore = (id: string, extra: Record<string, unknown>) =>
+        client.workflow
+          .execute('rollbackRestoreWorkflow', {
+            taskQueue: fx.taskQueue,
+            workflowId: id,
+            args: [{ cluster: fx.name, backup: taken.backup.id, confirm: fx.name, ...extra }],
+          })
+          .then(
+            () => assert.fail('the restore succeeded'),
+            (e: unknown) => e,
+          );
+      // A restore point name nobody created (a typo) is refused before anything is touched: the
+      // archive's history has no such restore point.
+      const typo = await restore(`${workflowId}-typo`, { recoveryTarget: { name: 'before_typo' } });
+      assert.ok(typo instanceof WorkflowFailedError && typo.cause instanceof ApplicationFailure, String(typo));
+      assert.equal(typo.cause.type, 'PreconditionFailed');
+      assert.match(typo.cause.message, /restore point "before_typo" lies on no timeline reachable from backup/);
+      assert.equal(
+        (await attemptsByActivity(client.workflow.getHandle(`${workflowId}-typo`))).get('startCluster'),
+        undefined,
+      );
+
+      // An LSN past the last record of the archive's last segment (switched early) passes the
+      // check: PostgreSQL replays all of it, then the startup process ends with FATAL. Starting
+      // again would replay it all again, for nothing.
+      await fx.commit(['UPDATE orders SET amount = amount + 1 WHERE id = 1']);
+      await fx.archiveNow();
+      const last = listArchivedSegments(fx.archiveDir).at(-1)!;
+      const lsn = last.endLsn.replace(/[0-9A-F]{1,8}$/, (low) =>
+        (parseInt(low, 16) - 0x100).toString(16).toUpperCase(),
+      );
+      const err = await restore(workflowId, { recoveryTarget: { lsn } });
       assert.ok(err instanceof WorkflowFailedError, String(err));
       const top = err.cause;
       assert.ok(top instanceof ApplicationFailure, `top cause: ${top?.constructor.name}`);
       assert.equal(top.type, 'RestoreFailed');
       assert.match(
         top.message,
-        /failed at step (start|recovery): cluster "shop", step (start|recovery): PostgreSQL stopped while starting: recovery ended before configured recovery target was reached \(FATAL in the startup process; server log: .*\)\. Retrying cannot fix this: .*choose an earlier target.*Nothing is lost: run rollbackRestoreWorkflow/,
+        /failed at step (start|recovery): cluster "shop", step (start|recovery): PostgreSQL stopped while starting: recovery ended before configured recovery target was reached \(FATAL in the startup process; server log: .*\)\. Retrying cannot fix this: .*choose an earlier target.*Nothing was changed: the safety snapshot .* was put back/,
       );
       const attempts = await attemptsByActivity(client.workflow.getHandle(workflowId));
       assert.equal(attempts.get('startCluster'), 1, 'the start is not retried');

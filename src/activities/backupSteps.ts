@@ -3,6 +3,7 @@
 // and heartbeats over. If the worker dies, the session dies and PostgreSQL aborts the backup; the
 // retry deletes the snapshot the dead attempt may have made and takes a fresh one, so a snapshot
 // is never kept without its label.
+import { existsSync } from 'node:fs';
 import { log } from '@temporalio/activity';
 import type { ClusterRegistry } from './clusterRegistry';
 import { asStep, preconditionFailed } from './failures';
@@ -11,6 +12,7 @@ import { pauseForTests } from '../drivers/testPause';
 import { openBackupSession } from '../drivers/postgres/backupMode';
 import { withSession } from '../drivers/postgres/session';
 import type { BackupKind, BackupRecord } from '../drivers/storage/types';
+import { archiveCoverage, type BackupCoverage } from '../drivers/postgres/archiveCoverage';
 
 export interface BackupPlan {
   running: boolean;
@@ -196,11 +198,18 @@ export function createBackupSteps(registry: ClusterRegistry) {
       );
     },
 
-    async listBackups({ cluster }: { cluster: string }): Promise<{ backups: BackupRecord[]; strays: string[] }> {
+    async listBackups({
+      cluster,
+    }: {
+      cluster: string;
+    }): Promise<{ backups: BackupRecord[]; strays: string[]; archive?: BackupCoverage[] }> {
       return asStep(cluster, 'list-backups', async () => {
         const storage = registry.snapshotDriver(cluster);
         const backups = (await storage.listRecords()).filter((r) => r.cluster === cluster);
-        return { backups, strays: await storage.strayIds() };
+        const walArchive = registry.entry(cluster).walArchive;
+        // The archive as the worker sees it (a Kubernetes cluster's may be inside its pods only).
+        const archive = walArchive && existsSync(walArchive) ? archiveCoverage(walArchive, backups) : undefined;
+        return { backups, strays: await storage.strayIds(), archive };
       });
     },
 

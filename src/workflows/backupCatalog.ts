@@ -8,6 +8,7 @@ import { checkInputObject } from './inputValidation';
 import { lockWaitFromInput, LOCK_INPUT_KEYS } from './lockInput';
 import { backupRef, confirmation } from './backupInput';
 import type { BackupRecord } from '../drivers/storage/types';
+import type { BackupCoverage } from '../drivers/postgres/archiveCoverage';
 
 export interface ListBackupsResult {
   cluster: string;
@@ -15,6 +16,8 @@ export interface ListBackupsResult {
   backups: BackupRecord[];
   /** Snapshots under a backup id with no record (left by a crash); deleteBackupWorkflow removes them. */
   strays: string[];
+  /** Per backup: its timeline, and whether the WAL archive still holds every segment from its start on. */
+  archive?: BackupCoverage[];
 }
 
 export async function listBackupsWorkflow(input: { cluster: string }): Promise<ListBackupsResult> {

@@ -130,10 +130,10 @@ export function missingSegment(
   timelines: Map<number, TimelineInfo>,
   path: PathSection[],
   throughLsn?: string,
+  present: ReadonlySet<string> = new Set(listArchivedSegments(archiveDir).map((s) => s.fileName)),
 ): string | undefined {
   const size = archiveSegmentSize(timelines);
   if (size === undefined) return undefined;
-  const present = new Set(listArchivedSegments(archiveDir).map((s) => s.fileName));
   const needed = segmentsAlong(timelines, path, size, throughLsn);
   return needed.find((s, i) => {
     if (present.has(s.fileName)) return false;
