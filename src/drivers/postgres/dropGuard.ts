@@ -96,7 +96,7 @@ export async function judgeDropsAtStop(
     ok: true,
     stopBeforeLsn,
     drops,
-    note: `${drops.map((d) => `the drop of ${describeDropped(d)} (record at ${d.lsn}, transaction ${d.xid})`).join(', ')} lies before the stop point but commits at or after it: PostgreSQL replays a drop record at once, without the delay, so the replica stops at ${stopBeforeLsn} instead, before it`,
+    note: `${drops.map((d) => `the drop of ${describeDropped(d)}, record at ${d.lsn} in transaction ${d.xid},`).join(' and ')} lies before the stop point but commits at or after it: PostgreSQL replays a drop record at once, without the delay, so the replica stops at ${stopBeforeLsn} instead, before it`,
   };
 }
 
@@ -107,7 +107,7 @@ export function replayedDropReason(drops: PendingDrop[], replayLsn: string): str
       const what = describeDropped(d);
       const record = `${d.kind === 'database' ? 'Database' : 'Tablespace'}/DROP record at ${d.lsn}, transaction ${d.xid}${d.commitLsn ? `, commit at ${d.commitLsn}` : ''}`;
       const head = `the delayed replica has already replayed the drop of ${what} (${record}; replay is at ${replayLsn}): PostgreSQL applies drop records at once, without recovery_min_apply_delay (only commits wait)`;
-      const restore = `restore a backup taken before it onto a spare server (never a rollback of the primary) with recovery_target_lsn = '${d.beforeDropLsn}' and recovery_target_inclusive = off${d.beforeDropLsn !== d.lsn ? ` (before the in-place update that marked the database invalid; the drop record itself is at ${d.lsn})` : ''}`;
+      const restore = `restore a backup taken before it onto a spare server (never a rollback of the primary) with recovery_target_lsn = '${d.beforeDropLsn}' and recovery_target_inclusive = off${d.beforeDropLsn === d.lsn ? '' : d.beforeInvalidation ? ` (before the in-place update that marked the database invalid; the drop record itself is at ${d.lsn})` : ` (before the dropping transaction's first record; the drop record itself is at ${d.lsn})`}`;
       if (d.kind === 'database')
         return `${head}, so the database's files are gone on this replica and the delayed replica cannot bring that database back, whatever the target. To recover it, ${restore}, then pg_dump the database from that server`;
       return `${head}, so the tablespace's directory is gone on this replica: stopped before the drop's commit, pg_tablespace would name a tablespace with no directory. No rows were lost with it: PostgreSQL refuses to drop a tablespace that still holds files, and the replica emptied it the same way, in WAL order. To undo the drop, CREATE TABLESPACE again on the primary; to see the cluster as it was, ${restore}. To recover a table or database that was in it, target the DROP that emptied it`;

@@ -7,7 +7,13 @@
 // replayed at once: on a delayed replica the database is gone while its drop's commit still waits.
 // DROP TABLESPACE logs Tablespace/DROP ("DROP <oid>") the same way, before its commit.
 import { parseLsn } from '../../common/lsn';
-import { listArchivedSegments, parseTransactionEnd, scanArchive, type WalDumpOptions, type WalRecord } from './walInspect';
+import {
+  listArchivedSegments,
+  parseTransactionEnd,
+  scanArchive,
+  type WalDumpOptions,
+  type WalRecord,
+} from './walInspect';
 
 export type DroppedKind = 'database' | 'tablespace';
 
@@ -32,7 +38,10 @@ export function parseDropRecord(record: WalRecord): DropRecord | undefined {
   if (record.rmgr === 'Database') {
     const m = DATABASE_DROP.exec(record.desc.trim());
     if (!m) return undefined;
-    const pairs = m[1]!.trim().split(/\s+/).map((p) => p.split('/').map(Number) as [number, number]);
+    const pairs = m[1]!
+      .trim()
+      .split(/\s+/)
+      .map((p) => p.split('/').map(Number) as [number, number]);
     return {
       kind: 'database',
       oid: pairs[0]![1],
@@ -57,6 +66,8 @@ export interface PendingDrop extends DropRecord {
    * record, or for a database the in-place update that marked it invalid just before it.
    */
   beforeDropLsn: string;
+  /** beforeDropLsn is that in-place update. */
+  beforeInvalidation?: true;
 }
 
 /**
@@ -98,31 +109,29 @@ export async function dropsPendingAt(
   });
   if (pending.length === 0) return [];
   // Only now the heap records (many): where each dropping transaction began.
-  const firsts = await firstRecordsOf(
-    archiveDir,
-    pending.map((d) => d.xid),
-    window.afterLsn,
-    opts,
-  );
+  const firsts = await firstRecordsOf(archiveDir, new Map(pending.map((d) => [d.xid, d.kind])), window.afterLsn, opts);
   return pending.map((d) => {
     const end = ends.get(d.xid);
     return {
       ...d,
       ...(end?.outcome === 'commit' ? { commitLsn: end.lsn } : {}),
-      beforeDropLsn: firsts.get(d.xid) ?? d.lsn,
+      beforeDropLsn: firsts.get(d.xid)?.lsn ?? d.lsn,
+      ...(firsts.get(d.xid)?.invalidation ? { beforeInvalidation: true } : {}),
     };
   });
 }
 
-/** The first record of each transaction in the window, or the pg_database in-place update just before it. */
+/**
+ * The first record of each transaction in the window; for a database drop, the pg_database
+ * in-place update just before it when no commit lies between them.
+ */
 async function firstRecordsOf(
   archiveDir: string,
-  xids: number[],
+  wanted: Map<number, DroppedKind>,
   afterLsn: string,
   opts: WalDumpOptions,
-): Promise<Map<number, string>> {
-  const wanted = new Set(xids);
-  const firsts = new Map<number, string>();
+): Promise<Map<number, { lsn: string; invalidation: boolean }>> {
+  const firsts = new Map<number, { lsn: string; invalidation: boolean }>();
   let lastInplace: string | undefined;
   await scanArchive(
     archiveDir,
@@ -131,7 +140,8 @@ async function firstRecordsOf(
       if (record.xid === 0 && record.rmgr === 'Heap' && PG_DATABASE_INPLACE.test(record.desc)) lastInplace = record.lsn;
       else if (wanted.has(record.xid) && !firsts.has(record.xid)) {
         // DROP DATABASE's in-place update carries no xid: the last one before the transaction's first record.
-        firsts.set(record.xid, lastInplace ?? record.lsn);
+        const inplace = wanted.get(record.xid) === 'database' ? lastInplace : undefined;
+        firsts.set(record.xid, { lsn: inplace ?? record.lsn, invalidation: inplace !== undefined });
         if (firsts.size === wanted.size) return true;
       } else if (record.rmgr === 'Transaction') lastInplace = undefined; // stopping before it would undo a commit
       return false;
