@@ -20,6 +20,7 @@ import { applyRecoveryTarget, clearRecoveryTarget } from '../src/drivers/postgre
 import { archiveEndLsn } from '../src/drivers/postgres/walInspect';
 import { locateIncidents, type Incident } from '../src/drivers/postgres/incidentLocator';
 import { annotateDroppedIncidents, replayedDropsWarning } from '../src/drivers/postgres/dropGuard';
+import { parseDropRecord } from '../src/drivers/postgres/dropRecords';
 import { ClusterRegistry } from '../src/activities/clusterRegistry';
 import { createPitrSteps, type CheckedTarget } from '../src/activities/pitrSteps';
 import { loadCatalog } from '../src/config/catalog';
@@ -287,5 +288,25 @@ describe('DROP DATABASE and DROP TABLESPACE within the delay window (real primar
     const beforeDropA = await checkTarget({ xid: dropA.xid });
     assert.ok('lsn' in beforeDropA.effectiveTarget, JSON.stringify(beforeDropA));
     assert.ok(compareLsn(beforeDropA.effectiveTarget.lsn, dropA.dropped![0]!.dropLsn) <= 0);
+  });
+});
+
+describe('parseDropRecord (pg_waldump 15 descriptions)', () => {
+  it('reads a database drop with each tablespace directory, a tablespace drop, and nothing else', () => {
+    assert.deepEqual(
+      parseDropRecord({ rmgr: 'Database', xid: 728, lsn: '0/5000148', desc: 'DROP dir 1663/16385 16384/16385' }),
+      { kind: 'database', oid: 16385, tablespaceOids: [1663, 16384], lsn: '0/5000148', xid: 728 },
+    );
+    assert.deepEqual(parseDropRecord({ rmgr: 'Tablespace', xid: 736, lsn: '0/6000210', desc: 'DROP 16385' }), {
+      kind: 'tablespace',
+      oid: 16385,
+      lsn: '0/6000210',
+      xid: 736,
+    });
+    assert.equal(
+      parseDropRecord({ rmgr: 'Database', xid: 0, lsn: '0/1', desc: 'CREATE_FILE_COPY copy dir 1663/1 to 1663/16385' }),
+      undefined,
+    );
+    assert.equal(parseDropRecord({ rmgr: 'Heap', xid: 728, lsn: '0/1', desc: 'DELETE off 4 flags 0x00' }), undefined);
   });
 });

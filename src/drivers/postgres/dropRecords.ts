@@ -103,9 +103,10 @@ export async function dropsPendingAt(
     },
     opts,
   );
+  // A rolled-back transaction's drop record (a failed CREATE DATABASE cleaning up) dropped nothing that existed.
   const pending = drops.filter((d) => {
     const end = ends.get(d.xid);
-    return end === undefined || parseLsn(end.lsn) >= position;
+    return end === undefined || (end.outcome === 'commit' && parseLsn(end.lsn) >= position);
   });
   if (pending.length === 0) return [];
   // Only now the heap records (many): where each dropping transaction began.
