@@ -285,6 +285,11 @@ describe('DROP DATABASE and DROP TABLESPACE within the delay window (real primar
     assert.match(await refusal({ xid: dropB.xid }), /tablespace "ts_b".*No rows were lost with it/);
     const beforeDropTable = await checkTarget({ xid: dropTable.xid });
     assert.ok(!/ts_a/.test(beforeDropTable.note ?? ''), 'the DROP TABLE is before any drop record');
+    assert.match(
+      beforeDropTable.note ?? '',
+      /warning: the delayed replica has already replayed the drop of tablespace "ts_b"/,
+      'a target past a replayed drop goes ahead, with a warning for progress',
+    );
     const beforeDropA = await checkTarget({ xid: dropA.xid });
     assert.ok('lsn' in beforeDropA.effectiveTarget, JSON.stringify(beforeDropA));
     assert.ok(compareLsn(beforeDropA.effectiveTarget.lsn, dropA.dropped![0]!.dropLsn) <= 0);
