@@ -19,6 +19,8 @@ import {
 } from '../drivers/postgres/recoveryTarget';
 import { findTimeTargetStop, relationMap } from '../drivers/postgres/walInspect';
 import { locateIncidents, relationMapHasTable, type Incident } from '../drivers/postgres/incidentLocator';
+import { annotateDroppedIncidents } from '../drivers/postgres/dropGuard';
+import { checkDropsAtTarget, withWarning } from './dropChecks';
 import { findExclusiveLockStart } from '../drivers/postgres/lockingTransaction';
 import { compareLsn } from '../common/lsn';
 import { waitForSql, withSession, type PgEndpoint } from '../drivers/postgres/session';
@@ -308,13 +310,19 @@ export function createPitrSteps(registry: ClusterRegistry) {
             );
           }
           progress.report(`reading the WAL archive ${entry.walArchive} with pg_waldump`);
-          return locateIncidents(entry.walArchive, {
+          const incidents = await locateIncidents(entry.walArchive, {
             from,
             to,
             table,
             relfilenodes,
             binDir: registry.pgBinDir(cluster),
             signal: progress.signal,
+          });
+          if (!incidents.some((i) => i.dropped)) return incidents;
+          // Names of dropped databases and tablespaces, and a warning where the replica replayed a drop early.
+          const primary = await primaryEndpoint(cluster);
+          return annotateDroppedIncidents(incidents, (await replayStatus(endpoint)).replayLsn, {
+            endpoints: [endpoint, ...(primary ? [primary] : [])],
           });
         }),
       );
@@ -357,7 +365,13 @@ export function createPitrSteps(registry: ClusterRegistry) {
           archiveSearch,
           replayLsnAtCheck: verdict.replayLsn ?? null,
         };
-        if (inclusive || !entry.walArchive || !verdict.targetLsn) return checked;
+        const primary = await primaryEndpoint(cluster);
+        const drops = await checkDropsAtTarget(registry, cluster, { replica: endpoint, primary }, checked, {
+          target,
+          inclusive,
+        });
+        if (drops.checked !== checked) return drops.checked; // moved before a drop record
+        if (inclusive || !entry.walArchive || !verdict.targetLsn) return withWarning(checked, drops.warning);
         // Only a local target can restart without a shutdown restartpoint (pg_ctl -m immediate); a
         // pod deletion shuts PostgreSQL down cleanly, which would move the minimum recovery point
         // past an earlier stop point and leave the pod unable to start.
@@ -369,7 +383,10 @@ export function createPitrSteps(registry: ClusterRegistry) {
           registry.pgBinDir(cluster),
           entry.target.kind === 'local',
         );
-        return { ...preferred, phasesMs: { reachable, lockSearch: Date.now() - began - reachable, reads } };
+        return withWarning(
+          { ...preferred, phasesMs: { reachable, lockSearch: Date.now() - began - reachable, reads } },
+          drops.warning,
+        );
       });
     },
 

@@ -297,7 +297,15 @@ async function resolveIncident(
     .slice(0, 10)
     .map(
       (i) =>
-        `xid ${i.xid} committed ${i.commitTime} at ${i.commitLsn}: ${i.relations.map((r) => `${r.name ?? r.relfilenode}${r.dropped ? ' dropped' : r.truncated ? ' truncated' : ` ${r.deletes} row(s) deleted`}`).join(', ')}`,
+        `xid ${i.xid} committed ${i.commitTime} at ${i.commitLsn}: ${[
+          ...i.relations.map(
+            (r) =>
+              `${r.name ?? r.relfilenode}${r.dropped ? ' dropped' : r.truncated ? ' truncated' : ` ${r.deletes} row(s) deleted`}`,
+          ),
+          ...(i.dropped ?? []).map(
+            (d) => `${d.kind} ${d.name ?? `with OID ${d.oid}`} dropped (drop record at ${d.dropLsn})`,
+          ),
+        ].join(', ')}`,
     )
     .join('; ');
   throw ApplicationFailure.nonRetryable(

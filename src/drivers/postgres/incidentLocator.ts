@@ -1,6 +1,7 @@
 // Finds the transactions that deleted, truncated or dropped in a window of the WAL archive (the
 // incident locator of procedures.md §4 step 2), from pg_waldump's text through scanArchive.
 import { isoTimeMicros } from '../../common/recoveryTarget';
+import { parseDropRecord, type DroppedKind } from './dropRecords';
 import {
   fileKey,
   parseTransactionEnd,
@@ -29,12 +30,27 @@ export interface IncidentRelation {
   dropped?: true;
 }
 
+/** A database or tablespace the transaction dropped (DROP DATABASE, DROP TABLESPACE). */
+export interface DroppedObject {
+  kind: DroppedKind;
+  oid: number;
+  /** From a server that still has its catalog row (the delayed replica, while the commit waits). */
+  name?: string;
+  /** The drop record itself (Database/DROP or Tablespace/DROP), replayed without the delay. */
+  dropLsn: string;
+  /** A database: the tablespaces it had directories in. */
+  tablespaceOids?: number[];
+}
+
 export interface Incident {
   xid: string;
   commitLsn: string;
   commitTime: string;
   relations: IncidentRelation[];
   rowsDeleted: number;
+  dropped?: DroppedObject[];
+  /** Set by the caller that knows the replica: a drop it has replayed already. */
+  warning?: string;
 }
 
 export interface LocateOptions extends WalDumpOptions {
@@ -53,6 +69,7 @@ interface PendingTransaction {
   truncatedInPlace: Set<string>;
   /** New files that received page images past block 0: data was copied (CLUSTER, VACUUM FULL, REINDEX). */
   filledFiles: Set<string>;
+  dropped: DroppedObject[];
 }
 
 const BLOCK_REF = /blkref #\d+: rel \d+\/(\d+)\/(\d+)(?: fork \w+)? blk (\d+)/g;
@@ -64,7 +81,13 @@ function pendingFor(pending: Map<number, PendingTransaction>, xid: number): Pend
   if (!entry)
     pending.set(
       xid,
-      (entry = { deletes: new Map(), created: new Set(), truncatedInPlace: new Set(), filledFiles: new Set() }),
+      (entry = {
+        deletes: new Map(),
+        created: new Set(),
+        truncatedInPlace: new Set(),
+        filledFiles: new Set(),
+        dropped: [],
+      }),
     );
   return entry;
 }
@@ -83,6 +106,15 @@ function recordWork(pending: Map<number, PendingTransaction>, record: WalRecord)
     const key = fileKey((create ?? truncate)?.[1] ?? '');
     if (key && create) pendingFor(pending, record.xid).created.add(key);
     if (key && truncate) pendingFor(pending, record.xid).truncatedInPlace.add(key);
+  } else if (record.rmgr === 'Database' || record.rmgr === 'Tablespace') {
+    const drop = parseDropRecord(record);
+    if (drop)
+      pendingFor(pending, record.xid).dropped.push({
+        kind: drop.kind,
+        oid: drop.oid,
+        dropLsn: drop.lsn,
+        ...(drop.tablespaceOids ? { tablespaceOids: drop.tablespaceOids } : {}),
+      });
   } else if (record.rmgr === 'XLOG' && record.desc.startsWith('FPI')) {
     const entry = pending.get(record.xid);
     for (const [, db, rel, block] of record.desc.matchAll(BLOCK_REF)) {
@@ -131,7 +163,8 @@ function summarise(end: TransactionEnd, work: PendingTransaction[], opts: Locate
         : relNumber(key) >= FIRST_NORMAL_OBJECT_ID;
     })
     .map(([, relation]) => relation);
-  if (userRelations.length === 0) return undefined;
+  const dropped = work.flatMap((w) => w.dropped);
+  if (userRelations.length === 0 && dropped.length === 0) return undefined;
   if (opts.table) {
     const wanted = qualifiedTableName(opts.table);
     if (!userRelations.some((r) => r.name === wanted)) return undefined;
@@ -142,6 +175,7 @@ function summarise(end: TransactionEnd, work: PendingTransaction[], opts: Locate
     commitTime: end.time,
     relations: userRelations,
     rowsDeleted: userRelations.reduce((sum, r) => sum + r.deletes, 0),
+    ...(dropped.length ? { dropped } : {}),
   };
 }
 
@@ -162,7 +196,7 @@ export function relationMapHasTable(relfilenodes: ReadonlyMap<string, RelationIn
 }
 
 /**
- * Transactions that DELETEd rows, TRUNCATEd or DROPped tables, committed in [from, to], in
+ * Transactions that DELETEd rows, TRUNCATEd or DROPped tables, databases or tablespaces, committed in [from, to], in
  * commit order. Only what the archive holds: a transaction whose first records lie in segments
  * archived more than ten minutes before `from` is seen with its commit but without its deletes.
  */
@@ -181,7 +215,7 @@ export async function locateIncidents(archiveDir: string, opts: LocateOptions = 
   const notArchivedBefore = from === undefined ? undefined : Number(from / 1000n) - ARCHIVE_CLOCK_MARGIN_MS;
   await scanArchive(
     archiveDir,
-    { rmgrs: ['Transaction', 'Heap', 'Storage', 'XLOG'], notArchivedBefore },
+    { rmgrs: ['Transaction', 'Heap', 'Storage', 'XLOG', 'Database', 'Tablespace'], notArchivedBefore },
     (record) => {
       const end = parseTransactionEnd(record);
       if (!end) {
