@@ -28,6 +28,16 @@ export type CatalogSource = () => Catalog;
 export class ClusterRegistry {
   constructor(private readonly catalog: CatalogSource) {}
 
+  /** The whole catalog as it is now (a configuration error is retryable, as for entry()). */
+  catalogNow(): Catalog {
+    try {
+      return this.catalog();
+    } catch (err) {
+      if (err instanceof CatalogError) throw ApplicationFailure.retryable(err.message, 'ConfigurationError');
+      throw err;
+    }
+  }
+
   entry(cluster: string): ClusterEntry {
     const problem = clusterNameProblem(cluster);
     if (problem) throw ApplicationFailure.nonRetryable(problem, 'InvalidInput');

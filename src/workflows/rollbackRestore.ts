@@ -15,6 +15,7 @@ import { checkInputObject, optionalBoolean } from './inputValidation';
 import { lockWaitFromInput, LOCK_INPUT_KEYS } from './lockInput';
 import { afterRecovery, backupRef, confirmation, recoveryTimeline, restoreTarget } from './backupInput';
 import { undoFailedRestore } from './undoFailedRestore';
+import { replicasMode, replicaWarnings } from './restoreReplicas';
 
 type Result<K extends keyof PgOpsActivities> = Awaited<ReturnType<PgOpsActivities[K]>>;
 
@@ -32,6 +33,11 @@ export interface RollbackRestoreInput {
   recoveryTargetTimeline?: 'current' | 'latest' | number;
   /** Snapshot the current volumes first, as a backup of kind pre-restore (default true). */
   safetySnapshot?: boolean;
+  /**
+   * The catalog replicas of this cluster after the restore: follow the new timeline if they have not
+   * replayed past its fork, else rebuild them (default); or always "rebuild", only "follow", or "leave".
+   */
+  replicas?: 'rebuild' | 'follow' | 'leave';
   waitForLock?: boolean | string | number;
 }
 
@@ -49,6 +55,10 @@ export interface RollbackRestoreResult {
   verified: Result<'finishRestore'>;
   /** What the rollback kept until the restore succeeded and has now let go (CSI: replaced volumes). */
   released: string[];
+  /** Each catalog replica of the cluster and what was done to it (README "History"). */
+  replicas?: Result<'reconcileReplicas'> | { warning: string };
+  /** Warnings a DBA must read (a replica left on the old history, one that could not be checked). */
+  warnings?: string[];
   /** The timeline recovery followed (recovery_target_timeline) and why, when WAL was replayed. */
   recoveryTimeline?: { timeline?: number; note?: string; stopLsn?: string };
 }
@@ -65,6 +75,7 @@ export async function rollbackRestoreWorkflow(input: RollbackRestoreInput): Prom
     'afterRecovery',
     'recoveryTargetTimeline',
     'safetySnapshot',
+    'replicas',
     ...LOCK_INPUT_KEYS,
   ]);
   const cluster = input.cluster;
@@ -75,6 +86,7 @@ export async function rollbackRestoreWorkflow(input: RollbackRestoreInput): Prom
   const action = afterRecovery(TYPE, record);
   const timeline = recoveryTimeline(TYPE, record);
   const safety = optionalBoolean(TYPE, record, 'safetySnapshot', true);
+  const replicaMode = replicasMode(TYPE, record);
   const lockWait = lockWaitFromInput(TYPE, record);
   const info = workflowInfo();
 
@@ -181,6 +193,16 @@ export async function rollbackRestoreWorkflow(input: RollbackRestoreInput): Prom
           return [`the replaced volumes were kept (reclaim policy Retain): ${messageOf(err)}`];
         },
       );
+      let replicas: RollbackRestoreResult['replicas'];
+      if (!verified.inRecovery && patched('replicas-after-restore')) {
+        progress.step('replicas', 'checking the replicas of the cluster against its new timeline');
+        replicas = await longStep.reconcileReplicas({ cluster, mode: replicaMode }).catch((err: unknown) => {
+          if (isCancellation(err)) throw err;
+          // The restore itself succeeded: a replica that could not be handled is a warning.
+          return { warning: `the replicas were not checked: ${messageOf(err)}` };
+        });
+      }
+      const warnings = replicaWarnings(replicas);
       progress.step(
         'done',
         `restored backup ${restored.id}: timeline ${verified.timeline}, ${verified.inRecovery ? `paused in recovery at ${verified.endLsn}` : `running at ${verified.endLsn}`}`,
@@ -197,6 +219,8 @@ export async function rollbackRestoreWorkflow(input: RollbackRestoreInput): Prom
         recovery,
         verified,
         released,
+        ...(replicas ? { replicas } : {}),
+        ...(warnings.length ? { warnings } : {}),
         recoveryTimeline: plan.target
           ? { timeline: plan.timeline, note: plan.timelineNote, stopLsn: plan.stopLsn }
           : undefined,

@@ -13,16 +13,19 @@ export interface DataDirectoryFiles {
   write(name: string, content: string): Promise<void>;
   remove(name: string): Promise<void>;
   /**
-   * Removes the WAL segment files in pg_wal and their archive status: before archive recovery
-   * (PostgreSQL's PITR procedure). They came with the snapshot and are in the archive already;
-   * left there, a segment the snapshot had not yet archived is marked .ready again and the
-   * archiver tries, for ever, to archive a file the archive already holds.
+   * Removes the WAL segment and backup history files in pg_wal and their archive status: before
+   * archive recovery (PostgreSQL's PITR procedure). They came with the snapshot and are in the
+   * archive already; left there, each is marked .ready again and the archiver tries, for ever, to
+   * archive a file the archive already holds.
    */
   clearWal(): Promise<number>;
 }
 
-/** Segment files (and the .partial of a timeline switch) in pg_wal. */
-const WAL_FILE = /^[0-9A-F]{24}(\.partial)?$/;
+/**
+ * Segment files, the .partial of a timeline switch and backup history files (.backup) in pg_wal:
+ * without their archive status, a checkpoint marks each .ready again.
+ */
+const WAL_FILE = /^[0-9A-F]{24}(\.partial|\.[0-9A-F]{8}\.backup)?$/;
 
 /** A stopped server's data directory, as the restore and offline snapshot steps need it. */
 export interface StoppedDataDirectory {
