@@ -2,7 +2,7 @@
 // point of a deletion leaves is listed as being deleted and finished by the next deletion, and a
 // mark an older worker left (manifest.json.deleting holding the bare record) is read the same way.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalSnapshotDriver } from '../src/drivers/storage/local';
@@ -82,12 +82,20 @@ describe('local snapshots: a deletion marks the record first and can always be f
     assert.equal(existsSync(join(root, 'snapshots', '20261203T000000Z-00000003')), false);
   });
 
-  it('a deletion after the copy was half removed finishes it', async () => {
+  it('a deletion after the copy was half removed finishes it; an empty directory a crash left after the mark is swept', async () => {
+    const empty = join(root, 'snapshots', '20261206T000000Z-00000006');
+    mkdirSync(empty, { recursive: true });
+    utimesSync(empty, new Date(Date.now() - 120_000), new Date(Date.now() - 120_000));
+    const fresh = join(root, 'snapshots', '20261207T000000Z-00000007');
+    mkdirSync(fresh);
+    assert.deepEqual(await driver.strayIds(), [], 'an empty directory holds nothing to list');
     const half = '20261204T000000Z-00000004';
     backupDir(half, { 'manifest.json.deleting': { deletion: { since: '2026-12-06T10:00:00.000Z', by: 'wf-x' } } });
     rmSync(join(root, 'snapshots', half, '0-data', 'base'), { recursive: true });
     await driver.deleteBackup(half);
     assert.equal(existsSync(join(root, 'snapshots', half)), false);
+    assert.equal(existsSync(empty), false, 'the old empty directory is removed');
+    assert.equal(existsSync(fresh), true, 'a fresh one may be a backup starting: it stays');
     assert.deepEqual(await driver.strayIds(), []);
   });
 

@@ -147,7 +147,9 @@ export class LocalSnapshotDriver implements SnapshotDriver {
   }
 
   async strayIds(): Promise<string[]> {
-    return this.backupIds().filter((id) => !this.has(id, MANIFEST) && !this.has(id, DELETING));
+    return this.backupIds().filter(
+      (id) => !this.has(id, MANIFEST) && !this.has(id, DELETING) && readdirSync(this.backupDir(id)).length > 0,
+    );
   }
 
   private async discardSnapshots(id: string, signal?: AbortSignal): Promise<void> {
@@ -188,6 +190,24 @@ export class LocalSnapshotDriver implements SnapshotDriver {
     }
     rmSync(mark, { force: true });
     await removeTree(dir, opts.signal);
+    this.removeEmptyBackupDirs();
+  }
+
+  /**
+   * A crash between removing the mark and its directory leaves an empty directory: nothing to
+   * list, removed by the next deletion. Only once it is a minute old: a backup being taken
+   * makes its directory and fills it at once.
+   */
+  private removeEmptyBackupDirs(): void {
+    for (const id of this.backupIds()) {
+      const dir = this.backupDir(id);
+      try {
+        if (readdirSync(dir).length === 0 && Date.now() - statSync(dir).mtimeMs > 60_000)
+          rmSync(dir, { recursive: true });
+      } catch {
+        // Gone meanwhile (another cluster's deletion on the same snapshot directory).
+      }
+    }
   }
 
   async rollback(record: BackupRecord, opts: WaitOptions = {}): Promise<{ ms: number; methods: string[] }> {
