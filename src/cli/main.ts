@@ -24,7 +24,8 @@ Examples:
   pgops stop orders --hold --max-hold 2h      stop for maintenance; "pgops resume <id>" starts it again
   pgops start orders
   pgops backup orders --keep-count 7          online snapshot backup, keep the newest 7
-  pgops backups orders                        list backups, newest first
+  pgops backups orders                        list backups, newest first (and those being deleted)
+  pgops delete-backup orders <id> --confirm orders   delete one, or finish its interrupted deletion
   pgops restore orders --backup latest --confirm orders --to-time 2026-11-22T10:15:00+01:00
   pgops locate orders-delayed --from 2026-11-22T10:00:00Z --to 2026-11-22T10:30:00Z --table orders
   pgops pitr orders-delayed --xid 73412 --then export --tables orders --insert-missing
