@@ -11,6 +11,7 @@ import { kubernetesTarget, testNamespace, writeCatalog } from './harness/kubeObj
 import { testEnv } from './harness/testEnv';
 import { withWorker, workerProcess, type WorkerProcess } from './harness/workers';
 import { failureOf } from './harness/failures';
+import { pollUntil } from '../src/drivers/waiting';
 import { CSI_ANNOTATIONS, CSI_LABELS, CsiSnapshotDriver } from '../src/drivers/storage/csi';
 import type { BackupRecord, DatabaseVolume } from '../src/drivers/storage/types';
 import type { KubernetesTarget } from '../src/config/schema';
@@ -215,10 +216,11 @@ describe('CSI: a backup deletion SIGKILLed half-way is listed as being deleted a
     await handle.terminate('the test abandons the deletion its worker was killed in');
   }
 
-  it('keeps the mark on the data snapshot while the WAL snapshot is gone; the listing, a restore and the next delete see it', async () => {
+  it('keeps the mark on the data snapshot while the WAL snapshot is gone; listed as being deleted, refused by a restore, finished by the next delete of another backup or of the same one', async () => {
     const first = await takeBackup();
     const second = await takeBackup();
     const third = await takeBackup();
+    const fourth = await takeBackup();
     await abandonDeletion(first, 'delete-partly-removed');
 
     const left = await snapshotsOf(first);
@@ -231,41 +233,70 @@ describe('CSI: a backup deletion SIGKILLed half-way is listed as being deleted a
     assert.equal(annotations[CSI_ANNOTATIONS.record], undefined, 'no longer a backup record');
     assert.equal(JSON.parse(annotations[CSI_ANNOTATIONS.deleting]!).id, first, 'the mark holds the record');
 
-    await abandonDeletion(second, 'delete-marked');
     const listed = await run<ListBackupsResult>('listBackupsWorkflow', { cluster: 'orders' });
     assert.deepEqual(
       listed.backups.map((b) => b.id),
-      [third],
+      [fourth, third, second],
     );
     assert.deepEqual(
       listed.beingDeleted.map((b) => [b.id, b.state]),
-      [
-        [second, 'being deleted'],
-        [first, 'being deleted'],
-      ],
+      [[first, 'being deleted']],
     );
+    assert.match(listed.beingDeleted[0]!.deletion.by, /^delete-killed-/);
     assert.deepEqual(listed.strays, []);
     const refused = await failureOf(
       run('rollbackRestoreWorkflow', { cluster: 'orders', backup: first, confirm: 'orders' }),
     );
     assert.match(refused.message, /is being deleted/);
 
-    // Deleting the first finishes it, and the second's interrupted deletion first.
-    const deleted = await run<DeleteBackupResult>('deleteBackupWorkflow', {
+    // Deleting another backup finishes the interrupted deletion first, and says so.
+    const other = await run<DeleteBackupResult>('deleteBackupWorkflow', {
       cluster: 'orders',
-      backup: first,
+      backup: second,
       confirm: 'orders',
     });
-    assert.equal(deleted.resumed, true);
-    assert.deepEqual(deleted.finished, [second]);
+    assert.equal(other.resumed, false);
+    assert.deepEqual(other.finished, [first]);
     for (const id of [first, second]) assert.deepEqual(await snapshotsOf(id), [], `no VolumeSnapshot of ${id} is left`);
-    assert.equal((await snapshotsOf(third)).length, 2, 'the other backup is untouched');
+
+    // A deletion killed right after its mark: deleting the same backup again finishes it.
+    await abandonDeletion(third, 'delete-marked');
+    assert.deepEqual(
+      (await run<ListBackupsResult>('listBackupsWorkflow', { cluster: 'orders' })).beingDeleted.map((b) => b.id),
+      [third],
+    );
+    assert.equal((await snapshotsOf(third)).length, 2, 'marked, nothing deleted yet');
+    const again = await run<DeleteBackupResult>('deleteBackupWorkflow', {
+      cluster: 'orders',
+      backup: third,
+      confirm: 'orders',
+    });
+    assert.equal(again.resumed, true);
+    assert.deepEqual(again.finished, []);
+    assert.deepEqual(await snapshotsOf(third), []);
+
+    assert.equal((await snapshotsOf(fourth)).length, 2, 'the other backup is untouched');
     const after = await run<ListBackupsResult>('listBackupsWorkflow', { cluster: 'orders' });
     assert.deepEqual(
       after.backups.map((b) => b.id),
-      [third],
+      [fourth],
     );
     assert.deepEqual(after.beingDeleted, []);
     assert.deepEqual(after.strays, []);
+    // The snapshot-controller deletes their VolumeSnapshotContents too (deletionPolicy Delete).
+    const gone = [first, second, third].map((id) => `pgops-${id.toLowerCase()}-`);
+    await pollUntil(
+      async () => {
+        const contents = (await custom().listClusterCustomObject({
+          ...SNAPSHOTS,
+          plural: 'volumesnapshotcontents',
+        })) as {
+          items: Array<{ spec: { volumeSnapshotRef: { name: string } } }>;
+        };
+        const left = contents.items.filter((c) => gone.some((p) => c.spec.volumeSnapshotRef.name.startsWith(p)));
+        return left.length === 0 ? { done: undefined } : { waiting: `${left.length} content(s) left` };
+      },
+      { intervalMs: 200, timeoutMs: 30_000, what: 'the deleted backups’ VolumeSnapshotContents to go' },
+    );
   });
 });
