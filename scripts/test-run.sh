@@ -16,6 +16,7 @@ if [[ "${PGOPS_TEST_SERIAL:-}" == 1 ]]; then exec mocha 'test/**/*.test.ts'; fi
 # The suites that mostly wait: every kill costs a 10 s timeout before another worker takes over.
 waiting=(
   test/backup-crash.test.ts
+  test/backup-delete-crash.test.ts
   test/pitr-crash.test.ts
   test/crash.test.ts
   test/local-activity-crash.test.ts

@@ -11,8 +11,8 @@ export type { PlannedStartInput, PlannedStartResult } from './workflows/plannedS
 export type { DelayedReplicaPitrResult } from './workflows/delayedReplicaPitr';
 export type { SnapshotBackupInput, SnapshotBackupResult } from './workflows/snapshotBackup';
 export type { RollbackRestoreInput, RollbackRestoreResult } from './workflows/rollbackRestore';
-export type { ListBackupsResult } from './workflows/backupCatalog';
-export type { BackupRecord } from './drivers/storage/types';
+export type { DeleteBackupResult, ListBackupsResult } from './workflows/backupCatalog';
+export type { BackupBeingDeleted, BackupRecord } from './drivers/storage/types';
 export { pgOpsPlugin, type PgOpsPluginOptions } from './plugin';
 export {
   resolveTemporalConnection,

@@ -105,7 +105,10 @@ describe('the replicas of a primary restored in place', () => {
     await sql(set.primaryEndpoint, "INSERT INTO notes (body) VALUES ('after-rebuild')");
     await archiveNow();
     await waitForReplica('after-rebuild');
-    assert.equal((await sql<{ w: string }>(set.replicaEndpoint, "SELECT current_setting('work_mem') AS w"))[0]!.w, '7MB');
+    assert.equal(
+      (await sql<{ w: string }>(set.replicaEndpoint, "SELECT current_setting('work_mem') AS w"))[0]!.w,
+      '7MB',
+    );
     assert.equal((await sql<{ r: boolean }>(set.replicaEndpoint, 'SELECT pg_is_in_recovery() AS r'))[0]!.r, true);
   });
 

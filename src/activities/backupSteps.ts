@@ -3,7 +3,6 @@
 // and heartbeats over. If the worker dies, the session dies and PostgreSQL aborts the backup; the
 // retry deletes the snapshot the dead attempt may have made and takes a fresh one, so a snapshot
 // is never kept without its label.
-import { existsSync } from 'node:fs';
 import { log } from '@temporalio/activity';
 import type { ClusterRegistry } from './clusterRegistry';
 import { asStep, preconditionFailed } from './failures';
@@ -12,18 +11,12 @@ import { pauseForTests } from '../drivers/testPause';
 import { openBackupSession } from '../drivers/postgres/backupMode';
 import { withSession } from '../drivers/postgres/session';
 import type { BackupKind, BackupRecord } from '../drivers/storage/types';
-import { archiveCoverage, type BackupCoverage } from '../drivers/postgres/archiveCoverage';
 
 export interface BackupPlan {
   running: boolean;
   storage: BackupRecord['storage'];
   volumes: string[];
   walArchive: boolean;
-}
-
-export interface RetentionRule {
-  count?: number;
-  ageMs?: number;
 }
 
 export function createBackupSteps(registry: ClusterRegistry) {
@@ -194,78 +187,6 @@ export function createBackupSteps(registry: ClusterRegistry) {
           };
           await storage.saveRecord(record);
           return record;
-        }),
-      );
-    },
-
-    async listBackups({
-      cluster,
-    }: {
-      cluster: string;
-    }): Promise<{ backups: BackupRecord[]; strays: string[]; archive?: BackupCoverage[] }> {
-      return asStep(cluster, 'list-backups', async () => {
-        const storage = registry.snapshotDriver(cluster);
-        const backups = (await storage.listRecords()).filter((r) => r.cluster === cluster);
-        const walArchive = registry.entry(cluster).walArchive;
-        // The archive as the worker sees it (a Kubernetes cluster's may be inside its pods only).
-        const archive = walArchive && existsSync(walArchive) ? archiveCoverage(walArchive, backups) : undefined;
-        return { backups, strays: await storage.strayIds(), archive };
-      });
-    },
-
-    async deleteBackup({ cluster, backup }: { cluster: string; backup: string }): Promise<{ deleted: BackupRecord }> {
-      return asStep(cluster, 'delete-backup', () =>
-        withHeartbeats(async (progress) => {
-          const storage = registry.snapshotDriver(cluster);
-          const record = (await storage.listRecords()).find((r) => r.id === backup);
-          if (!record)
-            throw preconditionFailed(
-              cluster,
-              'delete-backup',
-              `there is no backup "${backup}" (listBackupsWorkflow lists them)`,
-            );
-          if (record.cluster !== cluster)
-            throw preconditionFailed(
-              cluster,
-              'delete-backup',
-              `backup "${backup}" belongs to cluster "${record.cluster}"`,
-            );
-          await storage.deleteBackup(backup, { signal: progress.signal });
-          return { deleted: record };
-        }),
-      );
-    },
-
-    /**
-     * Retention: a backup goes when it is past the newest `count` AND older than `age` (each
-     * rule that is given must let it go). Never the ones in `protect`; a pre-restore safety
-     * snapshot only once its own keepUntil has passed.
-     */
-    async pruneBackups(input: {
-      cluster: string;
-      keep: RetentionRule;
-      protect: string[];
-    }): Promise<{ deleted: string[]; kept: string[] }> {
-      const { cluster, keep } = input;
-      return asStep(cluster, 'prune', () =>
-        withHeartbeats(async (progress) => {
-          const storage = registry.snapshotDriver(cluster);
-          const records = (await storage.listRecords()).filter((r) => r.cluster === cluster);
-          const now = Date.now();
-          const regular = records.filter((r) => r.kind === 'backup');
-          const doomed = records.filter((r) => {
-            if (input.protect.includes(r.id)) return false;
-            if (r.kind === 'pre-restore') return r.keepUntil !== undefined && Date.parse(r.keepUntil) < now;
-            const beyondCount = keep.count === undefined || regular.indexOf(r) >= keep.count;
-            const tooOld = keep.ageMs === undefined || now - Date.parse(r.stoppedAt) > keep.ageMs;
-            return (keep.count !== undefined || keep.ageMs !== undefined) && beyondCount && tooOld;
-          });
-          for (const r of doomed) {
-            progress.report(`deleting backup ${r.id}`);
-            await storage.deleteBackup(r.id, { signal: progress.signal });
-          }
-          const deleted = doomed.map((r) => r.id);
-          return { deleted, kept: records.map((r) => r.id).filter((id) => !deleted.includes(id)) };
         }),
       );
     },

@@ -6,6 +6,7 @@ import { createLockSteps } from './lockSteps';
 import { guardMutatingSteps } from './lockGuard';
 import { createPitrSteps } from './pitrSteps';
 import { createBackupSteps } from './backupSteps';
+import { createBackupCatalogSteps } from './backupCatalogSteps';
 import { createRestoreSteps } from './restoreSteps';
 import { createReplicaSteps } from './replicaSteps';
 import { keepAlive } from './heartbeat';
@@ -22,6 +23,7 @@ export function createActivities(deps: ActivityDeps) {
       ...createLockSteps(registry),
       ...createPitrSteps(registry),
       ...createBackupSteps(registry),
+      ...createBackupCatalogSteps(registry),
       ...createRestoreSteps(registry),
       ...createReplicaSteps(registry),
     }),

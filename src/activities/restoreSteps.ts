@@ -47,6 +47,16 @@ export function createRestoreSteps(registry: ClusterRegistry) {
         ? records.find((r) => r.cluster === cluster && r.kind === 'backup')
         : records.find((r) => r.id === id);
     if (!record) {
+      const deleting =
+        id === 'latest'
+          ? undefined
+          : (await registry.snapshotDriver(cluster).listBeingDeleted()).find((r) => r.id === id);
+      if (deleting)
+        throw preconditionFailed(
+          cluster,
+          'check-restore',
+          `backup "${id}" is being deleted (begun ${deleting.deletion.since} by ${deleting.deletion.by}, interrupted): its snapshots may be partly gone, so it cannot be restored. The next prune or deleteBackupWorkflow of this cluster finishes the deletion; listBackupsWorkflow lists the backups that can be restored. Nothing was changed.`,
+        );
       const mine = records.filter((r) => r.cluster === cluster).slice(0, 10);
       throw preconditionFailed(
         cluster,

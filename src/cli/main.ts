@@ -24,7 +24,8 @@ Examples:
   pgops stop orders --hold --max-hold 2h      stop for maintenance; "pgops resume <id>" starts it again
   pgops start orders
   pgops backup orders --keep-count 7          online snapshot backup, keep the newest 7
-  pgops backups orders                        list backups, newest first
+  pgops backups orders                        list backups, newest first (and those being deleted)
+  pgops delete-backup orders <id> --confirm orders   delete one, or finish its interrupted deletion
   pgops restore orders --backup latest --confirm orders --to-time 2026-11-22T10:15:00+01:00
   pgops locate orders-delayed --from 2026-11-22T10:00:00Z --to 2026-11-22T10:30:00Z --table orders
   pgops pitr orders-delayed --xid 73412 --then export --tables orders --insert-missing
@@ -150,7 +151,7 @@ export function buildProgram(): Command {
         'backup',
         { cluster, mode: o.offline ? 'offline' : 'online', label: o.label, keep, waitForLock: o.waitForLock },
         (r) =>
-          `backup ${r.backup.id} (${r.took}) of ${r.cluster}: stop LSN ${r.backup.stopLsn}${r.backupModeMs !== undefined ? `, ${r.backupModeMs} ms in backup mode` : ''}${r.pruned?.deleted.length ? `; pruned ${r.pruned.deleted.join(', ')}` : ''}`,
+          `backup ${r.backup.id} (${r.took}) of ${r.cluster}: stop LSN ${r.backup.stopLsn}${r.backupModeMs !== undefined ? `, ${r.backupModeMs} ms in backup mode` : ''}${r.pruned?.deleted.length ? `; pruned ${r.pruned.deleted.join(', ')}` : ''}${r.pruned?.finished?.length ? `; finished the interrupted deletion of ${r.pruned.finished.join(', ')}` : ''}`,
       );
     });
 
@@ -158,12 +159,32 @@ export function buildProgram(): Command {
     .command('backups <cluster>')
     .description('list backups, newest first')
     .action(async (cluster: string, _o, cmd: Command) =>
-      runOperation(cmd, 'listBackups', { cluster }, (r) =>
-        r.backups.length === 0
-          ? `no backups of ${cluster}`
-          : r.backups
-              .map((b) => `${b.id}  ${b.kind.padEnd(11)} ${b.mode.padEnd(7)} ${b.stoppedAt}  ${b.label}`)
-              .join('\n'),
+      runOperation(cmd, 'listBackups', { cluster }, (r) => {
+        const lines = [
+          ...r.backups.map((b) => `${b.id}  ${b.kind.padEnd(11)} ${b.mode.padEnd(7)} ${b.stoppedAt}  ${b.label}`),
+          // Not restorable: the next prune or delete-backup of the cluster finishes them.
+          ...(r.beingDeleted ?? []).map(
+            (b) =>
+              `${b.id}  ${b.kind.padEnd(11)} ${b.mode.padEnd(7)} ${b.stoppedAt}  being deleted (since ${b.deletion.since}, by ${b.deletion.by})`,
+          ),
+          ...r.strays.map((id) => `${id}  stray: snapshots without a record`),
+        ];
+        return lines.length === 0 ? `no backups of ${cluster}` : lines.join('\n');
+      }),
+    );
+
+  program
+    .command('delete-backup <cluster> <backup>')
+    .description('delete a backup, or finish a deletion a crash interrupted ("being deleted")')
+    .requiredOption('--confirm <cluster>', 'the cluster name again')
+    .option('--wait-for-lock')
+    .action(async (cluster: string, backup: string, o, cmd: Command) =>
+      runOperation(
+        cmd,
+        'deleteBackup',
+        { cluster, backup, confirm: o.confirm, waitForLock: o.waitForLock },
+        (r) =>
+          `backup ${r.deleted.id} of ${r.cluster} deleted${r.resumed ? ' (an interrupted deletion, finished)' : ''}${r.finished.length ? `; also finished the interrupted deletion of ${r.finished.join(', ')}` : ''}`,
       ),
     );
 

@@ -12,8 +12,7 @@ import type { DelayedReplicaPitrResult } from '../workflows/delayedReplicaPitr';
 import type { LocateIncidentInput } from '../workflows/locateIncident';
 import type { SnapshotBackupInput, SnapshotBackupResult } from '../workflows/snapshotBackup';
 import type { RollbackRestoreInput, RollbackRestoreResult } from '../workflows/rollbackRestore';
-import type { ListBackupsResult } from '../workflows/backupCatalog';
-import type { BackupRecord } from '../drivers/storage/types';
+import type { DeleteBackupResult, ListBackupsResult } from '../workflows/backupCatalog';
 import { toPgOpsError } from './errors';
 import { clusterNameProblem } from '../common/names';
 
@@ -29,7 +28,7 @@ export interface Operations {
   deleteBackup: {
     type: 'deleteBackupWorkflow';
     input: { cluster: string; backup: string; confirm: string; waitForLock?: boolean | string | number };
-    result: { cluster: string; deleted: BackupRecord };
+    result: DeleteBackupResult;
   };
 }
 export type OperationName = keyof Operations;

@@ -33,7 +33,8 @@ export interface SnapshotBackupResult {
   backupModeMs?: number;
   snapshotMs?: number;
   restarted?: { readyReplicas: number; msToReady: number };
-  pruned?: { deleted: string[]; kept: string[] };
+  /** Retention: deleted, kept, and deletions a crash had interrupted that it finished first. */
+  pruned?: { deleted: string[]; kept: string[]; finished?: string[] };
 }
 
 const TYPE = 'snapshotBackupWorkflow';

@@ -3,7 +3,9 @@
 // the backup id; the backup record is an annotation on the data claim's snapshot (as
 // CloudNativePG keeps its backup facts), so it lives and dies with the snapshots. A rollback
 // replaces each claim by a new one with the same name restored from its snapshot (dataSource);
-// the replaced volume is kept (reclaim policy Retain) until the restore has succeeded.
+// the replaced volume is kept (reclaim policy Retain) until the restore has succeeded. A deletion
+// moves the record to the annotation pgops.temporal.io/deleting first (one patch) and deletes the
+// snapshot that carries it last.
 import { createHash } from 'node:crypto';
 import {
   AppsV1Api,
@@ -21,8 +23,10 @@ import { PermanentDriverError, type WaitOptions } from '../cluster/types';
 import { pollUntil } from '../waiting';
 import { pauseForTests } from '../testPause';
 import type {
+  BackupBeingDeleted,
   BackupRecord,
   DatabaseVolume,
+  DeleteOptions,
   RollbackOptions,
   SnapshotDriver,
   SnapshotOptions,
@@ -30,6 +34,7 @@ import type {
   SnapshotRef,
 } from './types';
 import { newestFirst } from './recordOrder';
+import { beingDeleted, markForDeletion, type MarkedRecord } from './deletionMark';
 
 const GROUP = 'snapshot.storage.k8s.io';
 const VERSION = 'v1';
@@ -37,6 +42,8 @@ const PREFIX = 'pgops.temporal.io/';
 export const CSI_LABELS = { cluster: `${PREFIX}cluster`, backup: `${PREFIX}backup` };
 export const CSI_ANNOTATIONS = {
   record: `${PREFIX}backup-record`,
+  /** The record of a backup being deleted, with who began the deletion. */
+  deleting: `${PREFIX}deleting`,
   claim: `${PREFIX}claim`,
   restoreId: `${PREFIX}restore-id`,
   restoredFrom: `${PREFIX}restored-from`,
@@ -64,6 +71,10 @@ export function snapshotName(id: string, claim: string): string {
   const name = `pgops-${id.toLowerCase()}-${claim}`;
   if (name.length <= 253) return name;
   return `pgops-${id.toLowerCase()}-${createHash('sha256').update(claim).digest('hex').slice(0, 16)}`;
+}
+
+function backupOf(snap: VolumeSnapshot): string {
+  return snap.metadata.labels?.[CSI_LABELS.backup] ?? '';
 }
 
 export class CsiSnapshotDriver implements SnapshotDriver {
@@ -267,30 +278,58 @@ export class CsiSnapshotDriver implements SnapshotDriver {
 
   async listRecords(): Promise<BackupRecord[]> {
     const snaps = await this.listSnapshots(`${CSI_LABELS.cluster}=${this.cluster}`);
+    const deleting = new Set(snaps.filter((s) => s.metadata.annotations?.[CSI_ANNOTATIONS.deleting]).map(backupOf));
     return snaps
-      .filter((s) => !s.metadata.deletionTimestamp)
+      .filter((s) => !s.metadata.deletionTimestamp && !deleting.has(backupOf(s)))
       .map((s) => s.metadata.annotations?.[CSI_ANNOTATIONS.record])
       .filter((r): r is string => r !== undefined)
       .map((r) => JSON.parse(r) as BackupRecord)
       .sort(newestFirst);
   }
 
-  async strayIds(): Promise<string[]> {
-    const recorded = new Set((await this.listRecords()).map((r) => r.id));
-    const ids = (await this.listSnapshots(`${CSI_LABELS.cluster}=${this.cluster}`)).map(
-      (s) => s.metadata.labels?.[CSI_LABELS.backup] ?? '',
-    );
-    return [...new Set(ids.filter((id) => id && !recorded.has(id)))];
+  async listBeingDeleted(): Promise<BackupBeingDeleted[]> {
+    return (await this.listSnapshots(`${CSI_LABELS.cluster}=${this.cluster}`))
+      .map((s) => s.metadata.annotations?.[CSI_ANNOTATIONS.deleting])
+      .filter((r): r is string => r !== undefined)
+      .map((r) => beingDeleted(JSON.parse(r) as MarkedRecord))
+      .sort(newestFirst);
   }
 
-  async deleteBackup(id: string, opts: WaitOptions = {}): Promise<void> {
+  async strayIds(): Promise<string[]> {
+    const snaps = await this.listSnapshots(`${CSI_LABELS.cluster}=${this.cluster}`);
+    const annotated = (s: VolumeSnapshot, key: string) => s.metadata.annotations?.[key] !== undefined;
+    const recorded = new Set(
+      snaps
+        .filter(
+          (s) =>
+            annotated(s, CSI_ANNOTATIONS.deleting) ||
+            (annotated(s, CSI_ANNOTATIONS.record) && !s.metadata.deletionTimestamp),
+        )
+        .map(backupOf),
+    );
+    return [...new Set(snaps.map(backupOf).filter((id) => id && !recorded.has(id)))];
+  }
+
+  async deleteBackup(id: string, opts: DeleteOptions = {}): Promise<void> {
     const snaps = await this.listSnapshots(`${CSI_LABELS.backup}=${id}`);
-    // The record goes first: a crash half-way leaves strays (which retention removes), never a
-    // record whose snapshots are partly gone.
-    for (const snap of snaps)
-      if (snap.metadata.annotations?.[CSI_ANNOTATIONS.record])
-        await this.patchSnapshotAnnotations(snap.metadata.name, { [CSI_ANNOTATIONS.record]: null });
-    await this.deleteSnapshots(snaps, opts);
+    let marked = snaps.find((s) => s.metadata.annotations?.[CSI_ANNOTATIONS.deleting]);
+    const recorded = snaps.find((s) => s.metadata.annotations?.[CSI_ANNOTATIONS.record]);
+    if (recorded) {
+      // One patch moves the record to the mark; a mark already there keeps who began the deletion.
+      const record = JSON.parse(recorded.metadata.annotations![CSI_ANNOTATIONS.record]!) as BackupRecord;
+      await this.patchSnapshotAnnotations(recorded.metadata.name, {
+        [CSI_ANNOTATIONS.record]: null,
+        ...(marked ? {} : { [CSI_ANNOTATIONS.deleting]: JSON.stringify(markForDeletion(record, opts.by)) }),
+      });
+      marked ??= recorded;
+    }
+    await pauseForTests('delete-marked', opts.signal);
+    // The snapshot carrying the mark goes last, once every other one is gone.
+    const others = snaps.filter((s) => s.metadata.name !== marked?.metadata.name);
+    await this.deleteSnapshots(others, opts);
+    // A crash test kills the worker here: some VolumeSnapshots deleted, the mark still there.
+    if (others.length > 0) await pauseForTests('delete-partly-removed', opts.signal);
+    if (marked) await this.deleteSnapshots([marked], opts);
   }
 
   private async deleteSnapshots(snaps: VolumeSnapshot[], opts: WaitOptions): Promise<void> {

@@ -1,8 +1,23 @@
 // Local snapshots of a data directory on the worker: a read-only btrfs snapshot where the volume
 // is a btrfs subvolume (copy-on-write: near constant time whatever the size), else a copy (time
 // and space grow with the data). Each backup is a directory <snapshotDir>/<id>/ holding one
-// snapshot per volume and manifest.json, the backup record, written last.
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+// snapshot per volume and manifest.json, the backup record, written last. A deletion renames the
+// record to manifest.json.deleting (with who began it) first and removes that file last.
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { dirname, join, relative, isAbsolute } from 'node:path';
 import type { LocalStorageConfig, LocalTarget } from '../../config/schema';
 import { PermanentDriverError, type WaitOptions } from '../cluster/types';
@@ -10,10 +25,21 @@ import { nestedVolumeProblem } from '../postgres/dataLayout';
 import { btrfsSnapshot, copyTree, isBtrfs, isBtrfsSubvolume, removeTree } from './fileSystem';
 import { isMountPoint } from './mounts';
 import { pauseForTests } from '../testPause';
-import type { BackupRecord, DatabaseVolume, SnapshotDriver, SnapshotOptions, SnapshotPlan, SnapshotRef } from './types';
+import type {
+  BackupBeingDeleted,
+  BackupRecord,
+  DatabaseVolume,
+  DeleteOptions,
+  SnapshotDriver,
+  SnapshotOptions,
+  SnapshotPlan,
+  SnapshotRef,
+} from './types';
 import { newestFirst } from './recordOrder';
+import { beingDeleted, markForDeletion, type MarkedRecord } from './deletionMark';
 
 const MANIFEST = 'manifest.json';
+const DELETING = 'manifest.json.deleting';
 
 export class LocalSnapshotDriver implements SnapshotDriver {
   readonly kind = 'local' as const;
@@ -99,15 +125,31 @@ export class LocalSnapshotDriver implements SnapshotDriver {
       .map((e) => e.name);
   }
 
+  private has(id: string, file: string): boolean {
+    return existsSync(join(this.backupDir(id), file));
+  }
+
   async listRecords(): Promise<BackupRecord[]> {
     return this.backupIds()
-      .filter((id) => existsSync(join(this.backupDir(id), MANIFEST)))
+      .filter((id) => this.has(id, MANIFEST) && !this.has(id, DELETING))
       .map((id) => JSON.parse(readFileSync(join(this.backupDir(id), MANIFEST), 'utf8')) as BackupRecord)
       .sort(newestFirst);
   }
 
+  async listBeingDeleted(): Promise<BackupBeingDeleted[]> {
+    return this.backupIds()
+      .filter((id) => this.has(id, DELETING))
+      .map((id) => {
+        const path = join(this.backupDir(id), DELETING);
+        return beingDeleted(JSON.parse(readFileSync(path, 'utf8')) as MarkedRecord, statSync(path).mtime.toISOString());
+      })
+      .sort(newestFirst);
+  }
+
   async strayIds(): Promise<string[]> {
-    return this.backupIds().filter((id) => !existsSync(join(this.backupDir(id), MANIFEST)));
+    return this.backupIds().filter(
+      (id) => !this.has(id, MANIFEST) && !this.has(id, DELETING) && readdirSync(this.backupDir(id)).length > 0,
+    );
   }
 
   private async discardSnapshots(id: string, signal?: AbortSignal): Promise<void> {
@@ -117,11 +159,55 @@ export class LocalSnapshotDriver implements SnapshotDriver {
     await removeTree(dir, signal);
   }
 
-  async deleteBackup(id: string, opts: WaitOptions = {}): Promise<void> {
-    // The record goes first: from then on the backup no longer exists, whatever a crash leaves.
-    const manifest = join(this.backupDir(id), MANIFEST);
-    if (existsSync(manifest)) renameSync(manifest, `${manifest}.deleting`);
-    await this.discardSnapshots(id, opts.signal);
+  async deleteBackup(id: string, opts: DeleteOptions = {}): Promise<void> {
+    const dir = this.backupDir(id);
+    const manifest = join(dir, MANIFEST);
+    const mark = join(dir, DELETING);
+    if (existsSync(manifest)) {
+      // A mark already there (a crash between these two writes) keeps who began the deletion.
+      if (!existsSync(mark)) {
+        const record = JSON.parse(readFileSync(manifest, 'utf8')) as BackupRecord;
+        writeDurably(mark, `${JSON.stringify(markForDeletion(record, opts.by), null, 2)}\n`);
+      }
+      rmSync(manifest);
+      syncDirectory(dir);
+    }
+    await pauseForTests('delete-marked', opts.signal);
+    if (!existsSync(dir)) return;
+    let removed = 0;
+    const removeOne = async (path: string) => {
+      opts.onProgress?.(`removing ${path}`);
+      await removeTree(path, opts.signal);
+      // A crash test kills the worker here: the snapshots half removed, the mark still there.
+      if (removed++ === 0) await pauseForTests('delete-partly-removed', opts.signal);
+    };
+    for (const entry of readdirSync(dir).filter((e) => e !== DELETING)) {
+      const path = join(dir, entry);
+      // A copy is removed a part at a time, so that progress (and a kill) can fall inside it.
+      if (lstatSync(path).isDirectory() && !isBtrfsSubvolume(path))
+        for (const part of readdirSync(path)) await removeOne(join(path, part));
+      await removeOne(path);
+    }
+    rmSync(mark, { force: true });
+    await removeTree(dir, opts.signal);
+    this.removeEmptyBackupDirs();
+  }
+
+  /**
+   * A crash between removing the mark and its directory leaves an empty directory: nothing to
+   * list, removed by the next deletion. Only once it is a minute old: a backup being taken
+   * makes its directory and fills it at once.
+   */
+  private removeEmptyBackupDirs(): void {
+    for (const id of this.backupIds()) {
+      const dir = this.backupDir(id);
+      try {
+        if (readdirSync(dir).length === 0 && Date.now() - statSync(dir).mtimeMs > 60_000)
+          rmSync(dir, { recursive: true });
+      } catch {
+        // Gone meanwhile (another cluster's deletion on the same snapshot directory).
+      }
+    }
   }
 
   async rollback(record: BackupRecord, opts: WaitOptions = {}): Promise<{ ms: number; methods: string[] }> {
@@ -159,6 +245,28 @@ async function replaceDirectory(target: string, snapshot: string, btrfs: boolean
   mkdirSync(dirname(target), { recursive: true });
   renameSync(staging, target);
   await removeTree(ready);
+}
+
+/** Written, flushed and renamed into place, then the directory flushed: the file survives a crash of the host. */
+function writeDurably(path: string, text: string): void {
+  const fd = openSync(`${path}.tmp`, 'w', 0o600);
+  try {
+    writeSync(fd, text);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(`${path}.tmp`, path);
+  syncDirectory(dirname(path));
+}
+
+function syncDirectory(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 function existingAncestor(path: string): string {

@@ -11,7 +11,16 @@ import { attachRbdVolume, cephArgs, detachRbdVolume, type RbdLocalVolume } from 
 import { RbdImageSet } from './rbdImageSet';
 import { mountAt } from './mounts';
 import { pauseForTests } from '../testPause';
-import type { BackupRecord, DatabaseVolume, SnapshotDriver, SnapshotOptions, SnapshotPlan, SnapshotRef } from './types';
+import type {
+  BackupBeingDeleted,
+  BackupRecord,
+  DatabaseVolume,
+  DeleteOptions,
+  SnapshotDriver,
+  SnapshotOptions,
+  SnapshotPlan,
+  SnapshotRef,
+} from './types';
 
 export class RbdSnapshotDriver implements SnapshotDriver {
   readonly kind = 'rbd' as const;
@@ -124,12 +133,16 @@ export class RbdSnapshotDriver implements SnapshotDriver {
     return this.set.listRecords();
   }
 
+  listBeingDeleted(): Promise<BackupBeingDeleted[]> {
+    return this.set.listBeingDeleted();
+  }
+
   strayIds(): Promise<string[]> {
     return this.set.strayIds();
   }
 
-  deleteBackup(id: string, opts: WaitOptions = {}): Promise<void> {
-    return this.set.deleteBackup(id, opts.signal);
+  deleteBackup(id: string, opts: DeleteOptions = {}): Promise<void> {
+    return this.set.deleteBackup(id, opts);
   }
 
   async rollback(record: BackupRecord, opts: WaitOptions = {}): Promise<{ ms: number; methods: string[] }> {

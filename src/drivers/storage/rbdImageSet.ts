@@ -1,13 +1,18 @@
 // What both RBD drivers (rbd on the worker host, rbd in the Rook toolbox pod) do the same way:
 // one snapshot per image named pgops-<backup id>, the backup record as image metadata
 // pgops.backup.<id> on the data volume's image (it lives and dies with the image, not with the
-// worker), strays, deletion, and the checks before a rollback.
+// worker), strays, deletion, and the checks before a rollback. A deletion moves the record to
+// pgops.deleting.<id> first and removes that key last.
 import { PermanentDriverError } from '../cluster/types';
+import { pauseForTests } from '../testPause';
 import type { RbdCli } from './rbdCli';
-import type { BackupRecord, DatabaseVolume, SnapshotRef } from './types';
+import type { BackupBeingDeleted, BackupRecord, DatabaseVolume, DeleteOptions, SnapshotRef } from './types';
 import { newestFirst } from './recordOrder';
+import { beingDeleted, markForDeletion, type MarkedRecord } from './deletionMark';
 
 export const RBD_META_PREFIX = 'pgops.backup.';
+/** A record whose deletion has begun (a key of its own: an older worker never takes it for a backup). */
+export const RBD_DELETING_PREFIX = 'pgops.deleting.';
 export const RBD_SNAP_PREFIX = 'pgops-';
 
 /** One RBD image holding a volume of the database. */
@@ -69,16 +74,30 @@ export class RbdImageSet {
     await this.rbd.setMetadata(this.recordImage, `${RBD_META_PREFIX}${record.id}`, JSON.stringify(record));
   }
 
+  /** The records (pgops.backup.<id>) and the deletion marks (pgops.deleting.<id>), by id, in one read. */
+  private async recordsAndMarks(): Promise<{ records: Map<string, BackupRecord>; marks: Map<string, MarkedRecord> }> {
+    const meta = Object.entries(await this.rbd.listMetadata(this.recordImage));
+    const under = (prefix: string) =>
+      new Map(
+        meta
+          .filter(([key]) => key.startsWith(prefix))
+          .map(([key, value]) => [key.slice(prefix.length), JSON.parse(value) as MarkedRecord]),
+      );
+    return { records: under(RBD_META_PREFIX), marks: under(RBD_DELETING_PREFIX) };
+  }
+
   async listRecords(): Promise<BackupRecord[]> {
-    const meta = await this.rbd.listMetadata(this.recordImage);
-    return Object.entries(meta)
-      .filter(([key]) => key.startsWith(RBD_META_PREFIX))
-      .map(([, value]) => JSON.parse(value) as BackupRecord)
-      .sort(newestFirst);
+    const { records, marks } = await this.recordsAndMarks();
+    return [...records.values()].filter((r) => !marks.has(r.id)).sort(newestFirst);
+  }
+
+  async listBeingDeleted(): Promise<BackupBeingDeleted[]> {
+    return [...(await this.recordsAndMarks()).marks.values()].map((r) => beingDeleted(r)).sort(newestFirst);
   }
 
   async strayIds(): Promise<string[]> {
-    const recorded = new Set((await this.listRecords()).map((r) => r.id));
+    const { records, marks } = await this.recordsAndMarks();
+    const recorded = new Set([...records.keys(), ...marks.keys()]);
     const strays = new Set<string>();
     for (const spec of await this.allImages()) {
       for (const snap of await this.rbd.listSnapshots(spec)) {
@@ -90,10 +109,28 @@ export class RbdImageSet {
     return [...strays];
   }
 
-  /** The record first: a crash half-way leaves strays (removed by retention), never a record without snapshots. */
-  async deleteBackup(id: string, signal?: AbortSignal): Promise<void> {
-    await this.rbd.removeMetadata(this.recordImage, `${RBD_META_PREFIX}${id}`);
-    for (const spec of await this.allImages()) await this.rbd.removeSnapshot(spec, RbdImageSet.snapName(id), signal);
+  /** Marked first, the mark removed last: a crash anywhere leaves a deletion the next one finishes. */
+  async deleteBackup(id: string, opts: DeleteOptions = {}): Promise<void> {
+    const recordKey = `${RBD_META_PREFIX}${id}`;
+    const markKey = `${RBD_DELETING_PREFIX}${id}`;
+    const meta = await this.rbd.listMetadata(this.recordImage);
+    if (recordKey in meta) {
+      // A mark already there (a crash between these two writes) keeps who began the deletion.
+      if (!(markKey in meta)) {
+        const record = JSON.parse(meta[recordKey]!) as BackupRecord;
+        await this.rbd.setMetadata(this.recordImage, markKey, JSON.stringify(markForDeletion(record, opts.by)));
+      }
+      await this.rbd.removeMetadata(this.recordImage, recordKey);
+    }
+    await pauseForTests('delete-marked', opts.signal);
+    const snap = RbdImageSet.snapName(id);
+    for (const [index, spec] of (await this.allImages()).entries()) {
+      opts.onProgress?.(`rbd snap rm ${spec}@${snap}`);
+      await this.rbd.removeSnapshot(spec, snap, opts.signal);
+      // A crash test kills the worker here: a snapshot removed, the mark still there.
+      if (index === 0) await pauseForTests('delete-partly-removed', opts.signal);
+    }
+    await this.rbd.removeMetadata(this.recordImage, markKey);
   }
 
   /** The image and snapshot name of each snapshot of the record, all checked to be there. */

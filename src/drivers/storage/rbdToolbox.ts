@@ -14,7 +14,16 @@ import { KubernetesClusterDriver } from '../cluster/kubernetes';
 import { pollUntil } from '../waiting';
 import { RbdCli } from './rbdCli';
 import { RbdImageSet, type RbdImageOf } from './rbdImageSet';
-import type { BackupRecord, DatabaseVolume, SnapshotDriver, SnapshotOptions, SnapshotPlan, SnapshotRef } from './types';
+import type {
+  BackupBeingDeleted,
+  BackupRecord,
+  DatabaseVolume,
+  DeleteOptions,
+  SnapshotDriver,
+  SnapshotOptions,
+  SnapshotPlan,
+  SnapshotRef,
+} from './types';
 
 const RBD_NAME = /^[A-Za-z0-9_.-]{1,100}$/;
 const NO_CLIENT_TIMEOUT_MS = 300_000;
@@ -147,12 +156,16 @@ export class RbdToolboxSnapshotDriver implements SnapshotDriver {
     return (await this.set()).listRecords();
   }
 
+  async listBeingDeleted(): Promise<BackupBeingDeleted[]> {
+    return (await this.set()).listBeingDeleted();
+  }
+
   async strayIds(): Promise<string[]> {
     return (await this.set()).strayIds();
   }
 
-  async deleteBackup(id: string, opts: WaitOptions = {}): Promise<void> {
-    await (await this.set()).deleteBackup(id, opts.signal);
+  async deleteBackup(id: string, opts: DeleteOptions = {}): Promise<void> {
+    await (await this.set()).deleteBackup(id, opts);
   }
 
   async rollback(record: BackupRecord, opts: WaitOptions = {}): Promise<{ ms: number; methods: string[] }> {

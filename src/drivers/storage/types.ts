@@ -67,6 +67,27 @@ export interface BackupRecord {
   workflowId: string;
 }
 
+/** Who began deleting a backup, and when: kept with the record until the deletion is finished. */
+export interface DeletionMark {
+  since: string;
+  /** The workflow that began it ("unknown" for a deletion begun by an older worker). */
+  by: string;
+}
+
+/**
+ * A backup whose deletion has begun and not finished (the worker died half-way): no longer
+ * restorable, and finished by the next prune or delete of its cluster.
+ */
+export interface BackupBeingDeleted extends BackupRecord {
+  state: 'being deleted';
+  deletion: DeletionMark;
+}
+
+export interface DeleteOptions extends WaitOptions {
+  /** The workflow deleting, kept in the deletion mark. */
+  by?: string;
+}
+
 export interface SnapshotPlan {
   volumes: DatabaseVolume[];
   /** One line per volume: how it will be snapshotted. */
@@ -103,12 +124,19 @@ export interface SnapshotDriver {
   recoverFromCrash(): Promise<void>;
   /** Stores the record with the snapshots: from then on the backup exists. */
   saveRecord(record: BackupRecord): Promise<void>;
-  /** Every complete backup of this storage, newest first. */
+  /** Every complete backup of this storage, newest first (not those being deleted). */
   listRecords(): Promise<BackupRecord[]>;
-  /** Snapshots under backup ids that have no record (left by a crash). */
+  /** Backups whose deletion began and has not finished, newest first. */
+  listBeingDeleted(): Promise<BackupBeingDeleted[]>;
+  /** Snapshots under backup ids that have neither a record nor a deletion mark (left by a crashed backup). */
   strayIds(): Promise<string[]>;
-  /** Deletes the snapshots and the record of one backup (idempotent). */
-  deleteBackup(id: string, opts?: WaitOptions): Promise<void>;
+  /**
+   * Deletes one backup so that a crash at any point leaves it resumable: the record is first
+   * marked as being deleted (durably, in one write), then the snapshots go, the mark last.
+   * Idempotent: a backup already marked is finished; with neither record nor mark, the
+   * snapshots under the id (a half-made backup) are removed.
+   */
+  deleteBackup(id: string, opts?: DeleteOptions): Promise<void>;
   /**
    * Puts every volume back to its snapshot. The database must be stopped. Idempotent: a retry
    * after a crash finishes the same rollback. Leaves the volumes attached and ready to start.
