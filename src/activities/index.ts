@@ -7,6 +7,7 @@ import { guardMutatingSteps } from './lockGuard';
 import { createPitrSteps } from './pitrSteps';
 import { createBackupSteps } from './backupSteps';
 import { createRestoreSteps } from './restoreSteps';
+import { createArchiveSteps } from './archiveSteps';
 import { keepAlive } from './heartbeat';
 
 export interface ActivityDeps {
@@ -22,6 +23,7 @@ export function createActivities(deps: ActivityDeps) {
       ...createPitrSteps(registry),
       ...createBackupSteps(registry),
       ...createRestoreSteps(registry),
+      ...createArchiveSteps(registry, deps.catalog),
     }),
   );
 }

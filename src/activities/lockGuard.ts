@@ -26,6 +26,7 @@ export const MUTATING_STEPS = [
   'releaseReplacedVolumes',
   'deleteBackup',
   'pruneBackups',
+  'pruneWalArchive',
 ] as const;
 
 /**

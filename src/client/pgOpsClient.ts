@@ -14,6 +14,7 @@ import type { SnapshotBackupInput, SnapshotBackupResult } from '../workflows/sna
 import type { RollbackRestoreInput, RollbackRestoreResult } from '../workflows/rollbackRestore';
 import type { ListBackupsResult } from '../workflows/backupCatalog';
 import type { BackupRecord } from '../drivers/storage/types';
+import type { ArchiveStatus } from '../activities/archiveSteps';
 import { toPgOpsError } from './errors';
 import { clusterNameProblem } from '../common/names';
 
@@ -31,6 +32,7 @@ export interface Operations {
     input: { cluster: string; backup: string; confirm: string; waitForLock?: boolean | string | number };
     result: { cluster: string; deleted: BackupRecord };
   };
+  archiveStatus: { type: 'archiveStatusWorkflow'; input: { cluster: string }; result: ArchiveStatus };
 }
 export type OperationName = keyof Operations;
 
@@ -43,6 +45,7 @@ export const WORKFLOW_TYPES: { [K in OperationName]: Operations[K]['type'] } = {
   restore: 'rollbackRestoreWorkflow',
   listBackups: 'listBackupsWorkflow',
   deleteBackup: 'deleteBackupWorkflow',
+  archiveStatus: 'archiveStatusWorkflow',
 };
 
 export interface RunningOperation {
