@@ -54,7 +54,8 @@ describe('WAL archive retention keeps what a catalog replica has not replayed', 
       client.workflow.execute(type, { taskQueue, workflowId: `${type}-replica-${Date.now()}-${seq++}`, args: [input] }),
     ) as Promise<T>;
   }
-  const backup = (keep?: { count: number }) => run<SnapshotBackupResult>('snapshotBackupWorkflow', { cluster: 'orders', keep });
+  const backup = (keep?: { count: number }) =>
+    run<SnapshotBackupResult>('snapshotBackupWorkflow', { cluster: 'orders', keep });
 
   /** A commit, then a switch, awaited in the archive. */
   async function writeWal(n: number): Promise<void> {
@@ -151,7 +152,10 @@ describe('WAL archive retention keeps what a catalog replica has not replayed', 
     const caughtUp = await restartPoint();
     assert.ok(segmentOf(caughtUp.redo) > segmentOf(lagging.redo), 'the restart point moved');
     const taken = await backup({ count: 1 });
-    assert.equal(existsSync(join(set.archiveDir, segmentFileName(lagging.tli, segmentOf(lagging.redo), SEGMENT))), false);
+    assert.equal(
+      existsSync(join(set.archiveDir, segmentFileName(lagging.tli, segmentOf(lagging.redo), SEGMENT))),
+      false,
+    );
     const oldest = listArchivedSegments(set.archiveDir)[0]!;
     const floor = [caughtUp.redo, taken.backup.startLsn].sort(compareLsn)[0]!;
     assert.equal(oldest.segmentNumber, segmentOf(floor));
@@ -168,7 +172,10 @@ describe('WAL archive retention keeps what a catalog replica has not replayed', 
     });
     await writeWal(2);
     const taken = await backup({ count: 1 });
-    assert.match(taken.archivePruned!.notes.join(' '), /could not ask ghost .*everything from the oldest kept backup's start/);
+    assert.match(
+      taken.archivePruned!.notes.join(' '),
+      /could not ask ghost .*everything from the oldest kept backup's start/,
+    );
     const status = await run<ArchiveStatus>('archiveStatusWorkflow', { cluster: 'orders' });
     assert.match(status.notes.join(' '), /could not ask ghost/);
     assert.ok(status.oldestNeeded);

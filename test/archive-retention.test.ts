@@ -38,7 +38,9 @@ async function run<T>(fx: BackupFixture, type: string, input: Record<string, unk
 /** Fills and archives `n` WAL segments of their own. */
 async function writeWal(fx: BackupFixture, n: number): Promise<void> {
   for (let i = 0; i < n; i++) {
-    await fx.commit([`INSERT INTO orders SELECT 500000 + g + ${i * 100 + seq++ * 10_000}, 'filler', 1 FROM generate_series(1, 50) g`]);
+    await fx.commit([
+      `INSERT INTO orders SELECT 500000 + g + ${i * 100 + seq++ * 10_000}, 'filler', 1 FROM generate_series(1, 50) g`,
+    ]);
     await fx.archiveNow();
   }
 }
