@@ -108,6 +108,9 @@ export function createArchiveSteps(registry: ClusterRegistry, catalog: () => Cat
     progress?: ActivityProgress,
   ): Promise<{ anchors: WalAnchor[]; rules: PruneRules; notes: string[] }> {
     const records = (await registry.snapshotDriver(cluster).listRecords()).filter((r) => r.cluster === cluster);
+    // With no backup kept there is nothing to restore: nothing is removed, whatever replicas say.
+    if (records.length === 0)
+      return { anchors: [], rules: {}, notes: [`${cluster} has no backup listed: nothing is removed`] };
     const anchors = records.map(recordAnchor);
     const notes: string[] = [];
     const unanswered: string[] = [];

@@ -4,6 +4,7 @@
 // last. A run that finds an intent finishes it before it decides anything new: what it lists was
 // decided as not needed, and half an archive's tail removed is worse than all of it.
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pauseForTests } from '../testPause';
 import { isPrunableName, type ArchiveFile } from './archiveRetention';
@@ -88,7 +89,8 @@ export async function carryOutPruneIntent(
   const done: RemovedFiles = { files: 0, segments: 0, bytes: 0 };
   for (const [i, file] of intent.files.entries()) {
     opts.signal?.throwIfAborted();
-    rmSync(join(archiveDir, file.fileName), { force: true });
+    // One at a time and awaited: heartbeats and a cancel get through between files.
+    await rm(join(archiveDir, file.fileName), { force: true });
     done.files++;
     done.bytes += file.bytes;
     if (isSegmentName(file.fileName)) {
