@@ -30,6 +30,7 @@ describe('the package as a library (npm run build)', () => {
       'resumeSignal',
     ]);
     assert.deepEqual(out.workflows, [
+      'archiveStatusWorkflow',
       'clusterLockWorkflow',
       'delayedReplicaPitrWorkflow',
       'deleteBackupWorkflow',

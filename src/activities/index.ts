@@ -9,6 +9,7 @@ import { createBackupSteps } from './backupSteps';
 import { createBackupCatalogSteps } from './backupCatalogSteps';
 import { createRestoreSteps } from './restoreSteps';
 import { createReplicaSteps } from './replicaSteps';
+import { createArchiveSteps } from './archiveSteps';
 import { keepAlive } from './heartbeat';
 
 export interface ActivityDeps {
@@ -26,6 +27,7 @@ export function createActivities(deps: ActivityDeps) {
       ...createBackupCatalogSteps(registry),
       ...createRestoreSteps(registry),
       ...createReplicaSteps(registry),
+      ...createArchiveSteps(registry, deps.catalog),
     }),
   );
 }

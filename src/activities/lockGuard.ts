@@ -27,6 +27,7 @@ export const MUTATING_STEPS = [
   'deleteBackup',
   'pruneBackups',
   'reconcileReplicas',
+  'pruneWalArchive',
 ] as const;
 
 /**

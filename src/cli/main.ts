@@ -26,6 +26,7 @@ Examples:
   pgops backup orders --keep-count 7          online snapshot backup, keep the newest 7
   pgops backups orders                        list backups, newest first (and those being deleted)
   pgops delete-backup orders <id> --confirm orders   delete one, or finish its interrupted deletion
+  pgops archive status orders                 the WAL archive: size, oldest needed segment and why
   pgops restore orders --backup latest --confirm orders --to-time 2026-11-22T10:15:00+01:00
   pgops locate orders-delayed --from 2026-11-22T10:00:00Z --to 2026-11-22T10:30:00Z --table orders
   pgops pitr orders-delayed --xid 73412 --then export --tables orders --insert-missing
@@ -82,6 +83,30 @@ async function runOperation<K extends OperationName>(
 }
 
 const duration = (v: string) => v;
+
+const mb = (bytes: number) => `${(bytes / 1048576).toFixed(1)} MB`;
+
+function describeArchiveStatus(s: Operations['archiveStatus']['result']): string {
+  if (s.skipped) return `${s.cluster}: ${s.skipped}`;
+  const lines = [
+    `${s.archiveDir}: ${s.segments} segment(s), ${s.files} file(s), ${mb(s.bytes)}`,
+    `  oldest segment ${s.oldestSegment ?? '-'}, newest ${s.newestSegment ?? '-'}`,
+    s.oldestNeeded
+      ? `  oldest needed ${s.oldestNeeded.fileName} (${s.oldestNeeded.startLsn}, timeline ${s.oldestNeeded.timeline}), by: ${s.oldestNeeded.neededBy.join('; ')}`
+      : '  nothing in it is needed by a kept backup or a replica',
+    `  a prune now would remove ${s.removable.files} file(s), ${mb(s.removable.bytes)}` +
+      `${s.retention.prune ? '' : ' (walArchiveRetention.prune is false: it never runs)'}` +
+      `${s.retention.keepExtra ? `; keepExtra ${s.retention.keepExtra}` : ''}`,
+    ...(s.pendingPrune
+      ? [
+          `  an interrupted prune left ${s.pendingPrune.files} file(s) to remove (${s.pendingPrune.writtenAt}): the next backup with keep finishes it`,
+        ]
+      : []),
+    ...(s.timelines ? [`  ${s.timelines}`] : []),
+    ...s.notes.map((n) => `  note: ${n}`),
+  ];
+  return lines.join('\n');
+}
 
 export function buildProgram(): Command {
   const program = new Command('pgops')
@@ -151,7 +176,7 @@ export function buildProgram(): Command {
         'backup',
         { cluster, mode: o.offline ? 'offline' : 'online', label: o.label, keep, waitForLock: o.waitForLock },
         (r) =>
-          `backup ${r.backup.id} (${r.took}) of ${r.cluster}: stop LSN ${r.backup.stopLsn}${r.backupModeMs !== undefined ? `, ${r.backupModeMs} ms in backup mode` : ''}${r.pruned?.deleted.length ? `; pruned ${r.pruned.deleted.join(', ')}` : ''}${r.pruned?.finished?.length ? `; finished the interrupted deletion of ${r.pruned.finished.join(', ')}` : ''}`,
+          `backup ${r.backup.id} (${r.took}) of ${r.cluster}: stop LSN ${r.backup.stopLsn}${r.backupModeMs !== undefined ? `, ${r.backupModeMs} ms in backup mode` : ''}${r.pruned?.deleted.length ? `; pruned ${r.pruned.deleted.join(', ')}` : ''}${r.pruned?.finished?.length ? `; finished the interrupted deletion of ${r.pruned.finished.join(', ')}` : ''}${r.archivePruned?.removedFiles ? `; removed ${r.archivePruned.removedSegments} WAL segment(s), ${mb(r.archivePruned.removedBytes)} from the archive` : ''}`,
       );
     });
 
@@ -186,6 +211,14 @@ export function buildProgram(): Command {
         (r) =>
           `backup ${r.deleted.id} of ${r.cluster} deleted${r.resumed ? ' (an interrupted deletion, finished)' : ''}${r.finished.length ? `; also finished the interrupted deletion of ${r.finished.join(', ')}` : ''}`,
       ),
+    );
+
+  const archive = program.command('archive').description('the WAL archive of a cluster');
+  archive
+    .command('status <cluster>')
+    .description('size of the WAL archive, its oldest needed segment and why, what a prune would remove')
+    .action(async (cluster: string, _o, cmd: Command) =>
+      runOperation(cmd, 'archiveStatus', { cluster }, describeArchiveStatus),
     );
 
   program

@@ -13,6 +13,7 @@ import type { LocateIncidentInput } from '../workflows/locateIncident';
 import type { SnapshotBackupInput, SnapshotBackupResult } from '../workflows/snapshotBackup';
 import type { RollbackRestoreInput, RollbackRestoreResult } from '../workflows/rollbackRestore';
 import type { DeleteBackupResult, ListBackupsResult } from '../workflows/backupCatalog';
+import type { ArchiveStatus } from '../activities/archiveSteps';
 import { toPgOpsError } from './errors';
 import { clusterNameProblem } from '../common/names';
 
@@ -30,6 +31,7 @@ export interface Operations {
     input: { cluster: string; backup: string; confirm: string; waitForLock?: boolean | string | number };
     result: DeleteBackupResult;
   };
+  archiveStatus: { type: 'archiveStatusWorkflow'; input: { cluster: string }; result: ArchiveStatus };
 }
 export type OperationName = keyof Operations;
 
@@ -42,6 +44,7 @@ export const WORKFLOW_TYPES: { [K in OperationName]: Operations[K]['type'] } = {
   restore: 'rollbackRestoreWorkflow',
   listBackups: 'listBackupsWorkflow',
   deleteBackup: 'deleteBackupWorkflow',
+  archiveStatus: 'archiveStatusWorkflow',
 };
 
 export interface RunningOperation {

@@ -4,6 +4,7 @@
 import { z } from 'zod';
 import { clusterNameProblem, isKubernetesLabel, isKubernetesName } from '../common/names';
 import { DEFAULT_PG_BIN_DIR } from '../drivers/postgres/binDir';
+import { parseDuration } from '../common/durations';
 
 const k8sName = (what: string) =>
   z.string().refine(isKubernetesName, {
@@ -148,6 +149,23 @@ export const storageSchema = z.discriminatedUnion('kind', [
   }),
 ]);
 
+/**
+ * What a backup's retention does to the WAL archive (README, "WAL archive retention"). A sibling
+ * of walArchive, which stays a plain path: every catalog written before keeps working unchanged.
+ */
+export const walArchiveRetentionSchema = z.strictObject({
+  /** After a backup with `keep`, remove the segments no kept backup or replica needs (default true). */
+  prune: z.boolean().default(true),
+  /** Segments archived within this long stay as well, such as "7d" (default: only what is needed). */
+  keepExtra: z
+    .string()
+    .superRefine((value, ctx) => {
+      const ms = parseDuration('keepExtra', value, { min: 0, max: 3650 * 86_400_000 });
+      if (typeof ms === 'string') ctx.addIssue({ code: 'custom', message: ms });
+    })
+    .optional(),
+});
+
 export const clusterEntrySchema = z
   .strictObject({
     target: z.discriminatedUnion('kind', [localTargetSchema, kubernetesTargetSchema]),
@@ -155,8 +173,10 @@ export const clusterEntrySchema = z
     storage: storageSchema.optional(),
     /** For a delayed replica: the catalog name of its primary. */
     replicaOf: z.string().optional(),
-    /** For a delayed replica: the WAL archive directory it restores from (local targets). */
+    /** The WAL archive directory: where a primary's archive_command writes, or a delayed replica restores from. */
     walArchive: safePath.optional(),
+    /** Retention of the WAL archive (walArchive) after a backup's prune. */
+    walArchiveRetention: walArchiveRetentionSchema.optional(),
     /**
      * For a delayed replica with a walArchive on a local target: WAL segments copied ahead of a
      * targeted replay into pg_wal/pgops_readahead (default 4; 0 turns the read-ahead off).
@@ -191,6 +211,10 @@ export const clusterEntrySchema = z
       'storage kind "local" snapshots a data directory on the worker: it needs a local target (use rbd or csi on Kubernetes)',
     path: ['storage', 'kind'],
   })
+  .refine((entry) => !(entry.walArchiveRetention && entry.walArchive === undefined), {
+    message: 'walArchiveRetention needs walArchive (the directory archive_command writes to)',
+    path: ['walArchiveRetention'],
+  })
   .refine((entry) => !(entry.postgres?.portForward && entry.target.kind !== 'kubernetes'), {
     message:
       'postgres.portForward needs a kubernetes target (it forwards to a pod); a local target is reached at 127.0.0.1 and its port',
@@ -219,6 +243,7 @@ export type LocalTarget = z.infer<typeof localTargetSchema>;
 export type KubernetesTarget = z.infer<typeof kubernetesTargetSchema>;
 export type PostgresAccess = z.infer<typeof postgresAccessSchema>;
 export type SecretRef = z.infer<typeof secretRefSchema>;
+export type WalArchiveRetention = z.infer<typeof walArchiveRetentionSchema>;
 export type StorageConfig = z.infer<typeof storageSchema>;
 export type LocalStorageConfig = Extract<StorageConfig, { kind: 'local' }>;
 export type RbdStorageConfig = Extract<StorageConfig, { kind: 'rbd' }>;

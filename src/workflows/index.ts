@@ -8,6 +8,7 @@ import * as locate from './locateIncident';
 import * as backup from './snapshotBackup';
 import * as restore from './rollbackRestore';
 import * as catalog from './backupCatalog';
+import * as archive from './archiveStatus';
 
 export { clusterLockWorkflow } from './clusterLockWorkflow';
 export const plannedStopWorkflow = surfaced(stop.plannedStopWorkflow);
@@ -18,3 +19,4 @@ export const snapshotBackupWorkflow = surfaced(backup.snapshotBackupWorkflow);
 export const rollbackRestoreWorkflow = surfaced(restore.rollbackRestoreWorkflow);
 export const listBackupsWorkflow = surfaced(catalog.listBackupsWorkflow);
 export const deleteBackupWorkflow = surfaced(catalog.deleteBackupWorkflow);
+export const archiveStatusWorkflow = surfaced(archive.archiveStatusWorkflow);

@@ -2,9 +2,10 @@
 // pg_backup_stop, all in one session held by one activity; the label is stored with the snapshot.
 // Offline: the planned stop's steps, the snapshot, and start again. A cluster found stopped (a
 // planned stop) is never started by a backup: it gets an offline snapshot and stays stopped.
-import { CancellationScope, workflowInfo } from '@temporalio/workflow';
+import { CancellationScope, patched, workflowInfo } from '@temporalio/workflow';
 import { backupIdFor } from '../common/backupIds';
 import type { BackupRecord } from '../drivers/storage/types';
+import type { ArchivePruneResult } from '../activities/archiveSteps';
 import { bringUpStep, localStep, longStep, quickStep } from './activityProxies';
 import { trackProgress } from './progress';
 import { tagWorkflow } from './searchAttributes';
@@ -35,6 +36,8 @@ export interface SnapshotBackupResult {
   restarted?: { readyReplicas: number; msToReady: number };
   /** Retention: deleted, kept, and deletions a crash had interrupted that it finished first. */
   pruned?: { deleted: string[]; kept: string[]; finished?: string[] };
+  /** After retention: the WAL archive segments no kept backup or replica needs, removed. */
+  archivePruned?: ArchivePruneResult;
 }
 
 const TYPE = 'snapshotBackupWorkflow';
@@ -113,6 +116,11 @@ export async function snapshotBackupWorkflow(input: SnapshotBackupInput): Promis
     if (keep) {
       progress.step('prune', 'applying retention');
       result.pruned = await longStep.pruneBackups({ cluster, keep, protect: [id] });
+      // Patched: a backup started by an older worker replays without this step.
+      if (plan.walArchive && patched('prune-wal-archive')) {
+        progress.step('prune-archive', 'removing the WAL segments no kept backup or replica needs');
+        result.archivePruned = await longStep.pruneWalArchive({ cluster });
+      }
     }
     progress.step('done', `backup ${id} recorded (${result.took})`, { backupId: id });
     return result;

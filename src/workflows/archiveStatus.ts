@@ -1,0 +1,17 @@
+// The WAL archive of a cluster as retention sees it: its size, the oldest segment something still
+// needs and what, and what a prune would remove now. Read-only, no lock (as listBackupsWorkflow).
+import { quickStep } from './activityProxies';
+import { trackProgress } from './progress';
+import { tagWorkflow } from './searchAttributes';
+import { checkInputObject } from './inputValidation';
+import type { ArchiveStatus } from '../activities/archiveSteps';
+
+export async function archiveStatusWorkflow(input: { cluster: string }): Promise<ArchiveStatus> {
+  checkInputObject('archiveStatusWorkflow', input, ['cluster']);
+  tagWorkflow(input.cluster, 'archiveStatus');
+  const progress = trackProgress('archiveStatus', input.cluster);
+  progress.step('read', 'reading the WAL archive, the backup records and where each replica would restart');
+  const status = await quickStep.archiveStatus({ cluster: input.cluster });
+  progress.step('done', `${status.segments} segment(s), ${status.bytes} bytes`);
+  return status;
+}
