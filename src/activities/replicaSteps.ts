@@ -13,7 +13,7 @@ import { archiveSegmentSize, positionOnPath, readTimelines, segmentFileName } fr
 import { listArchivedSegments } from '../drivers/postgres/walInspect';
 import { parseLsn } from '../common/lsn';
 import { followTimeline, replicaPosition } from '../drivers/postgres/replicaTimeline';
-import { rebuildLocalReplica } from '../drivers/cluster/localReplicaRebuild';
+import { rebuildInProgress, rebuildLocalReplica } from '../drivers/cluster/localReplicaRebuild';
 import { lockStateQuery, lockWorkflowId } from '../workflows/definitions';
 import { pollUntil } from '../drivers/waiting';
 import type { LockedStepInput } from './lockGuard';
@@ -92,6 +92,19 @@ async function reconcileOne(
       note: `workflow ${busy} holds replica "${replica}": it was not checked. Check it once that ends (a PITR on it would act on the old history)`,
     };
   const entry = registry.entry(replica);
+  if (entry.target.kind === 'local' && rebuildInProgress(entry.target) && mode !== 'leave') {
+    // Stopped half way by a crash: its position cannot be read, and it was past the fork.
+    const rebuilt = await rebuildLocalReplica(entry.target, await registry.endpoint(entry.replicaOf!), {
+      onProgress: (d) => progress.report(`replica "${replica}": ${d}`),
+      signal: progress.signal,
+    });
+    return {
+      replica,
+      position: 'past-fork',
+      action: 'rebuilt',
+      note: `a rebuild interrupted by a crash was finished: rebuilt from the primary in ${rebuilt.ms} ms, its own configuration kept (${rebuilt.keptFiles.join(', ')})`,
+    };
+  }
   const position = await replicaPosition(await registry.endpoint(replica)).catch((err: unknown) => {
     log.warn('replica not readable', { replica, error: String(err) });
     return undefined;

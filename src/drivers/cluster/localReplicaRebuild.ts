@@ -38,6 +38,11 @@ function ownConfigFiles(pgdata: string): string[] {
   );
 }
 
+/** A rebuild of this replica began and did not finish (a worker died in it): the next one goes on from it. */
+export function rebuildInProgress(replica: LocalTarget): boolean {
+  return existsSync(join(`${replica.pgdata}.pgops-rebuild`, 'state.json'));
+}
+
 export async function rebuildLocalReplica(
   replica: LocalTarget,
   primary: PgEndpoint,
