@@ -86,6 +86,15 @@ describe('CSI: a backup deletion SIGKILLed half-way is listed as being deleted a
         },
       });
     }
+    // The snapshot-controller refuses a claim not bound yet: wait for the PV controller's binding.
+    for (const claim of CLAIMS)
+      await pollUntil(
+        async () => {
+          const pvc = await core.readNamespacedPersistentVolumeClaim({ namespace: ns, name: claim });
+          return pvc.status?.phase === 'Bound' ? { done: undefined } : { waiting: `${claim} is ${pvc.status?.phase}` };
+        },
+        { intervalMs: 200, timeoutMs: 60_000, what: `claim ${claim} to be Bound` },
+      );
     // The csi-snapshotter's part: a content the controller creates is taken at once; a content
     // being deleted loses its finalizers (the snapshot is gone).
     const answerContents = async () => {
