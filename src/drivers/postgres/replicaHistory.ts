@@ -5,9 +5,9 @@
 // the old history for ever. A replica on timeline T at replay position R is on the primary's
 // history iff T is on the primary's path and (T is the primary's timeline, or R <= the
 // switchpoint where the path leaves T).
-import { Client } from 'pg';
+import { Client, type ClientConfig } from 'pg';
 import { compareLsn } from '../../common/lsn';
-import { withSession, type PgEndpoint } from './session';
+import { clientConfig, withSession, type PgEndpoint } from './session';
 import { parseHistoryFile, readTimelines, type HistoryEntry } from './timelines';
 
 export interface ServerPosition {
@@ -83,16 +83,8 @@ export async function serverPosition(endpoint: PgEndpoint): Promise<ServerPositi
 
 /** IDENTIFY_SYSTEM over a physical replication connection: the timeline a standby replays (or a primary writes). */
 export async function identifySystem(endpoint: PgEndpoint): Promise<{ systemId: string; timeline: number }> {
-  const client = new Client({
-    host: endpoint.host,
-    port: endpoint.port,
-    user: endpoint.user,
-    password: endpoint.password,
-    database: endpoint.database,
-    connectionTimeoutMillis: endpoint.connectTimeoutMs,
-    application_name: 'temporal-postgres-ops',
-    replication: 'true',
-  } as ConstructorParameters<typeof Client>[0]);
+  // `replication` is a startup parameter pg passes through; its ClientConfig type does not list it.
+  const client = new Client({ ...clientConfig(endpoint), replication: 'true' } as ClientConfig);
   client.on('error', () => undefined);
   try {
     await client.connect();
