@@ -17,6 +17,8 @@ if [[ "${PGOPS_TEST_SERIAL:-}" == 1 ]]; then exec mocha 'test/**/*.test.ts'; fi
 waiting=(
   test/backup-crash.test.ts
   test/backup-delete-crash.test.ts
+  test/archive-crash.test.ts
+  test/restore-replicas-crash.test.ts
   test/pitr-crash.test.ts
   test/crash.test.ts
   test/local-activity-crash.test.ts

@@ -60,6 +60,13 @@ export class ClusterRegistry {
     return entry;
   }
 
+  /** The catalog's replicas of `primary` (entries whose replicaOf names it), by name. */
+  replicasOf(primary: string): string[] {
+    return Object.entries(this.catalog().clusters)
+      .filter(([, entry]) => entry.replicaOf === primary)
+      .map(([name]) => name);
+  }
+
   driver(cluster: string): ClusterDriver {
     const target = this.entry(cluster).target;
     return target.kind === 'local' ? new LocalClusterDriver(target) : this.kubernetesDriver(target);

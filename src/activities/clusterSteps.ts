@@ -1,5 +1,6 @@
 // Stop/start steps, one driver call each. All are idempotent: a retry after a worker crash finds
 // the cluster already stopped (or started) and reports the same result.
+import { followersOf, type FollowerState } from './replicaHistoryChecks';
 import { ApplicationFailure, CancelledFailure, log } from '@temporalio/activity';
 import type { ClusterRegistry } from './clusterRegistry';
 import { asStep, preconditionFailed } from './failures';
@@ -116,6 +117,8 @@ export function createClusterSteps(registry: ClusterRegistry) {
       alreadyRunning: boolean;
       msToReady: number;
       serverVersion: string;
+      /** The catalog's replicas of this cluster, as found once it is up (issue 19). */
+      followers?: FollowerState[];
     }> {
       return asStep(cluster, 'start', () =>
         withHeartbeats(async (progress) => {
@@ -159,6 +162,7 @@ export function createClusterSteps(registry: ClusterRegistry) {
             alreadyRunning: result.alreadyRunning,
             msToReady: Date.now() - started,
             serverVersion: sql.serverVersion,
+            followers: await followersOf(registry, cluster).catch(() => undefined),
           };
         }),
       );

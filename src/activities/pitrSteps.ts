@@ -40,6 +40,24 @@ import type { ArchiveSearchStats } from '../drivers/postgres/walInspect';
 import { confirmDelayedReplay, type DelayedReplayConfirmed } from './delayConfirmation';
 import { readAheadPlan, replayStart, startReadAhead } from './replayReadAhead';
 import { clearReadAhead } from '../drivers/postgres/walReadAhead';
+import {
+  refuseDivergedReplica,
+  refuseInsertAcrossHistories,
+  replicasLeftBehind,
+  type ReplicaLeftBehind,
+} from './replicaHistoryChecks';
+
+export interface PromotionResult {
+  promoted: boolean;
+  alreadyPromoted: boolean;
+  timeline: number;
+  /** The primary the promoted replica followed (its catalog replicaOf, unchanged by the promotion). */
+  formerPrimary?: string;
+  catalogReplicaOf?: string;
+  /** The former primary's other replicas in the catalog: none of them follows the promoted server. */
+  replicasFollowingNobody?: ReplicaLeftBehind[];
+  note?: string;
+}
 
 /** A replica by its cluster name; `lockGrantedAt` as for every step (lockGuard.ts). */
 export type ReplicaRef = LockedStepInput;
@@ -339,13 +357,23 @@ export function createPitrSteps(registry: ClusterRegistry) {
         const began = Date.now();
         const reads: Record<string, number> = {};
         const archiveSearch: ArchiveSearchStats = { probes: 0, segmentsRead: 0 };
+        // A replica past the fork of its primary's restore is refused first, whatever the target
+        // (read beside the target check: both only read).
+        const divergence = refuseDivergedReplica(registry, cluster, 'check-target').then(
+          () => undefined,
+          (err: unknown) => err,
+        );
         const verdict = await checkTargetReachable(endpoint, target, {
           archiveDir: entry.walArchive,
           primary: await primaryEndpoint(cluster),
           inclusive,
           readsMs: reads,
           archiveSearch,
+        }).catch(async (err: unknown) => {
+          throw (await divergence) ?? err;
         });
+        const diverged = await divergence;
+        if (diverged) throw diverged;
         if (!verdict.ok) {
           throw preconditionFailed(
             cluster,
@@ -504,6 +532,7 @@ export function createPitrSteps(registry: ClusterRegistry) {
             'insert-into-primary',
             'the catalog gives no replicaOf for this replica, so the primary to insert into is unknown',
           );
+        await refuseInsertAcrossHistories(registry, cluster, 'insert-into-primary');
         const results: InsertResult[] = [];
         for (const exported of exports) {
           try {
@@ -521,11 +550,9 @@ export function createPitrSteps(registry: ClusterRegistry) {
      * Promotion: first stop the replica writing into the shared archive (archive_command '' keeps
      * WAL locally instead), then pg_promote(). Idempotent: a promoted server is reported as such.
      */
-    async promoteReplica({
-      cluster,
-    }: ReplicaRef): Promise<{ promoted: boolean; alreadyPromoted: boolean; timeline: number }> {
-      return asStep(cluster, 'promote', async () =>
-        withSession(await replicaEndpoint(cluster), async (client) => {
+    async promoteReplica({ cluster }: ReplicaRef): Promise<PromotionResult> {
+      return asStep(cluster, 'promote', async () => {
+        const promotion = await withSession(await replicaEndpoint(cluster), async (client) => {
           const timeline = async () =>
             Number((await client.query('SELECT timeline_id FROM pg_control_checkpoint()')).rows[0].timeline_id);
           if (!(await client.query('SELECT pg_is_in_recovery() AS r')).rows[0].r)
@@ -539,8 +566,10 @@ export function createPitrSteps(registry: ClusterRegistry) {
           if (!ok) throw new Error('pg_promote() did not finish within 300 s');
           await client.query('CHECKPOINT');
           return { promoted: true, alreadyPromoted: false, timeline: await timeline() };
-        }),
-      );
+        });
+        // The old primary's other replicas and the catalog no longer fit: say which (issue 19).
+        return { ...promotion, ...replicasLeftBehind(registry, cluster, promotion.timeline) };
+      });
     },
 
     async clearPitrTarget({

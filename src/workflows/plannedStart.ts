@@ -24,6 +24,8 @@ export interface PlannedStartResult {
   alreadyRunning: boolean;
   msToReady: number;
   serverVersion: string;
+  /** The catalog's replicas of the cluster once it is up: timeline, replay position, stream or archive. */
+  followers?: { cluster: string; reachable: boolean; source?: string; onPrimaryHistory?: boolean; note: string }[];
 }
 
 const TYPE = 'plannedStartWorkflow';
