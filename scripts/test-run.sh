@@ -25,6 +25,11 @@ waiting=(
   test/cancel-steps.test.ts
   test/cancel-pitr.test.ts
   test/temporal-restart.test.ts
+  # Not waiting, but local-only (no Kubernetes): here they even out the two processes' times.
+  test/replica-history.test.ts
+  test/restore-timelines.test.ts
+  test/drop-pitr-workflow.test.ts
+  test/archive-replica.test.ts
 )
 others=()
 for file in test/*.test.ts; do

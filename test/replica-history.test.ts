@@ -172,11 +172,15 @@ describe('a delayed replica and its primary restored in place (real servers)', f
       "INSERT INTO orders SELECT g, 'after-backup-' || g FROM generate_series(1001, 1010) g",
     ]);
     await archiveNow(set);
+    // Left as it is ("replicas": "leave"): by default the restore would restart it on the new
+    // timeline. These tests are about what a PITR does with a replica the restore left behind.
     restored = await execute<RollbackRestoreResult>(taskQueue, catalogPath, 'rollbackRestoreWorkflow', {
       cluster: 'orders',
       backup: backup.id,
       confirm: 'orders',
+      replicas: 'leave',
     });
+    assert.match(restored.warnings?.join() ?? '', /replica "orders-delayed": WARNING: left as it is/);
     assert.equal(restored.verified.timeline, 2);
   });
   after(async () => set?.stop());
