@@ -9,10 +9,11 @@ import type { ClusterRegistry } from './clusterRegistry';
 import { asStep } from './failures';
 import { withHeartbeats } from './heartbeat';
 import { withSession } from '../drivers/postgres/session';
-import { archiveSegmentSize, positionOnPath, readTimelines, segmentFileName } from '../drivers/postgres/timelines';
+import { archiveSegmentSize, readTimelines, segmentFileName } from '../drivers/postgres/timelines';
+import { onPrimaryHistory, serverPosition } from '../drivers/postgres/replicaHistory';
 import { listArchivedSegments } from '../drivers/postgres/walInspect';
 import { parseLsn } from '../common/lsn';
-import { followTimeline, replicaPosition } from '../drivers/postgres/replicaTimeline';
+import { followTimeline, recoveryTargetTimeline } from '../drivers/postgres/replicaTimeline';
 import { rebuildInProgress, rebuildLocalReplica } from '../drivers/cluster/localReplicaRebuild';
 import { lockStateQuery, lockWorkflowId } from '../workflows/definitions';
 import { pollUntil } from '../drivers/waiting';
@@ -105,10 +106,13 @@ async function reconcileOne(
       note: `a rebuild interrupted by a crash was finished: rebuilt from the primary in ${rebuilt.ms} ms, its own configuration kept (${rebuilt.keptFiles.join(', ')})`,
     };
   }
-  const position = await replicaPosition(await registry.endpoint(replica)).catch((err: unknown) => {
-    log.warn('replica not readable', { replica, error: String(err) });
-    return undefined;
-  });
+  const position = await serverPosition(await registry.endpoint(replica)).then(
+    (p) => (p.inRecovery ? { timeline: p.timeline, replayLsn: p.lsn } : undefined),
+    (err: unknown) => {
+      log.warn('replica not readable', { replica, error: String(err) });
+      return undefined;
+    },
+  );
   if (!position)
     return {
       replica,
@@ -116,7 +120,12 @@ async function reconcileOne(
       action: 'skipped',
       note: `replica "${replica}" did not answer: start it, then check it follows timeline ${timeline} (its log must not say "forked off ... before current recovery point"); rebuild it from the primary otherwise`,
     };
-  const { onPath, forkLsn } = positionOnPath(timelines, timeline, position);
+  const history = timelines.get(timeline)?.history ?? [];
+  const onPath = onPrimaryHistory(
+    { timeline, history },
+    { timeline: position.timeline, lsn: position.replayLsn },
+  ).onHistory;
+  const forkLsn = history.find((e) => e.timeline === position.timeline)?.switchpoint;
   const base = {
     replica,
     position: onPath ? ('before-fork' as const) : ('past-fork' as const),
@@ -135,10 +144,10 @@ async function reconcileOne(
     progress.report(`replica "${replica}" is before the fork: restarting it to follow timeline ${timeline}`);
     await withSession(await registry.endpoint(replica), (c) => followTimeline(c, timeline));
     await registry.driver(replica).restartServer({ onProgress: (d) => progress.report(d) });
-    const now = await replicaPosition(await registry.endpoint(replica));
-    if (now.targetTimeline !== String(timeline))
+    const inForce = await recoveryTargetTimeline(await registry.endpoint(replica));
+    if (inForce !== String(timeline))
       throw new Error(
-        `replica "${replica}" restarted with recovery_target_timeline = ${now.targetTimeline}, not ${timeline}: a setting in its configuration overrides postgresql.auto.conf`,
+        `replica "${replica}" restarted with recovery_target_timeline = ${inForce}, not ${timeline}: a setting in its configuration overrides postgresql.auto.conf`,
       );
     return { ...base, action: 'followed', note: `${where}: restarted with recovery_target_timeline = ${timeline}` };
   }

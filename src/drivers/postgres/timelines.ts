@@ -201,19 +201,3 @@ export function describeTimelines(timelines: Map<number, TimelineInfo>, only?: n
     })
     .join('; ');
 }
-
-/**
- * Whether a server that replayed to `position.replayLsn` on `position.timeline` can still follow
- * `timeline`: its timeline is on the path and it has not replayed past the point where the path
- * leaves it. `forkLsn` is that point (undefined when it is on `timeline` itself).
- */
-export function positionOnPath(
-  timelines: Map<number, TimelineInfo>,
-  timeline: number,
-  position: { timeline: number; replayLsn: string },
-): { onPath: boolean; forkLsn?: string } {
-  const section = pathTo(timelines, timeline).find((s) => s.timeline === position.timeline);
-  if (!section) return { onPath: false };
-  if (section.endLsn === undefined) return { onPath: true };
-  return { onPath: compareLsn(position.replayLsn, section.endLsn) <= 0, forkLsn: section.endLsn };
-}
