@@ -23,13 +23,21 @@ describe('a DROP DATABASE within the delay window (real Temporal, primary, WAL a
 
   before(async () => {
     fx = await pitrFixture('droppitr', '0');
-    await withSession(fx.set.primaryEndpoint, (c) => c.query('CREATE DATABASE appdb'));
+    // Replay stops at the first commit younger than the delay, and every record behind it waits:
+    // the drop is replayed at once only if no commit lies before it. No autovacuum (an analyze of
+    // t commits), and the replica has replayed everything before the delay is set.
+    await withSession(fx.set.primaryEndpoint, async (c) => {
+      await c.query('ALTER SYSTEM SET autovacuum = off');
+      await c.query('SELECT pg_reload_conf()');
+      await c.query('CREATE DATABASE appdb');
+    });
     await withSession(appdb(fx.set.primaryEndpoint), async (c) => {
       await c.query('CREATE TABLE t (id int PRIMARY KEY)');
       await c.query('INSERT INTO t SELECT generate_series(1, 500)');
     });
+    const written = await fx.query<{ lsn: string }>(fx.set.primaryEndpoint, 'SELECT pg_current_wal_lsn()::text AS lsn');
     await fx.waitForArchive();
-    await fx.waitForReplicaToSee("SELECT count(*) = 1 AS ok FROM pg_database WHERE datname = 'appdb'");
+    await fx.waitForReplicaToSee(`SELECT pg_last_wal_replay_lsn() >= '${written.lsn}'::pg_lsn AS ok`);
     await withSession(fx.set.replicaEndpoint, async (c) => {
       await c.query("ALTER SYSTEM SET recovery_min_apply_delay = '1h'");
       await c.query('SELECT pg_reload_conf()');

@@ -5,7 +5,7 @@
 // ended with "recovery ended before configured recovery target was reached", and the start was
 // retried every minute with the database down.
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { testEnv } from './harness/testEnv';
 import { withWorker } from './harness/workers';
@@ -17,6 +17,8 @@ import { listArchivedSegments } from '../src/drivers/postgres/walInspect';
 import { compareLsn } from '../src/common/lsn';
 import type { SnapshotBackupResult } from '../src/workflows/snapshotBackup';
 import type { RollbackRestoreResult } from '../src/workflows/rollbackRestore';
+import { progressQuery } from '../src/workflows/definitions';
+import { pollUntil } from '../src/drivers/waiting';
 
 let seq = 0;
 async function run<T>(fx: BackupFixture, type: string, input: Record<string, unknown>): Promise<T> {
@@ -43,12 +45,56 @@ function pastLastRecord(fx: BackupFixture, timeline: number): string {
   return last.endLsn.replace(/[0-9A-F]{1,8}$/, (low) => (parseInt(low, 16) - 0x100).toString(16).toUpperCase());
 }
 
+/**
+ * Runs a restore and, once its check has passed, takes the archived segment that holds `lsn` on
+ * `timeline` away (put back afterwards): recovery then runs out of WAL before its target, as it
+ * would if the archive lost a file during the restore.
+ */
+async function restoreLosingSegment(
+  fx: BackupFixture,
+  input: Record<string, unknown>,
+  timeline: number,
+  lsn: string,
+): Promise<{ type: string | undefined; message: string }> {
+  const segment = listArchivedSegments(fx.archiveDir).find(
+    (s) => s.timeline === timeline && compareLsn(s.startLsn, lsn) <= 0 && compareLsn(lsn, s.endLsn) < 0,
+  );
+  assert.ok(segment, `timeline ${timeline}'s segment holding ${lsn} is archived`);
+  // Not the timeline's first: recovery would read the parent's file of that segment instead.
+  const first = listArchivedSegments(fx.archiveDir).find((s) => s.timeline === timeline)!;
+  assert.ok(segment.segmentNumber > first.segmentNumber, 'a later segment than the timeline began in');
+  const path = join(fx.archiveDir, segment.fileName);
+  const aside = `${path}.aside`;
+  const { client } = await testEnv();
+  return withWorker(fx.taskQueue, fx.catalogPath, async () => {
+    const handle = await client.workflow.start('rollbackRestoreWorkflow', {
+      taskQueue: fx.taskQueue,
+      workflowId: `rollbackRestoreWorkflow-lost-segment-${Date.now()}-${seq++}`,
+      args: [{ cluster: fx.name, confirm: fx.name, ...input }],
+    });
+    try {
+      await pollUntil(
+        async () => {
+          const step = (await handle.query(progressQuery).catch(() => undefined))?.step ?? 'starting';
+          return ['starting', 'resolve', 'check'].includes(step) ? { waiting: step } : { done: undefined };
+        },
+        { intervalMs: 50, timeoutMs: 60_000, what: 'the restore to pass its check' },
+      );
+      renameSync(path, aside);
+      return await failureOf(handle.result());
+    } finally {
+      if (existsSync(aside) && !existsSync(path)) renameSync(aside, path);
+    }
+  });
+}
+
 describe('restore on a history of several timelines', () => {
   let fx: BackupFixture;
   let backup: SnapshotBackupResult['backup'];
   let onTl1: { xid: string; commitTime: string; lsn: string };
   let laterOnTl1: { xid: string; commitTime: string; lsn: string };
   let onTl2: { xid: string; commitTime: string; lsn: string };
+  let laterOnTl2: { xid: string; commitTime: string; lsn: string };
   const restore = (extra: Record<string, unknown>) =>
     run<RollbackRestoreResult>(fx, 'rollbackRestoreWorkflow', { cluster: fx.name, confirm: fx.name, ...extra });
 
@@ -58,6 +104,8 @@ describe('restore on a history of several timelines', () => {
     backup = (await run<SnapshotBackupResult>(fx, 'snapshotBackupWorkflow', { cluster: fx.name })).backup;
     assert.equal(backup.timeline, 1);
     onTl1 = await fx.commit(["INSERT INTO orders VALUES (10001, 'mark-tl1-a', 1)"]);
+    // Each later row in a segment of its own, which the tests of a failed recovery take away.
+    await fx.archiveNow();
     await new Promise((r) => setTimeout(r, 1100));
     laterOnTl1 = await fx.commit(["INSERT INTO orders VALUES (10002, 'mark-tl1-b', 1)"]);
     await fx.archiveNow();
@@ -65,6 +113,8 @@ describe('restore on a history of several timelines', () => {
     const first = await restore({ backup: backup.id });
     assert.equal(first.verified.timeline, 2);
     onTl2 = await fx.commit(["INSERT INTO orders VALUES (10003, 'mark-tl2', 1)"]);
+    await fx.archiveNow();
+    laterOnTl2 = await fx.commit(["INSERT INTO orders VALUES (10004, 'later-on-tl2', 1)"]);
     await fx.archiveNow();
   });
   after(async () => fx?.teardown());
@@ -124,11 +174,13 @@ describe('restore on a history of several timelines', () => {
   it('puts the safety snapshot back when recovery ends before its target: running as before, lock free', async function () {
     this.timeout(240_000);
     const before = await fx.checksum();
-    // Inside timeline 2's last archived segment but past its last record (the segment was
-    // switched): the archive's files pass the check, and PostgreSQL runs out of WAL before it.
-    const lsn = pastLastRecord(fx, 2);
     const started = Date.now();
-    const failure = await failureOf(restore({ backup: backup.id, recoveryTarget: { lsn }, recoveryTargetTimeline: 2 }));
+    const failure = await restoreLosingSegment(
+      fx,
+      { backup: backup.id, recoveryTarget: { lsn: laterOnTl2.lsn }, recoveryTargetTimeline: 2 },
+      2,
+      laterOnTl2.lsn,
+    );
     assert.equal(failure.type, 'RestoreFailed');
     assert.match(failure.message, /recovery ended before configured recovery target was reached/);
     assert.match(failure.message, /safety snapshot .* was put back and the cluster is running again/);
@@ -145,12 +197,25 @@ describe('restore on a history of several timelines', () => {
     );
     // Refused before anything is touched: the LSN is beyond the archive.
     assert.equal(failure.type, 'PreconditionFailed');
+    // So is one inside the last archived segment but past its last record (the segment was
+    // switched): PostgreSQL would run out of WAL before it.
+    const past = await failureOf(
+      restore({
+        backup: backup.id,
+        recoveryTarget: { lsn: pastLastRecord(fx, 1) },
+        recoveryTargetTimeline: 1,
+        safetySnapshot: false,
+      }),
+    );
+    assert.equal(past.type, 'PreconditionFailed', past.message);
+    assert.match(past.message, /lies on no timeline reachable from backup .*along timeline 1/);
     assert.equal(await refusesConnections(endpointOf(fx.cluster)), false, 'still running');
 
-    const timeline = 1;
-    const lsn = pastLastRecord(fx, timeline);
-    const failed = await failureOf(
-      restore({ backup: backup.id, recoveryTarget: { lsn }, recoveryTargetTimeline: timeline, safetySnapshot: false }),
+    const failed = await restoreLosingSegment(
+      fx,
+      { backup: backup.id, recoveryTarget: { lsn: laterOnTl1.lsn }, recoveryTargetTimeline: 1, safetySnapshot: false },
+      1,
+      laterOnTl1.lsn,
     );
     assert.equal(failed.type, 'RestoreFailed');
     assert.match(failed.message, /recovery ended before configured recovery target was reached/);
@@ -158,7 +223,12 @@ describe('restore on a history of several timelines', () => {
     assert.equal(await refusesConnections(endpointOf(fx.cluster)), true, 'stopped');
     assert.equal(existsSync(join(fx.cluster.pgdata, 'recovery.signal')), false, 'recovery.signal removed');
     // And the cluster can be brought back by a restore of a good target.
-    const back = await restore({ backup: backup.id, recoveryTarget: { xid: laterOnTl1.xid }, inclusive: true });
+    const back = await restore({
+      backup: backup.id,
+      recoveryTarget: { xid: laterOnTl1.xid },
+      inclusive: true,
+      recoveryTargetTimeline: 1, // timeline 2 handed the same xid out again
+    });
     assert.equal(back.recoveryTimeline?.timeline, 1);
     assert.deepEqual(await marks(fx), ['mark-tl1-a', 'mark-tl1-b']);
   });

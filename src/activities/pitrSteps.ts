@@ -21,6 +21,7 @@ import { findTimeTargetStop, relationMap } from '../drivers/postgres/walInspect'
 import { locateIncidents, relationMapHasTable, type Incident } from '../drivers/postgres/incidentLocator';
 import { annotateDroppedIncidents } from '../drivers/postgres/dropGuard';
 import { checkDropsAtTarget, withWarning } from './dropChecks';
+import { checkTimelineAtTarget, type PitrThen } from './pitrTimelineCheck';
 import { findExclusiveLockStart } from '../drivers/postgres/lockingTransaction';
 import { compareLsn } from '../common/lsn';
 import { waitForSql, withSession, type PgEndpoint } from '../drivers/postgres/session';
@@ -116,6 +117,8 @@ export interface CheckedTarget {
   archiveSearch?: ArchiveSearchStats;
   /** Where the replica's replay stood when the target was judged. */
   replayLsnAtCheck?: string | null;
+  /** A branch the replica does not follow, written as recovery_target_timeline (only for a promote). */
+  timeline?: number;
 }
 
 /** Moves a stop-before-commit to the start of a transaction that holds an ACCESS EXCLUSIVE lock. */
@@ -350,7 +353,8 @@ export function createPitrSteps(registry: ClusterRegistry) {
       cluster,
       target,
       inclusive,
-    }: ReplicaRef & { target: RecoveryTarget; inclusive: boolean }): Promise<CheckedTarget> {
+      then,
+    }: ReplicaRef & { target: RecoveryTarget; inclusive: boolean; then?: PitrThen }): Promise<CheckedTarget> {
       return asStep(cluster, 'check-target', async () => {
         const entry = registry.entry(cluster);
         const endpoint = await replicaEndpoint(cluster);
@@ -382,7 +386,7 @@ export function createPitrSteps(registry: ClusterRegistry) {
           );
         }
         const reachable = Date.now() - began;
-        const checked: CheckedTarget = {
+        const judged: CheckedTarget = {
           targetLsn: verdict.targetLsn,
           targetTime: verdict.targetTime,
           note: verdict.note,
@@ -393,6 +397,8 @@ export function createPitrSteps(registry: ClusterRegistry) {
           archiveSearch,
           replayLsnAtCheck: verdict.replayLsn ?? null,
         };
+        // With several branches in the archive: the one the target lies on, and where it stops there.
+        const checked = await checkTimelineAtTarget(registry, cluster, endpoint, judged, { target, inclusive, then });
         const primary = await primaryEndpoint(cluster);
         const drops = await checkDropsAtTarget(registry, cluster, { replica: endpoint, primary }, checked, {
           target,
@@ -423,13 +429,17 @@ export function createPitrSteps(registry: ClusterRegistry) {
       cluster,
       target,
       inclusive,
-    }: ReplicaRef & { target: RecoveryTarget; inclusive: boolean }): Promise<{ originalDelay: SettingWithSource }> {
+      timeline,
+    }: ReplicaRef & { target: RecoveryTarget; inclusive: boolean; timeline?: number }): Promise<{
+      originalDelay: SettingWithSource;
+    }> {
       return asStep(cluster, 'apply-target', async () => ({
         originalDelay: await applyRecoveryTarget(
           await replicaEndpoint(cluster),
           target,
           inclusive,
           readAheadPlan(registry, cluster),
+          timeline,
         ),
       }));
     },

@@ -69,7 +69,7 @@ export async function delayedReplicaPitrWorkflow(input: DelayedReplicaPitrInput)
   const givenTarget = 'incident' in opts.target ? undefined : opts.target;
   const earlyCheck =
     localFirstSteps && givenTarget && patched('check-beside-lock')
-      ? localStep.checkPitrTarget({ cluster, target: givenTarget, inclusive: opts.inclusive }).then(
+      ? localStep.checkPitrTarget({ cluster, target: givenTarget, inclusive: opts.inclusive, then: opts.then }).then(
           (checked) => ({ checked }),
           (failure: unknown) => ({ failure }),
         )
@@ -91,7 +91,7 @@ export async function delayedReplicaPitrWorkflow(input: DelayedReplicaPitrInput)
     const checked =
       early && earlyStands && 'checked' in early
         ? early.checked
-        : await quickStep.checkPitrTarget({ cluster, target, inclusive: opts.inclusive });
+        : await quickStep.checkPitrTarget({ cluster, target, inclusive: opts.inclusive, then: opts.then });
     progress.note({
       ...(checked.targetLsn ? { targetLsn: checked.targetLsn } : {}),
       ...(checked.targetTime ? { targetTime: checked.targetTime } : {}),
@@ -107,6 +107,7 @@ export async function delayedReplicaPitrWorkflow(input: DelayedReplicaPitrInput)
       cluster,
       target: checked.effectiveTarget,
       inclusive: checked.effectiveInclusive,
+      timeline: checked.timeline,
       lockGrantedAt: lock.grantedAt,
     });
     if (earlyCheck && CancellationScope.current().consideredCancelled) {
@@ -145,7 +146,7 @@ export async function delayedReplicaPitrWorkflow(input: DelayedReplicaPitrInput)
       checked.beforeLockingTransaction = false;
       progress.note({ note: checked.note });
       await CancellationScope.nonCancellable(() =>
-        quickStep.applyPitrTarget({ cluster, target, inclusive: opts.inclusive }),
+        quickStep.applyPitrTarget({ cluster, target, inclusive: opts.inclusive, timeline: checked.timeline }),
       );
     };
     let reached: Result<'waitForReplayTarget'>;

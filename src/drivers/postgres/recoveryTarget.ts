@@ -38,6 +38,8 @@ const TARGET_SETTINGS = RECOVERY_TARGET_SETTINGS;
  * the original, so a delayed replica never silently stops being delayed.
  */
 const SAVED_DELAY_SETTING = 'pgops.saved_recovery_min_apply_delay';
+/** The replica's own recovery_target_timeline in postgresql.auto.conf while a PITR's stands there. */
+const SAVED_TIMELINE_SETTING = 'pgops.saved_recovery_target_timeline';
 /** The replica's own restore_command while the read-ahead's stands in front of it (walReadAhead.ts). */
 const SAVED_RESTORE_COMMAND_SETTING = 'pgops.saved_restore_command';
 
@@ -112,7 +114,11 @@ export async function applyRecoveryTarget(
   inclusive: boolean,
   /** Puts the read-ahead's restore_command in front of the replica's own (walReadAhead.ts). */
   readAhead?: { stageDir: string },
+  /** A branch the replica does not follow (replicaTargetTimeline.ts), from the archive, never input. */
+  timeline?: number,
 ): Promise<SettingWithSource> {
+  if (timeline !== undefined && !(Number.isInteger(timeline) && timeline >= 1))
+    throw new Error(`refusing to set recovery_target_timeline to ${timeline}: not a timeline number`);
   const problem = recoveryTargetProblem(target);
   if (problem) throw new Error(`refusing to set a recovery target on ${endpoint.host}:${endpoint.port}: ${problem}`);
   const wanted = new Map<string, string>([
@@ -124,6 +130,7 @@ export async function applyRecoveryTarget(
     ['recovery_target_action', 'pause'],
     ['recovery_min_apply_delay', '0'],
   ]);
+  if (timeline !== undefined) wanted.set('recovery_target_timeline', String(timeline));
   return withSession(endpoint, async (client) => {
     await requireReplica(client, endpoint);
     const status = await readReplayStatus(client);
@@ -146,6 +153,9 @@ export async function applyRecoveryTarget(
       );
     }
     if (saved === undefined) await alterSystem(client, SAVED_DELAY_SETTING, JSON.stringify(previous));
+    // The replica's own recovery_target_timeline line ('' for none), put back by clearRecoveryTarget.
+    if (timeline !== undefined && !written.has(SAVED_TIMELINE_SETTING))
+      await alterSystem(client, SAVED_TIMELINE_SETTING, JSON.stringify(inFile.get('recovery_target_timeline') ?? ''));
     for (const name of TARGET_SETTINGS)
       if (name !== recoveryTargetSetting(target) && inFile.has(name)) await alterSystem(client, name, undefined);
     if (readAhead) await applyReadAheadRestoreCommand(client, readAhead.stageDir, written);
@@ -227,6 +237,12 @@ export async function clearRecoveryTarget(
     const original = originalDelay ?? (saved ? (JSON.parse(saved) as SettingWithSource) : undefined);
     for (const name of [...TARGET_SETTINGS, 'recovery_target_inclusive', 'recovery_target_action'])
       if (inFile.has(name)) await alterSystem(client, name, undefined);
+    const savedTimeline = written.get(SAVED_TIMELINE_SETTING);
+    if (savedTimeline !== undefined) {
+      const own = JSON.parse(savedTimeline) as string;
+      await alterSystem(client, 'recovery_target_timeline', own === '' ? undefined : own);
+      await alterSystem(client, SAVED_TIMELINE_SETTING, undefined);
+    }
     let restored = 'the configuration file value (RESET)';
     if (original?.sourcefile?.endsWith('postgresql.auto.conf')) {
       const value = settingAsInput(original);

@@ -23,6 +23,7 @@ import {
   findCommit,
   findRestorePoint,
   findTimeTargetStop,
+  lastRecordStart,
   listArchivedSegments,
   type WalDumpOptions,
 } from './walInspect';
@@ -50,6 +51,14 @@ export interface TimelineChoice {
 /** The target cannot be reached from this backup through the archive's history: a refusal, nothing touched. */
 export class TargetNotOnHistory extends Error {
   override readonly name = 'TargetNotOnHistory';
+  constructor(
+    message: string,
+    /** none: on no reachable timeline; several: on more than one; timeline: a bad timeline asked for;
+     * before: before the backup is consistent; missing: a segment on the way is not archived. */
+    readonly kind: 'none' | 'several' | 'timeline' | 'before' | 'missing' = 'none',
+  ) {
+    super(message);
+  }
 }
 
 interface Hit {
@@ -68,12 +77,18 @@ export async function chooseRecoveryTimeline(
   archiveDir: string,
   backup: BackupPosition,
   target: RestoreTarget,
-  opts: WalDumpOptions & { inclusive?: boolean; requested?: 'current' | 'latest' | number } = {},
+  opts: WalDumpOptions & {
+    inclusive?: boolean;
+    requested?: 'current' | 'latest' | number;
+    /** What recovery starts from, in messages (default: "backup <id>"). */
+    origin?: string;
+  } = {},
 ): Promise<TimelineChoice> {
   const timelines = readTimelines(archiveDir);
   const reachable = timelinesFrom(timelines, backup);
-  const refuse = (why: string) =>
-    new TargetNotOnHistory(`${why}. The archive's timelines: ${describeTimelines(timelines)}`);
+  const refuse = (why: string, kind: TargetNotOnHistory['kind']) =>
+    new TargetNotOnHistory(`${why}. The archive's timelines: ${describeTimelines(timelines)}`, kind);
+  const from = opts.origin ?? `backup ${backup.id}`;
   let candidates = reachable;
   if (opts.requested !== undefined) {
     const wanted =
@@ -83,10 +98,11 @@ export async function chooseRecoveryTimeline(
           ? Math.max(...reachable)
           : opts.requested;
     if (!timelines.has(wanted))
-      throw refuse(`timeline ${wanted} does not exist in the WAL archive (no history file, no segment)`);
+      throw refuse(`timeline ${wanted} does not exist in the WAL archive (no history file, no segment)`, 'timeline');
     if (!reachable.includes(wanted))
       throw refuse(
-        `timeline ${wanted} does not lead from backup ${backup.id} (timeline ${backup.timeline}, consistent at ${backup.stopLsn}): it forked off earlier or from another branch; timelines reachable from it: ${reachable.join(', ')}`,
+        `timeline ${wanted} does not lead from ${from} (timeline ${backup.timeline}, consistent at ${backup.stopLsn}): it forked off earlier or from another branch; timelines reachable from it: ${reachable.join(', ')}`,
+        'timeline',
       );
     candidates = [wanted];
   }
@@ -104,22 +120,26 @@ export async function chooseRecoveryTimeline(
   const what = describeTarget(target);
   if (hits.length === 0)
     throw refuse(
-      `${what} lies on no timeline reachable from backup ${backup.id} (timeline ${backup.timeline}, from ${backup.startLsn}, consistent at ${backup.stopLsn}${alongPath ? `, along timeline ${candidates[0]}` : ''}): it is before the backup, on a branch that forked off before it, or not archived yet`,
+      `${what} lies on no timeline reachable from ${from} (timeline ${backup.timeline}, from ${backup.startLsn}, consistent at ${backup.stopLsn}${alongPath ? `, along timeline ${candidates[0]}` : ''}): it is before that, on a branch that forked off before it, or not archived yet`,
+      'none',
     );
   if (hits.length > 1)
     throw refuse(
       `${what} lies on several timelines (${hits.map((h) => `timeline ${h.timeline}${h.stopLsn ? ` at ${h.stopLsn}` : ''}`).join(', ')}): two branches of the history hold it. Say which with recoveryTargetTimeline`,
+      'several',
     );
   const hit = hits[0]!;
   if (hit.stopLsn && compareLsn(hit.stopLsn, backup.stopLsn) < 0 && target !== 'immediate')
     throw refuse(
-      `${what} is at ${hit.stopLsn}, before backup ${backup.id} is consistent (${backup.stopLsn}): recovery cannot stop there; choose an older backup`,
+      `${what} is at ${hit.stopLsn}, before ${from} is consistent (${backup.stopLsn}): recovery cannot stop there; choose an older backup`,
+      'before',
     );
   const path = pathFromBackup(timelines, backup, hit.timeline);
   const missing = missingSegment(archiveDir, timelines, path, hit.stopLsn);
   if (missing)
     throw refuse(
-      `the WAL archive lacks segment ${missing}, which recovery from backup ${backup.id} to ${what} needs (timeline ${hit.timeline}): every target after it is unreachable from this backup; take a new backup`,
+      `the WAL archive lacks segment ${missing}, which recovery from ${from} to ${what} needs (timeline ${hit.timeline}): every target after it is unreachable from there; take a new backup`,
+      'missing',
     );
   return { timeline: hit.timeline, path, stopLsn: hit.stopLsn, stopTime: hit.stopTime, reachable };
 }
@@ -176,9 +196,12 @@ async function findOnSections(
       continue;
     }
     if ('lsn' in target) {
-      const end = timelines.get(section.timeline)?.lastSegment?.endLsn;
-      const archived = end !== undefined && compareLsn(target.lsn, end) <= 0;
-      if (within(section, target.lsn) && archived) return { timeline: section.timeline, stopLsn: target.lsn };
+      if (!within(section, target.lsn)) continue;
+      // A section that ends at a fork has WAL up to it; the last one, only up to its last record.
+      const ends = section.endLsn !== undefined && timelines.get(section.timeline)?.lastSegment !== undefined;
+      const last = ends ? section.endLsn : await lastRecordStart(archiveDir, section.timeline, dump);
+      if (last !== undefined && compareLsn(target.lsn, last) <= 0)
+        return { timeline: section.timeline, stopLsn: target.lsn };
       continue;
     }
     if ('xid' in target) {

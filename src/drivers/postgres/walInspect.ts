@@ -216,6 +216,25 @@ export async function scanArchive(
   }
 }
 
+/**
+ * The start of the last record archived on `timeline` (read from its last segment): recovery
+ * reaches an LSN target only by reading a record that starts at or after it, so a target past
+ * this one ends recovery before its target, even inside the last archived segment.
+ */
+export async function lastRecordStart(
+  archiveDir: string,
+  timeline: number,
+  opts: WalDumpOptions = {},
+): Promise<string | undefined> {
+  const last = listArchivedSegments(archiveDir)
+    .filter((s) => s.timeline === timeline)
+    .at(-1);
+  if (!last) return undefined;
+  let start: string | undefined;
+  await scanArchive(archiveDir, { rmgrs: [], timeline, afterLsn: last.startLsn }, (r) => void (start = r.lsn), opts);
+  return start;
+}
+
 export interface TransactionEnd {
   outcome: 'commit' | 'abort';
   /** The top-level xid (for COMMIT PREPARED, the prepared transaction's). */
