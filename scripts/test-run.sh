@@ -30,6 +30,7 @@ waiting=(
   test/restore-timelines.test.ts
   test/drop-pitr-workflow.test.ts
   test/archive-replica.test.ts
+  test/pitr-timelines.test.ts
 )
 others=()
 for file in test/*.test.ts; do

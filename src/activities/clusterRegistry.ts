@@ -123,6 +123,11 @@ export class ClusterRegistry {
     return target;
   }
 
+  /** The StatefulSet driver of a cluster with a kubernetes target. */
+  kubernetesClusterDriver(cluster: string, what: string): KubernetesClusterDriver {
+    return this.kubernetesDriver(this.kubernetesTarget(cluster, what));
+  }
+
   private kubernetesDriver(target: KubernetesTarget): KubernetesClusterDriver {
     const kube = kubernetesDrivers();
     return new kube.KubernetesClusterDriver(target, kube.loadKubeConfig(target));

@@ -14,7 +14,7 @@ import { onPrimaryHistory, serverPosition } from '../drivers/postgres/replicaHis
 import { listArchivedSegments } from '../drivers/postgres/walInspect';
 import { parseLsn } from '../common/lsn';
 import { followTimeline, recoveryTargetTimeline } from '../drivers/postgres/replicaTimeline';
-import { rebuildInProgress, rebuildLocalReplica } from '../drivers/cluster/localReplicaRebuild';
+import { replicaRebuilder } from './replicaRebuild';
 import { lockStateQuery, lockWorkflowId } from '../workflows/definitions';
 import { pollUntil } from '../drivers/waiting';
 import type { LockedStepInput } from './lockGuard';
@@ -93,12 +93,14 @@ async function reconcileOne(
       note: `workflow ${busy} holds replica "${replica}": it was not checked. Check it once that ends (a PITR on it would act on the old history)`,
     };
   const entry = registry.entry(replica);
-  if (entry.target.kind === 'local' && rebuildInProgress(entry.target) && mode !== 'leave') {
+  const rebuilder = replicaRebuilder(registry, replica);
+  const rebuildOptions = {
+    onProgress: (d: string) => progress.report(`replica "${replica}": ${d}`),
+    signal: progress.signal,
+  };
+  if (mode !== 'leave' && (await rebuilder.inProgress())) {
     // Stopped half way by a crash: its position cannot be read, and it was past the fork.
-    const rebuilt = await rebuildLocalReplica(entry.target, await registry.endpoint(entry.replicaOf!), {
-      onProgress: (d) => progress.report(`replica "${replica}": ${d}`),
-      signal: progress.signal,
-    });
+    const rebuilt = await rebuilder.rebuild(rebuildOptions);
     return {
       replica,
       position: 'past-fork',
@@ -157,18 +159,8 @@ async function reconcileOne(
       action: 'skipped',
       note: `WARNING: cannot follow ("replicas": "follow"): ${where}, past the fork. It has diverged and receives nothing new: rebuild it from the primary`,
     };
-  if (entry.target.kind !== 'local')
-    return {
-      ...base,
-      action: 'skipped',
-      note: `WARNING: ${where}: it must be rebuilt from the primary, which this version does for local replicas only. Rebuild it by hand (pg_basebackup into its volume, keeping its configuration)`,
-    };
   progress.report(`replica "${replica}" is past the fork: rebuilding it from the primary`);
-  const primaryName = entry.replicaOf!;
-  const rebuilt = await rebuildLocalReplica(entry.target, await registry.endpoint(primaryName), {
-    onProgress: (d) => progress.report(`replica "${replica}": ${d}`),
-    signal: progress.signal,
-  });
+  const rebuilt = await rebuilder.rebuild(rebuildOptions);
   return {
     ...base,
     action: 'rebuilt',

@@ -296,7 +296,17 @@ export class KubernetesClusterDriver implements ClusterDriver {
 
   /** Sets (a string) or removes (null) the replicas-before-stop annotation with a JSON merge patch. */
   private async patchAnnotation(value: string | null): Promise<void> {
-    const body = { metadata: { annotations: { [REPLICAS_BEFORE_STOP_ANNOTATION]: value } } };
+    await this.annotate(REPLICAS_BEFORE_STOP_ANNOTATION, value);
+  }
+
+  /** An annotation of the StatefulSet (pgops's own marks: names are constants, never input). */
+  async annotation(key: string): Promise<string | undefined> {
+    return (await this.readStatefulSet()).metadata?.annotations?.[key];
+  }
+
+  /** Sets (a string) or removes (null) an annotation of the StatefulSet with a JSON merge patch. */
+  async annotate(key: string, value: string | null): Promise<void> {
+    const body = { metadata: { annotations: { [key]: value } } };
     await this.onStatefulSet('patch', 'statefulsets', () =>
       this.apps.patchNamespacedStatefulSet(
         { name: this.name, namespace: this.namespace, body },
@@ -324,6 +334,11 @@ export class KubernetesClusterDriver implements ClusterDriver {
       this.core.listNamespacedPod({ namespace: this.namespace, labelSelector }),
     );
     return [...list.items].sort((a, b) => podName(a).localeCompare(podName(b), undefined, { numeric: true }));
+  }
+
+  /** The pod IP of the StatefulSet's pod `ordinal`, as other pods reach it; undefined when it has none. */
+  async podAddress(ordinal = 0): Promise<string | undefined> {
+    return (await this.readPod(`${this.name}-${ordinal}`))?.status?.podIP ?? undefined;
   }
 
   private async readPod(name: string): Promise<V1Pod | undefined> {
