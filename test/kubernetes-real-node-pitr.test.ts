@@ -23,6 +23,8 @@ import { commitStatements, createOrders } from './harness/sampleData';
 import { scratchDir, testEnv } from './harness/testEnv';
 import { withWorker } from './harness/workers';
 import { realNodeOrSkip } from './harness/kube/realNodeSuite';
+import { failureOf } from './harness/failures';
+import type { Incident } from '../src/drivers/postgres/incidentLocator';
 
 const ARCHIVE_MOUNT = [{ name: 'archive', mountPath: '/archive' }];
 
@@ -155,5 +157,65 @@ describe('delayedReplicaPitrWorkflow on the real node: primary and delayed repli
       "SELECT current_setting('recovery_min_apply_delay') AS delay, pg_is_in_recovery() AS standby",
     );
     assert.deepEqual({ delay, standby }, { delay: '20s', standby: true }, 'a delayed standby again');
+  });
+
+  it('a DROP DATABASE within the delay: the locator names it and warns, and a PITR to just before it is refused', async () => {
+    const { client } = await testEnv();
+    const waitForReplica = (what: string, query: string) =>
+      pollUntil(
+        async () =>
+          (await sql<{ ok: boolean }>('orders-delayed', query).catch(() => []))[0]?.ok
+            ? { done: true }
+            : { waiting: 'not replayed yet' },
+        { intervalMs: 500, timeoutMs: 120_000, what },
+      );
+    // Replay holds at the first commit younger than the delay, and every record behind it waits:
+    // no autovacuum commits, and the replica has replayed everything before the delay grows to 1 h.
+    await sql('orders', 'ALTER SYSTEM SET autovacuum = off');
+    await sql('orders', 'SELECT pg_reload_conf()');
+    await sql('orders', 'CREATE DATABASE appdb');
+    const { lsn } = await row<{ lsn: string }>('orders', 'SELECT pg_current_wal_lsn()::text AS lsn');
+    await archiveNow();
+    await waitForReplica(
+      'the replica to replay the CREATE DATABASE',
+      `SELECT pg_last_wal_replay_lsn() >= '${lsn}' AS ok`,
+    );
+    await sql('orders-delayed', "ALTER SYSTEM SET recovery_min_apply_delay = '1h'");
+    await sql('orders-delayed', 'SELECT pg_reload_conf()');
+    const from = new Date(Date.now() - 1000).toISOString();
+    await sql('orders', 'DROP DATABASE appdb');
+    const drop = await row<{ time: string }>(
+      'orders',
+      `SELECT to_char(timestamp AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS time FROM pg_last_committed_xact()`,
+    );
+    await archiveNow();
+    await waitForReplica(
+      'the replica to replay the drop record',
+      "SELECT datconnlimit = -2 AS ok FROM pg_database WHERE datname = 'appdb'",
+    );
+    const { incidents, failure } = await withWorker(taskQueue, catalogPath, async () => ({
+      incidents: (await client.workflow.execute('locateIncidentWorkflow', {
+        taskQueue,
+        workflowId: `node-locate-drop-${Date.now()}`,
+        args: [{ cluster: 'orders-delayed', from, to: new Date(Date.now() + 1000).toISOString() }],
+      })) as Incident[],
+      failure: await failureOf(
+        client.workflow.execute('delayedReplicaPitrWorkflow', {
+          taskQueue,
+          workflowId: `node-pitr-drop-${Date.now()}`,
+          args: [{ cluster: 'orders-delayed', target: { time: drop.time }, then: 'pause', maxPause: '1s' }],
+        }),
+      ),
+    }));
+    const found = incidents.find((i) => i.dropped?.some((d) => d.name === 'appdb'));
+    assert.ok(found, JSON.stringify(incidents));
+    assert.match(found.warning ?? '', /already replayed the drop record of database "appdb"/);
+    assert.equal(failure.type, 'PreconditionFailed', failure.message);
+    assert.match(failure.message, /cannot bring that database back/);
+    const { paused } = await row<{ paused: string }>(
+      'orders-delayed',
+      'SELECT pg_get_wal_replay_pause_state() AS paused',
+    );
+    assert.notEqual(paused, 'not paused', 'left paused');
   });
 });

@@ -22,7 +22,8 @@ import { createRealNodePostgres, podIp, removeStatefulSet } from './harness/kube
 import { CSI_SNAPSHOT_CLASS, CSI_STORAGE_CLASS, csiHostpath } from './harness/kube/csiHostpath';
 import { createOrders } from './harness/sampleData';
 import { testEnv } from './harness/testEnv';
-import { withWorker } from './harness/workers';
+import { withWorker, type WorkerProcess } from './harness/workers';
+import { runThroughKills } from './harness/crashRuns';
 import { realNodeOrSkip } from './harness/kube/realNodeSuite';
 
 type ReplicasDone = {
@@ -36,6 +37,7 @@ describe('the replica of a Kubernetes primary restored in place (real node, CSI 
   let ns: string;
   let catalogPath: string;
   let seq = 0;
+  const workers: WorkerProcess[] = [];
   const taskQueue = `pg-ops-node-replicas-${Math.random().toString(36).slice(2, 8)}`;
   const entry = (name: string) => parseCatalog(readFileSync(catalogPath, 'utf8'), catalogPath).clusters[name]!;
   const sql = async <T>(name: string, text: string): Promise<T[]> =>
@@ -152,6 +154,7 @@ describe('the replica of a Kubernetes primary restored in place (real node, CSI 
   });
   after(async function () {
     this.timeout(180_000);
+    for (const w of workers) await w.kill();
     await closeAllPortForwards();
     if (!cluster) return;
     await removeStatefulSet(cluster, ns, 'pg-replica');
@@ -183,6 +186,28 @@ describe('the replica of a Kubernetes primary restored in place (real node, CSI 
       .makeApiClient(AppsV1Api)
       .readNamespacedStatefulSet({ name: 'pg-replica', namespace: ns });
     assert.equal(sts.metadata?.annotations?.['pgops.temporal.io/rebuilding-from'], undefined, 'no rebuild mark left');
+  });
+
+  it('finishes the rebuild on the next worker after a kill once the configuration is saved and once the copy is done', async () => {
+    const id = await backup();
+    await note('bad-crash');
+    await waitForReplica('bad-crash');
+    const { result } = await runThroughKills<RollbackRestoreResult>(
+      { taskQueue, catalogPath },
+      workers,
+      'rollbackRestoreWorkflow',
+      { cluster: 'orders', backup: id, confirm: 'orders' },
+      [{ pause: 'rebuild-kubernetes-replica-saved' }, { pause: 'rebuild-kubernetes-replica-cloned' }],
+      360_000,
+    );
+    const outcome = (result.replicas as ReplicasDone).replicas[0]!;
+    assert.equal(outcome.action, 'rebuilt', outcome.note);
+    assert.match(outcome.note, /interrupted by a crash was finished/);
+    assert.equal(await replicaHas('bad-crash'), false);
+    await note('after-crash');
+    await waitForReplica('after-crash');
+    const [settings] = await sql<{ w: string }>('orders-replica', "SELECT current_setting('work_mem') AS w");
+    assert.equal(settings!.w, '7MB', 'the replica kept its own settings');
   });
 
   it('tells a replica that has not reached the fork to follow the new timeline, and it does', async () => {

@@ -22,22 +22,29 @@ export interface RebuildSource {
 }
 
 /**
- * The rebuild, in one constant script run in the helper pod (arguments: PGDATA, the saved
- * directory, host, port, user). Each phase is recorded in $saved/state before the next begins.
+ * The rebuild's three phases, each a constant script run in the helper pod (arguments: PGDATA,
+ * the saved directory, then host, port and user for the copy). $saved/state records the phase
+ * done, so a retry skips what is done: saved (configuration kept), cloned (pg_basebackup done).
  */
-const REBUILD_SCRIPT = [
+const SAVE_SCRIPT = [
   'set -eu',
   'd="$1"; s="$2"',
-  'if [ ! -f "$s/state" ]; then',
-  '  rm -rf "$s"; mkdir -m 700 "$s"',
-  '  for f in "$d"/*.conf "$d"/standby.signal "$d"/recovery.signal; do if [ -f "$f" ]; then cp -p "$f" "$s/"; fi; done',
-  '  echo saved > "$s/state"',
-  'fi',
-  'if [ "$(cat "$s/state")" = saved ]; then',
-  '  find "$d" -mindepth 1 -maxdepth 1 -exec rm -rf {} +',
-  '  pg_basebackup -h "$3" -p "$4" -U "$5" -D "$d" -X stream -c fast --no-password',
-  '  echo cloned > "$s/state"',
-  'fi',
+  'if [ -f "$s/state" ]; then exit 0; fi',
+  'rm -rf "$s"; mkdir -m 700 "$s"',
+  'for f in "$d"/*.conf "$d"/standby.signal "$d"/recovery.signal; do if [ -f "$f" ]; then cp -p "$f" "$s/"; fi; done',
+  'echo saved > "$s/state"',
+].join('\n');
+const COPY_SCRIPT = [
+  'set -eu',
+  'd="$1"; s="$2"',
+  'if [ "$(cat "$s/state")" != saved ]; then exit 0; fi',
+  'find "$d" -mindepth 1 -maxdepth 1 -exec rm -rf {} +',
+  'pg_basebackup -h "$3" -p "$4" -U "$5" -D "$d" -X stream -c fast --no-password',
+  'echo cloned > "$s/state"',
+].join('\n');
+const PUT_BACK_SCRIPT = [
+  'set -eu',
+  'd="$1"; s="$2"',
   'for f in "$s"/*.conf "$s"/standby.signal "$s"/recovery.signal; do if [ -f "$f" ]; then cp -p "$f" "$d/"; fi; done',
   'if [ ! -f "$d/standby.signal" ]; then : > "$d/standby.signal"; chmod 600 "$d/standby.signal"; fi',
   'ls "$s" | grep -v "^state$" || true',
@@ -70,30 +77,30 @@ export async function rebuildKubernetesReplica(
   const stopped = await replica.stop(opts);
   const replicas = stopped.alreadyStopped ? ((await replica.recordedReplicas()) ?? 1) : stopped.replicasBefore;
   const helper = await replica.helperPod();
+  // Never one a crashed attempt left: its pg_basebackup may still be running in it.
+  await helper.close(opts);
   opts.onProgress?.(`starting helper pod ${helper.name} on the replica's volumes`);
   await helper.open(opts);
   let kept: string;
   try {
-    await pauseForTests('rebuild-kubernetes-replica', opts.signal);
+    const run = (script: string, args: string[] = [], env: string[] = [], timeoutMs?: number) =>
+      helper.run([...env, 'sh', '-c', script, 'pgops-rebuild', pgdata, saved, ...args], {
+        signal: opts.signal,
+        timeoutMs,
+      });
+    await run(SAVE_SCRIPT);
+    await pauseForTests('rebuild-kubernetes-replica-saved', opts.signal);
     opts.onProgress?.(
       `copying the primary ${source.host}:${source.port} into ${pgdata} (pg_basebackup in the helper pod)`,
     );
-    const env = source.password ? ['env', `PGPASSWORD=${source.password}`] : [];
-    kept = await helper.run(
-      [
-        ...env,
-        'sh',
-        '-c',
-        REBUILD_SCRIPT,
-        'pgops-rebuild',
-        pgdata,
-        saved,
-        source.host,
-        String(source.port),
-        source.user,
-      ],
-      { signal: opts.signal, timeoutMs: opts.pgBasebackupTimeoutMs ?? 6 * 3600_000 },
+    await run(
+      COPY_SCRIPT,
+      [source.host, String(source.port), source.user],
+      source.password ? ['env', `PGPASSWORD=${source.password}`] : [],
+      opts.pgBasebackupTimeoutMs ?? 6 * 3600_000,
     );
+    await pauseForTests('rebuild-kubernetes-replica-cloned', opts.signal);
+    kept = await run(PUT_BACK_SCRIPT);
   } finally {
     await helper.close(opts);
   }
