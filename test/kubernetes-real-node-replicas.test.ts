@@ -20,8 +20,8 @@ import { kubernetesTarget, testNamespace, writeCatalog } from './harness/kubeObj
 import { POSTGRES_GID, POSTGRES_UID } from './harness/kube/realNode';
 import { createRealNodePostgres, podIp, removeStatefulSet } from './harness/kube/realNodePostgres';
 import { CSI_SNAPSHOT_CLASS, CSI_STORAGE_CLASS, csiHostpath } from './harness/kube/csiHostpath';
-import { createOrders } from './harness/sampleData';
-import { testEnv } from './harness/testEnv';
+import { commitStatements, createOrders } from './harness/sampleData';
+import { scratchDir, testEnv } from './harness/testEnv';
 import { withWorker, type WorkerProcess } from './harness/workers';
 import { runThroughKills } from './harness/crashRuns';
 import { realNodeOrSkip } from './harness/kube/realNodeSuite';
@@ -37,6 +37,8 @@ describe('the replica of a Kubernetes primary restored in place (real node, CSI 
   let ns: string;
   let catalogPath: string;
   let seq = 0;
+  let firstBackup: string;
+  let badCommit: { commitTime: string };
   const workers: WorkerProcess[] = [];
   const taskQueue = `pg-ops-node-replicas-${Math.random().toString(36).slice(2, 8)}`;
   const entry = (name: string) => parseCatalog(readFileSync(catalogPath, 'utf8'), catalogPath).clusters[name]!;
@@ -95,8 +97,9 @@ describe('the replica of a Kubernetes primary restored in place (real node, CSI 
     ({ cluster, node } = await realNodeOrSkip(this));
     await csiHostpath(cluster, node, { uid: POSTGRES_UID, gid: POSTGRES_GID });
     ns = await testNamespace(cluster, 'nodereplicas');
-    const archive = join(cluster.dir, 'archives', ns);
-    mkdirSync(archive, { recursive: true });
+    // Not under the cluster's 0700 directory: the worker reads it (pg_waldump) as its owner, the container's postgres.
+    const archive = join(await scratchDir('nodereplicas-archive'), 'archive');
+    mkdirSync(archive);
     chownSync(archive, POSTGRES_UID, POSTGRES_GID);
     // At its host path inside the pods too: restore_command and the worker's pg_waldump name it alike.
     const mounts = { extraMounts: [{ name: 'archive', mountPath: archive }] };
@@ -163,8 +166,14 @@ describe('the replica of a Kubernetes primary restored in place (real node, CSI 
 
   it('rebuilds a replica that replayed past the fork in a helper pod on its own volume, keeping its settings, and it replicates again', async () => {
     const core = cluster.admin().makeApiClient(CoreV1Api);
-    const id = await backup();
-    await note('bad');
+    const id = (firstBackup = await backup());
+    badCommit = await commitStatements(await resolvePgEndpoint('orders', entry('orders')), [
+      "INSERT INTO notes (body) VALUES ('bad')",
+    ]);
+    // A later commit on timeline 1: a time target stops before the first commit after it.
+    await new Promise((r) => setTimeout(r, 50));
+    await sql('orders', "INSERT INTO notes (body) VALUES ('later-on-timeline-1')");
+    await archiveNow();
     await waitForReplica('bad');
     const outcome = await restore(id);
     assert.equal(outcome.replica, 'orders-replica');
@@ -220,5 +229,24 @@ describe('the replica of a Kubernetes primary restored in place (real node, CSI 
     await note('after-follow');
     await waitForReplica('after-follow');
     assert.equal(await replicaHas('bad-2'), false, 'the replica never replayed the rolled-back branch');
+  });
+
+  it('restores the first backup to a time on timeline 1 after its fork, following timeline 1 by number (not latest)', async () => {
+    const restored = await run<RollbackRestoreResult>('rollbackRestoreWorkflow', {
+      cluster: 'orders',
+      backup: firstBackup,
+      confirm: 'orders',
+      recoveryTarget: { time: badCommit.commitTime },
+      inclusive: true,
+    });
+    assert.equal(restored.recoveryTimeline?.timeline, 1, JSON.stringify(restored.recoveryTimeline));
+    assert.equal(restored.recoveryFiles.settings.recovery_target_timeline, '1');
+    const bodies = (await sql<{ body: string }>('orders', 'SELECT body FROM notes ORDER BY id')).map((r) => r.body);
+    assert.deepEqual(bodies, ['start', 'bad'], 'the history of timeline 1 up to the target');
+    // The replica followed timeline 4 by number in the test before: rebuilt, it must not keep that.
+    const outcome = (restored.replicas as ReplicasDone).replicas[0]!;
+    assert.equal(outcome.action, 'rebuilt', outcome.note);
+    await note('after-timeline-1');
+    await waitForReplica('after-timeline-1');
   });
 });

@@ -8,7 +8,7 @@ import { withWorker } from './harness/workers';
 import { backupFixture, type BackupFixture } from './harness/backupFixture';
 import { attemptsByActivity } from './harness/crashRuns';
 import { localTargetOf } from '../src/dev/localPostgres';
-import { listArchivedSegments } from '../src/drivers/postgres/walInspect';
+import { resultLosingSegment } from './harness/lostSegment';
 import { lockStateQuery, lockWorkflowId } from '../src/workflows/definitions';
 import { PostgresError, toPgOpsError } from '../src/client/errors';
 
@@ -104,16 +104,21 @@ describe('a step PostgreSQL refuses for good fails at once, with the server mess
         undefined,
       );
 
-      // An LSN past the last record of the archive's last segment (switched early) passes the
-      // check: PostgreSQL replays all of it, then the startup process ends with FATAL. Starting
+      // A target the archive held at the check, whose segment is gone when recovery needs it:
+      // PostgreSQL replays up to there, then the startup process ends with FATAL. Starting
       // again would replay it all again, for nothing.
-      await fx.commit(['UPDATE orders SET amount = amount + 1 WHERE id = 1']);
+      await fx.archiveNow(); // the target's segment is not the backup's
+      const { lsn } = await fx.commit(['UPDATE orders SET amount = amount + 1 WHERE id = 1']);
       await fx.archiveNow();
-      const last = listArchivedSegments(fx.archiveDir).at(-1)!;
-      const lsn = last.endLsn.replace(/[0-9A-F]{1,8}$/, (low) =>
-        (parseInt(low, 16) - 0x100).toString(16).toUpperCase(),
+      const handle = await client.workflow.start('rollbackRestoreWorkflow', {
+        taskQueue: fx.taskQueue,
+        workflowId,
+        args: [{ cluster: fx.name, backup: taken.backup.id, confirm: fx.name, recoveryTarget: { lsn } }],
+      });
+      const err = await resultLosingSegment(handle, fx.archiveDir, 1, lsn).then(
+        () => assert.fail('the restore succeeded'),
+        (e: unknown) => e,
       );
-      const err = await restore(workflowId, { recoveryTarget: { lsn } });
       assert.ok(err instanceof WorkflowFailedError, String(err));
       const top = err.cause;
       assert.ok(top instanceof ApplicationFailure, `top cause: ${top?.constructor.name}`);

@@ -92,4 +92,18 @@ describe('the replicas of a primary restored in place', () => {
     assert.match(restored.warnings![0]!, /replica "orders-delayed": WARNING: left as it is .*diverged .*rebuild it/);
     assert.equal(await fx.replicaHas('bad-3'), true, 'untouched');
   });
+
+  it('rebuilds a replica that followed an earlier timeline by number without that number, and it replicates again', async function () {
+    this.timeout(300_000);
+    // The replica still carries recovery_target_timeline = <n> from the "follow" above; a copy of
+    // today's primary has a timeline history without <n> on it.
+    const before = await fx.sql<{ t: string }>(fx.set.replicaEndpoint, 'SHOW recovery_target_timeline');
+    assert.match(Object.values(before[0]!)[0] as string, /^\d+$/);
+    const replicas = replicasOf(await restore(await backup()));
+    assert.equal(replicas.replicas[0]!.action, 'rebuilt', replicas.replicas[0]!.note);
+    await fx.note('after-rebuild-2');
+    await fx.waitForReplica('after-rebuild-2');
+    const after = await fx.sql<{ t: string }>(fx.set.replicaEndpoint, 'SHOW recovery_target_timeline');
+    assert.equal(Object.values(after[0]!)[0], 'latest');
+  });
 });

@@ -5,7 +5,7 @@
 // ended with "recovery ended before configured recovery target was reached", and the start was
 // retried every minute with the database down.
 import assert from 'node:assert/strict';
-import { existsSync, renameSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { testEnv } from './harness/testEnv';
 import { withWorker } from './harness/workers';
@@ -17,8 +17,7 @@ import { listArchivedSegments } from '../src/drivers/postgres/walInspect';
 import { compareLsn } from '../src/common/lsn';
 import type { SnapshotBackupResult } from '../src/workflows/snapshotBackup';
 import type { RollbackRestoreResult } from '../src/workflows/rollbackRestore';
-import { progressQuery } from '../src/workflows/definitions';
-import { pollUntil } from '../src/drivers/waiting';
+import { resultLosingSegment } from './harness/lostSegment';
 
 let seq = 0;
 async function run<T>(fx: BackupFixture, type: string, input: Record<string, unknown>): Promise<T> {
@@ -45,26 +44,13 @@ function pastLastRecord(fx: BackupFixture, timeline: number): string {
   return last.endLsn.replace(/[0-9A-F]{1,8}$/, (low) => (parseInt(low, 16) - 0x100).toString(16).toUpperCase());
 }
 
-/**
- * Runs a restore and, once its check has passed, takes the archived segment that holds `lsn` on
- * `timeline` away (put back afterwards): recovery then runs out of WAL before its target, as it
- * would if the archive lost a file during the restore.
- */
+/** Runs a restore and takes `timeline`'s segment holding `lsn` away once its check has passed. */
 async function restoreLosingSegment(
   fx: BackupFixture,
   input: Record<string, unknown>,
   timeline: number,
   lsn: string,
 ): Promise<{ type: string | undefined; message: string }> {
-  const segment = listArchivedSegments(fx.archiveDir).find(
-    (s) => s.timeline === timeline && compareLsn(s.startLsn, lsn) <= 0 && compareLsn(lsn, s.endLsn) < 0,
-  );
-  assert.ok(segment, `timeline ${timeline}'s segment holding ${lsn} is archived`);
-  // Not the timeline's first: recovery would read the parent's file of that segment instead.
-  const first = listArchivedSegments(fx.archiveDir).find((s) => s.timeline === timeline)!;
-  assert.ok(segment.segmentNumber > first.segmentNumber, 'a later segment than the timeline began in');
-  const path = join(fx.archiveDir, segment.fileName);
-  const aside = `${path}.aside`;
   const { client } = await testEnv();
   return withWorker(fx.taskQueue, fx.catalogPath, async () => {
     const handle = await client.workflow.start('rollbackRestoreWorkflow', {
@@ -72,19 +58,7 @@ async function restoreLosingSegment(
       workflowId: `rollbackRestoreWorkflow-lost-segment-${Date.now()}-${seq++}`,
       args: [{ cluster: fx.name, confirm: fx.name, ...input }],
     });
-    try {
-      await pollUntil(
-        async () => {
-          const step = (await handle.query(progressQuery).catch(() => undefined))?.step ?? 'starting';
-          return ['starting', 'resolve', 'check'].includes(step) ? { waiting: step } : { done: undefined };
-        },
-        { intervalMs: 50, timeoutMs: 60_000, what: 'the restore to pass its check' },
-      );
-      renameSync(path, aside);
-      return await failureOf(handle.result());
-    } finally {
-      if (existsSync(aside) && !existsSync(path)) renameSync(aside, path);
-    }
+    return failureOf(resultLosingSegment(handle, fx.archiveDir, timeline, lsn));
   });
 }
 

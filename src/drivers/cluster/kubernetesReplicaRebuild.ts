@@ -9,6 +9,8 @@ import { posix } from 'node:path';
 import type { KubernetesClusterDriver } from './kubernetes';
 import { PermanentDriverError, type WaitOptions } from './types';
 import { pauseForTests } from '../testPause';
+import { helperDataDirectory } from './dataDirectory';
+import { withoutTimelineSetting } from '../postgres/replicaTimeline';
 
 /** On the replica's StatefulSet while it is rebuilt: the primary it is copied from. */
 export const REBUILD_ANNOTATION = 'pgops.temporal.io/rebuilding-from';
@@ -101,6 +103,10 @@ export async function rebuildKubernetesReplica(
     );
     await pauseForTests('rebuild-kubernetes-replica-cloned', opts.signal);
     kept = await run(PUT_BACK_SCRIPT);
+    const files = helperDataDirectory(helper, opts.signal).files;
+    const autoConf = await files.read('postgresql.auto.conf');
+    if (autoConf !== undefined && withoutTimelineSetting(autoConf) !== autoConf)
+      await files.write('postgresql.auto.conf', withoutTimelineSetting(autoConf));
   } finally {
     await helper.close(opts);
   }

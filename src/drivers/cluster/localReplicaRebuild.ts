@@ -23,6 +23,7 @@ import type { PgEndpoint } from '../postgres/session';
 import { runCommand } from '../exec';
 import { pauseForTests } from '../testPause';
 import { LocalClusterDriver } from './local';
+import { withoutTimelineSetting } from '../postgres/replicaTimeline';
 
 interface RebuildState {
   phase: 'saved' | 'cloned';
@@ -120,6 +121,8 @@ export async function rebuildLocalReplica(
     copyFileSync(join(saved, name), join(pgdata, name));
     asOwner(join(pgdata, name));
   }
+  const autoConf = join(pgdata, 'postgresql.auto.conf');
+  if (existsSync(autoConf)) writeFileSync(autoConf, withoutTimelineSetting(readFileSync(autoConf, 'utf8')));
   if (!existsSync(join(pgdata, 'standby.signal'))) {
     writeFileSync(join(pgdata, 'standby.signal'), '');
     asOwner(join(pgdata, 'standby.signal'));

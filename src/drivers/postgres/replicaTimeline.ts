@@ -17,3 +17,15 @@ export async function followTimeline(client: Client, timeline: number): Promise<
   if (!Number.isInteger(timeline) || timeline < 1) throw new Error(`timeline ${timeline} is not a timeline number`);
   await client.query(`ALTER SYSTEM SET recovery_target_timeline = '${timeline}'`);
 }
+
+/**
+ * postgresql.auto.conf without its recovery_target_timeline line: a rebuilt replica is a copy of
+ * its primary as it is now, and a timeline number an earlier "follow" wrote there would name a
+ * timeline that is not in the copy's history ("recovery target timeline N does not exist").
+ */
+export function withoutTimelineSetting(autoConf: string): string {
+  return autoConf
+    .split('\n')
+    .filter((line) => !/^\s*recovery_target_timeline\s*=/.test(line))
+    .join('\n');
+}
