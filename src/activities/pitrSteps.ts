@@ -22,6 +22,7 @@ import { locateIncidents, relationMapHasTable, type Incident } from '../drivers/
 import { annotateDroppedIncidents } from '../drivers/postgres/dropGuard';
 import { checkDropsAtTarget, withWarning } from './dropChecks';
 import { checkTimelineAtTarget, type PitrThen } from './pitrTimelineCheck';
+import { serverPosition } from '../drivers/postgres/replicaHistory';
 import { findExclusiveLockStart } from '../drivers/postgres/lockingTransaction';
 import { compareLsn } from '../common/lsn';
 import { waitForSql, withSession, type PgEndpoint } from '../drivers/postgres/session';
@@ -362,8 +363,10 @@ export function createPitrSteps(registry: ClusterRegistry) {
         const reads: Record<string, number> = {};
         const archiveSearch: ArchiveSearchStats = { probes: 0, segmentsRead: 0 };
         // A replica past the fork of its primary's restore is refused first, whatever the target
-        // (read beside the target check: both only read).
-        const divergence = refuseDivergedReplica(registry, cluster, 'check-target').then(
+        // (read beside the target check: both only read). Its position serves the timeline check too.
+        const position = serverPosition(endpoint);
+        position.catch(() => undefined); // awaited below; a failure is handled where it is
+        const divergence = refuseDivergedReplica(registry, cluster, 'check-target', position).then(
           () => undefined,
           (err: unknown) => err,
         );
@@ -398,7 +401,12 @@ export function createPitrSteps(registry: ClusterRegistry) {
           replayLsnAtCheck: verdict.replayLsn ?? null,
         };
         // With several branches in the archive: the one the target lies on, and where it stops there.
-        const checked = await checkTimelineAtTarget(registry, cluster, endpoint, judged, { target, inclusive, then });
+        const checked = await checkTimelineAtTarget(registry, cluster, endpoint, judged, {
+          target,
+          inclusive,
+          then,
+          position,
+        });
         const primary = await primaryEndpoint(cluster);
         const drops = await checkDropsAtTarget(registry, cluster, { replica: endpoint, primary }, checked, {
           target,

@@ -7,7 +7,7 @@ import type { ClusterRegistry } from './clusterRegistry';
 import type { CheckedTarget } from './pitrSteps';
 import { replicaTargetTimeline } from '../drivers/postgres/replicaTargetTimeline';
 import { TargetNotOnHistory } from '../drivers/postgres/targetTimeline';
-import { serverPosition } from '../drivers/postgres/replicaHistory';
+import type { ServerPosition } from '../drivers/postgres/replicaHistory';
 import { recoveryTargetTimeline } from '../drivers/postgres/replicaTimeline';
 import { describeRecoveryTarget, type RecoveryTarget } from '../common/recoveryTarget';
 import type { PgEndpoint } from '../drivers/postgres/session';
@@ -19,7 +19,7 @@ export async function checkTimelineAtTarget(
   cluster: string,
   replica: PgEndpoint,
   checked: CheckedTarget,
-  request: { target: RecoveryTarget; inclusive: boolean; then?: PitrThen },
+  request: { target: RecoveryTarget; inclusive: boolean; then?: PitrThen; position: Promise<ServerPosition> },
 ): Promise<CheckedTarget> {
   const archiveDir = registry.entry(cluster).walArchive;
   if (!archiveDir) return checked;
@@ -30,7 +30,7 @@ export async function checkTimelineAtTarget(
       'check-target',
       `cannot stop at ${what}: ${why}. The replica is left paused and its settings unchanged.`,
     );
-  const [position, following] = await Promise.all([serverPosition(replica), recoveryTargetTimeline(replica)]);
+  const [position, following] = await Promise.all([request.position, recoveryTargetTimeline(replica)]);
   let found;
   try {
     found = await replicaTargetTimeline(

@@ -94,10 +94,16 @@ export async function nameTheFork(
 }
 
 /** A PITR on a replica that left its primary's history is refused before anything is changed. */
-export async function refuseDivergedReplica(registry: ClusterRegistry, cluster: string, step: string): Promise<void> {
+export async function refuseDivergedReplica(
+  registry: ClusterRegistry,
+  cluster: string,
+  step: string,
+  /** Where the replica stands, when the caller reads it anyway (read here otherwise). */
+  position?: Promise<ServerPosition>,
+): Promise<void> {
   let check: HistoryCheck | undefined;
   try {
-    check = await compareWithPrimary(registry, cluster);
+    check = await compareWithPrimary(registry, cluster, position && (await position));
   } catch (err) {
     // A comparison that cannot be made (no history file anywhere, a server that does not answer)
     // does not hold an urgent PITR back: the target check that follows asks the replica anyway.
