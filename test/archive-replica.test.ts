@@ -19,6 +19,7 @@ import { segmentFileName } from '../src/drivers/postgres/timelines';
 import { compareLsn, parseLsn } from '../src/common/lsn';
 import type { SnapshotBackupResult } from '../src/workflows/snapshotBackup';
 import type { ArchiveStatus } from '../src/activities/archiveSteps';
+import { switchWalAndWaitForArchiver } from './harness/sampleData';
 
 const SEGMENT = 16n * 1024n * 1024n;
 const segmentOf = (lsn: string) => parseLsn(lsn) / SEGMENT;
@@ -60,16 +61,8 @@ describe('WAL archive retention keeps what a catalog replica has not replayed', 
   /** A commit, then a switch, awaited in the archive. */
   async function writeWal(n: number): Promise<void> {
     for (let i = 0; i < n; i++) {
-      await withSession(set.primaryEndpoint, async (c) => {
-        await c.query('INSERT INTO filler SELECT g FROM generate_series(1, 100) g');
-        const wal = (await c.query('SELECT pg_walfile_name(pg_current_wal_lsn()) AS f')).rows[0].f as string;
-        await c.query('SELECT pg_switch_wal()');
-        for (let t = 0; t < 200; t++) {
-          if ((await c.query('SELECT last_archived_wal >= $1 AS ok FROM pg_stat_archiver', [wal])).rows[0].ok) return;
-          await new Promise((r) => setTimeout(r, 100));
-        }
-        throw new Error(`the archive never got ${wal}`);
-      });
+      await one(set.primaryEndpoint, 'INSERT INTO filler SELECT g FROM generate_series(1, 100) g');
+      await switchWalAndWaitForArchiver(set.primaryEndpoint);
     }
   }
   const restartPoint = () =>

@@ -19,7 +19,7 @@ import type { KubeCluster } from './harness/kubeCluster';
 import { kubernetesTarget, preboundVolumes, testNamespace, writeCatalog } from './harness/kubeObjects';
 import { POSTGRES_GID, POSTGRES_UID } from './harness/kube/realNode';
 import { createRealNodePostgres, podIp, removeStatefulSet } from './harness/kube/realNodePostgres';
-import { commitStatements, createOrders } from './harness/sampleData';
+import { commitStatements, createOrders, switchWalAndWaitForArchiver } from './harness/sampleData';
 import { scratchDir, testEnv } from './harness/testEnv';
 import { withWorker } from './harness/workers';
 import { realNodeOrSkip } from './harness/kube/realNodeSuite';
@@ -39,17 +39,7 @@ describe('delayedReplicaPitrWorkflow on the real node: primary and delayed repli
   const sql = async <T>(cluster: string, text: string): Promise<T[]> =>
     withSession(await resolvePgEndpoint(cluster, entry(cluster)), async (c) => (await c.query(text)).rows as T[]);
   const row = async <T>(cluster: string, text: string): Promise<T> => (await sql<T>(cluster, text))[0]!;
-  const archiveNow = async () => {
-    const { f } = await row<{ f: string }>('orders', 'SELECT pg_walfile_name(pg_current_wal_lsn()) AS f');
-    await sql('orders', 'SELECT pg_switch_wal()');
-    await pollUntil(
-      async () =>
-        (await sql<{ ok: boolean }>('orders', `SELECT last_archived_wal >= '${f}' AS ok FROM pg_stat_archiver`))[0]!.ok
-          ? { done: true }
-          : { waiting: 'not archived' },
-      { intervalMs: 100, timeoutMs: 30_000, what: `WAL ${f} to be archived` },
-    );
-  };
+  const archiveNow = async () => switchWalAndWaitForArchiver(await resolvePgEndpoint('orders', entry('orders')));
 
   before(async function () {
     ({ cluster } = await realNodeOrSkip(this));

@@ -20,7 +20,7 @@ import { kubernetesTarget, testNamespace, writeCatalog } from './harness/kubeObj
 import { POSTGRES_GID, POSTGRES_UID } from './harness/kube/realNode';
 import { createRealNodePostgres, podIp, removeStatefulSet } from './harness/kube/realNodePostgres';
 import { CSI_SNAPSHOT_CLASS, CSI_STORAGE_CLASS, csiHostpath } from './harness/kube/csiHostpath';
-import { commitStatements, createOrders } from './harness/sampleData';
+import { commitStatements, createOrders, switchWalAndWaitForArchiver } from './harness/sampleData';
 import { scratchDir, testEnv } from './harness/testEnv';
 import { withWorker, type WorkerProcess } from './harness/workers';
 import { runThroughKills } from './harness/crashRuns';
@@ -54,17 +54,7 @@ describe('the replica of a Kubernetes primary restored in place (real node, CSI 
       }),
     ) as Promise<T>;
   };
-  const archiveNow = async () => {
-    const { f } = (await sql<{ f: string }>('orders', 'SELECT pg_walfile_name(pg_current_wal_lsn()) AS f'))[0]!;
-    await sql('orders', 'SELECT pg_switch_wal()');
-    await pollUntil(
-      async () =>
-        (await sql<{ ok: boolean }>('orders', `SELECT last_archived_wal >= '${f}' AS ok FROM pg_stat_archiver`))[0]!.ok
-          ? { done: true }
-          : { waiting: 'not archived' },
-      { intervalMs: 100, timeoutMs: 30_000, what: `WAL ${f} to be archived` },
-    );
-  };
+  const archiveNow = async () => switchWalAndWaitForArchiver(await resolvePgEndpoint('orders', entry('orders')));
   const note = async (body: string) => {
     await sql('orders', `INSERT INTO notes (body) VALUES ('${body}')`);
     await archiveNow();

@@ -25,17 +25,7 @@ type Commit = { xid: string; commitTime: string };
  */
 async function primaryRestoredUnderDelayedReplica(label: string) {
   const fx = await restoredPrimaryFixture(label);
-  let seq = 0;
-  const run = async <T>(type: string, input: Record<string, unknown>): Promise<T> => {
-    const { client } = await testEnv();
-    return withWorker(fx.taskQueue, fx.catalogPath, () =>
-      client.workflow.execute(type, {
-        taskQueue: fx.taskQueue,
-        workflowId: `${type}-${label}-${seq++}`,
-        args: [input],
-      }),
-    ) as Promise<T>;
-  };
+  const { run } = fx;
   await fx.sql(fx.set.replicaEndpoint, "ALTER SYSTEM SET recovery_min_apply_delay = '1h'");
   await fx.sql(fx.set.replicaEndpoint, 'SELECT pg_reload_conf()');
   await fx.note('held-by-the-delay');

@@ -5,8 +5,7 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { runThroughKills } from './harness/crashRuns';
-import { withWorker, type WorkerProcess } from './harness/workers';
-import { testEnv } from './harness/testEnv';
+import type { WorkerProcess } from './harness/workers';
 import { restoredPrimaryFixture, type RestoredPrimaryFixture } from './harness/restoredPrimaryFixture';
 import type { SnapshotBackupResult } from '../src/workflows/snapshotBackup';
 import type { RollbackRestoreResult } from '../src/workflows/rollbackRestore';
@@ -26,15 +25,7 @@ describe('a worker killed while a replica is rebuilt after a restore', () => {
 
   it('finishes the rebuild on the next worker, after a kill once the configuration is saved and once the copy is done', async function () {
     this.timeout(420_000);
-    const { client } = await testEnv();
-    const taken = await withWorker(fx.taskQueue, fx.catalogPath, () =>
-      client.workflow.execute('snapshotBackupWorkflow', {
-        taskQueue: fx.taskQueue,
-        workflowId: `rr-crash-backup-${Date.now()}`,
-        args: [{ cluster: 'orders' }],
-      }),
-    );
-    const backupId = (taken as SnapshotBackupResult).backup.id;
+    const backupId = (await fx.run<SnapshotBackupResult>('snapshotBackupWorkflow', { cluster: 'orders' })).backup.id;
     await fx.note('bad');
     await fx.waitForReplica('bad');
     const { result } = await runThroughKills<RollbackRestoreResult>(

@@ -4,8 +4,6 @@
 // received another row, and nothing in the restore's result said so; one before the fork kept
 // reading its own timeline's old WAL from the archive, past the fork.
 import assert from 'node:assert/strict';
-import { testEnv } from './harness/testEnv';
-import { withWorker } from './harness/workers';
 import { restoredPrimaryFixture, type RestoredPrimaryFixture } from './harness/restoredPrimaryFixture';
 import type { SnapshotBackupResult } from '../src/workflows/snapshotBackup';
 import type { RollbackRestoreResult } from '../src/workflows/rollbackRestore';
@@ -14,17 +12,7 @@ type ReplicasDone = Exclude<RollbackRestoreResult['replicas'], { warning: string
 
 describe('the replicas of a primary restored in place', () => {
   let fx: RestoredPrimaryFixture;
-  let seq = 0;
-  const run = async <T>(type: string, input: Record<string, unknown>): Promise<T> => {
-    const { client } = await testEnv();
-    return withWorker(fx.taskQueue, fx.catalogPath, () =>
-      client.workflow.execute(type, {
-        taskQueue: fx.taskQueue,
-        workflowId: `${type}-rr-${Date.now()}-${seq++}`,
-        args: [input],
-      }),
-    ) as Promise<T>;
-  };
+  const run = <T>(type: string, input: Record<string, unknown>) => fx.run<T>(type, input);
   const backup = async () =>
     (await run<SnapshotBackupResult>('snapshotBackupWorkflow', { cluster: 'orders' })).backup.id;
   const restore = (id: string, extra: Record<string, unknown> = {}) =>

@@ -20,7 +20,7 @@ import { withSession } from '../../src/drivers/postgres/session';
 import type { StorageConfig } from '../../src/config/schema';
 import type { RbdLocalVolume } from '../../src/drivers/storage/rbdLocalAttach';
 import { scratchDir } from './testEnv';
-import { commitStatements, createOrders } from './sampleData';
+import { commitStatements, createOrders, switchWalAndWaitForArchiver } from './sampleData';
 import { btrfsSubvolume, testBtrfs } from './btrfs';
 import { testCeph } from './ceph';
 
@@ -157,18 +157,7 @@ export async function backupFixture(
       return sums.join(' ');
     },
     commit: (statements) => commitStatements(endpoint, statements),
-    async archiveNow() {
-      await withSession(endpoint, async (c) => {
-        const wal = (await c.query('SELECT pg_walfile_name(pg_current_wal_lsn()) AS f')).rows[0].f as string;
-        await c.query('SELECT pg_switch_wal()');
-        for (let i = 0; i < 200; i++) {
-          const done = (await c.query('SELECT last_archived_wal >= $1 AS ok FROM pg_stat_archiver', [wal])).rows[0].ok;
-          if (done) return;
-          await new Promise((r) => setTimeout(r, 100));
-        }
-        throw new Error(`the archive never got ${wal}`);
-      });
-    },
+    archiveNow: () => switchWalAndWaitForArchiver(endpoint),
     writeCatalog,
     teardown: () => stopLocalClusterIfRunning(cluster),
   };

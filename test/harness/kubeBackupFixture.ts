@@ -9,14 +9,13 @@ import { parseCatalog } from '../../src/config/catalog';
 import { resolvePgEndpoint } from '../../src/config/credentials';
 import type { PgEndpoint } from '../../src/drivers/postgres/session';
 import { withSession } from '../../src/drivers/postgres/session';
-import { pollUntil } from '../../src/drivers/waiting';
 import type { SnapshotBackupResult } from '../../src/workflows/snapshotBackup';
 import type { RollbackRestoreResult } from '../../src/workflows/rollbackRestore';
 import type { KubeCluster } from './kubeCluster';
 import { kubernetesTarget, testNamespace, writeCatalog } from './kubeObjects';
 import { POSTGRES_GID, POSTGRES_UID } from './kube/realNode';
 import { createRealNodePostgres, removeStatefulSet } from './kube/realNodePostgres';
-import { commitStatements, createOrders } from './sampleData';
+import { commitStatements, createOrders, switchWalAndWaitForArchiver } from './sampleData';
 import { testEnv } from './testEnv';
 import { withWorker } from './workers';
 
@@ -107,17 +106,7 @@ export async function kubeBackupFixture(
     );
     return rows[0]!.h;
   };
-  const archiveNow = async () => {
-    const wal = (await sql<{ f: string }>('SELECT pg_walfile_name(pg_current_wal_lsn()) AS f'))[0]!.f;
-    await sql('SELECT pg_switch_wal()');
-    await pollUntil(
-      async () =>
-        (await sql<{ ok: boolean }>(`SELECT last_archived_wal >= '${wal}' AS ok FROM pg_stat_archiver`))[0]!.ok
-          ? { done: true }
-          : { waiting: 'not archived' },
-      { intervalMs: 100, timeoutMs: 30_000, what: `WAL ${wal} to be archived` },
-    );
-  };
+  const archiveNow = async () => switchWalAndWaitForArchiver(await endpoint());
   const backup = (extra: Record<string, unknown> = {}) =>
     run<SnapshotBackupResult>('snapshotBackupWorkflow', { cluster: 'orders', ...extra });
   const restore = (extra: Record<string, unknown>) =>

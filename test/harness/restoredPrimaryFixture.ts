@@ -4,7 +4,8 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { scratchDir } from './testEnv';
+import { scratchDir, testEnv } from './testEnv';
+import { withWorker } from './workers';
 import { createDelayedReplicaSet, type ReplicaSet } from '../../src/dev/delayedReplicaSet';
 import { localTargetOf } from '../../src/dev/localPostgres';
 import { withSession, type PgEndpoint } from '../../src/drivers/postgres/session';
@@ -23,6 +24,8 @@ export interface RestoredPrimaryFixture {
   note(body: string): Promise<void>;
   replicaHas(body: string): Promise<boolean>;
   waitForReplica(body: string): Promise<void>;
+  /** Runs a workflow to its end with a worker on the fixture's task queue and catalog. */
+  run<T>(type: string, input: Record<string, unknown>): Promise<T>;
 }
 
 export async function restoredPrimaryFixture(label: string): Promise<RestoredPrimaryFixture> {
@@ -71,10 +74,23 @@ export async function restoredPrimaryFixture(label: string): Promise<RestoredPri
   await waitForReplica('start');
   // A setting of the replica's own, which a rebuild must keep.
   await sql(set.replicaEndpoint, "ALTER SYSTEM SET work_mem = '7MB'");
+  const taskQueue = `pg-ops-${label}-${Math.random().toString(36).slice(2, 8)}`;
+  let seq = 0;
+  const run = async <T>(type: string, input: Record<string, unknown>): Promise<T> => {
+    const { client } = await testEnv();
+    return withWorker(taskQueue, catalogPath, () =>
+      client.workflow.execute(type, {
+        taskQueue,
+        workflowId: `${type}-${label}-${Date.now()}-${seq++}`,
+        args: [input],
+      }),
+    ) as Promise<T>;
+  };
   return {
     set,
     catalogPath,
-    taskQueue: `pg-ops-${label}-${Math.random().toString(36).slice(2, 8)}`,
+    taskQueue,
+    run,
     sql,
     archiveNow,
     note,

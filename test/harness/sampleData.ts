@@ -1,6 +1,7 @@
 // The sample data and the committing helper the fixtures share.
 import type { Client } from 'pg';
 import { withSession, type PgEndpoint } from '../../src/drivers/postgres/session';
+import { pollUntil } from '../../src/drivers/waiting';
 
 /** The `orders` table every fixture starts with: `rows` rows, deterministic content. */
 export async function createOrders(c: Client, rows: number): Promise<void> {
@@ -28,5 +29,24 @@ export function commitStatements(
       )
     ).rows[0];
     return { xid, commitTime: row.t as string, lsn: row.lsn as string };
+  });
+}
+
+/**
+ * Switches the server to a new WAL segment and waits until its archiver reports the old one
+ * archived (pg_stat_archiver): everything written before is then in the WAL archive.
+ */
+export async function switchWalAndWaitForArchiver(endpoint: PgEndpoint): Promise<void> {
+  await withSession(endpoint, async (c) => {
+    const wal = (await c.query<{ f: string }>('SELECT pg_walfile_name(pg_current_wal_lsn()) AS f')).rows[0]!.f;
+    await c.query('SELECT pg_switch_wal()');
+    await pollUntil(
+      async () =>
+        (await c.query<{ ok: boolean }>('SELECT last_archived_wal >= $1 AS ok FROM pg_stat_archiver', [wal])).rows[0]!
+          .ok
+          ? { done: undefined }
+          : { waiting: 'not archived yet' },
+      { intervalMs: 100, timeoutMs: 30_000, what: `WAL ${wal} to be archived` },
+    );
   });
 }
