@@ -40,11 +40,11 @@ import { freePort } from '../src/dev/ports';
 import { createDelayedReplicaSet, type ReplicaSet } from '../src/dev/delayedReplicaSet';
 import { localTargetOf, pgCtl, startLocalCluster, stopLocalClusterIfRunning } from '../src/dev/localPostgres';
 import { clientConfig, KeptSession, waitForSql, withSession, type PgEndpoint } from '../src/drivers/postgres/session';
-import { archiveEndLsn } from '../src/drivers/postgres/walInspect';
+import { archiveEndLsn } from '../src/drivers/postgres/archive/walInspect';
 import { runCommand } from '../src/drivers/exec';
 import { compareLsn, lsnBytesBetween } from '../src/common/lsn';
 import { ensureSearchAttributes } from '../src/worker';
-import { progressQuery, resumeSignal } from '../src/workflows/definitions';
+import { progressQuery, resumeSignal } from '../src/contract/definitions';
 import type { DelayedReplicaPitrResult } from '../src/workflows/delayedReplicaPitr';
 import { printTimeline } from './timeline';
 

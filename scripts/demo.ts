@@ -22,7 +22,7 @@ import {
 import { withSession } from '../src/drivers/postgres/session';
 import { LocalClusterDriver } from '../src/drivers/cluster/local';
 import { createPgOpsWorker, ensureSearchAttributes, installRuntimeLogger } from '../src/worker';
-import { progressQuery, resumeSignal } from '../src/workflows/definitions';
+import { progressQuery, resumeSignal } from '../src/contract/definitions';
 import type { PlannedStopResult } from '../src/workflows/plannedStop';
 import { createShop, pitrCatalogEntries, runPitrAct } from './demoPitr';
 import { runBackupAct } from './demoBackup';

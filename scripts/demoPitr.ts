@@ -5,7 +5,7 @@ import type { Client } from '@temporalio/client';
 import { createDelayedReplicaSet, type ReplicaSet } from '../src/dev/delayedReplicaSet';
 import { withSession, type PgEndpoint } from '../src/drivers/postgres/session';
 import { pollUntil } from '../src/drivers/waiting';
-import { archiveEndLsn } from '../src/drivers/postgres/walInspect';
+import { archiveEndLsn } from '../src/drivers/postgres/archive/walInspect';
 import { compareLsn } from '../src/common/lsn';
 import { watchProgress } from './demoProgress';
 import type { DelayedReplicaPitrResult } from '../src/workflows/delayedReplicaPitr';

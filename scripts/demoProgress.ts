@@ -2,7 +2,7 @@
 // flight: a query still retrying when the client closes fires its gRPC retry timer on a closed
 // channel, and Node dies with "Channel has been shut down".
 import type { WorkflowHandle } from '@temporalio/client';
-import { progressQuery } from '../src/workflows/definitions';
+import { progressQuery } from '../src/contract/definitions';
 
 export function watchProgress(
   handle: WorkflowHandle,

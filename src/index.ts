@@ -5,14 +5,14 @@ export { createActivities, type PgOpsActivities, type ActivityDeps } from './act
 export { createPgOpsWorker, ensureSearchAttributes, SEARCH_ATTRIBUTES, type PgOpsWorkerOptions } from './worker';
 export { loadCatalog, parseCatalog, CatalogError } from './config/catalog';
 export type { Catalog, ClusterEntry } from './config/schema';
-export * from './workflows/definitions';
+export * from './contract/definitions';
 export type { PlannedStopInput, PlannedStopResult } from './workflows/plannedStop';
 export type { PlannedStartInput, PlannedStartResult } from './workflows/plannedStart';
 export type { DelayedReplicaPitrResult } from './workflows/delayedReplicaPitr';
 export type { SnapshotBackupInput, SnapshotBackupResult } from './workflows/snapshotBackup';
 export type { RollbackRestoreInput, RollbackRestoreResult } from './workflows/rollbackRestore';
 export type { DeleteBackupResult, ListBackupsResult } from './workflows/backupCatalog';
-export type { BackupBeingDeleted, BackupRecord } from './drivers/storage/types';
+export type { BackupBeingDeleted, BackupRecord } from './contract/backups';
 export { pgOpsPlugin, type PgOpsPluginOptions } from './plugin';
 export {
   resolveTemporalConnection,

@@ -14,7 +14,7 @@ import { temporal } from '@temporalio/proto';
 import { createActivities } from './activities';
 import { catalogPathFromEnv, loadCatalog } from './config/catalog';
 import { describeTemporalConnection, resolveTemporalConnection } from './config/temporalConnection';
-import { DEFAULT_TASK_QUEUE } from './workflows/definitions';
+import { DEFAULT_TASK_QUEUE } from './contract/definitions';
 import { logger } from './logger';
 import { closeParkedSessions } from './drivers/postgres/parkedSession';
 

@@ -2,8 +2,12 @@
 // where commit times reach a time target: checked against archives simulated as one mark (or
 // none) per segment.
 import assert from 'node:assert/strict';
-import { narrowSearch } from '../src/drivers/postgres/archiveBisect';
-import { endedBefore, parseRunningXacts, type RunningXactsSnapshot } from '../src/drivers/postgres/xidEndBisect';
+import { narrowSearch } from '../src/drivers/postgres/archive/archiveBisect';
+import {
+  endedBefore,
+  parseRunningXacts,
+  type RunningXactsSnapshot,
+} from '../src/drivers/postgres/archive/xidEndBisect';
 
 /** An archive of `count` segments where transaction 1000 runs from segment `start` and ends in `end`. */
 function simulated(count: number, start: number, end: number, withoutSnapshot: Set<number> = new Set()) {

@@ -8,9 +8,9 @@ import { testEnv } from './harness/testEnv';
 import { withWorker, workerProcess, type WorkerProcess } from './harness/workers';
 import { attemptsByActivity } from './harness/crashRuns';
 import { backupFixture, type BackupFixture } from './harness/backupFixture';
-import { listArchivedSegments } from '../src/drivers/postgres/walInspect';
+import { listArchivedSegments } from '../src/drivers/postgres/archive/walInspect';
 import { parseLsn } from '../src/common/lsn';
-import { PRUNE_INTENT_FILE, type PruneIntent } from '../src/drivers/postgres/archivePrune';
+import { PRUNE_INTENT_FILE, type PruneIntent } from '../src/drivers/postgres/archive/archivePrune';
 import type { SnapshotBackupResult } from '../src/workflows/snapshotBackup';
 
 const SEGMENT = 16n * 1024n * 1024n;

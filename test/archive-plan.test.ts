@@ -4,8 +4,8 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readdirSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { planArchivePrune, type WalAnchor } from '../src/drivers/postgres/archiveRetention';
-import { carryOutPruneIntent, PRUNE_INTENT_FILE, readPruneIntent } from '../src/drivers/postgres/archivePrune';
+import { planArchivePrune, type WalAnchor } from '../src/drivers/postgres/archive/archiveRetention';
+import { carryOutPruneIntent, PRUNE_INTENT_FILE, readPruneIntent } from '../src/drivers/postgres/archive/archivePrune';
 
 const SEGMENT = 16 * 1024 * 1024;
 

@@ -14,11 +14,11 @@ import { createDelayedReplicaSet, type ReplicaSet } from '../src/dev/delayedRepl
 import { localTargetOf } from '../src/dev/localPostgres';
 import { freePort } from '../src/dev/ports';
 import { withSession, type PgEndpoint } from '../src/drivers/postgres/session';
-import { listArchivedSegments } from '../src/drivers/postgres/walInspect';
-import { segmentFileName } from '../src/drivers/postgres/timelines';
+import { listArchivedSegments } from '../src/drivers/postgres/archive/walInspect';
+import { segmentFileName } from '../src/drivers/postgres/archive/timelines';
 import { compareLsn, parseLsn } from '../src/common/lsn';
 import type { SnapshotBackupResult } from '../src/workflows/snapshotBackup';
-import type { ArchiveStatus } from '../src/activities/archiveSteps';
+import type { ArchiveStatus } from '../src/contract/archive';
 import { switchWalAndWaitForArchiver } from './harness/sampleData';
 
 const SEGMENT = 16n * 1024n * 1024n;

@@ -10,14 +10,14 @@ import { join } from 'node:path';
 import { testEnv } from './harness/testEnv';
 import { withWorker } from './harness/workers';
 import { backupFixture, type BackupFixture } from './harness/backupFixture';
-import { listArchivedSegments } from '../src/drivers/postgres/walInspect';
-import { readTimelines, segmentFileName } from '../src/drivers/postgres/timelines';
+import { listArchivedSegments } from '../src/drivers/postgres/archive/walInspect';
+import { readTimelines, segmentFileName } from '../src/drivers/postgres/archive/timelines';
 import { parseLsn } from '../src/common/lsn';
 import { parseCatalog } from '../src/config/catalog';
-import { PRUNE_INTENT_FILE } from '../src/drivers/postgres/archivePrune';
+import { PRUNE_INTENT_FILE } from '../src/drivers/postgres/archive/archivePrune';
 import type { SnapshotBackupResult } from '../src/workflows/snapshotBackup';
 import type { RollbackRestoreResult } from '../src/workflows/rollbackRestore';
-import type { ArchiveStatus } from '../src/activities/archiveSteps';
+import type { ArchiveStatus } from '../src/contract/archive';
 
 const SEGMENT = 16n * 1024n * 1024n;
 const segmentOf = (lsn: string) => parseLsn(lsn) / SEGMENT;

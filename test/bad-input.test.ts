@@ -7,7 +7,7 @@ import { failureOf } from './harness/failures';
 import { localClusterFixture, type LocalFixture } from './harness/fixtures';
 import { refusesConnections } from '../src/drivers/postgres/session';
 import { endpointOf } from '../src/dev/localPostgres';
-import { lockStateQuery, lockWorkflowId } from '../src/workflows/definitions';
+import { lockStateQuery, lockWorkflowId } from '../src/contract/definitions';
 
 describe('bad input is refused with a clear error and nothing is touched', () => {
   let fx: LocalFixture;

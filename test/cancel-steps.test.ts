@@ -10,7 +10,7 @@ import { cancelDuring, type CancelRun } from './harness/cancelRuns';
 import { backupFixture, type BackupFixture } from './harness/backupFixture';
 import { refusesConnections } from '../src/drivers/postgres/session';
 import { endpointOf } from '../src/dev/localPostgres';
-import { resumeSignal } from '../src/workflows/definitions';
+import { resumeSignal } from '../src/contract/definitions';
 import type { PlannedStartResult } from '../src/workflows/plannedStart';
 import type { SnapshotBackupResult } from '../src/workflows/snapshotBackup';
 import type { RollbackRestoreResult } from '../src/workflows/rollbackRestore';

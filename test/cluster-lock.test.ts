@@ -6,7 +6,7 @@ import { withWorker } from './harness/workers';
 import { localClusterFixture, type LocalFixture } from './harness/fixtures';
 import { refusesConnections } from '../src/drivers/postgres/session';
 import { endpointOf, startLocalCluster } from '../src/dev/localPostgres';
-import { lockStateQuery, lockWorkflowId, resumeSignal } from '../src/workflows/definitions';
+import { lockStateQuery, lockWorkflowId, resumeSignal } from '../src/contract/definitions';
 import type { PlannedStopResult } from '../src/workflows/plannedStop';
 
 describe('the cluster lock: idle locks end, mutating steps confirm their holder', () => {

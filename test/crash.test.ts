@@ -8,7 +8,7 @@ import { attemptsByActivity, logRecoveries, runThroughKills, type KillPoint } fr
 import { localClusterFixture, type LocalFixture } from './harness/fixtures';
 import { refusesConnections } from '../src/drivers/postgres/session';
 import { endpointOf } from '../src/dev/localPostgres';
-import { resumeSignal } from '../src/workflows/definitions';
+import { resumeSignal } from '../src/contract/definitions';
 import type { PlannedStopResult } from '../src/workflows/plannedStop';
 import type { PlannedStartResult } from '../src/workflows/plannedStart';
 

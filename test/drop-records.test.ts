@@ -15,12 +15,12 @@ import { createDelayedReplicaSet, type ReplicaSet } from '../src/dev/delayedRepl
 import { localTargetOf, pgCtl } from '../src/dev/localPostgres';
 import { pollUntil } from '../src/drivers/waiting';
 import { waitForSql, withSession, type PgEndpoint } from '../src/drivers/postgres/session';
-import { pauseReplay, replayStatus } from '../src/drivers/postgres/replayControl';
-import { applyRecoveryTarget, clearRecoveryTarget } from '../src/drivers/postgres/recoveryTarget';
-import { archiveEndLsn } from '../src/drivers/postgres/walInspect';
-import { locateIncidents, type Incident } from '../src/drivers/postgres/incidentLocator';
-import { annotateDroppedIncidents, replayedDropsWarning } from '../src/drivers/postgres/dropGuard';
-import { parseDropRecord } from '../src/drivers/postgres/dropRecords';
+import { pauseReplay, replayStatus } from '../src/drivers/postgres/replica/replayControl';
+import { applyRecoveryTarget, clearRecoveryTarget } from '../src/drivers/postgres/replica/recoveryTarget';
+import { archiveEndLsn } from '../src/drivers/postgres/archive/walInspect';
+import { locateIncidents, type Incident } from '../src/drivers/postgres/archive/incidentLocator';
+import { annotateDroppedIncidents, replayedDropsWarning } from '../src/drivers/postgres/replica/dropGuard';
+import { parseDropRecord } from '../src/drivers/postgres/archive/dropRecords';
 import { ClusterRegistry } from '../src/activities/clusterRegistry';
 import { createPitrSteps, type CheckedTarget } from '../src/activities/pitrSteps';
 import { loadCatalog } from '../src/config/catalog';

@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import { bundleWorkflowCode, DefaultLogger, Worker } from '@temporalio/worker';
 import { testEnv } from './harness/testEnv';
 import { progressSignalInterval, withHeartbeats } from '../src/activities/heartbeat';
-import { progressQuery } from '../src/workflows/definitions';
+import { progressQuery } from '../src/contract/definitions';
 
 const DAY_MS = 24 * 3_600_000;
 

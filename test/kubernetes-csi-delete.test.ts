@@ -13,7 +13,7 @@ import { withWorker, workerProcess, type WorkerProcess } from './harness/workers
 import { failureOf } from './harness/failures';
 import { pollUntil } from '../src/drivers/waiting';
 import { CSI_ANNOTATIONS, CSI_LABELS, CsiSnapshotDriver } from '../src/drivers/storage/csi';
-import type { BackupRecord, DatabaseVolume } from '../src/drivers/storage/types';
+import type { BackupRecord, DatabaseVolume } from '../src/contract/backups';
 import type { KubernetesTarget } from '../src/config/schema';
 import type { DeleteBackupResult, ListBackupsResult } from '../src/workflows/backupCatalog';
 

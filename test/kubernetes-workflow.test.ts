@@ -13,7 +13,7 @@ import type { PodBackend } from './harness/podBackends';
 import { stopLocalClusterIfRunning, endpointOf, localTargetOf, type LocalCluster } from '../src/dev/localPostgres';
 import { refusesConnections, withSession } from '../src/drivers/postgres/session';
 import { closeAllPortForwards } from '../src/drivers/kube/portForward';
-import { progressQuery, resumeSignal } from '../src/workflows/definitions';
+import { progressQuery, resumeSignal } from '../src/contract/definitions';
 import type { PlannedStopResult } from '../src/workflows/plannedStop';
 import type { PlannedStartResult } from '../src/workflows/plannedStart';
 import { REPLICAS_BEFORE_STOP_ANNOTATION } from '../src/drivers/cluster/kubernetes';

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalSnapshotDriver } from '../src/drivers/storage/local';
 import type { LocalStorageConfig, LocalTarget } from '../src/config/schema';
-import type { BackupRecord } from '../src/drivers/storage/types';
+import type { BackupRecord } from '../src/contract/backups';
 
 describe('local snapshots: a deletion marks the record first and can always be finished', () => {
   let root: string;

@@ -11,7 +11,7 @@ import { refusesConnections, withSession } from '../src/drivers/postgres/session
 import { endpointOf, pgCtl, startLocalCluster } from '../src/dev/localPostgres';
 import { LocalClusterDriver } from '../src/drivers/cluster/local';
 import { localTargetOf } from '../src/dev/localPostgres';
-import { lockWorkflowId, progressQuery, resumeSignal } from '../src/workflows/definitions';
+import { lockWorkflowId, progressQuery, resumeSignal } from '../src/contract/definitions';
 import type { PlannedStopResult } from '../src/workflows/plannedStop';
 import type { PlannedStartResult } from '../src/workflows/plannedStart';
 

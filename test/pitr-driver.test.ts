@@ -21,8 +21,12 @@ import {
   xactStatus,
   type ReplayStatus,
   type SettingWithSource,
-} from '../src/drivers/postgres/replayControl';
-import { applyRecoveryTarget, checkTargetReachable, clearRecoveryTarget } from '../src/drivers/postgres/recoveryTarget';
+} from '../src/drivers/postgres/replica/replayControl';
+import {
+  applyRecoveryTarget,
+  checkTargetReachable,
+  clearRecoveryTarget,
+} from '../src/drivers/postgres/replica/recoveryTarget';
 import {
   archiveEndLsn,
   findCommit,
@@ -30,9 +34,9 @@ import {
   listArchivedSegments,
   relationMap,
   scanArchive,
-} from '../src/drivers/postgres/walInspect';
-import { commitHeldExclusiveLock } from '../src/drivers/postgres/commitRecord';
-import { locateIncidents, type Incident } from '../src/drivers/postgres/incidentLocator';
+} from '../src/drivers/postgres/archive/walInspect';
+import { commitHeldExclusiveLock } from '../src/drivers/postgres/archive/commitRecord';
+import { locateIncidents, type Incident } from '../src/drivers/postgres/archive/incidentLocator';
 import { findExclusiveLockStart, xidStartBound } from '../src/drivers/postgres/lockingTransaction';
 import { claimTestDir, keepTestDir } from './harness/staleRuns';
 

@@ -10,7 +10,7 @@ import { withWorker } from './harness/workers';
 import { failureOf } from './harness/failures';
 import { restoredPrimaryFixture, type RestoredPrimaryFixture } from './harness/restoredPrimaryFixture';
 import { commitStatements } from './harness/sampleData';
-import { replayStatus } from '../src/drivers/postgres/replayControl';
+import { replayStatus } from '../src/drivers/postgres/replica/replayControl';
 import { withSession } from '../src/drivers/postgres/session';
 import type { SnapshotBackupResult } from '../src/workflows/snapshotBackup';
 import type { RollbackRestoreResult } from '../src/workflows/rollbackRestore';

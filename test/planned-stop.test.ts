@@ -9,7 +9,7 @@ import { withWorker } from './harness/workers';
 import { localClusterFixture, type LocalFixture } from './harness/fixtures';
 import { refusesConnections } from '../src/drivers/postgres/session';
 import { endpointOf } from '../src/dev/localPostgres';
-import { progressQuery, resumeSignal } from '../src/workflows/definitions';
+import { progressQuery, resumeSignal } from '../src/contract/definitions';
 import type { PlannedStopResult } from '../src/workflows/plannedStop';
 import type { PlannedStartResult } from '../src/workflows/plannedStart';
 

@@ -15,7 +15,7 @@ import {
 } from '../src/dev/localPostgres';
 import { freePort } from '../src/dev/ports';
 import { nonRetryablePostgresError, postgresErrorOf, PostgresRefusedError } from '../src/drivers/postgres/errorClass';
-import { startupFailure } from '../src/drivers/postgres/startupFailure';
+import { startupFailure } from '../src/drivers/postgres/restore/startupFailure';
 import { LocalClusterDriver } from '../src/drivers/cluster/local';
 import { runCommand } from '../src/drivers/exec';
 import { openSession, withSession, type PgEndpoint } from '../src/drivers/postgres/session';

@@ -9,7 +9,7 @@ import { backupFixture, type BackupFixture } from './harness/backupFixture';
 import { attemptsByActivity } from './harness/crashRuns';
 import { localTargetOf } from '../src/dev/localPostgres';
 import { resultLosingSegment } from './harness/lostSegment';
-import { lockStateQuery, lockWorkflowId } from '../src/workflows/definitions';
+import { lockStateQuery, lockWorkflowId } from '../src/contract/definitions';
 import { PostgresError, toPgOpsError } from '../src/client/errors';
 
 describe('a step PostgreSQL refuses for good fails at once, with the server message at the top', () => {

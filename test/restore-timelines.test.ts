@@ -13,7 +13,7 @@ import { failureOf } from './harness/failures';
 import { backupFixture, type BackupFixture } from './harness/backupFixture';
 import { refusesConnections } from '../src/drivers/postgres/session';
 import { endpointOf } from '../src/dev/localPostgres';
-import { listArchivedSegments } from '../src/drivers/postgres/walInspect';
+import { listArchivedSegments } from '../src/drivers/postgres/archive/walInspect';
 import { compareLsn } from '../src/common/lsn';
 import type { SnapshotBackupResult } from '../src/workflows/snapshotBackup';
 import type { RollbackRestoreResult } from '../src/workflows/rollbackRestore';

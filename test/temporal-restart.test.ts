@@ -13,7 +13,7 @@ import { pitrFixture, type PitrFixture } from './harness/pitrFixture';
 import { backupFixture, type BackupFixture } from './harness/backupFixture';
 import { refusesConnections } from '../src/drivers/postgres/session';
 import { endpointOf } from '../src/dev/localPostgres';
-import { resumeSignal } from '../src/workflows/definitions';
+import { resumeSignal } from '../src/contract/definitions';
 import type { PlannedStopResult } from '../src/workflows/plannedStop';
 import type { DelayedReplicaPitrResult } from '../src/workflows/delayedReplicaPitr';
 import type { SnapshotBackupResult } from '../src/workflows/snapshotBackup';

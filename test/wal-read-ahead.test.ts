@@ -1,4 +1,4 @@
-// The WAL read-ahead on its own (drivers/postgres/walReadAhead.ts): segments staged in order,
+// The WAL read-ahead on its own (drivers/postgres/archive/walReadAhead.ts): segments staged in order,
 // never more than `depth` waiting, whole or not at all, stale ones removed, nothing left behind;
 // and the restore_command it puts in front of the replica's own. The replay side runs on a real
 // replica in pitr-workflow.test.ts.
@@ -21,7 +21,7 @@ import {
   readAheadRestoreCommand,
   readAheadStageDir,
   runReadAhead,
-} from '../src/drivers/postgres/walReadAhead';
+} from '../src/drivers/postgres/archive/walReadAhead';
 
 const MB = 1 << 20;
 const name = (seg: number) => `00000001000000000000${seg.toString(16).toUpperCase().padStart(4, '0')}`;

@@ -11,62 +11,23 @@ import { asStep } from './failures';
 import { withHeartbeats, type ActivityProgress } from './heartbeat';
 import { parseDuration } from '../common/durations';
 import { compareLsn } from '../common/lsn';
-import type { BackupRecord } from '../drivers/storage/types';
+import type { BackupRecord } from '../contract/backups';
 import {
   archiveSize,
   planArchivePrune,
-  type NeededSegment,
   type PruneRules,
   type WalAnchor,
-} from '../drivers/postgres/archiveRetention';
+} from '../drivers/postgres/archive/archiveRetention';
 import {
   carryOutPruneIntent,
   readPruneIntent,
   writePruneIntent,
   type RemovedFiles,
-} from '../drivers/postgres/archivePrune';
-import { askRestartPoint, readRestartPoint, type RestartPoint } from '../drivers/postgres/restartPoint';
-import { describeTimelines, readTimelines } from '../drivers/postgres/timelines';
-import { listArchivedSegments } from '../drivers/postgres/walInspect';
-
-export interface ArchivePruneResult {
-  archiveDir?: string;
-  /** Why the archive was left alone: no walArchive, retention turned off, not reachable from the worker. */
-  skipped?: string;
-  removedSegments: number;
-  /** Segments, `.partial` and `.backup` files. */
-  removedFiles: number;
-  removedBytes: number;
-  firstRemoved?: string;
-  lastRemoved?: string;
-  /** Files of them that an interrupted earlier run had decided and this one finished. */
-  finishedFromEarlierRun?: number;
-  keptSegments: number;
-  keptBytes: number;
-  /** The oldest segment kept because something needs it, and what. */
-  oldestNeeded?: NeededSegment;
-  notes: string[];
-}
-
-export interface ArchiveStatus {
-  cluster: string;
-  archiveDir?: string;
-  /** Why the archive could not be looked at. */
-  skipped?: string;
-  files: number;
-  bytes: number;
-  segments: number;
-  oldestSegment?: string;
-  newestSegment?: string;
-  timelines?: string;
-  oldestNeeded?: NeededSegment;
-  /** What a prune would remove now. */
-  removable: { files: number; bytes: number };
-  /** An interrupted prune's list, finished by the next backup with `keep`. */
-  pendingPrune?: { files: number; writtenBy: string; writtenAt: string };
-  retention: { prune: boolean; keepExtra?: string };
-  notes: string[];
-}
+} from '../drivers/postgres/archive/archivePrune';
+import { askRestartPoint, readRestartPoint, type RestartPoint } from '../drivers/postgres/replica/restartPoint';
+import { describeTimelines, readTimelines } from '../drivers/postgres/archive/timelines';
+import { listArchivedSegments } from '../drivers/postgres/archive/walInspect';
+import type { ArchivePruneResult, ArchiveStatus } from '../contract/archive';
 
 const describeRecord = (r: BackupRecord) => `${r.kind === 'pre-restore' ? 'safety snapshot' : 'backup'} ${r.id}`;
 

@@ -3,12 +3,14 @@
 // every listing shows as "being deleted" and that the next prune or delete of its cluster
 // finishes (before its own work), whoever began it.
 import { existsSync } from 'node:fs';
-import { archiveCoverage, type BackupCoverage } from '../drivers/postgres/archiveCoverage';
+import { archiveCoverage } from '../drivers/postgres/archive/archiveCoverage';
+import { type BackupCoverage } from '../contract/backups';
 import { activityInfo, log } from '@temporalio/activity';
 import type { ClusterRegistry } from './clusterRegistry';
 import { asStep, preconditionFailed } from './failures';
 import { withHeartbeats, type ActivityProgress } from './heartbeat';
-import type { BackupBeingDeleted, BackupRecord, SnapshotDriver } from '../drivers/storage/types';
+import type { SnapshotDriver } from '../drivers/storage/types';
+import type { BackupBeingDeleted, BackupRecord } from '../contract/backups';
 
 export interface RetentionRule {
   count?: number;

@@ -10,7 +10,7 @@ import { withHeartbeats } from './heartbeat';
 import { pauseForTests } from '../drivers/testPause';
 import { openBackupSession } from '../drivers/postgres/backupMode';
 import { withSession } from '../drivers/postgres/session';
-import type { BackupKind, BackupRecord } from '../drivers/storage/types';
+import type { BackupKind, BackupRecord } from '../contract/backups';
 
 export interface BackupPlan {
   running: boolean;

@@ -18,7 +18,7 @@ import { RbdSnapshotDriver } from '../drivers/storage/rbd';
 import { pauseForTests } from '../drivers/testPause';
 import { helperDataDirectory, localDataDirectory, type StoppedDataDirectory } from '../drivers/cluster/dataDirectory';
 import { databaseVolumes } from '../drivers/postgres/dataLayout';
-import type { DatabaseVolume } from '../drivers/storage/types';
+import type { DatabaseVolume } from '../contract/backups';
 import type { WaitOptions } from '../drivers/cluster/types';
 import type { KubernetesTarget, LocalTarget } from '../config/schema';
 import { readFileSync } from 'node:fs';

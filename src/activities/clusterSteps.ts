@@ -6,10 +6,10 @@ import type { ClusterRegistry } from './clusterRegistry';
 import { asStep, preconditionFailed } from './failures';
 import { withHeartbeats } from './heartbeat';
 import type { LockedStepInput } from './lockGuard';
-import { startupFailure } from '../drivers/postgres/startupFailure';
+import { startupFailure } from '../drivers/postgres/restore/startupFailure';
 import { refusesConnections, waitForSql } from '../drivers/postgres/session';
 import { pauseForTests } from '../drivers/testPause';
-import type { ClusterSnapshotState } from '../workflows/definitions';
+import type { ClusterSnapshotState } from '../contract/definitions';
 
 /** A cluster by name; `lockGrantedAt` only for the first step after the lock's grant (lockGuard.ts). */
 export type ClusterRef = LockedStepInput;

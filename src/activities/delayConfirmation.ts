@@ -1,6 +1,6 @@
 // Step 7 check: after the target is removed and the delay restored, the replica is replaying
 // again (not paused), with the original delay in force, and its lag is back near the delay.
-import { replayStatus } from '../drivers/postgres/replayControl';
+import { replayStatus } from '../drivers/postgres/replica/replayControl';
 import { compareLsn } from '../common/lsn';
 import { delay } from '../drivers/waiting';
 import type { ClusterRegistry } from './clusterRegistry';

@@ -1,10 +1,10 @@
-// The PITR check's part about DROP DATABASE and DROP TABLESPACE (drivers/postgres/dropGuard.ts):
+// The PITR check's part about DROP DATABASE and DROP TABLESPACE (drivers/postgres/replica/dropGuard.ts):
 // their drop records are replayed without the delay, so a stop point between a drop record and
 // its commit is refused once replay has passed the drop record, and moved before it otherwise.
 import { preconditionFailed } from './failures';
 import type { ClusterRegistry } from './clusterRegistry';
 import type { CheckedTarget } from './pitrSteps';
-import { judgeDropsAtStop, replayedDropsWarning } from '../drivers/postgres/dropGuard';
+import { judgeDropsAtStop, replayedDropsWarning } from '../drivers/postgres/replica/dropGuard';
 import { describeRecoveryTarget, type RecoveryTarget } from '../common/recoveryTarget';
 import type { PgEndpoint } from '../drivers/postgres/session';
 

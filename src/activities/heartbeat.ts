@@ -8,7 +8,7 @@
 // workflow at 51,200. A report every few seconds for a 24 h replay would pass that limit; the
 // cadence below keeps a whole day of reports near 650 signals (see progressSignalInterval).
 import { Context } from '@temporalio/activity';
-import { activityProgressSignal } from '../workflows/definitions';
+import { activityProgressSignal } from '../contract/definitions';
 
 export interface ActivityProgress {
   report(detail: string, numbers?: Record<string, number | string>): void;

@@ -23,7 +23,7 @@ import {
   type LockConfirmation,
   type LockHolder,
   type LockRequest,
-} from '../workflows/definitions';
+} from '../contract/definitions';
 import { clusterNameProblem } from '../common/names';
 import { asStep } from './failures';
 import type { ClusterRegistry } from './clusterRegistry';

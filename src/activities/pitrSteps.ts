@@ -7,7 +7,12 @@ import type { ClusterRegistry } from './clusterRegistry';
 import { asStep, preconditionFailed } from './failures';
 import { withHeartbeats, type ActivityProgress } from './heartbeat';
 import type { LockedStepInput } from './lockGuard';
-import { NotAReplicaError, pauseReplay, replayStatus, type SettingWithSource } from '../drivers/postgres/replayControl';
+import {
+  NotAReplicaError,
+  pauseReplay,
+  replayStatus,
+  type SettingWithSource,
+} from '../drivers/postgres/replica/replayControl';
 import { withParkedSession } from '../drivers/postgres/parkedSession';
 import {
   applyRecoveryTarget,
@@ -16,13 +21,13 @@ import {
   restoreOwnRestoreCommand,
   settingsAwaitingRestart,
   type RecoveryTarget,
-} from '../drivers/postgres/recoveryTarget';
-import { findTimeTargetStop, relationMap } from '../drivers/postgres/walInspect';
-import { locateIncidents, relationMapHasTable, type Incident } from '../drivers/postgres/incidentLocator';
-import { annotateDroppedIncidents } from '../drivers/postgres/dropGuard';
+} from '../drivers/postgres/replica/recoveryTarget';
+import { findTimeTargetStop, relationMap } from '../drivers/postgres/archive/walInspect';
+import { locateIncidents, relationMapHasTable, type Incident } from '../drivers/postgres/archive/incidentLocator';
+import { annotateDroppedIncidents } from '../drivers/postgres/replica/dropGuard';
 import { checkDropsAtTarget, withWarning } from './dropChecks';
 import { checkTimelineAtTarget, type PitrThen } from './pitrTimelineCheck';
-import { serverPosition } from '../drivers/postgres/replicaHistory';
+import { serverPosition } from '../drivers/postgres/replica/replicaHistory';
 import { findExclusiveLockStart } from '../drivers/postgres/lockingTransaction';
 import { compareLsn } from '../common/lsn';
 import { waitForSql, withSession, type PgEndpoint } from '../drivers/postgres/session';
@@ -35,13 +40,13 @@ import {
   type TableExport,
 } from '../drivers/postgres/rowExport';
 import { describeRecoveryTarget } from '../common/recoveryTarget';
-import { lockStateQuery, lockWorkflowId } from '../workflows/definitions';
+import { lockStateQuery, lockWorkflowId } from '../contract/definitions';
 import { waitForReplayTarget, type ReplayTargetReached } from './replayMonitor';
 import { lockRuns } from './lockSteps';
-import type { ArchiveSearchStats } from '../drivers/postgres/walInspect';
+import type { ArchiveSearchStats } from '../drivers/postgres/archive/walInspect';
 import { confirmDelayedReplay, type DelayedReplayConfirmed } from './delayConfirmation';
 import { readAheadPlan, replayStart, startReadAhead } from './replayReadAhead';
-import { clearReadAhead } from '../drivers/postgres/walReadAhead';
+import { clearReadAhead } from '../drivers/postgres/archive/walReadAhead';
 import {
   refuseDivergedReplica,
   refuseInsertAcrossHistories,

@@ -1,14 +1,14 @@
-// The PITR check's part about timelines (drivers/postgres/replicaTargetTimeline.ts): with several
+// The PITR check's part about timelines (drivers/postgres/replica/replicaTargetTimeline.ts): with several
 // branches in the archive, the target is looked for on the replica's own path first; one that
 // lies only on another branch is written with its timeline for a promote and refused otherwise,
 // since the replica could never return to its delay on its primary's history.
 import { preconditionFailed } from './failures';
 import type { ClusterRegistry } from './clusterRegistry';
 import type { CheckedTarget } from './pitrSteps';
-import { replicaTargetTimeline } from '../drivers/postgres/replicaTargetTimeline';
-import { TargetNotOnHistory } from '../drivers/postgres/targetTimeline';
-import type { ServerPosition } from '../drivers/postgres/replicaHistory';
-import { recoveryTargetTimeline } from '../drivers/postgres/replicaTimeline';
+import { replicaTargetTimeline } from '../drivers/postgres/replica/replicaTargetTimeline';
+import { TargetNotOnHistory } from '../drivers/postgres/restore/targetTimeline';
+import type { ServerPosition } from '../drivers/postgres/replica/replicaHistory';
+import { recoveryTargetTimeline } from '../drivers/postgres/replica/replicaTimeline';
 import { describeRecoveryTarget, type RecoveryTarget } from '../common/recoveryTarget';
 import type { PgEndpoint } from '../drivers/postgres/session';
 

@@ -4,15 +4,15 @@
 // process that replays). Reports replay LSN and timestamp, bytes and time left, rate and ETA
 // (heartbeats + progress signal), and ends when replay is paused at the target. A retry after a
 // worker crash only resumes watching: nothing here restarts recovery.
-import { archiveEndLsn } from '../drivers/postgres/walInspect';
-import { readReplayPosition, type ReplayPosition } from '../drivers/postgres/replayControl';
+import { archiveEndLsn } from '../drivers/postgres/archive/walInspect';
+import { readReplayPosition, type ReplayPosition } from '../drivers/postgres/replica/replayControl';
 import { KeptSession } from '../drivers/postgres/session';
 import { compareLsn, lsnBytesBetween } from '../common/lsn';
 import { delay } from '../drivers/waiting';
 import type { ClusterRegistry } from './clusterRegistry';
 import type { ActivityProgress } from './heartbeat';
 import { preconditionFailed } from './failures';
-import type { ReadAheadStats } from '../drivers/postgres/walReadAhead';
+import type { ReadAheadStats } from '../drivers/postgres/archive/walReadAhead';
 
 export interface ReplayTargetReached {
   replayLsn: string;

@@ -1,4 +1,4 @@
-// Whether a targeted replay gets the WAL read-ahead (drivers/postgres/walReadAhead.ts), and running
+// Whether a targeted replay gets the WAL read-ahead (drivers/postgres/archive/walReadAhead.ts), and running
 // it beside the replay watch. Only where the worker reaches the replica's data directory and the
 // archive as files: a local target with a walArchive, and a worker that is PGDATA's owner or root.
 import { statSync } from 'node:fs';
@@ -6,7 +6,7 @@ import type { ClusterRegistry } from './clusterRegistry';
 import { withParkedSession } from '../drivers/postgres/parkedSession';
 import type { PgEndpoint } from '../drivers/postgres/session';
 import { plainPathProblem } from '../common/shellPaths';
-import { readAheadStageDir, runReadAhead, type ReadAheadStats } from '../drivers/postgres/walReadAhead';
+import { readAheadStageDir, runReadAhead, type ReadAheadStats } from '../drivers/postgres/archive/walReadAhead';
 
 /** Segments staged ahead of replay unless the catalog says otherwise (replayReadAhead). */
 export const DEFAULT_READ_AHEAD_SEGMENTS = 4;

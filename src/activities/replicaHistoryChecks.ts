@@ -14,7 +14,7 @@ import {
   type HistoryVerdict,
   type PrimaryHistory,
   type ServerPosition,
-} from '../drivers/postgres/replicaHistory';
+} from '../drivers/postgres/replica/replicaHistory';
 import { withSession } from '../drivers/postgres/session';
 
 export interface HistoryCheck {

@@ -9,13 +9,13 @@ import type { ClusterRegistry } from './clusterRegistry';
 import { asStep } from './failures';
 import { withHeartbeats } from './heartbeat';
 import { withSession } from '../drivers/postgres/session';
-import { archiveSegmentSize, readTimelines, segmentFileName } from '../drivers/postgres/timelines';
-import { onPrimaryHistory, serverPosition } from '../drivers/postgres/replicaHistory';
-import { listArchivedSegments } from '../drivers/postgres/walInspect';
+import { archiveSegmentSize, readTimelines, segmentFileName } from '../drivers/postgres/archive/timelines';
+import { onPrimaryHistory, serverPosition } from '../drivers/postgres/replica/replicaHistory';
+import { listArchivedSegments } from '../drivers/postgres/archive/walInspect';
 import { parseLsn } from '../common/lsn';
-import { followTimeline, recoveryTargetTimeline } from '../drivers/postgres/replicaTimeline';
+import { followTimeline, recoveryTargetTimeline } from '../drivers/postgres/replica/replicaTimeline';
 import { replicaRebuilder } from './replicaRebuild';
-import { lockStateQuery, lockWorkflowId } from '../workflows/definitions';
+import { lockStateQuery, lockWorkflowId } from '../contract/definitions';
 import { pollUntil } from '../drivers/waiting';
 import type { LockedStepInput } from './lockGuard';
 

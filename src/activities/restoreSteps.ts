@@ -10,18 +10,17 @@ import { pauseForTests } from '../drivers/testPause';
 import { compareLsn, lsnBytesBetween } from '../common/lsn';
 import { isoTimeMicros, type RecoveryTarget } from '../common/recoveryTarget';
 import { readControlData } from '../drivers/postgres/controlData';
+import { clearRestoreSettings, editAutoConf, recoveryFiles } from '../drivers/postgres/restore/recoveryConfig';
+import { type RecoveryTimeline, type RestoreTarget } from '../contract/recovery';
+import { readReplayStatus } from '../drivers/postgres/replica/replayControl';
 import {
-  clearRestoreSettings,
-  editAutoConf,
-  recoveryFiles,
-  type RecoveryTimeline,
-  type RestoreTarget,
-} from '../drivers/postgres/recoveryConfig';
-import { readReplayStatus } from '../drivers/postgres/replayControl';
-import { chooseRecoveryTimeline, TargetNotOnHistory, type TimelineChoice } from '../drivers/postgres/targetTimeline';
+  chooseRecoveryTimeline,
+  TargetNotOnHistory,
+  type TimelineChoice,
+} from '../drivers/postgres/restore/targetTimeline';
 import { withSession } from '../drivers/postgres/session';
-import { startupFailure } from '../drivers/postgres/startupFailure';
-import type { BackupRecord } from '../drivers/storage/types';
+import { startupFailure } from '../drivers/postgres/restore/startupFailure';
+import type { BackupRecord } from '../contract/backups';
 import { delay } from '../drivers/waiting';
 import { LocalClusterDriver } from '../drivers/cluster/local';
 import type { PgEndpoint } from '../drivers/postgres/session';

@@ -4,7 +4,7 @@
 // workflow id at once. Ctrl-C detaches (the workflow keeps running); `pgops cancel` cancels.
 import { Command, CommanderError, Option } from 'commander';
 import { PgOpsClient, type OperationName, type Operations } from '../client/pgOpsClient';
-import { DEFAULT_TASK_QUEUE } from '../workflows/definitions';
+import { DEFAULT_TASK_QUEUE } from '../contract/definitions';
 import { BackupSchedules } from '../client/backupSchedules';
 import { EXIT, exitCodeFor } from './exitCodes';
 import { watch } from './watch';

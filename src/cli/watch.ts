@@ -3,7 +3,7 @@
 import { SingleBar } from 'cli-progress';
 import yoctoSpinner from 'yocto-spinner';
 import type { OperationHandle } from '../client/pgOpsClient';
-import type { Progress } from '../workflows/definitions';
+import type { Progress } from '../contract/definitions';
 
 export async function watch<R>(op: OperationHandle<R>, tty: boolean): Promise<R> {
   const spinner = tty ? yoctoSpinner({ text: 'starting' }).start() : undefined;

@@ -6,7 +6,7 @@
 // cluster is the workflow's own rule (README: an offline snapshot left stopped, or ClusterBusy).
 import { ScheduleOverlapPolicy, type Client, type ScheduleDescription } from '@temporalio/client';
 import type { Duration } from '@temporalio/common';
-import { DEFAULT_TASK_QUEUE } from '../workflows/definitions';
+import { DEFAULT_TASK_QUEUE } from '../contract/definitions';
 import { clusterNameProblem } from '../common/names';
 import type { SnapshotBackupInput } from '../workflows/snapshotBackup';
 

@@ -4,7 +4,7 @@
 // back as typed errors (ClusterBusyError, InvalidInputError, PreconditionFailedError...).
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { resolveTemporalConnection, type TemporalConnectionChoice } from '../config/temporalConnection';
-import { DEFAULT_TASK_QUEUE, progressQuery, resumeSignal, type Progress } from '../workflows/definitions';
+import { DEFAULT_TASK_QUEUE, progressQuery, resumeSignal, type Progress } from '../contract/definitions';
 import type { PlannedStopInput, PlannedStopResult } from '../workflows/plannedStop';
 import type { PlannedStartInput, PlannedStartResult } from '../workflows/plannedStart';
 import type { DelayedReplicaPitrInput } from '../workflows/pitrInput';
@@ -13,7 +13,7 @@ import type { LocateIncidentInput } from '../workflows/locateIncident';
 import type { SnapshotBackupInput, SnapshotBackupResult } from '../workflows/snapshotBackup';
 import type { RollbackRestoreInput, RollbackRestoreResult } from '../workflows/rollbackRestore';
 import type { DeleteBackupResult, ListBackupsResult } from '../workflows/backupCatalog';
-import type { ArchiveStatus } from '../activities/archiveSteps';
+import type { ArchiveStatus } from '../contract/archive';
 import { toPgOpsError } from './errors';
 import { clusterNameProblem } from '../common/names';
 

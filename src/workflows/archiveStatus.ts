@@ -4,7 +4,7 @@ import { quickStep } from './activityProxies';
 import { trackProgress } from './progress';
 import { tagWorkflow } from './searchAttributes';
 import { checkInputObject } from './inputValidation';
-import type { ArchiveStatus } from '../activities/archiveSteps';
+import type { ArchiveStatus } from '../contract/archive';
 
 export async function archiveStatusWorkflow(input: { cluster: string }): Promise<ArchiveStatus> {
   checkInputObject('archiveStatusWorkflow', input, ['cluster']);

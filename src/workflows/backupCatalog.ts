@@ -8,8 +8,8 @@ import { withClusterLock } from './clusterLock';
 import { checkInputObject } from './inputValidation';
 import { lockWaitFromInput, LOCK_INPUT_KEYS } from './lockInput';
 import { backupRef, confirmation } from './backupInput';
-import type { BackupBeingDeleted, BackupRecord } from '../drivers/storage/types';
-import type { BackupCoverage } from '../drivers/postgres/archiveCoverage';
+import type { BackupBeingDeleted, BackupRecord } from '../contract/backups';
+import type { BackupCoverage } from '../contract/backups';
 
 export interface ListBackupsResult {
   cluster: string;

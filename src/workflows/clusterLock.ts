@@ -2,7 +2,7 @@
 // non-cancellable scope whatever happens. Both are local activities: the request is an
 // update-with-start answered in one round trip (granted, queued or refused), the release a signal.
 import { ApplicationFailure, CancellationScope, condition, setHandler, workflowInfo } from '@temporalio/workflow';
-import { holdsClusterLockQuery, lockAnswerSignal, type ClusterSnapshotState } from './definitions';
+import { holdsClusterLockQuery, lockAnswerSignal, type ClusterSnapshotState } from '../contract/definitions';
 import { lockStep } from './activityProxies';
 import { clusterBusy } from './clusterLockWorkflow';
 import type { ProgressReporter } from './progress';

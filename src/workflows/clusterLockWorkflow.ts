@@ -35,7 +35,7 @@ import {
   type LockHolder,
   type LockRequest,
   type LockState,
-} from './definitions';
+} from '../contract/definitions';
 import { quickStep } from './activityProxies';
 
 /** How often a holder's liveness is checked while someone waits behind it. */

@@ -14,7 +14,7 @@ import {
 } from '@temporalio/workflow';
 import type { RecoveryTarget } from '../common/recoveryTarget';
 import { describeRecoveryTarget } from '../common/recoveryTarget';
-import { resumeSignal } from './definitions';
+import { resumeSignal } from '../contract/definitions';
 import { localStep, longStep, quickStep, replayStep, urgentLocalStep, urgentStep } from './activityProxies';
 import { trackProgress, type ProgressReporter } from './progress';
 import { tagWorkflow } from './searchAttributes';

@@ -10,7 +10,7 @@ import {
   patched,
   setHandler,
 } from '@temporalio/workflow';
-import { resumeSignal, type ClusterSnapshotState } from './definitions';
+import { resumeSignal, type ClusterSnapshotState } from '../contract/definitions';
 import { bringUpStep, localStep, longStep } from './activityProxies';
 import { trackProgress } from './progress';
 import { tagWorkflow } from './searchAttributes';

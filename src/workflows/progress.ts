@@ -1,7 +1,7 @@
 // The `progress` query and the UI's current details, kept in one place so every workflow reports
 // the same way: the step, a sentence a DBA can read, and the numbers behind it.
 import { setCurrentDetails, setHandler } from '@temporalio/workflow';
-import { activityProgressSignal, progressQuery, type Progress } from './definitions';
+import { activityProgressSignal, progressQuery, type Progress } from '../contract/definitions';
 
 export interface ProgressReporter {
   step(step: string, detail: string, numbers?: Record<string, number | string>): void;

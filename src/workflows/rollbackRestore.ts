@@ -4,8 +4,8 @@
 // settings, start, watch archive recovery to the target, verify and clean up.
 import { ApplicationFailure, CancellationScope, isCancellation, patched, workflowInfo } from '@temporalio/workflow';
 import { backupIdFor } from '../common/backupIds';
-import type { BackupRecord } from '../drivers/storage/types';
-import type { RestoreTarget } from '../drivers/postgres/recoveryConfig';
+import type { BackupRecord } from '../contract/backups';
+import type { RestoreTarget } from '../contract/recovery';
 import type { PgOpsActivities } from '../activities';
 import { bringUpStep, localStep, longStep, quickStep, replayStep } from './activityProxies';
 import { trackProgress } from './progress';

@@ -4,8 +4,8 @@
 // planned stop) is never started by a backup: it gets an offline snapshot and stays stopped.
 import { CancellationScope, patched, workflowInfo } from '@temporalio/workflow';
 import { backupIdFor } from '../common/backupIds';
-import type { BackupRecord } from '../drivers/storage/types';
-import type { ArchivePruneResult } from '../activities/archiveSteps';
+import type { BackupRecord } from '../contract/backups';
+import type { ArchivePruneResult } from '../contract/archive';
 import { bringUpStep, localStep, longStep, quickStep } from './activityProxies';
 import { trackProgress } from './progress';
 import { tagWorkflow } from './searchAttributes';

@@ -3,7 +3,7 @@
 // as it was before the restore, running if it was running. Without a safety snapshot it is left
 // stopped with recovery.signal removed, so nothing retries the failed recovery by itself.
 import { isCancellation, workflowInfo } from '@temporalio/workflow';
-import type { BackupRecord } from '../drivers/storage/types';
+import type { BackupRecord } from '../contract/backups';
 import { localStep, longStep, quickStep } from './activityProxies';
 import type { ProgressReporter } from './progress';
 

@@ -6,10 +6,10 @@ import assert from 'node:assert/strict';
 import { existsSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
-import { listArchivedSegments } from '../../src/drivers/postgres/walInspect';
+import { listArchivedSegments } from '../../src/drivers/postgres/archive/walInspect';
 import { compareLsn } from '../../src/common/lsn';
 import { pollUntil } from '../../src/drivers/waiting';
-import { progressQuery } from '../../src/workflows/definitions';
+import { progressQuery } from '../../src/contract/definitions';
 
 /** The restore's result, with `timeline`'s segment holding `lsn` gone from the archive after its check. */
 export async function resultLosingSegment(

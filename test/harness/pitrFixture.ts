@@ -6,7 +6,7 @@ import { stringify } from 'yaml';
 import { createDelayedReplicaSet, type ReplicaSet } from '../../src/dev/delayedReplicaSet';
 import { withSession, type PgEndpoint } from '../../src/drivers/postgres/session';
 import { pollUntil } from '../../src/drivers/waiting';
-import { archiveEndLsn } from '../../src/drivers/postgres/walInspect';
+import { archiveEndLsn } from '../../src/drivers/postgres/archive/walInspect';
 import { compareLsn } from '../../src/common/lsn';
 import { localTargetOf } from '../../src/dev/localPostgres';
 import { scratchDir } from './testEnv';

@@ -1,5 +1,5 @@
 // Waits until a workflow's `progress` query reports one of the given steps.
-import { progressQuery, type Progress } from '../../src/workflows/definitions';
+import { progressQuery, type Progress } from '../../src/contract/definitions';
 
 export interface Queryable {
   query: (q: typeof progressQuery) => Promise<Progress>;

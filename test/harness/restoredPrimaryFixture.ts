@@ -10,7 +10,7 @@ import { createDelayedReplicaSet, type ReplicaSet } from '../../src/dev/delayedR
 import { localTargetOf } from '../../src/dev/localPostgres';
 import { withSession, type PgEndpoint } from '../../src/drivers/postgres/session';
 import { pollUntil } from '../../src/drivers/waiting';
-import { archiveEndLsn } from '../../src/drivers/postgres/walInspect';
+import { archiveEndLsn } from '../../src/drivers/postgres/archive/walInspect';
 import { compareLsn } from '../../src/common/lsn';
 
 export interface RestoredPrimaryFixture {

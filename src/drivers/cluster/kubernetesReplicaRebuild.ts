@@ -10,7 +10,7 @@ import type { KubernetesClusterDriver } from './kubernetes';
 import { PermanentDriverError, type WaitOptions } from './types';
 import { pauseForTests } from '../testPause';
 import { helperDataDirectory } from './dataDirectory';
-import { withoutTimelineSetting } from '../postgres/replicaTimeline';
+import { withoutTimelineSetting } from '../postgres/replica/replicaTimeline';
 
 /** On the replica's StatefulSet while it is rebuilt: the primary it is copied from. */
 export const REBUILD_ANNOTATION = 'pgops.temporal.io/rebuilding-from';

@@ -5,7 +5,7 @@ import { dirname, basename, join } from 'node:path';
 import type { LocalTarget } from '../../config/schema';
 import { runCommand, type CommandResult } from '../exec';
 import { pollUntil } from '../waiting';
-import { startupFailure } from '../postgres/startupFailure';
+import { startupFailure } from '../postgres/restore/startupFailure';
 import {
   PermanentDriverError,
   type ClusterDriver,

@@ -23,7 +23,7 @@ import type { PgEndpoint } from '../postgres/session';
 import { runCommand } from '../exec';
 import { pauseForTests } from '../testPause';
 import { LocalClusterDriver } from './local';
-import { withoutTimelineSetting } from '../postgres/replicaTimeline';
+import { withoutTimelineSetting } from '../postgres/replica/replicaTimeline';
 
 interface RebuildState {
   phase: 'saved' | 'cloned';

@@ -3,7 +3,7 @@
 // one of them would restore a database that cannot start.
 import { existsSync, lstatSync, readdirSync, readlinkSync, realpathSync } from 'node:fs';
 import { isAbsolute, join, relative } from 'node:path';
-import type { DatabaseVolume } from '../storage/types';
+import type { DatabaseVolume } from '../../contract/backups';
 
 export function databaseVolumes(pgdata: string): DatabaseVolume[] {
   const volumes: DatabaseVolume[] = [{ role: 'data', path: pgdata }];

@@ -5,9 +5,9 @@
 // is possible whenever that record is not before the replica's minimum recovery point (a restart
 // re-replays from the last restartpoint, so records replayed but not flushed can be undone).
 import { parseLsn } from '../../common/lsn';
-import { scanArchive, scanArchiveNewestFirst, type WalDumpOptions } from './walInspect';
-import { commitHeldExclusiveLock } from './commitRecord';
-import { parseRunningXacts, xidFollowsOrEquals } from './xidEndBisect';
+import { scanArchive, scanArchiveNewestFirst, type WalDumpOptions } from './archive/walInspect';
+import { commitHeldExclusiveLock } from './archive/commitRecord';
+import { parseRunningXacts, xidFollowsOrEquals } from './archive/xidEndBisect';
 
 export interface ExclusiveLockStart {
   /** LSN of the transaction's first WAL record: stop before it (recovery_target_lsn, not inclusive). */

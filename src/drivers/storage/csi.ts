@@ -22,17 +22,8 @@ import { statefulSetLayout, type StatefulSetLayout } from '../kube/statefulSetLa
 import { PermanentDriverError, type WaitOptions } from '../cluster/types';
 import { pollUntil } from '../waiting';
 import { pauseForTests } from '../testPause';
-import type {
-  BackupBeingDeleted,
-  BackupRecord,
-  DatabaseVolume,
-  DeleteOptions,
-  RollbackOptions,
-  SnapshotDriver,
-  SnapshotOptions,
-  SnapshotPlan,
-  SnapshotRef,
-} from './types';
+import type { DeleteOptions, RollbackOptions, SnapshotDriver, SnapshotOptions, SnapshotPlan } from './types';
+import type { BackupBeingDeleted, BackupRecord, DatabaseVolume, SnapshotRef } from '../../contract/backups';
 import { newestFirst } from './recordOrder';
 import { beingDeleted, markForDeletion, type MarkedRecord } from './deletionMark';
 

@@ -1,7 +1,7 @@
 // A deletion that can always be finished: the backup's record is first marked as being deleted
 // (in one write), then its snapshots go, and the mark goes last. Whatever a crash interrupts, the
 // mark is still there and says what is left to delete; listings show the backup as being deleted.
-import type { BackupBeingDeleted, BackupRecord, DeletionMark } from './types';
+import type { BackupBeingDeleted, BackupRecord, DeletionMark } from '../../contract/backups';
 
 /** The record as stored while its deletion is under way. */
 export type MarkedRecord = BackupRecord & { deletion?: DeletionMark; state?: string };

@@ -25,16 +25,8 @@ import { nestedVolumeProblem } from '../postgres/dataLayout';
 import { btrfsSnapshot, copyTree, isBtrfs, isBtrfsSubvolume, removeTree } from './fileSystem';
 import { isMountPoint } from './mounts';
 import { pauseForTests } from '../testPause';
-import type {
-  BackupBeingDeleted,
-  BackupRecord,
-  DatabaseVolume,
-  DeleteOptions,
-  SnapshotDriver,
-  SnapshotOptions,
-  SnapshotPlan,
-  SnapshotRef,
-} from './types';
+import type { DeleteOptions, SnapshotDriver, SnapshotOptions, SnapshotPlan } from './types';
+import type { BackupBeingDeleted, BackupRecord, DatabaseVolume, SnapshotRef } from '../../contract/backups';
 import { newestFirst } from './recordOrder';
 import { beingDeleted, markForDeletion, type MarkedRecord } from './deletionMark';
 

@@ -11,16 +11,8 @@ import { attachRbdVolume, cephArgs, detachRbdVolume, type RbdLocalVolume } from 
 import { RbdImageSet } from './rbdImageSet';
 import { mountAt } from './mounts';
 import { pauseForTests } from '../testPause';
-import type {
-  BackupBeingDeleted,
-  BackupRecord,
-  DatabaseVolume,
-  DeleteOptions,
-  SnapshotDriver,
-  SnapshotOptions,
-  SnapshotPlan,
-  SnapshotRef,
-} from './types';
+import type { DeleteOptions, SnapshotDriver, SnapshotOptions, SnapshotPlan } from './types';
+import type { BackupBeingDeleted, BackupRecord, DatabaseVolume, SnapshotRef } from '../../contract/backups';
 
 export class RbdSnapshotDriver implements SnapshotDriver {
   readonly kind = 'rbd' as const;

@@ -6,7 +6,8 @@
 import { PermanentDriverError } from '../cluster/types';
 import { pauseForTests } from '../testPause';
 import type { RbdCli } from './rbdCli';
-import type { BackupBeingDeleted, BackupRecord, DatabaseVolume, DeleteOptions, SnapshotRef } from './types';
+import type { DeleteOptions } from './types';
+import type { BackupBeingDeleted, BackupRecord, DatabaseVolume, SnapshotRef } from '../../contract/backups';
 import { newestFirst } from './recordOrder';
 import { beingDeleted, markForDeletion, type MarkedRecord } from './deletionMark';
 

@@ -14,16 +14,8 @@ import { KubernetesClusterDriver } from '../cluster/kubernetes';
 import { pollUntil } from '../waiting';
 import { RbdCli } from './rbdCli';
 import { RbdImageSet, type RbdImageOf } from './rbdImageSet';
-import type {
-  BackupBeingDeleted,
-  BackupRecord,
-  DatabaseVolume,
-  DeleteOptions,
-  SnapshotDriver,
-  SnapshotOptions,
-  SnapshotPlan,
-  SnapshotRef,
-} from './types';
+import type { DeleteOptions, SnapshotDriver, SnapshotOptions, SnapshotPlan } from './types';
+import type { BackupBeingDeleted, BackupRecord, DatabaseVolume, SnapshotRef } from '../../contract/backups';
 
 const RBD_NAME = /^[A-Za-z0-9_.-]{1,100}$/;
 const NO_CLIENT_TIMEOUT_MS = 300_000;

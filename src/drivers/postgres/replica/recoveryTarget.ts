@@ -3,7 +3,7 @@
 // postgresql.auto.conf: that file wins over postgresql.conf and include files, so leftovers there
 // are always reset. Targets need a restart to take effect; the caller restarts.
 import type { Client } from 'pg';
-import { compareLsn } from '../../common/lsn';
+import { compareLsn } from '../../../common/lsn';
 import {
   describeRecoveryTarget,
   isoTimeMicros,
@@ -13,7 +13,7 @@ import {
   recoveryTargetTimeSetting,
   recoveryTargetValue,
   type RecoveryTarget,
-} from '../../common/recoveryTarget';
+} from '../../../common/recoveryTarget';
 import {
   NotAReplicaError,
   readReplayStatus,
@@ -24,12 +24,18 @@ import {
   type ReplayStatus,
   type SettingWithSource,
 } from './replayControl';
-import { withSession, type PgEndpoint } from './session';
-import { isReadAheadRestoreCommand, readAheadRestoreCommand } from './walReadAhead';
-import { withParkedSession } from './parkedSession';
-import { archiveEndLsn, findCommit, findRestorePoint, findTimeTargetStop, type ArchiveSearchStats } from './walInspect';
+import { withSession, type PgEndpoint } from '../session';
+import { isReadAheadRestoreCommand, readAheadRestoreCommand } from '../archive/walReadAhead';
+import { withParkedSession } from '../parkedSession';
+import {
+  archiveEndLsn,
+  findCommit,
+  findRestorePoint,
+  findTimeTargetStop,
+  type ArchiveSearchStats,
+} from '../archive/walInspect';
 
-export type { RecoveryTarget } from '../../common/recoveryTarget';
+export type { RecoveryTarget } from '../../../common/recoveryTarget';
 
 const TARGET_SETTINGS = RECOVERY_TARGET_SETTINGS;
 /**

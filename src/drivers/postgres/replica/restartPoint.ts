@@ -1,8 +1,8 @@
 // Where a server restoring from the WAL archive would begin replay if it restarted now: the REDO
 // location of its last restart point (a standby) or checkpoint, on that checkpoint's timeline.
 // Every archived segment from there on may still be read by it, even those it has replayed.
-import { withSession, type PgEndpoint } from './session';
-import { readControlData } from './controlData';
+import { withSession, type PgEndpoint } from '../session';
+import { readControlData } from '../controlData';
 
 export interface RestartPoint {
   timeline: number;

@@ -7,10 +7,10 @@
 // seed's GitLab replicas fetched 4 segments in parallel for the same reason).
 import { chown, copyFile, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { compareLsn, parseLsn } from '../../common/lsn';
-import { plainPathProblem } from '../../common/shellPaths';
+import { compareLsn, parseLsn } from '../../../common/lsn';
+import { plainPathProblem } from '../../../common/shellPaths';
 import { listArchivedSegments, type ArchivedSegment } from './walInspect';
-import { delay } from '../waiting';
+import { delay } from '../../waiting';
 
 /** A wait that an abort ends early (the loops check the signal themselves). */
 const pause = (ms: number, signal: AbortSignal) => delay(ms, signal).catch(() => undefined);

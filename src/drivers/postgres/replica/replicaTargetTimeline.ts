@@ -5,10 +5,15 @@
 // needs nothing more. A target only on another branch (the history a restore rolled back) is
 // reached only with that timeline written beside the target, and takes the replica off its
 // primary's history for good: allowed only for a promote, whose new primary then carries it.
-import { chooseRecoveryTimeline, TargetNotOnHistory, type BackupPosition, type TimelineChoice } from './targetTimeline';
-import { readTimelines, timelinesFrom } from './timelines';
-import type { RestoreTarget } from './recoveryConfig';
-import type { WalDumpOptions } from './walInspect';
+import {
+  chooseRecoveryTimeline,
+  TargetNotOnHistory,
+  type BackupPosition,
+  type TimelineChoice,
+} from '../restore/targetTimeline';
+import { readTimelines, timelinesFrom } from '../archive/timelines';
+import type { RestoreTarget } from '../../../contract/recovery';
+import type { WalDumpOptions } from '../archive/walInspect';
 
 export interface ReplicaPosition {
   /** The timeline the replica replays, and how far. */

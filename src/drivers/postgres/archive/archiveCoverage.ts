@@ -3,22 +3,8 @@
 // missing segment makes every later target unreachable from that backup (listBackupsWorkflow).
 import { listArchivedSegments } from './walInspect';
 import { pathFromBackup, readTimelines, timelinesFrom } from './timelines';
-import { missingSegment } from './targetTimeline';
-
-export interface BackupCoverage {
-  id: string;
-  timeline: number;
-  /** complete: every segment from the backup on is archived; gap: one is missing. */
-  wal: 'complete' | 'gap';
-  /** The first segment missing on the way, when wal is 'gap'. */
-  missingSegment?: string;
-  /** The timelines a restore of this backup can follow. */
-  timelines: number[];
-  /** The newest timeline of the archive, when this backup cannot reach it. */
-  notOnCurrentTimeline?: number;
-  /** One sentence for a DBA. */
-  note: string;
-}
+import { missingSegment } from '../restore/targetTimeline';
+import type { BackupCoverage } from '../../../contract/backups';
 
 export function archiveCoverage(
   archiveDir: string,

@@ -2,7 +2,7 @@
 // number, in postgresql.auto.conf (read last, so it wins over the replica's own files), taking
 // effect at its next restart (recovery_target_timeline is a postmaster setting).
 import type { Client } from 'pg';
-import { withSession, type PgEndpoint } from './session';
+import { withSession, type PgEndpoint } from '../session';
 
 /** recovery_target_timeline in force (a restart applies a changed one). */
 export async function recoveryTargetTimeline(endpoint: PgEndpoint): Promise<string> {

@@ -4,7 +4,7 @@
 // Starting it again replays the same WAL with the same settings and ends the same way, so it is
 // a refusal, not a hiccup. The server log is the only place that says so: the startup process's
 // FATAL carries no SQLSTATE there (the default log_line_prefix has none).
-import { PostgresRefusedError } from './errorClass';
+import { PostgresRefusedError } from '../errorClass';
 
 /** The postmaster's note that its startup process failed: "startup process (PID 123) exited with exit code 1". */
 const STARTUP_EXITED = /startup process \(PID (\d+)\) (?:exited with exit code [1-9]|was terminated by signal 6)/;

@@ -1,7 +1,7 @@
 // Pausing and observing WAL replay on a (delayed) standby: procedures.md §4 steps 1 and 5.
 import type { Client } from 'pg';
-import { withSession, type PgEndpoint } from './session';
-import { withParkedSession } from './parkedSession';
+import { withSession, type PgEndpoint } from '../session';
+import { withParkedSession } from '../parkedSession';
 
 export type PauseState = 'not paused' | 'pause requested' | 'paused';
 

@@ -6,9 +6,9 @@
 // history iff T is on the primary's path and (T is the primary's timeline, or R <= the
 // switchpoint where the path leaves T).
 import { Client, type ClientConfig } from 'pg';
-import { compareLsn } from '../../common/lsn';
-import { clientConfig, withSession, type PgEndpoint } from './session';
-import { parseHistoryFile, readTimelines, type HistoryEntry } from './timelines';
+import { compareLsn } from '../../../common/lsn';
+import { clientConfig, withSession, type PgEndpoint } from '../session';
+import { parseHistoryFile, readTimelines, type HistoryEntry } from '../archive/timelines';
 
 export interface ServerPosition {
   inRecovery: boolean;

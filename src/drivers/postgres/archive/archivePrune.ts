@@ -6,7 +6,7 @@
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { pauseForTests } from '../testPause';
+import { pauseForTests } from '../../testPause';
 import { isPrunableName, type ArchiveFile } from './archiveRetention';
 
 export const PRUNE_INTENT_FILE = '.pgops-prune.json';

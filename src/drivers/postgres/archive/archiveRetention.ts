@@ -8,9 +8,10 @@
 // (nobody can tell where it forked). Pure file reading: no server, no Temporal.
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseLsn } from '../../common/lsn';
+import { parseLsn } from '../../../common/lsn';
 import { listArchivedSegments } from './walInspect';
 import { archiveSegmentSize, pathFromBackup, readTimelines, timelinesFrom, type TimelineInfo } from './timelines';
+import type { NeededSegment } from '../../../contract/archive';
 
 /** Something that needs WAL from a point on: a kept backup, a safety snapshot, a replica. */
 export interface WalAnchor {
@@ -33,14 +34,6 @@ export interface PruneRules {
   keepArchivedSince?: Date;
   /** Everything from this position on, on every timeline, stays (a replica that could not be asked). */
   keepFrom?: { lsn: string; why: string };
-}
-
-export interface NeededSegment {
-  fileName: string;
-  timeline: number;
-  startLsn: string;
-  /** What needs it. */
-  neededBy: string[];
 }
 
 export interface ArchivePrunePlan {

@@ -1,6 +1,6 @@
 // Finds the transactions that deleted, truncated or dropped in a window of the WAL archive (the
 // incident locator of procedures.md §4 step 2), from pg_waldump's text through scanArchive.
-import { isoTimeMicros } from '../../common/recoveryTarget';
+import { isoTimeMicros } from '../../../common/recoveryTarget';
 import { parseDropRecord, type DroppedKind } from './dropRecords';
 import {
   fileKey,

@@ -5,10 +5,10 @@ import { spawn } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { formatLsn, parseLsn } from '../../common/lsn';
-import { isoTimeMicros } from '../../common/recoveryTarget';
-import { withSession, type PgEndpoint } from './session';
-import { DEFAULT_PG_BIN_DIR } from './binDir';
+import { formatLsn, parseLsn } from '../../../common/lsn';
+import { isoTimeMicros } from '../../../common/recoveryTarget';
+import { withSession, type PgEndpoint } from '../session';
+import { DEFAULT_PG_BIN_DIR } from '../binDir';
 import { endedBefore, parseRunningXacts } from './xidEndBisect';
 import { narrowSearch, type FoundMark } from './archiveBisect';
 

@@ -6,7 +6,7 @@
 // transaction's xid, which removes the database's directories when it is replayed. Both are
 // replayed at once: on a delayed replica the database is gone while its drop's commit still waits.
 // DROP TABLESPACE logs Tablespace/DROP ("DROP <oid>") the same way, before its commit.
-import { parseLsn } from '../../common/lsn';
+import { parseLsn } from '../../../common/lsn';
 import {
   listArchivedSegments,
   parseTransactionEnd,

@@ -3,15 +3,9 @@
 // restore_command, exactly one recovery target and the action at the target. The settings go
 // into postgresql.auto.conf, which PostgreSQL reads last; they are removed once recovery ends.
 import type { Client } from 'pg';
-import {
-  recoveryTargetSetting,
-  recoveryTargetTimeSetting,
-  recoveryTargetValue,
-  type RecoveryTarget,
-} from '../../common/recoveryTarget';
-import { plainPathProblem } from '../../common/shellPaths';
-
-export type RestoreTarget = 'immediate' | RecoveryTarget;
+import { recoveryTargetSetting, recoveryTargetTimeSetting, recoveryTargetValue } from '../../../common/recoveryTarget';
+import { plainPathProblem } from '../../../common/shellPaths';
+import type { RecoveryTimeline, RestoreTarget } from '../../../contract/recovery';
 
 /** Every setting a restore may write; all are reset after recovery (and before a new restore). */
 export const RESTORE_SETTINGS = [
@@ -25,9 +19,6 @@ export const RESTORE_SETTINGS = [
   'recovery_target_action',
   'recovery_target_timeline',
 ] as const;
-
-/** Which timeline recovery follows: the backup's own ('current'), the newest in the archive, or a number. */
-export type RecoveryTimeline = 'current' | 'latest' | number;
 
 export interface RecoveryFiles {
   /** Files to write into PGDATA (name → content). */

@@ -1,11 +1,11 @@
 // What a delayed replica can still do about a DROP DATABASE or DROP TABLESPACE (dropRecords.ts):
 // the drop record is replayed at once, so a stop point between it and its commit is worthless
 // once replay has passed the drop record, and must be moved before the drop record otherwise.
-import { compareLsn } from '../../common/lsn';
-import { dropsPendingAt, type DroppedKind, type PendingDrop } from './dropRecords';
-import type { Incident } from './incidentLocator';
-import { withSession, type PgEndpoint } from './session';
-import type { WalDumpOptions } from './walInspect';
+import { compareLsn } from '../../../common/lsn';
+import { dropsPendingAt, type DroppedKind, type PendingDrop } from '../archive/dropRecords';
+import type { Incident } from '../archive/incidentLocator';
+import { withSession, type PgEndpoint } from '../session';
+import type { WalDumpOptions } from '../archive/walInspect';
 
 export interface NamedDrop extends PendingDrop {
   /** From pg_database / pg_tablespace of a server that still has the row; absent when none has. */

@@ -5,9 +5,9 @@
 // Recovery must be told the timeline by number: 'latest' follows the newest branch and misses a
 // target on an older one ("recovery ended before configured recovery target was reached"), and
 // 'current' misses one after a fork.
-import { compareLsn } from '../../common/lsn';
-import { isoTimeMicros } from '../../common/recoveryTarget';
-import type { RestoreTarget } from './recoveryConfig';
+import { compareLsn } from '../../../common/lsn';
+import { isoTimeMicros } from '../../../common/recoveryTarget';
+import type { RestoreTarget } from '../../../contract/recovery';
 import {
   archiveSegmentSize,
   describeTimelines,
@@ -18,7 +18,7 @@ import {
   timelinesFrom,
   type PathSection,
   type TimelineInfo,
-} from './timelines';
+} from '../archive/timelines';
 import {
   findCommit,
   findRestorePoint,
@@ -26,7 +26,7 @@ import {
   lastRecordStart,
   listArchivedSegments,
   type WalDumpOptions,
-} from './walInspect';
+} from '../archive/walInspect';
 
 export interface BackupPosition {
   id: string;

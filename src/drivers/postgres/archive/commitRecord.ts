@@ -7,7 +7,7 @@
 // taken before the transaction began, for the common target that locked nothing exclusively.
 import { closeSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseLsn } from '../../common/lsn';
+import { parseLsn } from '../../../common/lsn';
 import { listArchivedSegments, type ArchivedSegment } from './walInspect';
 
 /** xlog_internal.h: page headers are MAXALIGNed; the first page of a segment has the long one. */

@@ -7,7 +7,7 @@
 // the child's.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { compareLsn, formatLsn, isLsn, parseLsn } from '../../common/lsn';
+import { compareLsn, formatLsn, isLsn, parseLsn } from '../../../common/lsn';
 import { listArchivedSegments, type ArchivedSegment } from './walInspect';
 
 const HISTORY_FILE = /^([0-9A-F]{8})\.history$/;
