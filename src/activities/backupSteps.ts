@@ -1,4 +1,4 @@
-// Snapshot backup steps (procedures.md §2). The online backup is ONE activity: pg_backup_start,
+// Snapshot backup steps (docs/runbooks/snapshot-backup.md). The online backup is ONE activity: pg_backup_start,
 // the storage snapshot and pg_backup_stop in one PostgreSQL session that the activity holds open
 // and heartbeats over. If the worker dies, the session dies and PostgreSQL aborts the backup; the
 // retry deletes the snapshot the dead attempt may have made and takes a fresh one, so a snapshot

@@ -1,4 +1,4 @@
-// Delayed-replica PITR steps (procedures.md §4), one driver call each, every one safe to repeat.
+// Delayed-replica PITR steps (docs/runbooks/delayed-replica-pitr.md), one driver call each, every one safe to repeat.
 // Refusals are non-retryable and say what state the replica was left in.
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

@@ -1,4 +1,4 @@
-// Rollback restore steps (procedures.md §3, and the recovery the seed left out): refuse early,
+// Rollback restore steps (docs/runbooks/rollback-restore.md, and the recovery the seed left out): refuse early,
 // roll every volume back, write backup_label and the recovery settings, watch recovery, verify
 // and clean up. Every step is safe to repeat after a worker crash.
 import { existsSync } from 'node:fs';

@@ -1,4 +1,4 @@
-// Recovery targets for delayed-replica PITR (procedures.md §4.2) and their validation. Pure code
+// Recovery targets for PITR (docs/runbooks/delayed-replica-pitr.md step 2) and their validation. Pure code
 // (no Node imports): workflows validate their input with it before any activity runs.
 import { lsnProblem } from './lsn';
 

@@ -1,5 +1,5 @@
 // A real primary, its WAL archive and a delayed standby restoring from that archive, for the
-// tests, the demo and the benchmarks: the set-up of GitLab's delayed replica (procedures.md §4)
+// tests, the demo and the benchmarks: the set-up of GitLab's delayed replica (docs/runbooks/delayed-replica-pitr.md)
 // on loopback. The standby is archive-only (no primary_conninfo), as in the seed, unless
 // `streaming` asks for a streaming standby.
 import { appendFileSync, chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -153,7 +153,7 @@ export async function createDelayedReplicaSet(opts: DelayedReplicaSetOptions): P
       port: String(replica.port),
       unix_socket_directories: `'${replica.socketDir}'`,
       // A standby with archive_mode=on archives nothing, but after a promotion it would write a
-      // new timeline into the primary's archive (procedures.md §4.6): keep the archive clean.
+      // new timeline into the primary's archive (docs/runbooks/delayed-replica-pitr.md step 6): keep the archive clean.
       archive_mode: 'off',
       restore_command: `'cp ${archiveDir}/%f %p'`,
       recovery_target_timeline: "'latest'",

@@ -1,4 +1,4 @@
-// Delayed-replica PITR (seed 004, procedures.md §4): pause at once, check the target, set it with
+// Delayed-replica PITR (docs/runbooks/delayed-replica-pitr.md): pause at once, check the target, set it with
 // delay 0 and action pause, restart, watch replay stop just before the bad transaction, then
 // export the lost rows, promote, or hold for inspection; finally return to being delayed.
 import {

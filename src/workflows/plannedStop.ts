@@ -1,4 +1,4 @@
-// Planned stop (seed 000, §1 of procedures.md): record the replica count, scale to 0 keeping the
+// Planned stop (docs/runbooks/planned-stop.md): record the replica count, scale to 0 keeping the
 // volumes, verify the quiescent point; with a hold, wait durably for `resume` (or maxHold) and
 // start again. A planned stop always has a way back: the count to restore is in this workflow's
 // history and, on Kubernetes, in an annotation on the StatefulSet.

@@ -1,4 +1,4 @@
-// Rollback restore (seed 000, procedures.md §3), with the recovery the seed left out: refuse
+// Rollback restore (docs/runbooks/rollback-restore.md), with the recovery the seed left out: refuse
 // early touching nothing, stop, keep a safety snapshot of the current state (so a restore of the
 // wrong backup can itself be undone), roll every volume back, write backup_label and the recovery
 // settings, start, watch archive recovery to the target, verify and clean up.

@@ -1,4 +1,4 @@
-// Snapshot backup (seed 000, procedures.md §2). Online: pg_backup_start, flush, storage snapshot,
+// Snapshot backup (docs/runbooks/snapshot-backup.md). Online: pg_backup_start, flush, storage snapshot,
 // pg_backup_stop, all in one session held by one activity; the label is stored with the snapshot.
 // Offline: the planned stop's steps, the snapshot, and start again. A cluster found stopped (a
 // planned stop) is never started by a backup: it gets an offline snapshot and stays stopped.

@@ -1,5 +1,5 @@
 // Ceph RBD snapshots with `rbd` run on the worker host (runner: local), for a local target whose
-// data directory is on RBD images the worker mounts (rbd-fuse + loop + ext4): seed 000's
+// data directory is on RBD images the worker mounts (rbd-fuse + loop + ext4): docs/runbooks/snapshot-backup.md's
 // `rbd snap create replicapool/<image>@<snap>` and `rbd snap rollback`. Snapshot naming and the
 // backup record (image metadata) are shared with the toolbox runner (rbdImageSet.ts).
 import { relative, isAbsolute } from 'node:path';

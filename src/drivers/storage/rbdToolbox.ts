@@ -1,4 +1,4 @@
-// Ceph RBD snapshots of a StatefulSet's claims with `rbd` run in the Rook toolbox pod (seed 000's
+// Ceph RBD snapshots of a StatefulSet's claims with `rbd` in the Rook toolbox pod (docs/runbooks/snapshot-backup.md's
 // `kubectl exec <toolbox> -- rbd snap create replicapool/<image>@<snap>`), through pods/exec with
 // argument arrays. The image behind each claim is found as ceph-csi records it: PVC → PV →
 // spec.csi.volumeAttributes pool / imageName. The StatefulSet is at 0 during a rollback, so

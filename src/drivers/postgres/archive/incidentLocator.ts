@@ -1,5 +1,5 @@
 // Finds the transactions that deleted, truncated or dropped in a window of the WAL archive (the
-// incident locator of procedures.md §4 step 2), from pg_waldump's text through scanArchive.
+// incident locator of docs/runbooks/delayed-replica-pitr.md step 2), from pg_waldump's text through scanArchive.
 import { isoTimeMicros } from '../../../common/recoveryTarget';
 import { parseDropRecord, type DroppedKind } from './dropRecords';
 import {

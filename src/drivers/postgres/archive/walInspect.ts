@@ -1,5 +1,5 @@
-// Reads the WAL archive with pg_waldump to find what went wrong and where to stop (procedures.md
-// §4.2): which transaction deleted, truncated or dropped data, its commit LSN and commit time.
+// Reads the WAL archive with pg_waldump to find what went wrong, where to stop (docs/runbooks/delayed-replica-pitr.md
+// step 2): which transaction deleted, truncated or dropped data, its commit LSN and commit time.
 // pg_waldump's output is streamed line by line: a large DELETE prints one line per row.
 import { spawn } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';

@@ -3,7 +3,7 @@
 // fifth of the replay's time here for a cold 16 MB segment). The read-ahead copies the next
 // segments into a staging directory inside pg_wal while replay goes on, each under a temporary
 // name and renamed when whole, so restore_command only renames a staged segment into place and
-// falls back to the replica's own command for anything not staged (procedures.md §4 step 5; the
+// falls back to the replica's own command for anything not staged (docs/runbooks/delayed-replica-pitr.md step 5; the
 // seed's GitLab replicas fetched 4 segments in parallel for the same reason).
 import { chown, copyFile, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';

@@ -1,4 +1,4 @@
-// Pausing and observing WAL replay on a (delayed) standby: procedures.md §4 steps 1 and 5.
+// Pausing and observing WAL replay on a (delayed) standby: docs/runbooks/delayed-replica-pitr.md steps 1 and 5.
 import type { Client } from 'pg';
 import { withSession, type PgEndpoint } from '../session';
 import { withParkedSession } from '../parkedSession';

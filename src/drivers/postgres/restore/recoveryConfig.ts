@@ -1,4 +1,4 @@
-// What a restored data directory needs before start-up (procedures.md §3): the stored label as
+// What a restored data directory needs before start-up (docs/runbooks/rollback-restore.md): the stored label as
 // backup_label (and tablespace_map), and, to replay archived WAL, recovery.signal with
 // restore_command, exactly one recovery target and the action at the target. The settings go
 // into postgresql.auto.conf, which PostgreSQL reads last; they are removed once recovery ends.
