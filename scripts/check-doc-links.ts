@@ -1,6 +1,7 @@
 // `npm run lint` runs this: every relative link in README.md and docs/**/*.md must resolve, and a `#anchor`
 // into a markdown file must name one of its headings (GitHub's slugs). Prints each broken link as
-// `file:line: link` and exits 1 if there is any. Links with a scheme (https:, mailto:) are not checked.
+// `file:line: link` and exits 1 if there is any. Links with a scheme (https:, mailto:) are not checked. Paths of the
+// repository named in the docs (src/..., test/..., deploy/...) and the docs cited by comments in src/ must exist too.
 // No markdown library is a dependency of the project, so this reads the little markdown it needs itself:
 // fenced code blocks and inline code are skipped, inline links, images and reference definitions are read.
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
@@ -146,8 +147,33 @@ for (const file of files) {
     }
   }
 }
+// Paths of this repository named in the docs (`src/drivers/clusterServices.ts`) and the docs that code comments
+// cite (`docs/runbooks/rollback-restore.md`) must exist too.
+const REPO_PATH = /(?<![\w./-])((?:src|test|docs|deploy|bench|scripts)\/[\w./-]*\w\.(?:ts|md|ya?ml|sh|json))\b/g;
+function missingPaths(file: string, text: string): void {
+  for (const m of text.matchAll(REPO_PATH)) {
+    checked++;
+    if (existsSync(join(root, m[1] ?? ''))) continue;
+    broken++;
+    console.log(`${relative(root, file)}:${lineAt(text, m.index)}: ${m[1]} (no such file in the repository)`);
+  }
+}
+for (const file of files) missingPaths(file, readFileSync(file, 'utf8'));
+const sources = (dir: string): string[] =>
+  readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? sources(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : [],
+  );
+for (const file of sources(join(root, 'src'))) {
+  const text = readFileSync(file, 'utf8');
+  for (const m of text.matchAll(/(?<![\w./-])docs\/[\w./-]*\.md/g)) {
+    checked++;
+    if (existsSync(join(root, m[0]))) continue;
+    broken++;
+    console.log(`${relative(root, file)}:${lineAt(text, m.index)}: ${m[0]} (cited, but no such file)`);
+  }
+}
 if (broken > 0) {
   console.log(`${broken} broken link(s) in ${files.length} markdown files`);
   process.exit(1);
 }
-console.log(`doc links: ${checked} links in ${files.length} markdown files, all resolve`);
+console.log(`doc links: ${checked} links and paths in ${files.length} markdown files and src/, all resolve`);
