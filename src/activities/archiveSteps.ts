@@ -53,7 +53,7 @@ export function createArchiveSteps(registry: ClusterRegistry, catalog: () => Cat
 
   async function restartPointOf(name: string, entry: ClusterEntry): Promise<RestartPoint> {
     try {
-      return await askRestartPoint(await registry.endpoint(name));
+      return await askRestartPoint(await registry.services(name).endpoint());
     } catch (err) {
       // A stopped replica still says where it would begin: its control file.
       if (entry.target.kind !== 'local') throw err;
@@ -68,7 +68,7 @@ export function createArchiveSteps(registry: ClusterRegistry, catalog: () => Cat
     archiveDir: string,
     progress?: ActivityProgress,
   ): Promise<{ anchors: WalAnchor[]; rules: PruneRules; notes: string[] }> {
-    const records = (await registry.snapshotDriver(cluster).listRecords()).filter((r) => r.cluster === cluster);
+    const records = (await registry.services(cluster).storage().listRecords()).filter((r) => r.cluster === cluster);
     // With no backup kept there is nothing to restore: nothing is removed, whatever replicas say.
     if (records.length === 0)
       return { anchors: [], rules: {}, notes: [`${cluster} has no backup listed: nothing is removed`] };
@@ -94,7 +94,7 @@ export function createArchiveSteps(registry: ClusterRegistry, catalog: () => Cat
       if (other.storage) {
         // Its own backups restore from this archive too.
         try {
-          const theirs = (await registry.snapshotDriver(name).listRecords()).filter((r) => r.cluster === name);
+          const theirs = (await registry.services(name).storage().listRecords()).filter((r) => r.cluster === name);
           anchors.push(...theirs.map((r) => ({ ...recordAnchor(r), what: `${describeRecord(r)} of ${name}` })));
         } catch (err) {
           unanswered.push(`${name}'s backups (${(err instanceof Error ? err.message : String(err)).slice(0, 200)})`);

@@ -45,7 +45,12 @@ import { waitForReplayTarget, type ReplayTargetReached } from './replayMonitor';
 import { lockRuns } from './lockSteps';
 import type { ArchiveSearchStats } from '../drivers/postgres/archive/walInspect';
 import { confirmDelayedReplay, type DelayedReplayConfirmed } from './delayConfirmation';
-import { readAheadPlan, replayStart, startReadAhead } from './replayReadAhead';
+import { readAheadPlan, startReadAhead } from './replayReadAhead';
+import { replayStart } from '../drivers/postgres/replica/restartPoint';
+import { promoteStandby } from '../drivers/postgres/replica/promote';
+import { reloadConfiguration } from '../drivers/postgres/settings';
+import type { ClusterServices } from '../drivers/clusterServices';
+import type { CheckedTarget } from './checkedTarget';
 import { clearReadAhead } from '../drivers/postgres/archive/walReadAhead';
 import {
   refuseDivergedReplica,
@@ -106,27 +111,6 @@ async function startOrExplain(cluster: string, start: () => Promise<unknown>): P
   }
 }
 
-export interface CheckedTarget {
-  targetLsn?: string;
-  targetTime?: string;
-  note?: string;
-  /** The target to write: the one asked for, or the start of a transaction holding an exclusive lock. */
-  effectiveTarget: RecoveryTarget;
-  effectiveInclusive: boolean;
-  /** True when the target was moved to the start of a transaction holding an exclusive lock. */
-  beforeLockingTransaction: boolean;
-  /** Where the target asked for would stop (the commit record), kept for a fallback. */
-  requestedTargetLsn?: string;
-  /** Where the check's time went: reachability (replica, primary, archive) and the lock search. */
-  phasesMs?: { reachable: number; lockSearch: number; reads?: Record<string, number> };
-  /** The archive search's work: reads for bisection marks, and segments read for the record. */
-  archiveSearch?: ArchiveSearchStats;
-  /** Where the replica's replay stood when the target was judged. */
-  replayLsnAtCheck?: string | null;
-  /** A branch the replica does not follow, written as recovery_target_timeline (only for a promote). */
-  timeline?: number;
-}
-
 /** Moves a stop-before-commit to the start of a transaction that holds an ACCESS EXCLUSIVE lock. */
 async function preferStopBeforeLock(
   endpoint: PgEndpoint,
@@ -173,10 +157,10 @@ async function preferStopBeforeLock(
 }
 
 export function createPitrSteps(registry: ClusterRegistry) {
-  const replicaEndpoint = (cluster: string) => registry.endpoint(cluster);
-  const primaryEndpoint = async (cluster: string) => {
-    const primary = registry.entry(cluster).replicaOf;
-    return primary ? registry.endpoint(primary) : undefined;
+  /** How to reach the replica's primary (its catalog replicaOf), if it names one. */
+  const primaryEndpoint = async (replica: ClusterServices) => {
+    const primary = replica.entry.replicaOf;
+    return primary ? registry.services(primary).endpoint() : undefined;
   };
 
   type RestartResult = {
@@ -191,6 +175,7 @@ export function createPitrSteps(registry: ClusterRegistry) {
    * the waits; without it the restart runs to its end whatever happens to the activity.
    */
   const restartIfPending = async (
+    services: ClusterServices,
     { cluster, immediate, mustNotPass }: ReplicaRef & { immediate?: boolean; mustNotPass?: string },
     progress: ActivityProgress,
     abort: AbortSignal | undefined,
@@ -198,8 +183,8 @@ export function createPitrSteps(registry: ClusterRegistry) {
     waitForQueries = true,
   ): Promise<RestartResult> => {
     const started = Date.now();
-    const endpoint = await replicaEndpoint(cluster);
-    const driver = registry.driver(cluster);
+    const endpoint = await services.endpoint();
+    const driver = services.target();
     const onProgress = (d: string) => progress.report(d);
     /** Starts, then waits for a query; returns how long each took. */
     const startAndWaitForSql = async (start: () => Promise<unknown>) => {
@@ -221,7 +206,7 @@ export function createPitrSteps(registry: ClusterRegistry) {
       const awaiting = await settingsAwaitingRestart(client);
       // Nothing for a restart to apply: a reload applies the rest (the delay), and no
       // shutdown follows that would wait for a startup process the reload made pause.
-      if (awaiting.length === 0) await client.query('SELECT pg_reload_conf()');
+      if (awaiting.length === 0) await reloadConfiguration(client);
       return awaiting;
     });
     if (pending.length === 0) return { restarted: false, ms: Date.now() - started };
@@ -253,7 +238,7 @@ export function createPitrSteps(registry: ClusterRegistry) {
       pausedAt: string;
     }> {
       return asStep(cluster, 'pause', async () => {
-        const endpoint = await replicaEndpoint(cluster);
+        const endpoint = await registry.services(cluster).endpoint();
         try {
           // The usual case, in one session and no call to the server: no recovery target in force,
           // so no PITR drives this replica's replay, and it is paused at once.
@@ -295,8 +280,9 @@ export function createPitrSteps(registry: ClusterRegistry) {
       primary: string | null;
     }> {
       return asStep(cluster, 'inspect', async () => {
-        const status = await replayStatus(await replicaEndpoint(cluster));
-        const entry = registry.entry(cluster);
+        const services = registry.services(cluster);
+        const status = await replayStatus(await services.endpoint());
+        const entry = services.entry;
         const delay = status.settings.recovery_min_apply_delay;
         return {
           pauseState: status.pauseState,
@@ -319,14 +305,15 @@ export function createPitrSteps(registry: ClusterRegistry) {
     }: ReplicaRef & { from?: string; to?: string; table?: string }): Promise<Incident[]> {
       return asStep(cluster, 'locate-incident', () =>
         withHeartbeats(async (progress) => {
-          const entry = registry.entry(cluster);
+          const services = registry.services(cluster);
+          const entry = services.entry;
           if (!entry.walArchive)
             throw preconditionFailed(
               cluster,
               'locate-incident',
               'the catalog gives no walArchive for this cluster: the incident locator reads archived WAL with pg_waldump',
             );
-          const endpoint = await replicaEndpoint(cluster);
+          const endpoint = await services.endpoint();
           const relfilenodes = await relationMap(endpoint);
           if (table !== undefined && !relationMapHasTable(relfilenodes, table)) {
             const status = await replayStatus(endpoint);
@@ -342,12 +329,12 @@ export function createPitrSteps(registry: ClusterRegistry) {
             to,
             table,
             relfilenodes,
-            binDir: registry.pgBinDir(cluster),
+            binDir: services.archive.pgBinDir,
             signal: progress.signal,
           });
           if (!incidents.some((i) => i.dropped)) return incidents;
           // Names of dropped databases and tablespaces, and a warning where the replica replayed a drop early.
-          const primary = await primaryEndpoint(cluster);
+          const primary = await primaryEndpoint(services);
           return annotateDroppedIncidents(incidents, (await replayStatus(endpoint)).replayLsn, {
             endpoints: [endpoint, ...(primary ? [primary] : [])],
           });
@@ -362,8 +349,9 @@ export function createPitrSteps(registry: ClusterRegistry) {
       then,
     }: ReplicaRef & { target: RecoveryTarget; inclusive: boolean; then?: PitrThen }): Promise<CheckedTarget> {
       return asStep(cluster, 'check-target', async () => {
-        const entry = registry.entry(cluster);
-        const endpoint = await replicaEndpoint(cluster);
+        const services = registry.services(cluster);
+        const entry = services.entry;
+        const endpoint = await services.endpoint();
         const began = Date.now();
         const reads: Record<string, number> = {};
         const archiveSearch: ArchiveSearchStats = { probes: 0, segmentsRead: 0 };
@@ -377,7 +365,7 @@ export function createPitrSteps(registry: ClusterRegistry) {
         );
         const verdict = await checkTargetReachable(endpoint, target, {
           archiveDir: entry.walArchive,
-          primary: await primaryEndpoint(cluster),
+          primary: await primaryEndpoint(services),
           inclusive,
           readsMs: reads,
           archiveSearch,
@@ -406,14 +394,14 @@ export function createPitrSteps(registry: ClusterRegistry) {
           replayLsnAtCheck: verdict.replayLsn ?? null,
         };
         // With several branches in the archive: the one the target lies on, and where it stops there.
-        const checked = await checkTimelineAtTarget(registry, cluster, endpoint, judged, {
+        const checked = await checkTimelineAtTarget(services, endpoint, judged, {
           target,
           inclusive,
           then,
           position,
         });
-        const primary = await primaryEndpoint(cluster);
-        const drops = await checkDropsAtTarget(registry, cluster, { replica: endpoint, primary }, checked, {
+        const primary = await primaryEndpoint(services);
+        const drops = await checkDropsAtTarget(services, { replica: endpoint, primary }, checked, {
           target,
           inclusive,
         });
@@ -427,7 +415,7 @@ export function createPitrSteps(registry: ClusterRegistry) {
           entry.walArchive,
           target,
           checked,
-          registry.pgBinDir(cluster),
+          services.archive.pgBinDir,
           entry.target.kind === 'local',
         );
         return withWarning(
@@ -446,15 +434,18 @@ export function createPitrSteps(registry: ClusterRegistry) {
     }: ReplicaRef & { target: RecoveryTarget; inclusive: boolean; timeline?: number }): Promise<{
       originalDelay: SettingWithSource;
     }> {
-      return asStep(cluster, 'apply-target', async () => ({
-        originalDelay: await applyRecoveryTarget(
-          await replicaEndpoint(cluster),
-          target,
-          inclusive,
-          readAheadPlan(registry, cluster),
-          timeline,
-        ),
-      }));
+      return asStep(cluster, 'apply-target', async () => {
+        const services = registry.services(cluster);
+        return {
+          originalDelay: await applyRecoveryTarget(
+            await services.endpoint(),
+            target,
+            inclusive,
+            readAheadPlan(services.entry),
+            timeline,
+          ),
+        };
+      });
     },
 
     /** Step 4 alone (runs begun before 'restart-and-watch-together'; the return to delay). */
@@ -462,7 +453,9 @@ export function createPitrSteps(registry: ClusterRegistry) {
       input: ReplicaRef & { immediate?: boolean; mustNotPass?: string },
     ): Promise<RestartResult> {
       return asStep(input.cluster, 'restart', () =>
-        withHeartbeats((progress) => restartIfPending(input, progress, progress.signal)),
+        withHeartbeats((progress) =>
+          restartIfPending(registry.services(input.cluster), input, progress, progress.signal),
+        ),
       );
     },
 
@@ -482,18 +475,19 @@ export function createPitrSteps(registry: ClusterRegistry) {
       },
     ): Promise<{ restart: RestartResult; reached: ReplayTargetReached }> {
       // The read-ahead stages segments from the replica's REDO on while it restarts and replays.
-      const plan = readAheadPlan(registry, input.cluster);
-      const endpoint = plan ? await replicaEndpoint(input.cluster) : undefined;
+      const services = registry.services(input.cluster);
+      const plan = readAheadPlan(services.entry);
+      const endpoint = plan ? await services.endpoint() : undefined;
       const start = plan && endpoint ? await replayStart(endpoint).catch(() => undefined) : undefined;
       let position: string | undefined;
       const readAhead = plan && start ? startReadAhead(plan, start, input.targetLsn, () => position) : undefined;
       try {
         const restart = await asStep(input.cluster, 'restart', () =>
-          withHeartbeats((progress) => restartIfPending(input, progress, undefined, false)),
+          withHeartbeats((progress) => restartIfPending(services, input, progress, undefined, false)),
         );
         const reached = await asStep(input.cluster, 'replay', () =>
           withHeartbeats((progress) =>
-            waitForReplayTarget(registry, input, progress, (lsn) => {
+            waitForReplayTarget(services, input, progress, (lsn) => {
               position = lsn;
             }),
           ),
@@ -511,14 +505,15 @@ export function createPitrSteps(registry: ClusterRegistry) {
       input: ReplicaRef & { targetLsn?: string; targetTime?: string; stallTimeoutMs: number },
     ): Promise<ReplayTargetReached> {
       return asStep(input.cluster, 'replay', () =>
-        withHeartbeats((progress) => waitForReplayTarget(registry, input, progress)),
+        withHeartbeats((progress) => waitForReplayTarget(registry.services(input.cluster), input, progress)),
       );
     },
 
     async exportLostRows({ cluster, tables }: ReplicaRef & { tables: string[] }): Promise<TableExport[]> {
       return asStep(cluster, 'export', () =>
         withHeartbeats(async (progress) => {
-          const entry = registry.entry(cluster);
+          const services = registry.services(cluster);
+          const entry = services.entry;
           const { workflowId, runId } = Context.current().info.workflowExecution ?? {
             workflowId: 'standalone',
             runId: 'x',
@@ -532,8 +527,8 @@ export function createPitrSteps(registry: ClusterRegistry) {
           // Read-only: a cancelled run need not export at all.
           if (progress.signal.aborted) throw new CancelledFailure('cancelled before the export began');
           try {
-            return await exportTables(await replicaEndpoint(cluster), tables, dir, {
-              binDir: registry.pgBinDir(cluster),
+            return await exportTables(await services.endpoint(), tables, dir, {
+              binDir: services.archive.pgBinDir,
             });
           } catch (err) {
             if (err instanceof MissingTableError) throw preconditionFailed(cluster, 'export', err.message);
@@ -548,7 +543,7 @@ export function createPitrSteps(registry: ClusterRegistry) {
       exports,
     }: ReplicaRef & { exports: TableExport[] }): Promise<InsertResult[]> {
       return asStep(cluster, 'insert-into-primary', async () => {
-        const primary = await primaryEndpoint(cluster);
+        const primary = await primaryEndpoint(registry.services(cluster));
         if (!primary)
           throw preconditionFailed(
             cluster,
@@ -575,21 +570,7 @@ export function createPitrSteps(registry: ClusterRegistry) {
      */
     async promoteReplica({ cluster }: ReplicaRef): Promise<PromotionResult> {
       return asStep(cluster, 'promote', async () => {
-        const promotion = await withSession(await replicaEndpoint(cluster), async (client) => {
-          const timeline = async () =>
-            Number((await client.query('SELECT timeline_id FROM pg_control_checkpoint()')).rows[0].timeline_id);
-          if (!(await client.query('SELECT pg_is_in_recovery() AS r')).rows[0].r)
-            return { promoted: true, alreadyPromoted: true, timeline: await timeline() };
-          const mode = (await client.query('SHOW archive_mode')).rows[0].archive_mode as string;
-          if (mode !== 'off') {
-            await client.query("ALTER SYSTEM SET archive_command = ''");
-            await client.query('SELECT pg_reload_conf()');
-          }
-          const ok = (await client.query('SELECT pg_promote(true, 300) AS ok')).rows[0].ok as boolean;
-          if (!ok) throw new Error('pg_promote() did not finish within 300 s');
-          await client.query('CHECKPOINT');
-          return { promoted: true, alreadyPromoted: false, timeline: await timeline() };
-        });
+        const promotion = await withSession(await registry.services(cluster).endpoint(), promoteStandby);
         // The old primary's other replicas and the catalog no longer fit: say which (issue 19).
         return { ...promotion, ...replicasLeftBehind(registry, cluster, promotion.timeline) };
       });
@@ -601,15 +582,16 @@ export function createPitrSteps(registry: ClusterRegistry) {
     }: ReplicaRef & { originalDelay?: SettingWithSource }): Promise<{ recoveryMinApplyDelay: string }> {
       return asStep(cluster, 'clear-target', async () => {
         // Segments a read-ahead staged before its worker died (a later run clears them anyway).
-        const plan = readAheadPlan(registry, cluster);
+        const services = registry.services(cluster);
+        const plan = readAheadPlan(services.entry);
         if (plan) await clearReadAhead(plan.stageDir);
-        return clearRecoveryTarget(await replicaEndpoint(cluster), originalDelay);
+        return clearRecoveryTarget(await services.endpoint(), originalDelay);
       });
     },
 
     async confirmDelayedReplay(input: ReplicaRef & { timeoutMs: number }): Promise<DelayedReplayConfirmed> {
       return asStep(input.cluster, 'confirm-delay', () =>
-        withHeartbeats((progress) => confirmDelayedReplay(registry, input, progress)),
+        withHeartbeats((progress) => confirmDelayedReplay(registry.services(input.cluster), input, progress)),
       );
     },
   };

@@ -10,7 +10,7 @@ import { pauseForTests } from '../drivers/testPause';
 import { compareLsn, lsnBytesBetween } from '../common/lsn';
 import { isoTimeMicros, type RecoveryTarget } from '../common/recoveryTarget';
 import { readControlData } from '../drivers/postgres/controlData';
-import { clearRestoreSettings, editAutoConf, recoveryFiles } from '../drivers/postgres/restore/recoveryConfig';
+import { editAutoConf, recoveryFiles } from '../drivers/postgres/restore/recoveryConfig';
 import { type RecoveryTimeline, type RestoreTarget } from '../contract/recovery';
 import { readReplayStatus } from '../drivers/postgres/replica/replayControl';
 import {
@@ -23,7 +23,8 @@ import { startupFailure } from '../drivers/postgres/restore/startupFailure';
 import type { BackupRecord } from '../contract/backups';
 import { delay } from '../drivers/waiting';
 import { LocalClusterDriver } from '../drivers/cluster/local';
-import type { PgEndpoint } from '../drivers/postgres/session';
+import type { ClusterServices } from '../drivers/clusterServices';
+import { checkRestoredServer, systemIdentifierOf } from '../drivers/postgres/restore/restoredServer';
 
 export interface RestorePlan {
   backup: BackupRecord;
@@ -39,17 +40,16 @@ export interface RestorePlan {
 }
 
 export function createRestoreSteps(registry: ClusterRegistry) {
-  async function findBackup(cluster: string, id: string): Promise<BackupRecord> {
-    const records = await registry.snapshotDriver(cluster).listRecords();
+  async function findBackup(services: ClusterServices, id: string): Promise<BackupRecord> {
+    const cluster = services.name;
+    const storage = services.storage();
+    const records = await storage.listRecords();
     const record =
       id === 'latest'
         ? records.find((r) => r.cluster === cluster && r.kind === 'backup')
         : records.find((r) => r.id === id);
     if (!record) {
-      const deleting =
-        id === 'latest'
-          ? undefined
-          : (await registry.snapshotDriver(cluster).listBeingDeleted()).find((r) => r.id === id);
+      const deleting = id === 'latest' ? undefined : (await storage.listBeingDeleted()).find((r) => r.id === id);
       if (deleting)
         throw preconditionFailed(
           cluster,
@@ -79,18 +79,19 @@ export function createRestoreSteps(registry: ClusterRegistry) {
       const { cluster } = input;
       return asStep(cluster, 'check-restore', () =>
         withHeartbeats(async (progress) => {
-          const entry = registry.entry(cluster);
-          const backup = await findBackup(cluster, input.backup);
+          const services = registry.services(cluster);
+          const entry = services.entry;
+          const backup = await findBackup(services, input.backup);
           const refuse = (why: string) => preconditionFailed(cluster, 'check-restore', `${why}. Nothing was changed.`);
           if (backup.cluster !== cluster)
             throw refuse(`backup ${backup.id} is a backup of cluster "${backup.cluster}", not of "${cluster}"`);
-          const current = await currentSystemIdentifier(registry, cluster, progress);
+          const current = await currentSystemIdentifier(services, progress);
           if (current && current !== backup.systemIdentifier)
             throw refuse(
               `backup ${backup.id} was taken of database system ${backup.systemIdentifier}, but cluster "${cluster}" is system ${current} (re-initialised, or another database)`,
             );
           if (entry.target.kind === 'kubernetes') {
-            const driver = registry.driver(cluster);
+            const driver = services.target();
             const state = await driver.describe();
             const replicas = state.running
               ? state.replicas
@@ -149,19 +150,20 @@ export function createRestoreSteps(registry: ClusterRegistry) {
     }): Promise<{ ms: number; methods: string[] }> {
       return asStep(cluster, 'rollback', () =>
         withHeartbeats(async (progress) => {
-          const record = await findBackup(cluster, backup);
+          const services = registry.services(cluster);
+          const record = await findBackup(services, backup);
           if (
             (
-              await registry
-                .driver(cluster)
+              await services
+                .target()
                 .describe()
                 .catch(() => ({ running: false }))
             ).running
           )
             throw preconditionFailed(cluster, 'rollback', 'the server is running: a rollback needs it stopped');
           log.info('rolling back', { cluster, backup, step: 'rollback-begin' });
-          const result = await registry
-            .snapshotDriver(cluster)
+          const result = await services
+            .storage()
             .rollback(record, { restoreId, onProgress: (d) => progress.report(d), signal: progress.signal });
           log.info('rolled back', { cluster, backup, step: 'rollback-end', ms: result.ms });
           return result;
@@ -181,8 +183,9 @@ export function createRestoreSteps(registry: ClusterRegistry) {
       const { cluster } = input;
       return asStep(cluster, 'recovery-files', () =>
         withHeartbeats(async (progress) => {
-          const record = await findBackup(cluster, input.backup);
-          if (await serverRunning(registry, cluster))
+          const services = registry.services(cluster);
+          const record = await findBackup(services, input.backup);
+          if (await serverRunning(services))
             throw preconditionFailed(
               cluster,
               'recovery-files',
@@ -192,14 +195,13 @@ export function createRestoreSteps(registry: ClusterRegistry) {
           const files = recoveryFiles({
             labelfile: record.mode === 'online' ? record.labelfile : undefined,
             spcmapfile: record.mode === 'online' ? record.spcmapfile : undefined,
-            walArchive: registry.entry(cluster).walArchive,
+            walArchive: services.archive.walArchive,
             target: input.target,
             inclusive: input.inclusive,
             action: input.action,
             timeline: input.timeline,
           });
-          await registry.withStoppedDataDirectory(
-            cluster,
+          await services.withStoppedDataDirectory(
             async ({ files: dir }) => {
               if (input.target !== undefined) walFilesRemoved = await dir.clearWal();
               for (const name of files.remove) await dir.remove(name);
@@ -229,7 +231,8 @@ export function createRestoreSteps(registry: ClusterRegistry) {
       const { cluster } = input;
       return asStep(cluster, 'recovery', () =>
         withHeartbeats(async (progress) => {
-          const endpoint = await registry.endpoint(cluster);
+          const services = registry.services(cluster);
+          const endpoint = await services.endpoint();
           const started = Date.now();
           let last: { lsn: string; at: number } | undefined;
           for (;;) {
@@ -237,8 +240,8 @@ export function createRestoreSteps(registry: ClusterRegistry) {
             try {
               status = await withSession(endpoint, readReplayStatus);
             } catch (err) {
-              if (!(await registry.driver(cluster).describe()).running) {
-                const lines = await registry.serverLog(cluster);
+              if (!(await services.target().describe()).running) {
+                const lines = await services.serverLog();
                 // Recovery itself ended with FATAL (say, before its target): the server's words at the top.
                 const refused = startupFailure(lines, `the server log of cluster "${cluster}"`);
                 if (refused) throw refused;
@@ -288,33 +291,17 @@ export function createRestoreSteps(registry: ClusterRegistry) {
     }> {
       const { cluster } = input;
       return asStep(cluster, 'verify', async () => {
-        const record = await findBackup(cluster, input.backup);
+        const services = registry.services(cluster);
+        const record = await findBackup(services, input.backup);
         await pauseForTests('verify', undefined);
-        const checked = await withSession(await registry.endpoint(cluster), async (c) => {
-          const row = (
-            await c.query<{ sysid: string; recovery: boolean; lsn: string; tli: number }>(
-              `SELECT system_identifier::text AS sysid, pg_is_in_recovery() AS recovery,
-                      (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text AS lsn,
-                      (SELECT timeline_id FROM pg_control_checkpoint()) AS tli
-                 FROM pg_control_system()`,
-            )
-          ).rows[0]!;
-          let timeline = row.tli;
-          if (!row.recovery) {
-            const wal = (await c.query<{ f: string }>('SELECT pg_walfile_name(pg_current_wal_lsn()) AS f')).rows[0]!.f;
-            timeline = parseInt(wal.slice(0, 8), 16);
-          }
-          await c.query('SELECT count(*) FROM pg_database');
-          const settingsRemoved = row.recovery ? [] : await clearRestoreSettings(c);
-          return { timeline, endLsn: row.lsn, systemIdentifier: row.sysid, inRecovery: row.recovery, settingsRemoved };
-        });
+        const checked = await withSession(await services.endpoint(), checkRestoredServer);
         if (checked.systemIdentifier !== record.systemIdentifier)
           throw preconditionFailed(
             cluster,
             'verify',
             `the restored server is system ${checked.systemIdentifier}, not the backup's ${record.systemIdentifier}`,
           );
-        return { ...checked, lastRecoveryLog: lastRecoveryLine(await registry.serverLog(cluster)) };
+        return { ...checked, lastRecoveryLog: lastRecoveryLine(await services.serverLog()) };
       });
     },
 
@@ -322,7 +309,7 @@ export function createRestoreSteps(registry: ClusterRegistry) {
     async releaseReplacedVolumes(input: { cluster: string; restoreId: string }): Promise<{ released: string[] }> {
       const { cluster } = input;
       return asStep(cluster, 'release', async () => {
-        const storage = registry.snapshotDriver(cluster);
+        const storage = registry.services(cluster).storage();
         return { released: storage.releaseReplaced ? await storage.releaseReplaced(input.restoreId) : [] };
       });
     },
@@ -330,26 +317,26 @@ export function createRestoreSteps(registry: ClusterRegistry) {
 }
 
 /** Whether a PostgreSQL server runs (local: a live postmaster; Kubernetes: a pod). */
-async function serverRunning(registry: ClusterRegistry, cluster: string): Promise<boolean> {
-  const target = registry.entry(cluster).target;
-  if (target.kind === 'local') return new LocalClusterDriver(target).livePostmasterPid() !== undefined;
-  return (await registry.driver(cluster).describe()).running;
+async function serverRunning(services: ClusterServices): Promise<boolean> {
+  const driver = services.target();
+  if (driver instanceof LocalClusterDriver) return driver.livePostmasterPid() !== undefined;
+  return (await driver.describe()).running;
 }
 
 /** The database system identifier of the cluster as it is now, if it can be read. */
 async function currentSystemIdentifier(
-  registry: ClusterRegistry,
-  cluster: string,
+  services: ClusterServices,
   progress: { report(detail: string): void; signal: AbortSignal },
 ): Promise<string | undefined> {
-  const target = registry.entry(cluster).target;
+  const cluster = services.name;
+  const target = services.entry.target;
   if (target.kind === 'local')
     return (await readControlData(target.binDir, target.pgdata, target.osUser).catch(() => undefined))
       ?.systemIdentifier;
-  if (await serverRunning(registry, cluster)) return systemIdentifierOf(await registry.endpoint(cluster));
+  if (await serverRunning(services)) return withSession(await services.endpoint(), systemIdentifierOf);
   // A data directory that cannot be read (its claim gone, say) is what a restore may be for: not a refusal.
-  return registry
-    .withStoppedDataDirectory(cluster, async (dir) => (await dir.controlData()).systemIdentifier, {
+  return services
+    .withStoppedDataDirectory(async (dir) => (await dir.controlData()).systemIdentifier, {
       onProgress: (d) => progress.report(d),
       signal: progress.signal,
     })
@@ -357,13 +344,6 @@ async function currentSystemIdentifier(
       log.warn('could not read the system identifier of the stopped cluster', { cluster, error: String(err) });
       return undefined;
     });
-}
-
-async function systemIdentifierOf(endpoint: PgEndpoint): Promise<string> {
-  return withSession(endpoint, async (c) => {
-    return (await c.query<{ sysid: string }>('SELECT system_identifier::text AS sysid FROM pg_control_system()'))
-      .rows[0]!.sysid;
-  });
 }
 
 function checkTargetAfterBackup(target: RecoveryTarget, backup: BackupRecord, refuse: (why: string) => Error): void {

@@ -8,7 +8,7 @@ import { createInterface } from 'node:readline';
 import { formatLsn, parseLsn } from '../../../common/lsn';
 import { isoTimeMicros } from '../../../common/recoveryTarget';
 import { withSession, type PgEndpoint } from '../session';
-import { DEFAULT_PG_BIN_DIR } from '../binDir';
+import { DEFAULT_PG_BIN_DIR } from '../../../config/binDir';
 import { endedBefore, parseRunningXacts } from './xidEndBisect';
 import { narrowSearch, type FoundMark } from './archiveBisect';
 
