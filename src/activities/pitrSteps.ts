@@ -16,12 +16,12 @@ import {
 import { withParkedSession } from '../drivers/postgres/parkedSession';
 import {
   applyRecoveryTarget,
-  checkTargetReachable,
   clearRecoveryTarget,
   restoreOwnRestoreCommand,
   settingsAwaitingRestart,
   type RecoveryTarget,
 } from '../drivers/postgres/replica/recoveryTarget';
+import { checkTargetReachable } from '../drivers/postgres/replica/targetReachability';
 import { findTimeTargetStop, relationMap } from '../drivers/postgres/archive/walInspect';
 import { locateIncidents, relationMapHasTable, type Incident } from '../drivers/postgres/archive/incidentLocator';
 import { annotateDroppedIncidents } from '../drivers/postgres/replica/dropGuard';
