@@ -1,4 +1,4 @@
-// Setting and clearing a recovery target on a paused delayed replica (procedures.md §4
+// Setting, clearing and checking a recovery target on a paused delayed replica (procedures.md §4
 // steps 2–4 and 7). Settings go through ALTER SYSTEM, which works on a standby and writes
 // postgresql.auto.conf: that file wins over postgresql.conf and include files, so leftovers there
 // are always reset. Targets need a restart to take effect; the caller restarts.

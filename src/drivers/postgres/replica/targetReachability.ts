@@ -1,4 +1,4 @@
-// Whether a paused delayed replica can stop at a recovery target (procedures.md §4 step 2),
+// Whether a paused delayed replica can stop at a recovery target (the PITR's check-target step),
 // judged before anything is touched: the replica's own position, the primary's and the archive's
 // say whether each kind of target (LSN, time, xid, restore point) is still ahead and reachable.
 import { compareLsn } from '../../../common/lsn';
