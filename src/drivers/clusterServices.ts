@@ -102,7 +102,7 @@ export function clusterServices(name: string, entry: ClusterEntry): ClusterServi
       const storage = entry.storage;
       if (!storage)
         throw new ClusterConfigurationError(
-          `cluster "${name}" has no storage section in the catalog: add storage: { kind: local | rbd | csi } to back it up or restore it. Nothing was changed.`,
+          `cluster "${name}" has no storage section in the catalog: add storage: { kind: ${Object.keys(STORAGE_DRIVERS).join(' | ')} } to back it up or restore it. Nothing was changed.`,
         );
       return (STORAGE_DRIVERS[storage.kind] as StorageFactory<StorageKind>)(name, entry, storage);
     },
