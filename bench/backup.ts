@@ -58,7 +58,7 @@ async function bareBackup(
   registry: ClusterRegistry,
 ): Promise<{ ms: number; snapshotMs: number; id: string }> {
   const started = Date.now();
-  const storage = registry.snapshotDriver(fx.name);
+  const storage = registry.services(fx.name).storage();
   const id = `20000101T000000Z-${(seq++).toString(16).padStart(8, '0')}`;
   const session = await openBackupSession(endpointOf(fx.cluster));
   try {
@@ -118,13 +118,13 @@ async function benchStorage(storage: StorageUnderTest): Promise<string[]> {
                 });
                 mode.push(result.backupModeMs ?? NaN);
                 wf.push(ms);
-                await registry.snapshotDriver(fx.name).deleteBackup(result.backup.id);
+                await registry.services(fx.name).storage().deleteBackup(result.backup.id);
               },
               async () => {
                 const b = await bareBackup(fx, registry);
                 bare.push(b.ms);
                 bareSnap.push(b.snapshotMs);
-                await registry.snapshotDriver(fx.name).deleteBackup(b.id);
+                await registry.services(fx.name).storage().deleteBackup(b.id);
               },
             ];
             if (r % 2 === 1) sides.reverse();

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { parseCatalog, CatalogError } from '../src/config/catalog';
-import { resolvePgEndpoint } from '../src/config/credentials';
+import { resolvePgEndpoint } from '../src/drivers/postgres/endpoint';
 import { PermanentDriverError } from '../src/drivers/cluster/types';
 
 const valid = `

@@ -22,7 +22,8 @@ import { locateIncidents, type Incident } from '../src/drivers/postgres/archive/
 import { annotateDroppedIncidents, replayedDropsWarning } from '../src/drivers/postgres/replica/dropGuard';
 import { parseDropRecord } from '../src/drivers/postgres/archive/dropRecords';
 import { ClusterRegistry } from '../src/activities/clusterRegistry';
-import { createPitrSteps, type CheckedTarget } from '../src/activities/pitrSteps';
+import { createPitrSteps } from '../src/activities/pitrSteps';
+import type { CheckedTarget } from '../src/activities/checkedTarget';
 import { loadCatalog } from '../src/config/catalog';
 import type { RecoveryTarget } from '../src/common/recoveryTarget';
 import { claimTestDir, keepTestDir } from './harness/staleRuns';

@@ -8,7 +8,7 @@ import { CoreV1Api } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import { stopLocalClusterIfRunning, endpointOf, localTargetOf, type LocalCluster } from '../src/dev/localPostgres';
 import { parseCatalog, CatalogError } from '../src/config/catalog';
-import { resolvePgEndpoint } from '../src/config/credentials';
+import { resolvePgEndpoint } from '../src/drivers/postgres/endpoint';
 import type { ClusterEntry } from '../src/config/schema';
 import { closeAllPortForwards } from '../src/drivers/kube/portForward';
 import { PermanentDriverError } from '../src/drivers/cluster/types';

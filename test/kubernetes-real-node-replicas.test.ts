@@ -9,7 +9,7 @@ import { chownSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AppsV1Api, CoreV1Api } from '@kubernetes/client-node';
 import { parseCatalog } from '../src/config/catalog';
-import { resolvePgEndpoint } from '../src/config/credentials';
+import { resolvePgEndpoint } from '../src/drivers/postgres/endpoint';
 import { closeAllPortForwards } from '../src/drivers/kube/portForward';
 import { withSession } from '../src/drivers/postgres/session';
 import { pollUntil } from '../src/drivers/waiting';

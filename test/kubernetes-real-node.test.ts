@@ -7,7 +7,7 @@ import { chownSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CoreV1Api } from '@kubernetes/client-node';
 import { parseCatalog } from '../src/config/catalog';
-import { resolvePgEndpoint } from '../src/config/credentials';
+import { resolvePgEndpoint } from '../src/drivers/postgres/endpoint';
 import type { KubernetesTarget } from '../src/config/schema';
 import { KubernetesClusterDriver, loadKubeConfig } from '../src/drivers/cluster/kubernetes';
 import { closeAllPortForwards } from '../src/drivers/kube/portForward';

@@ -22,11 +22,8 @@ import {
   type ReplayStatus,
   type SettingWithSource,
 } from '../src/drivers/postgres/replica/replayControl';
-import {
-  applyRecoveryTarget,
-  checkTargetReachable,
-  clearRecoveryTarget,
-} from '../src/drivers/postgres/replica/recoveryTarget';
+import { applyRecoveryTarget, clearRecoveryTarget } from '../src/drivers/postgres/replica/recoveryTarget';
+import { checkTargetReachable } from '../src/drivers/postgres/replica/targetReachability';
 import {
   archiveEndLsn,
   findCommit,

@@ -7,6 +7,7 @@
 import { existsSync } from 'node:fs';
 import type { Catalog, ClusterEntry } from '../config/schema';
 import type { ClusterRegistry } from './clusterRegistry';
+import type { ClusterServices } from '../drivers/clusterServices';
 import { asStep } from './failures';
 import { withHeartbeats, type ActivityProgress } from './heartbeat';
 import { parseDuration } from '../common/durations';
@@ -40,8 +41,8 @@ const recordAnchor = (r: BackupRecord): WalAnchor => ({
 
 export function createArchiveSteps(registry: ClusterRegistry, catalog: () => Catalog) {
   /** The archive directory as this worker sees it, or why it is left alone. */
-  function archiveOf(cluster: string): { dir?: string; skipped?: string; entry: ClusterEntry } {
-    const entry = registry.entry(cluster);
+  function archiveOf(services: ClusterServices): { dir?: string; skipped?: string; entry: ClusterEntry } {
+    const entry = services.entry;
     if (!entry.walArchive) return { entry, skipped: 'the cluster has no walArchive in the catalog' };
     if (entry.walArchiveRetention?.prune === false)
       return { entry, dir: entry.walArchive, skipped: 'walArchiveRetention.prune is false in the catalog' };
@@ -53,7 +54,7 @@ export function createArchiveSteps(registry: ClusterRegistry, catalog: () => Cat
 
   async function restartPointOf(name: string, entry: ClusterEntry): Promise<RestartPoint> {
     try {
-      return await askRestartPoint(await registry.endpoint(name));
+      return await askRestartPoint(await registry.services(name).endpoint());
     } catch (err) {
       // A stopped replica still says where it would begin: its control file.
       if (entry.target.kind !== 'local') throw err;
@@ -63,12 +64,12 @@ export function createArchiveSteps(registry: ClusterRegistry, catalog: () => Cat
 
   /** Everything that needs WAL from this archive, and the rules of the catalog. */
   async function whatNeedsWal(
-    cluster: string,
-    entry: ClusterEntry,
+    services: ClusterServices,
     archiveDir: string,
     progress?: ActivityProgress,
   ): Promise<{ anchors: WalAnchor[]; rules: PruneRules; notes: string[] }> {
-    const records = (await registry.snapshotDriver(cluster).listRecords()).filter((r) => r.cluster === cluster);
+    const { name: cluster, entry } = services;
+    const records = (await services.storage().listRecords()).filter((r) => r.cluster === cluster);
     // With no backup kept there is nothing to restore: nothing is removed, whatever replicas say.
     if (records.length === 0)
       return { anchors: [], rules: {}, notes: [`${cluster} has no backup listed: nothing is removed`] };
@@ -94,7 +95,7 @@ export function createArchiveSteps(registry: ClusterRegistry, catalog: () => Cat
       if (other.storage) {
         // Its own backups restore from this archive too.
         try {
-          const theirs = (await registry.snapshotDriver(name).listRecords()).filter((r) => r.cluster === name);
+          const theirs = (await registry.services(name).storage().listRecords()).filter((r) => r.cluster === name);
           anchors.push(...theirs.map((r) => ({ ...recordAnchor(r), what: `${describeRecord(r)} of ${name}` })));
         } catch (err) {
           unanswered.push(`${name}'s backups (${(err instanceof Error ? err.message : String(err)).slice(0, 200)})`);
@@ -139,7 +140,8 @@ export function createArchiveSteps(registry: ClusterRegistry, catalog: () => Cat
     async pruneWalArchive({ cluster }: { cluster: string }): Promise<ArchivePruneResult> {
       return asStep(cluster, 'prune-archive', () =>
         withHeartbeats(async (progress) => {
-          const { dir, skipped, entry } = archiveOf(cluster);
+          const services = registry.services(cluster);
+          const { dir, skipped } = archiveOf(services);
           if (skipped || !dir) return emptyResult(dir, skipped ?? 'no archive');
           const removed: RemovedFiles = { files: 0, segments: 0, bytes: 0 };
           const add = (r: RemovedFiles) => {
@@ -156,7 +158,7 @@ export function createArchiveSteps(registry: ClusterRegistry, catalog: () => Cat
             add(await carryOutPruneIntent(dir, pending, { onProgress, signal: progress.signal }));
           }
           const finishedFromEarlierRun = pending ? removed.files : undefined;
-          const needs = await whatNeedsWal(cluster, entry, dir, progress);
+          const needs = await whatNeedsWal(services, dir, progress);
           const plan = planArchivePrune(dir, needs.anchors, needs.rules);
           if (plan.remove.length > 0) {
             const intent = {
@@ -188,7 +190,8 @@ export function createArchiveSteps(registry: ClusterRegistry, catalog: () => Cat
     /** The archive's size, its oldest needed segment and why, and what a prune would remove. Read-only. */
     async archiveStatus({ cluster }: { cluster: string }): Promise<ArchiveStatus> {
       return asStep(cluster, 'archive-status', async () => {
-        const entry = registry.entry(cluster);
+        const services = registry.services(cluster);
+        const entry = services.entry;
         const retention = {
           prune: entry.walArchiveRetention?.prune ?? true,
           keepExtra: entry.walArchiveRetention?.keepExtra,
@@ -208,7 +211,7 @@ export function createArchiveSteps(registry: ClusterRegistry, catalog: () => Cat
           };
         const size = archiveSize(dir);
         const segments = listArchivedSegments(dir);
-        const needs = await whatNeedsWal(cluster, entry, dir);
+        const needs = await whatNeedsWal(services, dir);
         const plan = planArchivePrune(dir, needs.anchors, needs.rules);
         const pending = readPruneIntent(dir);
         const notes = [...needs.notes, ...plan.notes];

@@ -80,9 +80,10 @@ export function createBackupCatalogSteps(registry: ClusterRegistry) {
   return {
     async listBackups({ cluster }: { cluster: string }): Promise<BackupListing> {
       return asStep(cluster, 'list-backups', async () => {
-        const storage = registry.snapshotDriver(cluster);
+        const services = registry.services(cluster);
+        const storage = services.storage();
         const backups = (await storage.listRecords()).filter((r) => r.cluster === cluster);
-        const walArchive = registry.entry(cluster).walArchive;
+        const walArchive = services.archive.walArchive;
         // The archive as the worker sees it (a Kubernetes cluster's may be inside its pods only).
         const archive = walArchive && existsSync(walArchive) ? archiveCoverage(walArchive, backups) : undefined;
         return {
@@ -98,7 +99,7 @@ export function createBackupCatalogSteps(registry: ClusterRegistry) {
     async deleteBackup({ cluster, backup }: { cluster: string; backup: string }): Promise<DeleteOutcome> {
       return asStep(cluster, 'delete-backup', () =>
         withHeartbeats(async (progress) => {
-          const storage = registry.snapshotDriver(cluster);
+          const storage = registry.services(cluster).storage();
           const by = deletingWorkflow();
           const pending = await beingDeletedOf(cluster, storage);
           const half = pending.find((r) => r.id === backup);
@@ -134,7 +135,7 @@ export function createBackupCatalogSteps(registry: ClusterRegistry) {
       const { cluster, keep } = input;
       return asStep(cluster, 'prune', () =>
         withHeartbeats(async (progress) => {
-          const storage = registry.snapshotDriver(cluster);
+          const storage = registry.services(cluster).storage();
           const by = deletingWorkflow();
           // This workflow's own (an attempt killed half-way) count as deleted by this prune.
           const pending = await beingDeletedOf(cluster, storage);

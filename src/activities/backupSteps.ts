@@ -10,6 +10,8 @@ import { withHeartbeats } from './heartbeat';
 import { pauseForTests } from '../drivers/testPause';
 import { openBackupSession } from '../drivers/postgres/backupMode';
 import { withSession } from '../drivers/postgres/session';
+import type { SnapshotDriver } from '../drivers/storage/types';
+import type { ClusterEntry } from '../config/schema';
 import type { BackupKind, BackupRecord } from '../contract/backups';
 
 export interface BackupPlan {
@@ -20,20 +22,19 @@ export interface BackupPlan {
 }
 
 export function createBackupSteps(registry: ClusterRegistry) {
-  const volumesOf = (cluster: string) => registry.databaseVolumes(cluster);
-
-  async function existingRecord(cluster: string, id: string): Promise<BackupRecord | undefined> {
-    return (await registry.snapshotDriver(cluster).listRecords()).find((r) => r.id === id);
+  async function existingRecord(storage: SnapshotDriver, id: string): Promise<BackupRecord | undefined> {
+    return (await storage.listRecords()).find((r) => r.id === id);
   }
 
   return {
     /** Checks, touching nothing, that every volume can be snapshotted consistently; says how. */
     async planSnapshotBackup({ cluster, mode }: { cluster: string; mode: 'online' | 'offline' }): Promise<BackupPlan> {
       return asStep(cluster, 'plan-backup', async () => {
-        const entry = registry.entry(cluster);
-        const storage = registry.snapshotDriver(cluster);
-        const plan = await storage.plan(await volumesOf(cluster));
-        const { running } = await registry.driver(cluster).describe();
+        const services = registry.services(cluster);
+        const entry = services.entry;
+        const storage = services.storage();
+        const plan = await storage.plan(await services.databaseVolumes());
+        const { running } = await services.target().describe();
         if (mode === 'online' && running) {
           if (!entry.walArchive)
             throw preconditionFailed(
@@ -42,7 +43,7 @@ export function createBackupSteps(registry: ClusterRegistry) {
               'an online backup can only be restored with the WAL written during it, and this cluster has no WAL archive in the catalog (walArchive). Configure archiving and walArchive, or take an offline backup ("mode": "offline"). Nothing was changed.',
             );
           const archiveMode = await withSession(
-            await registry.endpoint(cluster),
+            await services.endpoint(),
             async (c) => (await c.query<{ v: string }>('SHOW archive_mode')).rows[0]?.v,
           );
           if (archiveMode === 'off')
@@ -65,12 +66,13 @@ export function createBackupSteps(registry: ClusterRegistry) {
       const { cluster, id } = input;
       return asStep(cluster, 'online-backup', () =>
         withHeartbeats(async (progress) => {
-          const done = await existingRecord(cluster, id);
+          const services = registry.services(cluster);
+          const storage = services.storage();
+          const done = await existingRecord(storage, id);
           if (done) return done; // an earlier attempt finished; only its answer was lost
-          const storage = registry.snapshotDriver(cluster);
           await storage.recoverFromCrash();
-          const volumes = await volumesOf(cluster);
-          const session = await openBackupSession(await registry.endpoint(cluster), progress.signal);
+          const volumes = await services.databaseVolumes();
+          const session = await openBackupSession(await services.endpoint(), progress.signal);
           let snapshotted = false;
           try {
             progress.report('pg_backup_start (fast checkpoint)');
@@ -141,19 +143,20 @@ export function createBackupSteps(registry: ClusterRegistry) {
       const { cluster, id } = input;
       return asStep(cluster, input.kind === 'pre-restore' ? 'safety-snapshot' : 'offline-snapshot', () =>
         withHeartbeats(async (progress) => {
-          const done = await existingRecord(cluster, id);
+          const services = registry.services(cluster);
+          const storage = services.storage();
+          const done = await existingRecord(storage, id);
           if (done) return done;
-          if ((await registry.driver(cluster).describe()).running)
+          if ((await services.target().describe()).running)
             throw preconditionFailed(
               cluster,
               'offline-snapshot',
               'the server is running: an offline snapshot needs it stopped',
             );
-          const storage = registry.snapshotDriver(cluster);
           await storage.recoverFromCrash();
-          const volumes = await volumesOf(cluster);
+          const volumes = await services.databaseVolumes();
           await storage.plan(volumes);
-          const control = await registry.withStoppedDataDirectory(cluster, (dir) => dir.controlData(), {
+          const control = await services.withStoppedDataDirectory((dir) => dir.controlData(), {
             onProgress: (d) => progress.report(d),
             signal: progress.signal,
           });
@@ -182,7 +185,7 @@ export function createBackupSteps(registry: ClusterRegistry) {
             cleanShutdown: control.cleanShutdown,
             storage: storage.kind,
             snapshots,
-            keepUntil: input.kind === 'pre-restore' ? keepUntil(registry, cluster) : undefined,
+            keepUntil: input.kind === 'pre-restore' ? keepUntil(services.entry) : undefined,
             workflowId: input.workflowId,
           };
           await storage.saveRecord(record);
@@ -194,7 +197,7 @@ export function createBackupSteps(registry: ClusterRegistry) {
 }
 
 /** A safety snapshot's retention: the catalog's storage.preRestoreRetentionDays (default 7). */
-function keepUntil(registry: ClusterRegistry, cluster: string): string {
-  const days = registry.entry(cluster).storage?.preRestoreRetentionDays ?? 7;
+function keepUntil(entry: ClusterEntry): string {
+  const days = entry.storage?.preRestoreRetentionDays ?? 7;
   return new Date(Date.now() + days * 86_400_000).toISOString();
 }

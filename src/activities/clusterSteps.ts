@@ -3,49 +3,17 @@
 import { followersOf, type FollowerState } from './replicaHistoryChecks';
 import { ApplicationFailure, CancelledFailure, log } from '@temporalio/activity';
 import type { ClusterRegistry } from './clusterRegistry';
+import type { ClusterServices } from '../drivers/clusterServices';
 import { asStep, preconditionFailed } from './failures';
 import { withHeartbeats } from './heartbeat';
 import type { LockedStepInput } from './lockGuard';
 import { startupFailure } from '../drivers/postgres/restore/startupFailure';
 import { refusesConnections, waitForSql } from '../drivers/postgres/session';
-import { pauseForTests } from '../drivers/testPause';
 import type { ClusterSnapshotState } from '../contract/definitions';
+import { describeInCatalog, resolveInCatalog, type ResolvedCluster } from './clusterLookup';
 
 /** A cluster by name; `lockGrantedAt` only for the first step after the lock's grant (lockGuard.ts). */
 export type ClusterRef = LockedStepInput;
-
-export interface ResolvedCluster {
-  cluster: string;
-  kind: 'local' | 'kubernetes';
-  catalogReplicas: number;
-  storage?: string;
-  replicaOf?: string;
-}
-
-/**
- * Confirms the cluster is in the catalog (UnknownCluster, non-retryable, if not); returns what
- * workflows may know (nothing secret). Its own step, or the first half of a lock request.
- */
-export async function resolveInCatalog(registry: ClusterRegistry, cluster: string): Promise<ResolvedCluster> {
-  log.info('step begins', { cluster, step: 'begin:resolve' });
-  await pauseForTests('begin:resolve');
-  const entry = registry.entry(cluster);
-  return {
-    cluster,
-    kind: entry.target.kind,
-    catalogReplicas: entry.target.kind === 'kubernetes' ? entry.target.replicas : 1,
-    storage: entry.storage?.kind,
-    replicaOf: entry.replicaOf,
-  };
-}
-
-/** The describe step: whether the cluster runs, and its replica counts. */
-export function describeInCatalog(registry: ClusterRegistry, cluster: string): Promise<ClusterSnapshotState> {
-  return asStep(cluster, 'describe', async () => {
-    const state = await registry.driver(cluster).describe();
-    return { running: state.running, replicas: state.replicas, readyReplicas: state.readyReplicas };
-  });
-}
 
 export interface Quiescence {
   volumesKept: string[];
@@ -55,8 +23,9 @@ export interface Quiescence {
 /** The quiescent point after a stop: nothing running, volumes kept, connections refused. */
 export function verifyQuiescence(registry: ClusterRegistry, cluster: string): Promise<Quiescence> {
   return asStep(cluster, 'verify-quiescent', async () => {
-    const check = await registry.driver(cluster).verifyQuiescent();
-    const connectionsRefused = await refusesConnections(await registry.endpoint(cluster));
+    const services = registry.services(cluster);
+    const check = await services.target().verifyQuiescent();
+    const connectionsRefused = await refusesConnections(await services.endpoint());
     if (!connectionsRefused)
       throw preconditionFailed(
         cluster,
@@ -98,7 +67,10 @@ export function createClusterSteps(registry: ClusterRegistry) {
           // No abort signal: a shutdown cannot be taken back half way. Killing pg_ctl would let a
           // cancelled workflow release the lock while the server is still shutting down; the
           // stop runs to its end and the workflow's cancel handler starts the cluster again.
-          const result = await registry.driver(cluster).stop({ onProgress: (d) => progress.report(d) });
+          const result = await registry
+            .services(cluster)
+            .target()
+            .stop({ onProgress: (d) => progress.report(d) });
           log.info('cluster stopped', { cluster, step: 'stop-end', ...result });
           return { ...result, ms: Date.now() - started };
         }),
@@ -122,8 +94,9 @@ export function createClusterSteps(registry: ClusterRegistry) {
     }> {
       return asStep(cluster, 'start', () =>
         withHeartbeats(async (progress) => {
+          let services: ClusterServices;
           try {
-            registry.entry(cluster);
+            services = registry.services(cluster);
           } catch (err) {
             // The workflow retries this step until the catalog is fixed: say so where a DBA looks.
             if (
@@ -139,8 +112,8 @@ export function createClusterSteps(registry: ClusterRegistry) {
           // Cancelled before the start began: nothing to take back, the cluster stays as it is.
           if (progress.signal.aborted) throw new CancelledFailure('cancelled before the start began');
           const started = Date.now();
-          const entry = registry.entry(cluster);
-          const driver = registry.driver(cluster);
+          const entry = services.entry;
+          const driver = services.target();
           const recorded = replicas === undefined ? await driver.recordedReplicas() : undefined;
           const catalogReplicas = entry.target.kind === 'kubernetes' ? entry.target.replicas : 1;
           const count = replicas ?? recorded ?? catalogReplicas;
@@ -150,9 +123,9 @@ export function createClusterSteps(registry: ClusterRegistry) {
           const timeoutMs =
             (entry.target.kind === 'local' ? entry.target.startTimeoutSeconds : entry.target.readyTimeoutSeconds) *
             1000;
-          const { result, sql } = await refusingFailedRecovery(registry, cluster, progress.signal, async (signal) => {
+          const { result, sql } = await refusingFailedRecovery(services, progress.signal, async (signal) => {
             const result = await driver.start(count, { onProgress, signal });
-            const sql = await waitForSql(await registry.endpoint(cluster), { timeoutMs, signal, onProgress });
+            const sql = await waitForSql(await services.endpoint(), { timeoutMs, signal, onProgress });
             return { result, sql };
           });
           return {
@@ -177,13 +150,12 @@ export function createClusterSteps(registry: ClusterRegistry) {
  * (and a pod's readiness) may report the server up at consistency, before recovery fails.
  */
 async function refusingFailedRecovery<T>(
-  registry: ClusterRegistry,
-  cluster: string,
+  services: ClusterServices,
   signal: AbortSignal,
   start: (signal: AbortSignal) => Promise<T>,
 ): Promise<T> {
-  const where = `the server log of cluster "${cluster}"`;
-  const readLog = () => registry.serverLog(cluster).catch((): string[] => []);
+  const where = `the server log of cluster "${services.name}"`;
+  const readLog = () => services.serverLog().catch((): string[] => []);
   // Only what this start writes: an earlier run's failure (a restore retried) says nothing of it.
   const skip = (await readLog()).length;
   const failureNow = async () => {

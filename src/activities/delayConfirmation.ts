@@ -3,7 +3,7 @@
 import { replayStatus } from '../drivers/postgres/replica/replayControl';
 import { compareLsn } from '../common/lsn';
 import { delay } from '../drivers/waiting';
-import type { ClusterRegistry } from './clusterRegistry';
+import type { ClusterServices } from '../drivers/clusterServices';
 import type { ActivityProgress } from './heartbeat';
 
 export interface DelayedReplayConfirmed {
@@ -15,11 +15,11 @@ export interface DelayedReplayConfirmed {
 }
 
 export async function confirmDelayedReplay(
-  registry: ClusterRegistry,
+  services: ClusterServices,
   input: { cluster: string; timeoutMs: number },
   progress: ActivityProgress,
 ): Promise<DelayedReplayConfirmed> {
-  const endpoint = await registry.endpoint(input.cluster);
+  const endpoint = await services.endpoint();
   const deadline = Date.now() + input.timeoutMs;
   let firstLsn: string | null | undefined;
   for (;;) {

@@ -2,23 +2,23 @@
 // their drop records are replayed without the delay, so a stop point between a drop record and
 // its commit is refused once replay has passed the drop record, and moved before it otherwise.
 import { preconditionFailed } from './failures';
-import type { ClusterRegistry } from './clusterRegistry';
-import type { CheckedTarget } from './pitrSteps';
+import type { ClusterServices } from '../drivers/clusterServices';
+import type { CheckedTarget } from './checkedTarget';
 import { judgeDropsAtStop, replayedDropsWarning } from '../drivers/postgres/replica/dropGuard';
 import { describeRecoveryTarget, type RecoveryTarget } from '../common/recoveryTarget';
 import type { PgEndpoint } from '../drivers/postgres/session';
 
 export async function checkDropsAtTarget(
-  registry: ClusterRegistry,
-  cluster: string,
+  services: ClusterServices,
   endpoints: { replica: PgEndpoint; primary?: PgEndpoint },
   checked: CheckedTarget,
   request: { target: RecoveryTarget; inclusive: boolean },
 ): Promise<{ checked: CheckedTarget; warning?: string }> {
-  const archiveDir = registry.entry(cluster).walArchive;
+  const cluster = services.name;
+  const archiveDir = services.archive.walArchive;
   // An inclusive target applies its own commit: a drop it commits is wanted, not a trap.
   if (!archiveDir || !checked.targetLsn || request.inclusive) return { checked };
-  const opts = { binDir: registry.pgBinDir(cluster) };
+  const opts = { binDir: services.archive.pgBinDir };
   const names = { endpoints: [endpoints.replica, ...(endpoints.primary ? [endpoints.primary] : [])] };
   const replayLsn = checked.replayLsnAtCheck ?? '0/0';
   const verdict = await judgeDropsAtStop(archiveDir, checked.targetLsn, replayLsn, names, opts);

@@ -27,7 +27,7 @@ import {
 import { clusterNameProblem } from '../common/names';
 import { asStep } from './failures';
 import type { ClusterRegistry } from './clusterRegistry';
-import { describeInCatalog, resolveInCatalog } from './clusterSteps';
+import { describeInCatalog, resolveInCatalog } from './clusterLookup';
 
 /** How long an idle lock lives on before it ends: PGOPS_LOCK_IDLE_END_SECONDS, default a minute. */
 function idleEndMsFromEnv(): number | undefined {

@@ -3,8 +3,8 @@
 // lies only on another branch is written with its timeline for a promote and refused otherwise,
 // since the replica could never return to its delay on its primary's history.
 import { preconditionFailed } from './failures';
-import type { ClusterRegistry } from './clusterRegistry';
-import type { CheckedTarget } from './pitrSteps';
+import type { ClusterServices } from '../drivers/clusterServices';
+import type { CheckedTarget } from './checkedTarget';
 import { replicaTargetTimeline } from '../drivers/postgres/replica/replicaTargetTimeline';
 import { TargetNotOnHistory } from '../drivers/postgres/restore/targetTimeline';
 import type { ServerPosition } from '../drivers/postgres/replica/replicaHistory';
@@ -15,13 +15,13 @@ import type { PgEndpoint } from '../drivers/postgres/session';
 export type PitrThen = 'pause' | 'export' | 'promote';
 
 export async function checkTimelineAtTarget(
-  registry: ClusterRegistry,
-  cluster: string,
+  services: ClusterServices,
   replica: PgEndpoint,
   checked: CheckedTarget,
   request: { target: RecoveryTarget; inclusive: boolean; then?: PitrThen; position: Promise<ServerPosition> },
 ): Promise<CheckedTarget> {
-  const archiveDir = registry.entry(cluster).walArchive;
+  const cluster = services.name;
+  const archiveDir = services.archive.walArchive;
   if (!archiveDir) return checked;
   const what = describeRecoveryTarget(request.target, request.inclusive);
   const refuse = (why: string) =>
@@ -37,7 +37,7 @@ export async function checkTimelineAtTarget(
       archiveDir,
       { timeline: position.timeline, lsn: position.lsn, following },
       request.target,
-      { inclusive: request.inclusive, binDir: registry.pgBinDir(cluster), name: `replica "${cluster}"` },
+      { inclusive: request.inclusive, binDir: services.archive.pgBinDir, name: `replica "${cluster}"` },
     );
   } catch (err) {
     if (err instanceof TargetNotOnHistory) throw refuse(err.message);

@@ -9,7 +9,7 @@ import { readReplayPosition, type ReplayPosition } from '../drivers/postgres/rep
 import { KeptSession } from '../drivers/postgres/session';
 import { compareLsn, lsnBytesBetween } from '../common/lsn';
 import { delay } from '../drivers/waiting';
-import type { ClusterRegistry } from './clusterRegistry';
+import type { ClusterServices } from '../drivers/clusterServices';
 import type { ActivityProgress } from './heartbeat';
 import { preconditionFailed } from './failures';
 import type { ReadAheadStats } from '../drivers/postgres/archive/walReadAhead';
@@ -44,15 +44,15 @@ export function nextPollMs(bytesLeft: bigint | undefined, rateBytesPerSecond: nu
 }
 
 export async function waitForReplayTarget(
-  registry: ClusterRegistry,
+  services: ClusterServices,
   input: { cluster: string; targetLsn?: string; targetTime?: string; stallTimeoutMs: number },
   progress: ActivityProgress,
   /** Told every replay position the watch reads. */
   onPosition?: (lsn: string) => void,
 ): Promise<ReplayTargetReached> {
-  const session = new KeptSession(await registry.endpoint(input.cluster));
+  const session = new KeptSession(await services.endpoint());
   try {
-    return await watchReplay(session, registry.entry(input.cluster).walArchive, input, progress, onPosition);
+    return await watchReplay(session, services.archive.walArchive, input, progress, onPosition);
   } finally {
     await session.close();
   }

@@ -2,9 +2,7 @@
 // it beside the replay watch. Only where the worker reaches the replica's data directory and the
 // archive as files: a local target with a walArchive, and a worker that is PGDATA's owner or root.
 import { statSync } from 'node:fs';
-import type { ClusterRegistry } from './clusterRegistry';
-import { withParkedSession } from '../drivers/postgres/parkedSession';
-import type { PgEndpoint } from '../drivers/postgres/session';
+import type { ClusterEntry } from '../config/schema';
 import { plainPathProblem } from '../common/shellPaths';
 import { readAheadStageDir, runReadAhead, type ReadAheadStats } from '../drivers/postgres/archive/walReadAhead';
 
@@ -18,8 +16,7 @@ export interface ReadAheadPlan {
   owner?: { uid: number; gid: number };
 }
 
-export function readAheadPlan(registry: ClusterRegistry, cluster: string): ReadAheadPlan | undefined {
-  const entry = registry.entry(cluster);
+export function readAheadPlan(entry: ClusterEntry): ReadAheadPlan | undefined {
   const depth = entry.replayReadAhead ?? DEFAULT_READ_AHEAD_SEGMENTS;
   if (depth === 0 || !entry.walArchive || entry.target.kind !== 'local') return undefined;
   let owner: { uid: number; gid: number };
@@ -40,19 +37,6 @@ export function readAheadPlan(registry: ClusterRegistry, cluster: string): ReadA
     depth,
     owner: me === 0 && owner.uid !== 0 ? owner : undefined,
   };
-}
-
-/** Where replay will start after a restart (the restartpoint's REDO) and on which timeline. */
-export async function replayStart(endpoint: PgEndpoint): Promise<{ fromLsn: string; timeline: number }> {
-  return withParkedSession(endpoint, async (client) => {
-    const row = (
-      await client.query<{ redo: string; tli: number }>(
-        'SELECT redo_lsn::text AS redo, timeline_id AS tli FROM pg_control_checkpoint()',
-      )
-    ).rows[0];
-    if (!row) throw new Error('pg_control_checkpoint() returned no row');
-    return { fromLsn: row.redo, timeline: Number(row.tli) };
-  });
 }
 
 /** Starts the read-ahead; `stop()` ends it and returns what it did (never throws). */

@@ -16,6 +16,7 @@ import {
   type ServerPosition,
 } from '../drivers/postgres/replica/replicaHistory';
 import { withSession } from '../drivers/postgres/session';
+import { isStreaming } from '../drivers/postgres/replica/walReceiver';
 
 export interface HistoryCheck {
   primary: string;
@@ -34,7 +35,7 @@ async function historyOfPrimary(
   archiveDir: string | undefined,
 ): Promise<Omit<PrimaryHistory, 'lsn'> & { from: HistoryCheck['primaryHistoryFrom'] }> {
   try {
-    const found = await primaryHistory(await registry.endpoint(primary), archiveDir);
+    const found = await primaryHistory(await registry.services(primary).endpoint(), archiveDir);
     return { ...found, from: found.historyFrom };
   } catch (err) {
     if (!archiveDir) throw err;
@@ -48,10 +49,11 @@ export async function compareWithPrimary(
   cluster: string,
   position?: ServerPosition,
 ): Promise<HistoryCheck | undefined> {
-  const entry = registry.entry(cluster);
+  const services = registry.services(cluster);
+  const entry = services.entry;
   const primary = entry.replicaOf;
   if (!primary) return undefined;
-  const replica = position ?? (await serverPosition(await registry.endpoint(cluster)));
+  const replica = position ?? (await serverPosition(await services.endpoint()));
   const history = await historyOfPrimary(registry, primary, entry.walArchive);
   return {
     primary,
@@ -76,7 +78,8 @@ export async function nameTheFork(
   if (verdict.onHistory) return undefined;
   let records: { id: string; kind: string; timeline: number; label: string; stoppedAt: string; cluster: string }[] = [];
   try {
-    if (registry.entry(primary).storage) records = await registry.snapshotDriver(primary).listRecords();
+    const services = registry.services(primary);
+    if (services.entry.storage) records = await services.storage().listRecords();
   } catch {
     records = []; // the storage cannot be listed: the history file's reason must do
   }
@@ -187,20 +190,15 @@ export interface FollowerState {
 export async function followersOf(registry: ClusterRegistry, primary: string): Promise<FollowerState[]> {
   const names = registry.replicasOf(primary);
   if (names.length === 0) return [];
-  const history = await primaryHistory(await registry.endpoint(primary)).catch(() => undefined);
+  const history = await primaryHistory(await registry.services(primary).endpoint()).catch(() => undefined);
   return Promise.all(
     names.map(async (cluster): Promise<FollowerState> => {
       try {
-        const endpoint = await registry.endpoint(cluster);
+        const endpoint = await registry.services(cluster).endpoint();
         const position = await serverPosition(endpoint);
         if (!position.inRecovery)
           return { cluster, reachable: true, timeline: position.timeline, note: 'not a replica any more (promoted)' };
-        const streaming = await withSession(
-          endpoint,
-          async (c) =>
-            (await c.query(`SELECT count(*)::int AS n FROM pg_stat_wal_receiver WHERE status = 'streaming'`)).rows[0]
-              .n > 0,
-        );
+        const streaming = await withSession(endpoint, isStreaming);
         const verdict = history ? onPrimaryHistory(history, position) : undefined;
         return {
           cluster,

@@ -10,6 +10,7 @@ import { asStep } from './failures';
 import { withHeartbeats } from './heartbeat';
 import { withSession } from '../drivers/postgres/session';
 import { archiveSegmentSize, readTimelines, segmentFileName } from '../drivers/postgres/archive/timelines';
+import { currentWalTimeline, switchWal } from '../drivers/postgres/archive/archiving';
 import { onPrimaryHistory, serverPosition } from '../drivers/postgres/replica/replicaHistory';
 import { listArchivedSegments } from '../drivers/postgres/archive/walInspect';
 import { parseLsn } from '../common/lsn';
@@ -44,13 +45,10 @@ export function createReplicaSteps(registry: ClusterRegistry) {
           const replicas = Object.entries(catalog.clusters)
             .filter(([, e]) => e.replicaOf === cluster)
             .map(([name]) => name);
-          const primary = await registry.endpoint(cluster);
-          const timeline = await withSession(primary, async (c) => {
-            const f = (await c.query<{ f: string }>('SELECT pg_walfile_name(pg_current_wal_lsn()) AS f')).rows[0]!.f;
-            return parseInt(f.slice(0, 8), 16);
-          });
+          const services = registry.services(cluster);
+          const timeline = await withSession(await services.endpoint(), currentWalTimeline);
           if (replicas.length === 0) return { timeline, replicas: [] };
-          const archive = registry.entry(cluster).walArchive;
+          const archive = services.archive.walArchive;
           if (!archive)
             throw new Error('the catalog names no walArchive for the primary: its timelines cannot be read');
           // The new timeline's history file is archived right after the promotion: wait for it.
@@ -92,8 +90,9 @@ async function reconcileOne(
       action: 'skipped',
       note: `workflow ${busy} holds replica "${replica}": it was not checked. Check it once that ends (a PITR on it would act on the old history)`,
     };
-  const entry = registry.entry(replica);
-  const rebuilder = replicaRebuilder(registry, replica);
+  const services = registry.services(replica);
+  const entry = services.entry;
+  const rebuilder = replicaRebuilder(registry, services);
   const rebuildOptions = {
     onProgress: (d: string) => progress.report(`replica "${replica}": ${d}`),
     signal: progress.signal,
@@ -108,7 +107,7 @@ async function reconcileOne(
       note: `a rebuild interrupted by a crash was finished: rebuilt from the primary in ${rebuilt.ms} ms, its own configuration kept (${rebuilt.keptFiles.join(', ')})`,
     };
   }
-  const position = await serverPosition(await registry.endpoint(replica)).then(
+  const position = await serverPosition(await services.endpoint()).then(
     (p) => (p.inRecovery ? { timeline: p.timeline, replayLsn: p.lsn } : undefined),
     (err: unknown) => {
       log.warn('replica not readable', { replica, error: String(err) });
@@ -144,9 +143,9 @@ async function reconcileOne(
   if (onPath && mode !== 'rebuild') {
     await archiveForkSegment(registry, entry.replicaOf!, timeline, timelines, progress);
     progress.report(`replica "${replica}" is before the fork: restarting it to follow timeline ${timeline}`);
-    await withSession(await registry.endpoint(replica), (c) => followTimeline(c, timeline));
-    await registry.driver(replica).restartServer({ onProgress: (d) => progress.report(d) });
-    const inForce = await recoveryTargetTimeline(await registry.endpoint(replica));
+    await withSession(await services.endpoint(), (c) => followTimeline(c, timeline));
+    await services.target().restartServer({ onProgress: (d) => progress.report(d) });
+    const inForce = await recoveryTargetTimeline(await services.endpoint());
     if (inForce !== String(timeline))
       throw new Error(
         `replica "${replica}" restarted with recovery_target_timeline = ${inForce}, not ${timeline}: a setting in its configuration overrides postgresql.auto.conf`,
@@ -181,7 +180,8 @@ async function archiveForkSegment(
   timelines: ReturnType<typeof readTimelines>,
   progress: { report(detail: string): void },
 ): Promise<void> {
-  const archive = registry.entry(primary).walArchive!;
+  const services = registry.services(primary);
+  const archive = services.archive.walArchive!;
   const fork = timelines.get(timeline)?.history.at(-1)?.switchpoint;
   const size = archiveSegmentSize(timelines);
   if (!fork || !size) return;
@@ -189,7 +189,7 @@ async function archiveForkSegment(
   const archived = () => listArchivedSegments(archive).some((s) => s.fileName === name);
   if (archived()) return;
   progress.report(`switching the primary's WAL so that ${name}, where timeline ${timeline} begins, is archived`);
-  await withSession(await registry.endpoint(primary), (c) => c.query('SELECT pg_switch_wal()'));
+  await withSession(await services.endpoint(), switchWal);
   await pollUntil(async () => (archived() ? { done: undefined } : { waiting: `${name} not archived yet` }), {
     intervalMs: 200,
     timeoutMs: 120_000,

@@ -3,7 +3,7 @@
 // environment variable or a Kubernetes Secret), never written inline.
 import { z } from 'zod';
 import { clusterNameProblem, isKubernetesLabel, isKubernetesName } from '../common/names';
-import { DEFAULT_PG_BIN_DIR } from '../drivers/postgres/binDir';
+import { DEFAULT_PG_BIN_DIR } from './binDir';
 import { parseDuration } from '../common/durations';
 
 const k8sName = (what: string) =>

@@ -4,7 +4,7 @@
 import { appendFileSync, chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { runCommand } from '../drivers/exec';
-import { DEFAULT_PG_BIN_DIR } from '../drivers/postgres/binDir';
+import { DEFAULT_PG_BIN_DIR } from '../config/binDir';
 import type { LocalTarget } from '../config/schema';
 
 export const PG_BIN_DIR = DEFAULT_PG_BIN_DIR;

@@ -6,7 +6,7 @@ import { chownSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CoreV1Api } from '@kubernetes/client-node';
 import { parseCatalog } from '../../src/config/catalog';
-import { resolvePgEndpoint } from '../../src/config/credentials';
+import { resolvePgEndpoint } from '../../src/drivers/postgres/endpoint';
 import type { PgEndpoint } from '../../src/drivers/postgres/session';
 import { withSession } from '../../src/drivers/postgres/session';
 import type { SnapshotBackupResult } from '../../src/workflows/snapshotBackup';

@@ -14,7 +14,7 @@ import {
 } from '@kubernetes/client-node';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { KubernetesTarget } from '../../config/schema';
-import { callKube, isKubeStatus, type KubeCall } from '../kube/apiErrors';
+import { callKube, isKubeStatus, readIfFound, type KubeCall } from '../kube/apiErrors';
 import { HelperPod } from '../kube/helperPod';
 import { statefulSetLayout, type StatefulSetLayout } from '../kube/statefulSetLayout';
 import {
@@ -342,14 +342,9 @@ export class KubernetesClusterDriver implements ClusterDriver {
   }
 
   private async readPod(name: string): Promise<V1Pod | undefined> {
-    try {
-      return await callKube(this.call('get', 'pods', '', name), () =>
-        this.core.readNamespacedPod({ name, namespace: this.namespace }),
-      );
-    } catch (err) {
-      if (isKubeStatus(err, 404)) return undefined;
-      throw err;
-    }
+    return readIfFound(this.call('get', 'pods', '', name), () =>
+      this.core.readNamespacedPod({ name, namespace: this.namespace }),
+    );
   }
 
   private async waitForNoPods(sts: V1StatefulSet, opts: WaitOptions): Promise<void> {

@@ -100,3 +100,13 @@ export async function callKube<T>(call: KubeCall, request: () => Promise<T>): Pr
 export function isKubeStatus(err: unknown, code: number): err is KubernetesApiError {
   return err instanceof KubernetesApiError && err.code === code;
 }
+
+/** Reads one object: undefined when it does not exist (404), any other failure as callKube throws it. */
+export async function readIfFound<T>(call: KubeCall, request: () => Promise<T>): Promise<T | undefined> {
+  try {
+    return await callKube(call, request);
+  } catch (err) {
+    if (isKubeStatus(err, 404)) return undefined;
+    throw err;
+  }
+}

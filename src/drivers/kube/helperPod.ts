@@ -6,7 +6,7 @@
 // retried step finds (or replaces) the pod an earlier attempt left; activeDeadlineSeconds ends
 // it on its own if no worker ever comes back.
 import { CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
-import { callKube, isKubeStatus } from './apiErrors';
+import { callKube, isKubeStatus, readIfFound } from './apiErrors';
 import { execInPod, type PodExecResult } from './podExec';
 import type { StatefulSetLayout } from './statefulSetLayout';
 import type { WaitOptions } from '../cluster/types';
@@ -82,14 +82,9 @@ export class HelperPod {
   }
 
   private async read(): Promise<V1Pod | undefined> {
-    try {
-      return await callKube(this.call('get'), () =>
-        this.core.readNamespacedPod({ name: this.name, namespace: this.layout.namespace }),
-      );
-    } catch (err) {
-      if (isKubeStatus(err, 404)) return undefined;
-      throw err;
-    }
+    return readIfFound(this.call('get'), () =>
+      this.core.readNamespacedPod({ name: this.name, namespace: this.layout.namespace }),
+    );
   }
 
   /** Creates the pod (or reuses a running one a crashed attempt left) and waits until it runs. */

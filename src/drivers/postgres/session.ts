@@ -1,5 +1,5 @@
 // SQL sessions over `pg`. Connection parameters come from the worker's catalog (see
-// config/credentials.ts); nothing here knows about Temporal.
+// postgres/endpoint.ts); nothing here knows about Temporal.
 import { Client, type ClientConfig } from 'pg';
 import { pollUntil } from '../waiting';
 

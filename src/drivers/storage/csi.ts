@@ -17,7 +17,7 @@ import {
   type V1PersistentVolumeClaim,
 } from '@kubernetes/client-node';
 import type { KubernetesTarget } from '../../config/schema';
-import { callKube, isKubeStatus, type KubeCall } from '../kube/apiErrors';
+import { callKube, isKubeStatus, readIfFound, type KubeCall } from '../kube/apiErrors';
 import { statefulSetLayout, type StatefulSetLayout } from '../kube/statefulSetLayout';
 import { PermanentDriverError, type WaitOptions } from '../cluster/types';
 import { pollUntil } from '../waiting';
@@ -112,20 +112,15 @@ export class CsiSnapshotDriver implements SnapshotDriver {
   }
 
   private async readSnapshot(name: string): Promise<VolumeSnapshot | undefined> {
-    try {
-      return (await callKube(this.call('get', 'volumesnapshots', GROUP, name), () =>
-        this.custom.getNamespacedCustomObject({
-          group: GROUP,
-          version: VERSION,
-          namespace: this.namespace,
-          plural: 'volumesnapshots',
-          name,
-        }),
-      )) as VolumeSnapshot;
-    } catch (err) {
-      if (isKubeStatus(err, 404)) return undefined;
-      throw err;
-    }
+    return (await readIfFound(this.call('get', 'volumesnapshots', GROUP, name), () =>
+      this.custom.getNamespacedCustomObject({
+        group: GROUP,
+        version: VERSION,
+        namespace: this.namespace,
+        plural: 'volumesnapshots',
+        name,
+      }),
+    )) as VolumeSnapshot | undefined;
   }
 
   private async patchSnapshotAnnotations(name: string, annotations: Record<string, string | null>): Promise<void> {
@@ -145,14 +140,9 @@ export class CsiSnapshotDriver implements SnapshotDriver {
   }
 
   private async readClaim(name: string): Promise<V1PersistentVolumeClaim | undefined> {
-    try {
-      return await callKube(this.call('get', 'persistentvolumeclaims', '', name), () =>
-        this.core.readNamespacedPersistentVolumeClaim({ name, namespace: this.namespace }),
-      );
-    } catch (err) {
-      if (isKubeStatus(err, 404)) return undefined;
-      throw err;
-    }
+    return readIfFound(this.call('get', 'persistentvolumeclaims', '', name), () =>
+      this.core.readNamespacedPersistentVolumeClaim({ name, namespace: this.namespace }),
+    );
   }
 
   async plan(volumes: DatabaseVolume[]): Promise<SnapshotPlan> {
@@ -494,12 +484,9 @@ export class CsiSnapshotDriver implements SnapshotDriver {
       const annotations = pvc?.metadata?.annotations ?? {};
       const pvName = annotations[CSI_ANNOTATIONS.previousVolume];
       if (annotations[CSI_ANNOTATIONS.restoreId] !== restoreId || !pvName) continue;
-      const pv = await callKube(this.call('get', 'persistentvolumes', '', pvName, true), () =>
+      const pv = await readIfFound(this.call('get', 'persistentvolumes', '', pvName, true), () =>
         this.core.readPersistentVolume({ name: pvName }),
-      ).catch((err: unknown) => {
-        if (isKubeStatus(err, 404)) return undefined;
-        throw err;
-      });
+      );
       const before = pv?.metadata?.annotations?.[CSI_ANNOTATIONS.reclaimBefore];
       if (!pv || pv.metadata?.annotations?.[CSI_ANNOTATIONS.replacedBy] !== restoreId || before === undefined) continue;
       await callKube(this.call('patch', 'persistentvolumes', '', pvName, true), () =>

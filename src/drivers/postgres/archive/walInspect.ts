@@ -8,7 +8,7 @@ import { createInterface } from 'node:readline';
 import { formatLsn, parseLsn } from '../../../common/lsn';
 import { isoTimeMicros } from '../../../common/recoveryTarget';
 import { withSession, type PgEndpoint } from '../session';
-import { DEFAULT_PG_BIN_DIR } from '../binDir';
+import { DEFAULT_PG_BIN_DIR } from '../../../config/binDir';
 import { endedBefore, parseRunningXacts } from './xidEndBisect';
 import { narrowSearch, type FoundMark } from './archiveBisect';
 
@@ -72,19 +72,17 @@ interface SegmentRun {
 
 /** Contiguous runs pg_waldump can read in one go; an older timeline only up to where the next one starts. */
 function scanRuns(segments: ArchivedSegment[], keep: (s: ArchivedSegment) => boolean): SegmentRun[] {
-  const runs: SegmentRun[] = [];
+  // `segments` come in WAL order by timeline (listArchivedSegments), so what is kept is still in order.
   const timelines = [...new Set(segments.map((s) => s.timeline))];
-  for (const [i, timeline] of timelines.entries()) {
-    const nextTimelineStart = segments.find((s) => s.timeline === timelines[i + 1])?.segmentNumber;
-    let run: SegmentRun | undefined;
-    for (const segment of segments) {
-      if (segment.timeline !== timeline || !keep(segment)) continue;
-      if (nextTimelineStart !== undefined && segment.segmentNumber >= nextTimelineStart) continue;
-      if (run && segment.segmentNumber === run.last.segmentNumber + 1n) run.last = segment;
-      else runs.push((run = { timeline, first: segment, last: segment }));
-    }
-  }
-  return runs;
+  const nextTimelineStart = new Map(
+    timelines.map((t, i) => [t, segments.find((s) => s.timeline === timelines[i + 1])?.segmentNumber]),
+  );
+  return runsOf(
+    segments.filter((s) => {
+      const next = nextTimelineStart.get(s.timeline);
+      return keep(s) && (next === undefined || s.segmentNumber < next);
+    }),
+  );
 }
 
 export interface WalRecord {

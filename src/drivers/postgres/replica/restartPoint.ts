@@ -3,6 +3,7 @@
 // Every archived segment from there on may still be read by it, even those it has replayed.
 import { withSession, type PgEndpoint } from '../session';
 import { readControlData } from '../controlData';
+import { withParkedSession } from '../parkedSession';
 
 export interface RestartPoint {
   timeline: number;
@@ -38,4 +39,17 @@ export async function askRestartPoint(endpoint: PgEndpoint): Promise<RestartPoin
 export async function readRestartPoint(binDir: string, pgdata: string, osUser: string): Promise<RestartPoint> {
   const control = await readControlData(binDir, pgdata, osUser);
   return { timeline: control.timeline, redoLsn: control.redoLsn, source: 'pg_controldata' };
+}
+
+/** Where replay will start after a restart (the restartpoint's REDO) and on which timeline. */
+export async function replayStart(endpoint: PgEndpoint): Promise<{ fromLsn: string; timeline: number }> {
+  return withParkedSession(endpoint, async (client) => {
+    const row = (
+      await client.query<{ redo: string; tli: number }>(
+        'SELECT redo_lsn::text AS redo, timeline_id AS tli FROM pg_control_checkpoint()',
+      )
+    ).rows[0];
+    if (!row) throw new Error('pg_control_checkpoint() returned no row');
+    return { fromLsn: row.redo, timeline: Number(row.tli) };
+  });
 }

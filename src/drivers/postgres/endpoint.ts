@@ -1,10 +1,10 @@
 // Resolves how to reach a cluster's PostgreSQL, secrets included, on the worker only. Passwords
 // come from the worker's environment or a Kubernetes Secret and never enter workflow history.
 import type { KubeConfig } from '@kubernetes/client-node';
-import type { ClusterEntry, KubernetesTarget } from './schema';
-import type { PgEndpoint } from '../drivers/postgres/session';
-import { PermanentDriverError } from '../drivers/cluster/types';
-import { kubernetesDrivers } from '../drivers/kubernetes';
+import type { ClusterEntry, KubernetesTarget } from '../../config/schema';
+import type { PgEndpoint } from './session';
+import { PermanentDriverError } from '../cluster/types';
+import { kubernetesDrivers } from '../kubernetes';
 
 export async function resolvePgEndpoint(
   clusterName: string,
