@@ -6,12 +6,19 @@ export { createPgOpsWorker, ensureSearchAttributes, SEARCH_ATTRIBUTES, type PgOp
 export { loadCatalog, parseCatalog, CatalogError } from './config/catalog';
 export type { Catalog, ClusterEntry } from './config/schema';
 export * from './contract/definitions';
-export type { PlannedStopInput, PlannedStopResult } from './workflows/plannedStop';
-export type { PlannedStartInput, PlannedStartResult } from './workflows/plannedStart';
-export type { DelayedReplicaPitrResult } from './workflows/delayedReplicaPitr';
-export type { SnapshotBackupInput, SnapshotBackupResult } from './workflows/snapshotBackup';
-export type { RollbackRestoreInput, RollbackRestoreResult } from './workflows/rollbackRestore';
-export type { DeleteBackupResult, ListBackupsResult } from './workflows/backupCatalog';
+export type {
+  PlannedStopInput,
+  PlannedStopResult,
+  PlannedStartInput,
+  PlannedStartResult,
+  DelayedReplicaPitrResult,
+  SnapshotBackupInput,
+  SnapshotBackupResult,
+  RollbackRestoreInput,
+  RollbackRestoreResult,
+  DeleteBackupResult,
+  ListBackupsResult,
+} from './contract/operations';
 export type { BackupBeingDeleted, BackupRecord } from './contract/backups';
 export { pgOpsPlugin, type PgOpsPluginOptions } from './plugin';
 export {

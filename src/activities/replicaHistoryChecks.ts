@@ -16,6 +16,7 @@ import {
   type ServerPosition,
 } from '../drivers/postgres/replica/replicaHistory';
 import { withSession } from '../drivers/postgres/session';
+import type { FollowerState } from '../contract/operations/plannedStart';
 
 export interface HistoryCheck {
   primary: string;
@@ -165,17 +166,6 @@ export function replicasLeftBehind(
     })),
     note: `the catalog still names ${formerPrimary} as the primary of ${promoted}: a later PITR with insertMissing from ${promoted} is refused (its timeline ${timeline} is not on ${formerPrimary}'s history); remove or change its replicaOf if ${promoted} stays the primary`,
   };
-}
-
-export interface FollowerState {
-  cluster: string;
-  reachable: boolean;
-  timeline?: number;
-  replayLsn?: string;
-  /** Streaming from the primary again (pg_stat_wal_receiver), else restoring from the archive. */
-  source?: 'streaming' | 'archive';
-  onPrimaryHistory?: boolean;
-  note: string;
 }
 
 /**

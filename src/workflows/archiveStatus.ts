@@ -5,8 +5,9 @@ import { trackProgress } from './progress';
 import { tagWorkflow } from './searchAttributes';
 import { checkInputObject } from './inputValidation';
 import type { ArchiveStatus } from '../contract/archive';
+import type { ClusterInput } from '../contract/operations/backupCatalog';
 
-export async function archiveStatusWorkflow(input: { cluster: string }): Promise<ArchiveStatus> {
+export async function archiveStatusWorkflow(input: ClusterInput): Promise<ArchiveStatus> {
   checkInputObject('archiveStatusWorkflow', input, ['cluster']);
   tagWorkflow(input.cluster, 'archiveStatus');
   const progress = trackProgress('archiveStatus', input.cluster);

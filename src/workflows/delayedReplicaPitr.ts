@@ -19,24 +19,17 @@ import { localStep, longStep, quickStep, replayStep, urgentLocalStep, urgentStep
 import { trackProgress, type ProgressReporter } from './progress';
 import { tagWorkflow } from './searchAttributes';
 import { withClusterLock } from './clusterLock';
-import { parsePitrInput, type DelayedReplicaPitrInput, type IncidentQuery } from './pitrInput';
+import { parsePitrInput } from './pitrInput';
+import type {
+  DelayedReplicaPitrInput,
+  DelayedReplicaPitrResult,
+  IncidentQuery,
+} from '../contract/operations/delayedReplicaPitr';
 import type { PgOpsActivities } from '../activities';
 
 type Result<K extends keyof PgOpsActivities> = Awaited<ReturnType<PgOpsActivities[K]>>;
 
-export interface DelayedReplicaPitrResult {
-  cluster: string;
-  target: RecoveryTarget;
-  inclusive: boolean;
-  pause: { latencyMs: number; state: string; replayLsn: string };
-  checked: Result<'checkPitrTarget'>;
-  reached: Result<'waitForReplayTarget'>;
-  exported?: Result<'exportLostRows'>;
-  inserted?: Result<'insertMissingRowsIntoPrimary'>;
-  promoted?: Result<'promoteReplica'>;
-  returnedToDelay?: Result<'confirmDelayedReplay'>;
-  finalState: 'paused at target' | 'delayed replica again' | 'promoted';
-}
+export type { DelayedReplicaPitrResult };
 
 const OPERATION = 'delayedReplicaPitr';
 

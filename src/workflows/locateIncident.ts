@@ -4,18 +4,11 @@ import { longStep } from './activityProxies';
 import { checkInputObject } from './inputValidation';
 import { parseIncidentQuery } from './pitrInput';
 import { tagWorkflow } from './searchAttributes';
-import type { PgOpsActivities } from '../activities';
+import type { LocateIncidentInput, LocateIncidentResult } from '../contract/operations/delayedReplicaPitr';
 
-export interface LocateIncidentInput {
-  cluster: string;
-  from: string;
-  to: string;
-  table?: string;
-}
+export type { LocateIncidentInput, LocateIncidentResult };
 
-export async function locateIncidentWorkflow(
-  input: LocateIncidentInput,
-): Promise<Awaited<ReturnType<PgOpsActivities['locateIncident']>>> {
+export async function locateIncidentWorkflow(input: LocateIncidentInput): Promise<LocateIncidentResult> {
   const record = checkInputObject('locateIncidentWorkflow', input, ['cluster', 'from', 'to', 'table']);
   const query = parseIncidentQuery('locateIncidentWorkflow', {
     from: record.from,

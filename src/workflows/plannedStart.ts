@@ -2,6 +2,7 @@
 // With no replica count given, the one recorded by the last planned stop is used, else the
 // catalog's.
 import { patched } from '@temporalio/workflow';
+import type { PlannedStartInput, PlannedStartResult } from '../contract/operations/plannedStart';
 import { localStep, longStep } from './activityProxies';
 import { trackProgress } from './progress';
 import { tagWorkflow } from './searchAttributes';
@@ -9,24 +10,7 @@ import { withClusterLock } from './clusterLock';
 import { checkInputObject, optionalReplicas } from './inputValidation';
 import { lockWaitFromInput, LOCK_INPUT_KEYS } from './lockInput';
 
-export interface PlannedStartInput {
-  cluster: string;
-  /** Replicas to start; default: the count recorded at the last planned stop, else the catalog's. */
-  replicas?: number;
-  waitForLock?: boolean | string | number;
-}
-
-export interface PlannedStartResult {
-  cluster: string;
-  replicas: number;
-  replicasFrom: 'input' | 'recorded' | 'catalog';
-  readyReplicas: number;
-  alreadyRunning: boolean;
-  msToReady: number;
-  serverVersion: string;
-  /** The catalog's replicas of the cluster once it is up: timeline, replay position, stream or archive. */
-  followers?: { cluster: string; reachable: boolean; source?: string; onPrimaryHistory?: boolean; note: string }[];
-}
+export type { PlannedStartInput, PlannedStartResult };
 
 const TYPE = 'plannedStartWorkflow';
 

@@ -10,7 +10,8 @@ import {
   patched,
   setHandler,
 } from '@temporalio/workflow';
-import { resumeSignal, type ClusterSnapshotState } from '../contract/definitions';
+import { resumeSignal } from '../contract/definitions';
+import type { ClusterSnapshotState, PlannedStopInput, PlannedStopResult } from '../contract/operations/plannedStop';
 import { bringUpStep, localStep, longStep } from './activityProxies';
 import { trackProgress } from './progress';
 import { tagWorkflow } from './searchAttributes';
@@ -19,28 +20,7 @@ import { withClusterLock } from './clusterLock';
 import { checkInputObject, invalidInput, optionalBoolean, optionalDuration, optionalString } from './inputValidation';
 import { lockWaitFromInput, LOCK_INPUT_KEYS } from './lockInput';
 
-export interface PlannedStopInput {
-  cluster: string;
-  reason?: string;
-  /** Wait for the `resume` signal (or maxHold), then start the cluster again. */
-  holdUntilResumed?: boolean;
-  /** Longest hold before the cluster is started again anyway: "30m", "8h"… Default 8h, at most 30d. */
-  maxHold?: string | number;
-  /** Queue behind another operation on the cluster instead of failing (true, or a duration to wait at most). */
-  waitForLock?: boolean | string | number;
-}
-
-export type { ClusterSnapshotState };
-
-export interface PlannedStopResult {
-  cluster: string;
-  reason?: string;
-  before: ClusterSnapshotState;
-  stopped: { replicasBefore: number; alreadyStopped: boolean; volumesKept: string[]; msToStop: number };
-  hold?: { resumedBy: 'signal' | 'maxHold' | 'cancel'; resumeRequestedBy?: string; heldMs: number };
-  restarted?: { replicas: number; readyReplicas: number; msToReady: number };
-  after: ClusterSnapshotState;
-}
+export type { ClusterSnapshotState, PlannedStopInput, PlannedStopResult };
 
 const TYPE = 'plannedStopWorkflow';
 const DEFAULT_MAX_HOLD_MS = 8 * 3_600_000;
