@@ -16,7 +16,7 @@ import { bringUpStep, localStep, longStep } from './activityProxies';
 import { trackProgress } from './progress';
 import { tagWorkflow } from './searchAttributes';
 import { workflowClockMs } from './clock';
-import { withClusterLock } from './clusterLock';
+import { resolveWithLockOrBefore, withClusterLock } from './clusterLock';
 import { checkInputObject, invalidInput, optionalBoolean, optionalDuration, optionalString } from './inputValidation';
 import { lockWaitFromInput, LOCK_INPUT_KEYS } from './lockInput';
 
@@ -50,13 +50,7 @@ export async function plannedStopWorkflow(input: PlannedStopInput): Promise<Plan
 
   tagWorkflow(cluster, 'plannedStop');
   const progress = trackProgress('plannedStop', cluster);
-  // Since 'resolve-with-lock' the catalog look-up runs inside the lock request's local activity
-  // (one local activity less per run); runs begun before keep it as a step of its own.
-  const resolveWithLock = patched('resolve-with-lock');
-  if (!resolveWithLock) {
-    progress.step('resolve', 'looking the cluster up in the worker catalog');
-    await localStep.resolveCluster({ cluster });
-  }
+  const resolveWithLock = await resolveWithLockOrBefore(cluster, progress);
 
   // Since 'describe-with-lock' the lock request's local activity also describes the cluster once
   // granted, and since 'verify-in-stop' the stop step checks the quiescent point itself: two
