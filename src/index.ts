@@ -6,19 +6,8 @@ export { createPgOpsWorker, ensureSearchAttributes, SEARCH_ATTRIBUTES, type PgOp
 export { loadCatalog, parseCatalog, CatalogError } from './config/catalog';
 export type { Catalog, ClusterEntry } from './config/schema';
 export * from './contract/definitions';
-export type {
-  PlannedStopInput,
-  PlannedStopResult,
-  PlannedStartInput,
-  PlannedStartResult,
-  DelayedReplicaPitrResult,
-  SnapshotBackupInput,
-  SnapshotBackupResult,
-  RollbackRestoreInput,
-  RollbackRestoreResult,
-  DeleteBackupResult,
-  ListBackupsResult,
-} from './contract/operations';
+// Every operation's input and result (types only; the table's values are the client's WORKFLOW_TYPES).
+export type * from './contract/operations';
 export type { BackupBeingDeleted, BackupRecord } from './contract/backups';
 export { pgOpsPlugin, type PgOpsPluginOptions } from './plugin';
 export {
