@@ -14,11 +14,12 @@ import type {
   DeleteBackupResult,
   ListBackupsResult,
 } from '../contract/operations/backupCatalog';
+import { WORKFLOW_TYPES } from '../contract/operations/registry';
 
 export type { DeleteBackupResult, ListBackupsResult };
 
 export async function listBackupsWorkflow(input: ClusterInput): Promise<ListBackupsResult> {
-  checkInputObject('listBackupsWorkflow', input, ['cluster']);
+  checkInputObject(WORKFLOW_TYPES.listBackups, input, ['cluster']);
   tagWorkflow(input.cluster, 'listBackups');
   const progress = trackProgress('listBackups', input.cluster);
   progress.step('list', 'reading the backup records kept with the snapshots');
@@ -29,7 +30,7 @@ export async function listBackupsWorkflow(input: ClusterInput): Promise<ListBack
 }
 
 export async function deleteBackupWorkflow(input: DeleteBackupInput): Promise<DeleteBackupResult> {
-  const TYPE = 'deleteBackupWorkflow';
+  const TYPE = WORKFLOW_TYPES.deleteBackup;
   const record = checkInputObject(TYPE, input, ['cluster', 'backup', 'confirm', ...LOCK_INPUT_KEYS]);
   const backup = backupRef(TYPE, record, false);
   confirmation(TYPE, record, input.cluster, 'deleting a backup cannot be undone');

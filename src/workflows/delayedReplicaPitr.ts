@@ -27,6 +27,7 @@ import type {
   IncidentQuery,
 } from '../contract/operations/delayedReplicaPitr';
 import type { PgOpsActivities } from '../activities';
+import { WORKFLOW_TYPES } from '../contract/operations/registry';
 
 type Result<K extends keyof PgOpsActivities> = Awaited<ReturnType<PgOpsActivities[K]>>;
 
@@ -47,7 +48,7 @@ export async function delayedReplicaPitrWorkflow(input: DelayedReplicaPitrInput)
   const givenTarget = 'incident' in opts.target ? undefined : opts.target;
   const earlyCheck = checkBesideTheLock(run, givenTarget, paused.localFirstSteps);
 
-  return withClusterLock(cluster, 'delayedReplicaPitrWorkflow', { ...opts.lockWait, progress }, async (lock) => {
+  return withClusterLock(cluster, WORKFLOW_TYPES.pitr, { ...opts.lockWait, progress }, async (lock) => {
     const { target, targetText, checked } = await checkTargetUnderLock(run, lock, {
       givenTarget,
       earlyCheck,

@@ -5,12 +5,14 @@ import { checkInputObject } from './inputValidation';
 import { parseIncidentQuery } from './pitrInput';
 import { tagWorkflow } from './searchAttributes';
 import type { LocateIncidentInput, LocateIncidentResult } from '../contract/operations/delayedReplicaPitr';
+import { WORKFLOW_TYPES } from '../contract/operations/registry';
 
 export type { LocateIncidentInput, LocateIncidentResult };
 
 export async function locateIncidentWorkflow(input: LocateIncidentInput): Promise<LocateIncidentResult> {
-  const record = checkInputObject('locateIncidentWorkflow', input, ['cluster', 'from', 'to', 'table']);
-  const query = parseIncidentQuery('locateIncidentWorkflow', {
+  const TYPE = WORKFLOW_TYPES.locateIncident;
+  const record = checkInputObject(TYPE, input, ['cluster', 'from', 'to', 'table']);
+  const query = parseIncidentQuery(TYPE, {
     from: record.from,
     to: record.to,
     ...(record.table !== undefined ? { table: record.table } : {}),

@@ -4,6 +4,7 @@ import { parseDuration } from '../common/durations';
 import { checkInputObject, invalidInput, optionalBoolean, optionalDuration } from './inputValidation';
 import { lockWaitFromInput, LOCK_INPUT_KEYS } from './lockInput';
 import type { DelayedReplicaPitrInput, IncidentQuery } from '../contract/operations/delayedReplicaPitr';
+import { WORKFLOW_TYPES } from '../contract/operations/registry';
 
 export type { DelayedReplicaPitrInput, IncidentQuery };
 
@@ -20,7 +21,7 @@ export interface ParsedPitrInput {
   lockWait: { wait: boolean; waitTimeoutMs: number };
 }
 
-const TYPE = 'delayedReplicaPitrWorkflow';
+const TYPE = WORKFLOW_TYPES.pitr;
 const TABLE = /^(?:[A-Za-z_][A-Za-z0-9_$]{0,62}\.)?[A-Za-z_][A-Za-z0-9_$]{0,62}$/;
 const TARGET_KINDS = ['xid', 'time', 'lsn', 'name', 'incident'];
 

@@ -8,10 +8,11 @@ import { tagWorkflow } from './searchAttributes';
 import { resolveWithLockOrBefore, withClusterLock } from './clusterLock';
 import { checkInputObject, optionalReplicas } from './inputValidation';
 import { lockWaitFromInput, LOCK_INPUT_KEYS } from './lockInput';
+import { WORKFLOW_TYPES } from '../contract/operations/registry';
 
 export type { PlannedStartInput, PlannedStartResult };
 
-const TYPE = 'plannedStartWorkflow';
+const TYPE = WORKFLOW_TYPES.plannedStart;
 
 export async function plannedStartWorkflow(input: PlannedStartInput): Promise<PlannedStartResult> {
   const record = checkInputObject(TYPE, input, ['cluster', 'replicas', ...LOCK_INPUT_KEYS]);

@@ -19,10 +19,11 @@ import { workflowClockMs } from './clock';
 import { resolveWithLockOrBefore, withClusterLock } from './clusterLock';
 import { checkInputObject, invalidInput, optionalBoolean, optionalDuration, optionalString } from './inputValidation';
 import { lockWaitFromInput, LOCK_INPUT_KEYS } from './lockInput';
+import { WORKFLOW_TYPES } from '../contract/operations/registry';
 
 export type { ClusterSnapshotState, PlannedStopInput, PlannedStopResult };
 
-const TYPE = 'plannedStopWorkflow';
+const TYPE = WORKFLOW_TYPES.plannedStop;
 const DEFAULT_MAX_HOLD_MS = 8 * 3_600_000;
 
 export async function plannedStopWorkflow(input: PlannedStopInput): Promise<PlannedStopResult> {

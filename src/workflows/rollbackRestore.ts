@@ -16,12 +16,13 @@ import { lockWaitFromInput, LOCK_INPUT_KEYS } from './lockInput';
 import { afterRecovery, backupRef, confirmation, recoveryTimeline, restoreTarget } from './backupInput';
 import { undoFailedRestore } from './undoFailedRestore';
 import { replicasMode, replicaWarnings } from './restoreReplicas';
+import { WORKFLOW_TYPES } from '../contract/operations/registry';
 
 type Result<K extends keyof PgOpsActivities> = Awaited<ReturnType<PgOpsActivities[K]>>;
 
 export type { RollbackRestoreInput, RollbackRestoreResult };
 
-const TYPE = 'rollbackRestoreWorkflow';
+const TYPE = WORKFLOW_TYPES.restore;
 
 export async function rollbackRestoreWorkflow(input: RollbackRestoreInput): Promise<RollbackRestoreResult> {
   const record = checkInputObject(TYPE, input, [

@@ -13,10 +13,11 @@ import { withClusterLock } from './clusterLock';
 import { checkInputObject, optionalString } from './inputValidation';
 import { lockWaitFromInput, LOCK_INPUT_KEYS } from './lockInput';
 import { backupMode, retention } from './backupInput';
+import { WORKFLOW_TYPES } from '../contract/operations/registry';
 
 export type { SnapshotBackupInput, SnapshotBackupResult };
 
-const TYPE = 'snapshotBackupWorkflow';
+const TYPE = WORKFLOW_TYPES.backup;
 
 export async function snapshotBackupWorkflow(input: SnapshotBackupInput): Promise<SnapshotBackupResult> {
   const record = checkInputObject(TYPE, input, ['cluster', 'mode', 'label', 'keep', ...LOCK_INPUT_KEYS]);
