@@ -6,11 +6,11 @@ import type { ClusterRegistry } from './clusterRegistry';
 import { asStep, preconditionFailed } from './failures';
 import { withHeartbeats } from './heartbeat';
 import type { LockedStepInput } from './lockGuard';
+import type { ClusterStarted } from '../contract/operations/plannedStart';
 import { startupFailure } from '../drivers/postgres/restore/startupFailure';
 import { refusesConnections, waitForSql } from '../drivers/postgres/session';
 import { pauseForTests } from '../drivers/testPause';
 import type { ClusterSnapshotState } from '../contract/definitions';
-import type { ClusterStarted } from '../contract/operations/plannedStart';
 
 /** A cluster by name; `lockGrantedAt` only for the first step after the lock's grant (lockGuard.ts). */
 export type ClusterRef = LockedStepInput;

@@ -4,6 +4,7 @@
 // replicas of the old primary are left following nobody.
 import { log } from '@temporalio/activity';
 import type { ClusterRegistry } from './clusterRegistry';
+import type { FollowerState } from '../contract/operations/plannedStart';
 import { preconditionFailed } from './failures';
 import {
   archiveHistory,
@@ -16,7 +17,6 @@ import {
   type ServerPosition,
 } from '../drivers/postgres/replica/replicaHistory';
 import { withSession } from '../drivers/postgres/session';
-import type { FollowerState } from '../contract/operations/plannedStart';
 
 export interface HistoryCheck {
   primary: string;
