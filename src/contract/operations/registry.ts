@@ -1,6 +1,8 @@
-// The operations of pg-ops, one entry each: the one table the worker registration, the lock guard,
-// the typed client, the CLI and the lock's list of mutating workflows are derived from. Adding an
-// operation is an entry here, its input and result types beside this file, and its workflow.
+// The operations of pg-ops, one entry each: the one table the worker registration (checked in
+// src/workflows/index.ts), the lock guard (src/activities/lockGuard.ts), the typed client, the CLI and
+// the lock's list of mutating workflows are derived from. Adding an operation is an entry here, its
+// types in OperationIo below and a file beside this one, its workflow, and its CLI command: each of
+// them missing is a type error. Pure data: the workflows bundle it too.
 import type { ArchiveStatus } from '../archive';
 import type { ClusterInput, DeleteBackupInput, DeleteBackupResult, ListBackupsResult } from './backupCatalog';
 import type {
@@ -14,18 +16,23 @@ import type { PlannedStopInput, PlannedStopResult } from './plannedStop';
 import type { RollbackRestoreInput, RollbackRestoreResult } from './rollbackRestore';
 import type { SnapshotBackupInput, SnapshotBackupResult } from './snapshotBackup';
 
-export interface OperationSpec {
+export type OperationSpec = {
   /** The registered workflow type: public, never renamed. */
   workflowType: `${string}Workflow`;
   /** `pgops <verb>`. */
   cliVerb: string;
   /** One line: the CLI's help. */
   summary: string;
-  /** Takes the cluster's lock (the read-only operations do not). */
-  takesLock: boolean;
-  /** Its activities that change the cluster, its volumes or its backups: run only by the lock's holder (lockGuard.ts). */
-  mutatingSteps: readonly string[];
-}
+} & (
+  | {
+      /** Takes the cluster's lock. */
+      takesLock: true;
+      /** Its activities that change the cluster, its volumes or its backups: run only by the lock's holder (lockGuard.ts). */
+      mutatingSteps: readonly string[];
+    }
+  // Read-only: no lock, and so no mutating step.
+  | { takesLock: false; mutatingSteps: readonly [] }
+);
 
 /** Keyed by the typed client's operation name (`PgOpsClient.start('plannedStop', …)`). */
 export const OPERATIONS = {
@@ -147,10 +154,6 @@ export type Operations = {
   };
 };
 export type WorkflowType = Table[OperationName]['workflowType'];
-/** The operation a workflow type runs. */
-export type OperationOf<T extends WorkflowType> = {
-  [K in OperationName]: Table[K]['workflowType'] extends T ? K : never;
-}[OperationName];
 export type MutatingWorkflowType = {
   [K in OperationName]: Table[K]['takesLock'] extends true ? Table[K]['workflowType'] : never;
 }[OperationName];
@@ -158,8 +161,6 @@ export type MutatingWorkflowType = {
 export type MutatingStep = Table[OperationName]['mutatingSteps'][number];
 
 const entries = Object.entries(OPERATIONS) as [OperationName, Table[OperationName]][];
-
-export const OPERATION_NAMES = entries.map(([name]) => name);
 
 export const WORKFLOW_TYPES = Object.fromEntries(entries.map(([name, op]) => [name, op.workflowType])) as {
   [K in OperationName]: Table[K]['workflowType'];
