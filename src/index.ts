@@ -6,12 +6,8 @@ export { createPgOpsWorker, ensureSearchAttributes, SEARCH_ATTRIBUTES, type PgOp
 export { loadCatalog, parseCatalog, CatalogError } from './config/catalog';
 export type { Catalog, ClusterEntry } from './config/schema';
 export * from './contract/definitions';
-export type { PlannedStopInput, PlannedStopResult } from './workflows/plannedStop';
-export type { PlannedStartInput, PlannedStartResult } from './workflows/plannedStart';
-export type { DelayedReplicaPitrResult } from './workflows/delayedReplicaPitr';
-export type { SnapshotBackupInput, SnapshotBackupResult } from './workflows/snapshotBackup';
-export type { RollbackRestoreInput, RollbackRestoreResult } from './workflows/rollbackRestore';
-export type { DeleteBackupResult, ListBackupsResult } from './workflows/backupCatalog';
+// Every operation's input and result (types only; the table's values are the client's WORKFLOW_TYPES).
+export type * from './contract/operations';
 export type { BackupBeingDeleted, BackupRecord } from './contract/backups';
 export { pgOpsPlugin, type PgOpsPluginOptions } from './plugin';
 export {

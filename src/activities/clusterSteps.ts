@@ -1,12 +1,13 @@
 // Stop/start steps, one driver call each. All are idempotent: a retry after a worker crash finds
 // the cluster already stopped (or started) and reports the same result.
-import { followersOf, type FollowerState } from './replicaHistoryChecks';
+import { followersOf } from './replicaHistoryChecks';
 import { ApplicationFailure, CancelledFailure, log } from '@temporalio/activity';
 import type { ClusterRegistry } from './clusterRegistry';
 import type { ClusterServices } from '../drivers/clusterServices';
 import { asStep, preconditionFailed } from './failures';
 import { withHeartbeats } from './heartbeat';
 import type { LockedStepInput } from './lockGuard';
+import type { ClusterStarted } from '../contract/operations/plannedStart';
 import { startupFailure } from '../drivers/postgres/restore/startupFailure';
 import { refusesConnections, waitForSql } from '../drivers/postgres/session';
 import type { ClusterSnapshotState } from '../contract/definitions';
@@ -82,16 +83,7 @@ export function createClusterSteps(registry: ClusterRegistry) {
       return verifyQuiescence(registry, cluster);
     },
 
-    async startCluster({ cluster, replicas }: ClusterRef & { replicas?: number }): Promise<{
-      replicas: number;
-      replicasFrom: 'input' | 'recorded' | 'catalog';
-      readyReplicas: number;
-      alreadyRunning: boolean;
-      msToReady: number;
-      serverVersion: string;
-      /** The catalog's replicas of this cluster, as found once it is up (issue 19). */
-      followers?: FollowerState[];
-    }> {
+    async startCluster({ cluster, replicas }: ClusterRef & { replicas?: number }): Promise<ClusterStarted> {
       return asStep(cluster, 'start', () =>
         withHeartbeats(async (progress) => {
           let services: ClusterServices;

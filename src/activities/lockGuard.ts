@@ -8,27 +8,47 @@
 // the grant itself, which saves a round trip to the lock on every stop and start.
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { confirmLockHolder } from './lockSteps';
+import { MUTATING_STEPS, type MutatingStep } from '../contract/operations/registry';
 
-/** Activities that change a cluster, its volumes or its backups: run only by the lock's holder. */
-export const MUTATING_STEPS = [
-  'stopCluster',
-  'startCluster',
-  'applyPitrTarget',
-  'restartReplicaIfPending',
-  'restartAndWaitForReplayTarget',
-  'insertMissingRowsIntoPrimary',
-  'promoteReplica',
-  'clearPitrTarget',
-  'takeOnlineBackup',
-  'takeOfflineSnapshot',
-  'rollbackVolumes',
-  'writeRecoveryFiles',
-  'releaseReplacedVolumes',
-  'deleteBackup',
-  'pruneBackups',
-  'reconcileReplicas',
-  'pruneWalArchive',
+/** Activities that change a cluster, its volumes or its backups: run only by the lock's holder. From the operations' table. */
+export { MUTATING_STEPS };
+
+/**
+ * The other activities: they only read, or are the lock's own calls. Every activity is in this list or
+ * among some operation's mutatingSteps (src/contract/operations/registry.ts): guardMutatingSteps does
+ * not compile otherwise, so that a new step is never left unguarded by omission.
+ */
+export const READING_STEPS = [
+  'resolveCluster',
+  'describeCluster',
+  'verifyQuiescent',
+  'requestClusterLock',
+  'releaseClusterLock',
+  'findRunningMutators',
+  'isWorkflowRunning',
+  'pauseReplicaReplay',
+  'inspectReplica',
+  'locateIncident',
+  'checkPitrTarget',
+  'waitForReplayTarget',
+  'exportLostRows',
+  'confirmDelayedReplay',
+  'planSnapshotBackup',
+  'listBackups',
+  'checkRestore',
+  'watchRecovery',
+  'finishRestore',
+  'archiveStatus',
 ] as const;
+
+type Step = (...args: never[]) => Promise<unknown>;
+type ReadingStep = (typeof READING_STEPS)[number];
+/** `unknown` when every activity of `T` is classified once; else an object naming the activities at fault. */
+type EveryStepClassified<T> = [Exclude<keyof T, MutatingStep | ReadingStep>] extends [never]
+  ? [Extract<MutatingStep, ReadingStep>] extends [never]
+    ? unknown
+    : { mutatingAndReading: Extract<MutatingStep, ReadingStep> }
+  : { unclassifiedActivities: Exclude<keyof T, MutatingStep | ReadingStep> };
 
 /**
  * How soon after the grant a step may act without asking the lock again: the grant itself is
@@ -89,7 +109,9 @@ export interface LockedStepInput {
 }
 
 /** Wraps each mutating step so that it first confirms its workflow holds the cluster. */
-export function guardMutatingSteps<T extends Record<string, (...args: never[]) => Promise<unknown>>>(steps: T): T {
+export function guardMutatingSteps<T extends Record<MutatingStep | ReadingStep, Step>>(
+  steps: T & EveryStepClassified<T>,
+): T {
   const guarded: Record<string, unknown> = { ...steps };
   for (const name of MUTATING_STEPS) {
     const step = steps[name] as unknown as ((input: LockedStepInput) => Promise<unknown>) | undefined;

@@ -4,6 +4,7 @@
 // replicas of the old primary are left following nobody.
 import { log } from '@temporalio/activity';
 import type { ClusterRegistry } from './clusterRegistry';
+import type { FollowerState } from '../contract/operations/plannedStart';
 import { preconditionFailed } from './failures';
 import {
   archiveHistory,
@@ -168,17 +169,6 @@ export function replicasLeftBehind(
     })),
     note: `the catalog still names ${formerPrimary} as the primary of ${promoted}: a later PITR with insertMissing from ${promoted} is refused (its timeline ${timeline} is not on ${formerPrimary}'s history); remove or change its replicaOf if ${promoted} stays the primary`,
   };
-}
-
-export interface FollowerState {
-  cluster: string;
-  reachable: boolean;
-  timeline?: number;
-  replayLsn?: string;
-  /** Streaming from the primary again (pg_stat_wal_receiver), else restoring from the archive. */
-  source?: 'streaming' | 'archive';
-  onPrimaryHistory?: boolean;
-  note: string;
 }
 
 /**

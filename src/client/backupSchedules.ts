@@ -8,7 +8,7 @@ import { ScheduleOverlapPolicy, type Client, type ScheduleDescription } from '@t
 import type { Duration } from '@temporalio/common';
 import { DEFAULT_TASK_QUEUE } from '../contract/definitions';
 import { clusterNameProblem } from '../common/names';
-import type { SnapshotBackupInput } from '../workflows/snapshotBackup';
+import { WORKFLOW_TYPES, type SnapshotBackupInput } from '../contract/operations';
 
 export interface BackupScheduleOptions {
   cluster: string;
@@ -60,7 +60,7 @@ export class BackupSchedules {
       spec: { cronExpressions: [opts.cron] },
       action: {
         type: 'startWorkflow',
-        workflowType: 'snapshotBackupWorkflow',
+        workflowType: WORKFLOW_TYPES.backup,
         workflowId: `pgops/${opts.cluster}/backup/scheduled`,
         taskQueue: this.taskQueue,
         args: [input],

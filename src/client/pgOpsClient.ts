@@ -5,47 +5,12 @@
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { resolveTemporalConnection, type TemporalConnectionChoice } from '../config/temporalConnection';
 import { DEFAULT_TASK_QUEUE, progressQuery, resumeSignal, type Progress } from '../contract/definitions';
-import type { PlannedStopInput, PlannedStopResult } from '../workflows/plannedStop';
-import type { PlannedStartInput, PlannedStartResult } from '../workflows/plannedStart';
-import type { DelayedReplicaPitrInput } from '../workflows/pitrInput';
-import type { DelayedReplicaPitrResult } from '../workflows/delayedReplicaPitr';
-import type { LocateIncidentInput } from '../workflows/locateIncident';
-import type { SnapshotBackupInput, SnapshotBackupResult } from '../workflows/snapshotBackup';
-import type { RollbackRestoreInput, RollbackRestoreResult } from '../workflows/rollbackRestore';
-import type { DeleteBackupResult, ListBackupsResult } from '../workflows/backupCatalog';
-import type { ArchiveStatus } from '../contract/archive';
+import { WORKFLOW_TYPES, type ListBackupsResult, type OperationName, type Operations } from '../contract/operations';
 import { toPgOpsError } from './errors';
 import { clusterNameProblem } from '../common/names';
 
-/** Each operation: its workflow type, input and result. */
-export interface Operations {
-  plannedStop: { type: 'plannedStopWorkflow'; input: PlannedStopInput; result: PlannedStopResult };
-  plannedStart: { type: 'plannedStartWorkflow'; input: PlannedStartInput; result: PlannedStartResult };
-  pitr: { type: 'delayedReplicaPitrWorkflow'; input: DelayedReplicaPitrInput; result: DelayedReplicaPitrResult };
-  locateIncident: { type: 'locateIncidentWorkflow'; input: LocateIncidentInput; result: unknown[] };
-  backup: { type: 'snapshotBackupWorkflow'; input: SnapshotBackupInput; result: SnapshotBackupResult };
-  restore: { type: 'rollbackRestoreWorkflow'; input: RollbackRestoreInput; result: RollbackRestoreResult };
-  listBackups: { type: 'listBackupsWorkflow'; input: { cluster: string }; result: ListBackupsResult };
-  deleteBackup: {
-    type: 'deleteBackupWorkflow';
-    input: { cluster: string; backup: string; confirm: string; waitForLock?: boolean | string | number };
-    result: DeleteBackupResult;
-  };
-  archiveStatus: { type: 'archiveStatusWorkflow'; input: { cluster: string }; result: ArchiveStatus };
-}
-export type OperationName = keyof Operations;
-
-export const WORKFLOW_TYPES: { [K in OperationName]: Operations[K]['type'] } = {
-  plannedStop: 'plannedStopWorkflow',
-  plannedStart: 'plannedStartWorkflow',
-  pitr: 'delayedReplicaPitrWorkflow',
-  locateIncident: 'locateIncidentWorkflow',
-  backup: 'snapshotBackupWorkflow',
-  restore: 'rollbackRestoreWorkflow',
-  listBackups: 'listBackupsWorkflow',
-  deleteBackup: 'deleteBackupWorkflow',
-  archiveStatus: 'archiveStatusWorkflow',
-};
+// Each operation's workflow type, input and result: the table in src/contract/operations/registry.ts.
+export { WORKFLOW_TYPES, type OperationName, type Operations };
 
 export interface RunningOperation {
   workflowId: string;

@@ -5,9 +5,11 @@ import { trackProgress } from './progress';
 import { tagWorkflow } from './searchAttributes';
 import { checkInputObject } from './inputValidation';
 import type { ArchiveStatus } from '../contract/archive';
+import type { ClusterInput } from '../contract/operations/backupCatalog';
+import { WORKFLOW_TYPES } from '../contract/operations/registry';
 
-export async function archiveStatusWorkflow(input: { cluster: string }): Promise<ArchiveStatus> {
-  checkInputObject('archiveStatusWorkflow', input, ['cluster']);
+export async function archiveStatusWorkflow(input: ClusterInput): Promise<ArchiveStatus> {
+  checkInputObject(WORKFLOW_TYPES.archiveStatus, input, ['cluster']);
   tagWorkflow(input.cluster, 'archiveStatus');
   const progress = trackProgress('archiveStatus', input.cluster);
   progress.step('read', 'reading the WAL archive, the backup records and where each replica would restart');

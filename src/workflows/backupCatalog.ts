@@ -8,36 +8,18 @@ import { withClusterLock } from './clusterLock';
 import { checkInputObject } from './inputValidation';
 import { lockWaitFromInput, LOCK_INPUT_KEYS } from './lockInput';
 import { backupRef, confirmation } from './backupInput';
-import type { BackupBeingDeleted, BackupRecord } from '../contract/backups';
-import type { BackupCoverage } from '../contract/backups';
+import type {
+  ClusterInput,
+  DeleteBackupInput,
+  DeleteBackupResult,
+  ListBackupsResult,
+} from '../contract/operations/backupCatalog';
+import { WORKFLOW_TYPES } from '../contract/operations/registry';
 
-export interface ListBackupsResult {
-  cluster: string;
-  /** Complete, restorable backups, newest first. */
-  backups: BackupRecord[];
-  /**
-   * Backups whose deletion began and was interrupted (state "being deleted"): not restorable; the
-   * next deleteBackupWorkflow or prune of the cluster finishes them.
-   */
-  beingDeleted: BackupBeingDeleted[];
-  /** Snapshots under a backup id with neither record nor deletion mark (left by a crashed backup). */
-  strays: string[];
-  /** Per backup: its timeline, and whether the WAL archive still holds every segment from its start on. */
-  archive?: BackupCoverage[];
-}
+export type { DeleteBackupResult, ListBackupsResult };
 
-export interface DeleteBackupResult {
-  cluster: string;
-  /** The record of the backup deleted. */
-  deleted: BackupRecord;
-  /** The backup was being deleted already (an interrupted deletion): this run finished it. */
-  resumed: boolean;
-  /** Other interrupted deletions of the cluster, finished first. */
-  finished: string[];
-}
-
-export async function listBackupsWorkflow(input: { cluster: string }): Promise<ListBackupsResult> {
-  checkInputObject('listBackupsWorkflow', input, ['cluster']);
+export async function listBackupsWorkflow(input: ClusterInput): Promise<ListBackupsResult> {
+  checkInputObject(WORKFLOW_TYPES.listBackups, input, ['cluster']);
   tagWorkflow(input.cluster, 'listBackups');
   const progress = trackProgress('listBackups', input.cluster);
   progress.step('list', 'reading the backup records kept with the snapshots');
@@ -47,13 +29,8 @@ export async function listBackupsWorkflow(input: { cluster: string }): Promise<L
   return { cluster: input.cluster, ...listed };
 }
 
-export async function deleteBackupWorkflow(input: {
-  cluster: string;
-  backup: string;
-  confirm: string;
-  waitForLock?: boolean | string | number;
-}): Promise<DeleteBackupResult> {
-  const TYPE = 'deleteBackupWorkflow';
+export async function deleteBackupWorkflow(input: DeleteBackupInput): Promise<DeleteBackupResult> {
+  const TYPE = WORKFLOW_TYPES.deleteBackup;
   const record = checkInputObject(TYPE, input, ['cluster', 'backup', 'confirm', ...LOCK_INPUT_KEYS]);
   const backup = backupRef(TYPE, record, false);
   confirmation(TYPE, record, input.cluster, 'deleting a backup cannot be undone');

@@ -1,9 +1,16 @@
 // The requesting side of the per-cluster lock: acquire before touching a cluster, release in a
 // non-cancellable scope whatever happens. Both are local activities: the request is an
 // update-with-start answered in one round trip (granted, queued or refused), the release a signal.
-import { ApplicationFailure, CancellationScope, condition, setHandler, workflowInfo } from '@temporalio/workflow';
+import {
+  ApplicationFailure,
+  CancellationScope,
+  condition,
+  patched,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
 import { holdsClusterLockQuery, lockAnswerSignal, type ClusterSnapshotState } from '../contract/definitions';
-import { lockStep } from './activityProxies';
+import { localStep, lockStep } from './activityProxies';
 import { clusterBusy } from './clusterLockWorkflow';
 import type { ProgressReporter } from './progress';
 
@@ -96,4 +103,18 @@ export async function withClusterLock<T>(
   } finally {
     await lock.release();
   }
+}
+
+/**
+ * Since 'resolve-with-lock' the catalog look-up runs inside the lock request's local activity (one
+ * local activity less per run): true, pass it as `resolveFirst`. Runs begun before keep it as a step
+ * of its own, taken here.
+ */
+export async function resolveWithLockOrBefore(cluster: string, progress: ProgressReporter): Promise<boolean> {
+  const resolveWithLock = patched('resolve-with-lock');
+  if (!resolveWithLock) {
+    progress.step('resolve', 'looking the cluster up in the worker catalog');
+    await localStep.resolveCluster({ cluster });
+  }
+  return resolveWithLock;
 }

@@ -4,20 +4,15 @@ import { longStep } from './activityProxies';
 import { checkInputObject } from './inputValidation';
 import { parseIncidentQuery } from './pitrInput';
 import { tagWorkflow } from './searchAttributes';
-import type { PgOpsActivities } from '../activities';
+import type { LocateIncidentInput, LocateIncidentResult } from '../contract/operations/delayedReplicaPitr';
+import { WORKFLOW_TYPES } from '../contract/operations/registry';
 
-export interface LocateIncidentInput {
-  cluster: string;
-  from: string;
-  to: string;
-  table?: string;
-}
+export type { LocateIncidentInput, LocateIncidentResult };
 
-export async function locateIncidentWorkflow(
-  input: LocateIncidentInput,
-): Promise<Awaited<ReturnType<PgOpsActivities['locateIncident']>>> {
-  const record = checkInputObject('locateIncidentWorkflow', input, ['cluster', 'from', 'to', 'table']);
-  const query = parseIncidentQuery('locateIncidentWorkflow', {
+export async function locateIncidentWorkflow(input: LocateIncidentInput): Promise<LocateIncidentResult> {
+  const TYPE = WORKFLOW_TYPES.locateIncident;
+  const record = checkInputObject(TYPE, input, ['cluster', 'from', 'to', 'table']);
+  const query = parseIncidentQuery(TYPE, {
     from: record.from,
     to: record.to,
     ...(record.table !== undefined ? { table: record.table } : {}),

@@ -3,29 +3,10 @@ import { recoveryTargetProblem, type RecoveryTarget } from '../common/recoveryTa
 import { parseDuration } from '../common/durations';
 import { checkInputObject, invalidInput, optionalBoolean, optionalDuration } from './inputValidation';
 import { lockWaitFromInput, LOCK_INPUT_KEYS } from './lockInput';
+import type { DelayedReplicaPitrInput, IncidentQuery } from '../contract/operations/delayedReplicaPitr';
+import { WORKFLOW_TYPES } from '../contract/operations/registry';
 
-export interface IncidentQuery {
-  from: string;
-  to: string;
-  table?: string;
-}
-
-export interface DelayedReplicaPitrInput {
-  cluster: string;
-  /** Exactly one of xid, time (with a zone), lsn, name, or incident (a window to search the archive). */
-  target: { xid?: string | number; time?: string; lsn?: string; name?: string; incident?: IncidentQuery };
-  /** Default false: stop just before the bad transaction. */
-  inclusive?: boolean;
-  then: 'pause' | 'export' | 'promote';
-  export?: { tables: string[]; insertMissing?: boolean };
-  /** Default true for pause/export; promote cannot return to delay. */
-  returnToDelay?: boolean;
-  /** With then=pause and returnToDelay: how long to stay at the target waiting for "resume" (default 24h). */
-  maxPause?: string | number;
-  /** Fail when replay does not move for this long (default 10m). */
-  replayStallTimeout?: string | number;
-  waitForLock?: boolean | string | number;
-}
+export type { DelayedReplicaPitrInput, IncidentQuery };
 
 export interface ParsedPitrInput {
   cluster: string;
@@ -40,7 +21,7 @@ export interface ParsedPitrInput {
   lockWait: { wait: boolean; waitTimeoutMs: number };
 }
 
-const TYPE = 'delayedReplicaPitrWorkflow';
+const TYPE = WORKFLOW_TYPES.pitr;
 const TABLE = /^(?:[A-Za-z_][A-Za-z0-9_$]{0,62}\.)?[A-Za-z_][A-Za-z0-9_$]{0,62}$/;
 const TARGET_KINDS = ['xid', 'time', 'lsn', 'name', 'incident'];
 

@@ -1,34 +1,18 @@
 // Planned start: scale back (or pg_ctl start), wait for Ready and for a query to succeed.
 // With no replica count given, the one recorded by the last planned stop is used, else the
 // catalog's.
-import { patched } from '@temporalio/workflow';
-import { localStep, longStep } from './activityProxies';
+import type { PlannedStartInput, PlannedStartResult } from '../contract/operations/plannedStart';
+import { longStep } from './activityProxies';
 import { trackProgress } from './progress';
 import { tagWorkflow } from './searchAttributes';
-import { withClusterLock } from './clusterLock';
+import { resolveWithLockOrBefore, withClusterLock } from './clusterLock';
 import { checkInputObject, optionalReplicas } from './inputValidation';
 import { lockWaitFromInput, LOCK_INPUT_KEYS } from './lockInput';
+import { WORKFLOW_TYPES } from '../contract/operations/registry';
 
-export interface PlannedStartInput {
-  cluster: string;
-  /** Replicas to start; default: the count recorded at the last planned stop, else the catalog's. */
-  replicas?: number;
-  waitForLock?: boolean | string | number;
-}
+export type { PlannedStartInput, PlannedStartResult };
 
-export interface PlannedStartResult {
-  cluster: string;
-  replicas: number;
-  replicasFrom: 'input' | 'recorded' | 'catalog';
-  readyReplicas: number;
-  alreadyRunning: boolean;
-  msToReady: number;
-  serverVersion: string;
-  /** The catalog's replicas of the cluster once it is up: timeline, replay position, stream or archive. */
-  followers?: { cluster: string; reachable: boolean; source?: string; onPrimaryHistory?: boolean; note: string }[];
-}
-
-const TYPE = 'plannedStartWorkflow';
+const TYPE = WORKFLOW_TYPES.plannedStart;
 
 export async function plannedStartWorkflow(input: PlannedStartInput): Promise<PlannedStartResult> {
   const record = checkInputObject(TYPE, input, ['cluster', 'replicas', ...LOCK_INPUT_KEYS]);
@@ -38,13 +22,7 @@ export async function plannedStartWorkflow(input: PlannedStartInput): Promise<Pl
 
   tagWorkflow(cluster, 'plannedStart');
   const progress = trackProgress('plannedStart', cluster);
-  // Since 'resolve-with-lock' the catalog look-up runs inside the lock request's local activity
-  // (one local activity less per run); runs begun before keep it as a step of its own.
-  const resolveWithLock = patched('resolve-with-lock');
-  if (!resolveWithLock) {
-    progress.step('resolve', 'looking the cluster up in the worker catalog');
-    await localStep.resolveCluster({ cluster });
-  }
+  const resolveWithLock = await resolveWithLockOrBefore(cluster, progress);
 
   return withClusterLock(cluster, TYPE, { ...lockWait, progress, resolveFirst: resolveWithLock }, async (lock) => {
     progress.step('start', replicas ? `starting ${replicas} replica(s)` : 'starting the recorded replica count');

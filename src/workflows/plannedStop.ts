@@ -10,39 +10,20 @@ import {
   patched,
   setHandler,
 } from '@temporalio/workflow';
-import { resumeSignal, type ClusterSnapshotState } from '../contract/definitions';
+import { resumeSignal } from '../contract/definitions';
+import type { ClusterSnapshotState, PlannedStopInput, PlannedStopResult } from '../contract/operations/plannedStop';
 import { bringUpStep, localStep, longStep } from './activityProxies';
 import { trackProgress } from './progress';
 import { tagWorkflow } from './searchAttributes';
 import { workflowClockMs } from './clock';
-import { withClusterLock } from './clusterLock';
+import { resolveWithLockOrBefore, withClusterLock } from './clusterLock';
 import { checkInputObject, invalidInput, optionalBoolean, optionalDuration, optionalString } from './inputValidation';
 import { lockWaitFromInput, LOCK_INPUT_KEYS } from './lockInput';
+import { WORKFLOW_TYPES } from '../contract/operations/registry';
 
-export interface PlannedStopInput {
-  cluster: string;
-  reason?: string;
-  /** Wait for the `resume` signal (or maxHold), then start the cluster again. */
-  holdUntilResumed?: boolean;
-  /** Longest hold before the cluster is started again anyway: "30m", "8h"… Default 8h, at most 30d. */
-  maxHold?: string | number;
-  /** Queue behind another operation on the cluster instead of failing (true, or a duration to wait at most). */
-  waitForLock?: boolean | string | number;
-}
+export type { ClusterSnapshotState, PlannedStopInput, PlannedStopResult };
 
-export type { ClusterSnapshotState };
-
-export interface PlannedStopResult {
-  cluster: string;
-  reason?: string;
-  before: ClusterSnapshotState;
-  stopped: { replicasBefore: number; alreadyStopped: boolean; volumesKept: string[]; msToStop: number };
-  hold?: { resumedBy: 'signal' | 'maxHold' | 'cancel'; resumeRequestedBy?: string; heldMs: number };
-  restarted?: { replicas: number; readyReplicas: number; msToReady: number };
-  after: ClusterSnapshotState;
-}
-
-const TYPE = 'plannedStopWorkflow';
+const TYPE = WORKFLOW_TYPES.plannedStop;
 const DEFAULT_MAX_HOLD_MS = 8 * 3_600_000;
 
 export async function plannedStopWorkflow(input: PlannedStopInput): Promise<PlannedStopResult> {
@@ -70,13 +51,7 @@ export async function plannedStopWorkflow(input: PlannedStopInput): Promise<Plan
 
   tagWorkflow(cluster, 'plannedStop');
   const progress = trackProgress('plannedStop', cluster);
-  // Since 'resolve-with-lock' the catalog look-up runs inside the lock request's local activity
-  // (one local activity less per run); runs begun before keep it as a step of its own.
-  const resolveWithLock = patched('resolve-with-lock');
-  if (!resolveWithLock) {
-    progress.step('resolve', 'looking the cluster up in the worker catalog');
-    await localStep.resolveCluster({ cluster });
-  }
+  const resolveWithLock = await resolveWithLockOrBefore(cluster, progress);
 
   // Since 'describe-with-lock' the lock request's local activity also describes the cluster once
   // granted, and since 'verify-in-stop' the stop step checks the quiescent point itself: two

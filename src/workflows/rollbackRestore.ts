@@ -5,7 +5,7 @@
 import { ApplicationFailure, CancellationScope, isCancellation, patched, workflowInfo } from '@temporalio/workflow';
 import { backupIdFor } from '../common/backupIds';
 import type { BackupRecord } from '../contract/backups';
-import type { RestoreTarget } from '../contract/recovery';
+import type { RollbackRestoreInput, RollbackRestoreResult } from '../contract/operations/rollbackRestore';
 import type { PgOpsActivities } from '../activities';
 import { bringUpStep, localStep, longStep, quickStep, replayStep } from './activityProxies';
 import { trackProgress } from './progress';
@@ -16,54 +16,13 @@ import { lockWaitFromInput, LOCK_INPUT_KEYS } from './lockInput';
 import { afterRecovery, backupRef, confirmation, recoveryTimeline, restoreTarget } from './backupInput';
 import { undoFailedRestore } from './undoFailedRestore';
 import { replicasMode, replicaWarnings } from './restoreReplicas';
+import { WORKFLOW_TYPES } from '../contract/operations/registry';
 
 type Result<K extends keyof PgOpsActivities> = Awaited<ReturnType<PgOpsActivities[K]>>;
 
-export interface RollbackRestoreInput {
-  cluster: string;
-  /** A backup id from listBackupsWorkflow, or "latest" (the newest regular backup of the cluster). */
-  backup: string;
-  /** The cluster name again: a restore replaces the cluster's data. */
-  confirm: string;
-  /** Replay archived WAL forward from the snapshot to here ("immediate": just to consistency). */
-  recoveryTarget?: RestoreTarget;
-  inclusive?: boolean;
-  afterRecovery?: 'promote' | 'pause';
-  /** The timeline recovery follows: "current" (the backup's), "latest", or a number. Default: "current" without a target, else "latest". */
-  recoveryTargetTimeline?: 'current' | 'latest' | number;
-  /** Snapshot the current volumes first, as a backup of kind pre-restore (default true). */
-  safetySnapshot?: boolean;
-  /**
-   * The catalog replicas of this cluster after the restore: follow the new timeline if they have not
-   * replayed past its fork, else rebuild them (default); or always "rebuild", only "follow", or "leave".
-   */
-  replicas?: 'rebuild' | 'follow' | 'leave';
-  waitForLock?: boolean | string | number;
-}
+export type { RollbackRestoreInput, RollbackRestoreResult };
 
-export interface RollbackRestoreResult {
-  cluster: string;
-  restored: BackupRecord;
-  safetySnapshot?: BackupRecord;
-  /** How to undo this restore. */
-  undo?: string;
-  stopped: { wasRunning: boolean };
-  rollback: Result<'rollbackVolumes'>;
-  recoveryFiles: Result<'writeRecoveryFiles'>;
-  started: Result<'startCluster'>;
-  recovery?: Result<'watchRecovery'>;
-  verified: Result<'finishRestore'>;
-  /** What the rollback kept until the restore succeeded and has now let go (CSI: replaced volumes). */
-  released: string[];
-  /** Each catalog replica of the cluster and what was done to it (README "History"). */
-  replicas?: Result<'reconcileReplicas'> | { warning: string };
-  /** Warnings a DBA must read (a replica left on the old history, one that could not be checked). */
-  warnings?: string[];
-  /** The timeline recovery followed (recovery_target_timeline) and why, when WAL was replayed. */
-  recoveryTimeline?: { timeline?: number; note?: string; stopLsn?: string };
-}
-
-const TYPE = 'rollbackRestoreWorkflow';
+const TYPE = WORKFLOW_TYPES.restore;
 
 export async function rollbackRestoreWorkflow(input: RollbackRestoreInput): Promise<RollbackRestoreResult> {
   const record = checkInputObject(TYPE, input, [

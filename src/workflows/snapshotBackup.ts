@@ -5,7 +5,7 @@
 import { CancellationScope, patched, workflowInfo } from '@temporalio/workflow';
 import { backupIdFor } from '../common/backupIds';
 import type { BackupRecord } from '../contract/backups';
-import type { ArchivePruneResult } from '../contract/archive';
+import type { SnapshotBackupInput, SnapshotBackupResult } from '../contract/operations/snapshotBackup';
 import { bringUpStep, localStep, longStep, quickStep } from './activityProxies';
 import { trackProgress } from './progress';
 import { tagWorkflow } from './searchAttributes';
@@ -13,34 +13,11 @@ import { withClusterLock } from './clusterLock';
 import { checkInputObject, optionalString } from './inputValidation';
 import { lockWaitFromInput, LOCK_INPUT_KEYS } from './lockInput';
 import { backupMode, retention } from './backupInput';
+import { WORKFLOW_TYPES } from '../contract/operations/registry';
 
-export interface SnapshotBackupInput {
-  cluster: string;
-  mode?: 'online' | 'offline';
-  label?: string;
-  /** Retention after a successful backup: keep the newest `count` and/or those younger than `age`. */
-  keep?: { count?: number; age?: string | number };
-  waitForLock?: boolean | string | number;
-}
+export type { SnapshotBackupInput, SnapshotBackupResult };
 
-export interface SnapshotBackupResult {
-  cluster: string;
-  backup: BackupRecord;
-  /** What was done: online (backup mode), offline (stopped, snapshot, started) or offline of a stopped cluster. */
-  took: 'online' | 'offline' | 'offline-of-stopped-cluster';
-  note?: string;
-  volumes: string[];
-  /** Milliseconds PostgreSQL spent in backup mode (online). */
-  backupModeMs?: number;
-  snapshotMs?: number;
-  restarted?: { readyReplicas: number; msToReady: number };
-  /** Retention: deleted, kept, and deletions a crash had interrupted that it finished first. */
-  pruned?: { deleted: string[]; kept: string[]; finished?: string[] };
-  /** After retention: the WAL archive segments no kept backup or replica needs, removed. */
-  archivePruned?: ArchivePruneResult;
-}
-
-const TYPE = 'snapshotBackupWorkflow';
+const TYPE = WORKFLOW_TYPES.backup;
 
 export async function snapshotBackupWorkflow(input: SnapshotBackupInput): Promise<SnapshotBackupResult> {
   const record = checkInputObject(TYPE, input, ['cluster', 'mode', 'label', 'keep', ...LOCK_INPUT_KEYS]);

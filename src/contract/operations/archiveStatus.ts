@@ -1,0 +1,2 @@
+// archiveStatusWorkflow (read-only): its result is the archive's status (../archive.ts).
+export type { ArchiveStatus as ArchiveStatusResult } from '../archive';
