@@ -7,8 +7,6 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { parse, stringify } from 'yaml';
 import { join } from 'node:path';
-import { testEnv } from './harness/testEnv';
-import { withWorker } from './harness/workers';
 import { backupFixture, type BackupFixture } from './harness/backupFixture';
 import { listArchivedSegments } from '../src/drivers/postgres/archive/walInspect';
 import { readTimelines, segmentFileName } from '../src/drivers/postgres/archive/timelines';
@@ -24,17 +22,6 @@ const segmentOf = (lsn: string) => parseLsn(lsn) / SEGMENT;
 const segmentName = (timeline: number, lsn: string) => segmentFileName(timeline, segmentOf(lsn), SEGMENT);
 
 let seq = 0;
-async function run<T>(fx: BackupFixture, type: string, input: Record<string, unknown>): Promise<T> {
-  const { client } = await testEnv();
-  return withWorker(fx.taskQueue, fx.catalogPath, () =>
-    client.workflow.execute(type, {
-      taskQueue: fx.taskQueue,
-      workflowId: `${type}-archive-${Date.now()}-${seq++}`,
-      args: [input],
-    }),
-  ) as Promise<T>;
-}
-
 /** Fills and archives `n` WAL segments of their own. */
 async function writeWal(fx: BackupFixture, n: number): Promise<void> {
   for (let i = 0; i < n; i++) {
@@ -51,7 +38,7 @@ const segmentsOn = (fx: BackupFixture, timeline: number) =>
 describe('WAL archive retention after a backup prune', () => {
   let fx: BackupFixture;
   const backup = (extra: Record<string, unknown> = {}) =>
-    run<SnapshotBackupResult>(fx, 'snapshotBackupWorkflow', { cluster: fx.name, ...extra });
+    fx.run<SnapshotBackupResult>('snapshotBackupWorkflow', { cluster: fx.name, ...extra });
   let kept: SnapshotBackupResult['backup'];
   let forkSegment: bigint;
 
@@ -104,7 +91,7 @@ describe('WAL archive retention after a backup prune', () => {
     await writeWal(fx, 2); // timeline 1 goes on after the target: the branch the restore abandons
     const after = await fx.commit(["INSERT INTO orders VALUES (20002, 'mark-after', 1)"]);
     await fx.archiveNow();
-    const restored = await run<RollbackRestoreResult>(fx, 'rollbackRestoreWorkflow', {
+    const restored = await fx.run<RollbackRestoreResult>('rollbackRestoreWorkflow', {
       cluster: fx.name,
       confirm: fx.name,
       backup: kept.id,
@@ -160,7 +147,7 @@ describe('WAL archive retention after a backup prune', () => {
     assert.equal(tl2[0]!.fileName, segmentName(2, newest.startLsn));
     assert.ok(taken.archivePruned!.removedSegments > 0);
 
-    const status = await run<ArchiveStatus>(fx, 'archiveStatusWorkflow', { cluster: fx.name });
+    const status = await fx.run<ArchiveStatus>('archiveStatusWorkflow', { cluster: fx.name });
     assert.ok(status.segments >= tl2.length);
     assert.equal(status.oldestNeeded?.fileName, segmentName(2, newest.startLsn));
     assert.deepEqual(status.oldestNeeded?.neededBy, [`backup ${newest.id}`]);

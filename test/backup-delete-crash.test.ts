@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { testEnv } from './harness/testEnv';
-import { withWorker, workerProcess, type WorkerProcess } from './harness/workers';
+import { workerProcess, type WorkerProcess } from './harness/workers';
 import { failureOf } from './harness/failures';
 import { runThroughKills } from './harness/crashRuns';
 import { backupFixture, type BackupFixture, type StorageUnderTest } from './harness/backupFixture';
@@ -30,19 +30,9 @@ function deletionSuite(storage: StorageUnderTest) {
       await fx?.teardown();
     });
 
-    const run = async <T>(type: string, input: Record<string, unknown>): Promise<T> => {
-      const { client } = await testEnv();
-      return withWorker(fx.taskQueue, fx.catalogPath, () =>
-        client.workflow.execute(type, {
-          taskQueue: fx.taskQueue,
-          workflowId: `${type}-${Date.now()}-${seq++}`,
-          args: [input],
-        }),
-      ) as Promise<T>;
-    };
     const backup = (extra: Record<string, unknown> = {}) =>
-      run<SnapshotBackupResult>('snapshotBackupWorkflow', { cluster: fx.name, ...extra });
-    const list = () => run<ListBackupsResult>('listBackupsWorkflow', { cluster: fx.name });
+      fx.run<SnapshotBackupResult>('snapshotBackupWorkflow', { cluster: fx.name, ...extra });
+    const list = () => fx.run<ListBackupsResult>('listBackupsWorkflow', { cluster: fx.name });
 
     /** What is left of a backup in the storage itself: files, snapshots, record keys. */
     async function leftovers(id: string): Promise<string[]> {
@@ -118,11 +108,11 @@ function deletionSuite(storage: StorageUnderTest) {
       assert.deepEqual(listed.strays, [], 'nor as a stray');
 
       const refused = await failureOf(
-        run('rollbackRestoreWorkflow', { cluster: fx.name, backup: id, confirm: fx.name }),
+        fx.run('rollbackRestoreWorkflow', { cluster: fx.name, backup: id, confirm: fx.name }),
       );
       assert.match(refused.message, /is being deleted .*cannot be restored.*finishes the deletion/);
 
-      const deleted = await run<DeleteBackupResult>('deleteBackupWorkflow', {
+      const deleted = await fx.run<DeleteBackupResult>('deleteBackupWorkflow', {
         cluster: fx.name,
         backup: id,
         confirm: fx.name,

@@ -13,27 +13,15 @@ import type { SnapshotBackupResult } from '../src/workflows/snapshotBackup';
 import type { RollbackRestoreResult } from '../src/workflows/rollbackRestore';
 import type { ListBackupsResult } from '../src/workflows/backupCatalog';
 
-let seq = 0;
-async function run<T>(fx: BackupFixture, type: string, input: Record<string, unknown>): Promise<T> {
-  const { client } = await testEnv();
-  return withWorker(fx.taskQueue, fx.catalogPath, () =>
-    client.workflow.execute(type, {
-      taskQueue: fx.taskQueue,
-      workflowId: `${type}-${Date.now()}-${seq++}`,
-      args: [input],
-    }),
-  ) as Promise<T>;
-}
-
 /** The message of the refusal at the top of the failure (the harness's failureOf). */
 async function refusal(fx: BackupFixture, type: string, input: Record<string, unknown>): Promise<string> {
-  return (await failureOf(run(fx, type, input))).message;
+  return (await failureOf(fx.run(type, input))).message;
 }
 
 const backup = (fx: BackupFixture, extra: Record<string, unknown> = {}) =>
-  run<SnapshotBackupResult>(fx, 'snapshotBackupWorkflow', { cluster: fx.name, ...extra });
+  fx.run<SnapshotBackupResult>('snapshotBackupWorkflow', { cluster: fx.name, ...extra });
 const restore = (fx: BackupFixture, extra: Record<string, unknown>) =>
-  run<RollbackRestoreResult>(fx, 'rollbackRestoreWorkflow', { cluster: fx.name, confirm: fx.name, ...extra });
+  fx.run<RollbackRestoreResult>('rollbackRestoreWorkflow', { cluster: fx.name, confirm: fx.name, ...extra });
 
 function storageSuite(storage: StorageUnderTest, opts: { waldir: boolean; tablespace: boolean }) {
   describe(`backup and rollback restore on ${storage} storage${opts.waldir ? ', separate WAL volume' : ''}${opts.tablespace ? ', tablespace' : ''}`, () => {
@@ -115,7 +103,7 @@ function storageSuite(storage: StorageUnderTest, opts: { waldir: boolean; tables
       await fx.sql('DELETE FROM orders WHERE id > 10');
       await restore(fx, { backup: taken.backup.id, safetySnapshot: false });
       assert.equal(await fx.checksum(), before);
-      const listed = await run<ListBackupsResult>(fx, 'listBackupsWorkflow', { cluster: fx.name });
+      const listed = await fx.run<ListBackupsResult>('listBackupsWorkflow', { cluster: fx.name });
       assert.deepEqual(listed.strays, [], 'no snapshot is left without its record');
       assert.ok(listed.backups.some((b) => b.id === taken.backup.id));
     });
@@ -136,12 +124,12 @@ describe('backup refusals, retention and stopped clusters (copy storage)', () =>
 
   it('gives a stopped cluster an offline snapshot and leaves it stopped', async function () {
     this.timeout(120_000);
-    await run(fx, 'plannedStopWorkflow', { cluster: fx.name });
+    await fx.run('plannedStopWorkflow', { cluster: fx.name });
     const taken = await backup(fx);
     assert.equal(taken.took, 'offline-of-stopped-cluster');
     assert.match(taken.note ?? '', /left stopped/);
     assert.equal(await refusesConnections(endpointOf(fx.cluster)), true, 'the backup did not start the cluster');
-    await run(fx, 'plannedStartWorkflow', { cluster: fx.name });
+    await fx.run('plannedStartWorkflow', { cluster: fx.name });
   });
 
   it('keeps the newest backups and the one just taken when pruning; deletes one on request', async function () {
@@ -149,20 +137,20 @@ describe('backup refusals, retention and stopped clusters (copy storage)', () =>
     const ids: string[] = [];
     for (let i = 0; i < 3; i++) ids.push((await backup(fx)).backup.id);
     const pruned = await backup(fx, { keep: { count: 2 } });
-    const listed = await run<ListBackupsResult>(fx, 'listBackupsWorkflow', { cluster: fx.name });
+    const listed = await fx.run<ListBackupsResult>('listBackupsWorkflow', { cluster: fx.name });
     const regular = listed.backups.filter((b) => b.kind === 'backup').map((b) => b.id);
     assert.deepEqual(regular, [pruned.backup.id, ids[2]]);
     assert.ok(pruned.pruned!.deleted.includes(ids[0]!) && pruned.pruned!.deleted.includes(ids[1]!));
 
     const refused = await refusal(fx, 'deleteBackupWorkflow', { cluster: fx.name, backup: ids[2], confirm: 'shop2' });
     assert.match(refused, /confirm must repeat the cluster name/);
-    const deleted = await run<{ deleted: { id: string } }>(fx, 'deleteBackupWorkflow', {
+    const deleted = await fx.run<{ deleted: { id: string } }>('deleteBackupWorkflow', {
       cluster: fx.name,
       backup: ids[2],
       confirm: fx.name,
     });
     assert.equal(deleted.deleted.id, ids[2]);
-    const after = await run<ListBackupsResult>(fx, 'listBackupsWorkflow', { cluster: fx.name });
+    const after = await fx.run<ListBackupsResult>('listBackupsWorkflow', { cluster: fx.name });
     assert.deepEqual(
       after.backups.filter((b) => b.kind === 'backup').map((b) => b.id),
       [pruned.backup.id],

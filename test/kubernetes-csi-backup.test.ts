@@ -19,9 +19,10 @@ import { closeAllPortForwards } from '../src/drivers/kube/portForward';
 import { pollUntil } from '../src/drivers/waiting';
 import { CSI_ANNOTATIONS, CSI_LABELS } from '../src/drivers/storage/csi';
 import type { ListBackupsResult } from '../src/workflows/backupCatalog';
-import { binDir, kubeCluster, type KubeCluster } from './harness/kubeCluster';
+import type { KubeCluster } from './harness/kubeCluster';
 import { serviceAccountKubeconfig, writeCatalog } from './harness/kubeObjects';
-import { POSTGRES_GID, POSTGRES_UID, realNode, realNodeProblem } from './harness/kube/realNode';
+import { POSTGRES_GID, POSTGRES_UID } from './harness/kube/realNode';
+import { realNodeOrSkip } from './harness/kube/realNodeSuite';
 import { CSI_SNAPSHOT_CLASS, CSI_STORAGE_CLASS, csiHostpath } from './harness/kube/csiHostpath';
 import { kubeBackupFixture, type KubeBackupFixture } from './harness/kubeBackupFixture';
 import { failureOf } from './harness/failures';
@@ -43,18 +44,13 @@ describe('backup and rollback restore on Kubernetes with CSI VolumeSnapshots (re
   const custom = () => cluster.admin().makeApiClient(CustomObjectsApi);
 
   before(async function () {
-    const problem = realNodeProblem();
-    if (problem) {
-      console.log(`      skipped: ${problem}`);
-      this.skip();
-    }
-    cluster = await kubeCluster();
+    const started = await realNodeOrSkip(this);
+    cluster = started.cluster;
     if (!cluster.daemons.some((d) => d.name === 'snapshot-controller')) {
       console.log('      skipped: the snapshot-controller was not built');
       this.skip();
     }
-    const node = await realNode(cluster, binDir());
-    const csi = await csiHostpath(cluster, node, { uid: POSTGRES_UID, gid: POSTGRES_GID });
+    const csi = await csiHostpath(cluster, started.node, { uid: POSTGRES_UID, gid: POSTGRES_GID });
     fx = await kubeBackupFixture(
       cluster,
       'csi',

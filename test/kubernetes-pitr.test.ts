@@ -7,9 +7,9 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
 import { stringify } from 'yaml';
-import { testEnv, scratchDir } from './harness/testEnv';
+import { scratchDir } from './harness/testEnv';
 import { withWorker } from './harness/workers';
-import { pitrFixture, type PitrFixture } from './harness/pitrFixture';
+import { pitrFixture, recoverDeletedOrders, type PitrFixture } from './harness/pitrFixture';
 import { CoreV1Api } from '@kubernetes/client-node';
 import { kubeCluster, type KubeCluster } from './harness/kubeCluster';
 import { testNamespace } from './harness/kubeObjects';
@@ -17,7 +17,6 @@ import { postgresStatefulSet } from './harness/kubePostgres';
 import type { PodBackend } from './harness/podBackends';
 import { localTargetOf } from '../src/dev/localPostgres';
 import { closeAllPortForwards } from '../src/drivers/kube/portForward';
-import type { DelayedReplicaPitrResult } from '../src/workflows/delayedReplicaPitr';
 
 describe('delayedReplicaPitrWorkflow on a Kubernetes StatefulSet (real API server, kwok pod backed by the real standby)', function () {
   this.timeout(300_000);
@@ -69,28 +68,16 @@ describe('delayedReplicaPitrWorkflow on a Kubernetes StatefulSet (real API serve
   });
 
   it('recovers a bad DELETE: the target restart and the return to delay each recreate the pod', async () => {
-    const { client } = await testEnv();
     const core = cluster.admin().makeApiClient(CoreV1Api);
     const uidOfPod = async () => (await core.readNamespacedPod({ name: 'pg-delayed-0', namespace: ns })).metadata?.uid;
     const uidBefore = await uidOfPod();
     backend.log.length = 0;
     // The worker is up before the incident: the replica's 20 s delay is for the workflow, not for starting it.
-    const result = (await withWorker(fx.taskQueue, catalogPath, async () => {
+    const result = await withWorker(fx.taskQueue, catalogPath, async () => {
       const bad = await fx.commit(['DELETE FROM orders WHERE id > 100']);
       await fx.waitForArchive();
-      return client.workflow.execute('delayedReplicaPitrWorkflow', {
-        taskQueue: fx.taskQueue,
-        workflowId: `k8s-pitr-${Date.now()}`,
-        args: [
-          {
-            cluster: 'orders-delayed',
-            target: { xid: bad.xid },
-            then: 'export',
-            export: { tables: ['orders'], insertMissing: true },
-          },
-        ],
-      });
-    })) as DelayedReplicaPitrResult;
+      return recoverDeletedOrders(fx.taskQueue, `k8s-pitr-${Date.now()}`, bad.xid);
+    });
     assert.equal(result.exported?.[0]?.rows, 500, 'exactly the pre-incident rows');
     assert.deepEqual(result.inserted, [{ table: 'public.orders', inserted: 400, createdTable: false }]);
     assert.equal(result.finalState, 'delayed replica again');

@@ -14,7 +14,6 @@ import { resolvePgEndpoint } from '../src/drivers/postgres/endpoint';
 import { closeAllPortForwards } from '../src/drivers/kube/portForward';
 import { withSession } from '../src/drivers/postgres/session';
 import { pollUntil } from '../src/drivers/waiting';
-import type { DelayedReplicaPitrResult } from '../src/workflows/delayedReplicaPitr';
 import type { KubeCluster } from './harness/kubeCluster';
 import { kubernetesTarget, preboundVolumes, testNamespace, writeCatalog } from './harness/kubeObjects';
 import { POSTGRES_GID, POSTGRES_UID } from './harness/kube/realNode';
@@ -24,6 +23,7 @@ import { scratchDir, testEnv } from './harness/testEnv';
 import { withWorker } from './harness/workers';
 import { realNodeOrSkip } from './harness/kube/realNodeSuite';
 import { failureOf } from './harness/failures';
+import { recoverDeletedOrders } from './harness/pitrFixture';
 import type { Incident } from '../src/drivers/postgres/archive/incidentLocator';
 
 const ARCHIVE_MOUNT = [{ name: 'archive', mountPath: '/archive' }];
@@ -110,12 +110,11 @@ describe('delayedReplicaPitrWorkflow on the real node: primary and delayed repli
   });
 
   it('recovers a bad DELETE: replay stops just before it, the lost rows go back to the primary, the replica is delayed again', async () => {
-    const { client } = await testEnv();
     const core = cluster.admin().makeApiClient(CoreV1Api);
     const uidOfReplica = async () =>
       (await core.readNamespacedPod({ name: 'pg-delayed-0', namespace: ns })).metadata?.uid;
     const uidBefore = await uidOfReplica();
-    const result = (await withWorker(taskQueue, catalogPath, async () => {
+    const result = await withWorker(taskQueue, catalogPath, async () => {
       await commitStatements(await resolvePgEndpoint('orders', entry('orders')), [
         "INSERT INTO orders SELECT g, 'late', 1 FROM generate_series(501, 520) g",
       ]);
@@ -123,19 +122,8 @@ describe('delayedReplicaPitrWorkflow on the real node: primary and delayed repli
         'DELETE FROM orders WHERE id > 100',
       ]);
       await archiveNow();
-      return client.workflow.execute('delayedReplicaPitrWorkflow', {
-        taskQueue,
-        workflowId: `node-pitr-${Date.now()}`,
-        args: [
-          {
-            cluster: 'orders-delayed',
-            target: { xid: bad.xid },
-            then: 'export',
-            export: { tables: ['orders'], insertMissing: true },
-          },
-        ],
-      });
-    })) as DelayedReplicaPitrResult;
+      return recoverDeletedOrders(taskQueue, `node-pitr-${Date.now()}`, bad.xid);
+    });
     assert.equal(result.exported?.[0]?.rows, 520, 'every row committed before the DELETE, none after');
     assert.deepEqual(result.inserted, [{ table: 'public.orders', inserted: 420, createdTable: false }]);
     assert.equal(result.finalState, 'delayed replica again');

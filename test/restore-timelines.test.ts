@@ -20,17 +20,6 @@ import type { RollbackRestoreResult } from '../src/workflows/rollbackRestore';
 import { resultLosingSegment } from './harness/lostSegment';
 
 let seq = 0;
-async function run<T>(fx: BackupFixture, type: string, input: Record<string, unknown>): Promise<T> {
-  const { client } = await testEnv();
-  return withWorker(fx.taskQueue, fx.catalogPath, () =>
-    client.workflow.execute(type, {
-      taskQueue: fx.taskQueue,
-      workflowId: `${type}-tl-${Date.now()}-${seq++}`,
-      args: [input],
-    }),
-  ) as Promise<T>;
-}
-
 const marks = async (fx: BackupFixture) =>
   (await fx.sql<{ customer: string }>("SELECT customer FROM orders WHERE customer LIKE 'mark-%' ORDER BY id")).map(
     (r) => r.customer,
@@ -70,12 +59,12 @@ describe('restore on a history of several timelines', () => {
   let onTl2: { xid: string; commitTime: string; lsn: string };
   let laterOnTl2: { xid: string; commitTime: string; lsn: string };
   const restore = (extra: Record<string, unknown>) =>
-    run<RollbackRestoreResult>(fx, 'rollbackRestoreWorkflow', { cluster: fx.name, confirm: fx.name, ...extra });
+    fx.run<RollbackRestoreResult>('rollbackRestoreWorkflow', { cluster: fx.name, confirm: fx.name, ...extra });
 
   before(async function () {
     this.timeout(180_000);
     fx = await backupFixture('timelines', { storage: 'copy', rows: 200 });
-    backup = (await run<SnapshotBackupResult>(fx, 'snapshotBackupWorkflow', { cluster: fx.name })).backup;
+    backup = (await fx.run<SnapshotBackupResult>('snapshotBackupWorkflow', { cluster: fx.name })).backup;
     assert.equal(backup.timeline, 1);
     onTl1 = await fx.commit(["INSERT INTO orders VALUES (10001, 'mark-tl1-a', 1)"]);
     // Each later row in a segment of its own, which the tests of a failed recovery take away.
@@ -136,7 +125,7 @@ describe('restore on a history of several timelines', () => {
     );
     assert.match(noSuch.message, /timeline 9 does not exist in the WAL archive/);
     // A backup of today's timeline cannot go back to a row of timeline 1's abandoned branch.
-    const now = (await run<SnapshotBackupResult>(fx, 'snapshotBackupWorkflow', { cluster: fx.name })).backup;
+    const now = (await fx.run<SnapshotBackupResult>('snapshotBackupWorkflow', { cluster: fx.name })).backup;
     assert.ok(now.timeline >= 4);
     const elsewhere = await failureOf(restore({ backup: now.id, recoveryTarget: { xid: laterOnTl1.xid } }));
     assert.equal(elsewhere.type, 'PreconditionFailed');
@@ -161,7 +150,7 @@ describe('restore on a history of several timelines', () => {
     assert.ok(Date.now() - started < 120_000, 'not retried minute after minute');
     assert.equal(await fx.checksum(), before, 'the cluster is exactly as before the restore');
     // The lock was released: another operation runs at once.
-    await run<SnapshotBackupResult>(fx, 'snapshotBackupWorkflow', { cluster: fx.name });
+    await fx.run<SnapshotBackupResult>('snapshotBackupWorkflow', { cluster: fx.name });
   });
 
   it('without a safety snapshot, leaves the cluster stopped with recovery.signal removed, and says so', async function () {

@@ -20,6 +20,7 @@ import { withSession } from '../../src/drivers/postgres/session';
 import type { StorageConfig } from '../../src/config/schema';
 import type { RbdLocalVolume } from '../../src/drivers/storage/rbdLocalAttach';
 import { scratchDir } from './testEnv';
+import { runWorkflow } from './workers';
 import { commitStatements, createOrders, switchWalAndWaitForArchiver } from './sampleData';
 import { btrfsSubvolume, testBtrfs } from './btrfs';
 import { testCeph } from './ceph';
@@ -42,6 +43,8 @@ export interface BackupFixture {
   archiveNow(): Promise<void>;
   /** Rewrites the catalog with more entries (e.g. a second cluster on the same snapshots). */
   writeCatalog(extra?: Record<string, unknown>): void;
+  /** Runs a workflow to its end with an in-process worker on the fixture's task queue and catalog. */
+  run<T>(type: string, input: Record<string, unknown>): Promise<T>;
   teardown(): Promise<void>;
 }
 
@@ -137,12 +140,13 @@ export async function backupFixture(
   writeCatalog();
   const sql = <T>(text: string, params: unknown[] = []) =>
     withSession(endpoint, async (c) => (await c.query(text, params)).rows as T[]);
+  const taskQueue = `pg-ops-${label}-${Math.random().toString(36).slice(2, 8)}`;
   return {
     name,
     cluster,
     archiveDir,
     catalogPath,
-    taskQueue: `pg-ops-${label}-${Math.random().toString(36).slice(2, 8)}`,
+    taskQueue,
     storage,
     sql,
     async checksum() {
@@ -159,6 +163,7 @@ export async function backupFixture(
     commit: (statements) => commitStatements(endpoint, statements),
     archiveNow: () => switchWalAndWaitForArchiver(endpoint),
     writeCatalog,
+    run: (type, input) => runWorkflow(taskQueue, catalogPath, label, type, input),
     teardown: () => stopLocalClusterIfRunning(cluster),
   };
 }

@@ -16,8 +16,7 @@ import { kubernetesTarget, testNamespace, writeCatalog } from './kubeObjects';
 import { POSTGRES_GID, POSTGRES_UID } from './kube/realNode';
 import { createRealNodePostgres, removeStatefulSet } from './kube/realNodePostgres';
 import { commitStatements, createOrders, switchWalAndWaitForArchiver } from './sampleData';
-import { testEnv } from './testEnv';
-import { withWorker } from './workers';
+import { runWorkflow } from './workers';
 
 export interface KubeBackupFixture {
   ns: string;
@@ -84,22 +83,13 @@ export async function kubeBackupFixture(
     },
   });
   const taskQueue = `pg-ops-${prefix}-${Math.random().toString(36).slice(2, 8)}`;
-  let seq = 0;
   const entry = () => parseCatalog(readFileSync(catalogPath, 'utf8'), catalogPath).clusters.orders!;
   const endpoint = () => resolvePgEndpoint('orders', entry());
   const sql = async <T = Record<string, unknown>>(text: string): Promise<T[]> =>
     withSession(await endpoint(), async (c) => (await c.query(text)).rows as T[]);
   await withSession(await endpoint(), (c) => createOrders(c, 3000));
-  const run = async <T>(type: string, input: Record<string, unknown>, catalog = catalogPath): Promise<T> => {
-    const { client } = await testEnv();
-    return withWorker(taskQueue, catalog, () =>
-      client.workflow.execute(type, {
-        taskQueue,
-        workflowId: `${prefix}-${type}-${Date.now()}-${seq++}`,
-        args: [input],
-      }),
-    ) as Promise<T>;
-  };
+  const run = <T>(type: string, input: Record<string, unknown>, catalog = catalogPath): Promise<T> =>
+    runWorkflow(taskQueue, catalog, prefix, type, input);
   const checksum = async () => {
     const rows = await sql<{ h: string }>(
       `SELECT md5(coalesce(string_agg(t::text, ',' ORDER BY t::text), '')) AS h FROM orders t`,

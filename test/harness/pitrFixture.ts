@@ -9,7 +9,9 @@ import { pollUntil } from '../../src/drivers/waiting';
 import { archiveEndLsn } from '../../src/drivers/postgres/archive/walInspect';
 import { compareLsn } from '../../src/common/lsn';
 import { localTargetOf } from '../../src/dev/localPostgres';
-import { scratchDir } from './testEnv';
+import type { DelayedReplicaPitrInput } from '../../src/workflows/pitrInput';
+import type { DelayedReplicaPitrResult } from '../../src/workflows/delayedReplicaPitr';
+import { scratchDir, testEnv } from './testEnv';
 import { commitStatements } from './sampleData';
 
 export interface PitrFixture {
@@ -82,4 +84,24 @@ export async function pitrFixture(label: string, delay = '20s'): Promise<PitrFix
       );
     },
   };
+}
+
+/**
+ * Runs delayedReplicaPitrWorkflow on `taskQueue` (a worker must poll it) to recover the rows of
+ * `orders` that transaction `xid` deleted: "orders-delayed" replays to just before it, exports
+ * orders, inserts the missing rows into the primary ("orders") and returns to its delay.
+ */
+export async function recoverDeletedOrders(
+  taskQueue: string,
+  workflowId: string,
+  xid: string,
+): Promise<DelayedReplicaPitrResult> {
+  const { client } = await testEnv();
+  const input: DelayedReplicaPitrInput = {
+    cluster: 'orders-delayed',
+    target: { xid },
+    then: 'export',
+    export: { tables: ['orders'], insertMissing: true },
+  };
+  return client.workflow.execute('delayedReplicaPitrWorkflow', { taskQueue, workflowId, args: [input] });
 }

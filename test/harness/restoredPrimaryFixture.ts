@@ -4,8 +4,8 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { scratchDir, testEnv } from './testEnv';
-import { withWorker } from './workers';
+import { scratchDir } from './testEnv';
+import { runWorkflow } from './workers';
 import { createDelayedReplicaSet, type ReplicaSet } from '../../src/dev/delayedReplicaSet';
 import { localTargetOf } from '../../src/dev/localPostgres';
 import { withSession, type PgEndpoint } from '../../src/drivers/postgres/session';
@@ -75,22 +75,11 @@ export async function restoredPrimaryFixture(label: string): Promise<RestoredPri
   // A setting of the replica's own, which a rebuild must keep.
   await sql(set.replicaEndpoint, "ALTER SYSTEM SET work_mem = '7MB'");
   const taskQueue = `pg-ops-${label}-${Math.random().toString(36).slice(2, 8)}`;
-  let seq = 0;
-  const run = async <T>(type: string, input: Record<string, unknown>): Promise<T> => {
-    const { client } = await testEnv();
-    return withWorker(taskQueue, catalogPath, () =>
-      client.workflow.execute(type, {
-        taskQueue,
-        workflowId: `${type}-${label}-${Date.now()}-${seq++}`,
-        args: [input],
-      }),
-    ) as Promise<T>;
-  };
   return {
     set,
     catalogPath,
     taskQueue,
-    run,
+    run: (type, input) => runWorkflow(taskQueue, catalogPath, label, type, input),
     sql,
     archiveNow,
     note,

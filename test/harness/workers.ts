@@ -24,6 +24,26 @@ export async function withWorker<T>(taskQueue: string, catalogPath: string, body
   return worker.runUntil(body);
 }
 
+let runs = 0;
+
+/** Runs workflow `type` with `input` to its end while an in-process worker polls `taskQueue`; `label` goes into its id. */
+export async function runWorkflow<T>(
+  taskQueue: string,
+  catalogPath: string,
+  label: string,
+  type: string,
+  input: Record<string, unknown>,
+): Promise<T> {
+  const { client } = await testEnv();
+  return withWorker(taskQueue, catalogPath, () =>
+    client.workflow.execute(type, {
+      taskQueue,
+      workflowId: `${type}-${label}-${Date.now()}-${runs++}`,
+      args: [input],
+    }),
+  ) as Promise<T>;
+}
+
 export interface WorkerProcess {
   child: ChildProcess;
   output(): string;
