@@ -245,6 +245,25 @@ describe('backup refusals, retention and stopped clusters (copy storage)', () =>
     assert.equal(await fx.checksum(), before);
   });
 
+  it('refuses an online backup when the server does not archive, though the catalog names a walArchive', async function () {
+    this.timeout(180_000);
+    const restartWith = async (statement: string) => {
+      await fx.sql(statement);
+      await fx.run('plannedStopWorkflow', { cluster: fx.name });
+      await fx.run('plannedStartWorkflow', { cluster: fx.name });
+    };
+    await restartWith("ALTER SYSTEM SET archive_mode = 'off'");
+    try {
+      const listed = await fx.run<ListBackupsResult>('listBackupsWorkflow', { cluster: fx.name });
+      assert.match(await refusal(fx, 'snapshotBackupWorkflow', { cluster: fx.name }), /archive_mode is off/);
+      const after = await fx.run<ListBackupsResult>('listBackupsWorkflow', { cluster: fx.name });
+      assert.equal(after.backups.length, listed.backups.length, 'no backup was taken');
+      assert.equal(await refusesConnections(endpointOf(fx.cluster)), false, 'still running');
+    } finally {
+      await restartWith('ALTER SYSTEM RESET archive_mode');
+    }
+  });
+
   it("refuses to restore another cluster's backup, or one of another database system", async function () {
     this.timeout(180_000);
     const other = await backupFixture('br-other', { storage: 'copy', name: 'other' });

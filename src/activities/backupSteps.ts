@@ -10,6 +10,7 @@ import { withHeartbeats } from './heartbeat';
 import { pauseForTests } from '../drivers/testPause';
 import { openBackupSession } from '../drivers/postgres/backupMode';
 import { withSession } from '../drivers/postgres/session';
+import { readArchiveMode } from '../drivers/postgres/archive/archiving';
 import type { SnapshotDriver } from '../drivers/storage/types';
 import type { ClusterEntry } from '../config/schema';
 import type { BackupKind, BackupRecord } from '../contract/backups';
@@ -42,10 +43,7 @@ export function createBackupSteps(registry: ClusterRegistry) {
               'plan-backup',
               'an online backup can only be restored with the WAL written during it, and this cluster has no WAL archive in the catalog (walArchive). Configure archiving and walArchive, or take an offline backup ("mode": "offline"). Nothing was changed.',
             );
-          const archiveMode = await withSession(
-            await services.endpoint(),
-            async (c) => (await c.query<{ v: string }>('SHOW archive_mode')).rows[0]?.v,
-          );
+          const archiveMode = await withSession(await services.endpoint(), readArchiveMode);
           if (archiveMode === 'off')
             throw preconditionFailed(
               cluster,
