@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { clusterNameProblem, isKubernetesLabel, isKubernetesName } from '../common/names';
 import { DEFAULT_PG_BIN_DIR } from './binDir';
 import { parseDuration } from '../common/durations';
+import type { StorageKind } from '../contract/backups';
 
 const k8sName = (what: string) =>
   z.string().refine(isKubernetesName, {
@@ -245,5 +246,11 @@ export type PostgresAccess = z.infer<typeof postgresAccessSchema>;
 export type SecretRef = z.infer<typeof secretRefSchema>;
 export type WalArchiveRetention = z.infer<typeof walArchiveRetentionSchema>;
 export type StorageConfig = z.infer<typeof storageSchema>;
+/** Every kind of the contract's STORAGE_KINDS has its schema here, and no other: otherwise this does not compile. */
+export const STORAGE_SCHEMA_MATCHES_CONTRACT: [StorageConfig['kind']] extends [StorageKind]
+  ? [StorageKind] extends [StorageConfig['kind']]
+    ? true
+    : never
+  : never = true;
 export type LocalStorageConfig = Extract<StorageConfig, { kind: 'local' }>;
 export type RbdStorageConfig = Extract<StorageConfig, { kind: 'rbd' }>;

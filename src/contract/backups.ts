@@ -13,6 +13,13 @@ export interface DatabaseVolume {
   claim?: string;
 }
 
+/**
+ * The storage kinds a catalog may name (`storage.kind`). The catalog schema (src/config/schema.ts) and the
+ * table of snapshot drivers (src/drivers/clusterServices.ts) are checked against this list when compiled.
+ */
+export const STORAGE_KINDS = ['local', 'rbd', 'csi'] as const;
+export type StorageKind = (typeof STORAGE_KINDS)[number];
+
 /** One snapshot of one volume, as stored in the backup record. */
 export interface SnapshotRef {
   role: DatabaseVolume['role'];
@@ -57,7 +64,7 @@ export interface BackupRecord {
   /** Offline: whether pg_control said the server was shut down cleanly. */
   cleanShutdown?: boolean;
   databaseSizeBytes?: number;
-  storage: 'local' | 'rbd' | 'csi';
+  storage: StorageKind;
   snapshots: SnapshotRef[];
   /** A pre-restore safety snapshot is not pruned before this time. */
   keepUntil?: string;

@@ -17,7 +17,7 @@ import type { SnapshotDriver } from './storage/types';
 import { LocalSnapshotDriver } from './storage/local';
 import { RbdSnapshotDriver } from './storage/rbd';
 import { pauseForTests } from './testPause';
-import type { DatabaseVolume } from '../contract/backups';
+import type { DatabaseVolume, StorageKind } from '../contract/backups';
 
 /**
  * The catalog entry does not fit what was asked of it (no storage section, a storage kind that
@@ -58,7 +58,6 @@ export interface ClusterServices {
   serverLog(): Promise<string[]>;
 }
 
-type StorageKind = StorageConfig['kind'];
 type StorageFactory<K extends StorageKind> = (
   cluster: string,
   entry: ClusterEntry,
