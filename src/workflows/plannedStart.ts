@@ -6,8 +6,7 @@ import { longStep } from './activityProxies';
 import { trackProgress } from './progress';
 import { tagWorkflow } from './searchAttributes';
 import { resolveWithLockOrBefore, withClusterLock } from './clusterLock';
-import { checkInputObject, optionalReplicas } from './inputValidation';
-import { lockWaitFromInput, LOCK_INPUT_KEYS } from './lockInput';
+import { parsePlannedStartInput } from './stopStartInput';
 import { WORKFLOW_TYPES } from '../contract/operations/registry';
 
 export type { PlannedStartInput, PlannedStartResult };
@@ -15,10 +14,7 @@ export type { PlannedStartInput, PlannedStartResult };
 const TYPE = WORKFLOW_TYPES.plannedStart;
 
 export async function plannedStartWorkflow(input: PlannedStartInput): Promise<PlannedStartResult> {
-  const record = checkInputObject(TYPE, input, ['cluster', 'replicas', ...LOCK_INPUT_KEYS]);
-  const cluster = input.cluster;
-  const replicas = optionalReplicas(TYPE, record, 'replicas');
-  const lockWait = lockWaitFromInput(TYPE, record);
+  const { cluster, replicas, lockWait } = parsePlannedStartInput(input);
 
   tagWorkflow(cluster, 'plannedStart');
   const progress = trackProgress('plannedStart', cluster);
