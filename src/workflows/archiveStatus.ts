@@ -6,11 +6,12 @@ import { tagWorkflow } from './searchAttributes';
 import { parseArchiveStatusInput } from './backupInput';
 import type { ArchiveStatus } from '../contract/archive';
 import type { ClusterInput } from '../contract/operations/backupCatalog';
+import { OPERATION_LABELS } from '../contract/operations/registry';
 
 export async function archiveStatusWorkflow(input: ClusterInput): Promise<ArchiveStatus> {
   const { cluster } = parseArchiveStatusInput(input);
-  tagWorkflow(cluster, 'archiveStatus');
-  const progress = trackProgress('archiveStatus', cluster);
+  tagWorkflow(cluster, OPERATION_LABELS.archiveStatus);
+  const progress = trackProgress(OPERATION_LABELS.archiveStatus, cluster);
   progress.step('read', 'reading the WAL archive, the backup records and where each replica would restart');
   const status = await quickStep.archiveStatus({ cluster });
   progress.step('done', `${status.segments} segment(s), ${status.bytes} bytes`);

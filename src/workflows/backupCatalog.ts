@@ -12,14 +12,14 @@ import type {
   DeleteBackupResult,
   ListBackupsResult,
 } from '../contract/operations/backupCatalog';
-import { WORKFLOW_TYPES } from '../contract/operations/registry';
+import { OPERATION_LABELS, WORKFLOW_TYPES } from '../contract/operations/registry';
 
 export type { DeleteBackupResult, ListBackupsResult };
 
 export async function listBackupsWorkflow(input: ClusterInput): Promise<ListBackupsResult> {
   const { cluster } = parseListBackupsInput(input);
-  tagWorkflow(cluster, 'listBackups');
-  const progress = trackProgress('listBackups', cluster);
+  tagWorkflow(cluster, OPERATION_LABELS.listBackups);
+  const progress = trackProgress(OPERATION_LABELS.listBackups, cluster);
   progress.step('list', 'reading the backup records kept with the snapshots');
   const listed = await quickStep.listBackups({ cluster });
   const deleting = listed.beingDeleted?.length ? `, ${listed.beingDeleted.length} being deleted` : '';
@@ -29,8 +29,8 @@ export async function listBackupsWorkflow(input: ClusterInput): Promise<ListBack
 
 export async function deleteBackupWorkflow(input: DeleteBackupInput): Promise<DeleteBackupResult> {
   const { cluster, backup, lockWait } = parseDeleteBackupInput(input);
-  tagWorkflow(cluster, 'deleteBackup');
-  const progress = trackProgress('deleteBackup', cluster);
+  tagWorkflow(cluster, OPERATION_LABELS.deleteBackup);
+  const progress = trackProgress(OPERATION_LABELS.deleteBackup, cluster);
   return withClusterLock(cluster, WORKFLOW_TYPES.deleteBackup, { ...lockWait, progress }, async () => {
     progress.step('delete', `deleting backup ${backup}: marked as being deleted, then its snapshots, then its record`);
     const outcome = await longStep.deleteBackup({ cluster, backup });

@@ -4,11 +4,12 @@ import { longStep } from './activityProxies';
 import { parseLocateIncidentInput } from './pitrInput';
 import { tagWorkflow } from './searchAttributes';
 import type { LocateIncidentInput, LocateIncidentResult } from '../contract/operations/delayedReplicaPitr';
+import { OPERATION_LABELS } from '../contract/operations/registry';
 
 export type { LocateIncidentInput, LocateIncidentResult };
 
 export async function locateIncidentWorkflow(input: LocateIncidentInput): Promise<LocateIncidentResult> {
   const query = parseLocateIncidentInput(input);
-  tagWorkflow(query.cluster, 'locateIncident');
+  tagWorkflow(query.cluster, OPERATION_LABELS.locateIncident);
   return longStep.locateIncident(query);
 }

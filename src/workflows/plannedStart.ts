@@ -7,7 +7,7 @@ import { trackProgress } from './progress';
 import { tagWorkflow } from './searchAttributes';
 import { resolveWithLockOrBefore, withClusterLock } from './clusterLock';
 import { parsePlannedStartInput } from './stopStartInput';
-import { WORKFLOW_TYPES } from '../contract/operations/registry';
+import { OPERATION_LABELS, WORKFLOW_TYPES } from '../contract/operations/registry';
 
 export type { PlannedStartInput, PlannedStartResult };
 
@@ -16,8 +16,8 @@ const TYPE = WORKFLOW_TYPES.plannedStart;
 export async function plannedStartWorkflow(input: PlannedStartInput): Promise<PlannedStartResult> {
   const { cluster, replicas, lockWait } = parsePlannedStartInput(input);
 
-  tagWorkflow(cluster, 'plannedStart');
-  const progress = trackProgress('plannedStart', cluster);
+  tagWorkflow(cluster, OPERATION_LABELS.plannedStart);
+  const progress = trackProgress(OPERATION_LABELS.plannedStart, cluster);
   const resolveWithLock = await resolveWithLockOrBefore(cluster, progress);
 
   return withClusterLock(cluster, TYPE, { ...lockWait, progress, resolveFirst: resolveWithLock }, async (lock) => {

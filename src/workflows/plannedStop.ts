@@ -18,7 +18,7 @@ import { tagWorkflow } from './searchAttributes';
 import { workflowClockMs } from './clock';
 import { resolveWithLockOrBefore, withClusterLock } from './clusterLock';
 import { parsePlannedStopInput } from './stopStartInput';
-import { WORKFLOW_TYPES } from '../contract/operations/registry';
+import { OPERATION_LABELS, WORKFLOW_TYPES } from '../contract/operations/registry';
 
 export type { ClusterSnapshotState, PlannedStopInput, PlannedStopResult };
 
@@ -34,8 +34,8 @@ export async function plannedStopWorkflow(input: PlannedStopInput): Promise<Plan
     resumeRequestedBy = arg?.by;
   });
 
-  tagWorkflow(cluster, 'plannedStop');
-  const progress = trackProgress('plannedStop', cluster);
+  tagWorkflow(cluster, OPERATION_LABELS.plannedStop);
+  const progress = trackProgress(OPERATION_LABELS.plannedStop, cluster);
   const resolveWithLock = await resolveWithLockOrBefore(cluster, progress);
 
   // Since 'describe-with-lock' the lock request's local activity also describes the cluster once

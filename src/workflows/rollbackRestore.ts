@@ -14,7 +14,7 @@ import { withClusterLock } from './clusterLock';
 import { parseRollbackRestoreInput } from './backupInput';
 import { undoFailedRestore } from './undoFailedRestore';
 import { replicaWarnings } from './restoreReplicas';
-import { WORKFLOW_TYPES } from '../contract/operations/registry';
+import { OPERATION_LABELS, WORKFLOW_TYPES } from '../contract/operations/registry';
 
 type Result<K extends keyof PgOpsActivities> = Awaited<ReturnType<PgOpsActivities[K]>>;
 
@@ -27,8 +27,8 @@ export async function rollbackRestoreWorkflow(input: RollbackRestoreInput): Prom
     parseRollbackRestoreInput(input);
   const info = workflowInfo();
 
-  tagWorkflow(cluster, 'rollbackRestore');
-  const progress = trackProgress('rollbackRestore', cluster);
+  tagWorkflow(cluster, OPERATION_LABELS.restore);
+  const progress = trackProgress(OPERATION_LABELS.restore, cluster);
   progress.step('resolve', 'looking the cluster up in the worker catalog');
   await localStep.resolveCluster({ cluster });
 

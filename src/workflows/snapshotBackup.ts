@@ -11,7 +11,7 @@ import { trackProgress } from './progress';
 import { tagWorkflow } from './searchAttributes';
 import { withClusterLock } from './clusterLock';
 import { parseSnapshotBackupInput } from './backupInput';
-import { WORKFLOW_TYPES } from '../contract/operations/registry';
+import { OPERATION_LABELS, WORKFLOW_TYPES } from '../contract/operations/registry';
 
 export type { SnapshotBackupInput, SnapshotBackupResult };
 
@@ -23,8 +23,8 @@ export async function snapshotBackupWorkflow(input: SnapshotBackupInput): Promis
   const id = backupIdFor(info.startTime, info.runId);
   const label = givenLabel ?? `pgops ${cluster} ${id}`;
 
-  tagWorkflow(cluster, 'snapshotBackup');
-  const progress = trackProgress('snapshotBackup', cluster);
+  tagWorkflow(cluster, OPERATION_LABELS.backup);
+  const progress = trackProgress(OPERATION_LABELS.backup, cluster);
   progress.step('resolve', 'looking the cluster up in the worker catalog');
   await localStep.resolveCluster({ cluster });
 

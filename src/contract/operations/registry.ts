@@ -166,6 +166,15 @@ export const WORKFLOW_TYPES = Object.fromEntries(entries.map(([name, op]) => [na
   [K in OperationName]: Table[K]['workflowType'];
 };
 
+/** The workflow type without "Workflow": the PgOperation search attribute and the `progress` query's operation. */
+export type OperationLabel<K extends OperationName = OperationName> =
+  Table[K]['workflowType'] extends `${infer Label}Workflow` ? Label : never;
+
+/** Each operation's label (OperationLabel), derived from its workflow type. */
+export const OPERATION_LABELS = Object.fromEntries(
+  entries.map(([name, op]) => [name, op.workflowType.slice(0, -'Workflow'.length)]),
+) as { [K in OperationName]: OperationLabel<K> };
+
 /** Workflow types that take a cluster's lock (the read-only ones do not). */
 export const MUTATING_WORKFLOW_TYPES = entries
   .filter(([, op]) => op.takesLock)
