@@ -10,8 +10,8 @@ import { failureOf } from './harness/failures';
 import { pitrFixture, type PitrFixture } from './harness/pitrFixture';
 import { replayStatus } from '../src/drivers/postgres/replica/replayControl';
 import { withSession, type PgEndpoint } from '../src/drivers/postgres/session';
-import type { Incident } from '../src/drivers/postgres/archive/incidentLocator';
 import { compareLsn } from '../src/common/lsn';
+import type { Incident } from '../src/contract/operations/pitrSteps';
 
 describe('a DROP DATABASE within the delay window (real Temporal, primary, WAL archive and a 1 h delayed replica)', function () {
   this.timeout(300_000);

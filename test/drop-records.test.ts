@@ -18,15 +18,15 @@ import { waitForSql, withSession, type PgEndpoint } from '../src/drivers/postgre
 import { pauseReplay, replayStatus } from '../src/drivers/postgres/replica/replayControl';
 import { applyRecoveryTarget, clearRecoveryTarget } from '../src/drivers/postgres/replica/recoveryTarget';
 import { archiveEndLsn } from '../src/drivers/postgres/archive/walInspect';
-import { locateIncidents, type Incident } from '../src/drivers/postgres/archive/incidentLocator';
+import { locateIncidents } from '../src/drivers/postgres/archive/incidentLocator';
 import { annotateDroppedIncidents, replayedDropsWarning } from '../src/drivers/postgres/replica/dropGuard';
 import { parseDropRecord } from '../src/drivers/postgres/archive/dropRecords';
 import { ClusterRegistry } from '../src/activities/clusterRegistry';
 import { createPitrSteps } from '../src/activities/pitrSteps';
-import type { CheckedTarget } from '../src/activities/checkedTarget';
 import { loadCatalog } from '../src/config/catalog';
 import type { RecoveryTarget } from '../src/common/recoveryTarget';
 import { claimTestDir, keepTestDir } from './harness/staleRuns';
+import type { CheckedTarget, Incident } from '../src/contract/operations/pitrSteps';
 
 const ISO_NOW = `to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
 

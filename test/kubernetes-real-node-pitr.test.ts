@@ -24,7 +24,7 @@ import { withWorker } from './harness/workers';
 import { realNodeOrSkip } from './harness/kube/realNodeSuite';
 import { failureOf } from './harness/failures';
 import { recoverDeletedOrders } from './harness/pitrFixture';
-import type { Incident } from '../src/drivers/postgres/archive/incidentLocator';
+import type { Incident } from '../src/contract/operations/pitrSteps';
 
 const ARCHIVE_MOUNT = [{ name: 'archive', mountPath: '/archive' }];
 

@@ -33,9 +33,10 @@ import {
   scanArchive,
 } from '../src/drivers/postgres/archive/walInspect';
 import { commitHeldExclusiveLock } from '../src/drivers/postgres/archive/commitRecord';
-import { locateIncidents, type Incident } from '../src/drivers/postgres/archive/incidentLocator';
+import { locateIncidents } from '../src/drivers/postgres/archive/incidentLocator';
 import { findExclusiveLockStart, xidStartBound } from '../src/drivers/postgres/lockingTransaction';
 import { claimTestDir, keepTestDir } from './harness/staleRuns';
+import type { Incident } from '../src/contract/operations/pitrSteps';
 
 const ORDERS_CHECKSUM =
   "SELECT count(*)::int AS n, md5(coalesce(string_agg(id || ':' || customer, ',' ORDER BY id), '')) AS h FROM orders";

@@ -27,7 +27,7 @@ import { commitStatements } from './harness/sampleData';
 import { ClusterRegistry } from '../src/activities/clusterRegistry';
 import { loadCatalog } from '../src/config/catalog';
 import { createPitrSteps } from '../src/activities/pitrSteps';
-import type { TableExport } from '../src/drivers/postgres/rowExport';
+import type { TableExport } from '../src/contract/operations/pitrSteps';
 import { compareWithPrimary, refuseDivergedReplica } from '../src/activities/replicaHistoryChecks';
 import { onPrimaryHistory, serverPosition } from '../src/drivers/postgres/replica/replicaHistory';
 import type { SnapshotBackupResult } from '../src/workflows/snapshotBackup';

@@ -5,14 +5,7 @@ import { compareLsn } from '../common/lsn';
 import { delay } from '../drivers/waiting';
 import type { ClusterServices } from '../drivers/clusterServices';
 import type { ActivityProgress } from './heartbeat';
-
-export interface DelayedReplayConfirmed {
-  pauseState: string;
-  delay: string;
-  replayLsn: string | null;
-  lagSeconds: number | null;
-  replayAdvanced: boolean;
-}
+import type { DelayedReplayConfirmed } from '../contract/operations/pitrSteps';
 
 export async function confirmDelayedReplay(
   services: ClusterServices,

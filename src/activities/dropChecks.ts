@@ -3,10 +3,10 @@
 // its commit is refused once replay has passed the drop record, and moved before it otherwise.
 import { preconditionFailed } from './failures';
 import type { ClusterServices } from '../drivers/clusterServices';
-import type { CheckedTarget } from './checkedTarget';
 import { judgeDropsAtStop, replayedDropsWarning } from '../drivers/postgres/replica/dropGuard';
 import { describeRecoveryTarget, type RecoveryTarget } from '../common/recoveryTarget';
 import type { PgEndpoint } from '../drivers/postgres/session';
+import type { CheckedTarget } from '../contract/operations/pitrSteps';
 
 export async function checkDropsAtTarget(
   services: ClusterServices,

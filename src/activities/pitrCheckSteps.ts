@@ -3,18 +3,18 @@
 import type { ClusterRegistry } from './clusterRegistry';
 import { asStep, preconditionFailed } from './failures';
 import { primaryEndpoint, type ReplicaRef } from './replicaRef';
-import type { CheckedTarget } from './checkedTarget';
 import { checkDropsAtTarget, withWarning } from './dropChecks';
 import { checkTimelineAtTarget, type PitrThen } from './pitrTimelineCheck';
 import { refuseDivergedReplica } from './replicaHistoryChecks';
 import { replayStatus } from '../drivers/postgres/replica/replayControl';
 import { checkTargetReachable } from '../drivers/postgres/replica/targetReachability';
-import { findTimeTargetStop, type ArchiveSearchStats } from '../drivers/postgres/archive/walInspect';
+import { findTimeTargetStop } from '../drivers/postgres/archive/walInspect';
 import { serverPosition } from '../drivers/postgres/replica/replicaHistory';
 import { findExclusiveLockStart } from '../drivers/postgres/lockingTransaction';
 import type { PgEndpoint } from '../drivers/postgres/session';
 import { compareLsn } from '../common/lsn';
 import { describeRecoveryTarget, type RecoveryTarget } from '../common/recoveryTarget';
+import type { ArchiveSearchStats, CheckedTarget } from '../contract/operations/pitrSteps';
 
 /** Moves a stop-before-commit to the start of a transaction that holds an ACCESS EXCLUSIVE lock. */
 async function preferStopBeforeLock(

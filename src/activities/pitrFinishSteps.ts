@@ -3,26 +3,15 @@ import type { ClusterRegistry } from './clusterRegistry';
 import { asStep } from './failures';
 import { withHeartbeats } from './heartbeat';
 import type { ReplicaRef } from './replicaRef';
-import { replicasLeftBehind, type ReplicaLeftBehind } from './replicaHistoryChecks';
-import { confirmDelayedReplay, type DelayedReplayConfirmed } from './delayConfirmation';
+import { replicasLeftBehind } from './replicaHistoryChecks';
+import { confirmDelayedReplay } from './delayConfirmation';
 import { readAheadPlan } from './replayReadAhead';
 import { promoteStandby } from '../drivers/postgres/replica/promote';
 import { clearRecoveryTarget } from '../drivers/postgres/replica/recoveryTarget';
 import type { SettingWithSource } from '../drivers/postgres/replica/replayControl';
 import { clearReadAhead } from '../drivers/postgres/archive/walReadAhead';
 import { withSession } from '../drivers/postgres/session';
-
-export interface PromotionResult {
-  promoted: boolean;
-  alreadyPromoted: boolean;
-  timeline: number;
-  /** The primary the promoted replica followed (its catalog replicaOf, unchanged by the promotion). */
-  formerPrimary?: string;
-  catalogReplicaOf?: string;
-  /** The former primary's other replicas in the catalog: none of them follows the promoted server. */
-  replicasFollowingNobody?: ReplicaLeftBehind[];
-  note?: string;
-}
+import type { DelayedReplayConfirmed, PromotionResult } from '../contract/operations/pitrSteps';
 
 /** Promote, or clear the target and confirm the delayed replay. */
 export function createPitrFinishSteps(registry: ClusterRegistry) {

@@ -8,9 +8,10 @@ import { primaryEndpoint, type ReplicaRef } from './replicaRef';
 import { lockRuns } from './lockSteps';
 import { NotAReplicaError, pauseReplay, replayStatus } from '../drivers/postgres/replica/replayControl';
 import { relationMap } from '../drivers/postgres/archive/walInspect';
-import { locateIncidents, relationMapHasTable, type Incident } from '../drivers/postgres/archive/incidentLocator';
+import { locateIncidents, relationMapHasTable } from '../drivers/postgres/archive/incidentLocator';
 import { annotateDroppedIncidents } from '../drivers/postgres/replica/dropGuard';
 import { lockStateQuery, lockWorkflowId } from '../contract/definitions';
+import type { Incident } from '../contract/operations/pitrSteps';
 
 /** The id of another running delayedReplicaPitrWorkflow holding this cluster's lock, if any. */
 async function runningPitrOwner(cluster: string): Promise<string | undefined> {

@@ -5,7 +5,7 @@ import type { ClusterRegistry } from './clusterRegistry';
 import { asStep } from './failures';
 import { withHeartbeats, type ActivityProgress } from './heartbeat';
 import type { ReplicaRef } from './replicaRef';
-import { waitForReplayTarget, type ReplayTargetReached } from './replayMonitor';
+import { waitForReplayTarget } from './replayMonitor';
 import { readAheadPlan, startReadAhead } from './replayReadAhead';
 import type { ClusterServices } from '../drivers/clusterServices';
 import { replayStatus, type SettingWithSource } from '../drivers/postgres/replica/replayControl';
@@ -20,6 +20,7 @@ import { withParkedSession } from '../drivers/postgres/parkedSession';
 import { reloadConfiguration } from '../drivers/postgres/settings';
 import { waitForSql, withSession } from '../drivers/postgres/session';
 import { compareLsn } from '../common/lsn';
+import type { ReplayTargetReached } from '../contract/operations/pitrSteps';
 
 /** PostgreSQL refuses a stop point before its minimum recovery point at start-up: say so plainly. */
 async function startOrExplain(cluster: string, start: () => Promise<unknown>): Promise<void> {

@@ -8,14 +8,8 @@ import { asStep, preconditionFailed } from './failures';
 import { withHeartbeats } from './heartbeat';
 import { primaryEndpoint, type ReplicaRef } from './replicaRef';
 import { refuseInsertAcrossHistories } from './replicaHistoryChecks';
-import {
-  exportTables,
-  insertMissingRows,
-  MissingTableError,
-  NoPrimaryKeyError,
-  type InsertResult,
-  type TableExport,
-} from '../drivers/postgres/rowExport';
+import { exportTables, insertMissingRows, MissingTableError, NoPrimaryKeyError } from '../drivers/postgres/rowExport';
+import type { InsertResult, TableExport } from '../contract/operations/pitrSteps';
 
 /** Export, then insert what the primary lacks. */
 export function createPitrRowSteps(registry: ClusterRegistry) {

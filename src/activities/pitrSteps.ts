@@ -8,7 +8,6 @@ import { createPitrRowSteps } from './pitrRowSteps';
 import { createPitrFinishSteps } from './pitrFinishSteps';
 
 export type { ReplicaRef } from './replicaRef';
-export type { PromotionResult } from './pitrFinishSteps';
 
 export function createPitrSteps(registry: ClusterRegistry) {
   return {

@@ -4,13 +4,13 @@
 // since the replica could never return to its delay on its primary's history.
 import { preconditionFailed } from './failures';
 import type { ClusterServices } from '../drivers/clusterServices';
-import type { CheckedTarget } from './checkedTarget';
 import { replicaTargetTimeline } from '../drivers/postgres/replica/replicaTargetTimeline';
 import { TargetNotOnHistory } from '../drivers/postgres/restore/targetTimeline';
 import type { ServerPosition } from '../drivers/postgres/replica/replicaHistory';
 import { recoveryTargetTimeline } from '../drivers/postgres/replica/replicaTimeline';
 import { describeRecoveryTarget, type RecoveryTarget } from '../common/recoveryTarget';
 import type { PgEndpoint } from '../drivers/postgres/session';
+import type { CheckedTarget } from '../contract/operations/pitrSteps';
 
 export type PitrThen = 'pause' | 'export' | 'promote';
 

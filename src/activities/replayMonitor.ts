@@ -12,18 +12,7 @@ import { delay } from '../drivers/waiting';
 import type { ClusterServices } from '../drivers/clusterServices';
 import type { ActivityProgress } from './heartbeat';
 import { preconditionFailed } from './failures';
-import type { ReadAheadStats } from '../drivers/postgres/archive/walReadAhead';
-
-export interface ReplayTargetReached {
-  replayLsn: string;
-  replayTimestamp: string | null;
-  pauseState: string;
-  bytesReplayed: number;
-  ms: number;
-  averageRateBytesPerSecond: number;
-  /** What the WAL read-ahead did during this replay (replayReadAhead.ts), when it ran. */
-  readAhead?: ReadAheadStats;
-}
+import type { ReplayTargetReached } from '../contract/operations/pitrSteps';
 
 /** Replay stops just before the target's commit record: its end can sit a page header short of it. */
 const STOP_SLACK_BYTES = 128n;

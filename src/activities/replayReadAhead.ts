@@ -4,7 +4,8 @@
 import { statSync } from 'node:fs';
 import type { ClusterEntry } from '../config/schema';
 import { plainPathProblem } from '../common/shellPaths';
-import { readAheadStageDir, runReadAhead, type ReadAheadStats } from '../drivers/postgres/archive/walReadAhead';
+import { readAheadStageDir, runReadAhead } from '../drivers/postgres/archive/walReadAhead';
+import type { ReadAheadStats } from '../contract/operations/pitrSteps';
 
 /** Segments staged ahead of replay unless the catalog says otherwise (replayReadAhead). */
 export const DEFAULT_READ_AHEAD_SEGMENTS = 4;

@@ -18,6 +18,7 @@ import {
 } from '../drivers/postgres/replica/replicaHistory';
 import { withSession } from '../drivers/postgres/session';
 import { isStreaming } from '../drivers/postgres/replica/walReceiver';
+import type { ReplicaLeftBehind } from '../contract/operations/pitrSteps';
 
 export interface HistoryCheck {
   primary: string;
@@ -137,13 +138,6 @@ export async function refuseInsertAcrossHistories(
     step,
     `the rows were read on timeline ${check.replicaTimeline} at ${check.replicaLsn}, which is not on the history of ${check.primary} (timeline ${check.primaryTimeline}): ${check.verdict.why}${cause ? `. The fork is ${cause}` : ''}. Inserting them would mix two histories; nothing was inserted. Compare the exported files with ${check.primary} by hand, or, if ${cluster} is now the primary (promoted), fix the catalog (its replicaOf still names ${check.primary}).`,
   );
-}
-
-export interface ReplicaLeftBehind {
-  cluster: string;
-  /** What the catalog says it follows. */
-  replicaOf: string;
-  note: string;
 }
 
 /**

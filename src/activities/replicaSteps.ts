@@ -19,25 +19,13 @@ import { replicaRebuilder } from './replicaRebuild';
 import { lockStateQuery, lockWorkflowId } from '../contract/definitions';
 import { pollUntil } from '../drivers/waiting';
 import type { LockedStepInput } from './lockGuard';
+import type { ReplicaOutcome, ReplicasReconciled } from '../contract/operations/restoreSteps';
 
 export type ReplicaMode = 'auto' | 'rebuild' | 'follow' | 'leave';
 
-export interface ReplicaOutcome {
-  replica: string;
-  /** Where it stood against the restored primary's new history. */
-  position: 'before-fork' | 'past-fork' | 'unknown';
-  replayLsn?: string;
-  replicaTimeline?: number;
-  action: 'followed' | 'rebuilt' | 'left' | 'skipped';
-  /** What was done, or what a DBA must do. */
-  note: string;
-}
-
 export function createReplicaSteps(registry: ClusterRegistry) {
   return {
-    async reconcileReplicas(
-      input: LockedStepInput & { mode: ReplicaMode },
-    ): Promise<{ timeline: number; forkedFrom?: number; forkLsn?: string; replicas: ReplicaOutcome[] }> {
+    async reconcileReplicas(input: LockedStepInput & { mode: ReplicaMode }): Promise<ReplicasReconciled> {
       const { cluster, mode } = input;
       return asStep(cluster, 'replicas', () =>
         withHeartbeats(async (progress) => {

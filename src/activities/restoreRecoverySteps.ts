@@ -11,15 +11,13 @@ import { withSession } from '../drivers/postgres/session';
 import { startupFailure } from '../drivers/postgres/restore/startupFailure';
 import { checkRestoredServer } from '../drivers/postgres/restore/restoredServer';
 import { delay } from '../drivers/waiting';
+import type { RecoveryWatched, RestoreVerified } from '../contract/operations/restoreSteps';
 
 /** Watch the recovery, then verify the restored server. */
 export function createRestoreRecoverySteps(registry: ClusterRegistry) {
   return {
     /** Watches archive recovery until it ends (promoted) or pauses at the target. */
-    async watchRecovery(input: {
-      cluster: string;
-      targetLsn?: string;
-    }): Promise<{ state: 'promoted' | 'paused'; replayLsn: string | null; ms: number }> {
+    async watchRecovery(input: { cluster: string; targetLsn?: string }): Promise<RecoveryWatched> {
       const { cluster } = input;
       return asStep(cluster, 'recovery', () =>
         withHeartbeats(async (progress) => {
@@ -73,14 +71,7 @@ export function createRestoreRecoverySteps(registry: ClusterRegistry) {
     },
 
     /** Verifies the restored server and removes the recovery settings once recovery has ended. */
-    async finishRestore(input: { cluster: string; backup: string }): Promise<{
-      timeline: number;
-      endLsn: string;
-      systemIdentifier: string;
-      inRecovery: boolean;
-      settingsRemoved: string[];
-      lastRecoveryLog?: string;
-    }> {
+    async finishRestore(input: { cluster: string; backup: string }): Promise<RestoreVerified> {
       const { cluster } = input;
       return asStep(cluster, 'verify', async () => {
         const services = registry.services(cluster);

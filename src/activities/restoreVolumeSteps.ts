@@ -9,6 +9,7 @@ import type { ClusterServices } from '../drivers/clusterServices';
 import { LocalClusterDriver } from '../drivers/cluster/local';
 import { editAutoConf, recoveryFiles } from '../drivers/postgres/restore/recoveryConfig';
 import type { RecoveryTimeline, RestoreTarget } from '../contract/recovery';
+import type { RecoveryFilesWritten, VolumesRolledBack } from '../contract/operations/restoreSteps';
 
 /** Rollback, recovery files, release: what the restore changes on the volumes. */
 export function createRestoreVolumeSteps(registry: ClusterRegistry) {
@@ -21,7 +22,7 @@ export function createRestoreVolumeSteps(registry: ClusterRegistry) {
       cluster: string;
       backup: string;
       restoreId: string;
-    }): Promise<{ ms: number; methods: string[] }> {
+    }): Promise<VolumesRolledBack> {
       return asStep(cluster, 'rollback', () =>
         withHeartbeats(async (progress) => {
           const services = registry.services(cluster);
@@ -53,7 +54,7 @@ export function createRestoreVolumeSteps(registry: ClusterRegistry) {
       inclusive: boolean;
       action: 'promote' | 'pause';
       timeline?: RecoveryTimeline;
-    }): Promise<{ written: string[]; removed: string[]; settings: Record<string, string>; walFilesRemoved: number }> {
+    }): Promise<RecoveryFilesWritten> {
       const { cluster } = input;
       return asStep(cluster, 'recovery-files', () =>
         withHeartbeats(async (progress) => {

@@ -3,17 +3,17 @@
 import { quickStep } from './activityProxies';
 import { trackProgress } from './progress';
 import { tagWorkflow } from './searchAttributes';
-import { checkInputObject } from './inputValidation';
+import { parseArchiveStatusInput } from './backupInput';
 import type { ArchiveStatus } from '../contract/archive';
 import type { ClusterInput } from '../contract/operations/backupCatalog';
-import { WORKFLOW_TYPES } from '../contract/operations/registry';
+import { OPERATION_LABELS } from '../contract/operations/registry';
 
 export async function archiveStatusWorkflow(input: ClusterInput): Promise<ArchiveStatus> {
-  checkInputObject(WORKFLOW_TYPES.archiveStatus, input, ['cluster']);
-  tagWorkflow(input.cluster, 'archiveStatus');
-  const progress = trackProgress('archiveStatus', input.cluster);
+  const { cluster } = parseArchiveStatusInput(input);
+  tagWorkflow(cluster, OPERATION_LABELS.archiveStatus);
+  const progress = trackProgress(OPERATION_LABELS.archiveStatus, cluster);
   progress.step('read', 'reading the WAL archive, the backup records and where each replica would restart');
-  const status = await quickStep.archiveStatus({ cluster: input.cluster });
+  const status = await quickStep.archiveStatus({ cluster });
   progress.step('done', `${status.segments} segment(s), ${status.bytes} bytes`);
   return status;
 }

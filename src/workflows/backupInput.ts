@@ -1,8 +1,13 @@
-// Input checks for the backup and restore workflows (pure code, run first in the workflow).
+// Input checks for the backup, restore, backup-catalog and archive-status workflows (pure code, run
+// first in the workflow; a client may call the parsers before starting one).
 import { isBackupId } from '../common/backupIds';
 import { recoveryTargetProblem, type RecoveryTarget } from '../common/recoveryTarget';
 import { parseDuration } from '../common/durations';
-import { invalidInput } from './inputValidation';
+import { checkInputObject, invalidInput, optionalBoolean, optionalString } from './inputValidation';
+import { lockWaitFromInput, LOCK_INPUT_KEYS, type LockWaitChoice } from './lockInput';
+import { replicasMode } from './restoreReplicas';
+import type { ClusterInput } from '../contract/operations/backupCatalog';
+import { WORKFLOW_TYPES } from '../contract/operations/registry';
 
 export function backupMode(type: string, record: Record<string, unknown>): 'online' | 'offline' {
   const mode = record.mode ?? 'online';
@@ -88,4 +93,89 @@ export function afterRecovery(type: string, record: Record<string, unknown>): 'p
   if (value !== 'promote' && value !== 'pause')
     throw invalidInput(type, `afterRecovery must be "promote" or "pause", not ${JSON.stringify(value)}`);
   return value;
+}
+
+export interface ParsedSnapshotBackupInput {
+  cluster: string;
+  mode: 'online' | 'offline';
+  keep?: { count?: number; ageMs?: number };
+  /** The label given; the workflow names the backup when none is. */
+  label?: string;
+  lockWait: LockWaitChoice;
+}
+
+export function parseSnapshotBackupInput(input: unknown): ParsedSnapshotBackupInput {
+  const TYPE = WORKFLOW_TYPES.backup;
+  const record = checkInputObject(TYPE, input, ['cluster', 'mode', 'label', 'keep', ...LOCK_INPUT_KEYS]);
+  const cluster = record.cluster as string;
+  const mode = backupMode(TYPE, record);
+  const keep = retention(TYPE, record);
+  const label = optionalString(TYPE, record, 'label', 200);
+  const lockWait = lockWaitFromInput(TYPE, record);
+  return { cluster, mode, keep, label, lockWait };
+}
+
+export interface ParsedRollbackRestoreInput {
+  cluster: string;
+  backup: string;
+  recoveryTarget?: 'immediate' | RecoveryTarget;
+  inclusive: boolean;
+  action: 'promote' | 'pause';
+  timeline?: 'current' | 'latest' | number;
+  safety: boolean;
+  replicaMode: 'auto' | 'rebuild' | 'follow' | 'leave';
+  lockWait: LockWaitChoice;
+}
+
+export function parseRollbackRestoreInput(input: unknown): ParsedRollbackRestoreInput {
+  const TYPE = WORKFLOW_TYPES.restore;
+  const record = checkInputObject(TYPE, input, [
+    'cluster',
+    'backup',
+    'confirm',
+    'recoveryTarget',
+    'inclusive',
+    'afterRecovery',
+    'recoveryTargetTimeline',
+    'safetySnapshot',
+    'replicas',
+    ...LOCK_INPUT_KEYS,
+  ]);
+  const cluster = record.cluster as string;
+  const backup = backupRef(TYPE, record, true);
+  confirmation(TYPE, record, cluster, 'a restore replaces the data of the cluster');
+  const recoveryTarget = restoreTarget(TYPE, record);
+  const inclusive = optionalBoolean(TYPE, record, 'inclusive', false);
+  const action = afterRecovery(TYPE, record);
+  const timeline = recoveryTimeline(TYPE, record);
+  const safety = optionalBoolean(TYPE, record, 'safetySnapshot', true);
+  const replicaMode = replicasMode(TYPE, record);
+  const lockWait = lockWaitFromInput(TYPE, record);
+  return { cluster, backup, recoveryTarget, inclusive, action, timeline, safety, replicaMode, lockWait };
+}
+
+export function parseListBackupsInput(input: unknown): ClusterInput {
+  const record = checkInputObject(WORKFLOW_TYPES.listBackups, input, ['cluster']);
+  return { cluster: record.cluster as string };
+}
+
+export interface ParsedDeleteBackupInput {
+  cluster: string;
+  backup: string;
+  lockWait: LockWaitChoice;
+}
+
+export function parseDeleteBackupInput(input: unknown): ParsedDeleteBackupInput {
+  const TYPE = WORKFLOW_TYPES.deleteBackup;
+  const record = checkInputObject(TYPE, input, ['cluster', 'backup', 'confirm', ...LOCK_INPUT_KEYS]);
+  const cluster = record.cluster as string;
+  const backup = backupRef(TYPE, record, false);
+  confirmation(TYPE, record, cluster, 'deleting a backup cannot be undone');
+  const lockWait = lockWaitFromInput(TYPE, record);
+  return { cluster, backup, lockWait };
+}
+
+export function parseArchiveStatusInput(input: unknown): ClusterInput {
+  const record = checkInputObject(WORKFLOW_TYPES.archiveStatus, input, ['cluster']);
+  return { cluster: record.cluster as string };
 }

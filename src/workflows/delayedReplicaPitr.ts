@@ -27,13 +27,13 @@ import type {
   IncidentQuery,
 } from '../contract/operations/delayedReplicaPitr';
 import type { PgOpsActivities } from '../activities';
-import { WORKFLOW_TYPES } from '../contract/operations/registry';
+import { OPERATION_LABELS, WORKFLOW_TYPES } from '../contract/operations/registry';
 
 type Result<K extends keyof PgOpsActivities> = Awaited<ReturnType<PgOpsActivities[K]>>;
 
 export type { DelayedReplicaPitrResult };
 
-const OPERATION = 'delayedReplicaPitr';
+const OPERATION = OPERATION_LABELS.pitr;
 
 export async function delayedReplicaPitrWorkflow(input: DelayedReplicaPitrInput): Promise<DelayedReplicaPitrResult> {
   const opts = parsePitrInput(input);

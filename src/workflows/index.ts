@@ -1,27 +1,19 @@
-// The workflow types this plugin registers. Their names are the public contract. Each fails with
-// the message of the step that refused, at the top of the failure (see surfaceFailure.ts).
-import { surfacingActivityFailures as surfaced } from './surfaceFailure';
-import * as stop from './plannedStop';
-import * as start from './plannedStart';
-import * as pitr from './delayedReplicaPitr';
-import * as locate from './locateIncident';
-import * as backup from './snapshotBackup';
-import * as restore from './rollbackRestore';
-import * as catalog from './backupCatalog';
-import * as archive from './archiveStatus';
+// The workflow types this plugin registers. Their names are the public contract. Each operation's
+// workflow comes from the workflows' table (operationWorkflows.ts), beside its input parser.
+import { OPERATION_WORKFLOWS as op } from './operationWorkflows';
 import type * as registered from './index';
 import type { Operations, OperationName, WorkflowType } from '../contract/operations';
 
 export { clusterLockWorkflow } from './clusterLockWorkflow';
-export const plannedStopWorkflow = surfaced(stop.plannedStopWorkflow);
-export const plannedStartWorkflow = surfaced(start.plannedStartWorkflow);
-export const delayedReplicaPitrWorkflow = surfaced(pitr.delayedReplicaPitrWorkflow);
-export const locateIncidentWorkflow = surfaced(locate.locateIncidentWorkflow);
-export const snapshotBackupWorkflow = surfaced(backup.snapshotBackupWorkflow);
-export const rollbackRestoreWorkflow = surfaced(restore.rollbackRestoreWorkflow);
-export const listBackupsWorkflow = surfaced(catalog.listBackupsWorkflow);
-export const deleteBackupWorkflow = surfaced(catalog.deleteBackupWorkflow);
-export const archiveStatusWorkflow = surfaced(archive.archiveStatusWorkflow);
+export const plannedStopWorkflow = op.plannedStop.workflow;
+export const plannedStartWorkflow = op.plannedStart.workflow;
+export const delayedReplicaPitrWorkflow = op.pitr.workflow;
+export const locateIncidentWorkflow = op.locateIncident.workflow;
+export const snapshotBackupWorkflow = op.backup.workflow;
+export const rollbackRestoreWorkflow = op.restore.workflow;
+export const listBackupsWorkflow = op.listBackups.workflow;
+export const deleteBackupWorkflow = op.deleteBackup.workflow;
+export const archiveStatusWorkflow = op.archiveStatus.workflow;
 
 // Temporal registers this module's named exports. They are checked against the operations' table
 // (src/contract/operations/registry.ts) at compile time: one workflow per entry, of the entry's

@@ -5,10 +5,13 @@ import { invalidInput } from './inputValidation';
 export const LOCK_INPUT_KEYS = ['waitForLock'] as const;
 const DEFAULT_LOCK_WAIT_MS = 24 * 3_600_000;
 
-export function lockWaitFromInput(
-  workflowType: string,
-  record: Record<string, unknown>,
-): { wait: boolean; waitTimeoutMs: number } {
+/** `waitForLock` checked: whether to queue for a held lock, and for how long. */
+export interface LockWaitChoice {
+  wait: boolean;
+  waitTimeoutMs: number;
+}
+
+export function lockWaitFromInput(workflowType: string, record: Record<string, unknown>): LockWaitChoice {
   const value = record.waitForLock;
   if (value === undefined || value === false) return { wait: false, waitTimeoutMs: 0 };
   if (value === true) return { wait: true, waitTimeoutMs: DEFAULT_LOCK_WAIT_MS };

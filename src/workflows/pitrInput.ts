@@ -2,8 +2,12 @@
 import { recoveryTargetProblem, type RecoveryTarget } from '../common/recoveryTarget';
 import { parseDuration } from '../common/durations';
 import { checkInputObject, invalidInput, optionalBoolean, optionalDuration } from './inputValidation';
-import { lockWaitFromInput, LOCK_INPUT_KEYS } from './lockInput';
-import type { DelayedReplicaPitrInput, IncidentQuery } from '../contract/operations/delayedReplicaPitr';
+import { lockWaitFromInput, LOCK_INPUT_KEYS, type LockWaitChoice } from './lockInput';
+import type {
+  DelayedReplicaPitrInput,
+  IncidentQuery,
+  LocateIncidentInput,
+} from '../contract/operations/delayedReplicaPitr';
 import { WORKFLOW_TYPES } from '../contract/operations/registry';
 
 export type { DelayedReplicaPitrInput, IncidentQuery };
@@ -18,7 +22,7 @@ export interface ParsedPitrInput {
   returnToDelay: boolean;
   maxPauseMs: number;
   stallTimeoutMs: number;
-  lockWait: { wait: boolean; waitTimeoutMs: number };
+  lockWait: LockWaitChoice;
 }
 
 const TYPE = WORKFLOW_TYPES.pitr;
@@ -136,4 +140,16 @@ export function parsePitrInput(input: unknown): ParsedPitrInput {
     stallTimeoutMs: stall,
     lockWait: lockWaitFromInput(TYPE, record),
   };
+}
+
+/** locateIncidentWorkflow's input: the cluster and the window, checked as a PITR's incident is. */
+export function parseLocateIncidentInput(input: unknown): LocateIncidentInput {
+  const TYPE = WORKFLOW_TYPES.locateIncident;
+  const record = checkInputObject(TYPE, input, ['cluster', 'from', 'to', 'table']);
+  const query = parseIncidentQuery(TYPE, {
+    from: record.from,
+    to: record.to,
+    ...(record.table !== undefined ? { table: record.table } : {}),
+  });
+  return { cluster: record.cluster as string, ...query };
 }

@@ -6,22 +6,18 @@ import { longStep } from './activityProxies';
 import { trackProgress } from './progress';
 import { tagWorkflow } from './searchAttributes';
 import { resolveWithLockOrBefore, withClusterLock } from './clusterLock';
-import { checkInputObject, optionalReplicas } from './inputValidation';
-import { lockWaitFromInput, LOCK_INPUT_KEYS } from './lockInput';
-import { WORKFLOW_TYPES } from '../contract/operations/registry';
+import { parsePlannedStartInput } from './stopStartInput';
+import { OPERATION_LABELS, WORKFLOW_TYPES } from '../contract/operations/registry';
 
 export type { PlannedStartInput, PlannedStartResult };
 
 const TYPE = WORKFLOW_TYPES.plannedStart;
 
 export async function plannedStartWorkflow(input: PlannedStartInput): Promise<PlannedStartResult> {
-  const record = checkInputObject(TYPE, input, ['cluster', 'replicas', ...LOCK_INPUT_KEYS]);
-  const cluster = input.cluster;
-  const replicas = optionalReplicas(TYPE, record, 'replicas');
-  const lockWait = lockWaitFromInput(TYPE, record);
+  const { cluster, replicas, lockWait } = parsePlannedStartInput(input);
 
-  tagWorkflow(cluster, 'plannedStart');
-  const progress = trackProgress('plannedStart', cluster);
+  tagWorkflow(cluster, OPERATION_LABELS.plannedStart);
+  const progress = trackProgress(OPERATION_LABELS.plannedStart, cluster);
   const resolveWithLock = await resolveWithLockOrBefore(cluster, progress);
 
   return withClusterLock(cluster, TYPE, { ...lockWait, progress, resolveFirst: resolveWithLock }, async (lock) => {

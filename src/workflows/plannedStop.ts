@@ -17,30 +17,15 @@ import { trackProgress } from './progress';
 import { tagWorkflow } from './searchAttributes';
 import { workflowClockMs } from './clock';
 import { resolveWithLockOrBefore, withClusterLock } from './clusterLock';
-import { checkInputObject, invalidInput, optionalBoolean, optionalDuration, optionalString } from './inputValidation';
-import { lockWaitFromInput, LOCK_INPUT_KEYS } from './lockInput';
-import { WORKFLOW_TYPES } from '../contract/operations/registry';
+import { parsePlannedStopInput } from './stopStartInput';
+import { OPERATION_LABELS, WORKFLOW_TYPES } from '../contract/operations/registry';
 
 export type { ClusterSnapshotState, PlannedStopInput, PlannedStopResult };
 
 const TYPE = WORKFLOW_TYPES.plannedStop;
-const DEFAULT_MAX_HOLD_MS = 8 * 3_600_000;
 
 export async function plannedStopWorkflow(input: PlannedStopInput): Promise<PlannedStopResult> {
-  const record = checkInputObject(TYPE, input, [
-    'cluster',
-    'reason',
-    'holdUntilResumed',
-    'maxHold',
-    ...LOCK_INPUT_KEYS,
-  ]);
-  const cluster = input.cluster;
-  const reason = optionalString(TYPE, record, 'reason', 500);
-  const hold = optionalBoolean(TYPE, record, 'holdUntilResumed', false);
-  const maxHoldMs = optionalDuration(TYPE, record, 'maxHold', DEFAULT_MAX_HOLD_MS, { min: 1000, max: 30 * 86_400_000 });
-  if (!hold && record.maxHold !== undefined)
-    throw invalidInput(TYPE, 'maxHold applies only with "holdUntilResumed": true');
-  const lockWait = lockWaitFromInput(TYPE, record);
+  const { cluster, reason, hold, maxHoldMs, lockWait } = parsePlannedStopInput(input);
 
   let resumeRequestedBy: string | undefined;
   let resumeRequested = false;
@@ -49,8 +34,8 @@ export async function plannedStopWorkflow(input: PlannedStopInput): Promise<Plan
     resumeRequestedBy = arg?.by;
   });
 
-  tagWorkflow(cluster, 'plannedStop');
-  const progress = trackProgress('plannedStop', cluster);
+  tagWorkflow(cluster, OPERATION_LABELS.plannedStop);
+  const progress = trackProgress(OPERATION_LABELS.plannedStop, cluster);
   const resolveWithLock = await resolveWithLockOrBefore(cluster, progress);
 
   // Since 'describe-with-lock' the lock request's local activity also describes the cluster once

@@ -11,12 +11,10 @@ import { bringUpStep, localStep, longStep, quickStep, replayStep } from './activ
 import { trackProgress } from './progress';
 import { tagWorkflow } from './searchAttributes';
 import { withClusterLock } from './clusterLock';
-import { checkInputObject, optionalBoolean } from './inputValidation';
-import { lockWaitFromInput, LOCK_INPUT_KEYS } from './lockInput';
-import { afterRecovery, backupRef, confirmation, recoveryTimeline, restoreTarget } from './backupInput';
+import { parseRollbackRestoreInput } from './backupInput';
 import { undoFailedRestore } from './undoFailedRestore';
-import { replicasMode, replicaWarnings } from './restoreReplicas';
-import { WORKFLOW_TYPES } from '../contract/operations/registry';
+import { replicaWarnings } from './restoreReplicas';
+import { OPERATION_LABELS, WORKFLOW_TYPES } from '../contract/operations/registry';
 
 type Result<K extends keyof PgOpsActivities> = Awaited<ReturnType<PgOpsActivities[K]>>;
 
@@ -25,32 +23,12 @@ export type { RollbackRestoreInput, RollbackRestoreResult };
 const TYPE = WORKFLOW_TYPES.restore;
 
 export async function rollbackRestoreWorkflow(input: RollbackRestoreInput): Promise<RollbackRestoreResult> {
-  const record = checkInputObject(TYPE, input, [
-    'cluster',
-    'backup',
-    'confirm',
-    'recoveryTarget',
-    'inclusive',
-    'afterRecovery',
-    'recoveryTargetTimeline',
-    'safetySnapshot',
-    'replicas',
-    ...LOCK_INPUT_KEYS,
-  ]);
-  const cluster = input.cluster;
-  const backup = backupRef(TYPE, record, true);
-  confirmation(TYPE, record, cluster, 'a restore replaces the data of the cluster');
-  const recoveryTarget = restoreTarget(TYPE, record);
-  const inclusive = optionalBoolean(TYPE, record, 'inclusive', false);
-  const action = afterRecovery(TYPE, record);
-  const timeline = recoveryTimeline(TYPE, record);
-  const safety = optionalBoolean(TYPE, record, 'safetySnapshot', true);
-  const replicaMode = replicasMode(TYPE, record);
-  const lockWait = lockWaitFromInput(TYPE, record);
+  const { cluster, backup, recoveryTarget, inclusive, action, timeline, safety, replicaMode, lockWait } =
+    parseRollbackRestoreInput(input);
   const info = workflowInfo();
 
-  tagWorkflow(cluster, 'rollbackRestore');
-  const progress = trackProgress('rollbackRestore', cluster);
+  tagWorkflow(cluster, OPERATION_LABELS.restore);
+  const progress = trackProgress(OPERATION_LABELS.restore, cluster);
   progress.step('resolve', 'looking the cluster up in the worker catalog');
   await localStep.resolveCluster({ cluster });
 

@@ -10,27 +10,21 @@ import { bringUpStep, localStep, longStep, quickStep } from './activityProxies';
 import { trackProgress } from './progress';
 import { tagWorkflow } from './searchAttributes';
 import { withClusterLock } from './clusterLock';
-import { checkInputObject, optionalString } from './inputValidation';
-import { lockWaitFromInput, LOCK_INPUT_KEYS } from './lockInput';
-import { backupMode, retention } from './backupInput';
-import { WORKFLOW_TYPES } from '../contract/operations/registry';
+import { parseSnapshotBackupInput } from './backupInput';
+import { OPERATION_LABELS, WORKFLOW_TYPES } from '../contract/operations/registry';
 
 export type { SnapshotBackupInput, SnapshotBackupResult };
 
 const TYPE = WORKFLOW_TYPES.backup;
 
 export async function snapshotBackupWorkflow(input: SnapshotBackupInput): Promise<SnapshotBackupResult> {
-  const record = checkInputObject(TYPE, input, ['cluster', 'mode', 'label', 'keep', ...LOCK_INPUT_KEYS]);
-  const cluster = input.cluster;
-  const mode = backupMode(TYPE, record);
-  const keep = retention(TYPE, record);
+  const { cluster, mode, keep, label: givenLabel, lockWait } = parseSnapshotBackupInput(input);
   const info = workflowInfo();
   const id = backupIdFor(info.startTime, info.runId);
-  const label = optionalString(TYPE, record, 'label', 200) ?? `pgops ${cluster} ${id}`;
-  const lockWait = lockWaitFromInput(TYPE, record);
+  const label = givenLabel ?? `pgops ${cluster} ${id}`;
 
-  tagWorkflow(cluster, 'snapshotBackup');
-  const progress = trackProgress('snapshotBackup', cluster);
+  tagWorkflow(cluster, OPERATION_LABELS.backup);
+  const progress = trackProgress(OPERATION_LABELS.backup, cluster);
   progress.step('resolve', 'looking the cluster up in the worker catalog');
   await localStep.resolveCluster({ cluster });
 

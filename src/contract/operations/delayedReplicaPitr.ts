@@ -1,7 +1,15 @@
 // delayedReplicaPitrWorkflow and locateIncidentWorkflow: their inputs and results.
 import type { RecoveryTarget } from '../../common/recoveryTarget';
 import type { LockWait } from './lockWait';
-import type { StepResult } from './stepResults';
+import type {
+  CheckedTarget,
+  DelayedReplayConfirmed,
+  Incident,
+  InsertResult,
+  PromotionResult,
+  ReplayTargetReached,
+  TableExport,
+} from './pitrSteps';
 
 export interface IncidentQuery {
   from: string;
@@ -31,12 +39,12 @@ export interface DelayedReplicaPitrResult {
   target: RecoveryTarget;
   inclusive: boolean;
   pause: { latencyMs: number; state: string; replayLsn: string };
-  checked: StepResult<'checkPitrTarget'>;
-  reached: StepResult<'waitForReplayTarget'>;
-  exported?: StepResult<'exportLostRows'>;
-  inserted?: StepResult<'insertMissingRowsIntoPrimary'>;
-  promoted?: StepResult<'promoteReplica'>;
-  returnedToDelay?: StepResult<'confirmDelayedReplay'>;
+  checked: CheckedTarget;
+  reached: ReplayTargetReached;
+  exported?: TableExport[];
+  inserted?: InsertResult[];
+  promoted?: PromotionResult;
+  returnedToDelay?: DelayedReplayConfirmed;
   finalState: 'paused at target' | 'delayed replica again' | 'promoted';
 }
 
@@ -45,4 +53,4 @@ export interface LocateIncidentInput extends IncidentQuery {
 }
 
 /** The transactions that deleted, truncated or dropped in the window. */
-export type LocateIncidentResult = StepResult<'locateIncident'>;
+export type LocateIncidentResult = Incident[];

@@ -1,8 +1,8 @@
 // The operations of pg-ops, one entry each: the one table the worker registration (checked in
 // src/workflows/index.ts), the lock guard (src/activities/lockGuard.ts), the typed client, the CLI and
 // the lock's list of mutating workflows are derived from. Adding an operation is an entry here, its
-// types in OperationIo below and a file beside this one, its workflow, and its CLI command: each of
-// them missing is a type error. Pure data: the workflows bundle it too.
+// types in OperationIo below and a file beside this one, its workflow and input parser (an entry in
+// src/workflows/operationWorkflows.ts), and its CLI command: each of them missing is a type error. Pure data: the workflows bundle it too.
 import type { ArchiveStatus } from '../archive';
 import type { ClusterInput, DeleteBackupInput, DeleteBackupResult, ListBackupsResult } from './backupCatalog';
 import type {
@@ -128,7 +128,8 @@ export type OperationName = keyof Table;
 
 /**
  * Each operation's input and result, under the same key as its entry above (a type beside the table,
- * not in it: results name activities' types, and the activities' lock guard is built from the table).
+ * not in it: the table is values the activities' lock guard and the CLI read; these are types only,
+ * declared in this folder, down to the step results they carry: restoreSteps.ts, pitrSteps.ts).
  */
 export interface OperationIo {
   plannedStop: { input: PlannedStopInput; result: PlannedStopResult };
@@ -165,6 +166,15 @@ const entries = Object.entries(OPERATIONS) as [OperationName, Table[OperationNam
 export const WORKFLOW_TYPES = Object.fromEntries(entries.map(([name, op]) => [name, op.workflowType])) as {
   [K in OperationName]: Table[K]['workflowType'];
 };
+
+/** The workflow type without "Workflow": the PgOperation search attribute and the `progress` query's operation. */
+export type OperationLabel<K extends OperationName = OperationName> =
+  Table[K]['workflowType'] extends `${infer Label}Workflow` ? Label : never;
+
+/** Each operation's label (OperationLabel), derived from its workflow type. */
+export const OPERATION_LABELS = Object.fromEntries(
+  entries.map(([name, op]) => [name, op.workflowType.slice(0, -'Workflow'.length)]),
+) as { [K in OperationName]: OperationLabel<K> };
 
 /** Workflow types that take a cluster's lock (the read-only ones do not). */
 export const MUTATING_WORKFLOW_TYPES = entries

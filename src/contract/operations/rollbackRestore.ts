@@ -3,7 +3,13 @@ import type { BackupRecord } from '../backups';
 import type { RestoreTarget } from '../recovery';
 import type { LockWait } from './lockWait';
 import type { ClusterStarted } from './plannedStart';
-import type { StepResult } from './stepResults';
+import type {
+  RecoveryFilesWritten,
+  RecoveryWatched,
+  ReplicasReconciled,
+  RestoreVerified,
+  VolumesRolledBack,
+} from './restoreSteps';
 
 export interface RollbackRestoreInput {
   cluster: string;
@@ -34,15 +40,15 @@ export interface RollbackRestoreResult {
   /** How to undo this restore. */
   undo?: string;
   stopped: { wasRunning: boolean };
-  rollback: StepResult<'rollbackVolumes'>;
-  recoveryFiles: StepResult<'writeRecoveryFiles'>;
+  rollback: VolumesRolledBack;
+  recoveryFiles: RecoveryFilesWritten;
   started: ClusterStarted;
-  recovery?: StepResult<'watchRecovery'>;
-  verified: StepResult<'finishRestore'>;
+  recovery?: RecoveryWatched;
+  verified: RestoreVerified;
   /** What the rollback kept until the restore succeeded and has now let go (CSI: replaced volumes). */
   released: string[];
   /** Each catalog replica of the cluster and what was done to it (README "History"). */
-  replicas?: StepResult<'reconcileReplicas'> | { warning: string };
+  replicas?: ReplicasReconciled | { warning: string };
   /** Warnings a DBA must read (a replica left on the old history, one that could not be checked). */
   warnings?: string[];
   /** The timeline recovery followed (recovery_target_timeline) and why, when WAL was replayed. */

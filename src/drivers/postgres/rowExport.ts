@@ -9,6 +9,7 @@ import type { Client } from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { runCommand } from '../exec';
 import { withSession, type PgEndpoint } from './session';
+import type { InsertResult, TableExport } from '../../contract/operations/pitrSteps';
 
 const QUALIFIED_TABLE = /^(?:([A-Za-z_][A-Za-z0-9_$]{0,62})\.)?([A-Za-z_][A-Za-z0-9_$]{0,62})$/;
 
@@ -30,14 +31,6 @@ export function tableNameProblem(text: unknown): string | undefined {
 
 function sqlName(client: Client, name: TableName): string {
   return `${client.escapeIdentifier(name.schema)}.${client.escapeIdentifier(name.table)}`;
-}
-
-export interface TableExport {
-  table: string;
-  file: string;
-  schemaFile: string;
-  rows: number;
-  columns: string[];
 }
 
 async function tableColumns(client: Client, name: TableName): Promise<string[] | undefined> {
@@ -123,12 +116,6 @@ export async function exportTables(
 
 export class MissingTableError extends Error {
   override readonly name = 'MissingTableError';
-}
-
-export interface InsertResult {
-  table: string;
-  inserted: number;
-  createdTable: boolean;
 }
 
 /** Inserts the exported rows the primary lacks (by primary key), creating a dropped table first. */

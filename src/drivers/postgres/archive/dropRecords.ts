@@ -7,6 +7,7 @@
 // replayed at once: on a delayed replica the database is gone while its drop's commit still waits.
 // DROP TABLESPACE logs Tablespace/DROP ("DROP <oid>") the same way, before its commit.
 import { parseLsn } from '../../../common/lsn';
+import type { DroppedKind } from '../../../contract/operations/pitrSteps';
 import {
   listArchivedSegments,
   parseTransactionEnd,
@@ -14,8 +15,6 @@ import {
   type WalDumpOptions,
   type WalRecord,
 } from './walInspect';
-
-export type DroppedKind = 'database' | 'tablespace';
 
 export interface DropRecord {
   kind: DroppedKind;

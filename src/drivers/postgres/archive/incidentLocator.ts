@@ -1,7 +1,7 @@
 // Finds the transactions that deleted, truncated or dropped in a window of the WAL archive (the
 // incident locator of docs/runbooks/delayed-replica-pitr.md step 2), from pg_waldump's text through scanArchive.
 import { isoTimeMicros } from '../../../common/recoveryTarget';
-import { parseDropRecord, type DroppedKind } from './dropRecords';
+import { parseDropRecord } from './dropRecords';
 import {
   fileKey,
   parseTransactionEnd,
@@ -11,47 +11,12 @@ import {
   type WalDumpOptions,
   type WalRecord,
 } from './walInspect';
+import type { DroppedObject, Incident, IncidentRelation } from '../../../contract/operations/pitrSteps';
 
 /** Segments archived this long before `from` are skipped: their records are all older. */
 const ARCHIVE_CLOCK_MARGIN_MS = 10 * 60_000;
 /** Relations below FirstNormalObjectId are system catalogs (initdb's relfilenodes). */
 const FIRST_NORMAL_OBJECT_ID = 16384;
-
-export interface IncidentRelation {
-  databaseOid: number;
-  relfilenode: number;
-  /** schema.table, when a relation map (relationMap() of the delayed replica) knows the file. */
-  name?: string;
-  /** Heap DELETE records: one per row deleted. */
-  deletes: number;
-  /** Its file was replaced by a new, empty one (TRUNCATE) or truncated to 0 blocks. */
-  truncated?: true;
-  /** Its file was dropped with the relation (DROP TABLE). */
-  dropped?: true;
-}
-
-/** A database or tablespace the transaction dropped (DROP DATABASE, DROP TABLESPACE). */
-export interface DroppedObject {
-  kind: DroppedKind;
-  oid: number;
-  /** From a server that still has its catalog row (the delayed replica, while the commit waits). */
-  name?: string;
-  /** The drop record itself (Database/DROP or Tablespace/DROP), replayed without the delay. */
-  dropLsn: string;
-  /** A database: the tablespaces it had directories in. */
-  tablespaceOids?: number[];
-}
-
-export interface Incident {
-  xid: string;
-  commitLsn: string;
-  commitTime: string;
-  relations: IncidentRelation[];
-  rowsDeleted: number;
-  dropped?: DroppedObject[];
-  /** Set by the caller that knows the replica: a drop it has replayed already. */
-  warning?: string;
-}
 
 export interface LocateOptions extends WalDumpOptions {
   /** Commit time window, ISO 8601 with a zone. */

@@ -11,6 +11,7 @@ import { withSession, type PgEndpoint } from '../session';
 import { DEFAULT_PG_BIN_DIR } from '../../../config/binDir';
 import { endedBefore, parseRunningXacts } from './xidEndBisect';
 import { narrowSearch, type FoundMark } from './archiveBisect';
+import type { ArchiveSearchStats } from '../../../contract/operations/pitrSteps';
 
 export interface WalDumpOptions {
   binDir?: string;
@@ -397,13 +398,6 @@ async function firstMark<T>(
 function segmentHolds(segment: ArchivedSegment, lsn: string): boolean {
   const at = parseLsn(lsn);
   return parseLsn(segment.startLsn) <= at && at < parseLsn(segment.endLsn);
-}
-
-export interface ArchiveSearchStats {
-  /** Reads of the archive for a bisection mark (each stops at the first one). */
-  probes: number;
-  /** Segments read for the record itself, up to the one that holds it. */
-  segmentsRead: number;
 }
 
 /**

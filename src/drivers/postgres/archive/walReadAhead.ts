@@ -11,6 +11,7 @@ import { compareLsn, parseLsn } from '../../../common/lsn';
 import { plainPathProblem } from '../../../common/shellPaths';
 import { listArchivedSegments, type ArchivedSegment } from './walInspect';
 import { delay } from '../../waiting';
+import type { ReadAheadStats } from '../../../contract/operations/pitrSteps';
 
 /** A wait that an abort ends early (the loops check the signal themselves). */
 const pause = (ms: number, signal: AbortSignal) => delay(ms, signal).catch(() => undefined);
@@ -38,17 +39,6 @@ export function readAheadRestoreCommand(stageDir: string, original: string): str
 
 export function isReadAheadRestoreCommand(command: string): boolean {
   return command.startsWith('mv -f ') && command.includes(`/pg_wal/${READ_AHEAD_DIR}/%f %p 2>/dev/null || {`);
-}
-
-export interface ReadAheadStats {
-  /** Segments copied into the staging directory. */
-  staged: number;
-  /** Staged segments that restore_command took. */
-  consumed: number;
-  /** Staged segments replay had passed already (it fetched them itself first), removed. */
-  discarded: number;
-  /** Segments the archive did not hold whole when their turn came (left to restore_command). */
-  skipped: number;
 }
 
 export interface ReadAheadOptions {

@@ -2,10 +2,10 @@
 // the drop record is replayed at once, so a stop point between it and its commit is worthless
 // once replay has passed the drop record, and must be moved before the drop record otherwise.
 import { compareLsn } from '../../../common/lsn';
-import { dropsPendingAt, type DroppedKind, type PendingDrop } from '../archive/dropRecords';
-import type { Incident } from '../archive/incidentLocator';
+import { dropsPendingAt, type PendingDrop } from '../archive/dropRecords';
 import { withSession, type PgEndpoint } from '../session';
 import type { WalDumpOptions } from '../archive/walInspect';
+import type { DroppedKind, Incident } from '../../../contract/operations/pitrSteps';
 
 export interface NamedDrop extends PendingDrop {
   /** From pg_database / pg_tablespace of a server that still has the row; absent when none has. */

@@ -13,13 +13,8 @@ import {
 import { readReplayStatus, readCommitTimestamp, readXactStatus, type ReplayStatus } from './replayControl';
 import type { PgEndpoint } from '../session';
 import { withParkedSession } from '../parkedSession';
-import {
-  archiveEndLsn,
-  findCommit,
-  findRestorePoint,
-  findTimeTargetStop,
-  type ArchiveSearchStats,
-} from '../archive/walInspect';
+import { archiveEndLsn, findCommit, findRestorePoint, findTimeTargetStop } from '../archive/walInspect';
+import type { ArchiveSearchStats } from '../../../contract/operations/pitrSteps';
 
 export type Reachability =
   /** `replayLsn`: where the replica's replay stood when it was judged (null before any replay). */
