@@ -6,6 +6,7 @@ export { createPgOpsWorker, ensureSearchAttributes, SEARCH_ATTRIBUTES, type PgOp
 export { loadCatalog, parseCatalog, CatalogError } from './config/catalog';
 export type { Catalog, ClusterEntry } from './config/schema';
 export * from './contract/definitions';
+export { MUTATING_WORKFLOW_TYPES } from './contract/operations/registry';
 // Every operation's input and result (types only; the table's values are the client's WORKFLOW_TYPES).
 export type * from './contract/operations';
 export type { BackupBeingDeleted, BackupRecord } from './contract/backups';

@@ -18,12 +18,12 @@ import {
   lockReleaseSignal,
   lockStateQuery,
   lockWorkflowId,
-  MUTATING_WORKFLOW_TYPES,
   type LockAnswer,
   type LockConfirmation,
   type LockHolder,
   type LockRequest,
 } from '../contract/definitions';
+import { MUTATING_WORKFLOW_TYPES } from '../contract/operations/registry';
 import { clusterNameProblem } from '../common/names';
 import { asStep } from './failures';
 import type { ClusterRegistry } from './clusterRegistry';

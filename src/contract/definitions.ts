@@ -50,9 +50,6 @@ export interface LockState {
   queue: LockRequest[];
 }
 
-/** Workflow types that take a cluster's lock (the read-only ones do not): from the operations' table. */
-export { MUTATING_WORKFLOW_TYPES } from './operations/registry';
-
 /** The answer to a mutating step that asks whether its workflow still holds the cluster. */
 export type LockConfirmation = { held: true } | { held: false; holder: LockHolder | null };
 
