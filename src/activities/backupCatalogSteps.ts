@@ -175,7 +175,7 @@ async function pruneByRetention(
   return { deleted, kept: records.map((r) => r.id).filter((id) => !deleted.includes(id)), finished };
 }
 
-/** The records retention lets go (`keep`), never those in `protect`; a safety snapshot once its keepUntil has passed. */
+/** The records `keep` lets go, never those in `protect`; a safety snapshot once its keepUntil has passed. */
 function doomedRecords(records: BackupRecord[], keep: RetentionRule, protect: string[]): BackupRecord[] {
   const now = Date.now();
   const regular = records.filter((r) => r.kind === 'backup');
