@@ -10,128 +10,19 @@ import type { ClusterRegistry } from './clusterRegistry';
 import type { ClusterServices } from '../drivers/clusterServices';
 import { asStep } from './failures';
 import { withHeartbeats, type ActivityProgress } from './heartbeat';
-import { parseDuration } from '../common/durations';
-import { compareLsn } from '../common/lsn';
-import type { BackupRecord } from '../contract/backups';
-import {
-  archiveSize,
-  planArchivePrune,
-  type PruneRules,
-  type WalAnchor,
-} from '../drivers/postgres/archive/archiveRetention';
+import { archiveSize, planArchivePrune } from '../drivers/postgres/archive/archiveRetention';
 import {
   carryOutPruneIntent,
   readPruneIntent,
   writePruneIntent,
   type RemovedFiles,
 } from '../drivers/postgres/archive/archivePrune';
-import { askRestartPoint, readRestartPoint, type RestartPoint } from '../drivers/postgres/replica/restartPoint';
 import { describeTimelines, readTimelines } from '../drivers/postgres/archive/timelines';
 import { listArchivedSegments } from '../drivers/postgres/archive/walInspect';
 import type { ArchivePruneResult, ArchiveStatus } from '../contract/archive';
-
-const describeRecord = (r: BackupRecord) => `${r.kind === 'pre-restore' ? 'safety snapshot' : 'backup'} ${r.id}`;
-
-const recordAnchor = (r: BackupRecord): WalAnchor => ({
-  what: describeRecord(r),
-  timeline: r.timeline,
-  startLsn: r.startLsn,
-  stopLsn: r.stopLsn,
-});
+import { whatNeedsWal } from './archiveNeeds';
 
 export function createArchiveSteps(registry: ClusterRegistry, catalog: () => Catalog) {
-  /** The archive directory as this worker sees it, or why it is left alone. */
-  function archiveOf(services: ClusterServices): { dir?: string; skipped?: string; entry: ClusterEntry } {
-    const entry = services.entry;
-    if (!entry.walArchive) return { entry, skipped: 'the cluster has no walArchive in the catalog' };
-    if (entry.walArchiveRetention?.prune === false)
-      return { entry, dir: entry.walArchive, skipped: 'walArchiveRetention.prune is false in the catalog' };
-    // A Kubernetes cluster's archive may be inside its pods only (as listBackups reads it).
-    if (!existsSync(entry.walArchive))
-      return { entry, skipped: `the WAL archive ${entry.walArchive} is not reachable from this worker` };
-    return { entry, dir: entry.walArchive };
-  }
-
-  async function restartPointOf(name: string, entry: ClusterEntry): Promise<RestartPoint> {
-    try {
-      return await askRestartPoint(await registry.services(name).endpoint());
-    } catch (err) {
-      // A stopped replica still says where it would begin: its control file.
-      if (entry.target.kind !== 'local') throw err;
-      return readRestartPoint(entry.target.binDir, entry.target.pgdata, entry.target.osUser);
-    }
-  }
-
-  /** Everything that needs WAL from this archive, and the rules of the catalog. */
-  async function whatNeedsWal(
-    services: ClusterServices,
-    archiveDir: string,
-    progress?: ActivityProgress,
-  ): Promise<{ anchors: WalAnchor[]; rules: PruneRules; notes: string[] }> {
-    const { name: cluster, entry } = services;
-    const records = (await services.storage().listRecords()).filter((r) => r.cluster === cluster);
-    // With no backup kept there is nothing to restore: nothing is removed, whatever replicas say.
-    if (records.length === 0)
-      return { anchors: [], rules: {}, notes: [`${cluster} has no backup listed: nothing is removed`] };
-    const anchors = records.map(recordAnchor);
-    const notes: string[] = [];
-    const unanswered: string[] = [];
-    // Replicas of this cluster, and any other cluster restoring from the same archive.
-    for (const [name, other] of Object.entries(catalog().clusters)) {
-      if (name === cluster || (other.replicaOf !== cluster && other.walArchive !== archiveDir)) continue;
-      progress?.report(`asking ${name} where its replay would restart`);
-      try {
-        const point = await restartPointOf(name, other);
-        const replayed = point.replayLsn ? `, replayed to ${point.replayLsn}` : '';
-        anchors.push({
-          what: `replica ${name} (restart point ${point.redoLsn} on timeline ${point.timeline}${replayed})`,
-          timeline: point.timeline,
-          startLsn: point.redoLsn,
-          stopLsn: point.redoLsn,
-        });
-      } catch (err) {
-        unanswered.push(`${name} (${(err instanceof Error ? err.message : String(err)).slice(0, 200)})`);
-      }
-      if (other.storage) {
-        // Its own backups restore from this archive too.
-        try {
-          const theirs = (await registry.services(name).storage().listRecords()).filter((r) => r.cluster === name);
-          anchors.push(...theirs.map((r) => ({ ...recordAnchor(r), what: `${describeRecord(r)} of ${name}` })));
-        } catch (err) {
-          unanswered.push(`${name}'s backups (${(err instanceof Error ? err.message : String(err)).slice(0, 200)})`);
-        }
-      }
-    }
-    const rules: PruneRules = {};
-    const keepExtra = entry.walArchiveRetention?.keepExtra;
-    if (keepExtra !== undefined) {
-      const ms = parseDuration('keepExtra', keepExtra, { min: 0, max: 3650 * 86_400_000 });
-      if (typeof ms === 'number') rules.keepArchivedSince = new Date(Date.now() - ms);
-    }
-    const ownStarts = records.map((r) => r.startLsn).sort(compareLsn);
-    if (unanswered.length > 0 && ownStarts.length > 0) {
-      rules.keepFrom = {
-        lsn: ownStarts[0]!,
-        why: `the oldest kept backup, as ${unanswered.join(', ')} could not be asked`,
-      };
-      notes.push(
-        `could not ask ${unanswered.join('; ')}: everything from the oldest kept backup's start (${ownStarts[0]}) on is kept, on every timeline`,
-      );
-    }
-    return { anchors, rules, notes };
-  }
-
-  const emptyResult = (archiveDir: string | undefined, skipped: string): ArchivePruneResult => ({
-    archiveDir,
-    skipped,
-    removedSegments: 0,
-    removedFiles: 0,
-    removedBytes: 0,
-    keptSegments: 0,
-    keptBytes: 0,
-    notes: [],
-  });
-
   return {
     /**
      * Removes from the cluster's WAL archive what nothing needs any more. Finishes an interrupted
@@ -139,100 +30,138 @@ export function createArchiveSteps(registry: ClusterRegistry, catalog: () => Cat
      */
     async pruneWalArchive({ cluster }: { cluster: string }): Promise<ArchivePruneResult> {
       return asStep(cluster, 'prune-archive', () =>
-        withHeartbeats(async (progress) => {
-          const services = registry.services(cluster);
-          const { dir, skipped } = archiveOf(services);
-          if (skipped || !dir) return emptyResult(dir, skipped ?? 'no archive');
-          const removed: RemovedFiles = { files: 0, segments: 0, bytes: 0 };
-          const add = (r: RemovedFiles) => {
-            removed.files += r.files;
-            removed.segments += r.segments;
-            removed.bytes += r.bytes;
-            removed.first ??= r.first;
-            removed.last = r.last ?? removed.last;
-          };
-          const onProgress = (detail: string, numbers: Record<string, number>) => progress.report(detail, numbers);
-          const pending = readPruneIntent(dir);
-          if (pending) {
-            progress.report(`finishing the removal ${pending.writtenBy} began at ${pending.writtenAt}`);
-            add(await carryOutPruneIntent(dir, pending, { onProgress, signal: progress.signal }));
-          }
-          const finishedFromEarlierRun = pending ? removed.files : undefined;
-          const needs = await whatNeedsWal(services, dir, progress);
-          const plan = planArchivePrune(dir, needs.anchors, needs.rules);
-          if (plan.remove.length > 0) {
-            const intent = {
-              cluster,
-              writtenBy: `pruneWalArchive of ${cluster}`,
-              writtenAt: new Date().toISOString(),
-              files: plan.remove,
-            };
-            writePruneIntent(dir, intent);
-            add(await carryOutPruneIntent(dir, intent, { onProgress, signal: progress.signal }));
-          }
-          return {
-            archiveDir: dir,
-            removedSegments: removed.segments,
-            removedFiles: removed.files,
-            removedBytes: removed.bytes,
-            firstRemoved: removed.first,
-            lastRemoved: removed.last,
-            finishedFromEarlierRun,
-            keptSegments: plan.keptSegments,
-            keptBytes: plan.keptBytes,
-            oldestNeeded: plan.oldestNeeded,
-            notes: [...needs.notes, ...plan.notes],
-          };
-        }),
+        withHeartbeats(async (progress) => pruneArchive(registry, catalog, cluster, progress)),
       );
     },
 
     /** The archive's size, its oldest needed segment and why, and what a prune would remove. Read-only. */
     async archiveStatus({ cluster }: { cluster: string }): Promise<ArchiveStatus> {
-      return asStep(cluster, 'archive-status', async () => {
-        const services = registry.services(cluster);
-        const entry = services.entry;
-        const retention = {
-          prune: entry.walArchiveRetention?.prune ?? true,
-          keepExtra: entry.walArchiveRetention?.keepExtra,
-        };
-        const dir = entry.walArchive;
-        const base = { cluster, archiveDir: dir, retention, removable: { files: 0, bytes: 0 } };
-        if (!dir || !existsSync(dir))
-          return {
-            ...base,
-            skipped: dir
-              ? `the WAL archive ${dir} is not reachable from this worker`
-              : 'the cluster has no walArchive in the catalog',
-            files: 0,
-            bytes: 0,
-            segments: 0,
-            notes: [],
-          };
-        const size = archiveSize(dir);
-        const segments = listArchivedSegments(dir);
-        const needs = await whatNeedsWal(services, dir);
-        const plan = planArchivePrune(dir, needs.anchors, needs.rules);
-        const pending = readPruneIntent(dir);
-        const notes = [...needs.notes, ...plan.notes];
-        if (!retention.prune) notes.push('walArchiveRetention.prune is false: backups never remove WAL from it');
-        return {
-          ...base,
-          ...size,
-          oldestSegment: segments.reduce<string | undefined>(
-            (oldest, s) => (oldest === undefined || s.fileName.slice(8) < oldest.slice(8) ? s.fileName : oldest),
-            undefined,
-          ),
-          newestSegment: segments.at(-1)?.fileName,
-          timelines: describeTimelines(readTimelines(dir)),
-          oldestNeeded: plan.oldestNeeded,
-          removable: { files: plan.remove.length, bytes: plan.removeBytes },
-          pendingPrune: pending
-            ? { files: pending.files.length, writtenBy: pending.writtenBy, writtenAt: pending.writtenAt }
-            : undefined,
-          notes,
-        };
-      });
+      return asStep(cluster, 'archive-status', async () => statusOfArchive(registry, catalog, cluster));
     },
+  };
+}
+
+/** The archive directory as this worker sees it, or why it is left alone. */
+function archiveOf(services: ClusterServices): { dir?: string; skipped?: string; entry: ClusterEntry } {
+  const entry = services.entry;
+  if (!entry.walArchive) return { entry, skipped: 'the cluster has no walArchive in the catalog' };
+  if (entry.walArchiveRetention?.prune === false)
+    return { entry, dir: entry.walArchive, skipped: 'walArchiveRetention.prune is false in the catalog' };
+  // A Kubernetes cluster's archive may be inside its pods only (as listBackups reads it).
+  if (!existsSync(entry.walArchive))
+    return { entry, skipped: `the WAL archive ${entry.walArchive} is not reachable from this worker` };
+  return { entry, dir: entry.walArchive };
+}
+
+const emptyResult = (archiveDir: string | undefined, skipped: string): ArchivePruneResult => ({
+  archiveDir,
+  skipped,
+  removedSegments: 0,
+  removedFiles: 0,
+  removedBytes: 0,
+  keptSegments: 0,
+  keptBytes: 0,
+  notes: [],
+});
+
+/** The step pruneWalArchive: an interrupted earlier removal finished, then what nothing needs removed. */
+async function pruneArchive(
+  registry: ClusterRegistry,
+  catalog: () => Catalog,
+  cluster: string,
+  progress: ActivityProgress,
+): Promise<ArchivePruneResult> {
+  const services = registry.services(cluster);
+  const { dir, skipped } = archiveOf(services);
+  if (skipped || !dir) return emptyResult(dir, skipped ?? 'no archive');
+  const removed: RemovedFiles = { files: 0, segments: 0, bytes: 0 };
+  const add = (r: RemovedFiles) => {
+    removed.files += r.files;
+    removed.segments += r.segments;
+    removed.bytes += r.bytes;
+    removed.first ??= r.first;
+    removed.last = r.last ?? removed.last;
+  };
+  const onProgress = (detail: string, numbers: Record<string, number>) => progress.report(detail, numbers);
+  const pending = readPruneIntent(dir);
+  if (pending) {
+    progress.report(`finishing the removal ${pending.writtenBy} began at ${pending.writtenAt}`);
+    add(await carryOutPruneIntent(dir, pending, { onProgress, signal: progress.signal }));
+  }
+  const finishedFromEarlierRun = pending ? removed.files : undefined;
+  const needs = await whatNeedsWal(registry, catalog, services, dir, progress);
+  const plan = planArchivePrune(dir, needs.anchors, needs.rules);
+  if (plan.remove.length > 0) {
+    const intent = {
+      cluster,
+      writtenBy: `pruneWalArchive of ${cluster}`,
+      writtenAt: new Date().toISOString(),
+      files: plan.remove,
+    };
+    writePruneIntent(dir, intent);
+    add(await carryOutPruneIntent(dir, intent, { onProgress, signal: progress.signal }));
+  }
+  return {
+    archiveDir: dir,
+    removedSegments: removed.segments,
+    removedFiles: removed.files,
+    removedBytes: removed.bytes,
+    firstRemoved: removed.first,
+    lastRemoved: removed.last,
+    finishedFromEarlierRun,
+    keptSegments: plan.keptSegments,
+    keptBytes: plan.keptBytes,
+    oldestNeeded: plan.oldestNeeded,
+    notes: [...needs.notes, ...plan.notes],
+  };
+}
+
+/** The step archiveStatus: the archive as it is, and what a prune would do. Read-only. */
+async function statusOfArchive(
+  registry: ClusterRegistry,
+  catalog: () => Catalog,
+  cluster: string,
+): Promise<ArchiveStatus> {
+  const services = registry.services(cluster);
+  const entry = services.entry;
+  const retention = {
+    prune: entry.walArchiveRetention?.prune ?? true,
+    keepExtra: entry.walArchiveRetention?.keepExtra,
+  };
+  const dir = entry.walArchive;
+  const base = { cluster, archiveDir: dir, retention, removable: { files: 0, bytes: 0 } };
+  if (!dir || !existsSync(dir))
+    return {
+      ...base,
+      skipped: dir
+        ? `the WAL archive ${dir} is not reachable from this worker`
+        : 'the cluster has no walArchive in the catalog',
+      files: 0,
+      bytes: 0,
+      segments: 0,
+      notes: [],
+    };
+  const size = archiveSize(dir);
+  const segments = listArchivedSegments(dir);
+  const needs = await whatNeedsWal(registry, catalog, services, dir);
+  const plan = planArchivePrune(dir, needs.anchors, needs.rules);
+  const pending = readPruneIntent(dir);
+  const notes = [...needs.notes, ...plan.notes];
+  if (!retention.prune) notes.push('walArchiveRetention.prune is false: backups never remove WAL from it');
+  return {
+    ...base,
+    ...size,
+    oldestSegment: segments.reduce<string | undefined>(
+      (oldest, s) => (oldest === undefined || s.fileName.slice(8) < oldest.slice(8) ? s.fileName : oldest),
+      undefined,
+    ),
+    newestSegment: segments.at(-1)?.fileName,
+    timelines: describeTimelines(readTimelines(dir)),
+    oldestNeeded: plan.oldestNeeded,
+    removable: { files: plan.remove.length, bytes: plan.removeBytes },
+    pendingPrune: pending
+      ? { files: pending.files.length, writtenBy: pending.writtenBy, writtenAt: pending.writtenAt }
+      : undefined,
+    notes,
   };
 }

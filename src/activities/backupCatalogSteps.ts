@@ -57,71 +57,15 @@ function plainRecord(r: BackupRecord | BackupBeingDeleted): BackupRecord {
 }
 
 export function createBackupCatalogSteps(registry: ClusterRegistry) {
-  /** The cluster's interrupted deletions, each finished; `except` is left to the caller. */
-  async function finishInterrupted(
-    cluster: string,
-    storage: SnapshotDriver,
-    pending: BackupBeingDeleted[],
-    progress: ActivityProgress,
-  ): Promise<string[]> {
-    const by = deletingWorkflow();
-    for (const r of pending) {
-      progress.report(`finishing the deletion of backup ${r.id} (begun ${r.deletion.since} by ${r.deletion.by})`);
-      log.info('finishing an interrupted deletion', { cluster, id: r.id, begunBy: r.deletion.by });
-      await storage.deleteBackup(r.id, { by, signal: progress.signal });
-    }
-    return pending.map((r) => r.id);
-  }
-
-  async function beingDeletedOf(cluster: string, storage: SnapshotDriver): Promise<BackupBeingDeleted[]> {
-    return (await storage.listBeingDeleted()).filter((r) => r.cluster === cluster);
-  }
-
   return {
     async listBackups({ cluster }: { cluster: string }): Promise<BackupListing> {
-      return asStep(cluster, 'list-backups', async () => {
-        const services = registry.services(cluster);
-        const storage = services.storage();
-        const backups = (await storage.listRecords()).filter((r) => r.cluster === cluster);
-        const walArchive = services.archive.walArchive;
-        // The archive as the worker sees it (a Kubernetes cluster's may be inside its pods only).
-        const archive = walArchive && existsSync(walArchive) ? archiveCoverage(walArchive, backups) : undefined;
-        return {
-          backups,
-          beingDeleted: await beingDeletedOf(cluster, storage),
-          strays: await storage.strayIds(),
-          archive,
-        };
-      });
+      return asStep(cluster, 'list-backups', async () => listingOf(registry, cluster));
     },
 
     /** Deletes one backup, or finishes its deletion; other interrupted deletions of the cluster first. */
     async deleteBackup({ cluster, backup }: { cluster: string; backup: string }): Promise<DeleteOutcome> {
       return asStep(cluster, 'delete-backup', () =>
-        withHeartbeats(async (progress) => {
-          const storage = registry.services(cluster).storage();
-          const by = deletingWorkflow();
-          const pending = await beingDeletedOf(cluster, storage);
-          const half = pending.find((r) => r.id === backup);
-          const record = half ?? (await storage.listRecords()).find((r) => r.id === backup);
-          if (!record)
-            throw preconditionFailed(
-              cluster,
-              'delete-backup',
-              `there is no backup "${backup}" (listBackupsWorkflow lists them)`,
-            );
-          if (record.cluster !== cluster)
-            throw preconditionFailed(
-              cluster,
-              'delete-backup',
-              `backup "${backup}" belongs to cluster "${record.cluster}"`,
-            );
-          const others = pending.filter((r) => r.id !== backup);
-          const finished = await finishInterrupted(cluster, storage, others, progress);
-          progress.report(half ? `finishing the deletion of backup ${backup}` : `deleting backup ${backup}`);
-          await storage.deleteBackup(backup, { by, signal: progress.signal, onProgress: (d) => progress.report(d) });
-          return { deleted: plainRecord(record), resumed: half !== undefined && half.deletion.by !== by, finished };
-        }),
+        withHeartbeats(async (progress) => deleteOneBackup(registry, cluster, backup, progress)),
       );
     },
 
@@ -132,39 +76,115 @@ export function createBackupCatalogSteps(registry: ClusterRegistry) {
      * finished first.
      */
     async pruneBackups(input: { cluster: string; keep: RetentionRule; protect: string[] }): Promise<PruneOutcome> {
-      const { cluster, keep } = input;
+      const { cluster } = input;
       return asStep(cluster, 'prune', () =>
-        withHeartbeats(async (progress) => {
-          const storage = registry.services(cluster).storage();
-          const by = deletingWorkflow();
-          // This workflow's own (an attempt killed half-way) count as deleted by this prune.
-          const pending = await beingDeletedOf(cluster, storage);
-          const mine = pending.filter((r) => r.deletion.by === by);
-          const finished = await finishInterrupted(
-            cluster,
-            storage,
-            pending.filter((r) => r.deletion.by !== by),
-            progress,
-          );
-          const records = (await storage.listRecords()).filter((r) => r.cluster === cluster);
-          const now = Date.now();
-          const regular = records.filter((r) => r.kind === 'backup');
-          const doomed = records.filter((r) => {
-            if (input.protect.includes(r.id)) return false;
-            if (r.kind === 'pre-restore') return r.keepUntil !== undefined && Date.parse(r.keepUntil) < now;
-            // A retry sees a subset of the first attempt's records: positions only move up, nothing kept is doomed.
-            const beyondCount = keep.count === undefined || regular.indexOf(r) >= keep.count;
-            const tooOld = keep.ageMs === undefined || now - Date.parse(r.stoppedAt) > keep.ageMs;
-            return (keep.count !== undefined || keep.ageMs !== undefined) && beyondCount && tooOld;
-          });
-          for (const r of [...mine, ...doomed]) {
-            progress.report(`deleting backup ${r.id}`);
-            await storage.deleteBackup(r.id, { by, signal: progress.signal });
-          }
-          const deleted = [...mine, ...doomed].map((r) => r.id);
-          return { deleted, kept: records.map((r) => r.id).filter((id) => !deleted.includes(id)), finished };
-        }),
+        withHeartbeats(async (progress) => pruneByRetention(registry, input, progress)),
       );
     },
   };
+}
+
+/** The cluster's interrupted deletions, each finished; `except` is left to the caller. */
+async function finishInterrupted(
+  cluster: string,
+  storage: SnapshotDriver,
+  pending: BackupBeingDeleted[],
+  progress: ActivityProgress,
+): Promise<string[]> {
+  const by = deletingWorkflow();
+  for (const r of pending) {
+    progress.report(`finishing the deletion of backup ${r.id} (begun ${r.deletion.since} by ${r.deletion.by})`);
+    log.info('finishing an interrupted deletion', { cluster, id: r.id, begunBy: r.deletion.by });
+    await storage.deleteBackup(r.id, { by, signal: progress.signal });
+  }
+  return pending.map((r) => r.id);
+}
+
+async function beingDeletedOf(cluster: string, storage: SnapshotDriver): Promise<BackupBeingDeleted[]> {
+  return (await storage.listBeingDeleted()).filter((r) => r.cluster === cluster);
+}
+
+/** The step listBackups: the cluster's backups, those being deleted, strays, and the archive's coverage. */
+async function listingOf(registry: ClusterRegistry, cluster: string): Promise<BackupListing> {
+  const services = registry.services(cluster);
+  const storage = services.storage();
+  const backups = (await storage.listRecords()).filter((r) => r.cluster === cluster);
+  const walArchive = services.archive.walArchive;
+  // The archive as the worker sees it (a Kubernetes cluster's may be inside its pods only).
+  const archive = walArchive && existsSync(walArchive) ? archiveCoverage(walArchive, backups) : undefined;
+  return {
+    backups,
+    beingDeleted: await beingDeletedOf(cluster, storage),
+    strays: await storage.strayIds(),
+    archive,
+  };
+}
+
+/** The step deleteBackup. */
+async function deleteOneBackup(
+  registry: ClusterRegistry,
+  cluster: string,
+  backup: string,
+  progress: ActivityProgress,
+): Promise<DeleteOutcome> {
+  const storage = registry.services(cluster).storage();
+  const by = deletingWorkflow();
+  const pending = await beingDeletedOf(cluster, storage);
+  const half = pending.find((r) => r.id === backup);
+  const record = half ?? (await storage.listRecords()).find((r) => r.id === backup);
+  if (!record)
+    throw preconditionFailed(
+      cluster,
+      'delete-backup',
+      `there is no backup "${backup}" (listBackupsWorkflow lists them)`,
+    );
+  if (record.cluster !== cluster)
+    throw preconditionFailed(cluster, 'delete-backup', `backup "${backup}" belongs to cluster "${record.cluster}"`);
+  const others = pending.filter((r) => r.id !== backup);
+  const finished = await finishInterrupted(cluster, storage, others, progress);
+  progress.report(half ? `finishing the deletion of backup ${backup}` : `deleting backup ${backup}`);
+  await storage.deleteBackup(backup, { by, signal: progress.signal, onProgress: (d) => progress.report(d) });
+  return { deleted: plainRecord(record), resumed: half !== undefined && half.deletion.by !== by, finished };
+}
+
+/** The step pruneBackups: interrupted deletions finished, then what the rules let go deleted. */
+async function pruneByRetention(
+  registry: ClusterRegistry,
+  input: { cluster: string; keep: RetentionRule; protect: string[] },
+  progress: ActivityProgress,
+): Promise<PruneOutcome> {
+  const { cluster } = input;
+  const storage = registry.services(cluster).storage();
+  const by = deletingWorkflow();
+  // This workflow's own (an attempt killed half-way) count as deleted by this prune.
+  const pending = await beingDeletedOf(cluster, storage);
+  const mine = pending.filter((r) => r.deletion.by === by);
+  const finished = await finishInterrupted(
+    cluster,
+    storage,
+    pending.filter((r) => r.deletion.by !== by),
+    progress,
+  );
+  const records = (await storage.listRecords()).filter((r) => r.cluster === cluster);
+  const doomed = doomedRecords(records, input.keep, input.protect);
+  for (const r of [...mine, ...doomed]) {
+    progress.report(`deleting backup ${r.id}`);
+    await storage.deleteBackup(r.id, { by, signal: progress.signal });
+  }
+  const deleted = [...mine, ...doomed].map((r) => r.id);
+  return { deleted, kept: records.map((r) => r.id).filter((id) => !deleted.includes(id)), finished };
+}
+
+/** The records `keep` lets go, never those in `protect`; a safety snapshot once its keepUntil has passed. */
+function doomedRecords(records: BackupRecord[], keep: RetentionRule, protect: string[]): BackupRecord[] {
+  const now = Date.now();
+  const regular = records.filter((r) => r.kind === 'backup');
+  return records.filter((r) => {
+    if (protect.includes(r.id)) return false;
+    if (r.kind === 'pre-restore') return r.keepUntil !== undefined && Date.parse(r.keepUntil) < now;
+    // A retry sees a subset of the first attempt's records: positions only move up, nothing kept is doomed.
+    const beyondCount = keep.count === undefined || regular.indexOf(r) >= keep.count;
+    const tooOld = keep.ageMs === undefined || now - Date.parse(r.stoppedAt) > keep.ageMs;
+    return (keep.count !== undefined || keep.ageMs !== undefined) && beyondCount && tooOld;
+  });
 }

@@ -5,7 +5,7 @@ import { ApplicationFailure, CancelledFailure, log } from '@temporalio/activity'
 import type { ClusterRegistry } from './clusterRegistry';
 import type { ClusterServices } from '../drivers/clusterServices';
 import { asStep, preconditionFailed } from './failures';
-import { withHeartbeats } from './heartbeat';
+import { withHeartbeats, type ActivityProgress } from './heartbeat';
 import type { LockedStepInput } from './lockGuard';
 import type { ClusterStarted } from '../contract/operations/plannedStart';
 import { startupFailure } from '../drivers/postgres/restore/startupFailure';
@@ -60,21 +60,7 @@ export function createClusterSteps(registry: ClusterRegistry) {
       quiescent?: Quiescence;
     }> {
       const stopped = await asStep(cluster, 'stop', () =>
-        withHeartbeats(async (progress) => {
-          // Cancelled before the shutdown began: nothing to take back, the cluster stays up.
-          if (progress.signal.aborted) throw new CancelledFailure('cancelled before the shutdown began');
-          const started = Date.now();
-          log.info('stopping cluster', { cluster, step: 'stop-begin' });
-          // No abort signal: a shutdown cannot be taken back half way. Killing pg_ctl would let a
-          // cancelled workflow release the lock while the server is still shutting down; the
-          // stop runs to its end and the workflow's cancel handler starts the cluster again.
-          const result = await registry
-            .services(cluster)
-            .target()
-            .stop({ onProgress: (d) => progress.report(d) });
-          log.info('cluster stopped', { cluster, step: 'stop-end', ...result });
-          return { ...result, ms: Date.now() - started };
-        }),
+        withHeartbeats(async (progress) => stopAndWait(registry, cluster, progress)),
       );
       return verify ? { ...stopped, quiescent: await verifyQuiescence(registry, cluster) } : stopped;
     },
@@ -85,54 +71,79 @@ export function createClusterSteps(registry: ClusterRegistry) {
 
     async startCluster({ cluster, replicas }: ClusterRef & { replicas?: number }): Promise<ClusterStarted> {
       return asStep(cluster, 'start', () =>
-        withHeartbeats(async (progress) => {
-          let services: ClusterServices;
-          try {
-            services = registry.services(cluster);
-          } catch (err) {
-            // The workflow retries this step until the catalog is fixed: say so where a DBA looks.
-            if (
-              err instanceof ApplicationFailure &&
-              (err.type === 'ConfigurationError' || err.type === 'UnknownCluster')
-            )
-              progress.report(
-                `cannot start the cluster: ${err.message}. This step retries every minute for up to 24 h: fix the catalog and it goes on by itself.`,
-                { blockedBy: err.type },
-              );
-            throw err;
-          }
-          // Cancelled before the start began: nothing to take back, the cluster stays as it is.
-          if (progress.signal.aborted) throw new CancelledFailure('cancelled before the start began');
-          const started = Date.now();
-          const entry = services.entry;
-          const driver = services.target();
-          const recorded = replicas === undefined ? await driver.recordedReplicas() : undefined;
-          const catalogReplicas = entry.target.kind === 'kubernetes' ? entry.target.replicas : 1;
-          const count = replicas ?? recorded ?? catalogReplicas;
-          const replicasFrom = replicas !== undefined ? 'input' : recorded !== undefined ? 'recorded' : 'catalog';
-          log.info('starting cluster', { cluster, replicas: count, replicasFrom, step: 'start-begin' });
-          const onProgress = (d: string) => progress.report(d);
-          const timeoutMs =
-            (entry.target.kind === 'local' ? entry.target.startTimeoutSeconds : entry.target.readyTimeoutSeconds) *
-            1000;
-          const { result, sql } = await refusingFailedRecovery(services, progress.signal, async (signal) => {
-            const result = await driver.start(count, { onProgress, signal });
-            const sql = await waitForSql(await services.endpoint(), { timeoutMs, signal, onProgress });
-            return { result, sql };
-          });
-          return {
-            replicas: count,
-            replicasFrom,
-            readyReplicas: result.readyReplicas,
-            alreadyRunning: result.alreadyRunning,
-            msToReady: Date.now() - started,
-            serverVersion: sql.serverVersion,
-            followers: await followersOf(registry, cluster).catch(() => undefined),
-          };
-        }),
+        withHeartbeats(async (progress) => startAndWaitForSql(registry, cluster, replicas, progress)),
       );
     },
   };
+}
+
+/** The step stopCluster: the shutdown, run to its end once begun. */
+async function stopAndWait(registry: ClusterRegistry, cluster: string, progress: ActivityProgress) {
+  // Cancelled before the shutdown began: nothing to take back, the cluster stays up.
+  if (progress.signal.aborted) throw new CancelledFailure('cancelled before the shutdown began');
+  const started = Date.now();
+  log.info('stopping cluster', { cluster, step: 'stop-begin' });
+  // No abort signal: a shutdown cannot be taken back half way. Killing pg_ctl would let a
+  // cancelled workflow release the lock while the server is still shutting down; the
+  // stop runs to its end and the workflow's cancel handler starts the cluster again.
+  const result = await registry
+    .services(cluster)
+    .target()
+    .stop({ onProgress: (d) => progress.report(d) });
+  log.info('cluster stopped', { cluster, step: 'stop-end', ...result });
+  return { ...result, ms: Date.now() - started };
+}
+
+/** The step startCluster: started with the replicas asked, recorded or catalogued, and SQL answering. */
+async function startAndWaitForSql(
+  registry: ClusterRegistry,
+  cluster: string,
+  replicas: number | undefined,
+  progress: ActivityProgress,
+): Promise<ClusterStarted> {
+  const services = servicesToStart(registry, cluster, progress);
+  // Cancelled before the start began: nothing to take back, the cluster stays as it is.
+  if (progress.signal.aborted) throw new CancelledFailure('cancelled before the start began');
+  const started = Date.now();
+  const entry = services.entry;
+  const driver = services.target();
+  const recorded = replicas === undefined ? await driver.recordedReplicas() : undefined;
+  const catalogReplicas = entry.target.kind === 'kubernetes' ? entry.target.replicas : 1;
+  const count = replicas ?? recorded ?? catalogReplicas;
+  const replicasFrom = replicas !== undefined ? 'input' : recorded !== undefined ? 'recorded' : 'catalog';
+  log.info('starting cluster', { cluster, replicas: count, replicasFrom, step: 'start-begin' });
+  const onProgress = (d: string) => progress.report(d);
+  const timeoutMs =
+    (entry.target.kind === 'local' ? entry.target.startTimeoutSeconds : entry.target.readyTimeoutSeconds) * 1000;
+  const { result, sql } = await refusingFailedRecovery(services, progress.signal, async (signal) => {
+    const result = await driver.start(count, { onProgress, signal });
+    const sql = await waitForSql(await services.endpoint(), { timeoutMs, signal, onProgress });
+    return { result, sql };
+  });
+  return {
+    replicas: count,
+    replicasFrom,
+    readyReplicas: result.readyReplicas,
+    alreadyRunning: result.alreadyRunning,
+    msToReady: Date.now() - started,
+    serverVersion: sql.serverVersion,
+    followers: await followersOf(registry, cluster).catch(() => undefined),
+  };
+}
+
+/** The cluster's services; a catalog that names it wrongly is said where a DBA looks. */
+function servicesToStart(registry: ClusterRegistry, cluster: string, progress: ActivityProgress): ClusterServices {
+  try {
+    return registry.services(cluster);
+  } catch (err) {
+    // The workflow retries this step until the catalog is fixed: say so where a DBA looks.
+    if (err instanceof ApplicationFailure && (err.type === 'ConfigurationError' || err.type === 'UnknownCluster'))
+      progress.report(
+        `cannot start the cluster: ${err.message}. This step retries every minute for up to 24 h: fix the catalog and it goes on by itself.`,
+        { blockedBy: err.type },
+      );
+    throw err;
+  }
 }
 
 /**

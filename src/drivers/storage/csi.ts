@@ -372,64 +372,89 @@ export class CsiSnapshotDriver implements SnapshotDriver {
     let previousVolume: string | undefined;
     if (current && current.metadata?.annotations?.[CSI_ANNOTATIONS.restoreId] !== opts.restoreId) {
       previousVolume = current.spec?.volumeName;
-      if (previousVolume) await this.keepVolume(previousVolume, opts.restoreId);
-      opts.onProgress?.(`deleting claim ${name} (its volume ${previousVolume ?? '-'} is kept)`);
-      if (!current.metadata?.deletionTimestamp)
-        await callKube(this.call('delete', 'persistentvolumeclaims', '', name), () =>
-          this.core.deleteNamespacedPersistentVolumeClaim({
-            name,
-            namespace: this.namespace,
-            body: { preconditions: { uid: current!.metadata?.uid } },
-          }),
-        ).catch((err: unknown) => {
-          if (!isKubeStatus(err, 404) && !isKubeStatus(err, 409)) throw err;
-        });
-      await pollUntil<void>(
-        async () => {
-          const claim = await this.readClaim(name);
-          if (!claim || claim.metadata?.uid !== current!.metadata?.uid) return { done: undefined };
-          return { waiting: `claim ${name} is being deleted (a pod still using it holds it)` };
-        },
-        {
-          intervalMs: 250,
-          timeoutMs: 300_000,
-          what: `claim ${this.namespace}/${name} to be deleted`,
-          onProgress: opts.onProgress,
-          signal: opts.signal,
-        },
-      );
+      await this.deleteClaimKeepingVolume(name, current, previousVolume, opts);
       current = await this.readClaim(name);
       await pauseForTests('csi-claim-deleted', opts.signal);
     }
-    if (!current) {
-      const template = layout.templates.get(layout.claims.find((c) => c.claim === name)?.template ?? '');
-      opts.onProgress?.(`creating claim ${name} from VolumeSnapshot ${ref.ref}`);
-      await callKube(this.call('create', 'persistentvolumeclaims', '', name), () =>
-        this.core.createNamespacedPersistentVolumeClaim({
+    if (!current) await this.createRestoredClaim(layout, ref, opts, previousVolume);
+    await this.waitForRestoredClaim(ref, opts);
+  }
+
+  /** Deletes the claim a restore replaces, its volume kept (Retain), and waits until it is gone. */
+  private async deleteClaimKeepingVolume(
+    name: string,
+    current: V1PersistentVolumeClaim,
+    previousVolume: string | undefined,
+    opts: RollbackOptions,
+  ): Promise<void> {
+    if (previousVolume) await this.keepVolume(previousVolume, opts.restoreId);
+    opts.onProgress?.(`deleting claim ${name} (its volume ${previousVolume ?? '-'} is kept)`);
+    if (!current.metadata?.deletionTimestamp)
+      await callKube(this.call('delete', 'persistentvolumeclaims', '', name), () =>
+        this.core.deleteNamespacedPersistentVolumeClaim({
+          name,
           namespace: this.namespace,
-          body: {
-            metadata: {
-              name,
-              labels: template?.metadata?.labels,
-              annotations: {
-                [CSI_ANNOTATIONS.restoreId]: opts.restoreId,
-                [CSI_ANNOTATIONS.restoredFrom]: ref.ref,
-                ...(previousVolume ? { [CSI_ANNOTATIONS.previousVolume]: previousVolume } : {}),
-              },
-            },
-            spec: {
-              accessModes: template?.spec?.accessModes ?? ['ReadWriteOnce'],
-              storageClassName: template?.spec?.storageClassName,
-              volumeMode: template?.spec?.volumeMode,
-              resources: template?.spec?.resources ?? { requests: { storage: '1Gi' } },
-              dataSource: { apiGroup: GROUP, kind: 'VolumeSnapshot', name: ref.ref },
-            },
-          },
+          body: { preconditions: { uid: current.metadata?.uid } },
         }),
       ).catch((err: unknown) => {
-        if (!isKubeStatus(err, 409)) throw err;
+        if (!isKubeStatus(err, 404) && !isKubeStatus(err, 409)) throw err;
       });
-    }
+    await pollUntil<void>(
+      async () => {
+        const claim = await this.readClaim(name);
+        if (!claim || claim.metadata?.uid !== current.metadata?.uid) return { done: undefined };
+        return { waiting: `claim ${name} is being deleted (a pod still using it holds it)` };
+      },
+      {
+        intervalMs: 250,
+        timeoutMs: 300_000,
+        what: `claim ${this.namespace}/${name} to be deleted`,
+        onProgress: opts.onProgress,
+        signal: opts.signal,
+      },
+    );
+  }
+
+  /** Creates the claim `ref.source` from the VolumeSnapshot, as the StatefulSet's template has it. */
+  private async createRestoredClaim(
+    layout: StatefulSetLayout,
+    ref: SnapshotRef,
+    opts: RollbackOptions,
+    previousVolume: string | undefined,
+  ): Promise<void> {
+    const name = ref.source;
+    const template = layout.templates.get(layout.claims.find((c) => c.claim === name)?.template ?? '');
+    opts.onProgress?.(`creating claim ${name} from VolumeSnapshot ${ref.ref}`);
+    await callKube(this.call('create', 'persistentvolumeclaims', '', name), () =>
+      this.core.createNamespacedPersistentVolumeClaim({
+        namespace: this.namespace,
+        body: {
+          metadata: {
+            name,
+            labels: template?.metadata?.labels,
+            annotations: {
+              [CSI_ANNOTATIONS.restoreId]: opts.restoreId,
+              [CSI_ANNOTATIONS.restoredFrom]: ref.ref,
+              ...(previousVolume ? { [CSI_ANNOTATIONS.previousVolume]: previousVolume } : {}),
+            },
+          },
+          spec: {
+            accessModes: template?.spec?.accessModes ?? ['ReadWriteOnce'],
+            storageClassName: template?.spec?.storageClassName,
+            volumeMode: template?.spec?.volumeMode,
+            resources: template?.spec?.resources ?? { requests: { storage: '1Gi' } },
+            dataSource: { apiGroup: GROUP, kind: 'VolumeSnapshot', name: ref.ref },
+          },
+        },
+      }),
+    ).catch((err: unknown) => {
+      if (!isKubeStatus(err, 409)) throw err;
+    });
+  }
+
+  /** Waits until the restored claim is Bound; fails if another restore (or anyone) replaced it. */
+  private async waitForRestoredClaim(ref: SnapshotRef, opts: RollbackOptions): Promise<void> {
+    const name = ref.source;
     await pollUntil<void>(
       async () => {
         const claim = await this.readClaim(name);

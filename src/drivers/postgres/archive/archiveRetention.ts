@@ -9,7 +9,7 @@
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseLsn } from '../../../common/lsn';
-import { listArchivedSegments } from './walInspect';
+import { listArchivedSegments, type ArchivedSegment } from './walInspect';
 import { archiveSegmentSize, pathFromBackup, readTimelines, timelinesFrom, type TimelineInfo } from './timelines';
 import type { NeededSegment } from '../../../contract/archive';
 
@@ -100,6 +100,60 @@ export function planArchivePrune(archiveDir: string, anchors: WalAnchor[], rules
     return plan([], segments);
   }
 
+  const ranges = neededRanges(timelines, anchors, rules, segmentSize, notes);
+  const noHistory = [...timelines.values()].filter((t) => t.timeline > 1 && t.history.length === 0);
+  for (const t of noHistory)
+    notes.push(`timeline ${t.timeline} has no history file in the archive: its segments are kept`);
+
+  const neededBy = (timeline: number, segmentNumber: bigint) =>
+    ranges
+      .filter(
+        (r) => r.timeline === timeline && r.from <= segmentNumber && (r.to === undefined || segmentNumber <= r.to),
+      )
+      .map((r) => r.what);
+  const isNeeded = (timeline: number, segmentNumber: bigint) =>
+    noHistory.some((t) => t.timeline === timeline) || neededBy(timeline, segmentNumber).length > 0;
+  const since = rules.keepArchivedSince?.getTime();
+  const recent = (archivedAt: number) => since !== undefined && archivedAt >= since;
+
+  const { remove, kept, oldestNeeded, recentKept } = sortSegments(segments, segmentSize, isNeeded, recent);
+  if (oldestNeeded) {
+    const segmentNumber = parseLsn(oldestNeeded.startLsn) / segmentSize;
+    oldestNeeded.neededBy = [...new Set(neededBy(oldestNeeded.timeline, segmentNumber))];
+    if (oldestNeeded.neededBy.length === 0) oldestNeeded.neededBy = ['its timeline has no history file'];
+  } else if (remove.length > 0) {
+    // Not one segment the kept backups and replicas need is here: this is not their archive, or
+    // their WAL is not archived yet. Removing everything would be the wrong answer either way.
+    notes.push(
+      `none of the segments the kept backups need (from ${anchors.map((a) => `${a.what} at ${a.startLsn} on timeline ${a.timeline}`).join(', ')}) is in ${archiveDir}: nothing is removed; check that walArchive is where archive_command writes`,
+    );
+    return plan([], segments);
+  }
+  if (recentKept > 0)
+    notes.push(
+      `${recentKept} segment(s) archived since ${rules.keepArchivedSince!.toISOString()} are kept (keepExtra)`,
+    );
+
+  remove.push(...companionFilesToRemove(archiveDir, segmentSize, isNeeded, recent));
+  sortOldestWalFirst(remove);
+  return plan(
+    remove.map(({ fileName, bytes }) => ({ fileName, bytes })),
+    kept,
+    oldestNeeded,
+  );
+}
+
+/** A file to remove, with the segment it belongs to (for the order of removal). */
+type RemovableFile = ArchiveFile & { timeline: number; segmentNumber: bigint };
+
+/** The stretches of segments every anchor and `rules.keepFrom` need; an anchor on an unknown timeline is noted. */
+function neededRanges(
+  timelines: Map<number, TimelineInfo>,
+  anchors: WalAnchor[],
+  rules: PruneRules,
+  segmentSize: bigint,
+  notes: string[],
+): SegmentRange[] {
   const ranges: SegmentRange[] = [];
   for (const anchor of anchors) {
     if (!timelines.has(anchor.timeline)) {
@@ -117,23 +171,18 @@ export function planArchivePrune(archiveDir: string, anchors: WalAnchor[], rules
   if (rules.keepFrom)
     for (const t of timelines.keys())
       ranges.push({ timeline: t, from: parseLsn(rules.keepFrom.lsn) / segmentSize, what: rules.keepFrom.why });
-  const noHistory = [...timelines.values()].filter((t) => t.timeline > 1 && t.history.length === 0);
-  for (const t of noHistory)
-    notes.push(`timeline ${t.timeline} has no history file in the archive: its segments are kept`);
+  return ranges;
+}
 
-  const neededBy = (timeline: number, segmentNumber: bigint) =>
-    ranges
-      .filter(
-        (r) => r.timeline === timeline && r.from <= segmentNumber && (r.to === undefined || segmentNumber <= r.to),
-      )
-      .map((r) => r.what);
-  const isNeeded = (timeline: number, segmentNumber: bigint) =>
-    noHistory.some((t) => t.timeline === timeline) || neededBy(timeline, segmentNumber).length > 0;
-  const since = rules.keepArchivedSince?.getTime();
-  const recent = (archivedAt: number) => since !== undefined && archivedAt >= since;
-
-  const remove: Array<ArchiveFile & { timeline: number; segmentNumber: bigint }> = [];
-  const kept: typeof segments = [];
+/** The archived segments split into those that stay (needed or recent) and those that may go. */
+function sortSegments(
+  segments: ArchivedSegment[],
+  segmentSize: bigint,
+  isNeeded: (timeline: number, segmentNumber: bigint) => boolean,
+  recent: (archivedAt: number) => boolean,
+): { remove: RemovableFile[]; kept: ArchivedSegment[]; oldestNeeded?: NeededSegment; recentKept: number } {
+  const remove: RemovableFile[] = [];
+  const kept: ArchivedSegment[] = [];
   let oldestNeeded: NeededSegment | undefined;
   let recentKept = 0;
   for (const s of segments) {
@@ -156,24 +205,17 @@ export function planArchivePrune(archiveDir: string, anchors: WalAnchor[], rules
         segmentNumber: s.segmentNumber,
       });
   }
-  if (oldestNeeded) {
-    const segmentNumber = parseLsn(oldestNeeded.startLsn) / segmentSize;
-    oldestNeeded.neededBy = [...new Set(neededBy(oldestNeeded.timeline, segmentNumber))];
-    if (oldestNeeded.neededBy.length === 0) oldestNeeded.neededBy = ['its timeline has no history file'];
-  } else if (remove.length > 0) {
-    // Not one segment the kept backups and replicas need is here: this is not their archive, or
-    // their WAL is not archived yet. Removing everything would be the wrong answer either way.
-    notes.push(
-      `none of the segments the kept backups need (from ${anchors.map((a) => `${a.what} at ${a.startLsn} on timeline ${a.timeline}`).join(', ')}) is in ${archiveDir}: nothing is removed; check that walArchive is where archive_command writes`,
-    );
-    return plan([], segments);
-  }
-  if (recentKept > 0)
-    notes.push(
-      `${recentKept} segment(s) archived since ${rules.keepArchivedSince!.toISOString()} are kept (keepExtra)`,
-    );
+  return { remove, kept, oldestNeeded, recentKept };
+}
 
-  // `.partial` and `.backup` files go with the segment they are named after.
+/** `.partial` and `.backup` files go with the segment they are named after. */
+function companionFilesToRemove(
+  archiveDir: string,
+  segmentSize: bigint,
+  isNeeded: (timeline: number, segmentNumber: bigint) => boolean,
+  recent: (archivedAt: number) => boolean,
+): RemovableFile[] {
+  const remove: RemovableFile[] = [];
   for (const fileName of readdirSync(archiveDir)) {
     const match = WAL_FILE.exec(fileName);
     if (!match?.[4]) continue;
@@ -190,17 +232,17 @@ export function planArchivePrune(archiveDir: string, anchors: WalAnchor[], rules
     if (!stat.isFile() || recent(stat.mtimeMs)) continue;
     remove.push({ fileName, bytes: stat.size, timeline, segmentNumber });
   }
+  return remove;
+}
+
+/** Oldest WAL first, so that an interrupted removal leaves the archive whole from some point on. */
+function sortOldestWalFirst(remove: RemovableFile[]): void {
   remove.sort((a, b) =>
     a.segmentNumber !== b.segmentNumber
       ? a.segmentNumber < b.segmentNumber
         ? -1
         : 1
       : a.timeline - b.timeline || (a.fileName < b.fileName ? -1 : 1),
-  );
-  return plan(
-    remove.map(({ fileName, bytes }) => ({ fileName, bytes })),
-    kept,
-    oldestNeeded,
   );
 }
 
