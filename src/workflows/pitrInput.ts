@@ -48,19 +48,8 @@ export function parseIncidentQuery(workflowType: string, value: unknown): Incide
   return { from: q.from as string, to: q.to as string, table: q.table as string | undefined };
 }
 
-export function parsePitrInput(input: unknown): ParsedPitrInput {
-  const record = checkInputObject(TYPE, input, [
-    'cluster',
-    'target',
-    'inclusive',
-    'then',
-    'export',
-    'returnToDelay',
-    'maxPause',
-    'replayStallTimeout',
-    ...LOCK_INPUT_KEYS,
-  ]);
-  const rawTarget = record.target;
+/** The PITR's target: exactly one of xid, time, lsn, name, or an incident window. */
+function parsePitrTarget(rawTarget: unknown): ParsedPitrInput['target'] {
   if (typeof rawTarget !== 'object' || rawTarget === null || Array.isArray(rawTarget)) {
     throw invalidInput(
       TYPE,
@@ -77,44 +66,58 @@ export function parsePitrInput(input: unknown): ParsedPitrInput {
   if (given.length !== 1)
     throw invalidInput(TYPE, `give exactly one target kind, not ${given.length ? given.join(' and ') : 'none'}`);
   const kind = given[0] as string;
-  let target: ParsedPitrInput['target'];
-  if (kind === 'incident') {
-    target = { incident: parseIncidentQuery(TYPE, (rawTarget as Record<string, unknown>).incident) };
-  } else {
-    const value = (rawTarget as Record<string, unknown>)[kind];
-    const normalized = {
-      [kind]: typeof value === 'number' && kind === 'xid' ? String(value) : value,
-    } as RecoveryTarget;
-    const problem = recoveryTargetProblem(normalized);
-    if (problem) throw invalidInput(TYPE, `target: ${problem}`);
-    target = normalized;
+  if (kind === 'incident')
+    return { incident: parseIncidentQuery(TYPE, (rawTarget as Record<string, unknown>).incident) };
+  const value = (rawTarget as Record<string, unknown>)[kind];
+  const normalized = {
+    [kind]: typeof value === 'number' && kind === 'xid' ? String(value) : value,
+  } as RecoveryTarget;
+  const problem = recoveryTargetProblem(normalized);
+  if (problem) throw invalidInput(TYPE, `target: ${problem}`);
+  return normalized;
+}
+
+/** The tables to export (and whether to insert the missing rows), with then "export" only. */
+function parseExport(then: ParsedPitrInput['then'], rawExport: unknown): { tables: string[]; insertMissing: boolean } {
+  if (then !== 'export') {
+    if (rawExport !== undefined) throw invalidInput(TYPE, `export is only used with then "export" (then is "${then}")`);
+    return { tables: [], insertMissing: false };
   }
+  const exp = rawExport as { tables?: unknown; insertMissing?: unknown } | undefined;
+  if (typeof exp !== 'object' || exp === null || !Array.isArray(exp.tables) || exp.tables.length === 0)
+    throw invalidInput(TYPE, 'then "export" needs export: { "tables": ["orders", …] }');
+  const extra = Object.keys(exp).filter((k) => k !== 'tables' && k !== 'insertMissing');
+  if (extra.length)
+    throw invalidInput(TYPE, `export has unknown field(s) ${extra.join(', ')}; allowed: tables, insertMissing`);
+  for (const t of exp.tables)
+    if (typeof t !== 'string' || !TABLE.test(t))
+      throw invalidInput(
+        TYPE,
+        `export table ${JSON.stringify(t)} is not a plain table name such as "orders" or "sales.orders"`,
+      );
+  if (new Set(exp.tables).size !== exp.tables.length) throw invalidInput(TYPE, 'export.tables lists a table twice');
+  if (exp.insertMissing !== undefined && typeof exp.insertMissing !== 'boolean')
+    throw invalidInput(TYPE, 'export.insertMissing must be true or false');
+  return { tables: exp.tables as string[], insertMissing: exp.insertMissing === true };
+}
+
+export function parsePitrInput(input: unknown): ParsedPitrInput {
+  const record = checkInputObject(TYPE, input, [
+    'cluster',
+    'target',
+    'inclusive',
+    'then',
+    'export',
+    'returnToDelay',
+    'maxPause',
+    'replayStallTimeout',
+    ...LOCK_INPUT_KEYS,
+  ]);
+  const target = parsePitrTarget(record.target);
   const then = record.then;
   if (then !== 'pause' && then !== 'export' && then !== 'promote')
     throw invalidInput(TYPE, `then must be "pause", "export" or "promote", not ${JSON.stringify(then)}`);
-  let tables: string[] = [];
-  let insertMissing = false;
-  if (then === 'export') {
-    const exp = record.export as { tables?: unknown; insertMissing?: unknown } | undefined;
-    if (typeof exp !== 'object' || exp === null || !Array.isArray(exp.tables) || exp.tables.length === 0)
-      throw invalidInput(TYPE, 'then "export" needs export: { "tables": ["orders", …] }');
-    const extra = Object.keys(exp).filter((k) => k !== 'tables' && k !== 'insertMissing');
-    if (extra.length)
-      throw invalidInput(TYPE, `export has unknown field(s) ${extra.join(', ')}; allowed: tables, insertMissing`);
-    for (const t of exp.tables)
-      if (typeof t !== 'string' || !TABLE.test(t))
-        throw invalidInput(
-          TYPE,
-          `export table ${JSON.stringify(t)} is not a plain table name such as "orders" or "sales.orders"`,
-        );
-    if (new Set(exp.tables).size !== exp.tables.length) throw invalidInput(TYPE, 'export.tables lists a table twice');
-    tables = exp.tables as string[];
-    if (exp.insertMissing !== undefined && typeof exp.insertMissing !== 'boolean')
-      throw invalidInput(TYPE, 'export.insertMissing must be true or false');
-    insertMissing = exp.insertMissing === true;
-  } else if (record.export !== undefined) {
-    throw invalidInput(TYPE, `export is only used with then "export" (then is "${then}")`);
-  }
+  const { tables, insertMissing } = parseExport(then, record.export);
   const returnToDelay = optionalBoolean(TYPE, record, 'returnToDelay', then !== 'promote');
   if (then === 'promote' && returnToDelay)
     throw invalidInput(
