@@ -24,6 +24,7 @@ import { PermanentDriverError, type WaitOptions } from '../cluster/types';
 import { nestedVolumeProblem } from '../postgres/dataLayout';
 import { btrfsSnapshot, copyTree, isBtrfs, isBtrfsSubvolume, removeTree } from './fileSystem';
 import { isMountPoint } from './mounts';
+import { syncDirectory } from '../syncDirectory';
 import { pauseForTests } from '../testPause';
 import type { DeleteOptions, SnapshotDriver, SnapshotOptions, SnapshotPlan } from './types';
 import type { BackupBeingDeleted, BackupRecord, DatabaseVolume, SnapshotRef } from '../../contract/backups';
@@ -250,15 +251,6 @@ function writeDurably(path: string, text: string): void {
   }
   renameSync(`${path}.tmp`, path);
   syncDirectory(dirname(path));
-}
-
-function syncDirectory(dir: string): void {
-  const fd = openSync(dir, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
 }
 
 function existingAncestor(path: string): string {

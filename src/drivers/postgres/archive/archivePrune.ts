@@ -6,6 +6,7 @@
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { syncDirectory } from '../../syncDirectory';
 import { pauseForTests } from '../../testPause';
 import { isPrunableName, type ArchiveFile } from './archiveRetention';
 
@@ -66,15 +67,6 @@ export function writePruneIntent(archiveDir: string, intent: PruneIntent): void 
   }
   renameSync(tmp, path);
   syncDirectory(archiveDir);
-}
-
-function syncDirectory(dir: string): void {
-  const fd = openSync(dir, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
 }
 
 /**
