@@ -167,6 +167,24 @@ export const walArchiveRetentionSchema = z.strictObject({
     .optional(),
 });
 
+/** Scratch instances of the cluster's backups (restore drills, rows back from a backup, previews). */
+export const scratchSchema = z.strictObject({
+  /** Local targets: where clones and their servers go on the worker (default: beside the snapshots). */
+  dir: safePath.optional(),
+  /** Local targets: the scratch server's listen_addresses (default localhost). */
+  listenAddresses: z
+    .string()
+    .regex(/^[A-Za-z0-9_.:*,-]{1,200}$/)
+    .default('localhost'),
+  /** shared_buffers of a scratch server (default 128MB): production's may not fit beside it. */
+  sharedBuffers: z
+    .string()
+    .regex(/^[0-9]{1,9}(kB|MB|GB)$/)
+    .default('128MB'),
+  /** Kubernetes: the scratch pod's image (default: the StatefulSet's PostgreSQL container image). */
+  image: z.string().min(1).max(500).optional(),
+});
+
 export const clusterEntrySchema = z
   .strictObject({
     target: z.discriminatedUnion('kind', [localTargetSchema, kubernetesTargetSchema]),
@@ -185,6 +203,8 @@ export const clusterEntrySchema = z
     replayReadAhead: z.number().int().min(0).max(64).optional(),
     /** Where exported rows are written on the worker (default: <tmpdir>/pgops-exports). */
     exportDir: safePath.optional(),
+    /** Scratch instances of its backups. */
+    scratch: scratchSchema.optional(),
   })
   .refine(
     (entry) => !(entry.storage?.kind === 'rbd' && entry.storage.runner === 'local' && entry.target.kind !== 'local'),
@@ -246,6 +266,7 @@ export type PostgresAccess = z.infer<typeof postgresAccessSchema>;
 export type SecretRef = z.infer<typeof secretRefSchema>;
 export type WalArchiveRetention = z.infer<typeof walArchiveRetentionSchema>;
 export type StorageConfig = z.infer<typeof storageSchema>;
+export type ScratchConfig = z.infer<typeof scratchSchema>;
 /** Every kind of the contract's STORAGE_KINDS has its schema here, and no other: otherwise this does not compile. */
 export const STORAGE_SCHEMA_MATCHES_CONTRACT: [StorageConfig['kind']] extends [StorageKind]
   ? [StorageKind] extends [StorageConfig['kind']]

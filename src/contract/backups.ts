@@ -1,5 +1,6 @@
 // The backup record and its parts: what a backup is, as workflows, the client and the drivers see it.
 // Pure types: kept with the snapshots by the storage drivers, shown by listBackupsWorkflow.
+import type { BackupVerification } from './scratch';
 
 /** A volume that holds part of the database, as PostgreSQL sees it on the worker. */
 export interface DatabaseVolume {
@@ -68,6 +69,8 @@ export interface BackupRecord {
   snapshots: SnapshotRef[];
   /** A pre-restore safety snapshot is not pruned before this time. */
   keepUntil?: string;
+  /** The last restore drill of this backup (verifyBackupWorkflow). */
+  verification?: BackupVerification;
   /** The workflow that made it. */
   workflowId: string;
 }

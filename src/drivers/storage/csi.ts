@@ -22,7 +22,15 @@ import { statefulSetLayout, type StatefulSetLayout } from '../kube/statefulSetLa
 import { PermanentDriverError, type WaitOptions } from '../cluster/types';
 import { pollUntil } from '../waiting';
 import { pauseForTests } from '../testPause';
-import type { DeleteOptions, RollbackOptions, SnapshotDriver, SnapshotOptions, SnapshotPlan } from './types';
+import type {
+  DeleteOptions,
+  RollbackOptions,
+  SnapshotDriver,
+  SnapshotOptions,
+  SnapshotPlan,
+  ClonedVolumes,
+  ClonePlacement,
+} from './types';
 import type { BackupBeingDeleted, BackupRecord, DatabaseVolume, SnapshotRef } from '../../contract/backups';
 import { newestFirst } from './recordOrder';
 import { beingDeleted, markForDeletion, type MarkedRecord } from './deletionMark';
@@ -529,5 +537,16 @@ export class CsiSnapshotDriver implements SnapshotDriver {
       released.push(`${pvName} (reclaim policy ${before})`);
     }
     return released;
+  }
+
+  // Scratch clones of this storage kind are not built yet: the scratch workflows refuse with this message.
+  async cloneSnapshots(record: BackupRecord, _place: ClonePlacement): Promise<ClonedVolumes> {
+    throw new PermanentDriverError(
+      `scratch clones of backup ${record.id} are not supported on storage kind "${this.kind}" yet`,
+    );
+  }
+
+  async removeClone(_place: ClonePlacement): Promise<void> {
+    // Nothing is ever cloned on this storage kind yet.
   }
 }

@@ -26,7 +26,14 @@ import { btrfsSnapshot, copyTree, isBtrfs, isBtrfsSubvolume, removeTree } from '
 import { isMountPoint } from './mounts';
 import { syncDirectory } from '../syncDirectory';
 import { pauseForTests } from '../testPause';
-import type { DeleteOptions, SnapshotDriver, SnapshotOptions, SnapshotPlan } from './types';
+import type {
+  ClonedVolumes,
+  ClonePlacement,
+  DeleteOptions,
+  SnapshotDriver,
+  SnapshotOptions,
+  SnapshotPlan,
+} from './types';
 import type { BackupBeingDeleted, BackupRecord, DatabaseVolume, SnapshotRef } from '../../contract/backups';
 import { newestFirst } from './recordOrder';
 import { beingDeleted, markForDeletion, type MarkedRecord } from './deletionMark';
@@ -217,6 +224,72 @@ export class LocalSnapshotDriver implements SnapshotDriver {
     }
     return { ms: Date.now() - started, methods };
   }
+
+  cloneSnapshots(record: BackupRecord, place: ClonePlacement, opts: WaitOptions = {}): Promise<ClonedVolumes> {
+    return cloneLocalSnapshots(record, place, opts);
+  }
+
+  removeClone(place: ClonePlacement, opts: WaitOptions = {}): Promise<void> {
+    return removeLocalClone(place, opts);
+  }
+}
+
+/** Where the clones of a scratch instance go: below its directory, one per snapshot. */
+function cloneDir(place: ClonePlacement): string {
+  return join(place.dir, 'volumes');
+}
+
+/**
+ * A writable copy of each snapshot of `record` below `place.dir`: a writable btrfs snapshot of the
+ * read-only one where both are on the same btrfs (constant time), else `cp --reflink=auto` (a
+ * reflink copy on XFS or btrfs, a full copy elsewhere). Each copy is marked ready when whole, so a
+ * retry keeps the finished ones and redoes a half-made one.
+ */
+export async function cloneLocalSnapshots(
+  record: BackupRecord,
+  place: ClonePlacement,
+  opts: WaitOptions = {},
+): Promise<ClonedVolumes> {
+  const dir = cloneDir(place);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const volumes: ClonedVolumes['volumes'] = [];
+  const methods: string[] = [];
+  for (const [index, snap] of record.snapshots.entries()) {
+    if (!existsSync(snap.ref))
+      throw new PermanentDriverError(`the snapshot ${snap.ref} of backup ${record.id} is missing`);
+    const dest = join(dir, `${index}-${snap.role}`);
+    const ready = `${dest}.ready`;
+    let btrfs = snap.method === 'btrfs' && isBtrfsSubvolume(snap.ref) && isBtrfs(dir);
+    if (!existsSync(ready) || !existsSync(dest)) {
+      await removeTree(dest, opts.signal);
+      opts.onProgress?.(`${btrfs ? 'writable btrfs snapshot of' : 'copying'} ${snap.ref} → ${dest}`);
+      // Another btrfs file system than the snapshot's refuses a snapshot (cross-device): a copy then.
+      if (btrfs)
+        btrfs = await btrfsSnapshot(snap.ref, dest, false, opts.signal).then(
+          () => true,
+          () => false,
+        );
+      if (!btrfs) await copyTree(snap.ref, dest, opts.signal);
+      writeFileSync(ready, btrfs ? 'btrfs' : 'copy');
+    } else btrfs = readFileSync(ready, 'utf8') === 'btrfs';
+    const oid = snap.role === 'tablespace' ? /-tablespace-(\d+)$/.exec(snap.ref)?.[1] : undefined;
+    volumes.push({ role: snap.role, source: snap.source, clone: dest, path: dest, ...(oid && { oid }) });
+    methods.push(
+      `${snap.role} ${snap.source}: ${btrfs ? 'writable btrfs snapshot' : 'cp --reflink=auto'} of ${snap.ref}`,
+    );
+  }
+  return { volumes, methods };
+}
+
+/** Removes the copies of a scratch instance. Idempotent. */
+export async function removeLocalClone(place: ClonePlacement, opts: WaitOptions = {}): Promise<void> {
+  const dir = cloneDir(place);
+  if (!existsSync(dir)) return;
+  for (const entry of readdirSync(dir)) {
+    opts.onProgress?.(`removing ${join(dir, entry)}`);
+    await removeTree(join(dir, entry), opts.signal);
+  }
+  await removeTree(dir, opts.signal);
 }
 
 /**

@@ -11,7 +11,14 @@ import { attachRbdVolume, cephArgs, detachRbdVolume, type RbdLocalVolume } from 
 import { RbdImageSet } from './rbdImageSet';
 import { mountAt } from './mounts';
 import { pauseForTests } from '../testPause';
-import type { DeleteOptions, SnapshotDriver, SnapshotOptions, SnapshotPlan } from './types';
+import type {
+  DeleteOptions,
+  SnapshotDriver,
+  SnapshotOptions,
+  SnapshotPlan,
+  ClonedVolumes,
+  ClonePlacement,
+} from './types';
 import type { BackupBeingDeleted, BackupRecord, DatabaseVolume, SnapshotRef } from '../../contract/backups';
 
 export class RbdSnapshotDriver implements SnapshotDriver {
@@ -168,5 +175,16 @@ export class RbdSnapshotDriver implements SnapshotDriver {
   /** Attaches every image (before a start, after a crash between detach and attach). */
   async attachAll(signal?: AbortSignal): Promise<void> {
     for (const image of this.images) await attachRbdVolume(this.storage, image, signal);
+  }
+
+  // Scratch clones of this storage kind are not built yet: the scratch workflows refuse with this message.
+  async cloneSnapshots(record: BackupRecord, _place: ClonePlacement): Promise<ClonedVolumes> {
+    throw new PermanentDriverError(
+      `scratch clones of backup ${record.id} are not supported on storage kind "${this.kind}" yet`,
+    );
+  }
+
+  async removeClone(_place: ClonePlacement): Promise<void> {
+    // Nothing is ever cloned on this storage kind yet.
   }
 }

@@ -14,7 +14,14 @@ import { KubernetesClusterDriver } from '../cluster/kubernetes';
 import { pollUntil } from '../waiting';
 import { RbdCli } from './rbdCli';
 import { RbdImageSet, type RbdImageOf } from './rbdImageSet';
-import type { DeleteOptions, SnapshotDriver, SnapshotOptions, SnapshotPlan } from './types';
+import type {
+  DeleteOptions,
+  SnapshotDriver,
+  SnapshotOptions,
+  SnapshotPlan,
+  ClonedVolumes,
+  ClonePlacement,
+} from './types';
 import type { BackupBeingDeleted, BackupRecord, DatabaseVolume, SnapshotRef } from '../../contract/backups';
 
 const RBD_NAME = /^[A-Za-z0-9_.-]{1,100}$/;
@@ -187,5 +194,16 @@ export class RbdToolboxSnapshotDriver implements SnapshotDriver {
       ms: Date.now() - started,
       methods: snaps.map(({ spec, snap }) => `rbd snap rollback ${spec}@${snap} (toolbox)`),
     };
+  }
+
+  // Scratch clones of this storage kind are not built yet: the scratch workflows refuse with this message.
+  async cloneSnapshots(record: BackupRecord, _place: ClonePlacement): Promise<ClonedVolumes> {
+    throw new PermanentDriverError(
+      `scratch clones of backup ${record.id} are not supported on storage kind "${this.kind}" yet`,
+    );
+  }
+
+  async removeClone(_place: ClonePlacement): Promise<void> {
+    // Nothing is ever cloned on this storage kind yet.
   }
 }

@@ -3,6 +3,7 @@
 // plain TypeScript: no Temporal imports.
 import type { WaitOptions } from '../cluster/types';
 import type { BackupBeingDeleted, BackupRecord, DatabaseVolume, SnapshotRef } from '../../contract/backups';
+import type { ScratchVolume } from '../../contract/scratch';
 
 export interface DeleteOptions extends WaitOptions {
   /** The workflow deleting, kept in the deletion mark. */
@@ -23,6 +24,19 @@ export interface SnapshotOptions extends WaitOptions {
 export interface RollbackOptions extends WaitOptions {
   /** Names this restore (workflow id and run): a retried rollback recognises its own work by it. */
   restoreId: string;
+}
+
+/** Where a scratch clone goes: its id (a DNS label) and, for a clone used on the worker, its directory there. */
+export interface ClonePlacement {
+  id: string;
+  /** The scratch instance's own directory on the worker (local targets): clones or their mount points go below it. */
+  dir: string;
+}
+
+export interface ClonedVolumes {
+  volumes: ScratchVolume[];
+  /** How each volume was cloned, one line each. */
+  methods: string[];
 }
 
 export interface SnapshotDriver {
@@ -68,4 +82,13 @@ export interface SnapshotDriver {
    * replaced volumes, kept with reclaim policy Retain until now). Idempotent.
    */
   releaseReplaced?(restoreId: string, opts?: WaitOptions): Promise<string[]>;
+  /**
+   * Clones the backup's snapshots into writable copies for a scratch instance, without touching the
+   * cluster's own volumes or the snapshots: a writable btrfs snapshot or a copy (local), an RBD clone
+   * mapped and mounted below `place.dir` (rbd), a claim restored from the VolumeSnapshot (csi).
+   * Idempotent for the same `place.id`: a retry finishes or redoes the same clone.
+   */
+  cloneSnapshots(record: BackupRecord, place: ClonePlacement, opts?: WaitOptions): Promise<ClonedVolumes>;
+  /** Removes every copy made for `place.id` (unmounted, unmapped, deleted). Idempotent: nothing there is fine. */
+  removeClone(place: ClonePlacement, opts?: WaitOptions): Promise<void>;
 }
