@@ -62,6 +62,7 @@ export class ClusterRegistry {
       ...services,
       storage: () => refusingMisfit(() => services.storage()),
       kubernetes: (what) => refusingMisfit(() => services.kubernetes(what)),
+      scratch: () => refusingMisfit(() => services.scratch()),
     };
   }
 }

@@ -10,6 +10,9 @@ import { createBackupCatalogSteps } from './backupCatalogSteps';
 import { createRestoreSteps } from './restoreSteps';
 import { createReplicaSteps } from './replicaSteps';
 import { createArchiveSteps } from './archiveSteps';
+import { createScratchPlanSteps } from './scratchPlanSteps';
+import { createScratchSteps } from './scratchSteps';
+import { createScratchUseSteps } from './scratchUseSteps';
 import { keepAlive } from './heartbeat';
 
 export interface ActivityDeps {
@@ -28,6 +31,9 @@ export function createActivities(deps: ActivityDeps) {
       ...createRestoreSteps(registry),
       ...createReplicaSteps(registry),
       ...createArchiveSteps(registry, deps.catalog),
+      ...createScratchPlanSteps(registry),
+      ...createScratchSteps(registry),
+      ...createScratchUseSteps(registry),
     }),
   );
 }

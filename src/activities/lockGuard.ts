@@ -39,6 +39,19 @@ export const READING_STEPS = [
   'watchRecovery',
   'finishRestore',
   'archiveStatus',
+  // Scratch instances: clones of backups, never the cluster's own volumes (docs/operations/scratch.md).
+  'planScratch',
+  'createScratch',
+  'startScratch',
+  'watchScratchRecovery',
+  'scratchConnection',
+  'removeScratch',
+  'listScratch',
+  'collectScratch',
+  'checkScratch',
+  'recordVerification',
+  'exportFromScratch',
+  'dumpFromScratch',
 ] as const;
 
 type Step = (...args: never[]) => Promise<unknown>;

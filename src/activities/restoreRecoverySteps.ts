@@ -5,12 +5,9 @@ import { asStep, preconditionFailed } from './failures';
 import { withHeartbeats } from './heartbeat';
 import { findBackup } from './backupLookup';
 import { pauseForTests } from '../drivers/testPause';
-import { compareLsn, lsnBytesBetween } from '../common/lsn';
-import { readReplayStatus } from '../drivers/postgres/replica/replayControl';
 import { withSession } from '../drivers/postgres/session';
-import { startupFailure } from '../drivers/postgres/restore/startupFailure';
 import { checkRestoredServer } from '../drivers/postgres/restore/restoredServer';
-import { delay } from '../drivers/waiting';
+import { lastRecoveryLine, watchRecoveryOf } from './recoveryWatch';
 import type { RecoveryWatched, RestoreVerified } from '../contract/operations/restoreSteps';
 
 /** Watch the recovery, then verify the restored server. */
@@ -22,50 +19,18 @@ export function createRestoreRecoverySteps(registry: ClusterRegistry) {
       return asStep(cluster, 'recovery', () =>
         withHeartbeats(async (progress) => {
           const services = registry.services(cluster);
-          const endpoint = await services.endpoint();
-          const started = Date.now();
-          let last: { lsn: string; at: number } | undefined;
-          for (;;) {
-            let status;
-            try {
-              status = await withSession(endpoint, readReplayStatus);
-            } catch (err) {
-              if (!(await services.target().describe()).running) {
-                const lines = await services.serverLog();
-                // Recovery itself ended with FATAL (say, before its target): the server's words at the top.
-                const refused = startupFailure(lines, `the server log of cluster "${cluster}"`);
-                if (refused) throw refused;
-                throw preconditionFailed(
-                  cluster,
-                  'recovery',
-                  `the server stopped during recovery: ${(err as Error).message}\n${lines.slice(-8).join('\n')}`,
-                );
-              }
-              progress.report(`server not answering yet: ${(err as Error).message}`);
-              await delay(250, progress.signal);
-              continue;
-            }
-            const ms = Date.now() - started;
-            if (!status.inRecovery) return { state: 'promoted' as const, replayLsn: status.replayLsn, ms };
-            if (status.pauseState === 'paused') return { state: 'paused' as const, replayLsn: status.replayLsn, ms };
-            const lsn = status.replayLsn ?? '0/0';
-            const numbers: Record<string, number | string> = {
-              replayLsn: lsn,
-              replayTimestamp: status.replayTimestamp ?? 'none yet',
-            };
-            if (last && compareLsn(lsn, last.lsn) > 0) {
-              const rate = Number(lsnBytesBetween(last.lsn, lsn)) / Math.max(0.001, (Date.now() - last.at) / 1000);
-              numbers.rateMBps = Number((rate / 1e6).toFixed(2));
-              if (input.targetLsn && compareLsn(input.targetLsn, lsn) > 0) {
-                const left = Number(lsnBytesBetween(lsn, input.targetLsn));
-                numbers.bytesLeft = left;
-                numbers.etaSeconds = Math.round(left / Math.max(1, rate));
-              }
-            }
-            if (!last || compareLsn(lsn, last.lsn) !== 0) last = { lsn, at: Date.now() };
-            progress.report(`replaying archived WAL: at ${lsn}`, numbers);
-            await delay(250, progress.signal);
-          }
+          return watchRecoveryOf(
+            {
+              cluster,
+              step: 'recovery',
+              logName: `the server log of cluster "${cluster}"`,
+              endpoint: await services.endpoint(),
+              running: async () => (await services.target().describe()).running,
+              serverLog: () => services.serverLog(),
+              targetLsn: input.targetLsn,
+            },
+            progress,
+          );
         }),
       );
     },
@@ -88,16 +53,4 @@ export function createRestoreRecoverySteps(registry: ClusterRegistry) {
       });
     },
   };
-}
-
-/** The server log's last word on recovery: where it stopped and why (from the latest recovery on). */
-function lastRecoveryLine(lines: string[]): string | undefined {
-  const begin = lines.findLastIndex((l) =>
-    /starting (archive|point-in-time) recovery|starting backup recovery/.test(l),
-  );
-  const recent = lines.slice(Math.max(0, begin));
-  return (
-    recent.findLast((l) => /recovery stopping|pausing at the end of recovery|recovery has paused/.test(l)) ??
-    recent.findLast((l) => /archive recovery complete|consistent recovery state/.test(l))
-  );
 }

@@ -4,6 +4,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { OPERATIONS, type OperationName, type Operations } from '../contract/operations';
 import { EXIT } from './exitCodes';
 import { runOperation } from './run';
+import { SCRATCH_COMMANDS } from './scratchCommands';
 
 const duration = (v: string) => v;
 
@@ -189,6 +190,7 @@ export const OPERATION_COMMANDS: { [K in OperationName]: (program: Command) => v
           (r) => `${r.cluster}: ${r.finalState}; replay stopped at ${r.reached.replayLsn}`,
         ),
       ),
+  ...SCRATCH_COMMANDS,
 };
 
 function describeBackup(r: Operations['backup']['result']): string {

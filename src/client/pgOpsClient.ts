@@ -55,13 +55,13 @@ export class PgOpsClient {
     input: Operations[K]['input'],
     opts: { workflowId?: string } = {},
   ): Promise<OperationHandle<Operations[K]['result']>> {
-    const workflowId = opts.workflowId ?? PgOpsClient.workflowId(input.cluster, operation);
+    const workflowId = opts.workflowId ?? PgOpsClient.workflowId(input.cluster ?? 'all', operation);
     const handle = await this.client.workflow.start(WORKFLOW_TYPES[operation], {
       taskQueue: this.taskQueue,
       workflowId,
       args: [input],
       // What the UI's list and the run's page show before anyone opens the input.
-      staticSummary: `${operation} of cluster ${input.cluster}`,
+      staticSummary: `${operation} of ${input.cluster ? `cluster ${input.cluster}` : 'every cluster'}`,
       staticDetails: `pg-ops ${WORKFLOW_TYPES[operation]}\n\n\`\`\`json\n${JSON.stringify(input, null, 2)}\n\`\`\``,
     });
     return this.wrap(handle);

@@ -19,6 +19,8 @@ export interface Progress {
 export const progressQuery = defineQuery<Progress>('progress');
 /** Ends the hold of a planned stop: the cluster is started again. Sendable from the Temporal UI. */
 export const resumeSignal = defineSignal<[{ by?: string }?]>('resume');
+/** Ends an openScratchWorkflow: its scratch server is stopped and removed. */
+export const closeScratchSignal = defineSignal<[{ by?: string }?]>('close');
 /** Activities that run long report numbers through this signal (throttled). */
 export const activityProgressSignal =
   defineSignal<[{ detail: string; numbers?: Record<string, number | string> }]>('activityProgress');

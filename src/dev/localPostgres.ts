@@ -51,6 +51,8 @@ export async function initLocalCluster(opts: {
   pgdata?: string;
   /** A separate WAL directory (initdb --waldir): pg_wal becomes a link to it. */
   waldir?: string;
+  /** initdb --data-checksums. */
+  dataChecksums?: boolean;
 }): Promise<LocalCluster> {
   const cluster = localClusterIn(opts.dir, opts.port, opts.pgdata);
   const { osUser } = cluster;
@@ -69,6 +71,7 @@ export async function initLocalCluster(opts: {
         '-D',
         cluster.pgdata,
         ...(opts.waldir ? ['--waldir', opts.waldir] : []),
+        ...(opts.dataChecksums ? ['--data-checksums'] : []),
         '-U',
         'postgres',
         '--auth=trust',

@@ -3,6 +3,7 @@
 // database volumes and server log. The one door from the activities into the drivers: an
 // activity step asks for a cluster's services once and uses what they give.
 import { readFileSync } from 'node:fs';
+import { isAbsolute, relative } from 'node:path';
 import type { ClusterEntry, KubernetesTarget, LocalTarget, StorageConfig } from '../config/schema';
 import { DEFAULT_PG_BIN_DIR } from '../config/binDir';
 import type { ClusterDriver, WaitOptions } from './cluster/types';
@@ -17,6 +18,8 @@ import type { SnapshotDriver } from './storage/types';
 import { LocalSnapshotDriver } from './storage/local';
 import { RbdSnapshotDriver } from './storage/rbd';
 import { pauseForTests } from './testPause';
+import type { ScratchSpace } from './scratch/types';
+import { LocalScratchSpace } from './scratch/localScratchSpace';
 import type { DatabaseVolume, StorageKind } from '../contract/backups';
 
 /**
@@ -56,6 +59,8 @@ export interface ClusterServices {
   withStoppedDataDirectory<T>(use: (dir: StoppedDataDirectory) => Promise<T>, opts?: WaitOptions): Promise<T>;
   /** The server's log lines (local log file, or the first pod's container log), newest last. */
   serverLog(): Promise<string[]>;
+  /** Where scratch instances of its backups are cloned and run (catalog `scratch`). */
+  scratch(): ScratchSpace;
 }
 
 type StorageFactory<K extends StorageKind> = (
@@ -88,6 +93,14 @@ export function clusterServices(name: string, entry: ClusterEntry): ClusterServi
     const kube = kubernetesDrivers();
     return new kube.KubernetesClusterDriver(t, kube.loadKubeConfig(t));
   };
+  const storage = (): SnapshotDriver => {
+    const section = entry.storage;
+    if (!section)
+      throw new ClusterConfigurationError(
+        `cluster "${name}" has no storage section in the catalog: add storage: { kind: ${Object.keys(STORAGE_DRIVERS).join(' | ')} } to back it up or restore it. Nothing was changed.`,
+      );
+    return (STORAGE_DRIVERS[section.kind] as StorageFactory<StorageKind>)(name, entry, section);
+  };
   return {
     name,
     entry,
@@ -97,14 +110,7 @@ export function clusterServices(name: string, entry: ClusterEntry): ClusterServi
     },
     target: () => (target.kind === 'local' ? new LocalClusterDriver(target) : kubernetesDriver(target)),
     kubernetes: (what) => kubernetesDriver(kubernetesTarget(name, entry, what)),
-    storage: () => {
-      const storage = entry.storage;
-      if (!storage)
-        throw new ClusterConfigurationError(
-          `cluster "${name}" has no storage section in the catalog: add storage: { kind: ${Object.keys(STORAGE_DRIVERS).join(' | ')} } to back it up or restore it. Nothing was changed.`,
-        );
-      return (STORAGE_DRIVERS[storage.kind] as StorageFactory<StorageKind>)(name, entry, storage);
-    },
+    storage,
     endpoint: () => resolvePgEndpoint(name, entry),
     async databaseVolumes() {
       if (target.kind === 'local') return databaseVolumes(target.pgdata);
@@ -127,6 +133,20 @@ export function clusterServices(name: string, entry: ClusterEntry): ClusterServi
         await helper.close(opts);
       }
     },
+    scratch() {
+      const config = entry.scratch ?? { listenAddresses: 'localhost', sharedBuffers: '128MB' };
+      if (target.kind === 'local')
+        return new LocalScratchSpace(
+          name,
+          target,
+          storage,
+          config,
+          entry.scratch?.dir ?? defaultScratchDir(entry, target),
+        );
+      throw new ClusterConfigurationError(
+        `cluster "${name}": scratch instances of a kubernetes target are not supported by this worker yet`,
+      );
+    },
     async serverLog() {
       if (target.kind === 'kubernetes') return kubernetesDriver(target).serverLog();
       const file = new LocalClusterDriver(target).logFile;
@@ -137,6 +157,19 @@ export function clusterServices(name: string, entry: ClusterEntry): ClusterServi
       }
     },
   };
+}
+
+/** Beside PGDATA (local storage), or beside the mount point of the RBD image that holds it: never inside a database volume. */
+function defaultScratchDir(entry: ClusterEntry, target: LocalTarget): string {
+  const storage = entry.storage;
+  if (storage?.kind === 'rbd' && storage.volumes) {
+    const image = storage.volumes.find((v) => {
+      const rel = relative(v.mountpoint, target.pgdata);
+      return !rel.startsWith('..') && !isAbsolute(rel);
+    });
+    if (image) return `${image.mountpoint}.pgops-scratch`;
+  }
+  return `${target.pgdata}.pgops-scratch`;
 }
 
 /** The local target of a cluster whose data directory this worker reaches on its own file system. */

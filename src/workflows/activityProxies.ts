@@ -138,3 +138,15 @@ export const bringUpStep = activitiesWith({
     nonRetryableErrorTypes: ['InvalidInput', 'AuthenticationFailed', 'PostgresError', 'PreconditionFailed', 'LockLost'],
   },
 });
+
+/**
+ * Removing a scratch instance: never given up on quickly (a clone left behind holds storage), retried
+ * every minute for up to a day; `pgops scratch gc` removes what even that leaves.
+ */
+export const cleanupStep = activitiesWith({
+  cancellationType: waitForTheStepToEnd,
+  startToCloseTimeout: '2 hours',
+  scheduleToCloseTimeout: '24 hours',
+  heartbeatTimeout: '10 seconds',
+  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1 minute' },
+});

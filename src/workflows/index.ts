@@ -12,5 +12,10 @@ export const rollbackRestoreWorkflow = op.restore.workflow;
 export const listBackupsWorkflow = op.listBackups.workflow;
 export const deleteBackupWorkflow = op.deleteBackup.workflow;
 export const archiveStatusWorkflow = op.archiveStatus.workflow;
+export const verifyBackupWorkflow = op.verifyBackup.workflow;
+export const recoverRowsWorkflow = op.recoverRows.workflow;
+export const openScratchWorkflow = op.openScratch.workflow;
+export const listScratchWorkflow = op.listScratch.workflow;
+export const scratchGcWorkflow = op.scratchGc.workflow;
 
 // Checked against the operations' table when compiled: registrationCheck.ts.

@@ -12,6 +12,17 @@ import * as backup from './snapshotBackup';
 import * as restore from './rollbackRestore';
 import * as catalog from './backupCatalog';
 import * as archive from './archiveStatus';
+import * as verify from './verifyBackup';
+import * as recover from './recoverRows';
+import * as preview from './openScratch';
+import * as scratchGc from './scratchGc';
+import {
+  parseListScratchInput,
+  parseOpenScratchInput,
+  parseRecoverRowsInput,
+  parseScratchGcInput,
+  parseVerifyBackupInput,
+} from './scratchInput';
 import { parsePlannedStartInput, parsePlannedStopInput } from './stopStartInput';
 import { parseLocateIncidentInput, parsePitrInput } from './pitrInput';
 import {
@@ -26,7 +37,7 @@ import type { OperationIo, OperationName } from '../contract/operations/registry
 export interface OperationWorkflow<K extends OperationName> {
   workflow: (input: OperationIo[K]['input']) => Promise<OperationIo[K]['result']>;
   /** Checks a raw input as the workflow does first; returns it checked, or throws its InvalidInput failure. */
-  parseInput: (raw: unknown) => { cluster: string };
+  parseInput: (raw: unknown) => { cluster?: string };
 }
 
 export const OPERATION_WORKFLOWS = {
@@ -39,4 +50,9 @@ export const OPERATION_WORKFLOWS = {
   listBackups: { workflow: surfaced(catalog.listBackupsWorkflow), parseInput: parseListBackupsInput },
   deleteBackup: { workflow: surfaced(catalog.deleteBackupWorkflow), parseInput: parseDeleteBackupInput },
   archiveStatus: { workflow: surfaced(archive.archiveStatusWorkflow), parseInput: parseArchiveStatusInput },
+  verifyBackup: { workflow: surfaced(verify.verifyBackupWorkflow), parseInput: parseVerifyBackupInput },
+  recoverRows: { workflow: surfaced(recover.recoverRowsWorkflow), parseInput: parseRecoverRowsInput },
+  openScratch: { workflow: surfaced(preview.openScratchWorkflow), parseInput: parseOpenScratchInput },
+  listScratch: { workflow: surfaced(scratchGc.listScratchWorkflow), parseInput: (raw) => parseListScratchInput(raw) },
+  scratchGc: { workflow: surfaced(scratchGc.scratchGcWorkflow), parseInput: (raw) => parseScratchGcInput(raw) },
 } as const satisfies { [K in OperationName]: OperationWorkflow<K> };

@@ -10,6 +10,8 @@ export async function resolveIncident(
   cluster: string,
   query: IncidentQuery,
   progress: ProgressReporter,
+  /** What stays as it is when no single transaction is found (the PITR: its replica, paused). */
+  leftAs = 'The replica is left paused',
 ): Promise<RecoveryTarget> {
   progress.step(
     'locate',
@@ -38,8 +40,8 @@ export async function resolveIncident(
     .join('; ');
   throw ApplicationFailure.nonRetryable(
     incidents.length === 0
-      ? `no transaction deleted, truncated or dropped${query.table ? ` in ${query.table}` : ''} between ${query.from} and ${query.to}. The replica is left paused; widen the window or give the target directly.`
-      : `${incidents.length} transactions match: ${listing}. The replica is left paused; run again with target { "xid": … } naming the bad one.`,
+      ? `no transaction deleted, truncated or dropped${query.table ? ` in ${query.table}` : ''} between ${query.from} and ${query.to}. ${leftAs}; widen the window or give the target directly.`
+      : `${incidents.length} transactions match: ${listing}. ${leftAs}; run again with target { "xid": … } naming the bad one.`,
     'PreconditionFailed',
   );
 }

@@ -48,8 +48,9 @@ export function parseIncidentQuery(workflowType: string, value: unknown): Incide
   return { from: q.from as string, to: q.to as string, table: q.table as string | undefined };
 }
 
-/** The PITR's target: exactly one of xid, time, lsn, name, or an incident window. */
-function parsePitrTarget(rawTarget: unknown): ParsedPitrInput['target'] {
+/** The PITR's target (and recoverRows's): exactly one of xid, time, lsn, name, or an incident window. */
+export function parsePitrTarget(rawTarget: unknown, workflowType: string = TYPE): ParsedPitrInput['target'] {
+  const TYPE = workflowType;
   if (typeof rawTarget !== 'object' || rawTarget === null || Array.isArray(rawTarget)) {
     throw invalidInput(
       TYPE,

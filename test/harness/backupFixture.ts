@@ -79,6 +79,8 @@ export async function backupFixture(
     name?: string;
     /** Size of the data volume's RBD image (default 512 MB). */
     dataVolumeMB?: number;
+    /** initdb --data-checksums. */
+    dataChecksums?: boolean;
   },
 ): Promise<BackupFixture> {
   const dir = await scratchDir(label);
@@ -108,6 +110,7 @@ export async function backupFixture(
     waldir,
     port: await freePort(),
     settings: archivingSettings(archiveDir),
+    dataChecksums: opts.dataChecksums,
   });
   await startLocalCluster(cluster);
   const endpoint = endpointOf(cluster);

@@ -15,6 +15,17 @@ import type { PlannedStartInput, PlannedStartResult } from './plannedStart';
 import type { PlannedStopInput, PlannedStopResult } from './plannedStop';
 import type { RollbackRestoreInput, RollbackRestoreResult } from './rollbackRestore';
 import type { SnapshotBackupInput, SnapshotBackupResult } from './snapshotBackup';
+import type {
+  ListScratchResult,
+  OpenScratchInput,
+  OpenScratchResult,
+  RecoverRowsInput,
+  RecoverRowsResult,
+  ScratchGcInput,
+  ScratchGcResult,
+  VerifyBackupInput,
+  VerifyBackupResult,
+} from './scratchRestores';
 
 export type OperationSpec = {
   /** The registered workflow type: public, never renamed. */
@@ -121,6 +132,41 @@ export const OPERATIONS = {
     takesLock: false,
     mutatingSteps: [],
   },
+  verifyBackup: {
+    workflowType: 'verifyBackupWorkflow',
+    cliVerb: 'verify',
+    summary: 'restore drill: clone a backup, recover it on a scratch server, pg_amcheck, pg_checksums, archive check',
+    takesLock: false,
+    mutatingSteps: [],
+  },
+  recoverRows: {
+    workflowType: 'recoverRowsWorkflow',
+    cliVerb: 'recover',
+    summary: 'rows or databases as of a moment, from a backup on a scratch server; optionally back into the primary',
+    takesLock: true,
+    mutatingSteps: ['insertRecoveredRows', 'restoreDatabaseAs'],
+  },
+  openScratch: {
+    workflowType: 'openScratchWorkflow',
+    cliVerb: 'scratch open',
+    summary: 'a read-only scratch server of the database as of a moment, kept open until closed or its ttl',
+    takesLock: false,
+    mutatingSteps: [],
+  },
+  listScratch: {
+    workflowType: 'listScratchWorkflow',
+    cliVerb: 'scratch list',
+    summary: 'the scratch servers there are, their owners and when they expire',
+    takesLock: false,
+    mutatingSteps: [],
+  },
+  scratchGc: {
+    workflowType: 'scratchGcWorkflow',
+    cliVerb: 'scratch gc',
+    summary: 'remove scratch servers whose workflow is gone or whose time is up',
+    takesLock: false,
+    mutatingSteps: [],
+  },
 } as const satisfies Record<string, OperationSpec>;
 
 type Table = typeof OPERATIONS;
@@ -141,6 +187,11 @@ export interface OperationIo {
   listBackups: { input: ClusterInput; result: ListBackupsResult };
   deleteBackup: { input: DeleteBackupInput; result: DeleteBackupResult };
   archiveStatus: { input: ClusterInput; result: ArchiveStatus };
+  verifyBackup: { input: VerifyBackupInput; result: VerifyBackupResult };
+  recoverRows: { input: RecoverRowsInput; result: RecoverRowsResult };
+  openScratch: { input: OpenScratchInput; result: OpenScratchResult };
+  listScratch: { input: { cluster?: string }; result: ListScratchResult };
+  scratchGc: { input: ScratchGcInput; result: ScratchGcResult };
 }
 type Conforms<Want, Got extends Want> = Got;
 /** Types without an entry do not compile (an entry without types fails where `Operations` reads them). */

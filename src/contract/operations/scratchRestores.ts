@@ -70,7 +70,7 @@ export interface RecoverRowsResult {
   target: RecoveryTarget;
   inclusive: boolean;
   /** Where the scratch replay stopped, and how (the server's own words). */
-  stopped: { replayLsn?: string; note?: string; recoveryMs: number };
+  stopped: { replayLsn?: string | null; note?: string; recoveryMs: number };
   exported?: TableExport[];
   inserted?: InsertResult[];
   dumps?: DatabaseDump[];
@@ -90,8 +90,8 @@ export interface OpenScratchResult {
   cluster: string;
   backup: string;
   opened: ScratchConnection;
-  /** Why it ended: closed (the close signal), ttl, or cancelled. */
-  ended: 'closed' | 'ttl' | 'cancelled';
+  /** Why it ended: closed (the close signal) or its ttl (a cancel ends the run as cancelled, after the removal). */
+  ended: 'closed' | 'ttl';
   openMs: number;
   scratch: { id: string; methods: string[]; removed: boolean };
 }

@@ -1,0 +1,141 @@
+// The first step of every scratch operation, before anything is cloned: which backup, which
+// timeline, where recovery stops (moved before a DROP DATABASE whose record comes before its
+// commit), and every refusal that can be known without touching anything.
+import { existsSync } from 'node:fs';
+import type { ClusterRegistry } from './clusterRegistry';
+import { asStep, preconditionFailed } from './failures';
+import { withHeartbeats } from './heartbeat';
+import { findBackup } from './backupLookup';
+import { compareLsn } from '../common/lsn';
+import { describeRecoveryTarget, isoTimeMicros, type RecoveryTarget } from '../common/recoveryTarget';
+import { chooseRecoveryTimeline, TargetNotOnHistory } from '../drivers/postgres/restore/targetTimeline';
+import { judgeDropsAtStop } from '../drivers/postgres/replica/dropGuard';
+import type { BackupRecord } from '../contract/backups';
+import type { ScratchRecovery } from '../contract/scratch';
+
+export interface ScratchPlanInput {
+  cluster: string;
+  /** A backup id or "latest"; without it, the newest backup before the target. */
+  backup?: string;
+  /** Where the scratch recovery stops: at consistency, the end of the archive, or before/at a target. */
+  target: 'immediate' | 'end' | RecoveryTarget;
+  inclusive: boolean;
+  action: 'promote' | 'pause';
+}
+
+export interface ScratchPlan {
+  backup: BackupRecord;
+  recovery: ScratchRecovery;
+  /** The LSN recovery stops at, when the archive shows it. */
+  stopLsn?: string;
+  /** How the backup, the timeline and the stop point were chosen. */
+  notes: string[];
+}
+
+export function createScratchPlanSteps(registry: ClusterRegistry) {
+  return {
+    async planScratch(input: ScratchPlanInput): Promise<ScratchPlan> {
+      const { cluster } = input;
+      return asStep(cluster, 'plan', () =>
+        withHeartbeats(async (progress) => {
+          const services = registry.services(cluster);
+          const refuse = (why: string) => preconditionFailed(cluster, 'plan', `${why}. Nothing was changed.`);
+          const archive = services.archive.walArchive;
+          const records = (await services.storage().listRecords()).filter((r) => r.cluster === cluster);
+          if (records.length === 0 && input.backup === undefined)
+            throw refuse(`cluster "${cluster}" has no backups: take one first (pgops backup ${cluster})`);
+          const chosen = input.backup !== undefined ? [await findBackup(services, input.backup)] : records;
+          const needsArchive = input.target !== 'immediate' || chosen.some((b) => b.mode === 'online');
+          if (needsArchive && !archive)
+            throw refuse(
+              'the catalog names no WAL archive for this cluster (walArchive): a scratch instance of an online backup, or one at a target, replays archived WAL',
+            );
+          if (needsArchive && archive && !existsSync(archive))
+            throw refuse(`the WAL archive ${archive} is not readable by this worker`);
+          if (input.target === 'immediate' || input.target === 'end') {
+            const backup = chosen[0] ?? records.find((r) => r.kind === 'backup') ?? records[0]!;
+            return {
+              backup,
+              recovery: {
+                target: input.target,
+                inclusive: false,
+                action: input.action,
+                timeline: input.target === 'immediate' ? 'current' : 'latest',
+              },
+              notes: [`backup ${backup.id} (${backup.mode}, ended ${backup.stoppedAt})`],
+            };
+          }
+          const target = input.target;
+          const what = describeRecoveryTarget(target, input.inclusive);
+          // Newest first; only those that end before a time or LSN target can reach it.
+          const candidates = chosen.filter((b) => endsBefore(b, target));
+          if (candidates.length === 0) {
+            const oldest = records.at(-1);
+            throw refuse(
+              input.backup !== undefined
+                ? `backup ${chosen[0]!.id} ends after ${what} (${chosen[0]!.stoppedAt}, ${chosen[0]!.stopLsn}): choose an older backup`
+                : `no backup of cluster "${cluster}" ends before ${what}: the oldest, ${oldest?.id}, ended at ${oldest?.stoppedAt} (${oldest?.stopLsn})`,
+            );
+          }
+          const misses: string[] = [];
+          for (const backup of candidates) {
+            progress.report(`looking for ${what} in the WAL archive from backup ${backup.id}`);
+            try {
+              const choice = await chooseRecoveryTimeline(archive!, backup, target, {
+                inclusive: input.inclusive,
+                binDir: services.archive.pgBinDir,
+                signal: progress.signal,
+              });
+              const notes = [
+                `backup ${backup.id} (${backup.mode}, ended ${backup.stoppedAt}) is the newest before the target`,
+                `the target lies on timeline ${choice.timeline}${choice.stopLsn ? ` (recovery stops at ${choice.stopLsn})` : ''}`,
+              ];
+              const recovery: ScratchRecovery = {
+                target,
+                inclusive: input.inclusive,
+                action: input.action,
+                timeline: choice.timeline,
+              };
+              if (!choice.stopLsn || input.inclusive) return { backup, recovery, stopLsn: choice.stopLsn, notes };
+              // A DROP DATABASE's record acts at once, before its commit: stop before the record.
+              const drops = await judgeDropsAtStop(
+                archive!,
+                choice.stopLsn,
+                backup.startLsn,
+                { endpoints: [await services.endpoint()] },
+                { binDir: services.archive.pgBinDir, signal: progress.signal },
+              );
+              if (!drops.ok) throw refuse(drops.reason);
+              if (!drops.stopBeforeLsn) return { backup, recovery, stopLsn: choice.stopLsn, notes };
+              return {
+                backup,
+                recovery: { ...recovery, target: { lsn: drops.stopBeforeLsn }, inclusive: false },
+                stopLsn: drops.stopBeforeLsn,
+                notes: [...notes, drops.note ?? `recovery stops at ${drops.stopBeforeLsn}, before a drop`],
+              };
+            } catch (err) {
+              if (!(err instanceof TargetNotOnHistory)) throw err;
+              if (err.kind !== 'before' && err.kind !== 'none') throw refuse(err.message);
+              misses.push(`${backup.id}: ${err.message}`);
+              if (input.backup !== undefined) throw refuse(err.message);
+            }
+          }
+          throw refuse(
+            `${what} cannot be reached from any backup of cluster "${cluster}" through the WAL archive: ${misses.slice(0, 3).join('; ')}`,
+          );
+        }),
+      );
+    },
+  };
+}
+
+/** Whether the backup ends before a time or LSN target (xid and name targets are found in the archive). */
+function endsBefore(backup: BackupRecord, target: RecoveryTarget): boolean {
+  if ('lsn' in target) return compareLsn(backup.stopLsn, target.lsn) <= 0;
+  if ('time' in target) {
+    const end = isoTimeMicros(backup.stoppedAt) ?? BigInt(Date.parse(backup.stoppedAt)) * 1000n;
+    const at = isoTimeMicros(target.time);
+    return at === undefined || end < at;
+  }
+  return true;
+}

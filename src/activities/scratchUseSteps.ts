@@ -1,0 +1,246 @@
+// What the scratch operations do with a scratch instance: a drill's checks (and its verdict kept in
+// the backup's record), rows and databases read out of it, and the two steps that write to the
+// running primary (the missing rows, a database under a new name): the only ones under the lock.
+import { mkdirSync } from 'node:fs';
+import { isAbsolute, join, normalize } from 'node:path';
+import { tmpdir } from 'node:os';
+import { Context } from '@temporalio/activity';
+import type { ClusterRegistry } from './clusterRegistry';
+import { asStep, preconditionFailed } from './failures';
+import { withHeartbeats } from './heartbeat';
+import { scratchRecord, type ScratchRef } from './scratchSteps';
+import type { ClusterServices } from '../drivers/clusterServices';
+import { archiveCoverage } from '../drivers/postgres/archive/archiveCoverage';
+import { checksumsEnabled, checksumVerdict, runAmcheck } from '../drivers/postgres/scratch/drillChecks';
+import {
+  DatabaseExistsError,
+  dumpDatabase,
+  listDatabases,
+  restoreDatabaseAs,
+} from '../drivers/postgres/scratch/databaseDump';
+import { exportTables, insertMissingRows, MissingTableError, NoPrimaryKeyError } from '../drivers/postgres/rowExport';
+import { systemIdentifierOf } from '../drivers/postgres/restore/restoredServer';
+import { withSession } from '../drivers/postgres/session';
+import type { BackupRecord } from '../contract/backups';
+import type { BackupVerification, DrillChecks } from '../contract/scratch';
+import type { DatabaseDump } from '../contract/operations/scratchRestores';
+import type { InsertResult, TableExport } from '../contract/operations/pitrSteps';
+
+/** Where a run's exports go: the catalog's exportDir (or the temp directory), the cluster, the run. */
+function exportDirFor(services: ClusterServices, subdirectory: string | undefined): string {
+  const { workflowId, runId } = Context.current().info.workflowExecution ?? { workflowId: 'standalone', runId: 'x' };
+  const root = join(services.entry.exportDir ?? join(tmpdir(), 'pgops-exports'), services.name);
+  const run = `${workflowId}-${runId}`.replace(/[^A-Za-z0-9_.-]/g, '_');
+  if (subdirectory === undefined) return join(root, run);
+  const inside = normalize(subdirectory);
+  // Workflow input never chooses a place on the worker outside the catalog's export directory.
+  if (isAbsolute(inside) || inside.startsWith('..'))
+    throw preconditionFailed(
+      services.name,
+      'export',
+      `exportDir "${subdirectory}" must be a relative directory below the catalog's exportDir (${root}). Nothing was changed.`,
+    );
+  return join(root, inside);
+}
+
+/** The running primary of the cluster, refused when it is not one or is another database system. */
+async function productionPrimary(services: ClusterServices, step: string, backup: string) {
+  const endpoint = await services.endpoint();
+  const record = (await services.storage().listRecords()).find((r) => r.id === backup);
+  await withSession(endpoint, async (client) => {
+    const inRecovery = (await client.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r')).rows[0]?.r;
+    if (inRecovery)
+      throw preconditionFailed(services.name, step, 'the cluster is in recovery (a standby): nothing can be written');
+    const system = await systemIdentifierOf(client);
+    if (record && system !== record.systemIdentifier)
+      throw preconditionFailed(
+        services.name,
+        step,
+        `the cluster is database system ${system}, but backup ${backup} is of system ${record.systemIdentifier} (re-initialised since?): nothing was written`,
+      );
+  });
+  return endpoint;
+}
+
+export function createScratchUseSteps(registry: ClusterRegistry) {
+  return {
+    /** The drill's checks: pg_amcheck while it runs, the archive's coverage, then pg_checksums on the stopped copy. */
+    async checkScratch(
+      input: ScratchRef & { backup: string; amcheck: boolean; checksums: boolean; archive: boolean },
+    ): Promise<DrillChecks> {
+      const { cluster, scratchId } = input;
+      return asStep(cluster, 'drill-checks', () =>
+        withHeartbeats(async (progress) => {
+          const services = registry.services(cluster);
+          const space = services.scratch();
+          const record = await scratchRecord(services, scratchId, 'drill-checks');
+          const binDir = services.archive.pgBinDir;
+          const checks: DrillChecks = {};
+          if (input.amcheck && (await space.running(record))) {
+            progress.report('pg_amcheck: every database, heap and B-tree indexes');
+            checks.amcheck = await runAmcheck(
+              await space.endpoint(record, await services.endpoint()),
+              binDir,
+              progress.signal,
+            );
+          }
+          const archive = services.archive.walArchive;
+          if (input.archive && archive) {
+            const backup = (await services.storage().listRecords()).find((r) => r.id === input.backup);
+            if (backup) {
+              const [coverage] = archiveCoverage(archive, [backup]);
+              checks.archive = {
+                ok: coverage!.wal === 'complete',
+                missingSegment: coverage!.missingSegment,
+                note: coverage!.note,
+              };
+            }
+          }
+          if (input.checksums) {
+            progress.report('stopping the scratch server for pg_checksums');
+            await space.stop(record, { onProgress: (d) => progress.report(d), signal: progress.signal });
+            const control = await space.runProgram(record, 'pg_controldata', []);
+            if (!checksumsEnabled(control.stdout)) {
+              checks.checksums = { ok: true, enabled: false, badBlocks: 0, problems: [] };
+            } else {
+              progress.report('pg_checksums --check on the stopped copy');
+              const result = await space.runProgram(record, 'pg_checksums', ['--check'], { signal: progress.signal });
+              checks.checksums = checksumVerdict(result.code, `${result.stdout}\n${result.stderr}`);
+            }
+          }
+          return checks;
+        }),
+      );
+    },
+
+    /** Keeps the drill's verdict in the backup's record; a backup deleted meanwhile keeps nothing. */
+    async recordVerification(input: {
+      cluster: string;
+      backup: string;
+      verification: BackupVerification;
+    }): Promise<{ saved: boolean }> {
+      const { cluster } = input;
+      return asStep(cluster, 'record-verification', async () => {
+        const storage = registry.services(cluster).storage();
+        const record: BackupRecord | undefined = (await storage.listRecords()).find((r) => r.id === input.backup);
+        if (record) await storage.saveRecord({ ...record, verification: input.verification });
+        if (input.verification.ok)
+          Context.current()
+            .metricMeter.createGauge(
+              'pgops_backup_last_verified_timestamp_seconds',
+              'float',
+              's',
+              'When the newest backup drill of the cluster passed (age: time() minus this)',
+            )
+            .set(Date.parse(input.verification.at) / 1000, { cluster });
+        return { saved: record !== undefined };
+      });
+    },
+
+    /** The tables as they are on the scratch instance, in CSV with their definitions. */
+    async exportFromScratch(input: ScratchRef & { tables: string[]; exportDir?: string }): Promise<TableExport[]> {
+      const { cluster, scratchId } = input;
+      return asStep(cluster, 'export', () =>
+        withHeartbeats(async (progress) => {
+          const services = registry.services(cluster);
+          const record = await scratchRecord(services, scratchId, 'export');
+          const dir = exportDirFor(services, input.exportDir);
+          progress.report(`exporting ${input.tables.join(', ')} to ${dir}`);
+          const server = await services.scratch().endpoint(record, await services.endpoint());
+          try {
+            return await exportTables(server, input.tables, dir, { binDir: services.archive.pgBinDir });
+          } catch (err) {
+            if (err instanceof MissingTableError)
+              throw preconditionFailed(cluster, 'export', err.message.replace('on the replica', 'in the backup'));
+            throw err;
+          }
+        }),
+      );
+    },
+
+    /** pg_dump -Fc of whole databases from the scratch instance. */
+    async dumpFromScratch(input: ScratchRef & { databases: string[]; exportDir?: string }): Promise<DatabaseDump[]> {
+      const { cluster, scratchId } = input;
+      return asStep(cluster, 'dump', () =>
+        withHeartbeats(async (progress) => {
+          const services = registry.services(cluster);
+          const record = await scratchRecord(services, scratchId, 'dump');
+          const server = await services.scratch().endpoint(record, await services.endpoint());
+          const present = await listDatabases(server);
+          const missing = input.databases.filter((d) => !present.includes(d));
+          if (missing.length > 0)
+            throw preconditionFailed(
+              cluster,
+              'dump',
+              `database ${missing.map((d) => `"${d}"`).join(', ')} did not exist at the target; there were: ${present.join(', ')}`,
+            );
+          const dir = exportDirFor(services, input.exportDir);
+          mkdirSync(dir, { recursive: true, mode: 0o700 });
+          const dumps: DatabaseDump[] = [];
+          for (const database of input.databases) {
+            progress.report(`pg_dump -Fc ${database} → ${dir}`);
+            dumps.push(
+              await dumpDatabase({ ...server, database }, database, dir, {
+                binDir: services.archive.pgBinDir,
+                signal: progress.signal,
+              }),
+            );
+          }
+          return dumps;
+        }),
+      );
+    },
+
+    /** Inserts into the running primary the exported rows it lacks, one transaction per table. */
+    async insertRecoveredRows(input: {
+      cluster: string;
+      backup: string;
+      exports: TableExport[];
+    }): Promise<InsertResult[]> {
+      const { cluster } = input;
+      return asStep(cluster, 'insert-into-primary', async () => {
+        const services = registry.services(cluster);
+        const primary = await productionPrimary(services, 'insert-into-primary', input.backup);
+        const results: InsertResult[] = [];
+        for (const exported of input.exports) {
+          try {
+            results.push(await insertMissingRows(primary, exported));
+          } catch (err) {
+            if (err instanceof NoPrimaryKeyError) throw preconditionFailed(cluster, 'insert-into-primary', err.message);
+            throw err;
+          }
+        }
+        return results;
+      });
+    },
+
+    /** Restores a dumped database into the running primary under a name that does not exist there. */
+    async restoreDatabaseAs(input: {
+      cluster: string;
+      backup: string;
+      dump: DatabaseDump;
+      name: string;
+    }): Promise<{ database: string; from: string; restored: boolean }> {
+      const { cluster } = input;
+      return asStep(cluster, 'restore-as', () =>
+        withHeartbeats(async (progress) => {
+          const services = registry.services(cluster);
+          const primary = await productionPrimary(services, 'restore-as', input.backup);
+          const { workflowId } = Context.current().info.workflowExecution ?? { workflowId: 'standalone' };
+          progress.report(`pg_restore ${input.dump.file} → database ${input.name}`);
+          try {
+            const restored = await restoreDatabaseAs(primary, input.dump, input.name, {
+              binDir: services.archive.pgBinDir,
+              signal: progress.signal,
+              marker: `${input.dump.database} from backup ${input.backup} (workflow ${workflowId})`,
+            });
+            return { database: input.name, from: input.dump.database, restored };
+          } catch (err) {
+            if (err instanceof DatabaseExistsError) throw preconditionFailed(cluster, 'restore-as', err.message);
+            throw err;
+          }
+        }),
+      );
+    },
+  };
+}
