@@ -136,7 +136,7 @@ function scratchSuite(storage: StorageUnderTest) {
           workflowId: `preview-${storage}-${Date.now()}`,
           args: [{ cluster: fx.name, asOf: { backup: taken.backup.id }, ttl: '10m' }],
         });
-        const port = await pollUntil(
+        const port: number = await pollUntil<number>(
           async () => {
             const p = await handle.query(progressQuery).catch(() => undefined);
             return p?.step === 'open' ? { done: Number(p.numbers.port) } : { waiting: p?.step ?? 'starting' };

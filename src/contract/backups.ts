@@ -1,6 +1,6 @@
 // The backup record and its parts: what a backup is, as workflows, the client and the drivers see it.
 // Pure types: kept with the snapshots by the storage drivers, shown by listBackupsWorkflow.
-import type { BackupVerification } from './scratch';
+import type { BackupVerification } from './verification';
 
 /** A volume that holds part of the database, as PostgreSQL sees it on the worker. */
 export interface DatabaseVolume {

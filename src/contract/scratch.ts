@@ -2,6 +2,7 @@
 // never touches the cluster's volumes, its WAL archive or its replication (docs/operations/scratch.md).
 // Pure types: kept with the clone by the drivers, shown by the scratch workflows and `pgops scratch`.
 import type { StorageKind } from './backups';
+export type { BackupVerification, DrillChecks } from './verification';
 
 /** Who made a scratch instance: a retry of the same run reuses it; a janitor removes it once the run is over. */
 export interface ScratchOwner {
@@ -74,30 +75,4 @@ export interface ScratchRecovery {
   action: 'promote' | 'pause';
   /** recovery_target_timeline. */
   timeline: 'current' | 'latest' | number;
-}
-
-/** What a restore drill checked and found. */
-export interface DrillChecks {
-  /** pg_amcheck over every database (heap and B-tree indexes). */
-  amcheck?: { ok: boolean; databases: number; problems: string[] };
-  /** pg_checksums --check on the stopped copy; skipped when data checksums are off. */
-  checksums?: { ok: boolean; enabled: boolean; badBlocks: number; problems: string[] };
-  /** The WAL archive holds every segment from the backup's start to the newest. */
-  archive?: { ok: boolean; missingSegment?: string; note: string };
-}
-
-/** The outcome of a drill, kept in the backup's record (BackupRecord.verification). */
-export interface BackupVerification {
-  at: string;
-  ok: boolean;
-  /** The findings, one line each (empty when ok). */
-  findings: string[];
-  /** Milliseconds from the start of the clone to a usable instance: what a restore of this backup takes. */
-  timeToUsableMs: number;
-  /** Recovery alone (start to consistency, or to the end of the archive). */
-  recoveryMs: number;
-  replayedTo: 'consistency' | 'end of archive';
-  checks: DrillChecks;
-  /** The drill's workflow. */
-  workflowId: string;
 }

@@ -4,6 +4,7 @@
 // a free port. The data directory is prepared like a restore's (backup_label, recovery settings) with
 // the scratch settings on top, after every link into the cluster's volumes was moved to the clones.
 import {
+  chmodSync,
   chownSync,
   existsSync,
   lchownSync,
@@ -34,6 +35,7 @@ import {
   scratchServerSettings,
 } from '../postgres/scratch/scratchSettings';
 import { removeTree } from '../storage/fileSystem';
+import { isMountPoint } from '../storage/mounts';
 import type { SnapshotDriver } from '../storage/types';
 import { pauseForTests } from '../testPause';
 import type { ScratchCommandResult, ScratchRequest, ScratchSpace } from './types';
@@ -75,6 +77,9 @@ export class LocalScratchSpace implements ScratchSpace {
     const existing = await this.find(request.id);
     if (existing && existsSync(join(dir, PREPARED))) return existing;
     this.refuseInsideTheDatabase();
+    // PostgreSQL's OS user must pass through the scratch directory to its own instance's.
+    mkdirSync(this.where, { recursive: true, mode: 0o711 });
+    chmodSync(this.where, 0o711);
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     this.giveToPostgres(dir);
     // The record first: a crash from here on leaves something the janitor finds and removes.
@@ -94,6 +99,8 @@ export class LocalScratchSpace implements ScratchSpace {
     writeRecord(dir, record);
     await pauseForTests('scratch-record-written', opts.signal);
     const cloned = await this.storage().cloneSnapshots(request.backup, { id: request.id, dir }, opts);
+    for (const entry of readdirSync(dir, { withFileTypes: true }))
+      if (entry.isDirectory() && !isMountPoint(join(dir, entry.name))) this.giveToPostgres(join(dir, entry.name));
     const pgdata = remapToClone(this.target.pgdata, cloned.volumes);
     if (!pgdata || !existsSync(join(pgdata, 'PG_VERSION')))
       throw new PermanentDriverError(
