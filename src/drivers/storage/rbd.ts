@@ -1,13 +1,16 @@
 // Ceph RBD snapshots with `rbd` run on the worker host (runner: local), for a local target whose
 // data directory is on RBD images the worker mounts (rbd-fuse + loop + ext4): docs/runbooks/snapshot-backup.md's
 // `rbd snap create replicapool/<image>@<snap>` and `rbd snap rollback`. Snapshot naming and the
-// backup record (image metadata) are shared with the toolbox runner (rbdImageSet.ts).
-import { relative, isAbsolute } from 'node:path';
+// backup record (image metadata) are shared with the toolbox runner (rbdImageSet.ts). Scratch clones
+// are RBD clones (format 2) of the snapshots, attached the same way below the scratch instance's directory.
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { join, relative, isAbsolute } from 'node:path';
 import type { RbdStorageConfig } from '../../config/schema';
 import { runCommand } from '../exec';
 import { PermanentDriverError, type WaitOptions } from '../cluster/types';
 import { RbdCli } from './rbdCli';
-import { attachRbdVolume, cephArgs, detachRbdVolume, type RbdLocalVolume } from './rbdLocalAttach';
+import { attachRbdVolume, cephArgs, detachRbdVolume, fuseDirOf, type RbdLocalVolume } from './rbdLocalAttach';
 import { RbdImageSet } from './rbdImageSet';
 import { mountAt } from './mounts';
 import { pauseForTests } from '../testPause';
@@ -140,20 +143,36 @@ export class RbdSnapshotDriver implements SnapshotDriver {
     return this.set.strayIds();
   }
 
-  deleteBackup(id: string, opts: DeleteOptions = {}): Promise<void> {
+  /**
+   * A snapshot with scratch clones is deleted too: Ceph moves it to its trash namespace, where the
+   * clones keep reading it, and purges it when the last clone is removed. Until then it keeps its space.
+   */
+  async deleteBackup(id: string, opts: DeleteOptions = {}): Promise<void> {
+    const snap = RbdImageSet.snapName(id);
+    for (const spec of this.images.map((v) => this.spec(v))) {
+      if (!(await this.rbd.listSnapshots(spec)).some((s) => s.name === snap)) continue;
+      const clones = await this.rbd.children(spec, snap);
+      if (clones.length)
+        opts.onProgress?.(
+          `${spec}@${snap} has the clone(s) ${clones.join(', ')} (a scratch instance): Ceph keeps the snapshot in its trash, and its space, until they are removed`,
+        );
+    }
     return this.set.deleteBackup(id, opts);
+  }
+
+  private configuredImage(record: BackupRecord, spec: string): RbdLocalVolume {
+    const image = this.images.find((v) => this.spec(v) === spec);
+    if (!image)
+      throw new PermanentDriverError(`backup ${record.id} has a snapshot of ${spec}, which is not in storage.volumes`);
+    return image;
   }
 
   async rollback(record: BackupRecord, opts: WaitOptions = {}): Promise<{ ms: number; methods: string[] }> {
     const started = Date.now();
-    const snaps = (await this.set.snapshotsOf(record)).map(({ spec, snap }) => {
-      const image = this.images.find((v) => this.spec(v) === spec);
-      if (!image)
-        throw new PermanentDriverError(
-          `backup ${record.id} has a snapshot of ${spec}, which is not in storage.volumes`,
-        );
-      return { image, snap };
-    });
+    const snaps = (await this.set.snapshotsOf(record)).map(({ spec, snap }) => ({
+      image: this.configuredImage(record, spec),
+      snap,
+    }));
     // As a kubelet would: nothing may hold the image while it is rolled back.
     for (const { image } of snaps) {
       opts.onProgress?.(`detaching ${this.spec(image)} from ${image.mountpoint}`);
@@ -177,14 +196,136 @@ export class RbdSnapshotDriver implements SnapshotDriver {
     for (const image of this.images) await attachRbdVolume(this.storage, image, signal);
   }
 
-  // Scratch clones of this storage kind are not built yet: the scratch workflows refuse with this message.
-  async cloneSnapshots(record: BackupRecord, _place: ClonePlacement): Promise<ClonedVolumes> {
-    throw new PermanentDriverError(
-      `scratch clones of backup ${record.id} are not supported on storage kind "${this.kind}" yet`,
-    );
+  /**
+   * An RBD clone (format 2) of each snapshot of the backup, named <image>-<place.id> in the image's
+   * pool, attached as the images are (rbd-fuse, loop, mount) on <place.dir>/mnt-<n>. The production
+   * images and their snapshots are only read. A clone is marked (image-meta) once `rbd clone` has
+   * returned: a retry keeps a marked one and attaches it, and removes and redoes an unmarked one.
+   */
+  async cloneSnapshots(record: BackupRecord, place: ClonePlacement, opts: WaitOptions = {}): Promise<ClonedVolumes> {
+    const volumes: ClonedVolumes['volumes'] = [];
+    const methods: string[] = [];
+    for (const [n, { spec, snap }] of (await this.set.snapshotsOf(record)).entries()) {
+      const image = this.configuredImage(record, spec);
+      const clone: RbdLocalVolume = {
+        pool: image.pool,
+        image: cloneImageName(image.image, place.id),
+        mountpoint: join(place.dir, `mnt-${n}`),
+        fuseDir: join(place.dir, `rbd-fuse-${n}`),
+      };
+      const parent = `${spec}@${snap}`;
+      await this.makeClone(spec, snap, clone, place.id, opts);
+      opts.onProgress?.(`attaching ${this.spec(clone)} on ${clone.mountpoint}`);
+      await attachRbdVolume(this.storage, clone, opts.signal, true);
+      volumes.push({
+        role: record.snapshots.find((s) => s.source === spec)?.role ?? 'data',
+        source: image.mountpoint,
+        clone: this.spec(clone),
+        path: clone.mountpoint,
+      });
+      methods.push(`rbd clone ${parent} → ${this.spec(clone)} (format 2), mounted on ${clone.mountpoint}`);
+    }
+    return { volumes, methods };
   }
 
-  async removeClone(_place: ClonePlacement): Promise<void> {
-    // Nothing is ever cloned on this storage kind yet.
+  private async makeClone(
+    parentImage: string,
+    snap: string,
+    clone: RbdLocalVolume,
+    id: string,
+    opts: WaitOptions,
+  ): Promise<void> {
+    const spec = this.spec(clone);
+    const parent = `${parentImage}@${snap}`;
+    if ((await this.rbd.listImages(clone.pool)).includes(clone.image)) {
+      const mark = await this.cloneMark(spec);
+      if (mark?.id === id && mark.parent === parent && mark.mountpoint === clone.mountpoint) return;
+      // Attached a second time elsewhere, one file system would be mounted twice.
+      if (mark)
+        throw new PermanentDriverError(
+          `${spec} is already the clone of ${mark.parent} for ${mark.id} on ${mark.mountpoint}, not of ${parent} for ${id} on ${clone.mountpoint}`,
+        );
+      // Never attached (that comes after the mark): nothing holds it.
+      opts.onProgress?.(`rbd rm ${spec}, left half-made by an interrupted clone`);
+      await this.rbd.removeImage(spec, opts.signal);
+    }
+    opts.onProgress?.(`rbd clone ${parent} → ${spec}`);
+    await this.rbd.clone(parentImage, snap, spec, opts.signal);
+    const mark: CloneMark = { id, parent, mountpoint: clone.mountpoint, fuseDir: fuseDirOf(clone) };
+    await this.rbd.setMetadata(spec, CLONE_MARK, JSON.stringify(mark));
   }
+
+  /** Where rbd-fuse exposes `image` below `dir` (rbd-fuse-<n>), with the mount point that goes with it (mnt-<n>). */
+  private attachedBelow(dir: string, image: string): Array<{ mountpoint: string; fuseDir: string }> {
+    if (!existsSync(dir)) return [];
+    return readdirSync(dir)
+      .filter((e) => /^rbd-fuse-\d+$/.test(e) && mountAt(join(dir, e)) && existsSync(join(dir, e, image)))
+      .map((e) => ({ fuseDir: join(dir, e), mountpoint: join(dir, e.replace('rbd-fuse-', 'mnt-')) }));
+  }
+
+  /** The mark of a finished clone; undefined for one left half-made (unmarked, or without a header to read). */
+  private async cloneMark(spec: string): Promise<CloneMark | undefined> {
+    try {
+      const value = (await this.rbd.listMetadata(spec))[CLONE_MARK];
+      return value ? (JSON.parse(value) as CloneMark) : undefined;
+    } catch (err) {
+      if (/\(2\) No such file or directory/.test(String(err))) return undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * Detaches and deletes the clones of `place.id`, found by their name and mark in the pools of
+   * storage.volumes (so that nothing but the images is needed), then removes the mount directories.
+   */
+  async removeClone(place: ClonePlacement, opts: WaitOptions = {}): Promise<void> {
+    for (const pool of new Set(this.images.map((v) => v.pool))) {
+      const ours = new Set(this.images.filter((v) => v.pool === pool).map((v) => cloneImageName(v.image, place.id)));
+      for (const image of await this.rbd.listImages(pool)) {
+        if (!image.endsWith(`-${place.id}`)) continue;
+        const spec = `${pool}/${image}`;
+        const mark = await this.cloneMark(spec);
+        if (mark && mark.id !== place.id) continue;
+        if (!mark && !ours.has(image)) continue;
+        // An unmarked one was never attached, unless its mark was lost: then rbd-fuse shows it below place.dir.
+        const attachedAt = mark ? [mark] : this.attachedBelow(place.dir, image);
+        for (const { mountpoint, fuseDir } of attachedAt) {
+          opts.onProgress?.(`detaching ${spec} from ${mountpoint}`);
+          await detachRbdVolume(this.rbd, { pool, image, mountpoint, fuseDir }, opts.signal);
+        }
+        opts.onProgress?.(`rbd rm ${spec}`);
+        await this.rbd.removeImage(spec, opts.signal);
+      }
+    }
+    if (!existsSync(place.dir)) return;
+    for (const entry of readdirSync(place.dir).filter((e) => /^(mnt|rbd-fuse)-\d+$/.test(e))) {
+      const dir = join(place.dir, entry);
+      if (mountAt(dir))
+        throw new Error(
+          `${dir} is still mounted, and by no clone of ${place.id} in storage.volumes' pools: unmount it`,
+        );
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+}
+
+/** Image metadata on a finished scratch clone: whose it is, of what, and where it is attached. */
+const CLONE_MARK = 'pgops.scratch-clone';
+
+interface CloneMark {
+  id: string;
+  /** pool/image@snap */
+  parent: string;
+  mountpoint: string;
+  fuseDir: string;
+}
+
+/** <image>-<id>, within the catalog's 100 characters: a long image name is cut and made unique by a hash. */
+export function cloneImageName(image: string, id: string): string {
+  if (!/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(id))
+    throw new PermanentDriverError(`scratch id ${JSON.stringify(id)} is not a DNS label`);
+  const name = `${image}-${id}`;
+  if (name.length <= 100) return name;
+  const hash = createHash('sha256').update(image).digest('hex').slice(0, 8);
+  return `${image.slice(0, 100 - id.length - 10)}-${hash}-${id}`;
 }

@@ -53,6 +53,29 @@ export class RbdCli {
     await this.ok(['image-meta', 'remove', spec, key]);
   }
 
+  /** The images of a pool, by name. */
+  async listImages(pool: string): Promise<string[]> {
+    return JSON.parse((await this.ok(['ls', pool, '--format', 'json'])).trim() || '[]') as string[];
+  }
+
+  /**
+   * A copy-on-write clone of spec@snap, clone format 2: the snapshot needs no protection, and a
+   * snapshot deleted while it has clones moves to Ceph's trash namespace until the last one goes.
+   */
+  async clone(spec: string, snap: string, child: string, signal?: AbortSignal): Promise<void> {
+    await this.ok(['clone', '--rbd-default-clone-format', '2', `${spec}@${snap}`, child], signal);
+  }
+
+  /** The clones of spec@snap, as pool/image. */
+  async children(spec: string, snap: string): Promise<string[]> {
+    const out = (await this.ok(['children', `${spec}@${snap}`, '--format', 'json'])).trim();
+    return (JSON.parse(out || '[]') as Array<{ pool: string; image: string }>).map((c) => `${c.pool}/${c.image}`);
+  }
+
+  async removeImage(spec: string, signal?: AbortSignal): Promise<void> {
+    await this.ok(['rm', '--no-progress', spec], signal);
+  }
+
   /** Clients that have the image open (rbd-fuse, a kernel mapping): a rollback needs none. */
   async watchers(spec: string): Promise<number> {
     const status = JSON.parse(await this.ok(['status', spec, '--format', 'json'])) as { watchers?: unknown[] };

@@ -45,10 +45,15 @@ async function loopDeviceOf(file: string): Promise<string | undefined> {
   return out.split(':')[0]?.trim() || undefined;
 }
 
+/**
+ * `clone`: the image is a clone of another that may be mounted too, with the same file system UUID.
+ * ext4 mounts it beside its source as it is; XFS refuses a UUID mounted twice unless told `nouuid`.
+ */
 export async function attachRbdVolume(
   storage: RbdStorageConfig,
   volume: RbdLocalVolume,
   signal?: AbortSignal,
+  clone = false,
 ): Promise<void> {
   const fuseDir = fuseDirOf(volume);
   const imageFile = join(fuseDir, volume.image);
@@ -74,7 +79,8 @@ export async function attachRbdVolume(
   const mounted = mountAt(volume.mountpoint);
   if (mounted) return;
   const device = (await loopDeviceOf(imageFile)) ?? (await must('losetup', ['-f', '--show', imageFile], signal)).trim();
-  await must('mount', [device, volume.mountpoint], signal);
+  const fsType = clone ? (await runCommand('blkid', ['-p', '-o', 'value', '-s', 'TYPE', device])).stdout.trim() : '';
+  await must('mount', [...(fsType === 'xfs' ? ['-o', 'nouuid'] : []), device, volume.mountpoint], signal);
 }
 
 export async function detachRbdVolume(rbd: RbdCli, volume: RbdLocalVolume, signal?: AbortSignal): Promise<void> {
