@@ -55,8 +55,13 @@ async function timelineOf(fx: BackupFixture): Promise<number> {
   return Number(rows[0]!.t);
 }
 
+/** What is left in the scratch directory: beside PGDATA, or beside the mount point of its RBD image. */
 function scratchLeft(fx: BackupFixture): string[] {
-  const dir = `${fx.cluster.pgdata}.pgops-scratch`;
+  const rbd =
+    fx.storage.kind === 'rbd'
+      ? fx.storage.volumes?.find((v) => fx.cluster.pgdata.startsWith(`${v.mountpoint}/`))
+      : undefined;
+  const dir = rbd ? `${rbd.mountpoint}.pgops-scratch` : `${fx.cluster.pgdata}.pgops-scratch`;
   return existsSync(dir) ? readdirSync(dir) : [];
 }
 
@@ -89,6 +94,11 @@ function scratchSuite(storage: StorageUnderTest) {
         drill.verification.timeToUsableMs > 0 && drill.verification.timeToUsableMs >= drill.verification.recoveryMs,
       );
       assert.equal(drill.scratch.removed, true);
+      const method = { copy: /cp --reflink=auto/, btrfs: /writable btrfs snapshot/, rbd: /rbd clone .* \(format 2\)/ }[
+        storage
+      ];
+      for (const line of drill.scratch.methods)
+        assert.match(line, method, 'each volume cloned the way its storage can');
       assert.deepEqual(scratchLeft(fx), [], 'no scratch instance is left');
       const listed = await fx.run<ListBackupsResult>('listBackupsWorkflow', { cluster: fx.name });
       const record = listed.backups.find((b) => b.id === taken.backup.id);
@@ -161,6 +171,8 @@ function scratchSuite(storage: StorageUnderTest) {
 }
 
 scratchSuite('copy');
+scratchSuite('btrfs');
+scratchSuite('rbd');
 
 describe('scratch restores: a failed drill says why, a dropped database comes back, bad input is refused (copy storage)', () => {
   let fx: BackupFixture;
@@ -205,9 +217,9 @@ describe('scratch restores: a failed drill says why, a dropped database comes ba
 
   it('bad input is refused, nothing cloned: unknown table, target before every backup, ttl 0 or over 7 days, restoreAs of itself', async function () {
     this.timeout(240_000);
-    const unknownTable = await failureOf(
-      recover(fx, { target: { time: new Date().toISOString() }, tables: ['no_such_table'] }),
-    );
+    const later = await fx.commit(["INSERT INTO orders VALUES (700001, 'later', 1)"]);
+    await fx.archiveNow();
+    const unknownTable = await failureOf(recover(fx, { target: { xid: later.xid }, tables: ['no_such_table'] }));
     assert.match(
       unknownTable.message,
       /table public\.no_such_table does not exist in the backup at the recovery target/,

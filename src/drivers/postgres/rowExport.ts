@@ -8,6 +8,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Client } from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { runCommand } from '../exec';
+import { pauseForTests } from '../testPause';
 import { withSession, type PgEndpoint } from './session';
 import type { InsertResult, TableExport } from '../../contract/operations/pitrSteps';
 
@@ -152,6 +153,8 @@ export async function insertMissingRows(primary: PgEndpoint, exported: TableExpo
         createReadStream(exported.file),
         client.query(copyFrom(`COPY pgops_import (${columns}) FROM STDIN WITH (FORMAT csv, HEADER true)`)),
       );
+      // A crash test kills the worker here: inside the transaction, the rows loaded, none inserted.
+      await pauseForTests('insert-loaded');
       const missing =
         key.length === 0
           ? 'TRUE'
