@@ -125,8 +125,6 @@ export class LocalScratchSpace implements ScratchSpace {
       if (rel.startsWith('..') || isAbsolute(rel))
         throw new PermanentDriverError(`${link} still points outside the scratch instance (${readlinkSync(link)})`);
     }
-    mkdirSync(join(dir, 'socket'), { recursive: true, mode: 0o700 });
-    this.giveToPostgres(join(dir, 'socket'));
     const files = localDataDirectory({ ...this.target, pgdata: record.pgdata }).files;
     if (request.recovery.write['recovery.signal'] !== undefined) await files.clearWal();
     for (const name of [...request.recovery.remove, 'postmaster.opts']) await files.remove(name);
@@ -136,7 +134,9 @@ export class LocalScratchSpace implements ScratchSpace {
       port: record.port,
       listenAddresses: this.config.listenAddresses,
       sharedBuffers: this.config.sharedBuffers,
-      socketDirectory: join(dir, 'socket'),
+      // TCP only: a socket path below a deep scratch directory passes the 107-byte limit, and no
+      // socket means none to collide with production's.
+      socketDirectory: '',
       name: record.id,
       readOnly: request.recovery.settings.recovery_target_action !== 'promote',
     });
