@@ -12,7 +12,9 @@ import { closeScratchSignal, progressQuery } from '../src/contract/definitions';
 import { listArchivedSegments } from '../src/drivers/postgres/archive/walInspect';
 import type { SnapshotBackupResult } from '../src/workflows/snapshotBackup';
 import type { ListBackupsResult } from '../src/workflows/backupCatalog';
+import { localTargetOf } from '../src/dev/localPostgres';
 import type {
+  ScratchGcResult,
   OpenScratchResult,
   RecoverRowsResult,
   VerifyBackupResult,
@@ -63,6 +65,11 @@ function scratchLeft(fx: BackupFixture): string[] {
       : undefined;
   const dir = rbd ? `${rbd.mountpoint}.pgops-scratch` : `${fx.cluster.pgdata}.pgops-scratch`;
   return existsSync(dir) ? readdirSync(dir) : [];
+}
+
+/** The fixture's cluster entry, as its catalog has it. */
+function catalogEntry(fx: BackupFixture): Record<string, unknown> {
+  return { target: localTargetOf(fx.cluster), storage: fx.storage, walArchive: fx.archiveDir };
 }
 
 function scratchSuite(storage: StorageUnderTest) {
@@ -139,6 +146,9 @@ function scratchSuite(storage: StorageUnderTest) {
     it('a preview: opened as of a moment, queried read-only, closed and removed', async function () {
       this.timeout(240_000);
       const { client } = await testEnv();
+      const sum = await fx.checksum();
+      const archive = archiveListing(fx.archiveDir);
+      const timeline = await timelineOf(fx);
       const worker = await inProcessWorker(fx.taskQueue, fx.catalogPath);
       await worker.runUntil(async () => {
         const handle = await client.workflow.start('openScratchWorkflow', {
@@ -166,6 +176,8 @@ function scratchSuite(storage: StorageUnderTest) {
         assert.equal(result.scratch.removed, true);
       });
       assert.deepEqual(scratchLeft(fx), []);
+      assert.equal(await fx.checksum(), sum, 'production rows unchanged');
+      assertArchiveUntouched(archive, fx.archiveDir, timeline);
     });
   });
 }
@@ -240,6 +252,63 @@ describe('scratch restores: a failed drill says why, a dropped database comes ba
     assert.match(itself.message, /restoreAs must be a new name/);
     const absolute = await failureOf(recover(fx, { target: { xid: '1000' }, tables: ['orders'], exportDir: '/etc' }));
     assert.match(absolute.message, /exportDir "\/etc" must be a relative directory/);
+    // A second cluster on the same server with snapshots of its own (none yet), and one whose scratch directory is inside PGDATA.
+    fx.writeCatalog({
+      empty: { ...catalogEntry(fx), storage: { ...fx.storage, snapshotDir: `${fx.cluster.pgdata}.none` } },
+      [fx.name]: { ...catalogEntry(fx), scratch: { dir: join(fx.cluster.pgdata, 'scratch') } },
+    });
+    const none = await failureOf(fx.run('verifyBackupWorkflow', { cluster: 'empty' }));
+    assert.match(
+      none.message,
+      /cluster "empty" has no backups: take one first \(pgops backup empty\)\. Nothing was changed\./,
+    );
+    const inside = await failureOf(fx.run('verifyBackupWorkflow', { cluster: fx.name }));
+    assert.match(
+      inside.message,
+      /the scratch directory .* lies inside the data directory .*: set scratch\.dir outside it/,
+    );
+    assert.ok(!existsSync(join(fx.cluster.pgdata, 'scratch')), 'nothing was made inside PGDATA');
+    fx.writeCatalog();
+    assert.deepEqual(scratchLeft(fx), []);
+  });
+
+  it('a scratch server whose workflow was terminated is removed by pgops scratch gc (and the server stopped)', async function () {
+    this.timeout(240_000);
+    const { client } = await testEnv();
+    const worker = await inProcessWorker(fx.taskQueue, fx.catalogPath);
+    await worker.runUntil(async () => {
+      const handle = await client.workflow.start('openScratchWorkflow', {
+        taskQueue: fx.taskQueue,
+        workflowId: `orphan-${Date.now()}`,
+        args: [{ cluster: fx.name, asOf: { backup: taken.backup.id }, ttl: '1h' }],
+      });
+      const port: number = await pollUntil<number>(
+        async () => {
+          const p = await handle.query(progressQuery).catch(() => undefined);
+          return p?.step === 'open' ? { done: Number(p.numbers.port) } : { waiting: p?.step ?? 'starting' };
+        },
+        { intervalMs: 200, timeoutMs: 180_000, what: 'the preview to open' },
+      );
+      await handle.terminate('a test: the workflow ends without its cleanup');
+      assert.equal(scratchLeft(fx).length, 1, 'the terminated run left its scratch instance');
+      const listed = await client.workflow.execute('listScratchWorkflow', {
+        taskQueue: fx.taskQueue,
+        workflowId: `list-${Date.now()}`,
+        args: [{ cluster: fx.name }],
+      });
+      assert.equal((listed as { scratch: { port: number }[] }).scratch[0]?.port, port);
+      const gc = (await client.workflow.execute('scratchGcWorkflow', {
+        taskQueue: fx.taskQueue,
+        workflowId: `gc-${Date.now()}`,
+        args: [{ cluster: fx.name }],
+      })) as ScratchGcResult;
+      assert.equal(gc.removed.length, 1);
+      assert.match(gc.removed[0]!.why, /its workflow orphan-\d+ is terminated/);
+      await assert.rejects(
+        withSession({ ...endpointOf(fx.cluster), port }, (c) => c.query('SELECT 1')),
+        'its server is stopped',
+      );
+    });
     assert.deepEqual(scratchLeft(fx), []);
   });
 

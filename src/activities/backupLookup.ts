@@ -4,7 +4,7 @@ import { preconditionFailed } from './failures';
 import type { ClusterServices } from '../drivers/clusterServices';
 import type { BackupRecord } from '../contract/backups';
 
-export async function findBackup(services: ClusterServices, id: string): Promise<BackupRecord> {
+export async function findBackup(services: ClusterServices, id: string, step = 'check-restore'): Promise<BackupRecord> {
   const cluster = services.name;
   const storage = services.storage();
   const records = await storage.listRecords();
@@ -17,13 +17,13 @@ export async function findBackup(services: ClusterServices, id: string): Promise
     if (deleting)
       throw preconditionFailed(
         cluster,
-        'check-restore',
+        step,
         `backup "${id}" is being deleted (begun ${deleting.deletion.since} by ${deleting.deletion.by}, interrupted): its snapshots may be partly gone, so it cannot be restored. The next prune or deleteBackupWorkflow of this cluster finishes the deletion; listBackupsWorkflow lists the backups that can be restored. Nothing was changed.`,
       );
     const mine = records.filter((r) => r.cluster === cluster).slice(0, 10);
     throw preconditionFailed(
       cluster,
-      'check-restore',
+      step,
       `${id === 'latest' ? 'there is no backup of this cluster' : `there is no backup "${id}"`}; ${mine.length ? `backups: ${mine.map((r) => `${r.id} (${r.kind}, ${r.mode}, ${r.stoppedAt})`).join(', ')}` : 'none are recorded'}. Nothing was changed.`,
     );
   }

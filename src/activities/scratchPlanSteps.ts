@@ -42,9 +42,9 @@ export function createScratchPlanSteps(registry: ClusterRegistry) {
           const refuse = (why: string) => preconditionFailed(cluster, 'plan', `${why}. Nothing was changed.`);
           const archive = services.archive.walArchive;
           const records = (await services.storage().listRecords()).filter((r) => r.cluster === cluster);
-          if (records.length === 0 && input.backup === undefined)
+          if (records.length === 0 && (input.backup === undefined || input.backup === 'latest'))
             throw refuse(`cluster "${cluster}" has no backups: take one first (pgops backup ${cluster})`);
-          const chosen = input.backup !== undefined ? [await findBackup(services, input.backup)] : records;
+          const chosen = input.backup !== undefined ? [await findBackup(services, input.backup, 'plan')] : records;
           const needsArchive = input.target !== 'immediate' || chosen.some((b) => b.mode === 'online');
           if (needsArchive && !archive)
             throw refuse(

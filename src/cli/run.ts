@@ -43,10 +43,11 @@ export async function runOperation<K extends OperationName>(
     print(g, { workflowId: op.workflowId, ui: link }, () => `started ${op.workflowId}\n${link}`);
     return;
   }
-  if (!g.json) console.error(`[pgops] ${operation} on "${input.cluster}": ${op.workflowId}\n[pgops] ${link}`);
+  const where = input.cluster === undefined ? 'every cluster' : `"${input.cluster}"`;
+  if (!g.json) console.error(`[pgops] ${operation} on ${where}: ${op.workflowId}\n[pgops] ${link}`);
   process.once('SIGINT', () => {
     console.error(
-      `\n[pgops] detached: workflow ${op.workflowId} keeps running. Watch it with "pgops status ${input.cluster}", stop it with "pgops cancel ${op.workflowId}".`,
+      `\n[pgops] detached: workflow ${op.workflowId} keeps running. Watch it with "pgops status ${input.cluster ?? '<cluster>'}", stop it with "pgops cancel ${op.workflowId}".`,
     );
     process.exit(EXIT.detached);
   });

@@ -3,7 +3,7 @@
 import { Command, CommanderError } from 'commander';
 import { OPERATIONS, type OperationName, type Operations } from '../contract/operations';
 import { EXIT } from './exitCodes';
-import { runOperation } from './run';
+import { connect, globals, print, runOperation } from './run';
 
 type Builders = {
   [K in 'verifyBackup' | 'recoverRows' | 'openScratch' | 'listScratch' | 'scratchGc']: (program: Command) => void;
@@ -141,7 +141,15 @@ export const SCRATCH_COMMANDS: Builders = {
         ),
       ),
 
-  openScratch: (program) =>
+  openScratch: (program) => {
+    scratchGroup(program)
+      .command('close <workflowId>')
+      .description('close an open scratch server (pgops scratch open): stopped and removed')
+      .action(async (workflowId: string, _o, cmd: Command) => {
+        const g = globals(cmd);
+        await (await connect(g)).closeScratch(workflowId, 'pgops CLI');
+        print(g, { closed: workflowId }, () => `close sent to ${workflowId}`);
+      });
     command(scratchGroup(program), 'openScratch', '<cluster>')
       .option('--time <iso>', 'as of this time (with a zone)')
       .option('--lsn <lsn>')
@@ -164,7 +172,8 @@ export const SCRATCH_COMMANDS: Builders = {
           (r) =>
             `${r.cluster}: scratch ${r.scratch.id} of backup ${r.backup} was open ${Math.round(r.openMs / 1000)} s (${r.opened.psql}); ended by ${r.ended}, removed`,
         );
-      }),
+      });
+  },
 
   listScratch: (program) =>
     command(scratchGroup(program), 'listScratch', '[cluster]').action(

@@ -4,7 +4,13 @@
 // back as typed errors (ClusterBusyError, InvalidInputError, PreconditionFailedError...).
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { resolveTemporalConnection, type TemporalConnectionChoice } from '../config/temporalConnection';
-import { DEFAULT_TASK_QUEUE, progressQuery, resumeSignal, type Progress } from '../contract/definitions';
+import {
+  closeScratchSignal,
+  DEFAULT_TASK_QUEUE,
+  progressQuery,
+  resumeSignal,
+  type Progress,
+} from '../contract/definitions';
 import { WORKFLOW_TYPES, type ListBackupsResult, type OperationName, type Operations } from '../contract/operations';
 import { toPgOpsError } from './errors';
 import { clusterNameProblem } from '../common/names';
@@ -79,6 +85,11 @@ export class PgOpsClient {
 
   async resume(workflowId: string, by = 'pg-ops client'): Promise<void> {
     await this.client.workflow.getHandle(workflowId).signal(resumeSignal, { by });
+  }
+
+  /** Ends an openScratchWorkflow: its scratch server is stopped and removed. */
+  async closeScratch(workflowId: string, by = 'pg-ops client'): Promise<void> {
+    await this.client.workflow.getHandle(workflowId).signal(closeScratchSignal, { by });
   }
 
   listBackups(cluster: string): Promise<ListBackupsResult> {

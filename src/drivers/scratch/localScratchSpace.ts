@@ -35,6 +35,7 @@ import {
   scratchServerSettings,
 } from '../postgres/scratch/scratchSettings';
 import { removeTree } from '../storage/fileSystem';
+import { databaseVolumes } from '../postgres/dataLayout';
 import { isMountPoint } from '../storage/mounts';
 import type { SnapshotDriver } from '../storage/types';
 import { pauseForTests } from '../testPause';
@@ -208,12 +209,13 @@ export class LocalScratchSpace implements ScratchSpace {
     await removeTree(dir, opts.signal);
   }
 
+  /** A scratch directory inside PGDATA, pg_wal or a tablespace would be snapshotted and rolled back with it. */
   private refuseInsideTheDatabase(): void {
-    for (const volume of [this.target.pgdata]) {
-      const rel = relative(volume, this.where);
+    for (const volume of databaseVolumes(this.target.pgdata)) {
+      const rel = relative(volume.path, this.where);
       if (rel === '' || (!rel.startsWith('..') && !isAbsolute(rel)))
         throw new PermanentDriverError(
-          `the scratch directory ${this.where} lies inside the data directory ${volume}: set scratch.dir outside it`,
+          `the scratch directory ${this.where} lies inside the ${volume.role} directory ${volume.path}: set scratch.dir outside it`,
         );
     }
   }
