@@ -31,7 +31,6 @@ waiting=(
   test/drop-pitr-workflow.test.ts
   test/archive-replica.test.ts
   test/pitr-timelines.test.ts
-  test/pitr-driver.test.ts
   test/pitr-workflow.test.ts
 )
 others=()
