@@ -3,6 +3,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { backupFixture, type BackupFixture } from './harness/backupFixture';
 import { runThroughKills, logRecoveries } from './harness/crashRuns';
 import { cancelDuring } from './harness/cancelRuns';
+import { failureOf } from './harness/failures';
 import type { WorkerProcess } from './harness/workers';
 import type { SnapshotBackupResult } from '../src/workflows/snapshotBackup';
 import type { RecoverRowsResult } from '../src/contract/operations/scratchRestores';
@@ -62,6 +63,21 @@ describe('scratch restores survive a worker SIGKILLed at each step, and a cancel
     assert.deepEqual(scratchLeft(fx), [], 'the scratch instance the killed workers made is removed');
     // Put the incident back for the cancel runs.
     await fx.sql('DELETE FROM orders WHERE id BETWEEN 201 AND 400');
+  });
+
+  it('a drill that outlives its maxDuration gives up with that reason, its scratch removed', async function () {
+    this.timeout(240_000);
+    process.env.PGOPS_TEST_PAUSE_AT = 'begin:scratch-recovery:90000';
+    try {
+      const failed = await failureOf(
+        fx.run('verifyBackupWorkflow', { cluster: fx.name, maxDuration: '1m', checks: { archive: false } }),
+      );
+      assert.equal(failed.type, 'TimedOut');
+      assert.match(failed.message, /gave up after its time limit \(maxDuration 1m\); its scratch instance was removed/);
+    } finally {
+      delete process.env.PGOPS_TEST_PAUSE_AT;
+    }
+    assert.deepEqual(scratchLeft(fx), []);
   });
 
   for (const step of ['clone', 'scratch-recovery', 'export', 'insert-into-primary']) {

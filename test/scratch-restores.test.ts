@@ -4,11 +4,12 @@ import { join } from 'node:path';
 import { testEnv } from './harness/testEnv';
 import { inProcessWorker } from './harness/workers';
 import { failureOf } from './harness/failures';
+import { waitForStep } from './harness/progress';
 import { backupFixture, type BackupFixture, type StorageUnderTest } from './harness/backupFixture';
 import { withSession } from '../src/drivers/postgres/session';
 import { endpointOf } from '../src/dev/localPostgres';
 import { pollUntil } from '../src/drivers/waiting';
-import { closeScratchSignal, progressQuery } from '../src/contract/definitions';
+import { closeScratchSignal, progressQuery, resumeSignal } from '../src/contract/definitions';
 import { listArchivedSegments } from '../src/drivers/postgres/archive/walInspect';
 import type { SnapshotBackupResult } from '../src/workflows/snapshotBackup';
 import type { ListBackupsResult } from '../src/workflows/backupCatalog';
@@ -270,6 +271,29 @@ describe('scratch restores: a failed drill says why, a dropped database comes ba
     assert.ok(!existsSync(join(fx.cluster.pgdata, 'scratch')), 'nothing was made inside PGDATA');
     fx.writeCatalog();
     assert.deepEqual(scratchLeft(fx), []);
+  });
+
+  it('a drill runs while a planned stop holds the cluster stopped and locked: it never needs the lock or the server', async function () {
+    this.timeout(240_000);
+    const { client } = await testEnv();
+    const worker = await inProcessWorker(fx.taskQueue, fx.catalogPath);
+    await worker.runUntil(async () => {
+      const hold = await client.workflow.start('plannedStopWorkflow', {
+        taskQueue: fx.taskQueue,
+        workflowId: `hold-${Date.now()}`,
+        args: [{ cluster: fx.name, holdUntilResumed: true, maxHold: '10m' }],
+      });
+      await waitForStep(hold, 'hold');
+      const drill = (await client.workflow.execute('verifyBackupWorkflow', {
+        taskQueue: fx.taskQueue,
+        workflowId: `drill-during-hold-${Date.now()}`,
+        args: [{ cluster: fx.name, backup: taken.backup.id, checks: { archive: false } }],
+      })) as VerifyBackupResult;
+      assert.equal(drill.verification.ok, true);
+      assert.equal((await hold.query(progressQuery)).step, 'hold', 'the stop still holds the cluster');
+      await hold.signal(resumeSignal, { by: 'test' });
+      await hold.result();
+    });
   });
 
   it('a scratch server whose workflow was terminated is removed by pgops scratch gc (and the server stopped)', async function () {
