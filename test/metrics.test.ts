@@ -3,6 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { testEnv, scratchDir } from './harness/testEnv';
 import { workerProcess, type WorkerProcess } from './harness/workers';
+import { backupFixture, type BackupFixture } from './harness/backupFixture';
 import { freePort } from '../src/dev/ports';
 import { metricsAddressFromEnv } from '../src/worker';
 import { PgOpsClient } from '../src/client';
@@ -46,5 +47,45 @@ describe("the worker's Prometheus metrics (PGOPS_METRICS_ADDRESS)", () => {
     assert.match(text, /^# TYPE temporal_\w+ (counter|gauge|histogram)$/m);
     assert.match(text, new RegExp(`^temporal_worker_task_slots_available\\{[^}]*task_queue="${taskQueue}"`, 'm'));
     assert.match(text, failed, text.slice(0, 3000));
+  });
+
+  it('after a passing restore drill: pgops_backup_last_verified_timestamp_seconds{cluster} is when it passed', async function () {
+    this.timeout(180_000);
+    const env = await testEnv();
+    let fx: BackupFixture | undefined;
+    let drillWorker: WorkerProcess | undefined;
+    try {
+      fx = await backupFixture('metrics-drill', { storage: 'copy', rows: 200 });
+      const address = `127.0.0.1:${await freePort()}`;
+      drillWorker = await workerProcess(fx.taskQueue, fx.catalogPath, { PGOPS_METRICS_ADDRESS: address });
+      const pgops = new PgOpsClient(env.client, fx.taskQueue);
+      await pgops.run('backup', { cluster: fx.name });
+      const drill = await pgops.run('verifyBackup', { cluster: fx.name });
+      assert.equal(drill.verification.ok, true);
+      // As the SDK's exporter writes it: no temporal_ prefix for a metric of our own, no unit suffix added, and
+      // the activity's labels (activityType, namespace, taskQueue) beside cluster.
+      const gauge = new RegExp(
+        `^pgops_backup_last_verified_timestamp_seconds\\{activityType="recordVerification",cluster="${fx.name}",[^}]*taskQueue="${fx.taskQueue}"\\} (\\S+)$`,
+        'm',
+      );
+      let text = '';
+      for (const deadline = Date.now() + 30_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 500))) {
+        text = await (await fetch(`http://${address}/metrics`)).text();
+        if (gauge.test(text)) break;
+      }
+      const found = gauge.exec(text);
+      assert.ok(
+        found,
+        text
+          .split('\n')
+          .filter((l) => /pgops|verif/.test(l))
+          .join('\n') || text.slice(0, 3000),
+      );
+      assert.match(text, /^# TYPE pgops_backup_last_verified_timestamp_seconds gauge$/m);
+      assert.equal(Number(found[1]), Date.parse(drill.verification.at) / 1000);
+    } finally {
+      await drillWorker?.kill('SIGTERM');
+      await fx?.teardown();
+    }
   });
 });

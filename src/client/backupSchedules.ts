@@ -4,11 +4,15 @@
 // failure (a failing backup stops the schedule and says why, instead of failing every night),
 // and a memo a person reads in the UI. What a backup does when it fires on a stopped or busy
 // cluster is the workflow's own rule (README: an offline snapshot left stopped, or ClusterBusy).
+// The same policies serve the scheduled restore drills (drillSchedules.ts): ClusterSchedules below.
 import { ScheduleOverlapPolicy, type Client, type ScheduleDescription } from '@temporalio/client';
 import type { Duration } from '@temporalio/common';
 import { DEFAULT_TASK_QUEUE } from '../contract/definitions';
 import { clusterNameProblem } from '../common/names';
-import { WORKFLOW_TYPES, type SnapshotBackupInput } from '../contract/operations';
+import { WORKFLOW_TYPES, type OperationName, type SnapshotBackupInput } from '../contract/operations';
+
+/** What a pg-ops schedule starts: backups (`pgops-backup/<cluster>`) or restore drills (`pgops-verify/<cluster>`). */
+export type ScheduleKind = 'backup' | 'verify';
 
 export interface BackupScheduleOptions {
   cluster: string;
@@ -23,76 +27,96 @@ export interface BackupScheduleOptions {
   note?: string;
 }
 
-export interface BackupScheduleSummary {
+export interface ScheduleSummary {
   scheduleId: string;
+  kind: ScheduleKind;
   cluster: string;
   cron: string[];
   paused: boolean;
+  /** Why it is paused, when it is: a failed run's pause says which run and how it ended. */
   note?: string;
   recentActions: Array<{ workflowId: string; at: string }>;
   nextActionTimes: string[];
 }
 
-export class BackupSchedules {
+export type BackupScheduleSummary = ScheduleSummary;
+
+/** One schedule's action and words, as a kind of schedule makes it. */
+export interface ScheduledAction {
+  cluster: string;
+  cron: string;
+  /** The operation each run is: its workflow type, and its part of the runs' workflow id. */
+  operation: Extract<OperationName, 'backup' | 'verifyBackup'>;
+  input: unknown;
+  /** The UI's one line for each run it starts. */
+  summary: string;
+  /** The memo's description: what it does, in words. */
+  description: string;
+  catchupWindow?: string;
+  note?: string;
+}
+
+/**
+ * The schedules of one kind, one per cluster (`<prefix><cluster>`): created with overlap SKIP, a
+ * catch-up window (1 hour by default) and pause on failure; listed, described, paused, resumed,
+ * triggered (SKIP too) and deleted by cluster name.
+ */
+export abstract class ClusterSchedules {
+  abstract readonly kind: ScheduleKind;
+  protected abstract readonly prefix: string;
+
   constructor(
-    private readonly client: Client,
-    private readonly taskQueue: string = DEFAULT_TASK_QUEUE,
+    protected readonly client: Client,
+    protected readonly taskQueue: string = DEFAULT_TASK_QUEUE,
   ) {}
 
-  static scheduleId(cluster: string): string {
-    return `pgops-backup/${cluster}`;
+  protected idOf(cluster: string): string {
+    return `${this.prefix}${cluster}`;
   }
 
-  async create(opts: BackupScheduleOptions): Promise<string> {
-    const problem = clusterNameProblem(opts.cluster);
+  protected async createSchedule(action: ScheduledAction): Promise<string> {
+    const { cluster, cron } = action;
+    const problem = clusterNameProblem(cluster);
     if (problem) throw new Error(problem);
-    // A backup that fires during a maintenance hold or a restore waits for it (up to 4 h) instead
-    // of failing, which would pause the schedule.
-    const input: SnapshotBackupInput = {
-      cluster: opts.cluster,
-      mode: opts.mode,
-      keep: opts.keep,
-      waitForLock: opts.waitForLock ?? '4h',
-    };
-    const scheduleId = BackupSchedules.scheduleId(opts.cluster);
+    const scheduleId = this.idOf(cluster);
     await this.client.schedule.create({
       scheduleId,
-      spec: { cronExpressions: [opts.cron] },
+      spec: { cronExpressions: [cron] },
       action: {
         type: 'startWorkflow',
-        workflowType: WORKFLOW_TYPES.backup,
-        workflowId: `pgops/${opts.cluster}/backup/scheduled`,
+        workflowType: WORKFLOW_TYPES[action.operation],
+        // Temporal appends each run's time to this id.
+        workflowId: `pgops/${cluster}/${action.operation}/scheduled`,
         taskQueue: this.taskQueue,
-        args: [input],
-        staticSummary: `scheduled backup of cluster ${opts.cluster}`,
+        args: [action.input],
+        staticSummary: action.summary,
       },
       policies: {
         overlap: ScheduleOverlapPolicy.SKIP,
-        catchupWindow: (opts.catchupWindow ?? '1 hour') as Duration,
+        catchupWindow: (action.catchupWindow ?? '1 hour') as Duration,
         pauseOnFailure: true,
       },
-      memo: {
-        cron: opts.cron,
-        description: `pg-ops: ${opts.mode ?? 'online'} snapshot backup of cluster "${opts.cluster}" at "${opts.cron}" (UTC)${opts.keep ? `, keeping ${JSON.stringify(opts.keep)}` : ''}. Skips a slot while a backup still runs; pauses itself after a failure (see its notes).`,
-      },
-      state: { note: opts.note ?? `created by pg-ops for cluster ${opts.cluster}` },
+      memo: { cron, kind: this.kind, description: action.description },
+      state: { note: action.note ?? `created by pg-ops for cluster ${cluster}` },
     });
     return scheduleId;
   }
 
-  async list(): Promise<BackupScheduleSummary[]> {
-    const out: BackupScheduleSummary[] = [];
+  /** This kind's schedules, one per cluster. */
+  async list(): Promise<ScheduleSummary[]> {
+    const out: ScheduleSummary[] = [];
     for await (const s of this.client.schedule.list()) {
-      if (!s.scheduleId.startsWith('pgops-backup/')) continue;
-      out.push(await this.describe(s.scheduleId.slice('pgops-backup/'.length)));
+      if (!s.scheduleId.startsWith(this.prefix)) continue;
+      out.push(await this.describe(s.scheduleId.slice(this.prefix.length)));
     }
     return out;
   }
 
-  async describe(cluster: string): Promise<BackupScheduleSummary> {
-    const d: ScheduleDescription = await this.client.schedule.getHandle(BackupSchedules.scheduleId(cluster)).describe();
+  async describe(cluster: string): Promise<ScheduleSummary> {
+    const d: ScheduleDescription = await this.client.schedule.getHandle(this.idOf(cluster)).describe();
     return {
       scheduleId: d.scheduleId,
+      kind: this.kind,
       cluster,
       cron: typeof d.memo?.cron === 'string' ? [d.memo.cron] : [],
       paused: d.state.paused,
@@ -106,19 +130,49 @@ export class BackupSchedules {
   }
 
   pause(cluster: string, note = 'paused with pg-ops'): Promise<void> {
-    return this.client.schedule.getHandle(BackupSchedules.scheduleId(cluster)).pause(note);
+    return this.client.schedule.getHandle(this.idOf(cluster)).pause(note);
   }
 
   unpause(cluster: string, note = 'unpaused with pg-ops'): Promise<void> {
-    return this.client.schedule.getHandle(BackupSchedules.scheduleId(cluster)).unpause(note);
+    return this.client.schedule.getHandle(this.idOf(cluster)).unpause(note);
   }
 
-  /** A backup now. SKIP, not the SDK's default ALLOW_ALL: never two backups of one cluster at once. */
+  /** A run now. SKIP, not the SDK's default ALLOW_ALL: never two runs of one schedule at once. */
   trigger(cluster: string): Promise<void> {
-    return this.client.schedule.getHandle(BackupSchedules.scheduleId(cluster)).trigger(ScheduleOverlapPolicy.SKIP);
+    return this.client.schedule.getHandle(this.idOf(cluster)).trigger(ScheduleOverlapPolicy.SKIP);
   }
 
   delete(cluster: string): Promise<void> {
-    return this.client.schedule.getHandle(BackupSchedules.scheduleId(cluster)).delete();
+    return this.client.schedule.getHandle(this.idOf(cluster)).delete();
+  }
+}
+
+export class BackupSchedules extends ClusterSchedules {
+  readonly kind = 'backup' as const;
+  protected readonly prefix = 'pgops-backup/';
+
+  static scheduleId(cluster: string): string {
+    return `pgops-backup/${cluster}`;
+  }
+
+  async create(opts: BackupScheduleOptions): Promise<string> {
+    // A backup that fires during a maintenance hold or a restore waits for it (up to 4 h) instead
+    // of failing, which would pause the schedule.
+    const input: SnapshotBackupInput = {
+      cluster: opts.cluster,
+      mode: opts.mode,
+      keep: opts.keep,
+      waitForLock: opts.waitForLock ?? '4h',
+    };
+    return this.createSchedule({
+      cluster: opts.cluster,
+      cron: opts.cron,
+      operation: 'backup',
+      input,
+      summary: `scheduled backup of cluster ${opts.cluster}`,
+      description: `pg-ops: ${opts.mode ?? 'online'} snapshot backup of cluster "${opts.cluster}" at "${opts.cron}" (UTC)${opts.keep ? `, keeping ${JSON.stringify(opts.keep)}` : ''}. Skips a slot while a backup still runs; pauses itself after a failure (see its notes).`,
+      catchupWindow: opts.catchupWindow,
+      note: opts.note,
+    });
   }
 }

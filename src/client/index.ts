@@ -1,3 +1,4 @@
 export * from './pgOpsClient';
 export * from './errors';
 export * from './backupSchedules';
+export * from './drillSchedules';
