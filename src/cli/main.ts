@@ -20,8 +20,13 @@ Examples:
   pgops restore orders --backup latest --confirm orders --to-time 2026-11-22T10:15:00+01:00
   pgops locate orders-delayed --from 2026-11-22T10:00:00Z --to 2026-11-22T10:30:00Z --table orders
   pgops pitr orders-delayed --xid 73412 --then export --tables orders --insert-missing
+  pgops verify orders                         restore drill of the newest backup on a scratch server
+  pgops recover orders --xid 73412 --tables orders --insert-missing   rows back from a backup, into the primary
+  pgops recover orders --from 2026-11-22T10:00:00Z --to 2026-11-22T10:30:00Z --databases appdb --restore-as appdb_back
+  pgops scratch open orders --time 2026-11-22T10:14:00Z --ttl 2h   a read-only server as of then; "pgops scratch close <id>"
   pgops status orders                         operations running on a cluster
   pgops schedule create orders --cron '0 3 * * *' --keep-count 7
+  pgops schedule create orders --verify --cron '0 5 * * *'   a nightly restore drill
   pgops backup orders --json --no-wait        print {"workflowId": ...} and return
 
 Connection, as every Temporal tool: --profile / TEMPORAL_PROFILE of the config file (TEMPORAL_CONFIG_FILE,

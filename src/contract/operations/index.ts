@@ -8,3 +8,5 @@ export type * from './rollbackRestore';
 export type * from './backupCatalog';
 export type * from './archiveStatus';
 export type * from './lockWait';
+export type * from './scratchRestores';
+export type * from '../scratch';
