@@ -199,7 +199,10 @@ function describeBackup(r: Operations['backup']['result']): string {
 
 function describeBackups(cluster: string, r: Operations['listBackups']['result']): string {
   const lines = [
-    ...r.backups.map((b) => `${b.id}  ${b.kind.padEnd(11)} ${b.mode.padEnd(7)} ${b.stoppedAt}  ${b.label}`),
+    ...r.backups.map(
+      (b) =>
+        `${b.id}  ${b.kind.padEnd(11)} ${b.mode.padEnd(7)} ${b.stoppedAt}  ${b.label}${b.verification ? `  [drill ${b.verification.ok ? 'passed' : 'FAILED'} ${b.verification.at}]` : ''}`,
+    ),
     // Not restorable: the next prune or delete-backup of the cluster finishes them.
     ...(r.beingDeleted ?? []).map(
       (b) =>
