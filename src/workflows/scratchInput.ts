@@ -201,7 +201,7 @@ export function parseScratchGcInput(
 ): ParsedScratchGcInput {
   const record = (input ?? {}) as Record<string, unknown>;
   if (typeof record !== 'object' || Array.isArray(record))
-    throw invalidInput(type, 'the input must be one JSON object such as {"cluster": "demo"} or {}');
+    throw invalidInput(type, 'the input must be one JSON object such as {"cluster": "demo"}');
   const unknown = Object.keys(record).filter((k) => !allowed.includes(k));
   if (unknown.length)
     throw invalidInput(type, `unknown field(s) ${unknown.join(', ')}; allowed: ${allowed.join(', ')}`);
