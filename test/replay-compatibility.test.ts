@@ -53,6 +53,11 @@ describe('replay compatibility: recorded histories replay on the current workflo
       'delayedReplicaPitrWorkflow',
       'locateIncidentWorkflow',
       'clusterLockWorkflow',
+      'verifyBackupWorkflow',
+      'recoverRowsWorkflow',
+      'openScratchWorkflow',
+      'listScratchWorkflow',
+      'scratchGcWorkflow',
     ])
       assert.ok(types.has(type), `no recorded history of ${type} in ${dir}`);
   });
