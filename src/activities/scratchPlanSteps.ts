@@ -4,11 +4,16 @@
 import { existsSync } from 'node:fs';
 import type { ClusterRegistry } from './clusterRegistry';
 import { asStep, preconditionFailed } from './failures';
-import { withHeartbeats } from './heartbeat';
+import { withHeartbeats, type ActivityProgress } from './heartbeat';
 import { findBackup } from './backupLookup';
 import { compareLsn } from '../common/lsn';
 import { describeRecoveryTarget, isoTimeMicros, type RecoveryTarget } from '../common/recoveryTarget';
-import { chooseRecoveryTimeline, TargetNotOnHistory } from '../drivers/postgres/restore/targetTimeline';
+import {
+  chooseRecoveryTimeline,
+  TargetNotOnHistory,
+  type TimelineChoice,
+} from '../drivers/postgres/restore/targetTimeline';
+import type { ClusterServices } from '../drivers/clusterServices';
 import { judgeDropsAtStop } from '../drivers/postgres/replica/dropGuard';
 import type { BackupRecord } from '../contract/backups';
 import type { ScratchRecovery } from '../contract/scratch';
@@ -40,92 +45,120 @@ export function createScratchPlanSteps(registry: ClusterRegistry) {
         withHeartbeats(async (progress) => {
           const services = registry.services(cluster);
           const refuse = (why: string) => preconditionFailed(cluster, 'plan', `${why}. Nothing was changed.`);
-          const archive = services.archive.walArchive;
-          const records = (await services.storage().listRecords()).filter((r) => r.cluster === cluster);
-          if (records.length === 0 && (input.backup === undefined || input.backup === 'latest'))
-            throw refuse(`cluster "${cluster}" has no backups: take one first (pgops backup ${cluster})`);
-          const chosen = input.backup !== undefined ? [await findBackup(services, input.backup, 'plan')] : records;
-          const needsArchive = input.target !== 'immediate' || chosen.some((b) => b.mode === 'online');
-          if (needsArchive && !archive)
-            throw refuse(
-              'the catalog names no WAL archive for this cluster (walArchive): a scratch instance of an online backup, or one at a target, replays archived WAL',
-            );
-          if (needsArchive && archive && !existsSync(archive))
-            throw refuse(`the WAL archive ${archive} is not readable by this worker`);
-          if (input.target === 'immediate' || input.target === 'end') {
+          const { records, chosen } = await backupsToConsider(services, input, refuse);
+          const { target } = input;
+          if (target === 'immediate' || target === 'end') {
             const backup = chosen[0] ?? records.find((r) => r.kind === 'backup') ?? records[0]!;
+            const timeline = target === 'immediate' ? 'current' : 'latest';
             return {
               backup,
-              recovery: {
-                target: input.target,
-                inclusive: false,
-                action: input.action,
-                timeline: input.target === 'immediate' ? 'current' : 'latest',
-              },
+              recovery: { target, inclusive: false, action: input.action, timeline },
               notes: [`backup ${backup.id} (${backup.mode}, ended ${backup.stoppedAt})`],
             };
           }
-          const target = input.target;
-          const what = describeRecoveryTarget(target, input.inclusive);
-          // Newest first; only those that end before a time or LSN target can reach it.
-          const candidates = chosen.filter((b) => endsBefore(b, target));
-          if (candidates.length === 0) {
-            const oldest = records.at(-1);
-            throw refuse(
-              input.backup !== undefined
-                ? `backup ${chosen[0]!.id} ends after ${what} (${chosen[0]!.stoppedAt}, ${chosen[0]!.stopLsn}): choose an older backup`
-                : `no backup of cluster "${cluster}" ends before ${what}: the oldest, ${oldest?.id}, ended at ${oldest?.stoppedAt} (${oldest?.stopLsn})`,
-            );
-          }
-          const misses: string[] = [];
-          for (const backup of candidates) {
-            progress.report(`looking for ${what} in the WAL archive from backup ${backup.id}`);
-            try {
-              const choice = await chooseRecoveryTimeline(archive!, backup, target, {
-                inclusive: input.inclusive,
-                binDir: services.archive.pgBinDir,
-                signal: progress.signal,
-              });
-              const notes = [
-                `backup ${backup.id} (${backup.mode}, ended ${backup.stoppedAt}) is the newest before the target`,
-                `the target lies on timeline ${choice.timeline}${choice.stopLsn ? ` (recovery stops at ${choice.stopLsn})` : ''}`,
-              ];
-              const recovery: ScratchRecovery = {
-                target,
-                inclusive: input.inclusive,
-                action: input.action,
-                timeline: choice.timeline,
-              };
-              if (!choice.stopLsn || input.inclusive) return { backup, recovery, stopLsn: choice.stopLsn, notes };
-              // A DROP DATABASE's record acts at once, before its commit: stop before the record.
-              const drops = await judgeDropsAtStop(
-                archive!,
-                choice.stopLsn,
-                backup.startLsn,
-                { endpoints: [await services.endpoint()] },
-                { binDir: services.archive.pgBinDir, signal: progress.signal },
-              );
-              if (!drops.ok) throw refuse(drops.reason);
-              if (!drops.stopBeforeLsn) return { backup, recovery, stopLsn: choice.stopLsn, notes };
-              return {
-                backup,
-                recovery: { ...recovery, target: { lsn: drops.stopBeforeLsn }, inclusive: false },
-                stopLsn: drops.stopBeforeLsn,
-                notes: [...notes, drops.note ?? `recovery stops at ${drops.stopBeforeLsn}, before a drop`],
-              };
-            } catch (err) {
-              if (!(err instanceof TargetNotOnHistory)) throw err;
-              if (err.kind !== 'before' && err.kind !== 'none') throw refuse(err.message);
-              misses.push(`${backup.id}: ${err.message}`);
-              if (input.backup !== undefined) throw refuse(err.message);
-            }
-          }
-          throw refuse(
-            `${what} cannot be reached from any backup of cluster "${cluster}" through the WAL archive: ${misses.slice(0, 3).join('; ')}`,
-          );
+          return planToTarget(services, { ...input, target }, records, chosen, refuse, progress);
         }),
       );
     },
+  };
+}
+
+type Refuse = (why: string) => Error;
+
+/** The cluster's backups, and those the plan may start from (the one asked for, or all), refused early without an archive. */
+async function backupsToConsider(services: ClusterServices, input: ScratchPlanInput, refuse: Refuse) {
+  const cluster = services.name;
+  const archive = services.archive.walArchive;
+  const records = (await services.storage().listRecords()).filter((r) => r.cluster === cluster);
+  if (records.length === 0 && (input.backup === undefined || input.backup === 'latest'))
+    throw refuse(`cluster "${cluster}" has no backups: take one first (pgops backup ${cluster})`);
+  const chosen = input.backup !== undefined ? [await findBackup(services, input.backup, 'plan')] : records;
+  const needsArchive = input.target !== 'immediate' || chosen.some((b) => b.mode === 'online');
+  if (needsArchive && !archive)
+    throw refuse(
+      'the catalog names no WAL archive for this cluster (walArchive): a scratch instance of an online backup, or one at a target, replays archived WAL',
+    );
+  if (needsArchive && archive && !existsSync(archive))
+    throw refuse(`the WAL archive ${archive} is not readable by this worker`);
+  return { records, chosen };
+}
+
+/** The newest backup (of those chosen) from which the archive reaches the target, and where recovery stops. */
+async function planToTarget(
+  services: ClusterServices,
+  input: ScratchPlanInput & { target: RecoveryTarget },
+  records: BackupRecord[],
+  chosen: BackupRecord[],
+  refuse: Refuse,
+  progress: ActivityProgress,
+): Promise<ScratchPlan> {
+  const { target } = input;
+  const archive = services.archive.walArchive!;
+  const what = describeRecoveryTarget(target, input.inclusive);
+  // Newest first; only those that end before a time or LSN target can reach it.
+  const candidates = chosen.filter((b) => endsBefore(b, target));
+  if (candidates.length === 0) {
+    const oldest = records.at(-1);
+    throw refuse(
+      input.backup !== undefined
+        ? `backup ${chosen[0]!.id} ends after ${what} (${chosen[0]!.stoppedAt}, ${chosen[0]!.stopLsn}): choose an older backup`
+        : `no backup of cluster "${services.name}" ends before ${what}: the oldest, ${oldest?.id}, ended at ${oldest?.stoppedAt} (${oldest?.stopLsn})`,
+    );
+  }
+  const misses: string[] = [];
+  for (const backup of candidates) {
+    progress.report(`looking for ${what} in the WAL archive from backup ${backup.id}`);
+    let choice: TimelineChoice;
+    try {
+      choice = await chooseRecoveryTimeline(archive, backup, target, {
+        inclusive: input.inclusive,
+        binDir: services.archive.pgBinDir,
+        signal: progress.signal,
+      });
+    } catch (err) {
+      if (!(err instanceof TargetNotOnHistory)) throw err;
+      if (input.backup !== undefined || (err.kind !== 'before' && err.kind !== 'none')) throw refuse(err.message);
+      misses.push(`${backup.id}: ${err.message}`);
+      continue;
+    }
+    const plan: ScratchPlan = {
+      backup,
+      recovery: { target, inclusive: input.inclusive, action: input.action, timeline: choice.timeline },
+      stopLsn: choice.stopLsn,
+      notes: [
+        `backup ${backup.id} (${backup.mode}, ended ${backup.stoppedAt}) is the newest before the target`,
+        `the target lies on timeline ${choice.timeline}${choice.stopLsn ? ` (recovery stops at ${choice.stopLsn})` : ''}`,
+      ],
+    };
+    return input.inclusive ? plan : stopBeforeDrops(services, plan, refuse, progress);
+  }
+  throw refuse(
+    `${what} cannot be reached from any backup of cluster "${services.name}" through the WAL archive: ${misses.slice(0, 3).join('; ')}`,
+  );
+}
+
+/** A DROP DATABASE's record acts at once, before its commit: a stop point past the record moves before it. */
+async function stopBeforeDrops(
+  services: ClusterServices,
+  plan: ScratchPlan,
+  refuse: Refuse,
+  progress: ActivityProgress,
+): Promise<ScratchPlan> {
+  if (!plan.stopLsn) return plan;
+  const drops = await judgeDropsAtStop(
+    services.archive.walArchive!,
+    plan.stopLsn,
+    plan.backup.startLsn,
+    { endpoints: [await services.endpoint()] },
+    { binDir: services.archive.pgBinDir, signal: progress.signal },
+  );
+  if (!drops.ok) throw refuse(drops.reason);
+  if (!drops.stopBeforeLsn) return plan;
+  return {
+    ...plan,
+    recovery: { ...plan.recovery, target: { lsn: drops.stopBeforeLsn }, inclusive: false },
+    stopLsn: drops.stopBeforeLsn,
+    notes: [...plan.notes, drops.note ?? `recovery stops at ${drops.stopBeforeLsn}, before a drop`],
   };
 }
 
