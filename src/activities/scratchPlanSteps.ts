@@ -14,7 +14,7 @@ import {
   type TimelineChoice,
 } from '../drivers/postgres/restore/targetTimeline';
 import type { ClusterServices } from '../drivers/clusterServices';
-import { judgeDropsAtStop } from '../drivers/postgres/replica/dropGuard';
+import { describeDropped, judgeDropsAtStop } from '../drivers/postgres/replica/dropGuard';
 import type { BackupRecord } from '../contract/backups';
 import type { ScratchRecovery } from '../contract/scratch';
 
@@ -158,7 +158,10 @@ async function stopBeforeDrops(
     ...plan,
     recovery: { ...plan.recovery, target: { lsn: drops.stopBeforeLsn }, inclusive: false },
     stopLsn: drops.stopBeforeLsn,
-    notes: [...plan.notes, drops.note ?? `recovery stops at ${drops.stopBeforeLsn}, before a drop`],
+    notes: [
+      ...plan.notes,
+      `${drops.drops.map((d) => `the drop of ${describeDropped(d)}, record at ${d.lsn} in transaction ${d.xid},`).join(' and ')} lies before the stop point but commits at or after it: PostgreSQL applies a drop when it replays its record, not at its commit, so the scratch recovery stops at ${drops.stopBeforeLsn} instead, before it`,
+    ],
   };
 }
 
