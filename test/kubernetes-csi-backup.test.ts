@@ -4,27 +4,16 @@
 // kubelet, recovery files written by a helper pod through pods/exec, WAL replayed from an
 // archive the pod writes. The CSI driver itself is played by the harness (csiHostpath.ts).
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
-import {
-  AppsV1Api,
-  CoreV1Api,
-  CustomObjectsApi,
-  RbacAuthorizationV1Api,
-  type KubernetesObject,
-  type V1PolicyRule,
-} from '@kubernetes/client-node';
-import { parseManifests } from './harness/kube/manifests';
+import { AppsV1Api, CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import { closeAllPortForwards } from '../src/drivers/kube/portForward';
 import { pollUntil } from '../src/drivers/waiting';
 import { CSI_ANNOTATIONS, CSI_LABELS } from '../src/drivers/storage/csi';
 import type { ListBackupsResult } from '../src/workflows/backupCatalog';
 import type { KubeCluster } from './harness/kubeCluster';
-import { serviceAccountKubeconfig, writeCatalog } from './harness/kubeObjects';
-import { POSTGRES_GID, POSTGRES_UID } from './harness/kube/realNode';
-import { realNodeOrSkip } from './harness/kube/realNodeSuite';
-import { CSI_SNAPSHOT_CLASS, CSI_STORAGE_CLASS, csiHostpath } from './harness/kube/csiHostpath';
-import { kubeBackupFixture, type KubeBackupFixture } from './harness/kubeBackupFixture';
+import { writeCatalog } from './harness/kubeObjects';
+import { CSI_SNAPSHOT_CLASS } from './harness/kube/csiHostpath';
+import { csiBackupFixtureOrSkip, deployRulesKubeconfig } from './harness/kube/csiSuite';
+import type { KubeBackupFixture } from './harness/kubeBackupFixture';
 import { failureOf } from './harness/failures';
 import { attemptsByActivity, runThroughKills } from './harness/crashRuns';
 import { workerProcess, type WorkerProcess } from './harness/workers';
@@ -44,20 +33,7 @@ describe('backup and rollback restore on Kubernetes with CSI VolumeSnapshots (re
   const custom = () => cluster.admin().makeApiClient(CustomObjectsApi);
 
   before(async function () {
-    const started = await realNodeOrSkip(this);
-    cluster = started.cluster;
-    if (!cluster.daemons.some((d) => d.name === 'snapshot-controller')) {
-      console.log('      skipped: the snapshot-controller was not built');
-      this.skip();
-    }
-    const csi = await csiHostpath(cluster, started.node, { uid: POSTGRES_UID, gid: POSTGRES_GID });
-    fx = await kubeBackupFixture(
-      cluster,
-      'csi',
-      CSI_STORAGE_CLASS,
-      { kind: 'csi', volumeSnapshotClass: CSI_SNAPSHOT_CLASS },
-      () => `CSI driver: ${csi.log.join('\n')}`,
-    );
+    ({ cluster, fx } = await csiBackupFixtureOrSkip(this, 'csi'));
   });
   after(async function () {
     this.timeout(90_000);
@@ -248,26 +224,10 @@ describe('backup and rollback restore on Kubernetes with CSI VolumeSnapshots (re
   });
 
   it("runs with deploy/'s rules only: backup and restore as the worker ServiceAccount", async () => {
-    const rbac = (deploy: KubernetesObject[], kind: string, name: string) =>
-      (deploy.find((o) => o.kind === kind && o.metadata?.name === name) as KubernetesObject & { rules: V1PolicyRule[] })
-        .rules;
-    const deploy = parseManifests(readFileSync(resolve(__dirname, '..', 'deploy', 'worker-rbac.yaml'), 'utf8'));
     // The worker's Roles as deploy/ writes them; only the names its sample catalog uses are this test's own.
-    const rules = [...rbac(deploy, 'Role', 'pgops-worker'), ...rbac(deploy, 'Role', 'pgops-worker-backup')].map((r) =>
+    const kubeconfig = await deployRulesKubeconfig(cluster, fx.ns, ['pgops-worker', 'pgops-worker-backup'], (r) =>
       r.resources?.includes('pods/portforward') ? { ...r, resourceNames: ['pg-0'] } : r,
     );
-    const kubeconfig = await serviceAccountKubeconfig(cluster, fx.ns, 'pgops-worker', rules);
-    const clusterRole = rbac(deploy, 'ClusterRole', 'pgops-worker-volumes');
-    const api = cluster.admin().makeApiClient(RbacAuthorizationV1Api);
-    const name = `pgops-worker-volumes-${fx.ns}`;
-    await api.createClusterRole({ body: { metadata: { name }, rules: clusterRole } });
-    await api.createClusterRoleBinding({
-      body: {
-        metadata: { name },
-        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name },
-        subjects: [{ kind: 'ServiceAccount', name: 'pgops-worker', namespace: fx.ns }],
-      },
-    });
     const catalog = await writeCatalog('csi-deploy-rules', {
       orders: {
         target: { kind: 'kubernetes', namespace: fx.ns, statefulSet: 'pg', replicas: 1, kubeconfig },

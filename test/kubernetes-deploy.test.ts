@@ -170,9 +170,11 @@ describe('deploy/ on the real API server and its RBAC authorizer', function () {
     const rbac = cluster.admin().makeApiClient(RbacAuthorizationV1Api);
     const authz = cluster.admin().makeApiClient(AuthorizationV1Api);
     const user = `system:serviceaccount:${db}:pgops-worker`;
-    // The backup Roles grant some of the same verbs (pods get/delete, claims get): without their
-    // bindings, each verb of the base Role is the only grant of itself, as this test needs.
-    await rbac.deleteNamespacedRoleBinding({ name: 'pgops-worker-backup', namespace: db });
+    // The backup and scratch Roles grant some of the same verbs (pods get/delete, claims get, any
+    // pod's port-forward): without their bindings, each verb of the base Role is the only grant of
+    // itself, as this test needs.
+    for (const name of ['pgops-worker-backup', 'pgops-worker-scratch'])
+      await rbac.deleteNamespacedRoleBinding({ name, namespace: db });
     await rbac.deleteClusterRoleBinding({ name: 'pgops-worker-volumes' });
     const canI = async (rule: V1PolicyRule, verb: string) =>
       (

@@ -5,3 +5,4 @@ export { CsiSnapshotDriver } from './storage/csi';
 export { RbdToolboxSnapshotDriver } from './storage/rbdToolbox';
 export { readSecretValue } from './kube/secrets';
 export { localPortFor, requirePortForwardAccess } from './kube/portForward';
+export { KubernetesScratchSpace } from './scratch/kubernetesScratchSpace';

@@ -88,7 +88,10 @@ const WRITE_FILE_SCRIPT =
   'set -e; t="$1.pgops-tmp"; printf %s "$2" > "$t"; chmod 600 "$t"; ' +
   'if [ "$(id -u)" = 0 ]; then chown --reference="$(dirname "$1")" "$t"; fi; mv -f "$t" "$1"';
 
-export function helperDataDirectory(helper: HelperPod, signal?: AbortSignal): StoppedDataDirectory {
+/** What helperDataDirectory needs of a pod mounting the data directory: the helper pod, or a scratch pod. */
+export type DataDirectoryPod = Pick<HelperPod, 'name' | 'exec' | 'run'> & { layout: { pgdata: string } };
+
+export function helperDataDirectory(helper: DataDirectoryPod, signal?: AbortSignal): StoppedDataDirectory {
   const { pgdata } = helper.layout;
   const path = (name: string) => {
     checkName(name);
@@ -103,7 +106,7 @@ export function helperDataDirectory(helper: HelperPod, signal?: AbortSignal): St
         const result = await helper.exec(['cat', '--', path(name)], { signal });
         if (result.code === 0) return result.stdout;
         if (/No such file/.test(result.stderr)) return undefined;
-        throw new Error(`cat ${path(name)} in helper pod ${helper.name} failed: ${result.stderr.trim()}`);
+        throw new Error(`cat ${path(name)} in pod ${helper.name} failed: ${result.stderr.trim()}`);
       },
       async write(name, content) {
         await helper.run(['sh', '-c', WRITE_FILE_SCRIPT, 'pgops-write', path(name), content], { signal });

@@ -6,12 +6,11 @@
 // retried step finds (or replaces) the pod an earlier attempt left; activeDeadlineSeconds ends
 // it on its own if no worker ever comes back.
 import { CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
-import { callKube, isKubeStatus, readIfFound } from './apiErrors';
+import { callKube, isKubeStatus } from './apiErrors';
 import { execInPod, type PodExecResult } from './podExec';
+import { deletePodAndWait, isReusable, readOwnPod, waitForPodRunning, type OwnPod } from './podLifecycle';
 import type { StatefulSetLayout } from './statefulSetLayout';
 import type { WaitOptions } from '../cluster/types';
-import { PermanentDriverError } from '../cluster/types';
-import { pollUntil } from '../waiting';
 
 export const HELPER_LABEL = 'pgops.temporal.io/helper-for';
 const HELPER_CONTAINER = 'helper';
@@ -65,7 +64,7 @@ export function helperPodObject(layout: StatefulSetLayout): V1Pod {
 }
 
 export class HelperPod {
-  private readonly core: CoreV1Api;
+  private readonly pod: OwnPod;
   readonly name: string;
 
   constructor(
@@ -73,71 +72,38 @@ export class HelperPod {
     readonly layout: StatefulSetLayout,
     private readonly timeoutSeconds = 300,
   ) {
-    this.core = kubeConfig.makeApiClient(CoreV1Api);
     this.name = helperPodName(layout.statefulSet);
-  }
-
-  private call(verb: string) {
-    return { verb, resource: 'pods', group: '', namespace: this.layout.namespace, name: this.name };
-  }
-
-  private async read(): Promise<V1Pod | undefined> {
-    return readIfFound(this.call('get'), () =>
-      this.core.readNamespacedPod({ name: this.name, namespace: this.layout.namespace }),
-    );
+    this.pod = {
+      core: kubeConfig.makeApiClient(CoreV1Api),
+      namespace: layout.namespace,
+      name: this.name,
+      kind: 'helper pod',
+    };
   }
 
   /** Creates the pod (or reuses a running one a crashed attempt left) and waits until it runs. */
   async open(opts: WaitOptions = {}): Promise<void> {
-    let existing = await this.read();
-    if (
-      existing &&
-      (existing.metadata?.deletionTimestamp || !['Pending', 'Running'].includes(existing.status?.phase ?? ''))
-    ) {
-      await this.close(opts); // an ended or terminating pod is replaced, not reused
+    let existing = await readOwnPod(this.pod);
+    if (existing && !isReusable(existing)) {
+      await this.close(opts);
       existing = undefined;
     }
     if (!existing) {
       try {
-        await callKube(this.call('create'), () =>
-          this.core.createNamespacedPod({ namespace: this.layout.namespace, body: helperPodObject(this.layout) }),
+        await callKube(
+          { verb: 'create', resource: 'pods', group: '', namespace: this.layout.namespace, name: this.name },
+          () =>
+            this.pod.core.createNamespacedPod({ namespace: this.layout.namespace, body: helperPodObject(this.layout) }),
         );
       } catch (err) {
         if (!isKubeStatus(err, 409)) throw err;
       }
     }
-    await pollUntil<void>(
-      async () => {
-        const pod = await this.read();
-        if (!pod) return { waiting: 'the helper pod is gone' };
-        const state = pod.status?.containerStatuses?.[0]?.state;
-        if (pod.status?.phase === 'Running' && state?.running) return { done: undefined };
-        if (pod.status?.phase === 'Failed' || pod.status?.phase === 'Succeeded')
-          throw new Error(
-            `helper pod ${this.layout.namespace}/${this.name} ended (${pod.status.phase}): ${pod.status.message ?? ''}`,
-          );
-        const waiting = state?.waiting;
-        if (
-          waiting &&
-          ['ErrImagePull', 'ImagePullBackOff', 'InvalidImageName', 'CreateContainerConfigError'].includes(
-            waiting.reason ?? '',
-          )
-        )
-          throw new PermanentDriverError(
-            `helper pod ${this.layout.namespace}/${this.name} cannot start: ${waiting.reason}: ${waiting.message ?? ''}`,
-          );
-        const scheduled = pod.status?.conditions?.find((c) => c.type === 'PodScheduled');
-        return {
-          waiting: `helper pod ${this.name}: ${waiting?.reason ?? pod.status?.phase ?? 'pending'}${scheduled?.status === 'False' ? ` (${scheduled.message ?? 'not scheduled'})` : ''}`,
-        };
-      },
-      {
-        intervalMs: 250,
-        timeoutMs: this.timeoutSeconds * 1000,
-        what: `helper pod ${this.layout.namespace}/${this.name} (mounting ${this.layout.claims.map((c) => c.claim).join(', ')}) to run`,
-        onProgress: opts.onProgress,
-        signal: opts.signal,
-      },
+    await waitForPodRunning(
+      this.pod,
+      `mounting ${this.layout.claims.map((c) => c.claim).join(', ')}`,
+      this.timeoutSeconds * 1000,
+      opts,
     );
   }
 
@@ -162,19 +128,6 @@ export class HelperPod {
 
   /** Deletes the pod and waits until it is gone, so that its claims are free again. Idempotent. */
   async close(opts: WaitOptions = {}): Promise<void> {
-    try {
-      await callKube(this.call('delete'), () =>
-        this.core.deleteNamespacedPod({ name: this.name, namespace: this.layout.namespace, gracePeriodSeconds: 0 }),
-      );
-    } catch (err) {
-      if (!isKubeStatus(err, 404)) throw err;
-    }
-    await pollUntil<void>(async () => ((await this.read()) ? { waiting: 'still there' } : { done: undefined }), {
-      intervalMs: 250,
-      timeoutMs: 120_000,
-      what: `helper pod ${this.layout.namespace}/${this.name} to be gone`,
-      onProgress: opts.onProgress,
-      signal: opts.signal,
-    });
+    await deletePodAndWait(this.pod, opts);
   }
 }

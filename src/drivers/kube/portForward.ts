@@ -22,8 +22,12 @@ interface LocalForwarder {
 const forwarders = new Map<string, Promise<LocalForwarder>>();
 
 /** The loopback port that leads to `pod`'s `port`; the listener is made on first use. */
+function forwarderKey(kubeConfig: KubeConfig, namespace: string, pod: string, port: number): string {
+  return `${kubeConfigIdentity(kubeConfig)}/${namespace}/${pod}/${port}`;
+}
+
 export function localPortFor(kubeConfig: KubeConfig, namespace: string, pod: string, port: number): Promise<number> {
-  const key = `${kubeConfigIdentity(kubeConfig)}/${namespace}/${pod}/${port}`;
+  const key = forwarderKey(kubeConfig, namespace, pod, port);
   let forwarder = forwarders.get(key);
   if (!forwarder) {
     forwarder = listen(kubeConfig, namespace, pod, port);
@@ -65,9 +69,26 @@ export async function requirePortForwardAccess(kubeConfig: KubeConfig, namespace
 
 /** Closes every listener and the connections through them (tests; a worker just exits). */
 export async function closeAllPortForwards(): Promise<void> {
-  const all = await Promise.allSettled([...forwarders.values()]);
+  const all = [...forwarders.values()];
   forwarders.clear();
-  for (const result of all) {
+  await closeForwarders(all);
+}
+
+/** Closes the listener to one pod's port, if there is one (a scratch pod that is removed for good). */
+export async function closePortForward(
+  kubeConfig: KubeConfig,
+  namespace: string,
+  pod: string,
+  port: number,
+): Promise<void> {
+  const key = forwarderKey(kubeConfig, namespace, pod, port);
+  const forwarder = forwarders.get(key);
+  forwarders.delete(key);
+  if (forwarder) await closeForwarders([forwarder]);
+}
+
+async function closeForwarders(forwarding: Promise<LocalForwarder>[]): Promise<void> {
+  for (const result of await Promise.allSettled(forwarding)) {
     if (result.status !== 'fulfilled') continue;
     for (const end of result.value.open) end();
     await new Promise<void>((resolve) => result.value.server.close(() => resolve()));

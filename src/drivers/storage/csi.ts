@@ -34,6 +34,7 @@ import type {
 import type { BackupBeingDeleted, BackupRecord, DatabaseVolume, SnapshotRef } from '../../contract/backups';
 import { newestFirst } from './recordOrder';
 import { beingDeleted, markForDeletion, type MarkedRecord } from './deletionMark';
+import { cloneCsiSnapshots, removeCsiClone, type CsiCloneContext } from './csiClone';
 
 const GROUP = 'snapshot.storage.k8s.io';
 const VERSION = 'v1';
@@ -87,7 +88,7 @@ export class CsiSnapshotDriver implements SnapshotDriver {
     private readonly cluster: string,
     private readonly target: KubernetesTarget,
     private readonly snapshotClass: string,
-    kubeConfig: KubeConfig,
+    private readonly kubeConfig: KubeConfig,
   ) {
     this.custom = kubeConfig.makeApiClient(CustomObjectsApi);
     this.core = kubeConfig.makeApiClient(CoreV1Api);
@@ -539,14 +540,23 @@ export class CsiSnapshotDriver implements SnapshotDriver {
     return released;
   }
 
-  // Scratch clones of this storage kind are not built yet: the scratch workflows refuse with this message.
-  async cloneSnapshots(record: BackupRecord, _place: ClonePlacement): Promise<ClonedVolumes> {
-    throw new PermanentDriverError(
-      `scratch clones of backup ${record.id} are not supported on storage kind "${this.kind}" yet`,
-    );
+  /** A claim restored from each VolumeSnapshot of the backup, beside the StatefulSet's (csiClone.ts). */
+  cloneSnapshots(record: BackupRecord, place: ClonePlacement, opts: WaitOptions = {}): Promise<ClonedVolumes> {
+    return cloneCsiSnapshots(this.cloneContext(), record, place, opts);
   }
 
-  async removeClone(_place: ClonePlacement): Promise<void> {
-    // Nothing is ever cloned on this storage kind yet.
+  removeClone(place: ClonePlacement, opts: WaitOptions = {}): Promise<void> {
+    return removeCsiClone(this.cloneContext(), place, opts);
+  }
+
+  private cloneContext(): CsiCloneContext {
+    return {
+      cluster: this.cluster,
+      namespace: this.namespace,
+      core: this.core,
+      custom: this.custom,
+      kubeConfig: this.kubeConfig,
+      layout: () => this.layout(),
+    };
   }
 }

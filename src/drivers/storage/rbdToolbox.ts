@@ -196,10 +196,13 @@ export class RbdToolboxSnapshotDriver implements SnapshotDriver {
     };
   }
 
-  // Scratch clones of this storage kind are not built yet: the scratch workflows refuse with this message.
+  // Not built: an `rbd clone` in the toolbox would need a static ceph-csi PersistentVolume for the
+  // scratch pod (driver, clusterID and node-stage secret copied from the claim's volume), and a
+  // live clone keeps its parent snapshot from being deleted with the backup.
   async cloneSnapshots(record: BackupRecord, _place: ClonePlacement): Promise<ClonedVolumes> {
     throw new PermanentDriverError(
-      `scratch clones of backup ${record.id} are not supported on storage kind "${this.kind}" yet`,
+      `scratch clones of backup ${record.id} are not supported on storage kind "rbd" with runner "toolbox" yet: ` +
+        'use storage kind "csi" with ceph-csi\'s VolumeSnapshotClass for restore drills and scratch restores on Kubernetes',
     );
   }
 
