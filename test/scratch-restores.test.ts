@@ -216,7 +216,10 @@ describe('scratch restores: a failed drill says why, a dropped database comes ba
       restoreAs: 'appdb_restored',
     });
     assert.equal(recovered.restoredAs?.database, 'appdb_restored');
-    assert.match(recovered.stopped.note ?? '', /the drop of database .* lies before the stop point but commits at or after it/);
+    assert.match(
+      recovered.stopped.note ?? '',
+      /the drop of database .* lies before the stop point but commits at or after it/,
+    );
     const rows = await withSession({ ...endpointOf(fx.cluster), database: 'appdb_restored' }, async (c) =>
       Number((await c.query<{ n: string }>('SELECT count(*) AS n FROM notes')).rows[0]!.n),
     );

@@ -143,9 +143,8 @@ export function clusterServices(name: string, entry: ClusterEntry): ClusterServi
           config,
           entry.scratch?.dir ?? defaultScratchDir(entry, target),
         );
-      throw new ClusterConfigurationError(
-        `cluster "${name}": scratch instances of a kubernetes target are not supported by this worker yet`,
-      );
+      const kube = kubernetesDrivers();
+      return new kube.KubernetesScratchSpace(name, target, entry, storage(), kube.loadKubeConfig(target));
     },
     async serverLog() {
       if (target.kind === 'kubernetes') return kubernetesDriver(target).serverLog();
