@@ -23,6 +23,7 @@ import type { KubeCluster } from './harness/kubeCluster';
 import { CSI_SNAPSHOT_CLASS } from './harness/kube/csiHostpath';
 import { csiBackupFixtureOrSkip, deployRulesKubeconfig } from './harness/kube/csiSuite';
 import type { KubeBackupFixture } from './harness/kubeBackupFixture';
+import type { RecoverRowsResult, VerifyBackupResult } from '../src/contract/operations/scratchRestores';
 
 const SCRATCH_LABEL = 'pgops.temporal.io/scratch';
 
@@ -172,5 +173,55 @@ describe('scratch instances on Kubernetes: a CSI backup cloned into new claims, 
     assert.deepEqual(await space.list(), []);
     assert.equal(await fx.checksum(), production);
     assert.equal((await storage.listRecords())[0]?.id, taken.backup.id, 'the backup and its snapshots are kept');
+  });
+
+  it('a restore drill runs in a scratch pod (promoted copy, pg_amcheck through the port-forward, pg_checksums in the pod), nothing left', async () => {
+    const taken = await fx.backup();
+    const drill = await fx.run<VerifyBackupResult>('verifyBackupWorkflow', {
+      cluster: 'orders',
+      backup: taken.backup.id,
+    });
+    assert.equal(drill.verification.ok, true, drill.verification.findings.join('; '));
+    assert.ok(drill.checks.amcheck?.ok && drill.checks.amcheck.databases >= 2, 'pg_amcheck over every database');
+    assert.equal(drill.checks.checksums?.ok, true);
+    assert.equal(
+      drill.checks.archive,
+      undefined,
+      "the archive in the pods is not the worker's to check: not reported as checked",
+    );
+    assert.match(drill.scratch.methods.join('\n'), /VolumeSnapshot/);
+    const left = await core().listNamespacedPersistentVolumeClaim({ namespace: fx.ns, labelSelector: SCRATCH_LABEL });
+    assert.equal(left.items.length, 0, 'no clone claim left');
+  });
+
+  it('rows deleted on the primary come back into it from the backup while it runs (recoverRowsWorkflow), nothing left', async () => {
+    await fx.backup();
+    await fx.sql("INSERT INTO orders SELECT g, 'precious', 3 FROM generate_series(300001, 300050) g");
+    await fx.archiveNow();
+    const t = (
+      await fx.sql<{ t: string }>(`SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS t`)
+    )[0]!.t;
+    await new Promise((r) => setTimeout(r, 1100));
+    await fx.sql("DELETE FROM orders WHERE customer = 'precious'");
+    await fx.sql("INSERT INTO orders VALUES (300999, 'after the incident', 1)");
+    await fx.archiveNow();
+    const recovered = await fx.run<RecoverRowsResult>('recoverRowsWorkflow', {
+      cluster: 'orders',
+      target: { time: t },
+      tables: ['orders'],
+      insertMissing: true,
+    });
+    assert.deepEqual(
+      recovered.inserted?.map((i) => i.inserted),
+      [50],
+    );
+    const n = (
+      await fx.sql<{ n: string }>(
+        "SELECT count(*) AS n FROM orders WHERE customer IN ('precious', 'after the incident')",
+      )
+    )[0]!.n;
+    assert.equal(Number(n), 51, 'the deleted rows are back and the later write kept');
+    const left = await core().listNamespacedPod({ namespace: fx.ns, labelSelector: SCRATCH_LABEL });
+    assert.equal(left.items.length, 0, 'no scratch pod left');
   });
 });

@@ -78,7 +78,8 @@ async function backupsToConsider(services: ClusterServices, input: ScratchPlanIn
     throw refuse(
       'the catalog names no WAL archive for this cluster (walArchive): a scratch instance of an online backup, or one at a target, replays archived WAL',
     );
-  if (needsArchive && archive && !existsSync(archive))
+  // A Kubernetes target's archive is the path in its pods: the worker may not see it (the scratch pod does).
+  if (needsArchive && archive && !existsSync(archive) && services.entry.target.kind === 'local')
     throw refuse(`the WAL archive ${archive} is not readable by this worker`);
   return { records, chosen };
 }
@@ -105,6 +106,7 @@ async function planToTarget(
         : `no backup of cluster "${services.name}" ends before ${what}: the oldest, ${oldest?.id}, ended at ${oldest?.stoppedAt} (${oldest?.stopLsn})`,
     );
   }
+  if (!existsSync(archive)) return unchecked(candidates[0]!, input, archive);
   const misses: string[] = [];
   for (const backup of candidates) {
     progress.report(`looking for ${what} in the WAL archive from backup ${backup.id}`);
@@ -135,6 +137,22 @@ async function planToTarget(
   throw refuse(
     `${what} cannot be reached from any backup of cluster "${services.name}" through the WAL archive: ${misses.slice(0, 3).join('; ')}`,
   );
+}
+
+/** Where the archive cannot be read from this worker: the newest backup before the target, the newest timeline. */
+function unchecked(
+  backup: BackupRecord,
+  input: ScratchPlanInput & { target: RecoveryTarget },
+  archive: string,
+): ScratchPlan {
+  return {
+    backup,
+    recovery: { target: input.target, inclusive: input.inclusive, action: input.action, timeline: 'latest' },
+    notes: [
+      `backup ${backup.id} (${backup.mode}, ended ${backup.stoppedAt}) is the newest before the target`,
+      `the WAL archive ${archive} is not readable by this worker: the target's timeline and the drops before it were not checked (recovery follows the latest timeline); name an older backup if the target is before this one`,
+    ],
+  };
 }
 
 /** A DROP DATABASE's record acts at once, before its commit: a stop point past the record moves before it. */

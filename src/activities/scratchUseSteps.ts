@@ -1,7 +1,7 @@
 // What the scratch operations do with a scratch instance: a drill's checks (and its verdict kept in
 // the backup's record), rows and databases read out of it, and the two steps that write to the
 // running primary (the missing rows, a database under a new name): the only ones under the lock.
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { isAbsolute, join, normalize } from 'node:path';
 import { tmpdir } from 'node:os';
 import { Context } from '@temporalio/activity';
@@ -85,7 +85,8 @@ export function createScratchUseSteps(registry: ClusterRegistry) {
             );
           }
           const archive = services.archive.walArchive;
-          if (input.archive && archive) {
+          // Not readable here (a Kubernetes target's archive in its pods): not checked, and not reported as checked.
+          if (input.archive && archive && existsSync(archive)) {
             const backup = (await services.storage().listRecords()).find((r) => r.id === input.backup);
             if (backup) {
               const [coverage] = archiveCoverage(archive, [backup]);
