@@ -12,7 +12,8 @@ import { createReplicaSteps } from './replicaSteps';
 import { createArchiveSteps } from './archiveSteps';
 import { createScratchPlanSteps } from './scratchPlanSteps';
 import { createScratchSteps } from './scratchSteps';
-import { createScratchUseSteps } from './scratchUseSteps';
+import { createScratchDrillSteps } from './scratchDrillSteps';
+import { createScratchRowSteps } from './scratchRowSteps';
 import { keepAlive } from './heartbeat';
 
 export interface ActivityDeps {
@@ -33,7 +34,8 @@ export function createActivities(deps: ActivityDeps) {
       ...createArchiveSteps(registry, deps.catalog),
       ...createScratchPlanSteps(registry),
       ...createScratchSteps(registry),
-      ...createScratchUseSteps(registry),
+      ...createScratchDrillSteps(registry),
+      ...createScratchRowSteps(registry),
     }),
   );
 }

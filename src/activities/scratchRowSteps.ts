@@ -1,7 +1,7 @@
-// What the scratch operations do with a scratch instance: a drill's checks (and its verdict kept in
-// the backup's record), rows and databases read out of it, and the two steps that write to the
-// running primary (the missing rows, a database under a new name): the only ones under the lock.
-import { existsSync, mkdirSync } from 'node:fs';
+// Rows and databases out of a scratch instance (COPY exports, pg_dump -Fc), and the two steps that
+// write to the running primary: the missing rows, and a database under a new name. Only those two
+// run under the cluster's lock.
+import { mkdirSync } from 'node:fs';
 import { isAbsolute, join, normalize } from 'node:path';
 import { tmpdir } from 'node:os';
 import { Context } from '@temporalio/activity';
@@ -10,8 +10,6 @@ import { asStep, preconditionFailed } from './failures';
 import { withHeartbeats } from './heartbeat';
 import { scratchRecord, type ScratchRef } from './scratchSteps';
 import type { ClusterServices } from '../drivers/clusterServices';
-import { archiveCoverage } from '../drivers/postgres/archive/archiveCoverage';
-import { checksumsEnabled, checksumVerdict, runAmcheck } from '../drivers/postgres/scratch/drillChecks';
 import {
   DatabaseExistsError,
   dumpDatabase,
@@ -21,8 +19,6 @@ import {
 import { exportTables, insertMissingRows, MissingTableError, NoPrimaryKeyError } from '../drivers/postgres/rowExport';
 import { systemIdentifierOf } from '../drivers/postgres/restore/restoredServer';
 import { withSession } from '../drivers/postgres/session';
-import type { BackupRecord } from '../contract/backups';
-import type { BackupVerification, DrillChecks } from '../contract/scratch';
 import type { DatabaseDump } from '../contract/operations/scratchRestores';
 import type { InsertResult, TableExport } from '../contract/operations/pitrSteps';
 
@@ -61,83 +57,8 @@ async function productionPrimary(services: ClusterServices, step: string, backup
   });
   return endpoint;
 }
-
-export function createScratchUseSteps(registry: ClusterRegistry) {
+export function createScratchRowSteps(registry: ClusterRegistry) {
   return {
-    /** The drill's checks: pg_amcheck while it runs, the archive's coverage, then pg_checksums on the stopped copy. */
-    async checkScratch(
-      input: ScratchRef & { backup: string; amcheck: boolean; checksums: boolean; archive: boolean },
-    ): Promise<DrillChecks> {
-      const { cluster, scratchId } = input;
-      return asStep(cluster, 'drill-checks', () =>
-        withHeartbeats(async (progress) => {
-          const services = registry.services(cluster);
-          const space = services.scratch();
-          const record = await scratchRecord(services, scratchId, 'drill-checks');
-          const binDir = services.archive.pgBinDir;
-          const checks: DrillChecks = {};
-          if (input.amcheck && (await space.running(record))) {
-            progress.report('pg_amcheck: every database, heap and B-tree indexes');
-            checks.amcheck = await runAmcheck(
-              await space.endpoint(record, await services.endpoint()),
-              binDir,
-              progress.signal,
-            );
-          }
-          const archive = services.archive.walArchive;
-          // Not readable here (a Kubernetes target's archive in its pods): not checked, and not reported as checked.
-          if (input.archive && archive && existsSync(archive)) {
-            const backup = (await services.storage().listRecords()).find((r) => r.id === input.backup);
-            if (backup) {
-              const [coverage] = archiveCoverage(archive, [backup]);
-              checks.archive = {
-                ok: coverage!.wal === 'complete',
-                missingSegment: coverage!.missingSegment,
-                note: coverage!.note,
-              };
-            }
-          }
-          if (input.checksums) {
-            progress.report('stopping the scratch server for pg_checksums');
-            await space.stop(record, { onProgress: (d) => progress.report(d), signal: progress.signal });
-            const control = await space.runProgram(record, 'pg_controldata', []);
-            if (!checksumsEnabled(control.stdout)) {
-              checks.checksums = { ok: true, enabled: false, badBlocks: 0, problems: [] };
-            } else {
-              progress.report('pg_checksums --check on the stopped copy');
-              const result = await space.runProgram(record, 'pg_checksums', ['--check'], { signal: progress.signal });
-              checks.checksums = checksumVerdict(result.code, `${result.stdout}\n${result.stderr}`);
-            }
-          }
-          return checks;
-        }),
-      );
-    },
-
-    /** Keeps the drill's verdict in the backup's record; a backup deleted meanwhile keeps nothing. */
-    async recordVerification(input: {
-      cluster: string;
-      backup: string;
-      verification: BackupVerification;
-    }): Promise<{ saved: boolean }> {
-      const { cluster } = input;
-      return asStep(cluster, 'record-verification', async () => {
-        const storage = registry.services(cluster).storage();
-        const record: BackupRecord | undefined = (await storage.listRecords()).find((r) => r.id === input.backup);
-        if (record) await storage.saveRecord({ ...record, verification: input.verification });
-        if (input.verification.ok)
-          Context.current()
-            .metricMeter.createGauge(
-              'pgops_backup_last_verified_timestamp_seconds',
-              'float',
-              's',
-              'When the newest backup drill of the cluster passed (age: time() minus this)',
-            )
-            .set(Date.parse(input.verification.at) / 1000, { cluster });
-        return { saved: record !== undefined };
-      });
-    },
-
     /** The tables as they are on the scratch instance, in CSV with their definitions. */
     async exportFromScratch(input: ScratchRef & { tables: string[]; exportDir?: string }): Promise<TableExport[]> {
       const { cluster, scratchId } = input;
