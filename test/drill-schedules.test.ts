@@ -94,7 +94,15 @@ describe('scheduled restore drills (DrillSchedules): pgops-verify/<cluster> besi
         { intervalMs: 500, timeoutMs: 60_000, what: 'the schedule to pause itself after the failed drill' },
       ),
     );
-    assert.equal((await client.workflow.getHandle(started).describe()).status.name, 'FAILED');
+    // The schedule pauses as the run fails: its status may read RUNNING a moment longer under load.
+    const status = await pollUntil<string>(
+      async () => {
+        const name = (await client.workflow.getHandle(started).describe()).status.name;
+        return name === 'RUNNING' ? { waiting: name } : { done: name };
+      },
+      { intervalMs: 200, timeoutMs: 30_000, what: 'the triggered drill to end' },
+    );
+    assert.equal(status, 'FAILED');
     // The server's own words: which run, and the failure's message (the drill's findings, for a failed drill).
     assert.ok(note.startsWith(`paused due to workflow failure: ${started}: unknown cluster "${cluster}"`), note);
     assert.equal((await backups.describe(cluster)).paused, false, "the backup schedule is the drill's own business");

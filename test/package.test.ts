@@ -35,11 +35,16 @@ describe('the package as a library (npm run build)', () => {
       'delayedReplicaPitrWorkflow',
       'deleteBackupWorkflow',
       'listBackupsWorkflow',
+      'listScratchWorkflow',
       'locateIncidentWorkflow',
+      'openScratchWorkflow',
       'plannedStartWorkflow',
       'plannedStopWorkflow',
+      'recoverRowsWorkflow',
       'rollbackRestoreWorkflow',
+      'scratchGcWorkflow',
       'snapshotBackupWorkflow',
+      'verifyBackupWorkflow',
     ]);
   });
 });
