@@ -1,7 +1,9 @@
 // `npm run demo`: the embedded default, end to end on real parts. Starts the Temporal dev server
 // (temporal-dev.yml), a local PostgreSQL cluster "demo" with sample data, and a pg-ops worker;
 // runs a planned stop with hold, shows that the database refuses connections, resumes it, and
-// shows the data intact. Everything lives under ./.pgops; the UI address is printed at the end.
+// shows the data intact. Then the delayed-replica PITR (act 2, demoPitr.ts), a backup and a rollback
+// restore (act 3, demoBackup.ts), and a restore drill and rows back from a backup on a scratch server
+// (act 4, demoScratch.ts). Everything lives under ./.pgops; the UI address is printed at the end.
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline/promises';
@@ -26,6 +28,7 @@ import { progressQuery, resumeSignal } from '../src/contract/definitions';
 import type { PlannedStopResult } from '../src/workflows/plannedStop';
 import { createShop, pitrCatalogEntries, runPitrAct } from './demoPitr';
 import { runBackupAct } from './demoBackup';
+import { runScratchAct } from './demoScratch';
 import { archivingSettings, prepareArchiveDir } from '../src/dev/delayedReplicaSet';
 
 const ROOT = resolve(process.env.PGOPS_DEMO_DIR ?? resolve(__dirname, '..', '.pgops'));
@@ -134,7 +137,12 @@ async function main(): Promise<void> {
       catalogPath,
       stringify({
         clusters: {
-          demo: { target: localTargetOf(cluster), storage: { kind: 'local' }, walArchive: archiveDir },
+          demo: {
+            target: localTargetOf(cluster),
+            storage: { kind: 'local' },
+            walArchive: archiveDir,
+            exportDir: join(ROOT, 'exports'),
+          },
           ...pitrCatalogEntries(shop, join(ROOT, 'exports')),
         },
       }),
@@ -179,6 +187,9 @@ async function main(): Promise<void> {
 
       say('— act 3: a snapshot backup, damaged data, and a rollback restore to just before the damage —');
       await runBackupAct(client, endpoint, say, server.uiUrl, server.namespace);
+
+      say('— act 4: the nightly restore drill, then deleted rows back from the backup while the application writes —');
+      await runScratchAct(client, endpoint, say, server.uiUrl, server.namespace);
     });
     await nativeConnection.close();
     await connection.close();
