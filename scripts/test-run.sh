@@ -25,6 +25,7 @@ waiting=(
   test/cancel-steps.test.ts
   test/cancel-pitr.test.ts
   test/temporal-restart.test.ts
+  test/scratch-crash.test.ts
   # Not waiting, but local-only (no Kubernetes): here they even out the two processes' times.
   test/replica-history.test.ts
   test/restore-timelines.test.ts

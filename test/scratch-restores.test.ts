@@ -11,6 +11,7 @@ import { endpointOf } from '../src/dev/localPostgres';
 import { pollUntil } from '../src/drivers/waiting';
 import { closeScratchSignal, progressQuery, resumeSignal } from '../src/contract/definitions';
 import { listArchivedSegments } from '../src/drivers/postgres/archive/walInspect';
+import { compareLsn } from '../src/common/lsn';
 import type { SnapshotBackupResult } from '../src/workflows/snapshotBackup';
 import type { ListBackupsResult } from '../src/workflows/backupCatalog';
 import { localTargetOf } from '../src/dev/localPostgres';
@@ -274,6 +275,19 @@ describe('scratch restores: a failed drill says why, a dropped database comes ba
     assert.ok(!existsSync(join(fx.cluster.pgdata, 'scratch')), 'nothing was made inside PGDATA');
     fx.writeCatalog();
     assert.deepEqual(scratchLeft(fx), []);
+  });
+
+  it('a drill through the whole archive ("now") replays past the backup, to the newest commit', async function () {
+    this.timeout(240_000);
+    const last = await fx.commit(["INSERT INTO orders VALUES (600001, 'the newest', 9)"]);
+    await fx.archiveNow();
+    const drill = await verify(fx, { checks: { replayToEnd: true, amcheck: false, checksums: false } });
+    assert.equal(drill.verification.ok, true);
+    assert.equal(drill.verification.replayedTo, 'end of archive');
+    assert.ok(
+      compareLsn(drill.verification.replayLsn ?? '0/0', last.lsn) >= 0,
+      `the copy replayed to ${drill.verification.replayLsn}, past the newest commit (${last.lsn})`,
+    );
   });
 
   it('a drill runs while a planned stop holds the cluster stopped and locked: it never needs the lock or the server', async function () {

@@ -22,6 +22,8 @@ export interface BackupVerification {
   /** Recovery alone (start to consistency, or to the end of the archive). */
   recoveryMs: number;
   replayedTo: 'consistency' | 'end of archive';
+  /** Where the copy's replay ended (pg_last_wal_replay_lsn at promotion). */
+  replayLsn?: string | null;
   checks: DrillChecks;
   /** The drill's workflow. */
   workflowId: string;

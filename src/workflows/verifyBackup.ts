@@ -54,7 +54,12 @@ export async function verifyBackupWorkflow(input: VerifyBackupInput): Promise<Ve
             checksums: opts.checksums,
             archive: opts.archive,
           });
-          return { checks, timeToUsableMs: scratch.timeToUsableMs, recoveryMs: scratch.recovery.ms };
+          return {
+            checks,
+            timeToUsableMs: scratch.timeToUsableMs,
+            recoveryMs: scratch.recovery.ms,
+            replayLsn: scratch.recovery.replayLsn,
+          };
         },
       );
     } catch (err) {
@@ -65,7 +70,7 @@ export async function verifyBackupWorkflow(input: VerifyBackupInput): Promise<Ve
       await keep(cluster, backup, failedVerification(finding, workflowClockMs() - began, opts.replayToEnd));
       throw ApplicationFailure.nonRetryable(`restore drill of backup ${backup} failed: ${finding}`, 'DrillFailed');
     }
-    const { checks, timeToUsableMs, recoveryMs } = outcome.value;
+    const { checks, timeToUsableMs, recoveryMs, replayLsn } = outcome.value;
     const verified = backup as string;
     const findings = findingsOf(checks);
     const verification: BackupVerification = {
@@ -75,6 +80,7 @@ export async function verifyBackupWorkflow(input: VerifyBackupInput): Promise<Ve
       timeToUsableMs,
       recoveryMs,
       replayedTo: opts.replayToEnd ? 'end of archive' : 'consistency',
+      replayLsn,
       checks,
       workflowId: workflowInfo().workflowId,
     };
