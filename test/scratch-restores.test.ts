@@ -12,6 +12,7 @@ import { pollUntil } from '../src/drivers/waiting';
 import { closeScratchSignal, progressQuery, resumeSignal } from '../src/contract/definitions';
 import { listArchivedSegments } from '../src/drivers/postgres/archive/walInspect';
 import { compareLsn } from '../src/common/lsn';
+import { runCommand } from '../src/drivers/exec';
 import type { SnapshotBackupResult } from '../src/workflows/snapshotBackup';
 import type { ListBackupsResult } from '../src/workflows/backupCatalog';
 import { localTargetOf } from '../src/dev/localPostgres';
@@ -188,207 +189,217 @@ scratchSuite('copy');
 scratchSuite('btrfs');
 scratchSuite('rbd');
 
-describe('scratch restores: a failed drill says why, a dropped database comes back, bad input is refused (copy storage)', () => {
-  let fx: BackupFixture;
-  let taken: SnapshotBackupResult;
-  before(async function () {
-    this.timeout(180_000);
-    fx = await backupFixture('scr-more', { storage: 'copy', dataChecksums: true });
-    await fx.sql('CREATE DATABASE appdb');
-    await withSession({ ...endpointOf(fx.cluster), database: 'appdb' }, async (c) => {
-      await c.query('CREATE TABLE notes (id int PRIMARY KEY, body text)');
-      await c.query("INSERT INTO notes SELECT g, 'note ' || g FROM generate_series(1, 500) g");
-    });
-    taken = await backup(fx);
-    await fx.archiveNow();
-  });
-  after(async () => fx?.teardown());
-
-  it('a dropped database comes back under a new name, found by its incident window (stopping before the drop record)', async function () {
-    this.timeout(240_000);
-    const from = new Date(Date.now() - 1000).toISOString();
-    await fx.sql('DROP DATABASE appdb');
-    await fx.commit(["INSERT INTO orders VALUES (800001, 'after the drop', 1)"]);
-    const to = new Date(Date.now() + 1000).toISOString();
-    await fx.archiveNow();
-    const recovered = await recover(fx, {
-      target: { incident: { from, to } },
-      databases: ['appdb'],
-      restoreAs: 'appdb_restored',
-    });
-    assert.equal(recovered.restoredAs?.database, 'appdb_restored');
-    assert.match(
-      recovered.stopped.note ?? '',
-      /the drop of database .* lies before the stop point but commits at or after it/,
-    );
-    const rows = await withSession({ ...endpointOf(fx.cluster), database: 'appdb_restored' }, async (c) =>
-      Number((await c.query<{ n: string }>('SELECT count(*) AS n FROM notes')).rows[0]!.n),
-    );
-    assert.equal(rows, 500);
-    const refused = await failureOf(
-      recover(fx, { target: { incident: { from, to } }, databases: ['appdb'], restoreAs: 'appdb_restored' }),
-    );
-    assert.match(refused.message, /database "appdb_restored" already exists on the primary/);
-    assert.deepEqual(scratchLeft(fx), []);
-  });
-
-  it('bad input is refused, nothing cloned: unknown table, target before every backup, ttl 0 or over 7 days, restoreAs of itself', async function () {
-    this.timeout(240_000);
-    const later = await fx.commit(["INSERT INTO orders VALUES (700001, 'later', 1)"]);
-    await fx.archiveNow();
-    const unknownTable = await failureOf(recover(fx, { target: { xid: later.xid }, tables: ['no_such_table'] }));
-    assert.match(
-      unknownTable.message,
-      /table public\.no_such_table does not exist in the backup at the recovery target/,
-    );
-    const early = await failureOf(recover(fx, { target: { time: '2001-01-01T00:00:00Z' }, tables: ['orders'] }));
-    assert.match(
-      early.message,
-      /no backup of cluster "shop" ends before recovery_target_time = '2001-01-01T00:00:00Z'/,
-    );
-    for (const ttl of [0, '8d']) {
-      const bad = await failureOf(
-        fx.run('openScratchWorkflow', { cluster: fx.name, asOf: { backup: taken.backup.id }, ttl }),
-      );
-      assert.equal(bad.type, 'InvalidInput');
-      assert.match(bad.message, /ttl/);
-    }
-    const itself = await failureOf(recover(fx, { target: { xid: '1000' }, databases: ['appdb'], restoreAs: 'appdb' }));
-    assert.match(itself.message, /restoreAs must be a new name/);
-    const absolute = await failureOf(recover(fx, { target: { xid: '1000' }, tables: ['orders'], exportDir: '/etc' }));
-    assert.match(absolute.message, /exportDir "\/etc" must be a relative directory/);
-    // A second cluster on the same server with snapshots of its own (none yet), and one whose scratch directory is inside PGDATA.
-    fx.writeCatalog({
-      empty: { ...catalogEntry(fx), storage: { ...fx.storage, snapshotDir: `${fx.cluster.pgdata}.none` } },
-      [fx.name]: { ...catalogEntry(fx), scratch: { dir: join(fx.cluster.pgdata, 'scratch') } },
-    });
-    const none = await failureOf(fx.run('verifyBackupWorkflow', { cluster: 'empty' }));
-    assert.match(
-      none.message,
-      /cluster "empty" has no backups: take one first \(pgops backup empty\)\. Nothing was changed\./,
-    );
-    const inside = await failureOf(fx.run('verifyBackupWorkflow', { cluster: fx.name }));
-    assert.match(
-      inside.message,
-      /the scratch directory .* lies inside the data directory .*: set scratch\.dir outside it/,
-    );
-    assert.ok(!existsSync(join(fx.cluster.pgdata, 'scratch')), 'nothing was made inside PGDATA');
-    fx.writeCatalog();
-    assert.deepEqual(scratchLeft(fx), []);
-  });
-
-  it('a drill through the whole archive ("now") replays past the backup, to the newest commit', async function () {
-    this.timeout(240_000);
-    const last = await fx.commit(["INSERT INTO orders VALUES (600001, 'the newest', 9)"]);
-    await fx.archiveNow();
-    const drill = await verify(fx, { checks: { replayToEnd: true, amcheck: false, checksums: false } });
-    assert.equal(drill.verification.ok, true);
-    assert.equal(drill.verification.replayedTo, 'end of archive');
-    assert.ok(
-      compareLsn(drill.verification.replayLsn ?? '0/0', last.lsn) >= 0,
-      `the copy replayed to ${drill.verification.replayLsn}, past the newest commit (${last.lsn})`,
-    );
-  });
-
-  it('a drill runs while a planned stop holds the cluster stopped and locked: it never needs the lock or the server', async function () {
-    this.timeout(240_000);
-    const { client } = await testEnv();
-    const worker = await inProcessWorker(fx.taskQueue, fx.catalogPath);
-    await worker.runUntil(async () => {
-      const hold = await client.workflow.start('plannedStopWorkflow', {
-        taskQueue: fx.taskQueue,
-        workflowId: `hold-${Date.now()}`,
-        args: [{ cluster: fx.name, holdUntilResumed: true, maxHold: '10m' }],
+function refusalsSuite(storage: 'copy' | 'btrfs') {
+  describe(`scratch restores: a failed drill says why, a dropped database comes back, bad input is refused (${storage} storage)`, () => {
+    let fx: BackupFixture;
+    let taken: SnapshotBackupResult;
+    before(async function () {
+      this.timeout(180_000);
+      fx = await backupFixture(`scr-more-${storage}`, { storage, dataChecksums: true });
+      await fx.sql('CREATE DATABASE appdb');
+      await withSession({ ...endpointOf(fx.cluster), database: 'appdb' }, async (c) => {
+        await c.query('CREATE TABLE notes (id int PRIMARY KEY, body text)');
+        await c.query("INSERT INTO notes SELECT g, 'note ' || g FROM generate_series(1, 500) g");
       });
-      await waitForStep(hold, 'hold');
-      const drill = (await client.workflow.execute('verifyBackupWorkflow', {
-        taskQueue: fx.taskQueue,
-        workflowId: `drill-during-hold-${Date.now()}`,
-        args: [{ cluster: fx.name, backup: taken.backup.id, checks: { archive: false } }],
-      })) as VerifyBackupResult;
-      assert.equal(drill.verification.ok, true);
-      assert.equal((await hold.query(progressQuery)).step, 'hold', 'the stop still holds the cluster');
-      await hold.signal(resumeSignal, { by: 'test' });
-      await hold.result();
+      taken = await backup(fx);
+      await fx.archiveNow();
     });
-  });
+    after(async () => fx?.teardown());
 
-  it('a scratch server whose workflow was terminated is removed by pgops scratch gc (and the server stopped)', async function () {
-    this.timeout(240_000);
-    const { client } = await testEnv();
-    const worker = await inProcessWorker(fx.taskQueue, fx.catalogPath);
-    await worker.runUntil(async () => {
-      const handle = await client.workflow.start('openScratchWorkflow', {
-        taskQueue: fx.taskQueue,
-        workflowId: `orphan-${Date.now()}`,
-        args: [{ cluster: fx.name, asOf: { backup: taken.backup.id }, ttl: '1h' }],
+    it('a dropped database comes back under a new name, found by its incident window (stopping before the drop record)', async function () {
+      this.timeout(240_000);
+      const from = new Date(Date.now() - 1000).toISOString();
+      await fx.sql('DROP DATABASE appdb');
+      await fx.commit(["INSERT INTO orders VALUES (800001, 'after the drop', 1)"]);
+      const to = new Date(Date.now() + 1000).toISOString();
+      await fx.archiveNow();
+      const recovered = await recover(fx, {
+        target: { incident: { from, to } },
+        databases: ['appdb'],
+        restoreAs: 'appdb_restored',
       });
-      const port: number = await pollUntil<number>(
-        async () => {
-          const p = await handle.query(progressQuery).catch(() => undefined);
-          return p?.step === 'open' ? { done: Number(p.numbers.port) } : { waiting: p?.step ?? 'starting' };
-        },
-        { intervalMs: 200, timeoutMs: 180_000, what: 'the preview to open' },
-      );
-      await handle.terminate('a test: the workflow ends without its cleanup');
-      assert.equal(scratchLeft(fx).length, 1, 'the terminated run left its scratch instance');
-      const listed = await client.workflow.execute('listScratchWorkflow', {
-        taskQueue: fx.taskQueue,
-        workflowId: `list-${Date.now()}`,
-        args: [{ cluster: fx.name }],
-      });
-      assert.equal((listed as { scratch: { port: number }[] }).scratch[0]?.port, port);
-      const gc = (await client.workflow.execute('scratchGcWorkflow', {
-        taskQueue: fx.taskQueue,
-        workflowId: `gc-${Date.now()}`,
-        args: [{ cluster: fx.name }],
-      })) as ScratchGcResult;
-      assert.equal(gc.removed.length, 1);
-      assert.match(gc.removed[0]!.why, /its workflow orphan-\d+ is terminated/);
-      await assert.rejects(
-        withSession({ ...endpointOf(fx.cluster), port }, (c) => c.query('SELECT 1')),
-        'its server is stopped',
-      );
-    });
-    assert.deepEqual(scratchLeft(fx), []);
-  });
-
-  it('a drill fails when the archive lost a segment after the backup, and when a heap page of the backup is corrupt: each named', async function () {
-    this.timeout(300_000);
-    await fx.commit(["INSERT INTO orders SELECT g, 'more', 2 FROM generate_series(6001, 6100) g"]);
-    await fx.archiveNow();
-    await fx.commit(["INSERT INTO orders SELECT g, 'more', 2 FROM generate_series(6101, 6200) g"]);
-    await fx.archiveNow();
-    const segments = listArchivedSegments(fx.archiveDir).filter((s) => s.startLsn > taken.backup.stopLsn);
-    const lost = segments[1]!;
-    const path = join(fx.archiveDir, lost.fileName);
-    const kept = readFileSync(path);
-    rmSync(path);
-    try {
-      const failed = await failureOf(verify(fx, { backup: taken.backup.id }));
-      assert.equal(failed.type, 'DrillFailed');
+      assert.equal(recovered.restoredAs?.database, 'appdb_restored');
       assert.match(
-        failed.message,
-        new RegExp(
-          `restore drill of backup ${taken.backup.id} failed: WAL archive: segment ${lost.fileName} is missing`,
-        ),
+        recovered.stopped.note ?? '',
+        /the drop of database .* lies before the stop point but commits at or after it/,
       );
-    } finally {
-      writeFileSync(path, kept);
-    }
-    // A byte of the line pointers of the orders table's first page, flipped in the backup's own snapshot.
-    const file = (await fx.sql<{ p: string }>("SELECT pg_relation_filepath('orders') AS p"))[0]!.p;
-    const snapshot = taken.backup.snapshots.find((s) => s.role === 'data')!.ref;
-    const heap = join(snapshot, file);
-    const bytes = readFileSync(heap);
-    bytes[26] = bytes[26]! ^ 0xff;
-    writeFileSync(heap, bytes);
-    const corrupt = await failureOf(verify(fx, { backup: taken.backup.id, checks: { archive: false } }));
-    assert.equal(corrupt.type, 'DrillFailed');
-    assert.match(corrupt.message, /pg_amcheck found corruption|pg_checksums: [1-9]/);
-    assert.match(corrupt.message, /checksum|line pointer/);
-    const listed = await fx.run<ListBackupsResult>('listBackupsWorkflow', { cluster: fx.name });
-    assert.equal(listed.backups.find((b) => b.id === taken.backup.id)?.verification?.ok, false);
-    assert.deepEqual(scratchLeft(fx), []);
+      const rows = await withSession({ ...endpointOf(fx.cluster), database: 'appdb_restored' }, async (c) =>
+        Number((await c.query<{ n: string }>('SELECT count(*) AS n FROM notes')).rows[0]!.n),
+      );
+      assert.equal(rows, 500);
+      const refused = await failureOf(
+        recover(fx, { target: { incident: { from, to } }, databases: ['appdb'], restoreAs: 'appdb_restored' }),
+      );
+      assert.match(refused.message, /database "appdb_restored" already exists on the primary/);
+      assert.deepEqual(scratchLeft(fx), []);
+    });
+
+    it('bad input is refused, nothing cloned: unknown table, target before every backup, ttl 0 or over 7 days, restoreAs of itself', async function () {
+      this.timeout(240_000);
+      const later = await fx.commit(["INSERT INTO orders VALUES (700001, 'later', 1)"]);
+      await fx.archiveNow();
+      const unknownTable = await failureOf(recover(fx, { target: { xid: later.xid }, tables: ['no_such_table'] }));
+      assert.match(
+        unknownTable.message,
+        /table public\.no_such_table does not exist in the backup at the recovery target/,
+      );
+      const early = await failureOf(recover(fx, { target: { time: '2001-01-01T00:00:00Z' }, tables: ['orders'] }));
+      assert.match(
+        early.message,
+        /no backup of cluster "shop" ends before recovery_target_time = '2001-01-01T00:00:00Z'/,
+      );
+      for (const ttl of [0, '8d']) {
+        const bad = await failureOf(
+          fx.run('openScratchWorkflow', { cluster: fx.name, asOf: { backup: taken.backup.id }, ttl }),
+        );
+        assert.equal(bad.type, 'InvalidInput');
+        assert.match(bad.message, /ttl/);
+      }
+      const itself = await failureOf(
+        recover(fx, { target: { xid: '1000' }, databases: ['appdb'], restoreAs: 'appdb' }),
+      );
+      assert.match(itself.message, /restoreAs must be a new name/);
+      const absolute = await failureOf(recover(fx, { target: { xid: '1000' }, tables: ['orders'], exportDir: '/etc' }));
+      assert.match(absolute.message, /exportDir "\/etc" must be a relative directory/);
+      // A second cluster on the same server with snapshots of its own (none yet), and one whose scratch directory is inside PGDATA.
+      fx.writeCatalog({
+        empty: { ...catalogEntry(fx), storage: { ...fx.storage, snapshotDir: `${fx.cluster.pgdata}.none` } },
+        [fx.name]: { ...catalogEntry(fx), scratch: { dir: join(fx.cluster.pgdata, 'scratch') } },
+      });
+      const none = await failureOf(fx.run('verifyBackupWorkflow', { cluster: 'empty' }));
+      assert.match(
+        none.message,
+        /cluster "empty" has no backups: take one first \(pgops backup empty\)\. Nothing was changed\./,
+      );
+      const inside = await failureOf(fx.run('verifyBackupWorkflow', { cluster: fx.name }));
+      assert.match(
+        inside.message,
+        /the scratch directory .* lies inside the data directory .*: set scratch\.dir outside it/,
+      );
+      assert.ok(!existsSync(join(fx.cluster.pgdata, 'scratch')), 'nothing was made inside PGDATA');
+      fx.writeCatalog();
+      assert.deepEqual(scratchLeft(fx), []);
+    });
+
+    it('a drill through the whole archive ("now") replays past the backup, to the newest commit', async function () {
+      this.timeout(240_000);
+      const last = await fx.commit(["INSERT INTO orders VALUES (600001, 'the newest', 9)"]);
+      await fx.archiveNow();
+      const drill = await verify(fx, { checks: { replayToEnd: true, amcheck: false, checksums: false } });
+      assert.equal(drill.verification.ok, true);
+      assert.equal(drill.verification.replayedTo, 'end of archive');
+      assert.ok(
+        compareLsn(drill.verification.replayLsn ?? '0/0', last.lsn) >= 0,
+        `the copy replayed to ${drill.verification.replayLsn}, past the newest commit (${last.lsn})`,
+      );
+    });
+
+    it('a drill runs while a planned stop holds the cluster stopped and locked: it never needs the lock or the server', async function () {
+      this.timeout(240_000);
+      const { client } = await testEnv();
+      const worker = await inProcessWorker(fx.taskQueue, fx.catalogPath);
+      await worker.runUntil(async () => {
+        const hold = await client.workflow.start('plannedStopWorkflow', {
+          taskQueue: fx.taskQueue,
+          workflowId: `hold-${Date.now()}`,
+          args: [{ cluster: fx.name, holdUntilResumed: true, maxHold: '10m' }],
+        });
+        await waitForStep(hold, 'hold');
+        const drill = (await client.workflow.execute('verifyBackupWorkflow', {
+          taskQueue: fx.taskQueue,
+          workflowId: `drill-during-hold-${Date.now()}`,
+          args: [{ cluster: fx.name, backup: taken.backup.id, checks: { archive: false } }],
+        })) as VerifyBackupResult;
+        assert.equal(drill.verification.ok, true);
+        assert.equal((await hold.query(progressQuery)).step, 'hold', 'the stop still holds the cluster');
+        await hold.signal(resumeSignal, { by: 'test' });
+        await hold.result();
+      });
+    });
+
+    it('a scratch server whose workflow was terminated is removed by pgops scratch gc (and the server stopped)', async function () {
+      this.timeout(240_000);
+      const { client } = await testEnv();
+      const worker = await inProcessWorker(fx.taskQueue, fx.catalogPath);
+      await worker.runUntil(async () => {
+        const handle = await client.workflow.start('openScratchWorkflow', {
+          taskQueue: fx.taskQueue,
+          workflowId: `orphan-${Date.now()}`,
+          args: [{ cluster: fx.name, asOf: { backup: taken.backup.id }, ttl: '1h' }],
+        });
+        const port: number = await pollUntil<number>(
+          async () => {
+            const p = await handle.query(progressQuery).catch(() => undefined);
+            return p?.step === 'open' ? { done: Number(p.numbers.port) } : { waiting: p?.step ?? 'starting' };
+          },
+          { intervalMs: 200, timeoutMs: 180_000, what: 'the preview to open' },
+        );
+        await handle.terminate('a test: the workflow ends without its cleanup');
+        assert.equal(scratchLeft(fx).length, 1, 'the terminated run left its scratch instance');
+        const listed = await client.workflow.execute('listScratchWorkflow', {
+          taskQueue: fx.taskQueue,
+          workflowId: `list-${Date.now()}`,
+          args: [{ cluster: fx.name }],
+        });
+        assert.equal((listed as { scratch: { port: number }[] }).scratch[0]?.port, port);
+        const gc = (await client.workflow.execute('scratchGcWorkflow', {
+          taskQueue: fx.taskQueue,
+          workflowId: `gc-${Date.now()}`,
+          args: [{ cluster: fx.name }],
+        })) as ScratchGcResult;
+        assert.equal(gc.removed.length, 1);
+        assert.match(gc.removed[0]!.why, /its workflow orphan-\d+ is terminated/);
+        await assert.rejects(
+          withSession({ ...endpointOf(fx.cluster), port }, (c) => c.query('SELECT 1')),
+          'its server is stopped',
+        );
+      });
+      assert.deepEqual(scratchLeft(fx), []);
+    });
+
+    it('a drill fails when the archive lost a segment after the backup, and when a heap page of the backup is corrupt: each named', async function () {
+      this.timeout(300_000);
+      await fx.commit(["INSERT INTO orders SELECT g, 'more', 2 FROM generate_series(6001, 6100) g"]);
+      await fx.archiveNow();
+      await fx.commit(["INSERT INTO orders SELECT g, 'more', 2 FROM generate_series(6101, 6200) g"]);
+      await fx.archiveNow();
+      const segments = listArchivedSegments(fx.archiveDir).filter((s) => s.startLsn > taken.backup.stopLsn);
+      const lost = segments[1]!;
+      const path = join(fx.archiveDir, lost.fileName);
+      const kept = readFileSync(path);
+      rmSync(path);
+      try {
+        const failed = await failureOf(verify(fx, { backup: taken.backup.id }));
+        assert.equal(failed.type, 'DrillFailed');
+        assert.match(
+          failed.message,
+          new RegExp(
+            `restore drill of backup ${taken.backup.id} failed: WAL archive: segment ${lost.fileName} is missing`,
+          ),
+        );
+      } finally {
+        writeFileSync(path, kept);
+      }
+      // A byte of the line pointers of the orders table's first page, flipped in the backup's own snapshot.
+      const file = (await fx.sql<{ p: string }>("SELECT pg_relation_filepath('orders') AS p"))[0]!.p;
+      const snapshot = taken.backup.snapshots.find((s) => s.role === 'data')!.ref;
+      const heap = join(snapshot, file);
+      const bytes = readFileSync(heap);
+      bytes[26] = bytes[26]! ^ 0xff;
+      // A btrfs snapshot is read-only: made writable for the flip, read-only again after.
+      if (storage === 'btrfs') await runCommand('btrfs', ['property', 'set', snapshot, 'ro', 'false']);
+      writeFileSync(heap, bytes);
+      if (storage === 'btrfs') await runCommand('btrfs', ['property', 'set', snapshot, 'ro', 'true']);
+      const corrupt = await failureOf(verify(fx, { backup: taken.backup.id, checks: { archive: false } }));
+      assert.equal(corrupt.type, 'DrillFailed');
+      assert.match(corrupt.message, /pg_amcheck found corruption|pg_checksums: [1-9]/);
+      assert.match(corrupt.message, /checksum|line pointer/);
+      const listed = await fx.run<ListBackupsResult>('listBackupsWorkflow', { cluster: fx.name });
+      assert.equal(listed.backups.find((b) => b.id === taken.backup.id)?.verification?.ok, false);
+      assert.deepEqual(scratchLeft(fx), []);
+    });
   });
-});
+}
+
+refusalsSuite('copy');
+refusalsSuite('btrfs');
