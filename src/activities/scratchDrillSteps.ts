@@ -50,6 +50,11 @@ export function createScratchDrillSteps(registry: ClusterRegistry) {
             progress.report('stopping the scratch server for pg_checksums');
             await space.stop(record, { onProgress: (d) => progress.report(d), signal: progress.signal });
             const control = await space.runProgram(record, 'pg_controldata', []);
+            // A pg_controldata that failed says nothing of checksums: never taken for "off".
+            if (control.code !== 0)
+              throw new Error(
+                `pg_controldata on the scratch copy failed: ${(control.stderr || control.stdout).trim()}`,
+              );
             if (!checksumsEnabled(control.stdout)) {
               checks.checksums = { ok: true, enabled: false, badBlocks: 0, problems: [] };
             } else {

@@ -295,7 +295,8 @@ export class KubernetesScratchSpace implements ScratchSpace {
     const pod = await this.openPod(record, opts);
     const path = await pod.program(program, opts.signal);
     // PGHOST/PGPORT: the programs that connect (pg_amcheck) reach the scratch server by its socket.
-    return pod.exec(['env', `PGHOST=${SCRATCH_RUN_DIR}`, `PGPORT=${record.port}`, path, ...args], {
+    // -D: the copy's data directory, as the local scratch space gives it (the image's PGDATA may differ or be unset).
+    return pod.exec(['env', `PGHOST=${SCRATCH_RUN_DIR}`, `PGPORT=${record.port}`, path, '-D', record.pgdata, ...args], {
       signal: opts.signal,
       timeoutMs: PROGRAM_TIMEOUT_MS,
     });

@@ -46,7 +46,7 @@ export interface ScratchSpace {
   stop(record: ScratchRecord, opts?: WaitOptions): Promise<void>;
   /** How this worker reaches it, with the cluster's credentials (`base`). */
   endpoint(record: ScratchRecord, base: PgEndpoint): Promise<PgEndpoint>;
-  /** Runs one of PostgreSQL's programs (pg_checksums) on the stopped copy's data directory. */
+  /** Runs one of PostgreSQL's programs (pg_controldata, pg_checksums) with `-D` the copy's data directory, then `args`. */
   runProgram(record: ScratchRecord, program: string, args: string[], opts?: WaitOptions): Promise<ScratchCommandResult>;
   /** Its server log, newest last. */
   serverLog(record: ScratchRecord): Promise<string[]>;
