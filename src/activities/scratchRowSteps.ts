@@ -2,8 +2,6 @@
 // write to the running primary: the missing rows, and a database under a new name. Only those two
 // run under the cluster's lock.
 import { mkdirSync } from 'node:fs';
-import { isAbsolute, join, normalize } from 'node:path';
-import { tmpdir } from 'node:os';
 import { Context } from '@temporalio/activity';
 import type { ClusterRegistry } from './clusterRegistry';
 import { asStep, preconditionFailed } from './failures';
@@ -16,28 +14,12 @@ import {
   listDatabases,
   restoreDatabaseAs,
 } from '../drivers/postgres/scratch/databaseDump';
-import { exportTables, insertMissingRows, MissingTableError, NoPrimaryKeyError } from '../drivers/postgres/rowExport';
+import { exportTables, MissingTableError } from '../drivers/postgres/rowExport';
+import { exportDirFor, insertExports } from './exportPlaces';
 import { systemIdentifierOf } from '../drivers/postgres/restore/restoredServer';
 import { withSession } from '../drivers/postgres/session';
 import type { DatabaseDump } from '../contract/operations/scratchRestores';
 import type { InsertResult, TableExport } from '../contract/operations/pitrSteps';
-
-/** Where a run's exports go: the catalog's exportDir (or the temp directory), the cluster, the run. */
-function exportDirFor(services: ClusterServices, subdirectory: string | undefined): string {
-  const { workflowId, runId } = Context.current().info.workflowExecution ?? { workflowId: 'standalone', runId: 'x' };
-  const root = join(services.entry.exportDir ?? join(tmpdir(), 'pgops-exports'), services.name);
-  const run = `${workflowId}-${runId}`.replace(/[^A-Za-z0-9_.-]/g, '_');
-  if (subdirectory === undefined) return join(root, run);
-  const inside = normalize(subdirectory);
-  // Workflow input never chooses a place on the worker outside the catalog's export directory.
-  if (isAbsolute(inside) || inside.startsWith('..'))
-    throw preconditionFailed(
-      services.name,
-      'export',
-      `exportDir "${subdirectory}" must be a relative directory below the catalog's exportDir (${root}). Nothing was changed.`,
-    );
-  return join(root, inside);
-}
 
 /** The running primary of the cluster, refused when it is not one or is another database system. */
 async function productionPrimary(services: ClusterServices, step: string, backup: string) {
@@ -123,16 +105,7 @@ export function createScratchRowSteps(registry: ClusterRegistry) {
       return asStep(cluster, 'insert-into-primary', async () => {
         const services = registry.services(cluster);
         const primary = await productionPrimary(services, 'insert-into-primary', input.backup);
-        const results: InsertResult[] = [];
-        for (const exported of input.exports) {
-          try {
-            results.push(await insertMissingRows(primary, exported));
-          } catch (err) {
-            if (err instanceof NoPrimaryKeyError) throw preconditionFailed(cluster, 'insert-into-primary', err.message);
-            throw err;
-          }
-        }
-        return results;
+        return insertExports(cluster, 'insert-into-primary', primary, input.exports);
       });
     },
 
