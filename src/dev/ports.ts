@@ -1,15 +1,2 @@
-// Free loopback ports for servers the demo and the tests start.
-import { createServer } from 'node:net';
-
-export function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolvePort(port));
-    });
-  });
-}
+// Free loopback ports for servers the demo and the tests start (one function with the worker's scratch servers).
+export { freePort } from '../drivers/freePort';

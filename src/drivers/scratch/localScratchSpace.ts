@@ -19,7 +19,6 @@ import {
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
-import { createServer } from 'node:net';
 import { isAbsolute, join, relative } from 'node:path';
 import type { LocalTarget, ScratchConfig } from '../../config/schema';
 import type { ScratchRecord, ScratchVolume } from '../../contract/scratch';
@@ -39,6 +38,7 @@ import { databaseVolumes } from '../postgres/dataLayout';
 import { isMountPoint } from '../storage/mounts';
 import type { SnapshotDriver } from '../storage/types';
 import { pauseForTests } from '../testPause';
+import { freePort } from '../freePort';
 import type { ScratchCommandResult, ScratchRequest, ScratchSpace } from './types';
 
 const RECORD = 'scratch.json';
@@ -275,18 +275,4 @@ function writeRecord(dir: string, record: ScratchRecord): void {
   const path = join(dir, RECORD);
   writeFileSync(`${path}.tmp`, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600 });
   renameSync(`${path}.tmp`, path);
-}
-
-/** A free loopback port for the scratch server (another process may take it before the start: rare, then a retry fails). */
-function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolvePort(port));
-    });
-  });
 }
