@@ -6,6 +6,7 @@ import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { runCommand } from '../../exec';
 import { withSession, type PgEndpoint } from '../session';
+import { clientEnv, connectionArgs } from '../clientProgram';
 import type { DatabaseDump } from '../../../contract/operations/scratchRestores';
 
 const DATABASE = /^[A-Za-z_][A-Za-z0-9_-]{0,62}$/;
@@ -14,11 +15,6 @@ export function databaseNameProblem(name: unknown): string | undefined {
   if (typeof name !== 'string' || !DATABASE.test(name))
     return `database ${JSON.stringify(name)} is not a plain name (letters, digits, _ and -, at most 63)`;
   return undefined;
-}
-
-function clientEnv(server: PgEndpoint): NodeJS.ProcessEnv {
-  // The password goes through the environment of the child only, never its arguments.
-  return { ...process.env, PGPASSWORD: server.password ?? '', PGCONNECT_TIMEOUT: '10' };
 }
 
 /** The databases the server has (that allow connections). */
@@ -39,7 +35,7 @@ export async function dumpDatabase(
   const file = join(dir, `${database}.dump`);
   const result = await runCommand(
     join(opts.binDir, 'pg_dump'),
-    ['-Fc', '-h', server.host, '-p', String(server.port), '-U', server.user, '-d', database, '-f', file],
+    ['-Fc', ...connectionArgs(server), '-d', database, '-f', file],
     { env: clientEnv(server), signal: opts.signal, timeoutMs: 12 * 3600_000 },
   );
   if (result.code !== 0) throw new Error(`pg_dump -Fc of database ${database} failed: ${result.stderr.trim()}`);
@@ -85,19 +81,7 @@ export async function restoreDatabaseAs(
   if (done) return false;
   const result = await runCommand(
     join(opts.binDir, 'pg_restore'),
-    [
-      '--no-owner',
-      '--exit-on-error',
-      '-h',
-      primary.host,
-      '-p',
-      String(primary.port),
-      '-U',
-      primary.user,
-      '-d',
-      name,
-      dump.file,
-    ],
+    ['--no-owner', '--exit-on-error', ...connectionArgs(primary), '-d', name, dump.file],
     { env: clientEnv(primary), signal: opts.signal, timeoutMs: 12 * 3600_000 },
   );
   if (result.code !== 0) throw new Error(`pg_restore into database ${name} failed: ${result.stderr.trim()}`);

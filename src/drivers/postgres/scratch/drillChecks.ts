@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { runCommand } from '../../exec';
 import { parseControlData } from '../controlData';
 import type { PgEndpoint } from '../session';
+import { clientEnv, connectionArgs } from '../clientProgram';
 import type { DrillChecks } from '../../../contract/scratch';
 
 /** Runs pg_amcheck against the scratch server: every database, heap and B-tree, with the extension installed where missing. */
@@ -19,18 +20,13 @@ export async function runAmcheck(
       '--all',
       '--install-missing',
       '--heapallindexed',
-      '-h',
-      server.host,
-      '-p',
-      String(server.port),
-      '-U',
-      server.user,
+      ...connectionArgs(server),
       '--maintenance-db',
       server.database,
       '-w',
     ],
     {
-      env: { ...process.env, PGPASSWORD: server.password ?? '', PGCONNECT_TIMEOUT: '10', LC_ALL: 'C' },
+      env: clientEnv(server, { LC_ALL: 'C' }),
       signal,
       timeoutMs: 6 * 3600_000,
     },
@@ -60,18 +56,13 @@ async function countDatabases(server: PgEndpoint, binDir: string, signal?: Abort
       '-X',
       '-A',
       '-t',
-      '-h',
-      server.host,
-      '-p',
-      String(server.port),
-      '-U',
-      server.user,
+      ...connectionArgs(server),
       '-d',
       server.database,
       '-c',
       'SELECT count(*) FROM pg_database WHERE datallowconn',
     ],
-    { env: { ...process.env, PGPASSWORD: server.password ?? '', PGCONNECT_TIMEOUT: '10' }, signal, timeoutMs: 60_000 },
+    { env: clientEnv(server), signal, timeoutMs: 60_000 },
   );
   return result.code === 0 ? Number(result.stdout.trim()) : 0;
 }
