@@ -4,7 +4,7 @@
 // crashed or terminated workflow's scratch) is removed first.
 import { ApplicationFailure, CancellationScope, isCancellation, sleep, workflowInfo } from '@temporalio/workflow';
 import type { PgOpsActivities } from '../activities';
-import { cleanupStep, longStep, quickStep, replayStep } from './activityProxies';
+import { cleanupStep, longStep, replayStep } from './activityProxies';
 import { workflowClockMs } from './clock';
 import type { ProgressReporter } from './progress';
 import { formatDuration } from '../common/durations';
@@ -53,7 +53,8 @@ export async function withScratch<T>(
   progress.note({ backupId: plan.backup.id, ...(plan.stopLsn && { stopLsn: plan.stopLsn }) });
   const scratchId = scratchIdOfThisRun();
   progress.step('gc', 'removing scratch instances earlier runs of this cluster left behind');
-  await quickStep.collectScratch({ cluster, exceptOwner: info.workflowId }).catch(() => undefined);
+  // A long step: removing what earlier runs left (copies, mounts) can outlast a quick step's minute.
+  await longStep.collectScratch({ cluster, exceptOwner: info.workflowId }).catch(() => undefined);
   let record: ScratchRecord;
   let value: T;
   let removed = false;
