@@ -10,6 +10,7 @@ import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { runCommand } from '../exec';
 import { pauseForTests } from '../testPause';
 import { withSession, type PgEndpoint } from './session';
+import { clientEnv, connectionArgs } from './clientProgram';
 import type { InsertResult, TableExport } from '../../contract/operations/pitrSteps';
 
 const QUALIFIED_TABLE = /^(?:([A-Za-z_][A-Za-z0-9_$]{0,62})\.)?([A-Za-z_][A-Za-z0-9_$]{0,62})$/;
@@ -91,12 +92,7 @@ export async function exportTables(
         '--schema-only',
         '--no-owner',
         '--no-privileges',
-        '-h',
-        replica.host,
-        '-p',
-        String(replica.port),
-        '-U',
-        replica.user,
+        ...connectionArgs(replica),
         '-d',
         replica.database,
         '-t',
@@ -104,10 +100,7 @@ export async function exportTables(
         '-f',
         schemaFile,
       ],
-      {
-        // The password goes through the environment of the child only, never its arguments.
-        env: { ...process.env, PGPASSWORD: replica.password ?? '', PGCONNECT_TIMEOUT: '10' },
-      },
+      { env: clientEnv(replica) },
     );
     if (dump.code !== 0) throw new Error(`pg_dump --schema-only of ${base} failed: ${dump.stderr.trim()}`);
     results.push({ table: base, file, schemaFile, rows: exported.rows, columns: exported.columns });
