@@ -5,7 +5,8 @@
 # after them. Each process has its own Temporal dev server, scratch directory, Ceph and btrfs; every
 # Kubernetes suite runs in the first one (one cluster, one real node).
 #
-# The first process prints as it goes; the second's output is kept and printed when both are done.
+# The first process prints as it goes; the second's output is kept and printed when both are done,
+# then the first one's failures again, so that the tail of a CI log names every failure.
 # Fails if either fails. PGOPS_TEST_SERIAL=1 runs everything in one process, as `npm run test:serial`.
 # Usage: bash scripts/test-run.sh (from npm test, with the project's Node.js on PATH)
 set -uo pipefail
@@ -45,8 +46,9 @@ side=$!
 # Ctrl-C or a CI timeout stops the side process too (its own handlers stop its servers).
 trap 'kill -TERM "$side" 2>/dev/null' EXIT
 
-mocha "${others[@]}"
-main_code=$?
+main_log=$(mktemp -t pgops-main-tests.XXXXXX)
+mocha "${others[@]}" 2>&1 | tee "$main_log"
+main_code=${PIPESTATUS[0]}
 wait "$side"
 side_code=$?
 trap - EXIT
@@ -56,5 +58,12 @@ echo "================ the crash, cancel and restart suites (run alongside the o
 cat "$side_log"
 rm -f "$side_log"
 echo "================================================================================================="
+# The first process's failures again, last, where a CI log's tail shows them.
+if ((main_code != 0)); then
+  echo "================ the first process's failures (printed above as they happened) ================="
+  sed -n '/^  [0-9]* failing/,$p' "$main_log"
+  echo "================================================================================================="
+fi
+rm -f "$main_log"
 echo "main process: exit ${main_code}; crash, cancel and restart suites: exit ${side_code}"
 if ((main_code != 0 || side_code != 0)); then exit 1; fi

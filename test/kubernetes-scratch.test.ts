@@ -7,8 +7,9 @@
 // deploy/'s rules only.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { CoreV1Api } from '@kubernetes/client-node';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import { parseCatalog } from '../src/config/catalog';
 import type { KubernetesTarget } from '../src/config/schema';
 import { loadKubeConfig } from '../src/drivers/cluster/kubernetes';
@@ -23,7 +24,15 @@ import type { KubeCluster } from './harness/kubeCluster';
 import { CSI_SNAPSHOT_CLASS } from './harness/kube/csiHostpath';
 import { csiBackupFixtureOrSkip, deployRulesKubeconfig } from './harness/kube/csiSuite';
 import type { KubeBackupFixture } from './harness/kubeBackupFixture';
-import type { RecoverRowsResult, VerifyBackupResult } from '../src/contract/operations/scratchRestores';
+import type {
+  OpenScratchResult,
+  RecoverRowsResult,
+  VerifyBackupResult,
+} from '../src/contract/operations/scratchRestores';
+import { closeScratchSignal, progressQuery } from '../src/contract/definitions';
+import { testEnv } from './harness/testEnv';
+import { inProcessWorker } from './harness/workers';
+import { failureOf } from './harness/failures';
 
 const SCRATCH_LABEL = 'pgops.temporal.io/scratch';
 
@@ -184,11 +193,8 @@ describe('scratch instances on Kubernetes: a CSI backup cloned into new claims, 
     assert.equal(drill.verification.ok, true, drill.verification.findings.join('; '));
     assert.ok(drill.checks.amcheck?.ok && drill.checks.amcheck.databases >= 2, 'pg_amcheck over every database');
     assert.equal(drill.checks.checksums?.ok, true);
-    assert.equal(
-      drill.checks.archive,
-      undefined,
-      "the archive in the pods is not the worker's to check: not reported as checked",
-    );
+    assert.equal(drill.checks.archive?.ok, true, 'the archive, read in the scratch pod, holds every segment');
+    assert.match(drill.checks.archive.note, /the archive holds every segment from this backup's start/);
     assert.match(drill.scratch.methods.join('\n'), /VolumeSnapshot/);
     const left = await core().listNamespacedPersistentVolumeClaim({ namespace: fx.ns, labelSelector: SCRATCH_LABEL });
     assert.equal(left.items.length, 0, 'no clone claim left');
@@ -223,5 +229,120 @@ describe('scratch instances on Kubernetes: a CSI backup cloned into new claims, 
     assert.equal(Number(n), 51, 'the deleted rows are back and the later write kept');
     const left = await core().listNamespacedPod({ namespace: fx.ns, labelSelector: SCRATCH_LABEL });
     assert.equal(left.items.length, 0, 'no scratch pod left');
+  });
+
+  it('a preview opened through openScratchWorkflow is queried through its port-forward, closed, and leaves nothing', async () => {
+    const taken = await fx.backup();
+    await fx.sql("INSERT INTO orders VALUES (400001, 'after the preview point', 1)");
+    await fx.archiveNow();
+    const production = await fx.checksum();
+    const { client } = await testEnv();
+    const worker = await inProcessWorker(fx.taskQueue, fx.catalogPath);
+    await worker.runUntil(async () => {
+      const handle = await client.workflow.start('openScratchWorkflow', {
+        taskQueue: fx.taskQueue,
+        workflowId: `k8s-preview-${Date.now()}`,
+        args: [{ cluster: 'orders', asOf: { backup: taken.backup.id }, ttl: '10m' }],
+      });
+      const port: number = await pollUntil<number>(
+        async () => {
+          const p = await handle.query(progressQuery).catch(() => undefined);
+          return p?.step === 'open' ? { done: Number(p.numbers.port) } : { waiting: p?.step ?? 'starting' };
+        },
+        { intervalMs: 300, timeoutMs: 240_000, what: 'the preview to open' },
+      );
+      await withSession({ ...(await fx.endpoint()), host: '127.0.0.1', port }, async (c) => {
+        const later = await c.query<{ n: string }>(
+          "SELECT count(*) AS n FROM orders WHERE customer = 'after the preview point'",
+        );
+        assert.equal(Number(later.rows[0]!.n), 0, 'as of the backup');
+        await assert.rejects(c.query("INSERT INTO orders VALUES (1, 'x', 1)"), /read-only/);
+      });
+      await handle.signal(closeScratchSignal, { by: 'test' });
+      const result = (await handle.result()) as OpenScratchResult;
+      assert.equal(result.ended, 'closed');
+      assert.equal(result.scratch.removed, true);
+      assert.match(result.opened.portForward ?? '', /kubectl .*port-forward/);
+    });
+    assert.equal(await fx.checksum(), production, 'production rows unchanged');
+    const pods = await core().listNamespacedPod({ namespace: fx.ns, labelSelector: SCRATCH_LABEL });
+    const claims = await core().listNamespacedPersistentVolumeClaim({ namespace: fx.ns, labelSelector: SCRATCH_LABEL });
+    assert.deepEqual([pods.items.length, claims.items.length], [0, 0], 'no scratch pod or clone claim left');
+  });
+
+  it('a dropped database comes back under a new name from the backup, by the LSN just before the drop', async () => {
+    await fx.sql('CREATE DATABASE appdb');
+    await withSession({ ...(await fx.endpoint()), database: 'appdb' }, async (c) => {
+      await c.query('CREATE TABLE notes (id int PRIMARY KEY, body text)');
+      await c.query("INSERT INTO notes SELECT g, 'note ' || g FROM generate_series(1, 300) g");
+    });
+    await fx.backup();
+    const [{ lsn }] = (await fx.sql<{ lsn: string }>('SELECT pg_current_wal_insert_lsn()::text AS lsn')) as [
+      { lsn: string },
+    ];
+    await fx.sql('DROP DATABASE appdb');
+    await fx.sql("INSERT INTO orders VALUES (500001, 'after the drop', 1)");
+    await fx.archiveNow();
+    const recovered = await fx.run<RecoverRowsResult>('recoverRowsWorkflow', {
+      cluster: 'orders',
+      target: { lsn },
+      databases: ['appdb'],
+      restoreAs: 'appdb_restored',
+    });
+    assert.equal(recovered.restoredAs?.database, 'appdb_restored');
+    const rows = await withSession({ ...(await fx.endpoint()), database: 'appdb_restored' }, async (c) =>
+      Number((await c.query<{ n: string }>('SELECT count(*) AS n FROM notes')).rows[0]!.n),
+    );
+    assert.equal(rows, 300);
+    const later = await fx.sql<{ n: string }>("SELECT count(*) AS n FROM orders WHERE customer = 'after the drop'");
+    assert.equal(Number(later[0]!.n), 1, 'the write after the drop is kept');
+    const left = await core().listNamespacedPod({ namespace: fx.ns, labelSelector: SCRATCH_LABEL });
+    assert.equal(left.items.length, 0, 'no scratch pod left');
+  });
+
+  it('a drill fails when the archive lost a segment (read in the scratch pod) and when a heap page of the snapshot is corrupt', async () => {
+    const taken = await fx.backup();
+    await fx.sql("INSERT INTO orders SELECT g, 'more', 2 FROM generate_series(600001, 600100) g");
+    await fx.archiveNow();
+    await fx.sql("INSERT INTO orders SELECT g, 'more', 2 FROM generate_series(600101, 600200) g");
+    await fx.archiveNow();
+    const archiveDir = join(cluster.dir, 'archives', fx.ns);
+    const segments = readdirSync(archiveDir)
+      .filter((f) => /^[0-9A-F]{24}$/.test(f))
+      .sort();
+    const lost = segments.at(-2)!;
+    const kept = readFileSync(join(archiveDir, lost));
+    rmSync(join(archiveDir, lost));
+    try {
+      const failed = await failureOf(fx.run('verifyBackupWorkflow', { cluster: 'orders', backup: taken.backup.id }));
+      assert.equal(failed.type, 'DrillFailed');
+      assert.match(failed.message, new RegExp(`WAL archive: segment ${lost} is missing`));
+    } finally {
+      writeFileSync(join(archiveDir, lost), kept);
+    }
+    // A byte of the line pointers of the orders table's first page, flipped in the VolumeSnapshot's content.
+    const file = (await fx.sql<{ p: string }>("SELECT pg_relation_filepath('orders') AS p"))[0]!.p;
+    const snapshot = taken.backup.snapshots.find((s) => s.role === 'data')!.ref;
+    const custom = cluster.admin().makeApiClient(CustomObjectsApi);
+    const object = (await custom.getNamespacedCustomObject({
+      group: 'snapshot.storage.k8s.io',
+      version: 'v1',
+      namespace: fx.ns,
+      plural: 'volumesnapshots',
+      name: snapshot,
+    })) as { status?: { boundVolumeSnapshotContentName?: string } };
+    const content = object.status!.boundVolumeSnapshotContentName!;
+    // The claim is mounted at /var/lib/pgdata, PGDATA is /var/lib/pgdata/data.
+    const heap = join(cluster.dir, 'csi', 'snapshots', content, 'data', file);
+    const bytes = readFileSync(heap);
+    bytes[26] = bytes[26]! ^ 0xff;
+    writeFileSync(heap, bytes);
+    const corrupt = await failureOf(
+      fx.run('verifyBackupWorkflow', { cluster: 'orders', backup: taken.backup.id, checks: { archive: false } }),
+    );
+    assert.equal(corrupt.type, 'DrillFailed');
+    assert.match(corrupt.message, /pg_amcheck found corruption|pg_checksums: [1-9]/);
+    const left = await core().listNamespacedPersistentVolumeClaim({ namespace: fx.ns, labelSelector: SCRATCH_LABEL });
+    assert.equal(left.items.length, 0, 'no clone claim left');
   });
 });

@@ -189,8 +189,11 @@ scratchSuite('copy');
 scratchSuite('btrfs');
 scratchSuite('rbd');
 
-function refusalsSuite(storage: 'copy' | 'btrfs') {
+function refusalsSuite(storage: StorageUnderTest) {
   describe(`scratch restores: a failed drill says why, a dropped database comes back, bad input is refused (${storage} storage)`, () => {
+    // On RBD, only what depends on the storage: the refusals, the drill to the end, the hold and the
+    // janitor are the same code on every kind, and tested on copy and btrfs.
+    const itOffRbd = (title: string, fn: Mocha.AsyncFunc) => (storage === 'rbd' ? undefined : it(title, fn));
     let fx: BackupFixture;
     let taken: SnapshotBackupResult;
     before(async function () {
@@ -234,128 +237,142 @@ function refusalsSuite(storage: 'copy' | 'btrfs') {
       assert.deepEqual(scratchLeft(fx), []);
     });
 
-    it('bad input is refused, nothing cloned: unknown table, target before every backup, ttl 0 or over 7 days, restoreAs of itself', async function () {
-      this.timeout(240_000);
-      const later = await fx.commit(["INSERT INTO orders VALUES (700001, 'later', 1)"]);
-      await fx.archiveNow();
-      const unknownTable = await failureOf(recover(fx, { target: { xid: later.xid }, tables: ['no_such_table'] }));
-      assert.match(
-        unknownTable.message,
-        /table public\.no_such_table does not exist in the backup at the recovery target/,
-      );
-      const early = await failureOf(recover(fx, { target: { time: '2001-01-01T00:00:00Z' }, tables: ['orders'] }));
-      assert.match(
-        early.message,
-        /no backup of cluster "shop" ends before recovery_target_time = '2001-01-01T00:00:00Z'/,
-      );
-      for (const ttl of [0, '8d']) {
-        const bad = await failureOf(
-          fx.run('openScratchWorkflow', { cluster: fx.name, asOf: { backup: taken.backup.id }, ttl }),
+    itOffRbd(
+      'bad input is refused, nothing cloned: unknown table, target before every backup, ttl 0 or over 7 days, restoreAs of itself',
+      async function () {
+        this.timeout(240_000);
+        const later = await fx.commit(["INSERT INTO orders VALUES (700001, 'later', 1)"]);
+        await fx.archiveNow();
+        const unknownTable = await failureOf(recover(fx, { target: { xid: later.xid }, tables: ['no_such_table'] }));
+        assert.match(
+          unknownTable.message,
+          /table public\.no_such_table does not exist in the backup at the recovery target/,
         );
-        assert.equal(bad.type, 'InvalidInput');
-        assert.match(bad.message, /ttl/);
-      }
-      const itself = await failureOf(
-        recover(fx, { target: { xid: '1000' }, databases: ['appdb'], restoreAs: 'appdb' }),
-      );
-      assert.match(itself.message, /restoreAs must be a new name/);
-      const absolute = await failureOf(recover(fx, { target: { xid: '1000' }, tables: ['orders'], exportDir: '/etc' }));
-      assert.match(absolute.message, /exportDir "\/etc" must be a relative directory/);
-      // A second cluster on the same server with snapshots of its own (none yet), and one whose scratch directory is inside PGDATA.
-      fx.writeCatalog({
-        empty: { ...catalogEntry(fx), storage: { ...fx.storage, snapshotDir: `${fx.cluster.pgdata}.none` } },
-        [fx.name]: { ...catalogEntry(fx), scratch: { dir: join(fx.cluster.pgdata, 'scratch') } },
-      });
-      const none = await failureOf(fx.run('verifyBackupWorkflow', { cluster: 'empty' }));
-      assert.match(
-        none.message,
-        /cluster "empty" has no backups: take one first \(pgops backup empty\)\. Nothing was changed\./,
-      );
-      const inside = await failureOf(fx.run('verifyBackupWorkflow', { cluster: fx.name }));
-      assert.match(
-        inside.message,
-        /the scratch directory .* lies inside the data directory .*: set scratch\.dir outside it/,
-      );
-      assert.ok(!existsSync(join(fx.cluster.pgdata, 'scratch')), 'nothing was made inside PGDATA');
-      fx.writeCatalog();
-      assert.deepEqual(scratchLeft(fx), []);
-    });
-
-    it('a drill through the whole archive ("now") replays past the backup, to the newest commit', async function () {
-      this.timeout(240_000);
-      const last = await fx.commit(["INSERT INTO orders VALUES (600001, 'the newest', 9)"]);
-      await fx.archiveNow();
-      const drill = await verify(fx, { checks: { replayToEnd: true, amcheck: false, checksums: false } });
-      assert.equal(drill.verification.ok, true);
-      assert.equal(drill.verification.replayedTo, 'end of archive');
-      assert.ok(
-        compareLsn(drill.verification.replayLsn ?? '0/0', last.lsn) >= 0,
-        `the copy replayed to ${drill.verification.replayLsn}, past the newest commit (${last.lsn})`,
-      );
-    });
-
-    it('a drill runs while a planned stop holds the cluster stopped and locked: it never needs the lock or the server', async function () {
-      this.timeout(240_000);
-      const { client } = await testEnv();
-      const worker = await inProcessWorker(fx.taskQueue, fx.catalogPath);
-      await worker.runUntil(async () => {
-        const hold = await client.workflow.start('plannedStopWorkflow', {
-          taskQueue: fx.taskQueue,
-          workflowId: `hold-${Date.now()}`,
-          args: [{ cluster: fx.name, holdUntilResumed: true, maxHold: '10m' }],
+        const early = await failureOf(recover(fx, { target: { time: '2001-01-01T00:00:00Z' }, tables: ['orders'] }));
+        assert.match(
+          early.message,
+          /no backup of cluster "shop" ends before recovery_target_time = '2001-01-01T00:00:00Z'/,
+        );
+        for (const ttl of [0, '8d']) {
+          const bad = await failureOf(
+            fx.run('openScratchWorkflow', { cluster: fx.name, asOf: { backup: taken.backup.id }, ttl }),
+          );
+          assert.equal(bad.type, 'InvalidInput');
+          assert.match(bad.message, /ttl/);
+        }
+        const itself = await failureOf(
+          recover(fx, { target: { xid: '1000' }, databases: ['appdb'], restoreAs: 'appdb' }),
+        );
+        assert.match(itself.message, /restoreAs must be a new name/);
+        const absolute = await failureOf(
+          recover(fx, { target: { xid: '1000' }, tables: ['orders'], exportDir: '/etc' }),
+        );
+        assert.match(absolute.message, /exportDir "\/etc" must be a relative directory/);
+        // A second cluster on the same server with snapshots of its own (none yet), and one whose scratch directory is inside PGDATA.
+        fx.writeCatalog({
+          empty: { ...catalogEntry(fx), storage: { ...fx.storage, snapshotDir: `${fx.cluster.pgdata}.none` } },
+          [fx.name]: { ...catalogEntry(fx), scratch: { dir: join(fx.cluster.pgdata, 'scratch') } },
         });
-        await waitForStep(hold, 'hold');
-        const drill = (await client.workflow.execute('verifyBackupWorkflow', {
-          taskQueue: fx.taskQueue,
-          workflowId: `drill-during-hold-${Date.now()}`,
-          args: [{ cluster: fx.name, backup: taken.backup.id, checks: { archive: false } }],
-        })) as VerifyBackupResult;
+        const none = await failureOf(fx.run('verifyBackupWorkflow', { cluster: 'empty' }));
+        assert.match(
+          none.message,
+          /cluster "empty" has no backups: take one first \(pgops backup empty\)\. Nothing was changed\./,
+        );
+        const inside = await failureOf(fx.run('verifyBackupWorkflow', { cluster: fx.name }));
+        assert.match(
+          inside.message,
+          /the scratch directory .* lies inside the data directory .*: set scratch\.dir outside it/,
+        );
+        assert.ok(!existsSync(join(fx.cluster.pgdata, 'scratch')), 'nothing was made inside PGDATA');
+        fx.writeCatalog();
+        assert.deepEqual(scratchLeft(fx), []);
+      },
+    );
+
+    itOffRbd(
+      'a drill through the whole archive ("now") replays past the backup, to the newest commit',
+      async function () {
+        this.timeout(240_000);
+        const last = await fx.commit(["INSERT INTO orders VALUES (600001, 'the newest', 9)"]);
+        await fx.archiveNow();
+        const drill = await verify(fx, { checks: { replayToEnd: true, amcheck: false, checksums: false } });
         assert.equal(drill.verification.ok, true);
-        assert.equal((await hold.query(progressQuery)).step, 'hold', 'the stop still holds the cluster');
-        await hold.signal(resumeSignal, { by: 'test' });
-        await hold.result();
-      });
-    });
+        assert.equal(drill.verification.replayedTo, 'end of archive');
+        assert.ok(
+          compareLsn(drill.verification.replayLsn ?? '0/0', last.lsn) >= 0,
+          `the copy replayed to ${drill.verification.replayLsn}, past the newest commit (${last.lsn})`,
+        );
+      },
+    );
 
-    it('a scratch server whose workflow was terminated is removed by pgops scratch gc (and the server stopped)', async function () {
-      this.timeout(240_000);
-      const { client } = await testEnv();
-      const worker = await inProcessWorker(fx.taskQueue, fx.catalogPath);
-      await worker.runUntil(async () => {
-        const handle = await client.workflow.start('openScratchWorkflow', {
-          taskQueue: fx.taskQueue,
-          workflowId: `orphan-${Date.now()}`,
-          args: [{ cluster: fx.name, asOf: { backup: taken.backup.id }, ttl: '1h' }],
+    itOffRbd(
+      'a drill runs while a planned stop holds the cluster stopped and locked: it never needs the lock or the server',
+      async function () {
+        this.timeout(240_000);
+        const { client } = await testEnv();
+        const worker = await inProcessWorker(fx.taskQueue, fx.catalogPath);
+        await worker.runUntil(async () => {
+          const hold = await client.workflow.start('plannedStopWorkflow', {
+            taskQueue: fx.taskQueue,
+            workflowId: `hold-${Date.now()}`,
+            args: [{ cluster: fx.name, holdUntilResumed: true, maxHold: '10m' }],
+          });
+          await waitForStep(hold, 'hold');
+          const drill = (await client.workflow.execute('verifyBackupWorkflow', {
+            taskQueue: fx.taskQueue,
+            workflowId: `drill-during-hold-${Date.now()}`,
+            args: [{ cluster: fx.name, backup: taken.backup.id, checks: { archive: false } }],
+          })) as VerifyBackupResult;
+          assert.equal(drill.verification.ok, true);
+          assert.equal((await hold.query(progressQuery)).step, 'hold', 'the stop still holds the cluster');
+          await hold.signal(resumeSignal, { by: 'test' });
+          await hold.result();
         });
-        const port: number = await pollUntil<number>(
-          async () => {
-            const p = await handle.query(progressQuery).catch(() => undefined);
-            return p?.step === 'open' ? { done: Number(p.numbers.port) } : { waiting: p?.step ?? 'starting' };
-          },
-          { intervalMs: 200, timeoutMs: 180_000, what: 'the preview to open' },
-        );
-        await handle.terminate('a test: the workflow ends without its cleanup');
-        assert.equal(scratchLeft(fx).length, 1, 'the terminated run left its scratch instance');
-        const listed = await client.workflow.execute('listScratchWorkflow', {
-          taskQueue: fx.taskQueue,
-          workflowId: `list-${Date.now()}`,
-          args: [{ cluster: fx.name }],
+      },
+    );
+
+    itOffRbd(
+      'a scratch server whose workflow was terminated is removed by pgops scratch gc (and the server stopped)',
+      async function () {
+        this.timeout(240_000);
+        const { client } = await testEnv();
+        const worker = await inProcessWorker(fx.taskQueue, fx.catalogPath);
+        await worker.runUntil(async () => {
+          const handle = await client.workflow.start('openScratchWorkflow', {
+            taskQueue: fx.taskQueue,
+            workflowId: `orphan-${Date.now()}`,
+            args: [{ cluster: fx.name, asOf: { backup: taken.backup.id }, ttl: '1h' }],
+          });
+          const port: number = await pollUntil<number>(
+            async () => {
+              const p = await handle.query(progressQuery).catch(() => undefined);
+              return p?.step === 'open' ? { done: Number(p.numbers.port) } : { waiting: p?.step ?? 'starting' };
+            },
+            { intervalMs: 200, timeoutMs: 180_000, what: 'the preview to open' },
+          );
+          await handle.terminate('a test: the workflow ends without its cleanup');
+          assert.equal(scratchLeft(fx).length, 1, 'the terminated run left its scratch instance');
+          const listed = await client.workflow.execute('listScratchWorkflow', {
+            taskQueue: fx.taskQueue,
+            workflowId: `list-${Date.now()}`,
+            args: [{ cluster: fx.name }],
+          });
+          assert.equal((listed as { scratch: { port: number }[] }).scratch[0]?.port, port);
+          const gc = (await client.workflow.execute('scratchGcWorkflow', {
+            taskQueue: fx.taskQueue,
+            workflowId: `gc-${Date.now()}`,
+            args: [{ cluster: fx.name }],
+          })) as ScratchGcResult;
+          assert.equal(gc.removed.length, 1);
+          assert.match(gc.removed[0]!.why, /its workflow orphan-\d+ is terminated/);
+          await assert.rejects(
+            withSession({ ...endpointOf(fx.cluster), port }, (c) => c.query('SELECT 1')),
+            'its server is stopped',
+          );
         });
-        assert.equal((listed as { scratch: { port: number }[] }).scratch[0]?.port, port);
-        const gc = (await client.workflow.execute('scratchGcWorkflow', {
-          taskQueue: fx.taskQueue,
-          workflowId: `gc-${Date.now()}`,
-          args: [{ cluster: fx.name }],
-        })) as ScratchGcResult;
-        assert.equal(gc.removed.length, 1);
-        assert.match(gc.removed[0]!.why, /its workflow orphan-\d+ is terminated/);
-        await assert.rejects(
-          withSession({ ...endpointOf(fx.cluster), port }, (c) => c.query('SELECT 1')),
-          'its server is stopped',
-        );
-      });
-      assert.deepEqual(scratchLeft(fx), []);
-    });
+        assert.deepEqual(scratchLeft(fx), []);
+      },
+    );
 
     it('a drill fails when the archive lost a segment after the backup, and when a heap page of the backup is corrupt: each named', async function () {
       this.timeout(300_000);
@@ -380,26 +397,54 @@ function refusalsSuite(storage: 'copy' | 'btrfs') {
       } finally {
         writeFileSync(path, kept);
       }
-      // A byte of the line pointers of the orders table's first page, flipped in the backup's own snapshot.
-      const file = (await fx.sql<{ p: string }>("SELECT pg_relation_filepath('orders') AS p"))[0]!.p;
-      const snapshot = taken.backup.snapshots.find((s) => s.role === 'data')!.ref;
-      const heap = join(snapshot, file);
-      const bytes = readFileSync(heap);
-      bytes[26] = bytes[26]! ^ 0xff;
-      // A btrfs snapshot is read-only: made writable for the flip, read-only again after.
-      if (storage === 'btrfs') await runCommand('btrfs', ['property', 'set', snapshot, 'ro', 'false']);
-      writeFileSync(heap, bytes);
-      if (storage === 'btrfs') await runCommand('btrfs', ['property', 'set', snapshot, 'ro', 'true']);
-      const corrupt = await failureOf(verify(fx, { backup: taken.backup.id, checks: { archive: false } }));
+      const corrupted = storage === 'rbd' ? await corruptBeforeBackup(fx) : await corruptInSnapshot(fx, taken, storage);
+      const corrupt = await failureOf(verify(fx, { backup: corrupted.backup.id, checks: { archive: false } }));
       assert.equal(corrupt.type, 'DrillFailed');
       assert.match(corrupt.message, /pg_amcheck found corruption|pg_checksums: [1-9]/);
       assert.match(corrupt.message, /checksum|line pointer/);
       const listed = await fx.run<ListBackupsResult>('listBackupsWorkflow', { cluster: fx.name });
-      assert.equal(listed.backups.find((b) => b.id === taken.backup.id)?.verification?.ok, false);
+      assert.equal(listed.backups.find((b) => b.id === corrupted.backup.id)?.verification?.ok, false);
       assert.deepEqual(scratchLeft(fx), []);
+      if (storage === 'rbd') await fx.sql('DROP TABLE fragile');
     });
   });
 }
 
+/** A byte of the line pointers of the orders table's first page, flipped in the backup's own snapshot. */
+async function corruptInSnapshot(
+  fx: BackupFixture,
+  taken: SnapshotBackupResult,
+  storage: StorageUnderTest,
+): Promise<SnapshotBackupResult> {
+  const file = (await fx.sql<{ p: string }>("SELECT pg_relation_filepath('orders') AS p"))[0]!.p;
+  const snapshot = taken.backup.snapshots.find((s) => s.role === 'data')!.ref;
+  const heap = join(snapshot, file);
+  const bytes = readFileSync(heap);
+  bytes[26] = bytes[26]! ^ 0xff;
+  // A btrfs snapshot is read-only: made writable for the flip, read-only again after.
+  if (storage === 'btrfs') await runCommand('btrfs', ['property', 'set', snapshot, 'ro', 'false']);
+  writeFileSync(heap, bytes);
+  if (storage === 'btrfs') await runCommand('btrfs', ['property', 'set', snapshot, 'ro', 'true']);
+  return taken;
+}
+
+/**
+ * An RBD snapshot cannot be written: the page is corrupted on the primary's disk (a table no one
+ * reads, so no buffer ever writes it back), then a backup of its own takes it along.
+ */
+async function corruptBeforeBackup(fx: BackupFixture): Promise<SnapshotBackupResult> {
+  await fx.sql(
+    "CREATE TABLE fragile WITH (autovacuum_enabled = false) AS SELECT g AS id, 'row ' || g AS body FROM generate_series(1, 500) g",
+  );
+  await fx.sql('CHECKPOINT');
+  const file = (await fx.sql<{ p: string }>("SELECT pg_relation_filepath('fragile') AS p"))[0]!.p;
+  const heap = join(fx.cluster.pgdata, file);
+  const bytes = readFileSync(heap);
+  bytes[26] = bytes[26]! ^ 0xff;
+  writeFileSync(heap, bytes);
+  return backup(fx);
+}
+
 refusalsSuite('copy');
 refusalsSuite('btrfs');
+refusalsSuite('rbd');

@@ -1,6 +1,5 @@
 // A restore drill's checks on its scratch instance (pg_amcheck while it runs, the archive's coverage,
 // pg_checksums on the stopped copy) and its verdict, kept in the backup's record and in a gauge.
-import { existsSync } from 'node:fs';
 import { Context } from '@temporalio/activity';
 import type { ClusterRegistry } from './clusterRegistry';
 import { asStep } from './failures';
@@ -34,11 +33,19 @@ export function createScratchDrillSteps(registry: ClusterRegistry) {
             );
           }
           const archive = services.archive.walArchive;
-          // Not readable here (a Kubernetes target's archive in its pods): not checked, and not reported as checked.
-          if (input.archive && archive && existsSync(archive)) {
-            const backup = (await services.storage().listRecords()).find((r) => r.id === input.backup);
-            if (backup) {
-              const [coverage] = archiveCoverage(archive, [backup]);
+          const backup = (await services.storage().listRecords()).find((r) => r.id === input.backup);
+          if (input.archive && archive && backup) {
+            progress.report(`the WAL archive's coverage from backup ${backup.id} on`);
+            // Read where the scratch server reads it: the worker's directory, or the scratch pod's archive volume.
+            const files = await space.archiveFiles(record, archive, { signal: progress.signal });
+            if (typeof files === 'string') {
+              checks.archive = {
+                ok: false,
+                checked: false,
+                note: `not checked: ${files} (checks.archive false drills without it)`,
+              };
+            } else {
+              const [coverage] = archiveCoverage(files, [backup]);
               checks.archive = {
                 ok: coverage!.wal === 'complete',
                 missingSegment: coverage!.missingSegment,

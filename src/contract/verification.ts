@@ -8,7 +8,13 @@ export interface DrillChecks {
   /** pg_checksums --check on the stopped copy; skipped when data checksums are off. */
   checksums?: { ok: boolean; enabled: boolean; badBlocks: number; problems: string[] };
   /** The WAL archive holds every segment from the backup's start to the newest. */
-  archive?: { ok: boolean; missingSegment?: string; note: string };
+  archive?: {
+    ok: boolean;
+    missingSegment?: string;
+    note: string;
+    /** false: the archive could not be read where the scratch server reads it (the note says why). */
+    checked?: boolean;
+  };
 }
 
 /** The outcome of a drill, kept in the backup's record (BackupRecord.verification). */

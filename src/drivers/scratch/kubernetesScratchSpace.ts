@@ -21,6 +21,12 @@ import {
   scratchAutoConf,
   scratchServerSettings,
 } from '../postgres/scratch/scratchSettings';
+import {
+  archiveListingCommand,
+  HISTORY_FILE,
+  parseArchiveListing,
+  type ArchiveFiles,
+} from '../postgres/archive/archiveFiles';
 import type { PgEndpoint } from '../postgres/session';
 import type { SnapshotDriver } from '../storage/types';
 import { pollUntil } from '../waiting';
@@ -300,6 +306,23 @@ export class KubernetesScratchSpace implements ScratchSpace {
       signal: opts.signal,
       timeoutMs: PROGRAM_TIMEOUT_MS,
     });
+  }
+
+  /** Read in the scratch pod, where the archive volume is mounted read-only as the StatefulSet's pod mounts it. */
+  async archiveFiles(
+    record: ScratchRecord,
+    walArchive: string,
+    opts: WaitOptions = {},
+  ): Promise<ArchiveFiles | string> {
+    const pod = await this.openPod(record, opts);
+    const listing = await pod.exec(archiveListingCommand(walArchive), { signal: opts.signal });
+    if (listing.code !== 0)
+      return `the WAL archive ${walArchive} cannot be listed in scratch pod ${this.namespace}/${pod.name}: ${(listing.stderr || listing.stdout).trim()}`;
+    const files = parseArchiveListing(walArchive, listing.stdout, new Map());
+    const histories = new Map<string, string>();
+    for (const { name } of files.files.filter((f) => HISTORY_FILE.test(f.name)))
+      histories.set(name, await pod.run(['cat', '--', `${walArchive}/${name}`], { signal: opts.signal }));
+    return { ...files, histories };
   }
 
   async serverLog(record: ScratchRecord): Promise<string[]> {

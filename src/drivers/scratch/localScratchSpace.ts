@@ -26,6 +26,7 @@ import { LocalClusterDriver } from '../cluster/local';
 import { localDataDirectory } from '../cluster/dataDirectory';
 import { PermanentDriverError, type WaitOptions } from '../cluster/types';
 import { runCommand } from '../exec';
+import { readArchiveFiles, type ArchiveFiles } from '../postgres/archive/archiveFiles';
 import type { PgEndpoint } from '../postgres/session';
 import {
   remapTablespaceMap,
@@ -184,6 +185,11 @@ export class LocalScratchSpace implements ScratchSpace {
       signal: opts.signal,
       timeoutMs: 6 * 3600_000,
     });
+  }
+
+  async archiveFiles(_record: ScratchRecord, walArchive: string): Promise<ArchiveFiles | string> {
+    if (!existsSync(walArchive)) return `the WAL archive ${walArchive} does not exist on this worker`;
+    return readArchiveFiles(walArchive);
   }
 
   async serverLog(record: ScratchRecord): Promise<string[]> {

@@ -6,6 +6,7 @@ import type { WaitOptions } from '../cluster/types';
 import type { BackupRecord } from '../../contract/backups';
 import type { ScratchOwner, ScratchRecord } from '../../contract/scratch';
 import type { PgEndpoint } from '../postgres/session';
+import type { ArchiveFiles } from '../postgres/archive/archiveFiles';
 import type { RecoveryFiles } from '../postgres/restore/recoveryConfig';
 
 export interface ScratchRequest {
@@ -48,6 +49,11 @@ export interface ScratchSpace {
   endpoint(record: ScratchRecord, base: PgEndpoint): Promise<PgEndpoint>;
   /** Runs one of PostgreSQL's programs (pg_controldata, pg_checksums) with `-D` the copy's data directory, then `args`. */
   runProgram(record: ScratchRecord, program: string, args: string[], opts?: WaitOptions): Promise<ScratchCommandResult>;
+  /**
+   * The WAL archive's files as the scratch server's restore_command sees them (the worker's
+   * directory, or the archive volume mounted in the scratch pod); a string says why they cannot be read.
+   */
+  archiveFiles(record: ScratchRecord, walArchive: string, opts?: WaitOptions): Promise<ArchiveFiles | string>;
   /** Its server log, newest last. */
   serverLog(record: ScratchRecord): Promise<string[]>;
   /** Stops it, removes the clone and the record. Idempotent: an id that is gone is fine. */

@@ -4,20 +4,22 @@
 import { listArchivedSegments } from './walInspect';
 import { pathFromBackup, readTimelines, timelinesFrom } from './timelines';
 import { missingSegment } from '../restore/targetTimeline';
+import { archiveFilesOf, type ArchiveSource } from './archiveFiles';
 import type { BackupCoverage } from '../../../contract/backups';
 
 export function archiveCoverage(
-  archiveDir: string,
+  source: ArchiveSource,
   backups: readonly { id: string; timeline: number; startLsn: string; stopLsn: string }[],
 ): BackupCoverage[] {
-  const timelines = readTimelines(archiveDir);
-  const present = new Set(listArchivedSegments(archiveDir).map((s) => s.fileName));
+  const archive = archiveFilesOf(source);
+  const timelines = readTimelines(archive);
+  const present = new Set(listArchivedSegments(archive).map((s) => s.fileName));
   const newest = Math.max(...timelines.keys());
   return backups.map((backup) => {
     const reachable = timelinesFrom(timelines, backup);
     const follows = Math.max(...reachable);
     const path = pathFromBackup(timelines, backup, follows);
-    const missing = missingSegment(archiveDir, timelines, path, undefined, present);
+    const missing = missingSegment(archive, timelines, path, undefined, present);
     const off = reachable.includes(newest) ? undefined : newest;
     const along = `timeline${reachable.length > 1 ? 's' : ''} ${reachable.join(', ')}`;
     const note = missing

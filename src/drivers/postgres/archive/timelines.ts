@@ -5,12 +5,9 @@
 // timeline B can follow only the timelines whose history passes through B after the backup's
 // end; on each, WAL up to a switchpoint is read from the ancestor's segments and after it from
 // the child's.
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
 import { compareLsn, formatLsn, isLsn, parseLsn } from '../../../common/lsn';
 import { listArchivedSegments, type ArchivedSegment } from './walInspect';
-
-const HISTORY_FILE = /^([0-9A-F]{8})\.history$/;
+import { archiveFilesOf, HISTORY_FILE, type ArchiveSource } from './archiveFiles';
 
 export interface HistoryEntry {
   /** The ancestor timeline. */
@@ -54,7 +51,8 @@ export function parseHistoryFile(text: string, fileName = 'history file'): Histo
 }
 
 /** Every timeline the archive knows, from its history files and its segment files, by number. */
-export function readTimelines(archiveDir: string): Map<number, TimelineInfo> {
+export function readTimelines(source: ArchiveSource): Map<number, TimelineInfo> {
+  const archive = archiveFilesOf(source);
   const timelines = new Map<number, TimelineInfo>();
   const info = (timeline: number) => {
     let t = timelines.get(timeline);
@@ -62,15 +60,15 @@ export function readTimelines(archiveDir: string): Map<number, TimelineInfo> {
     return t;
   };
   info(1);
-  for (const name of readdirSync(archiveDir)) {
-    const match = HISTORY_FILE.exec(name);
-    if (!match) continue;
-    const path = join(archiveDir, name);
+  for (const file of archive.files) {
+    const match = HISTORY_FILE.exec(file.name);
+    const text = archive.histories.get(file.name);
+    if (!match || text === undefined) continue;
     const t = info(parseInt(match[1]!, 16));
-    t.history = parseHistoryFile(readFileSync(path, 'utf8'), name);
-    t.historyArchivedAt = statSync(path).mtime.toISOString();
+    t.history = parseHistoryFile(text, file.name);
+    t.historyArchivedAt = file.mtime.toISOString();
   }
-  for (const segment of listArchivedSegments(archiveDir)) {
+  for (const segment of listArchivedSegments(archive)) {
     const t = info(segment.timeline);
     t.firstSegment ??= segment;
     t.lastSegment = segment;

@@ -2,7 +2,7 @@
 // step 2): which transaction deleted, truncated or dropped data, its commit LSN and commit time.
 // pg_waldump's output is streamed line by line: a large DELETE prints one line per row.
 import { spawn } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { formatLsn, parseLsn } from '../../../common/lsn';
@@ -11,6 +11,7 @@ import { withSession, type PgEndpoint } from '../session';
 import { DEFAULT_PG_BIN_DIR } from '../../../config/binDir';
 import { endedBefore, parseRunningXacts } from './xidEndBisect';
 import { narrowSearch, type FoundMark } from './archiveBisect';
+import { archiveFilesOf, type ArchiveSource } from './archiveFiles';
 import type { ArchiveSearchStats } from '../../../contract/operations/pitrSteps';
 
 export interface WalDumpOptions {
@@ -32,16 +33,16 @@ export interface ArchivedSegment {
 }
 
 /** Complete WAL segment files in the archive (no .tmp, .partial, .backup or .history), by timeline then position. */
-export function listArchivedSegments(archiveDir: string): ArchivedSegment[] {
-  if (!isAbsolute(archiveDir))
-    throw new Error(`WAL archive directory ${JSON.stringify(archiveDir)} must be an absolute path`);
+export function listArchivedSegments(archive: ArchiveSource): ArchivedSegment[] {
+  if (typeof archive === 'string' && !isAbsolute(archive))
+    throw new Error(`WAL archive directory ${JSON.stringify(archive)} must be an absolute path`);
   const segments: ArchivedSegment[] = [];
-  for (const fileName of readdirSync(archiveDir)) {
+  for (const file of archiveFilesOf(archive).files) {
+    const fileName = file.name;
     const match = SEGMENT_NAME.exec(fileName);
     if (!match) continue;
-    const stat = statSync(join(archiveDir, fileName));
     // An archived segment is always whole; its size is the cluster's wal_segment_size.
-    const size = BigInt(stat.size);
+    const size = BigInt(file.size);
     if (size < 1n << 20n || size > 1n << 30n || (size & (size - 1n)) !== 0n) continue;
     const [, tli, log, seg] = match as unknown as [string, string, string, string];
     const start = (BigInt(`0x${log}`) << 32n) + BigInt(`0x${seg}`) * size;
@@ -51,7 +52,7 @@ export function listArchivedSegments(archiveDir: string): ArchivedSegment[] {
       segmentNumber: start / size,
       startLsn: formatLsn(start),
       endLsn: formatLsn(start + size),
-      archivedAt: stat.mtime.toISOString(),
+      archivedAt: file.mtime.toISOString(),
     });
   }
   return segments.sort(

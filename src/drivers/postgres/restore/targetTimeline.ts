@@ -27,6 +27,7 @@ import {
   listArchivedSegments,
   type WalDumpOptions,
 } from '../archive/walInspect';
+import type { ArchiveSource } from '../archive/archiveFiles';
 
 export interface BackupPosition {
   id: string;
@@ -146,11 +147,11 @@ export async function chooseRecoveryTimeline(
 
 /** The first segment file of `path` (up to `throughLsn`) that the archive does not hold. */
 export function missingSegment(
-  archiveDir: string,
+  archive: ArchiveSource,
   timelines: Map<number, TimelineInfo>,
   path: PathSection[],
   throughLsn?: string,
-  present: ReadonlySet<string> = new Set(listArchivedSegments(archiveDir).map((s) => s.fileName)),
+  present: ReadonlySet<string> = new Set(listArchivedSegments(archive).map((s) => s.fileName)),
 ): string | undefined {
   const size = archiveSegmentSize(timelines);
   if (size === undefined) return undefined;
