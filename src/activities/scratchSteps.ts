@@ -105,14 +105,18 @@ export function createScratchSteps(registry: ClusterRegistry) {
       return asStep(cluster, 'connection', async () => {
         const services = registry.services(cluster);
         const record = await scratchRecord(services, scratchId, 'connection');
-        const endpoint = await services.scratch().endpoint(record, await services.endpoint());
+        const space = services.scratch();
+        const endpoint = await space.endpoint(record, await services.endpoint());
+        // Kubernetes: host and port are the worker's own port-forward; a DBA elsewhere runs the command first.
+        const forward = space.portForward(record);
+        const [host, port] = forward ? ['127.0.0.1', forward.localPort] : [endpoint.host, endpoint.port];
         return {
           host: endpoint.host,
           port: endpoint.port,
           user: endpoint.user,
           database: endpoint.database,
-          ...(record.pod && { pod: record.pod }),
-          psql: `psql -h ${endpoint.host} -p ${endpoint.port} -U ${endpoint.user} -d ${endpoint.database}`,
+          ...(forward && { pod: forward.pod, namespace: forward.namespace, portForward: forward.command }),
+          psql: `psql -h ${host} -p ${port} -U ${endpoint.user} -d ${endpoint.database}`,
         };
       });
     },

@@ -14,6 +14,7 @@ export interface ScratchOwner {
 
 /** How to reach a scratch instance's PostgreSQL. */
 export interface ScratchConnection {
+  /** Where the worker reaches it (Kubernetes: the worker's own port-forward, on the worker's host). */
   host: string;
   port: number;
   user: string;
@@ -22,7 +23,10 @@ export interface ScratchConnection {
   pod?: string;
   namespace?: string;
   portForward?: string;
-  /** A psql command line (no password: the clone keeps the cluster's roles and their passwords). */
+  /**
+   * A psql command line for a DBA (no password: the clone keeps the cluster's roles and their passwords);
+   * on Kubernetes, to run after `portForward`.
+   */
   psql: string;
 }
 

@@ -53,7 +53,7 @@ export async function openScratchWorkflow(input: OpenScratchInput): Promise<Open
         progress.note({ host: opened.host, port: opened.port, user: opened.user, database: opened.database });
         progress.step(
           'open',
-          `open, read-only, as of ${scratch.plan.stopLsn ?? scratch.recovery.replayLsn ?? 'the backup'}: ${opened.psql}. Ends with the "close" signal (pgops scratch close) or in ${formatDuration(opts.ttlMs)}`,
+          `open, read-only, as of ${scratch.plan.stopLsn ?? scratch.recovery.replayLsn ?? 'the backup'}: ${opened.portForward ? `${opened.portForward}, then ` : ''}${opened.psql}. Ends with the "close" signal (pgops scratch close) or in ${formatDuration(opts.ttlMs)}`,
         );
         const openedAt = workflowClockMs();
         const byClose = await condition(() => closed, opts.ttlMs);

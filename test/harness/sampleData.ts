@@ -33,6 +33,13 @@ export function commitStatements(
 }
 
 /**
+ * Whether segment $1 is archived: its .done mark, or an archiver past it. Not last_archived_wal alone:
+ * a backup history file archived after the segment (000…2.00000028.backup after 000…3) sorts before it.
+ */
+const ARCHIVED = `SELECT (pg_stat_file('pg_wal/archive_status/' || $1 || '.done', true)).size IS NOT NULL
+    OR (SELECT last_archived_wal >= $1 FROM pg_stat_archiver) AS ok`;
+
+/**
  * Switches the server to a new WAL segment and waits until its archiver reports the old one
  * archived (pg_stat_archiver): everything written before is then in the WAL archive.
  */
@@ -42,11 +49,17 @@ export async function switchWalAndWaitForArchiver(endpoint: PgEndpoint): Promise
     await c.query('SELECT pg_switch_wal()');
     await pollUntil(
       async () =>
-        (await c.query<{ ok: boolean }>('SELECT last_archived_wal >= $1 AS ok FROM pg_stat_archiver', [wal])).rows[0]!
-          .ok
+        (await c.query<{ ok: boolean }>(ARCHIVED, [wal])).rows[0]!.ok
           ? { done: undefined }
           : { waiting: 'not archived yet' },
       { intervalMs: 100, timeoutMs: 30_000, what: `WAL ${wal} to be archived` },
-    );
+    ).catch(async (err: unknown) => {
+      const archiver = (
+        await c.query(
+          'SELECT *, pg_current_wal_lsn() AS current, (SELECT string_agg(name, \' \') FROM pg_ls_archive_statusdir()) AS status FROM pg_stat_archiver',
+        )
+      ).rows[0];
+      throw new Error(`${String(err)}; pg_stat_archiver: ${JSON.stringify(archiver)}`);
+    });
   });
 }

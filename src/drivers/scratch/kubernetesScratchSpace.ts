@@ -30,13 +30,15 @@ import {
 import type { PgEndpoint } from '../postgres/session';
 import type { SnapshotDriver } from '../storage/types';
 import { pollUntil } from '../waiting';
-import type { ScratchCommandResult, ScratchRequest, ScratchSpace } from './types';
+import type { ScratchCommandResult, ScratchPortForward, ScratchRequest, ScratchSpace } from './types';
 import { checkScratchId } from './scratchId';
 
 const RECORD_KEY = 'record.json';
 /** Written last by create(): a retry finds the data directory prepared and never writes backup_label again. */
 const PREPARED = 'pgops-scratch-prepared';
 const PORT = 5432;
+/** The local port of the port-forward command given to a DBA (not 5432: a PostgreSQL of their own may have it). */
+const OUTSIDE_PORT = 15432;
 const LOG_LINES = 400;
 const START_TIMEOUT_MS = 30_000;
 /**
@@ -323,6 +325,18 @@ export class KubernetesScratchSpace implements ScratchSpace {
     for (const { name } of files.files.filter((f) => HISTORY_FILE.test(f.name)))
       histories.set(name, await pod.run(['cat', '--', `${walArchive}/${name}`], { signal: opts.signal }));
     return { ...files, histories };
+  }
+
+  /** A kubectl port-forward to the scratch pod: the server listens on localhost in the pod, which a port-forward reaches. */
+  portForward(record: ScratchRecord): ScratchPortForward {
+    const pod = record.pod ?? record.id;
+    const localPort = OUTSIDE_PORT;
+    return {
+      namespace: this.namespace,
+      pod,
+      localPort,
+      command: `kubectl -n ${this.namespace} port-forward pod/${pod} ${localPort}:${record.port}`,
+    };
   }
 
   async serverLog(record: ScratchRecord): Promise<string[]> {

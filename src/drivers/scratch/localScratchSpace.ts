@@ -192,6 +192,10 @@ export class LocalScratchSpace implements ScratchSpace {
     return readArchiveFiles(walArchive);
   }
 
+  portForward(): undefined {
+    return undefined;
+  }
+
   async serverLog(record: ScratchRecord): Promise<string[]> {
     try {
       return readFileSync(join(this.dirOf(record.id), 'server.log'), 'utf8')

@@ -25,6 +25,14 @@ export interface ScratchCommandResult {
   stderr: string;
 }
 
+export interface ScratchPortForward {
+  namespace: string;
+  pod: string;
+  /** The local port the command forwards (to the server's port in the pod). */
+  localPort: number;
+  command: string;
+}
+
 export interface ScratchSpace {
   /** Local: the worker's scratch directory; Kubernetes: namespace/… */
   readonly where: string;
@@ -54,6 +62,11 @@ export interface ScratchSpace {
    * directory, or the archive volume mounted in the scratch pod); a string says why they cannot be read.
    */
   archiveFiles(record: ScratchRecord, walArchive: string, opts?: WaitOptions): Promise<ArchiveFiles | string>;
+  /**
+   * How a DBA away from the worker reaches it, where the endpoint is the worker's own (Kubernetes: the
+   * worker's port-forward); undefined where the endpoint is the way (local: the worker's host and port).
+   */
+  portForward(record: ScratchRecord): ScratchPortForward | undefined;
   /** Its server log, newest last. */
   serverLog(record: ScratchRecord): Promise<string[]>;
   /** Stops it, removes the clone and the record. Idempotent: an id that is gone is fine. */
