@@ -348,10 +348,7 @@ describe('scratch instances on Kubernetes: a CSI backup cloned into new claims, 
       fx.run('verifyBackupWorkflow', { cluster: 'orders', backup: taken.backup.id, checks: { archive: false } }),
     );
     assert.equal(corrupt.type, 'DrillFailed');
-    assert.match(
-      corrupt.message,
-      /pg_amcheck found corruption: .*xmin 1879048192 (equals or exceeds|precedes)/,
-    );
+    assert.match(corrupt.message, /pg_amcheck found corruption: .*xmin 1879048192 (equals or exceeds|precedes)/);
     const left = await core().listNamespacedPersistentVolumeClaim({ namespace: fx.ns, labelSelector: SCRATCH_LABEL });
     assert.equal(left.items.length, 0, 'no clone claim left');
   });

@@ -56,7 +56,7 @@ export async function switchWalAndWaitForArchiver(endpoint: PgEndpoint): Promise
     ).catch(async (err: unknown) => {
       const archiver = (
         await c.query(
-          'SELECT *, pg_current_wal_lsn() AS current, (SELECT string_agg(name, \' \') FROM pg_ls_archive_statusdir()) AS status FROM pg_stat_archiver',
+          "SELECT *, pg_current_wal_lsn() AS current, (SELECT string_agg(name, ' ') FROM pg_ls_archive_statusdir()) AS status FROM pg_stat_archiver",
         )
       ).rows[0];
       throw new Error(`${String(err)}; pg_stat_archiver: ${JSON.stringify(archiver)}`);
