@@ -33,7 +33,6 @@ waiting=(
   test/drop-pitr-workflow.test.ts
   test/archive-replica.test.ts
   test/pitr-timelines.test.ts
-  test/pitr-workflow.test.ts
 )
 others=()
 for file in test/*.test.ts; do
