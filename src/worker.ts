@@ -12,6 +12,8 @@ import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel } from 
 import { Connection, type ConnectionOptions } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { createActivities } from './activities';
+import { ClusterRegistry } from './activities/clusterRegistry';
+import { seedDrillGauges } from './activities/drillGauge';
 import { catalogPathFromEnv, loadCatalog } from './config/catalog';
 import { describeTemporalConnection, resolveTemporalConnection } from './config/temporalConnection';
 import { DEFAULT_TASK_QUEUE } from './contract/definitions';
@@ -115,6 +117,8 @@ async function main(): Promise<void> {
     catalogPath,
     workflowBundlePath: process.env.PGOPS_WORKFLOW_BUNDLE ?? prebuiltBundle(),
   });
+  // The drill gauge from the backups' records, in the background: a worker never waits on storage to start.
+  if (metricsAddress) void seedDrillGauges(new ClusterRegistry(() => loadCatalog(catalogPath)));
   logger.info(
     {
       ...describeTemporalConnection(temporal),

@@ -49,7 +49,7 @@ describe("the worker's Prometheus metrics (PGOPS_METRICS_ADDRESS)", () => {
     assert.match(text, failed, text.slice(0, 3000));
   });
 
-  it('after a passing restore drill: pgops_backup_last_verified_timestamp_seconds{cluster} is when it passed', async function () {
+  it('after a passing restore drill: pgops_backup_last_verified_timestamp_seconds{cluster} is when it passed, and again after a worker restart', async function () {
     this.timeout(180_000);
     const env = await testEnv();
     let fx: BackupFixture | undefined;
@@ -62,27 +62,36 @@ describe("the worker's Prometheus metrics (PGOPS_METRICS_ADDRESS)", () => {
       await pgops.run('backup', { cluster: fx.name });
       const drill = await pgops.run('verifyBackup', { cluster: fx.name });
       assert.equal(drill.verification.ok, true);
-      // As the SDK's exporter writes it: no temporal_ prefix for a metric of our own, no unit suffix added, and
-      // the activity's labels (activityType, namespace, taskQueue) beside cluster.
-      const gauge = new RegExp(
-        `^pgops_backup_last_verified_timestamp_seconds\\{activityType="recordVerification",cluster="${fx.name}",[^}]*taskQueue="${fx.taskQueue}"\\} (\\S+)$`,
-        'm',
-      );
-      let text = '';
-      for (const deadline = Date.now() + 30_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 500))) {
-        text = await (await fetch(`http://${address}/metrics`)).text();
-        if (gauge.test(text)) break;
-      }
-      const found = gauge.exec(text);
-      assert.ok(
-        found,
-        text
-          .split('\n')
-          .filter((l) => /pgops|verif/.test(l))
-          .join('\n') || text.slice(0, 3000),
-      );
-      assert.match(text, /^# TYPE pgops_backup_last_verified_timestamp_seconds gauge$/m);
-      assert.equal(Number(found[1]), Date.parse(drill.verification.at) / 1000);
+      // As the SDK's exporter writes it: no temporal_ prefix for a metric of our own, no unit suffix added; one
+      // series per cluster (the runtime's meter: no activity labels, so a restarted worker sets the same one).
+      const gauge = new RegExp(`^pgops_backup_last_verified_timestamp_seconds\\{cluster="${fx.name}"\\} (\\S+)$`, 'm');
+      const scrape = async (at: string) => {
+        let text = '';
+        for (
+          const deadline = Date.now() + 30_000;
+          Date.now() < deadline;
+          await new Promise((r) => setTimeout(r, 500))
+        ) {
+          text = await (await fetch(`http://${at}/metrics`)).text();
+          if (gauge.test(text)) break;
+        }
+        const found = gauge.exec(text);
+        assert.ok(
+          found,
+          text
+            .split('\n')
+            .filter((l) => /pgops|verif/.test(l))
+            .join('\n') || text.slice(0, 3000),
+        );
+        assert.match(text, /^# TYPE pgops_backup_last_verified_timestamp_seconds gauge$/m);
+        return Number(found[1]);
+      };
+      assert.equal(await scrape(address), Date.parse(drill.verification.at) / 1000);
+      // A restarted worker sets it from the backup's record, before any drill of its own.
+      await drillWorker.kill('SIGTERM');
+      const again = `127.0.0.1:${await freePort()}`;
+      drillWorker = await workerProcess(fx.taskQueue, fx.catalogPath, { PGOPS_METRICS_ADDRESS: again });
+      assert.equal(await scrape(again), Date.parse(drill.verification.at) / 1000, 'from the record, after a restart');
     } finally {
       await drillWorker?.kill('SIGTERM');
       await fx?.teardown();

@@ -1,8 +1,8 @@
 // A restore drill's checks on its scratch instance (pg_amcheck while it runs, the archive's coverage,
 // pg_checksums on the stopped copy) and its verdict, kept in the backup's record and in a gauge.
-import { Context } from '@temporalio/activity';
 import type { ClusterRegistry } from './clusterRegistry';
 import { asStep } from './failures';
+import { setLastVerified } from './drillGauge';
 import { withHeartbeats } from './heartbeat';
 import { scratchRecord, type ScratchRef } from './scratchSteps';
 import { archiveCoverage } from '../drivers/postgres/archive/archiveCoverage';
@@ -86,15 +86,7 @@ export function createScratchDrillSteps(registry: ClusterRegistry) {
         const storage = registry.services(cluster).storage();
         const record: BackupRecord | undefined = (await storage.listRecords()).find((r) => r.id === input.backup);
         if (record) await storage.saveRecord({ ...record, verification: input.verification });
-        if (input.verification.ok)
-          Context.current()
-            .metricMeter.createGauge(
-              'pgops_backup_last_verified_timestamp_seconds',
-              'float',
-              's',
-              'When the newest backup drill of the cluster passed (age: time() minus this)',
-            )
-            .set(Date.parse(input.verification.at) / 1000, { cluster });
+        if (input.verification.ok) setLastVerified(cluster, input.verification.at);
         return { saved: record !== undefined };
       });
     },
