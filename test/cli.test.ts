@@ -110,6 +110,9 @@ describe('the pgops CLI, spawned as a user runs it', () => {
         '5',
       );
       assert.equal(created.code, 0, created.stderr);
+      const badJitter = await pgops('schedule', 'create', 'other', '--cron', '* * * * *', '--jitter', 'soon');
+      assert.equal(badJitter.code, 2, 'a usage error');
+      assert.match(badJitter.stderr, /jitter "soon" is not a duration/);
       const before = JSON.parse((await pgops('backups', fx.name, '--json')).stdout).result.backups.length as number;
       assert.equal((await pgops('schedule', 'trigger', fx.name)).code, 0);
       let backups = before;

@@ -44,7 +44,9 @@ describe('scheduled restore drills (DrillSchedules): pgops-verify/<cluster> besi
     assert.equal(d.memo?.kind, 'verify');
     assert.match(String(d.memo?.description), /restore drill of the newest backup .* through the whole WAL archive/);
 
+    assert.equal(d.spec.jitter, 300_000, 'daily: a tenth of the day, at most 5 minutes');
     const described = await drills.describe(cluster);
+    assert.equal(described.jitter, '5m');
     assert.equal(described.kind, 'verify');
     assert.deepEqual(described.cron, ['30 4 * * *']);
     assert.equal(described.paused, false);
@@ -62,6 +64,27 @@ describe('scheduled restore drills (DrillSchedules): pgops-verify/<cluster> besi
       drills.create({ cluster: 'other', cron: '0 5 * * *', maxDuration: '8d' }),
       /maxDuration "8d" is longer than the maximum 7d/,
     );
+  });
+
+  it('spreads the runs of many clusters: a default jitter of a tenth of the interval (at most 5 minutes), or the one given', async () => {
+    const names = ['every-minute', 'no-jitter', 'half-minute'].map((n) => `${cluster}-${n}`);
+    try {
+      await backups.create({ cluster: names[0]!, cron: '* * * * *' });
+      await backups.create({ cluster: names[1]!, cron: '* * * * *', jitter: '0' });
+      await drills.create({ cluster: names[2]!, cron: '*/5 * * * *', jitter: '30s' });
+      assert.equal((await backups.describe(names[0]!)).jitter, '6s');
+      assert.equal((await backups.describe(names[1]!)).jitter, '0s');
+      assert.equal((await drills.describe(names[2]!)).jitter, '30s');
+      await assert.rejects(
+        backups.create({ cluster: `${cluster}-bad`, cron: '* * * * *', jitter: 'soon' }),
+        /jitter "soon" is not a duration/,
+      );
+    } finally {
+      for (const name of names) {
+        await backups.delete(name).catch(() => undefined);
+        await drills.delete(name).catch(() => undefined);
+      }
+    }
   });
 
   it('trigger starts a drill run; a failed drill pauses the schedule and its note says why', async function () {

@@ -1,7 +1,7 @@
 // `pgops schedule …`: scheduled backups and, with --verify, scheduled restore drills (Temporal
 // Schedules, src/client/backupSchedules.ts and src/client/drillSchedules.ts).
 import { CommanderError, type Command } from 'commander';
-import { BackupSchedules, type ClusterSchedules } from '../client/backupSchedules';
+import { BackupSchedules, jitterMs, type ClusterSchedules } from '../client/backupSchedules';
 import { DrillSchedules } from '../client/drillSchedules';
 import { EXIT } from './exitCodes';
 import { keepOption } from './operationCommands';
@@ -26,6 +26,10 @@ export function addScheduleCommands(program: Command): void {
     .option('--offline', 'offline backups (stop, snapshot, start)')
     .option('--keep-count <n>', 'keep the newest n backups', (v) => Number(v))
     .option('--keep-age <duration>', 'keep backups younger than this (e.g. 30d)')
+    .option(
+      '--jitter <duration>',
+      'each run starts up to this much later, at random (default: a tenth of the interval, at most 5m; 0: none)',
+    )
     .option('--verify', 'a restore drill of the newest backup instead of a backup (schedule pgops-verify/<cluster>)')
     .option('--to-end', 'with --verify: replay the whole WAL archive, not only to consistency')
     .option('--max-duration <duration>', 'with --verify: a drill gives up after this long (default 6h)')
@@ -35,6 +39,12 @@ export function addScheduleCommands(program: Command): void {
       if (o.verify && backupOnly.length)
         throw usage('--offline, --keep-count and --keep-age are for backups, not --verify');
       if (!o.verify && drillOnly.length) throw usage('--to-end and --max-duration need --verify');
+      if (o.jitter !== undefined)
+        try {
+          jitterMs(o.jitter);
+        } catch (err) {
+          throw usage(err instanceof Error ? err.message : String(err));
+        }
       const { g, backups, drills } = await connected(cmd);
       const id = o.verify
         ? await drills.create({
@@ -42,8 +52,15 @@ export function addScheduleCommands(program: Command): void {
             cron: o.cron,
             ...(o.toEnd && { checks: { replayToEnd: true } }),
             maxDuration: o.maxDuration,
+            jitter: o.jitter,
           })
-        : await backups.create({ cluster, cron: o.cron, mode: o.offline ? 'offline' : 'online', keep: keepOption(o) });
+        : await backups.create({
+            cluster,
+            cron: o.cron,
+            mode: o.offline ? 'offline' : 'online',
+            keep: keepOption(o),
+            jitter: o.jitter,
+          });
       print(g, { scheduleId: id }, () => `schedule ${id} created`);
     });
   schedule
@@ -58,7 +75,7 @@ export function addScheduleCommands(program: Command): void {
           : all
               .map(
                 (x) =>
-                  `${x.kind.padEnd(6)}  ${x.scheduleId}  ${x.cron.join(' ')}  ${x.paused ? 'PAUSED' : 'active'}  next ${x.nextActionTimes[0] ?? '-'}${x.paused && x.note ? `  (${x.note})` : ''}`,
+                  `${x.kind.padEnd(6)}  ${x.scheduleId}  ${x.cron.join(' ')}  ${x.paused ? 'PAUSED' : 'active'}  jitter ${x.jitter}  next ${x.nextActionTimes[0] ?? '-'}${x.paused && x.note ? `  (${x.note})` : ''}`,
               )
               .join('\n'),
       );

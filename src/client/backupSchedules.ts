@@ -9,6 +9,7 @@ import { ScheduleOverlapPolicy, type Client, type ScheduleDescription } from '@t
 import type { Duration } from '@temporalio/common';
 import { DEFAULT_TASK_QUEUE } from '../contract/definitions';
 import { clusterNameProblem } from '../common/names';
+import { formatDuration, parseDuration } from '../common/durations';
 import { WORKFLOW_TYPES, type OperationName, type SnapshotBackupInput } from '../contract/operations';
 
 /** What a pg-ops schedule starts: backups (`pgops-backup/<cluster>`) or restore drills (`pgops-verify/<cluster>`). */
@@ -24,6 +25,8 @@ export interface BackupScheduleOptions {
   catchupWindow?: string;
   /** How long a fired backup waits for a busy cluster (default "4h"). */
   waitForLock?: string;
+  /** Each run starts up to this much later, at random (default: see defaultJitterMs; "0" for none). */
+  jitter?: string;
   note?: string;
 }
 
@@ -33,6 +36,8 @@ export interface ScheduleSummary {
   cluster: string;
   cron: string[];
   paused: boolean;
+  /** Each run starts up to this much after its time, at random ("0s": none). */
+  jitter: string;
   /** Why it is paused, when it is: a failed run's pause says which run and how it ended. */
   note?: string;
   recentActions: Array<{ workflowId: string; at: string }>;
@@ -53,7 +58,32 @@ export interface ScheduledAction {
   /** The memo's description: what it does, in words. */
   description: string;
   catchupWindow?: string;
+  jitter?: string;
   note?: string;
+}
+
+const MAX_DEFAULT_JITTER_MS = 5 * 60_000;
+
+/**
+ * The default jitter: a tenth of the shortest gap between the schedule's next fire times, in whole
+ * seconds, at most 5 minutes. Schedules of many clusters with the same cron then spread their runs
+ * (an every-minute backup over 6 s, a daily one over 5 minutes) instead of all starting in one second.
+ */
+export function defaultJitterMs(nextActionTimes: readonly Date[]): number {
+  const gaps = nextActionTimes
+    .slice(1)
+    .map((t, i) => t.getTime() - nextActionTimes[i]!.getTime())
+    .filter((gap) => gap > 0);
+  if (gaps.length === 0) return 0;
+  return Math.min(Math.floor(Math.min(...gaps) / 10 / 1000) * 1000, MAX_DEFAULT_JITTER_MS);
+}
+
+/** A jitter option in milliseconds: "0" or a duration up to a day. */
+export function jitterMs(value: string): number {
+  if (value.trim() === '0') return 0;
+  const ms = parseDuration('jitter', value, { min: 0, max: 86_400_000 });
+  if (typeof ms === 'string') throw new Error(ms);
+  return ms;
 }
 
 /**
@@ -79,9 +109,10 @@ export abstract class ClusterSchedules {
     const problem = clusterNameProblem(cluster);
     if (problem) throw new Error(problem);
     const scheduleId = this.idOf(cluster);
+    const jitter = action.jitter === undefined ? undefined : jitterMs(action.jitter);
     await this.client.schedule.create({
       scheduleId,
-      spec: { cronExpressions: [cron] },
+      spec: { cronExpressions: [cron], ...(jitter && { jitter }) },
       action: {
         type: 'startWorkflow',
         workflowType: WORKFLOW_TYPES[action.operation],
@@ -99,7 +130,15 @@ export abstract class ClusterSchedules {
       memo: { cron, kind: this.kind, description: action.description },
       state: { note: action.note ?? `created by pg-ops for cluster ${cluster}` },
     });
+    if (jitter === undefined) await this.spreadOut(scheduleId);
     return scheduleId;
+  }
+
+  /** Gives a new schedule the default jitter, from the fire times the server computed for its cron. */
+  private async spreadOut(scheduleId: string): Promise<void> {
+    const handle = this.client.schedule.getHandle(scheduleId);
+    const jitter = defaultJitterMs((await handle.describe()).info.nextActionTimes);
+    if (jitter > 0) await handle.update((previous) => ({ ...previous, spec: { ...previous.spec, jitter } }));
   }
 
   /** This kind's schedules, one per cluster. */
@@ -120,6 +159,7 @@ export abstract class ClusterSchedules {
       cluster,
       cron: typeof d.memo?.cron === 'string' ? [d.memo.cron] : [],
       paused: d.state.paused,
+      jitter: d.spec.jitter ? formatDuration(d.spec.jitter) : '0s',
       note: d.state.note,
       recentActions: d.info.recentActions.map((a) => ({
         workflowId: 'workflow' in a.action ? a.action.workflow.workflowId : '',
@@ -172,6 +212,7 @@ export class BackupSchedules extends ClusterSchedules {
       summary: `scheduled backup of cluster ${opts.cluster}`,
       description: `pg-ops: ${opts.mode ?? 'online'} snapshot backup of cluster "${opts.cluster}" at "${opts.cron}" (UTC)${opts.keep ? `, keeping ${JSON.stringify(opts.keep)}` : ''}. Skips a slot while a backup still runs; pauses itself after a failure (see its notes).`,
       catchupWindow: opts.catchupWindow,
+      jitter: opts.jitter,
       note: opts.note,
     });
   }

@@ -19,6 +19,8 @@ export interface DrillScheduleOptions {
   maxDuration?: string;
   /** Default "1 hour". */
   catchupWindow?: string;
+  /** Each run starts up to this much later, at random (default: a tenth of the interval, at most 5 minutes; "0": none). */
+  jitter?: string;
   note?: string;
 }
 
@@ -52,6 +54,7 @@ export class DrillSchedules extends ClusterSchedules {
       summary: `scheduled restore drill of cluster ${opts.cluster}`,
       description: `pg-ops: restore drill of the newest backup of cluster "${opts.cluster}" at "${opts.cron}" (UTC): cloned on a scratch server, recovered ${toEnd ? 'through the whole WAL archive' : 'to consistency'}, checked, removed. Skips a slot while a drill still runs; pauses itself after a failed drill (see its notes).`,
       catchupWindow: opts.catchupWindow,
+      jitter: opts.jitter,
       note: opts.note,
     });
   }
