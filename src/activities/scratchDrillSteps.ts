@@ -33,8 +33,11 @@ export function createScratchDrillSteps(registry: ClusterRegistry) {
             );
           }
           const archive = services.archive.walArchive;
-          const backup = (await services.storage().listRecords()).find((r) => r.id === input.backup);
-          if (input.archive && archive && backup) {
+          const backup =
+            input.archive && archive
+              ? (await services.storage().listRecords()).find((r) => r.id === input.backup)
+              : undefined;
+          if (archive && backup) {
             progress.report(`the WAL archive's coverage from backup ${backup.id} on`);
             // Read where the scratch server reads it: the worker's directory, or the scratch pod's archive volume.
             const files = await space.archiveFiles(record, archive, { signal: progress.signal });

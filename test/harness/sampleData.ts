@@ -2,6 +2,10 @@
 import type { Client } from 'pg';
 import { withSession, type PgEndpoint } from '../../src/drivers/postgres/session';
 import { pollUntil } from '../../src/drivers/waiting';
+import { segmentArchived } from '../../src/drivers/postgres/backupMode';
+
+const lastArchivedWal = async (c: Client): Promise<string | null> =>
+  (await c.query<{ w: string | null }>('SELECT last_archived_wal AS w FROM pg_stat_archiver')).rows[0]!.w;
 
 /** The `orders` table every fixture starts with: `rows` rows, deterministic content. */
 export async function createOrders(c: Client, rows: number): Promise<void> {
@@ -33,13 +37,6 @@ export function commitStatements(
 }
 
 /**
- * Whether segment $1 is archived: its .done mark, or an archiver past it. Not last_archived_wal alone:
- * a backup history file archived after the segment (000…2.00000028.backup after 000…3) sorts before it.
- */
-const ARCHIVED = `SELECT (pg_stat_file('pg_wal/archive_status/' || $1 || '.done', true)).size IS NOT NULL
-    OR (SELECT last_archived_wal >= $1 FROM pg_stat_archiver) AS ok`;
-
-/**
  * Switches the server to a new WAL segment and waits until its archiver reports the old one
  * archived (pg_stat_archiver): everything written before is then in the WAL archive.
  */
@@ -49,7 +46,9 @@ export async function switchWalAndWaitForArchiver(endpoint: PgEndpoint): Promise
     await c.query('SELECT pg_switch_wal()');
     await pollUntil(
       async () =>
-        (await c.query<{ ok: boolean }>(ARCHIVED, [wal])).rows[0]!.ok
+        // Its .done mark, or an archiver past it: not last_archived_wal alone, which a backup history file
+        // archived after the segment (000…2.00000028.backup after 000…3) leaves behind it.
+        (await segmentArchived(c, wal, await lastArchivedWal(c)))
           ? { done: undefined }
           : { waiting: 'not archived yet' },
       { intervalMs: 100, timeoutMs: 30_000, what: `WAL ${wal} to be archived` },

@@ -119,7 +119,7 @@ export async function openBackupSession(endpoint: PgEndpoint, signal?: AbortSign
  * may be archived after the stop segment. Without the right to list archive_status
  * (pg_monitor), fall back to last_archived_wal.
  */
-async function segmentArchived(client: Client, segment: string, lastArchived: string | null): Promise<boolean> {
+export async function segmentArchived(client: Client, segment: string, lastArchived: string | null): Promise<boolean> {
   try {
     const status = (
       await client.query<{ ready: string; done: string }>(

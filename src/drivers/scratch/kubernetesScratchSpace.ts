@@ -320,11 +320,11 @@ export class KubernetesScratchSpace implements ScratchSpace {
     const listing = await pod.exec(archiveListingCommand(walArchive), { signal: opts.signal });
     if (listing.code !== 0)
       return `the WAL archive ${walArchive} cannot be listed in scratch pod ${this.namespace}/${pod.name}: ${(listing.stderr || listing.stdout).trim()}`;
-    const files = parseArchiveListing(walArchive, listing.stdout, new Map());
+    const files = parseArchiveListing(listing.stdout);
     const histories = new Map<string, string>();
-    for (const { name } of files.files.filter((f) => HISTORY_FILE.test(f.name)))
+    for (const { name } of files.filter((f) => HISTORY_FILE.test(f.name)))
       histories.set(name, await pod.run(['cat', '--', `${walArchive}/${name}`], { signal: opts.signal }));
-    return { ...files, histories };
+    return { dir: walArchive, files, histories };
   }
 
   /** A kubectl port-forward to the scratch pod: the server listens on localhost in the pod, which a port-forward reaches. */

@@ -24,8 +24,11 @@ export type ArchiveSource = string | ArchiveFiles;
 
 export const HISTORY_FILE = /^([0-9A-F]{8})\.history$/;
 
-/** The files of an archive directory the worker reads itself. */
-export function readArchiveFiles(dir: string): ArchiveFiles {
+/**
+ * The files of an archive directory the worker reads itself; `histories: false` leaves the history
+ * files unread (listing segments needs only names, sizes and times).
+ */
+export function readArchiveFiles(dir: string, opts: { histories?: boolean } = {}): ArchiveFiles {
   const files: ArchiveFile[] = [];
   const histories = new Map<string, string>();
   for (const name of readdirSync(dir)) {
@@ -33,31 +36,27 @@ export function readArchiveFiles(dir: string): ArchiveFiles {
     const stat = statSync(path, { throwIfNoEntry: false });
     if (!stat?.isFile()) continue;
     files.push({ name, size: stat.size, mtime: stat.mtime });
-    if (HISTORY_FILE.test(name)) histories.set(name, readFileSync(path, 'utf8'));
+    if (opts.histories !== false && HISTORY_FILE.test(name)) histories.set(name, readFileSync(path, 'utf8'));
   }
   return { dir, files, histories };
 }
 
-export function archiveFilesOf(source: ArchiveSource): ArchiveFiles {
-  return typeof source === 'string' ? readArchiveFiles(source) : source;
+export function archiveFilesOf(source: ArchiveSource, opts: { histories?: boolean } = {}): ArchiveFiles {
+  return typeof source === 'string' ? readArchiveFiles(source, opts) : source;
 }
 
 /**
  * Parses `find DIR -maxdepth 1 -type f -printf '%f\t%s\t%T@\n'` (name, size, seconds since the epoch);
- * `histories` holds the history files' text, read separately.
+ * the history files' text is read separately.
  */
-export function parseArchiveListing(
-  dir: string,
-  listing: string,
-  histories: ReadonlyMap<string, string>,
-): ArchiveFiles {
+export function parseArchiveListing(listing: string): ArchiveFile[] {
   const files: ArchiveFile[] = [];
   for (const line of listing.split('\n')) {
     const [name, size, seconds] = line.split('\t');
     if (!name || !/^\d+$/.test(size ?? '') || !/^\d+(\.\d+)?$/.test(seconds ?? '')) continue;
     files.push({ name, size: Number(size), mtime: new Date(Math.round(Number(seconds) * 1000)) });
   }
-  return { dir, files, histories };
+  return files;
 }
 
 /** The command that lists an archive directory in a pod for parseArchiveListing (GNU find). */

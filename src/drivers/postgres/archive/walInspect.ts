@@ -37,7 +37,7 @@ export function listArchivedSegments(archive: ArchiveSource): ArchivedSegment[] 
   if (typeof archive === 'string' && !isAbsolute(archive))
     throw new Error(`WAL archive directory ${JSON.stringify(archive)} must be an absolute path`);
   const segments: ArchivedSegment[] = [];
-  for (const file of archiveFilesOf(archive).files) {
+  for (const file of archiveFilesOf(archive, { histories: false }).files) {
     const fileName = file.name;
     const match = SEGMENT_NAME.exec(fileName);
     if (!match) continue;
