@@ -9,6 +9,7 @@
 //   e.g. npm run bench:backup -- 5 100,2000
 import { Worker } from '@temporalio/worker';
 import { mochaHooks, testEnv } from '../test/harness/testEnv';
+import { execute } from './benchSupport';
 import { inProcessWorker } from '../test/harness/workers';
 import { backupFixture, type BackupFixture, type StorageUnderTest } from '../test/harness/backupFixture';
 import { loadCatalog } from '../src/config/catalog';
@@ -35,21 +36,6 @@ async function fillTo(fx: BackupFixture, megabytes: number): Promise<number> {
   await fx.sql('CHECKPOINT');
   const rows = await fx.sql<{ b: string }>('SELECT pg_database_size(current_database()) AS b');
   return Number(rows[0]!.b) / 1e6;
-}
-
-async function execute<T>(
-  fx: BackupFixture,
-  type: string,
-  input: Record<string, unknown>,
-): Promise<{ result: T; ms: number }> {
-  const { client } = await testEnv();
-  const started = Date.now();
-  const result = (await client.workflow.execute(type, {
-    taskQueue: fx.taskQueue,
-    workflowId: `bench-${type}-${Date.now()}-${seq++}`,
-    args: [input],
-  })) as T;
-  return { result, ms: Date.now() - started };
 }
 
 /** The online backup's steps with no Temporal: what a careful script would do. */

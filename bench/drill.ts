@@ -11,17 +11,24 @@
 // One fixture per storage, filled to each size in turn; one run of each side per size, the drill
 // first. Usage: npm run bench:drill [-- sizesMB storages budgetMinutes]
 //   e.g. npm run bench:drill -- 1024,4096 copy,btrfs,rbd 20
-import { rmSync, statfsSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { mochaHooks, testEnv } from '../test/harness/testEnv';
-import { inProcessWorker } from '../test/harness/workers';
-import { backupFixture, type BackupFixture, type StorageUnderTest } from '../test/harness/backupFixture';
-import { testCeph } from '../test/harness/ceph';
-import { loadCatalog } from '../src/config/catalog';
-import { ClusterRegistry } from '../src/activities/clusterRegistry';
-import { runCommand } from '../src/drivers/exec';
-import { pollUntil } from '../src/drivers/waiting';
+import type { BackupFixture, StorageUnderTest } from '../test/harness/backupFixture';
+import type { ClusterRegistry } from '../src/activities/clusterRegistry';
+import {
+  MB,
+  archiveCaughtUp,
+  bluestoreCephArgs,
+  execute,
+  fillTo,
+  freeBytes,
+  log,
+  objectStore,
+  s,
+  why,
+  withBenchFixture,
+} from './benchSupport';
 import type { SnapshotBackupResult } from '../src/workflows/snapshotBackup';
 import type { RollbackRestoreResult } from '../src/workflows/rollbackRestore';
 import type { VerifyBackupResult } from '../src/contract/operations/scratchRestores';
@@ -30,20 +37,7 @@ const sizes = (process.argv[2] ?? '1024,4096').split(',').map(Number);
 const storages = (process.argv[3] ?? 'copy,btrfs,rbd').split(',') as StorageUnderTest[];
 const budgetMs = Number(process.argv[4] ?? 20) * 60_000;
 const rbdStore = process.env.PGOPS_BENCH_RBD_STORE === 'memstore' ? 'memstore' : 'bluestore';
-const MB = 1024 * 1024;
-const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 const ratio = (a: number, b: number) => (Number.isFinite(a / b) ? (a / b).toFixed(2) : '–');
-const t0 = Date.now();
-const log = (line: string) => console.error(`[bench ${((Date.now() - t0) / 1000).toFixed(0).padStart(4)} s] ${line}`);
-/** A failure's message with its causes (a workflow's failure is in its cause). */
-function why(err: unknown): string {
-  const parts: string[] = [];
-  for (let e = err as { message?: string; cause?: unknown } | undefined; e; e = e.cause as typeof e)
-    if (e.message) parts.push(e.message.split('\n')[0]!);
-  return parts.join(': ');
-}
-let seq = 0;
-
 interface Row {
   storage: StorageUnderTest;
   sizeMB: number;
@@ -57,69 +51,6 @@ interface Row {
 }
 const rows: Row[] = [];
 const notes: string[] = [];
-
-async function dbMB(fx: BackupFixture): Promise<number> {
-  const r = await fx.sql<{ b: string }>('SELECT pg_database_size(current_database()) AS b');
-  return Number(r[0]!.b) / MB;
-}
-
-/** Fills the database to about `megabytes` (pg_database_size), about 1 KB a row, in 100k-row statements. */
-async function fillTo(fx: BackupFixture, megabytes: number): Promise<number> {
-  await fx.sql(`CREATE TABLE IF NOT EXISTS filler (id bigint PRIMARY KEY, pad text)`);
-  for (let size = await dbMB(fx); size < megabytes; size = await dbMB(fx)) {
-    const next = Number((await fx.sql<{ n: string }>('SELECT coalesce(max(id), 0) AS n FROM filler'))[0]!.n);
-    const batch = Math.min(100_000, Math.ceil(((megabytes - size) * MB) / 1150) + 1);
-    await fx.sql(
-      `INSERT INTO filler SELECT g, repeat(md5(g::text), 28) FROM generate_series($1::bigint, $2::bigint) g`,
-      [next + 1, next + batch],
-    );
-  }
-  await fx.sql('CHECKPOINT');
-  await archiveCaughtUp(fx);
-  return dbMB(fx);
-}
-
-/** The archiver has every segment written so far (a fill leaves gigabytes behind it). */
-async function archiveCaughtUp(fx: BackupFixture): Promise<void> {
-  // The segment that ends where the switch returns: the last one with WAL in it, even when the
-  // current segment was empty and nothing was switched.
-  const wal = (await fx.sql<{ f: string }>('SELECT pg_walfile_name(pg_switch_wal()) AS f'))[0]!.f;
-  const since = Date.now();
-  let told = since;
-  await pollUntil(
-    async () => {
-      const r = (
-        await fx.sql<{ ok: boolean; last: string; failed: string | null }>(
-          'SELECT last_archived_wal >= $1 AS ok, last_archived_wal AS last, last_failed_wal AS failed FROM pg_stat_archiver',
-          [wal],
-        )
-      )[0]!;
-      if (!r.ok && Date.now() - told > 10_000) {
-        told = Date.now();
-        log(`waiting ${s(told - since)} for ${wal} to be archived: last ${r.last}, last failed ${r.failed}`);
-      }
-      return r.ok ? { done: undefined } : { waiting: 'archiving' };
-    },
-    { intervalMs: 250, timeoutMs: 900_000, what: `WAL ${wal} to be archived` },
-  );
-}
-
-async function execute<T>(fx: BackupFixture, type: string, input: Record<string, unknown>) {
-  const { client } = await testEnv();
-  const started = Date.now();
-  const result = (await client.workflow.execute(type, {
-    taskQueue: fx.taskQueue,
-    workflowId: `bench-${type}-${Date.now()}-${seq++}`,
-    args: [input],
-  })) as T;
-  return { result, ms: Date.now() - started };
-}
-
-/** Free bytes of the file system holding `path`. */
-function freeBytes(path: string): number {
-  const st = statfsSync(path);
-  return st.bavail * st.bsize;
-}
 
 /** One size on one storage: a backup, its drill (scratch), then the same backup restored in place. */
 async function measure(fx: BackupFixture, registry: ClusterRegistry, storage: StorageUnderTest, sizeMB: number) {
@@ -170,62 +101,36 @@ async function measure(fx: BackupFixture, registry: ClusterRegistry, storage: St
 
 async function benchStorage(storage: StorageUnderTest, deadline: number): Promise<void> {
   const largest = Math.max(...sizes);
-  // A one-letter label: the scratch server's socket lies below its volume's directory, and its path
-  // may not pass 107 bytes (RBD: /tmp/pgops-test-*/r-volumes-*/data-rbd.pgops-scratch/<id>/socket/…).
-  const fx = await backupFixture(storage.slice(0, 1), {
-    storage,
-    rows: 1000,
-    dataVolumeMB: Math.max(1024, Math.round(largest * 2.5)),
-  });
-  const registry = new ClusterRegistry(() => loadCatalog(fx.catalogPath));
-  try {
-    const worker = await inProcessWorker(fx.taskQueue, fx.catalogPath);
-    await worker.runUntil(async () => {
-      let previous: { sizeMB: number; ms: number } | undefined;
-      for (const sizeMB of [...sizes].sort((a, b) => a - b)) {
-        // Linear in size is the worst case: the fill and a copy both are.
-        const estimate = previous ? (previous.ms * sizeMB) / previous.sizeMB : 0;
-        if (Date.now() + estimate > deadline) {
-          notes.push(
-            `${storage} ${sizeMB} MB: skipped, about ${Math.round(estimate / 60_000)} min estimated from ${previous?.sizeMB} MB, over this storage's share of the ${budgetMs / 60_000} min budget`,
-          );
-          continue;
-        }
-        // Copy: the data, its archive, the snapshot and the scratch copy, each of the full size.
-        const need = (storage === 'copy' ? 4 : 2) * sizeMB * MB;
-        if (freeBytes(fx.archiveDir) < need) {
-          notes.push(
-            `${storage} ${sizeMB} MB: skipped, ${Math.round(freeBytes(fx.archiveDir) / 1e9)} GB free, about ${Math.round(need / 1e9)} GB needed`,
-          );
-          continue;
-        }
-        const started = Date.now();
-        try {
-          await measure(fx, registry, storage, sizeMB);
-          previous = { sizeMB, ms: Date.now() - started };
-        } catch (err) {
-          notes.push(`${storage} ${sizeMB} MB: failed: ${why(err)}`);
-          log(`${storage} ${sizeMB} MB failed: ${why(err)}`);
-          break;
-        }
+  await withBenchFixture(storage, Math.max(1024, Math.round(largest * 2.5)), async (fx, registry) => {
+    let previous: { sizeMB: number; ms: number } | undefined;
+    for (const sizeMB of [...sizes].sort((a, b) => a - b)) {
+      // Linear in size is the worst case: the fill and a copy both are.
+      const estimate = previous ? (previous.ms * sizeMB) / previous.sizeMB : 0;
+      if (Date.now() + estimate > deadline) {
+        notes.push(
+          `${storage} ${sizeMB} MB: skipped, about ${Math.round(estimate / 60_000)} min estimated from ${previous?.sizeMB} MB, over this storage's share of the ${budgetMs / 60_000} min budget`,
+        );
+        continue;
       }
-    });
-  } finally {
-    await fx.teardown();
-    // The data, its archive and the snapshots of this storage: gigabytes the next storage may need.
-    rmSync(dirname(fx.archiveDir), { recursive: true, force: true });
-  }
-}
-
-/** The OSD's object store as the running OSD reports it. */
-async function objectStore(): Promise<string> {
-  const ceph = await testCeph();
-  const meta = await runCommand('ceph', ['-c', ceph.conf, 'osd', 'metadata', '0'], { timeoutMs: 30_000 });
-  try {
-    return String((JSON.parse(meta.stdout) as { osd_objectstore?: string }).osd_objectstore ?? 'unknown');
-  } catch {
-    return 'unknown';
-  }
+      // Copy: the data, its archive, the snapshot and the scratch copy, each of the full size.
+      const need = (storage === 'copy' ? 4 : 2) * sizeMB * MB;
+      if (freeBytes(fx.archiveDir) < need) {
+        notes.push(
+          `${storage} ${sizeMB} MB: skipped, ${Math.round(freeBytes(fx.archiveDir) / 1e9)} GB free, about ${Math.round(need / 1e9)} GB needed`,
+        );
+        continue;
+      }
+      const started = Date.now();
+      try {
+        await measure(fx, registry, storage, sizeMB);
+        previous = { sizeMB, ms: Date.now() - started };
+      } catch (err) {
+        notes.push(`${storage} ${sizeMB} MB: failed: ${why(err)}`);
+        log(`${storage} ${sizeMB} MB failed: ${why(err)}`);
+        break;
+      }
+    }
+  });
 }
 
 async function main(): Promise<void> {
@@ -239,17 +144,7 @@ async function main(): Promise<void> {
   if (storages.includes('rbd') && rbdStore === 'bluestore') {
     // The harness's Ceph with its OSD on BlueStore over a sparse file (command-line options win
     // over its ceph.conf); the file sits in the run's directory, removed with it.
-    process.env.CEPH_ARGS = [
-      '--osd_objectstore=bluestore',
-      `--bluestore_block_path=${join(root, 'bluestore-block.img')}`,
-      '--bluestore_block_create=true',
-      `--bluestore_block_size=${Math.ceil(8 + largestGB * 5) * 1024 ** 3}`,
-      '--bluestore_block_db_create=false',
-      '--bluestore_block_wal_create=false',
-      '--osd_memory_target=1073741824',
-      '--bluestore_cache_autotune=false',
-      '--bluestore_cache_size=268435456',
-    ].join(' ');
+    process.env.CEPH_ARGS = bluestoreCephArgs(join(root, 'bluestore-block.img'), Math.ceil(8 + largestGB * 5));
   }
   let store = 'none';
   try {

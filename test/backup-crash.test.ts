@@ -7,7 +7,7 @@ import type { SnapshotBackupResult } from '../src/workflows/snapshotBackup';
 import type { RollbackRestoreResult } from '../src/workflows/rollbackRestore';
 import type { ListBackupsResult } from '../src/workflows/backupCatalog';
 
-function crashSuite(storage: StorageUnderTest, rollbackPause: string) {
+function crashSuite(storage: StorageUnderTest, rollbackPauses: string[]) {
   describe(`crash: the worker is SIGKILLed inside every backup and restore step (${storage})`, () => {
     let fx: BackupFixture;
     const workers: WorkerProcess[] = [];
@@ -111,7 +111,7 @@ function crashSuite(storage: StorageUnderTest, rollbackPause: string) {
         { pause: 'begin:stop' },
         ...(storage === 'copy' ? [{ pause: 'begin:verify-quiescent' }] : []),
         { pause: 'begin:safety-snapshot' },
-        { pause: rollbackPause },
+        ...rollbackPauses.map((pause) => ({ pause })),
         ...(storage === 'copy' ? [{ pause: 'begin:recovery-files' }] : []),
         { pause: 'begin:start' },
         { pause: 'begin:recovery' },
@@ -139,10 +139,13 @@ function crashSuite(storage: StorageUnderTest, rollbackPause: string) {
         for (const step of ['begin:describe', 'begin:verify-quiescent'])
           assert.ok(restarted.has(step), `${step} began again after the kill`);
       assert.equal(result.verified.inRecovery, false);
+      if (storage === 'rbd') assert.equal(result.rollback.method, 'clone-swap', result.rollback.methodNote);
       assert.equal(await fx.checksum(), atBackup);
     });
   });
 }
 
-crashSuite('rbd', 'rollback-detached');
-crashSuite('copy', 'rollback-swap');
+// rbd restores by clone-swap: killed with the images detached, between the rename and the clone, and
+// between the clone and the attach.
+crashSuite('rbd', ['rollback-detached', 'swap-renamed', 'swap-cloned']);
+crashSuite('copy', ['rollback-swap']);

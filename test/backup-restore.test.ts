@@ -237,6 +237,18 @@ describe('backup refusals, retention and stopped clusters (copy storage)', () =>
         { cluster: fx.name, backup: latest.id, confirm: fx.name, recoveryTargetTimeline: 'newest' },
         /recoveryTargetTimeline must be "current" \(the backup's timeline\), "latest" or a timeline number/,
       ],
+      [
+        { cluster: fx.name, backup: latest.id, confirm: fx.name, restoreMethod: 'swap' },
+        /restoreMethod must be "auto", "clone-swap", "rollback" or left out/,
+      ],
+      [
+        { cluster: fx.name, backup: latest.id, confirm: fx.name, restoreMethod: 'clone-swap' },
+        /storage kind "local" restores by its own method .*: restoreMethod "clone-swap" is for storage kind "rbd" with runner "local"\. Nothing was changed/,
+      ],
+      [
+        { cluster: fx.name, backup: latest.id, confirm: fx.name, flatten: 'later' },
+        /flatten must be "background", "never"/,
+      ],
     ];
     for (const [input, pattern] of cases) assert.match(await refusal(fx, 'rollbackRestoreWorkflow', input), pattern);
     assert.match(await refusal(fx, 'snapshotBackupWorkflow', { cluster: fx.name, mode: 'hot' }), /mode must be/);

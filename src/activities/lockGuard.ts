@@ -52,6 +52,9 @@ export const READING_STEPS = [
   'recordVerification',
   'exportFromScratch',
   'dumpFromScratch',
+  // After a clone-swap restore, outside the lock: rbd flatten changes where a clone's data lives, never
+  // what it holds; a restore cancels it before it touches the images (src/workflows/flattenVolumes.ts).
+  'flattenVolumes',
 ] as const;
 
 type Step = (...args: never[]) => Promise<unknown>;

@@ -18,6 +18,7 @@ import {
 import { withSession } from '../drivers/postgres/session';
 import { compareLsn } from '../common/lsn';
 import { isoTimeMicros, type RecoveryTarget } from '../common/recoveryTarget';
+import type { VolumeRestoreMethod } from '../contract/operations/restoreSteps';
 import type { RecoveryTimeline, RestoreTarget } from '../contract/recovery';
 import type { BackupRecord } from '../contract/backups';
 
@@ -45,6 +46,8 @@ export function createRestoreCheckSteps(registry: ClusterRegistry) {
       inclusive?: boolean;
       /** The operator's recoveryTargetTimeline, if any: the target is looked for along it only. */
       timeline?: RecoveryTimeline;
+      /** The restore method asked for: refused here when the storage cannot use it. */
+      restoreMethod?: VolumeRestoreMethod;
     }): Promise<RestorePlan> {
       const { cluster } = input;
       return asStep(cluster, 'check-restore', () =>
@@ -55,6 +58,8 @@ export function createRestoreCheckSteps(registry: ClusterRegistry) {
           const refuse = (why: string) => preconditionFailed(cluster, 'check-restore', `${why}. Nothing was changed.`);
           if (backup.cluster !== cluster)
             throw refuse(`backup ${backup.id} is a backup of cluster "${backup.cluster}", not of "${cluster}"`);
+          const methodProblem = services.storage().restoreMethodProblem?.(input.restoreMethod ?? 'auto');
+          if (methodProblem) throw refuse(methodProblem);
           const current = await currentSystemIdentifier(services, progress);
           if (current && current !== backup.systemIdentifier)
             throw refuse(

@@ -10,6 +10,7 @@ import { LocalClusterDriver } from '../drivers/cluster/local';
 import { editAutoConf, recoveryFiles } from '../drivers/postgres/restore/recoveryConfig';
 import type { RecoveryTimeline, RestoreTarget } from '../contract/recovery';
 import type { RecoveryFilesWritten, VolumesRolledBack } from '../contract/operations/restoreSteps';
+import type { VolumeRestoreMethod } from '../drivers/storage/types';
 
 /** Rollback, recovery files, release: what the restore changes on the volumes. */
 export function createRestoreVolumeSteps(registry: ClusterRegistry) {
@@ -18,10 +19,12 @@ export function createRestoreVolumeSteps(registry: ClusterRegistry) {
       cluster,
       backup,
       restoreId,
+      method,
     }: {
       cluster: string;
       backup: string;
       restoreId: string;
+      method?: VolumeRestoreMethod;
     }): Promise<VolumesRolledBack> {
       return asStep(cluster, 'rollback', () =>
         withHeartbeats(async (progress) => {
@@ -39,8 +42,8 @@ export function createRestoreVolumeSteps(registry: ClusterRegistry) {
           log.info('rolling back', { cluster, backup, step: 'rollback-begin' });
           const result = await services
             .storage()
-            .rollback(record, { restoreId, onProgress: (d) => progress.report(d), signal: progress.signal });
-          log.info('rolled back', { cluster, backup, step: 'rollback-end', ms: result.ms });
+            .rollback(record, { restoreId, method, onProgress: (d) => progress.report(d), signal: progress.signal });
+          log.info('rolled back', { cluster, backup, step: 'rollback-end', ms: result.ms, method: result.method });
           return result;
         }),
       );
@@ -94,6 +97,27 @@ export function createRestoreVolumeSteps(registry: ClusterRegistry) {
             settings: files.settings,
             walFilesRemoved,
           };
+        }),
+      );
+    },
+
+    /**
+     * After a clone-swap restore, in the background: each clone flattened (rbd flatten, its percentage
+     * reported), then the images set aside that hold nothing any more removed. Resumable after a crash.
+     */
+    async flattenVolumes(input: { cluster: string; images: string[] }): Promise<{ said: string[] }> {
+      const { cluster } = input;
+      return asStep(cluster, 'flatten', () =>
+        withHeartbeats(async (progress) => {
+          const storage = registry.services(cluster).storage();
+          if (!storage.flatten) return { said: [`storage kind ${storage.kind} has nothing to flatten`] };
+          const said = await storage.flatten(input.images, {
+            onProgress: (d) => progress.report(d),
+            onPercent: (image, percent) => progress.report(`rbd flatten ${image}: ${percent}%`, { image, percent }),
+            signal: progress.signal,
+          });
+          log.info('flattened', { cluster, step: 'flatten-end', images: input.images });
+          return { said };
         }),
       );
     },

@@ -133,6 +133,19 @@ export const OPERATION_COMMANDS: { [K in OperationName]: (program: Command) => v
       .option('--inclusive', 'include the target transaction')
       .option('--pause-after', 'stay paused at the target instead of promoting')
       .option('--no-safety-snapshot', 'do not snapshot the current state first')
+      .addOption(
+        new Option('--method <method>', 'how rbd images are put back (default: auto, the fastest safe one)').choices([
+          'auto',
+          'clone-swap',
+          'rollback',
+        ]),
+      )
+      .addOption(
+        new Option('--flatten <when>', 'after a clone-swap: flatten the clones in the background, or never').choices([
+          'background',
+          'never',
+        ]),
+      )
       .option('--wait-for-lock')
       .action(async (cluster: string, o, cmd: Command) =>
         runOperation(
@@ -146,10 +159,20 @@ export const OPERATION_COMMANDS: { [K in OperationName]: (program: Command) => v
             inclusive: o.inclusive,
             afterRecovery: o.pauseAfter ? 'pause' : undefined,
             safetySnapshot: o.safetySnapshot,
+            restoreMethod: o.method,
+            flatten: o.flatten,
             waitForLock: o.waitForLock,
           },
           (r) =>
-            `restored ${r.restored.id} into ${r.cluster}: timeline ${r.verified.timeline}, ${r.verified.endLsn}${r.undo ? `\nto undo: ${r.undo}` : ''}`,
+            [
+              `restored ${r.restored.id} into ${r.cluster}: timeline ${r.verified.timeline}, ${r.verified.endLsn}`,
+              ...(r.rollback.method
+                ? [`volumes: ${r.rollback.method} in ${r.rollback.ms} ms (${r.rollback.methodNote})`]
+                : []),
+              ...(r.flatten?.workflowId ? [`flattening in the background: workflow ${r.flatten.workflowId}`] : []),
+              ...(r.flatten?.note ? [r.flatten.note] : []),
+              ...(r.undo ? [`to undo: ${r.undo}`] : []),
+            ].join('\n'),
         ),
       ),
 

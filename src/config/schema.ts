@@ -133,6 +133,13 @@ export const storageSchema = z.discriminatedUnion('kind', [
         .string()
         .regex(/^[A-Za-z0-9_.-]{1,64}$/)
         .optional(),
+      /**
+       * How a restore puts the images back (runner local): auto (clone-swap where the images can be
+       * cloned), clone-swap, or rollback (rbd snap rollback). The toolbox runner always rolls back.
+       */
+      restoreMethod: z.enum(['auto', 'clone-swap', 'rollback']).optional(),
+      /** After a clone-swap: flatten the clones in the background (default), or never. */
+      flatten: z.enum(['background', 'never']).optional(),
       preRestoreRetentionDays,
     })
     .refine((s) => s.runner !== 'toolbox' || s.toolbox !== undefined, {

@@ -8,6 +8,7 @@ import { lockWaitFromInput, LOCK_INPUT_KEYS, type LockWaitChoice } from './lockI
 import { replicasMode } from './restoreReplicas';
 import type { ClusterInput } from '../contract/operations/backupCatalog';
 import { WORKFLOW_TYPES } from '../contract/operations/registry';
+import type { VolumeRestoreMethod } from '../contract/operations/restoreSteps';
 
 export function backupMode(type: string, record: Record<string, unknown>): 'online' | 'offline' {
   const mode = record.mode ?? 'online';
@@ -124,6 +125,8 @@ export interface ParsedRollbackRestoreInput {
   timeline?: 'current' | 'latest' | number;
   safety: boolean;
   replicaMode: 'auto' | 'rebuild' | 'follow' | 'leave';
+  restoreMethod?: VolumeRestoreMethod;
+  flatten?: 'background' | 'never';
   lockWait: LockWaitChoice;
 }
 
@@ -139,6 +142,8 @@ export function parseRollbackRestoreInput(input: unknown): ParsedRollbackRestore
     'recoveryTargetTimeline',
     'safetySnapshot',
     'replicas',
+    'restoreMethod',
+    'flatten',
     ...LOCK_INPUT_KEYS,
   ]);
   const cluster = record.cluster as string;
@@ -150,8 +155,37 @@ export function parseRollbackRestoreInput(input: unknown): ParsedRollbackRestore
   const timeline = recoveryTimeline(TYPE, record);
   const safety = optionalBoolean(TYPE, record, 'safetySnapshot', true);
   const replicaMode = replicasMode(TYPE, record);
+  const restoreMethod = oneOf(TYPE, record, 'restoreMethod', ['auto', 'clone-swap', 'rollback'] as const);
+  const flatten = oneOf(TYPE, record, 'flatten', ['background', 'never'] as const);
   const lockWait = lockWaitFromInput(TYPE, record);
-  return { cluster, backup, recoveryTarget, inclusive, action, timeline, safety, replicaMode, lockWait };
+  return {
+    cluster,
+    backup,
+    recoveryTarget,
+    inclusive,
+    action,
+    timeline,
+    safety,
+    replicaMode,
+    restoreMethod,
+    flatten,
+    lockWait,
+  };
+}
+
+function oneOf<T extends string>(
+  type: string,
+  record: Record<string, unknown>,
+  key: string,
+  values: readonly T[],
+): T | undefined {
+  const value = record[key];
+  if (value === undefined) return undefined;
+  if (typeof value === 'string' && (values as readonly string[]).includes(value)) return value as T;
+  throw invalidInput(
+    type,
+    `${key} must be ${values.map((v) => `"${v}"`).join(', ')} or left out, not ${JSON.stringify(value)}`,
+  );
 }
 
 export function parseListBackupsInput(input: unknown): ClusterInput {

@@ -1,11 +1,11 @@
 // Temporal registers the named exports of the workflows module (index.ts). They are checked here,
 // when compiled, against the operations' table (src/contract/operations/registry.ts): one workflow per
 // entry, of the entry's input and result, and no export the table does not name (but the lock's own
-// workflow). Types only: nothing imports this file, and it adds nothing to the workflow bundle.
+// workflow and the background flatten). Types only: nothing imports this file, and it adds nothing to the workflow bundle.
 import type * as registered from './index';
 import type { Operations, OperationName, WorkflowType } from '../contract/operations';
 
-type Exported = Exclude<keyof typeof registered, 'clusterLockWorkflow'>;
+type Exported = Exclude<keyof typeof registered, 'clusterLockWorkflow' | 'flattenVolumesWorkflow'>;
 type WorkflowOf = {
   [K in OperationName as Operations[K]['type']]: (input: Operations[K]['input']) => Promise<Operations[K]['result']>;
 };

@@ -20,6 +20,7 @@ import { tagWorkflow } from './searchAttributes';
 import { withClusterLock } from './clusterLock';
 import { parseRollbackRestoreInput, type ParsedRollbackRestoreInput } from './backupInput';
 import { undoFailedRestore } from './undoFailedRestore';
+import { cancelBackgroundFlatten, startBackgroundFlatten } from './flattenVolumes';
 import { replicaWarnings } from './restoreReplicas';
 import { OPERATION_LABELS, WORKFLOW_TYPES } from '../contract/operations/registry';
 
@@ -41,11 +42,20 @@ export async function rollbackRestoreWorkflow(input: RollbackRestoreInput): Prom
 
   return withClusterLock(cluster, TYPE, { ...lockWait, progress }, async () => {
     progress.step('check', `checking backup ${backup} against the cluster, its system identifier and the target`);
-    const plan = await longStep.checkRestore({ cluster, backup, recoveryTarget, inclusive, timeline });
+    const plan = await longStep.checkRestore({
+      cluster,
+      backup,
+      recoveryTarget,
+      inclusive,
+      timeline,
+      restoreMethod: opts.restoreMethod,
+    });
     const restored = plan.backup;
     progress.note({ backupId: restored.id, backupStopLsn: restored.stopLsn });
     const run: RestoreRun = { opts, cluster, info, progress, plan, restored };
 
+    // A background flatten of an earlier clone-swap holds the images open: it stops first.
+    if (patched('clone-swap-restore')) await cancelBackgroundFlatten(cluster);
     const before = await stopForRestore(run);
     const safetySnapshot = await takeSafetySnapshot(run, before);
     const undo = safetySnapshot
@@ -147,8 +157,9 @@ async function rollBackAndStart({ opts, cluster, info, progress, plan, restored 
   const restoreId = `${info.workflowId}/${info.runId}`;
   // Never cancelled half way: a cancel takes effect after it, with every volume at the backup.
   const rollback = await CancellationScope.nonCancellable(() =>
-    longStep.rollbackVolumes({ cluster, backup: restored.id, restoreId }),
+    longStep.rollbackVolumes({ cluster, backup: restored.id, restoreId, method: opts.restoreMethod }),
   );
+  if (rollback.method) progress.note({ restoreMethod: rollback.method });
   at.step = 'recovery-files';
   progress.step(
     'recovery-files',
@@ -209,7 +220,8 @@ async function verifyAndFinish(
       return { warning: `the replicas were not checked: ${messageOf(err)}` };
     });
   }
-  const warnings = replicaWarnings(replicas);
+  const flatten = await flattenInBackground(cluster, opts.flatten, rollback, restoreId);
+  const warnings = [...replicaWarnings(replicas), ...(flatten?.warning ? [flatten.warning] : [])];
   progress.step(
     'done',
     `restored backup ${restored.id}: timeline ${verified.timeline}, ${verified.inRecovery ? `paused in recovery at ${verified.endLsn}` : `running at ${verified.endLsn}`}`,
@@ -226,12 +238,30 @@ async function verifyAndFinish(
     recovery,
     verified,
     released,
+    ...(flatten ? { flatten } : {}),
     ...(replicas ? { replicas } : {}),
     ...(warnings.length ? { warnings } : {}),
     recoveryTimeline: plan.target
       ? { timeline: plan.timeline, note: plan.timelineNote, stopLsn: plan.stopLsn }
       : undefined,
   };
+}
+
+/** After a clone-swap: starts the background flatten of the clones, unless told never to. */
+export async function flattenInBackground(
+  cluster: string,
+  asked: 'background' | 'never' | undefined,
+  rollback: Result<'rollbackVolumes'>,
+  restoreId: string,
+): Promise<RollbackRestoreResult['flatten']> {
+  if (!rollback.flatten?.length) return undefined;
+  const images = rollback.flatten;
+  if ((asked ?? rollback.flattenByDefault) === 'never')
+    return {
+      images,
+      note: 'not flattened ("flatten": "never"): the restored images read from the images set aside, and first writes pay a copy-up, until rbd flatten',
+    };
+  return startBackgroundFlatten(cluster, images, restoreId);
 }
 
 /** A failure after the rollback began: undo it (since 'undo-failed-restore') and report the step it failed at. */

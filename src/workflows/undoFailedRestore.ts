@@ -6,6 +6,7 @@ import { isCancellation, workflowInfo } from '@temporalio/workflow';
 import type { BackupRecord } from '../contract/backups';
 import { localStep, longStep, quickStep } from './activityProxies';
 import type { ProgressReporter } from './progress';
+import { startBackgroundFlatten } from './flattenVolumes';
 
 export interface UndoOutcome {
   /** The safety snapshot was put back (and the cluster started again if it was running). */
@@ -41,13 +42,16 @@ export async function undoFailedRestore(input: {
       };
     }
     const undoId = `${restoreId}/undo`;
-    await longStep.rollbackVolumes({ cluster, backup: safetySnapshot.id, restoreId: undoId });
+    const rollback = await longStep.rollbackVolumes({ cluster, backup: safetySnapshot.id, restoreId: undoId });
     await longStep.writeRecoveryFiles({ cluster, backup: safetySnapshot.id, inclusive: false, action: 'promote' });
     if (wasRunning) await longStep.startCluster({ cluster });
     for (const id of [restoreId, undoId])
       await quickStep.releaseReplacedVolumes({ cluster, restoreId: id }).catch((err: unknown) => {
         if (isCancellation(err)) throw err;
       });
+    // The clones of an undone clone-swap are flattened in the background too.
+    if (rollback.flatten?.length && rollback.flattenByDefault !== 'never')
+      await startBackgroundFlatten(cluster, rollback.flatten, undoId);
     progress.step('undone', `safety snapshot ${safetySnapshot.id} is back: the cluster is as before the restore`);
     return {
       undone: true,

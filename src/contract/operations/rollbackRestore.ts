@@ -8,6 +8,7 @@ import type {
   RecoveryWatched,
   ReplicasReconciled,
   RestoreVerified,
+  VolumeRestoreMethod,
   VolumesRolledBack,
 } from './restoreSteps';
 
@@ -30,6 +31,14 @@ export interface RollbackRestoreInput {
    * replayed past its fork, else rebuild them (default); or always "rebuild", only "follow", or "leave".
    */
   replicas?: 'rebuild' | 'follow' | 'leave';
+  /**
+   * How the volumes are put back where the storage can do either (rbd, runner local): "auto" (default:
+   * the catalog's storage.restoreMethod, else clone-swap where the images can be cloned), "clone-swap"
+   * or "rollback". The result says which was used, and why.
+   */
+  restoreMethod?: VolumeRestoreMethod;
+  /** After a clone-swap: flatten the clones in the background ("background") or leave them ("never"). Default: the catalog's storage.flatten, else background. */
+  flatten?: 'background' | 'never';
   waitForLock?: LockWait;
 }
 
@@ -51,6 +60,8 @@ export interface RollbackRestoreResult {
   replicas?: ReplicasReconciled | { warning: string };
   /** Warnings a DBA must read (a replica left on the old history, one that could not be checked). */
   warnings?: string[];
+  /** After a clone-swap: the background flatten of the clones (its workflow id), or why it did not start. */
+  flatten?: { images: string[]; workflowId?: string; warning?: string; note?: string };
   /** The timeline recovery followed (recovery_target_timeline) and why, when WAL was replayed. */
   recoveryTimeline?: { timeline?: number; note?: string; stopLsn?: string };
 }

@@ -30,6 +30,7 @@ import type {
   SnapshotPlan,
   ClonedVolumes,
   ClonePlacement,
+  VolumeRestoreMethod,
 } from './types';
 import type { BackupBeingDeleted, BackupRecord, DatabaseVolume, SnapshotRef } from '../../contract/backups';
 import { newestFirst } from './recordOrder';
@@ -348,6 +349,12 @@ export class CsiSnapshotDriver implements SnapshotDriver {
           signal: opts.signal,
         },
       );
+  }
+
+  restoreMethodProblem(method: VolumeRestoreMethod): string | undefined {
+    return method === 'clone-swap'
+      ? `storage kind "csi" restores by its own method (new claims restored from the VolumeSnapshots): restoreMethod "clone-swap" is for storage kind "rbd" with runner "local"`
+      : undefined;
   }
 
   async rollback(record: BackupRecord, opts: RollbackOptions): Promise<{ ms: number; methods: string[] }> {

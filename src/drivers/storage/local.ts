@@ -33,6 +33,7 @@ import type {
   SnapshotDriver,
   SnapshotOptions,
   SnapshotPlan,
+  VolumeRestoreMethod,
 } from './types';
 import type { BackupBeingDeleted, BackupRecord, DatabaseVolume, SnapshotRef } from '../../contract/backups';
 import { newestFirst } from './recordOrder';
@@ -208,6 +209,12 @@ export class LocalSnapshotDriver implements SnapshotDriver {
         // Gone meanwhile (another cluster's deletion on the same snapshot directory).
       }
     }
+  }
+
+  restoreMethodProblem(method: VolumeRestoreMethod): string | undefined {
+    return method === 'clone-swap'
+      ? `storage kind "local" restores by its own method (a btrfs snapshot or a copy put back in place): restoreMethod "clone-swap" is for storage kind "rbd" with runner "local"`
+      : undefined;
   }
 
   async rollback(record: BackupRecord, opts: WaitOptions = {}): Promise<{ ms: number; methods: string[] }> {

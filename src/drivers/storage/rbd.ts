@@ -11,7 +11,9 @@ import { runCommand } from '../exec';
 import { PermanentDriverError, type WaitOptions } from '../cluster/types';
 import { RbdCli } from './rbdCli';
 import { attachRbdVolume, cephArgs, detachRbdVolume, fuseDirOf, type RbdLocalVolume } from './rbdLocalAttach';
-import { RbdImageSet } from './rbdImageSet';
+import { RBD_DELETING_PREFIX, RBD_META_PREFIX, RbdImageSet } from './rbdImageSet';
+import { dropCopiedRecords, isSetAsideOf, setAsideName, swapImage } from './rbdSetAside';
+import { flattenImage } from './rbdFlatten';
 import { mountAt } from './mounts';
 import { pauseForTests } from '../testPause';
 import type {
@@ -21,7 +23,9 @@ import type {
   SnapshotPlan,
   ClonedVolumes,
   ClonePlacement,
+  RollbackOptions,
 } from './types';
+import type { VolumesRolledBack } from '../../contract/operations/restoreSteps';
 import type { BackupBeingDeleted, BackupRecord, DatabaseVolume, SnapshotRef } from '../../contract/backups';
 
 export class RbdSnapshotDriver implements SnapshotDriver {
@@ -149,12 +153,13 @@ export class RbdSnapshotDriver implements SnapshotDriver {
    */
   async deleteBackup(id: string, opts: DeleteOptions = {}): Promise<void> {
     const snap = RbdImageSet.snapName(id);
-    for (const spec of this.images.map((v) => this.spec(v))) {
-      if (!(await this.rbd.listSnapshots(spec)).some((s) => s.name === snap)) continue;
+    for (const configured of this.images.map((v) => this.spec(v))) {
+      const spec = await this.set.locate(configured, snap);
+      if (!spec) continue;
       const clones = await this.rbd.children(spec, snap);
       if (clones.length)
         opts.onProgress?.(
-          `${spec}@${snap} has the clone(s) ${clones.join(', ')} (a scratch instance): Ceph keeps the snapshot in its trash, and its space, until they are removed`,
+          `${spec}@${snap} has the clone(s) ${clones.join(', ')} (a scratch instance, or the volume's image after a clone-swap restore not yet flattened): Ceph keeps the snapshot in its trash, and its space, until they are removed or flattened`,
         );
     }
     return this.set.deleteBackup(id, opts);
@@ -167,28 +172,142 @@ export class RbdSnapshotDriver implements SnapshotDriver {
     return image;
   }
 
-  async rollback(record: BackupRecord, opts: WaitOptions = {}): Promise<{ ms: number; methods: string[] }> {
+  restoreMethodProblem(): string | undefined {
+    return undefined;
+  }
+
+  async rollback(record: BackupRecord, opts: RollbackOptions): Promise<VolumesRolledBack> {
     const started = Date.now();
-    const snaps = (await this.set.snapshotsOf(record)).map(({ spec, snap }) => ({
+    const snaps = (await this.set.snapshotsOf(record)).map(({ spec, snap, holder }) => ({
       image: this.configuredImage(record, spec),
       snap,
+      holder,
     }));
-    // As a kubelet would: nothing may hold the image while it is rolled back.
+    const { method, note } = await this.chooseMethod(snaps, opts);
+    opts.onProgress?.(`${method}: ${note}`);
+    // As a kubelet would: nothing may hold the image while it is rolled back or renamed.
     for (const { image } of snaps) {
       opts.onProgress?.(`detaching ${this.spec(image)} from ${image.mountpoint}`);
       await detachRbdVolume(this.rbd, image, opts.signal);
     }
     // A crash test kills the worker here: the images detached, not yet rolled back.
     await pauseForTests('rollback-detached', opts.signal);
-    for (const { image, snap } of snaps) {
-      opts.onProgress?.(`rbd snap rollback ${this.spec(image)}@${snap}`);
-      await this.rbd.rollback(this.spec(image), snap, opts.signal);
+    if (method === 'rollback') {
+      for (const { image, snap } of snaps) {
+        opts.onProgress?.(`rbd snap rollback ${this.spec(image)}@${snap}`);
+        await this.rbd.rollback(this.spec(image), snap, opts.signal);
+      }
+      for (const { image } of snaps) await attachRbdVolume(this.storage, image, opts.signal);
+      return {
+        ms: Date.now() - started,
+        method,
+        methodNote: note,
+        methods: snaps.map(({ image, snap }) => `rbd snap rollback ${this.spec(image)}@${snap}`),
+      };
     }
+    const swapped = [];
+    for (const { image, snap } of snaps)
+      swapped.push(
+        await swapImage(
+          this.rbd,
+          { spec: this.spec(image), snap, restoreId: opts.restoreId, backup: record.id },
+          (spec, name) => this.set.locate(spec, name),
+          opts,
+        ),
+      );
     for (const { image } of snaps) await attachRbdVolume(this.storage, image, opts.signal);
     return {
       ms: Date.now() - started,
-      methods: snaps.map(({ image, snap }) => `rbd snap rollback ${this.spec(image)}@${snap}`),
+      method,
+      methodNote: note,
+      methods: swapped.map(
+        (s) => `clone-swap: ${s.spec} set aside as ${s.setAside}; ${s.spec} is now a clone of ${s.clonedFrom}`,
+      ),
+      flatten: swapped.map((s) => s.spec),
+      flattenByDefault: this.storage.flatten ?? 'background',
     };
+  }
+
+  /** The restore method for these snapshots: what was asked, or (auto) the fastest one that can be used. */
+  private async chooseMethod(
+    snaps: Array<{ image: RbdLocalVolume; snap: string; holder: string }>,
+    opts: RollbackOptions,
+  ): Promise<{ method: 'rollback' | 'clone-swap'; note: string }> {
+    const asked = opts.method ?? this.storage.restoreMethod ?? 'auto';
+    const pools = new Set(snaps.map(({ image }) => image.pool));
+    for (const pool of pools) {
+      const names = await this.rbd.listImages(pool);
+      const begun = snaps.find(({ image }) => names.includes(setAsideName(image.image, opts.restoreId)));
+      if (begun)
+        return { method: 'clone-swap', note: `this restore's clone-swap was under way (${this.spec(begun.image)})` };
+    }
+    const elsewhere = snaps.find(({ image, holder }) => holder !== this.spec(image));
+    if (elsewhere && asked === 'rollback')
+      return {
+        method: 'clone-swap',
+        note: `the snapshot is on ${elsewhere.holder}, set aside by an earlier clone-swap restore: rbd snap rollback of ${this.spec(elsewhere.image)} cannot reach it`,
+      };
+    if (asked === 'rollback') return { method: 'rollback', note: 'asked for (restoreMethod rollback)' };
+    for (const { image } of snaps) {
+      const { features } = await this.rbd.info(this.spec(image));
+      if (features.includes('layering')) continue;
+      const why = `${this.spec(image)} has no layering feature, so it cannot be cloned`;
+      if (asked === 'clone-swap' || elsewhere)
+        throw new PermanentDriverError(`a clone-swap restore is needed but ${why}`);
+      return { method: 'rollback', note: `${why}: rbd snap rollback (its time grows with the image's size)` };
+    }
+    return {
+      method: 'clone-swap',
+      note:
+        asked === 'clone-swap'
+          ? 'asked for (restoreMethod clone-swap)'
+          : 'the fastest: renaming and cloning take the same time at any size, where a rollback rewrites every object',
+    };
+  }
+
+  /**
+   * Flattens each clone a clone-swap left (rbd flatten: it copies what the clone still reads from
+   * the image set aside, reporting the percentage), then removes images set aside that hold nothing.
+   * Resumable: objects already copied stay; an image with no parent is done.
+   */
+  async flatten(
+    images: string[],
+    opts: WaitOptions & { onPercent?: (image: string, percent: number) => void } = {},
+  ): Promise<string[]> {
+    const said: string[] = [];
+    for (const spec of images) {
+      const pool = spec.slice(0, spec.indexOf('/'));
+      if (!(await this.rbd.listImages(pool)).includes(spec.slice(pool.length + 1))) {
+        said.push(`${spec} is gone: nothing to flatten`);
+        continue;
+      }
+      const { parent } = await this.rbd.info(spec);
+      if (parent) {
+        opts.onProgress?.(`rbd flatten ${spec} (a clone of ${parent})`);
+        // A crash test kills the worker here: the flatten about to begin (or begun before, and resumed).
+        await pauseForTests('flatten-started', opts.signal);
+        const ms = await flattenImage(this.storage, spec, (p) => opts.onPercent?.(spec, p), opts.signal);
+        said.push(`flattened ${spec} in ${(ms / 1000).toFixed(1)} s: it no longer reads from ${parent}`);
+      }
+      for (const line of await this.set.pruneSetAside(spec, opts.signal)) said.push(line);
+    }
+    return said;
+  }
+
+  /** After a clone-swap restore succeeded: the images set aside drop their copies of the backup records. */
+  async releaseReplaced(restoreId: string): Promise<string[]> {
+    const said: string[] = [];
+    for (const image of this.images) {
+      for (const aside of await this.set.lineage(this.spec(image))) {
+        if (aside === this.spec(image) || !isSetAsideOf(image.image, aside.slice(image.pool.length + 1))) continue;
+        if ((await this.set.setAsideMark(aside))?.restoreId !== restoreId) continue;
+        const dropped = await dropCopiedRecords(this.rbd, aside, [RBD_META_PREFIX, RBD_DELETING_PREFIX]);
+        said.push(
+          `${aside} (the state before this restore) kept: it holds the earlier backups' snapshots${dropped ? `; its ${dropped} copied backup record(s) dropped` : ''}`,
+        );
+      }
+    }
+    return said;
   }
 
   /** Attaches every image (before a start, after a crash between detach and attach). */
@@ -205,7 +324,7 @@ export class RbdSnapshotDriver implements SnapshotDriver {
   async cloneSnapshots(record: BackupRecord, place: ClonePlacement, opts: WaitOptions = {}): Promise<ClonedVolumes> {
     const volumes: ClonedVolumes['volumes'] = [];
     const methods: string[] = [];
-    for (const [n, { spec, snap }] of (await this.set.snapshotsOf(record)).entries()) {
+    for (const [n, { spec, snap, holder }] of (await this.set.snapshotsOf(record)).entries()) {
       const image = this.configuredImage(record, spec);
       const clone: RbdLocalVolume = {
         pool: image.pool,
@@ -213,8 +332,8 @@ export class RbdSnapshotDriver implements SnapshotDriver {
         mountpoint: join(place.dir, `mnt-${n}`),
         fuseDir: join(place.dir, `rbd-fuse-${n}`),
       };
-      const parent = `${spec}@${snap}`;
-      await this.makeClone(spec, snap, clone, place.id, opts);
+      const parent = `${holder}@${snap}`;
+      await this.makeClone(holder, snap, clone, place.id, opts);
       opts.onProgress?.(`attaching ${this.spec(clone)} on ${clone.mountpoint}`);
       await attachRbdVolume(this.storage, clone, opts.signal, true);
       volumes.push({

@@ -11,6 +11,12 @@ export interface RbdSnapshot {
   timestamp?: string;
 }
 
+export interface RbdImageInfo {
+  features: string[];
+  /** pool/image@snap, for a clone not yet flattened. */
+  parent?: string;
+}
+
 export class RbdCli {
   constructor(private readonly run: RbdRunner) {}
 
@@ -74,6 +80,45 @@ export class RbdCli {
 
   async removeImage(spec: string, signal?: AbortSignal): Promise<void> {
     await this.ok(['rm', '--no-progress', spec], signal);
+  }
+
+  /** `rbd rename`: it does not check for clients (watchers move with the image), so check first. */
+  async rename(from: string, to: string, signal?: AbortSignal): Promise<void> {
+    await this.ok(['rename', from, to], signal);
+  }
+
+  /** The image's features, and the snapshot it is a clone of (pool/image@snap), if it is one. */
+  async info(spec: string): Promise<RbdImageInfo> {
+    const info = JSON.parse(await this.ok(['info', spec, '--format', 'json'])) as {
+      features?: string[];
+      parent?: { pool: string; pool_namespace?: string; image: string; snapshot: string };
+    };
+    const parent = info.parent;
+    return {
+      features: info.features ?? [],
+      parent: parent ? `${parent.pool}/${parent.image}@${parent.snapshot}` : undefined,
+    };
+  }
+
+  /** Every snapshot, those Ceph moved to its trash namespace (kept for their clones) too. */
+  async listAllSnapshots(spec: string): Promise<Array<RbdSnapshot & { namespace?: string }>> {
+    const out = await this.ok(['snap', 'ls', '--all', spec, '--format', 'json']);
+    return (JSON.parse(out) as Array<RbdSnapshot & { namespace?: { type?: string } | string }>).map((s) => ({
+      ...s,
+      namespace: typeof s.namespace === 'object' ? s.namespace?.type : s.namespace,
+    }));
+  }
+
+  /** A clone of spec@snap with the given features (clone format 2: no protection needed). */
+  async cloneWithFeatures(
+    spec: string,
+    snap: string,
+    child: string,
+    features: string[],
+    signal?: AbortSignal,
+  ): Promise<void> {
+    const featureArgs = features.flatMap((f) => ['--image-feature', f]);
+    await this.ok(['clone', '--rbd-default-clone-format', '2', ...featureArgs, `${spec}@${snap}`, child], signal);
   }
 
   /** Clients that have the image open (rbd-fuse, a kernel mapping): a rollback needs none. */

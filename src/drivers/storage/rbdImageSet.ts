@@ -10,6 +10,7 @@ import type { DeleteOptions } from './types';
 import type { BackupBeingDeleted, BackupRecord, DatabaseVolume, SnapshotRef } from '../../contract/backups';
 import { newestFirst } from './recordOrder';
 import { beingDeleted, markForDeletion, type MarkedRecord } from './deletionMark';
+import { SET_ASIDE_MARK, isSetAsideOf, type SetAsideMark } from './rbdSetAside';
 
 export const RBD_META_PREFIX = 'pgops.backup.';
 /** A record whose deletion has begun (a key of its own: an older worker never takes it for a backup). */
@@ -34,6 +35,50 @@ export class RbdImageSet {
 
   static snapName(id: string): string {
     return `${RBD_SNAP_PREFIX}${id}`;
+  }
+
+  /**
+   * The image and those a clone-swap restore set aside from it (rbdSetAside.ts), where the
+   * snapshots of the backups taken before that restore now live.
+   */
+  async lineage(spec: string): Promise<string[]> {
+    const pool = spec.slice(0, spec.indexOf('/'));
+    const image = spec.slice(spec.indexOf('/') + 1);
+    const names = await this.rbd.listImages(pool);
+    const aside = names.filter((name) => isSetAsideOf(image, name)).sort();
+    // Between a clone-swap's rename and its clone, the name is free for an instant (or until the retry).
+    return [...(names.includes(image) ? [spec] : []), ...aside.map((name) => `${pool}/${name}`)];
+  }
+
+  /** The image of spec's lineage that holds snapshot `snap`, or undefined. */
+  async locate(spec: string, snap: string): Promise<string | undefined> {
+    for (const image of await this.lineage(spec)) {
+      if ((await this.rbd.listSnapshots(image)).some((s) => s.name === snap)) return image;
+    }
+    return undefined;
+  }
+
+  /**
+   * Removes the images set aside by earlier restores that hold nothing any more: no snapshot (a
+   * backup's, or one Ceph keeps in its trash for a clone not yet flattened). Returns what it did.
+   */
+  async pruneSetAside(spec: string, signal?: AbortSignal): Promise<string[]> {
+    const said: string[] = [];
+    for (const image of (await this.lineage(spec)).filter((i) => i !== spec)) {
+      if ((await this.rbd.listAllSnapshots(image)).length) continue;
+      if ((await this.rbd.watchers(image)) > 0) continue;
+      const mark = await this.setAsideMark(image);
+      await this.rbd.removeImage(image, signal);
+      said.push(
+        `removed ${image}${mark ? ` (set aside by restore ${mark.restoreId} on ${mark.at})` : ''}: no backup and no clone needs it any more`,
+      );
+    }
+    return said;
+  }
+
+  async setAsideMark(image: string): Promise<SetAsideMark | undefined> {
+    const value = (await this.rbd.listMetadata(image))[SET_ASIDE_MARK];
+    return value ? (JSON.parse(value) as SetAsideMark) : undefined;
   }
 
   /** Refuses to overwrite a finished backup, and deletes the half-made snapshots a crashed attempt left. */
@@ -100,7 +145,7 @@ export class RbdImageSet {
     const { records, marks } = await this.recordsAndMarks();
     const recorded = new Set([...records.keys(), ...marks.keys()]);
     const strays = new Set<string>();
-    for (const spec of await this.allImages()) {
+    for (const spec of await this.allLineages()) {
       for (const snap of await this.rbd.listSnapshots(spec)) {
         if (!snap.name.startsWith(RBD_SNAP_PREFIX)) continue;
         const id = snap.name.slice(RBD_SNAP_PREFIX.length);
@@ -125,25 +170,49 @@ export class RbdImageSet {
     }
     await pauseForTests('delete-marked', opts.signal);
     const snap = RbdImageSet.snapName(id);
-    for (const [index, spec] of (await this.allImages()).entries()) {
-      opts.onProgress?.(`rbd snap rm ${spec}@${snap}`);
-      await this.rbd.removeSnapshot(spec, snap, opts.signal);
+    for (const [index, configured] of (await this.allImages()).entries()) {
+      const spec = await this.locate(configured, snap);
+      if (spec) {
+        const clones = await this.rbd.children(spec, snap);
+        opts.onProgress?.(
+          `rbd snap rm ${spec}@${snap}${clones.length ? ` (Ceph keeps it in its trash until ${clones.join(', ')} no longer need it: flattened or removed)` : ''}`,
+        );
+        await this.rbd.removeSnapshot(spec, snap, opts.signal);
+      }
       // A crash test kills the worker here: a snapshot removed, the mark still there.
       if (index === 0) await pauseForTests('delete-partly-removed', opts.signal);
     }
     await this.rbd.removeMetadata(this.recordImage, markKey);
+    for (const configured of await this.allImages()) {
+      for (const line of await this.pruneSetAside(configured, opts.signal)) opts.onProgress?.(line);
+    }
   }
 
-  /** The image and snapshot name of each snapshot of the record, all checked to be there. */
-  async snapshotsOf(record: BackupRecord): Promise<Array<{ spec: string; snap: string; source: string }>> {
-    const snaps = record.snapshots.map((s) => ({
-      spec: s.ref.slice(0, s.ref.indexOf('@')),
-      snap: s.ref.slice(s.ref.indexOf('@') + 1),
-      source: s.source,
-    }));
-    for (const { spec, snap } of snaps) {
-      if (!(await this.rbd.listSnapshots(spec)).some((s) => s.name === snap))
-        throw new PermanentDriverError(`snapshot ${spec}@${snap} of backup ${record.id} is missing`);
+  /** Every image the backups may have snapshots on: the configured ones and those set aside from them. */
+  private async allLineages(): Promise<string[]> {
+    const all: string[] = [];
+    for (const spec of await this.allImages()) all.push(...(await this.lineage(spec)));
+    return all;
+  }
+
+  /**
+   * The image and snapshot name of each snapshot of the record, all checked to be there. `spec` is the
+   * image the record names (the volume's image); `holder` the one that holds the snapshot now: the same,
+   * or an image a clone-swap restore set aside from it.
+   */
+  async snapshotsOf(
+    record: BackupRecord,
+  ): Promise<Array<{ spec: string; snap: string; source: string; holder: string }>> {
+    const snaps = [];
+    for (const s of record.snapshots) {
+      const spec = s.ref.slice(0, s.ref.indexOf('@'));
+      const snap = s.ref.slice(s.ref.indexOf('@') + 1);
+      const holder = await this.locate(spec, snap);
+      if (!holder)
+        throw new PermanentDriverError(
+          `snapshot ${spec}@${snap} of backup ${record.id} is missing (nor is it on an image set aside by a restore)`,
+        );
+      snaps.push({ spec, snap, source: s.source, holder });
     }
     return snaps;
   }

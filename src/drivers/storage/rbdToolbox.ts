@@ -21,11 +21,20 @@ import type {
   SnapshotPlan,
   ClonedVolumes,
   ClonePlacement,
+  VolumeRestoreMethod,
 } from './types';
+import type { VolumesRolledBack } from '../../contract/operations/restoreSteps';
 import type { BackupBeingDeleted, BackupRecord, DatabaseVolume, SnapshotRef } from '../../contract/backups';
 
 const RBD_NAME = /^[A-Za-z0-9_.-]{1,100}$/;
 const NO_CLIENT_TIMEOUT_MS = 300_000;
+/**
+ * Why the toolbox runner never clone-swaps: ceph-csi keeps each volume's RBD image id in its journal
+ * (omap csi.volume.<uuid>, key csi.imageid). A clone under the same name has a new id, which ceph-csi's
+ * later DeleteVolume, expansion and snapshots would not find (or would find the image set aside).
+ */
+const CEPH_CSI_KEEPS_THE_ID =
+  "ceph-csi keeps each volume's RBD image id in its journal, and a clone under the same name has another id; the toolbox runner restores by rbd snap rollback";
 
 interface ClaimImage extends RbdImageOf {
   claim: string;
@@ -167,9 +176,20 @@ export class RbdToolboxSnapshotDriver implements SnapshotDriver {
     await (await this.set()).deleteBackup(id, opts);
   }
 
-  async rollback(record: BackupRecord, opts: WaitOptions = {}): Promise<{ ms: number; methods: string[] }> {
+  restoreMethodProblem(method: VolumeRestoreMethod): string | undefined {
+    return method === 'clone-swap'
+      ? `restoreMethod "clone-swap" cannot be used with runner "toolbox": ${CEPH_CSI_KEEPS_THE_ID}`
+      : undefined;
+  }
+
+  async rollback(record: BackupRecord, opts: WaitOptions = {}): Promise<VolumesRolledBack> {
     const started = Date.now();
     const snaps = await (await this.set()).snapshotsOf(record);
+    const moved = snaps.find(({ spec, holder }) => spec !== holder);
+    if (moved)
+      throw new PermanentDriverError(
+        `snapshot ${moved.snap} of ${moved.spec} is on ${moved.holder}, an image set aside by a clone-swap: rbd snap rollback cannot reach it from the toolbox`,
+      );
     for (const { spec } of snaps)
       await pollUntil<void>(
         async () => {
@@ -192,6 +212,8 @@ export class RbdToolboxSnapshotDriver implements SnapshotDriver {
     }
     return {
       ms: Date.now() - started,
+      method: 'rollback',
+      methodNote: `runner toolbox: ${CEPH_CSI_KEEPS_THE_ID}`,
       methods: snaps.map(({ spec, snap }) => `rbd snap rollback ${spec}@${snap} (toolbox)`),
     };
   }

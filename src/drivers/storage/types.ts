@@ -4,6 +4,9 @@
 import type { WaitOptions } from '../cluster/types';
 import type { BackupBeingDeleted, BackupRecord, DatabaseVolume, SnapshotRef } from '../../contract/backups';
 import type { ScratchVolume } from '../../contract/scratch';
+import type { VolumeRestoreMethod, VolumesRolledBack } from '../../contract/operations/restoreSteps';
+
+export type { VolumeRestoreMethod };
 
 export interface DeleteOptions extends WaitOptions {
   /** The workflow deleting, kept in the deletion mark. */
@@ -24,6 +27,10 @@ export interface SnapshotOptions extends WaitOptions {
 export interface RollbackOptions extends WaitOptions {
   /** Names this restore (workflow id and run): a retried rollback recognises its own work by it. */
   restoreId: string;
+  /** How the volumes are put back where the storage can do both (rbd): default auto, the fastest safe one. */
+  method?: VolumeRestoreMethod;
+  /** How long a clone-swap waits for the image's last client to let go (default 60 s). */
+  clientWaitMs?: number;
 }
 
 /** Where a scratch clone goes: its id (a DNS label) and, for a clone used on the worker, its directory there. */
@@ -76,7 +83,18 @@ export interface SnapshotDriver {
    * Puts every volume back to its snapshot. The database must be stopped. Idempotent: a retry
    * after a crash finishes the same rollback. Leaves the volumes attached and ready to start.
    */
-  rollback(record: BackupRecord, opts: RollbackOptions): Promise<{ ms: number; methods: string[] }>;
+  rollback(record: BackupRecord, opts: RollbackOptions): Promise<VolumesRolledBack>;
+  /** Why this storage cannot restore by `method`, or undefined when it can (checked before a restore touches anything). */
+  restoreMethodProblem(method: VolumeRestoreMethod): string | undefined;
+  /**
+   * Copies into each clone-swapped image (VolumesRolledBack.flatten) what it still reads from the image
+   * set aside, so it no longer depends on it (`rbd flatten`), then removes images set aside that hold
+   * nothing any more. Idempotent and resumable: an image already flat is done.
+   */
+  flatten?(
+    images: string[],
+    opts?: WaitOptions & { onPercent?: (image: string, percent: number) => void },
+  ): Promise<string[]>;
   /**
    * After a successful restore: lets go of what the rollback kept in case it failed (CSI: the
    * replaced volumes, kept with reclaim policy Retain until now). Idempotent.
