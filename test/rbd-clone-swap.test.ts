@@ -131,15 +131,13 @@ describe('clone-swap restores on Ceph RBD (runner local)', () => {
     });
     const fuseFile = join(dir, held.split('/')[1]!);
     const holdOpen = async () => (await runCommand('losetup', ['-f', '--show', fuseFile])).stdout.trim();
-    const step = { spec: held, snap: 'pgops-snap', restoreId: 'test/held', backup: 'none' };
-    const set = new RbdImageSet(ceph.rbd, held, async () => [held]);
-    const locate = (image: string, snap: string) => set.locate(image, snap);
+    const step = { spec: held, snap: 'pgops-snap', holder: held, restoreId: 'test/held', backup: 'none' };
     const before = await imagesInPool();
     try {
       // rbd-fuse opens the image when its file is opened: a loop device on it, as the attach makes.
       const device = await holdOpen();
       assert.match(device, /^\/dev\/loop/);
-      const err = await swapImage(ceph.rbd, step, locate, { clientWaitMs: 1500 }).then(
+      const err = await swapImage(ceph.rbd, step, { clientWaitMs: 1500 }).then(
         () => undefined,
         (e: unknown) => e as Error,
       );
@@ -153,11 +151,11 @@ describe('clone-swap restores on Ceph RBD (runner local)', () => {
         fuseDir: dir,
       });
     }
-    const swapped = await swapImage(ceph.rbd, step, locate, { clientWaitMs: 1500 });
+    const swapped = await swapImage(ceph.rbd, step, { clientWaitMs: 1500 });
     assert.equal(swapped.setAside, `${ceph.pool}/${setAsideName(held.split('/')[1]!, 'test/held')}`);
     assert.equal(swapped.clonedFrom, `${swapped.setAside}@pgops-snap`);
-    // A retry of the same swap finds its work done and changes nothing.
-    assert.deepEqual(await swapImage(ceph.rbd, step, locate), swapped);
+    // A retry of the same swap (the caller finds the snapshot on the image set aside now) finds its work done.
+    assert.deepEqual(await swapImage(ceph.rbd, { ...step, holder: swapped.setAside }), swapped);
     assert.equal((await parentOf(held))?.image, swapped.setAside.split('/')[1]);
   });
 

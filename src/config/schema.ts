@@ -140,6 +140,11 @@ export const storageSchema = z.discriminatedUnion('kind', [
       restoreMethod: z.enum(['auto', 'clone-swap', 'rollback']).optional(),
       /** After a clone-swap: flatten the clones in the background (default), or never. */
       flatten: z.enum(['background', 'never']).optional(),
+      /**
+       * Objects a background flatten copies at once (rbd --rbd-concurrent-management-ops; Ceph's default
+       * is 10): fewer leave more of the cluster to the restored database while it runs.
+       */
+      flattenConcurrency: z.number().int().min(1).max(64).optional(),
       preRestoreRetentionDays,
     })
     .refine((s) => s.runner !== 'toolbox' || s.toolbox !== undefined, {

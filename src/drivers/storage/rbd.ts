@@ -12,7 +12,7 @@ import { PermanentDriverError, type WaitOptions } from '../cluster/types';
 import { RbdCli } from './rbdCli';
 import { attachRbdVolume, cephArgs, detachRbdVolume, fuseDirOf, type RbdLocalVolume } from './rbdLocalAttach';
 import { RBD_DELETING_PREFIX, RBD_META_PREFIX, RbdImageSet } from './rbdImageSet';
-import { dropCopiedRecords, isSetAsideOf, setAsideName, swapImage } from './rbdSetAside';
+import { dropCopiedRecords, setAsideName, swapImage } from './rbdSetAside';
 import { flattenImage } from './rbdFlatten';
 import { mountAt } from './mounts';
 import { pauseForTests } from '../testPause';
@@ -182,14 +182,17 @@ export class RbdSnapshotDriver implements SnapshotDriver {
       image: this.configuredImage(record, spec),
       snap,
       holder,
+      features: undefined as string[] | undefined,
     }));
     const { method, note } = await this.chooseMethod(snaps, opts);
     opts.onProgress?.(`${method}: ${note}`);
     // As a kubelet would: nothing may hold the image while it is rolled back or renamed.
-    for (const { image } of snaps) {
-      opts.onProgress?.(`detaching ${this.spec(image)} from ${image.mountpoint}`);
-      await detachRbdVolume(this.rbd, image, opts.signal);
-    }
+    await Promise.all(
+      snaps.map(({ image }) => {
+        opts.onProgress?.(`detaching ${this.spec(image)} from ${image.mountpoint}`);
+        return detachRbdVolume(this.rbd, image, opts.signal);
+      }),
+    );
     // A crash test kills the worker here: the images detached, not yet rolled back.
     await pauseForTests('rollback-detached', opts.signal);
     if (method === 'rollback') {
@@ -205,17 +208,17 @@ export class RbdSnapshotDriver implements SnapshotDriver {
         methods: snaps.map(({ image, snap }) => `rbd snap rollback ${this.spec(image)}@${snap}`),
       };
     }
-    const swapped = [];
-    for (const { image, snap } of snaps)
-      swapped.push(
-        await swapImage(
+    // Each image on its own: they are independent, and each swap is a few calls to the cluster.
+    const swapped = await Promise.all(
+      snaps.map(({ image, snap, holder, features }) =>
+        swapImage(
           this.rbd,
-          { spec: this.spec(image), snap, restoreId: opts.restoreId, backup: record.id },
-          (spec, name) => this.set.locate(spec, name),
+          { spec: this.spec(image), snap, holder, features, restoreId: opts.restoreId, backup: record.id },
           opts,
         ),
-      );
-    for (const { image } of snaps) await attachRbdVolume(this.storage, image, opts.signal);
+      ),
+    );
+    await Promise.all(snaps.map(({ image }) => attachRbdVolume(this.storage, image, opts.signal)));
     return {
       ms: Date.now() - started,
       method,
@@ -230,7 +233,7 @@ export class RbdSnapshotDriver implements SnapshotDriver {
 
   /** The restore method for these snapshots: what was asked, or (auto) the fastest one that can be used. */
   private async chooseMethod(
-    snaps: Array<{ image: RbdLocalVolume; snap: string; holder: string }>,
+    snaps: Array<{ image: RbdLocalVolume; snap: string; holder: string; features?: string[] }>,
     opts: RollbackOptions,
   ): Promise<{ method: 'rollback' | 'clone-swap'; note: string }> {
     const asked = opts.method ?? this.storage.restoreMethod ?? 'auto';
@@ -248,8 +251,10 @@ export class RbdSnapshotDriver implements SnapshotDriver {
         note: `the snapshot is on ${elsewhere.holder}, set aside by an earlier clone-swap restore: rbd snap rollback of ${this.spec(elsewhere.image)} cannot reach it`,
       };
     if (asked === 'rollback') return { method: 'rollback', note: 'asked for (restoreMethod rollback)' };
-    for (const { image } of snaps) {
+    for (const snap of snaps) {
+      const { image } = snap;
       const { features } = await this.rbd.info(this.spec(image));
+      snap.features = features;
       if (features.includes('layering')) continue;
       const why = `${this.spec(image)} has no layering feature, so it cannot be cloned`;
       if (asked === 'clone-swap' || elsewhere)
@@ -298,14 +303,14 @@ export class RbdSnapshotDriver implements SnapshotDriver {
   async releaseReplaced(restoreId: string): Promise<string[]> {
     const said: string[] = [];
     for (const image of this.images) {
-      for (const aside of await this.set.lineage(this.spec(image))) {
-        if (aside === this.spec(image) || !isSetAsideOf(image.image, aside.slice(image.pool.length + 1))) continue;
-        if ((await this.set.setAsideMark(aside))?.restoreId !== restoreId) continue;
-        const dropped = await dropCopiedRecords(this.rbd, aside, [RBD_META_PREFIX, RBD_DELETING_PREFIX]);
-        said.push(
-          `${aside} (the state before this restore) kept: it holds the earlier backups' snapshots${dropped ? `; its ${dropped} copied backup record(s) dropped` : ''}`,
-        );
-      }
+      const spec = this.spec(image);
+      const aside = `${image.pool}/${setAsideName(image.image, restoreId)}`;
+      if (!(await this.set.lineage(spec)).includes(aside)) continue;
+      const dropped = await dropCopiedRecords(this.rbd, aside, restoreId, [RBD_META_PREFIX, RBD_DELETING_PREFIX]);
+      if (dropped === undefined) continue;
+      said.push(
+        `${aside} (the state before this restore) kept: it holds the earlier backups' snapshots${dropped ? `; its ${dropped} copied backup record(s) dropped` : ''}`,
+      );
     }
     return said;
   }

@@ -56,6 +56,11 @@ export class RbdCli {
 
   async removeMetadata(spec: string, key: string): Promise<void> {
     if (!(key in (await this.listMetadata(spec)))) return;
+    await this.removeListedMetadata(spec, key);
+  }
+
+  /** Removes a key the caller has just listed (one call instead of two). */
+  async removeListedMetadata(spec: string, key: string): Promise<void> {
     await this.ok(['image-meta', 'remove', spec, key]);
   }
 
@@ -123,7 +128,12 @@ export class RbdCli {
 
   /** Clients that have the image open (rbd-fuse, a kernel mapping): a rollback needs none. */
   async watchers(spec: string): Promise<number> {
-    const status = JSON.parse(await this.ok(['status', spec, '--format', 'json'])) as { watchers?: unknown[] };
+    const result = await this.run(['status', spec, '--format', 'json']);
+    // An image that is not there (renamed aside by a clone-swap that a crash interrupted) has no client.
+    if (result.code !== 0 && /\(2\) No such file or directory/.test(result.stderr)) return 0;
+    if (result.code !== 0)
+      throw new Error(`rbd status ${spec} failed (exit ${result.code}): ${(result.stderr || result.stdout).trim()}`);
+    const status = JSON.parse(result.stdout) as { watchers?: unknown[] };
     return status.watchers?.length ?? 0;
   }
 }

@@ -14,10 +14,19 @@ export function flattenImage(
 ): Promise<number> {
   const started = Date.now();
   return new Promise((resolve, reject) => {
-    const child = spawn('rbd', [...cephArgs(storage), 'flatten', spec], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-      signal,
-    });
+    const child = spawn(
+      'rbd',
+      [
+        ...cephArgs(storage),
+        ...(storage.flattenConcurrency ? ['--rbd-concurrent-management-ops', String(storage.flattenConcurrency)] : []),
+        'flatten',
+        spec,
+      ],
+      {
+        stdio: ['ignore', 'ignore', 'pipe'],
+        signal,
+      },
+    );
     let tail = '';
     child.stderr.setEncoding('utf8');
     child.stderr.on('data', (chunk: string) => {

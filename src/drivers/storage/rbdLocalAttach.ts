@@ -62,6 +62,9 @@ export async function attachRbdVolume(
   if (!mountAt(fuseDir)) {
     const code = await startDaemon('rbd-fuse', [
       ...(storage.cephConf ? ['-c', storage.cephConf] : []),
+      // A flatten of an image rbd-fuse holds (its exclusive lock) runs inside rbd-fuse: librbd hands
+      // maintenance to the lock's owner. Fewer objects at once leave more to PostgreSQL's own I/O.
+      ...(storage.flattenConcurrency ? ['--rbd_concurrent_management_ops', String(storage.flattenConcurrency)] : []),
       '-p',
       volume.pool,
       '-r',

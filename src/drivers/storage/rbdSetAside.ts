@@ -51,8 +51,12 @@ export interface SwapStep {
   /** pool/image, the volume's image: it keeps its name. */
   spec: string;
   snap: string;
+  /** pool/image holding the snapshot as found before the swap: the image itself, or one set aside earlier. */
+  holder: string;
   restoreId: string;
   backup: string;
+  /** The image's features, when the caller has read them (saves a call). */
+  features?: string[];
 }
 
 export interface Swapped {
@@ -86,24 +90,26 @@ export async function waitForNoClients(
 
 /**
  * Renames the image aside and clones the backup's snapshot under its name, then gives the clone the
- * image metadata the image had (`rbd clone` copies its parent's, which may be an older image).
- * Idempotent: a retry finds the renamed image by its name and finishes what is missing.
- * `locate` finds the image that holds the snapshot (after the rename: the one set aside, or older).
+ * image metadata the image had (`rbd clone` copies its parent's, which is an older image when the
+ * snapshot is on one). Idempotent: a retry finds the renamed image by its name and finishes what is
+ * missing; after the rename, `holder` is found again by the caller (the name is the image set aside).
  */
 export async function swapImage(
   rbd: RbdCli,
   step: SwapStep,
-  locate: (spec: string, snap: string) => Promise<string | undefined>,
   opts: WaitOptions & { clientWaitMs?: number } = {},
 ): Promise<Swapped> {
   const { spec, snap, restoreId } = step;
   const pool = spec.slice(0, spec.indexOf('/'));
   const image = spec.slice(spec.indexOf('/') + 1);
   const setAside = `${pool}/${setAsideName(image, restoreId)}`;
-  let names = await rbd.listImages(pool);
-  if (!names.includes(setAsideName(image, restoreId))) {
-    if (!names.includes(image)) throw new PermanentDriverError(`RBD image ${spec} does not exist`);
-    const { features } = await rbd.info(spec);
+  const names = await rbd.listImages(pool);
+  const imageThere = names.includes(image);
+  const setAsideThere = names.includes(setAsideName(image, restoreId));
+  let features = step.features;
+  if (!setAsideThere) {
+    if (!imageThere) throw new PermanentDriverError(`RBD image ${spec} does not exist`);
+    features ??= (await rbd.info(spec)).features;
     if (!features.includes('layering'))
       throw new PermanentDriverError(
         `${spec} has no layering feature: it cannot be cloned; use restoreMethod rollback`,
@@ -111,56 +117,54 @@ export async function swapImage(
     await waitForNoClients(rbd, spec, { ...opts, timeoutMs: opts.clientWaitMs });
     opts.onProgress?.(`rbd rename ${spec} ${setAside}`);
     await rbd.rename(spec, setAside, opts.signal);
-    names = await rbd.listImages(pool);
   }
   // A crash test kills the worker here: the image renamed aside, its name free.
   await pauseForTests('swap-renamed', opts.signal);
-  const holder = await locate(spec, snap);
-  if (!holder) throw new PermanentDriverError(`snapshot ${snap} of ${spec} is on no image set aside from it`);
+  // Before the rename the snapshot was on the image itself: now it is on the image set aside.
+  const holder = step.holder === spec ? setAside : step.holder;
   const clonedFrom = `${holder}@${snap}`;
-  if (!names.includes(image)) {
-    const features = (await rbd.info(setAside)).features.filter((f) => CLONE_FEATURES.has(f));
-    opts.onProgress?.(`rbd clone ${clonedFrom} → ${spec} (format 2, ${features.join(',')})`);
-    await rbd.cloneWithFeatures(holder, snap, spec, features, opts.signal);
-  } else {
+  if (setAsideThere && imageThere) {
     const { parent } = await rbd.info(spec);
     if (parent !== clonedFrom)
       throw new PermanentDriverError(
         `${spec} exists beside ${setAside} but is not the clone of ${clonedFrom}${parent ? ` (it is a clone of ${parent})` : ''}: something else made it; look at both images before restoring`,
       );
+  } else {
+    const cloneFeatures = (features ?? (await rbd.info(setAside)).features).filter((f) => CLONE_FEATURES.has(f));
+    opts.onProgress?.(`rbd clone ${clonedFrom} → ${spec} (format 2, ${cloneFeatures.join(',')})`);
+    await rbd.cloneWithFeatures(holder, snap, spec, cloneFeatures, opts.signal);
   }
-  const asideMeta = await rbd.listMetadata(setAside);
-  if (!(SET_ASIDE_MARK in asideMeta)) {
-    // The metadata of the image before the restore (the backup records among it) goes with the name.
+  // The clone copied its parent's image metadata. A clone of the image set aside has that image's own
+  // (the backup records among it); a clone of an older image has that one's: the image's go with the name.
+  if (holder !== setAside) {
+    const { [SET_ASIDE_MARK]: _mark, ...source } = await rbd.listMetadata(setAside);
     const cloneMeta = await rbd.listMetadata(spec);
-    for (const [key, value] of Object.entries(asideMeta))
+    for (const [key, value] of Object.entries(source))
       if (cloneMeta[key] !== value) await rbd.setMetadata(spec, key, value);
-    for (const key of Object.keys(cloneMeta)) if (!(key in asideMeta)) await rbd.removeMetadata(spec, key);
-    const mark: SetAsideMark = {
-      restoreId,
-      image: spec,
-      backup: step.backup,
-      clonedFrom,
-      at: new Date().toISOString(),
-    };
-    await rbd.setMetadata(setAside, SET_ASIDE_MARK, JSON.stringify(mark));
+    for (const key of Object.keys(cloneMeta)) if (!(key in source)) await rbd.removeListedMetadata(spec, key);
   }
+  const mark: SetAsideMark = { restoreId, image: spec, backup: step.backup, clonedFrom, at: new Date().toISOString() };
+  await rbd.setMetadata(setAside, SET_ASIDE_MARK, JSON.stringify(mark));
   // A crash test kills the worker here: the clone made, not yet attached.
   await pauseForTests('swap-cloned', opts.signal);
   return { spec, setAside, clonedFrom };
 }
 
 /**
- * After the restore succeeded: the image set aside keeps no copy of the backup records (they are the
- * volume's image's, which has them), so a listing never finds two. Idempotent.
+ * After the restore succeeded: the image set aside by `restoreId` keeps no copy of the backup records
+ * (they are the volume's image's, which has them), so a listing never finds two. Idempotent. Returns
+ * how many were dropped, or undefined when the image was not set aside by that restore.
  */
-export async function dropCopiedRecords(rbd: RbdCli, setAside: string, prefixes: string[]): Promise<number> {
+export async function dropCopiedRecords(
+  rbd: RbdCli,
+  setAside: string,
+  restoreId: string,
+  prefixes: string[],
+): Promise<number | undefined> {
   const meta = await rbd.listMetadata(setAside);
-  let removed = 0;
-  for (const key of Object.keys(meta))
-    if (prefixes.some((p) => key.startsWith(p))) {
-      await rbd.removeMetadata(setAside, key);
-      removed++;
-    }
-  return removed;
+  const mark = meta[SET_ASIDE_MARK];
+  if (!mark || (JSON.parse(mark) as SetAsideMark).restoreId !== restoreId) return undefined;
+  const copies = Object.keys(meta).filter((key) => prefixes.some((p) => key.startsWith(p)));
+  await Promise.all(copies.map((key) => rbd.removeListedMetadata(setAside, key)));
+  return copies.length;
 }
