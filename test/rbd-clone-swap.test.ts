@@ -112,6 +112,10 @@ describe('clone-swap restores on Ceph RBD (runner local)', () => {
     assert.deepEqual(listed.strays, []);
     assert.deepEqual(listed.backups.map((b) => b.id).sort(), [first.backup.id, restored.safetySnapshot!.id].sort());
     assert.ok((await metaKeys(spec(data))).includes(`pgops.backup.${first.backup.id}`));
+    // The listing says where they live, and that the volumes are clones not yet flattened.
+    const layout = listed.storage?.join('\n') ?? '';
+    assert.match(layout, new RegExp(`${spec(data)} is a clone of .*@pgops-${first.backup.id}, not flattened yet`));
+    assert.match(layout, new RegExp(`set aside by restore rollbackRestoreWorkflow.*holds backup\\(s\\) .*${first.backup.id}`));
   });
 
   it('refuses to set an image aside while a client still has it open (rbd rename would not), and swaps once it is let go', async function () {
@@ -221,6 +225,7 @@ describe('clone-swap restores on Ceph RBD (runner local)', () => {
       [kept],
     );
     assert.deepEqual(after.strays, []);
+    assert.match(after.storage?.join('\n') ?? '', /1 deleted snapshot\(s\) a clone still reads \(Ceph's trash\)/);
     const holder = `${data.pool}/${(await parentOf(spec(data)))!.image}`;
     const snapsOfHolder = async () =>
       (

@@ -26,6 +26,8 @@ export interface BackupListing {
   strays: string[];
   /** Per backup: its timeline, and whether the WAL archive still holds every segment from its start on. */
   archive?: BackupCoverage[];
+  /** Where the backups live, when a DBA should know (rbd: images set aside by clone-swap restores). */
+  storage?: string[];
 }
 
 export interface PruneOutcome {
@@ -112,11 +114,13 @@ async function listingOf(registry: ClusterRegistry, cluster: string): Promise<Ba
   const walArchive = services.archive.walArchive;
   // The archive as the worker sees it (a Kubernetes cluster's may be inside its pods only).
   const archive = walArchive && existsSync(walArchive) ? archiveCoverage(walArchive, backups) : undefined;
+  const layout = (await storage.describeLayout?.()) ?? [];
   return {
     backups,
     beingDeleted: await beingDeletedOf(cluster, storage),
     strays: await storage.strayIds(),
     archive,
+    ...(layout.length ? { storage: layout } : {}),
   };
 }
 

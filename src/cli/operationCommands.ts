@@ -232,6 +232,7 @@ function describeBackups(cluster: string, r: Operations['listBackups']['result']
         `${b.id}  ${b.kind.padEnd(11)} ${b.mode.padEnd(7)} ${b.stoppedAt}  being deleted (since ${b.deletion.since}, by ${b.deletion.by})`,
     ),
     ...r.strays.map((id) => `${id}  stray: snapshots without a record`),
+    ...(r.storage ?? []).map((line) => `storage: ${line}`),
   ];
   return lines.length === 0 ? `no backups of ${cluster}` : lines.join('\n');
 }

@@ -20,6 +20,11 @@ export interface ListBackupsResult {
   strays: string[];
   /** Per backup: its timeline, and whether the WAL archive still holds every segment from its start on. */
   archive?: BackupCoverage[];
+  /**
+   * Where the backups live, one line each, when a DBA should know: rbd images set aside by clone-swap
+   * restores (which restore, which backups they hold, snapshots kept in Ceph's trash) and clones not yet flattened.
+   */
+  storage?: string[];
 }
 
 export interface DeleteBackupInput {

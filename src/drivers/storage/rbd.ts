@@ -172,6 +172,13 @@ export class RbdSnapshotDriver implements SnapshotDriver {
     return image;
   }
 
+  async describeLayout(): Promise<string[]> {
+    const records = await this.set.listRecords();
+    const lines: string[] = [];
+    for (const image of this.images) lines.push(...(await this.set.describeLineage(this.spec(image), records)));
+    return lines;
+  }
+
   restoreMethodProblem(): string | undefined {
     return undefined;
   }

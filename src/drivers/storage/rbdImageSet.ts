@@ -76,6 +76,32 @@ export class RbdImageSet {
     return said;
   }
 
+  /**
+   * One line per image set aside from `spec` (by which restore, which backups' snapshots it holds,
+   * a snapshot kept in Ceph's trash), and one when `spec` is a clone not yet flattened.
+   */
+  async describeLineage(spec: string, records: BackupRecord[]): Promise<string[]> {
+    const lines: string[] = [];
+    const { parent } = await this.rbd.info(spec).catch(() => ({ parent: undefined }));
+    if (parent)
+      lines.push(
+        `${spec} is a clone of ${parent}, not flattened yet: it reads from that image, and first writes copy up`,
+      );
+    for (const image of (await this.lineage(spec)).filter((i) => i !== spec)) {
+      const mark = await this.setAsideMark(image);
+      const snaps = await this.rbd.listAllSnapshots(image);
+      const ids = snaps
+        .filter((s) => s.name.startsWith(RBD_SNAP_PREFIX))
+        .map((s) => s.name.slice(RBD_SNAP_PREFIX.length));
+      const held = records.filter((r) => ids.includes(r.id)).map((r) => r.id);
+      const trashed = snaps.filter((s) => s.namespace === 'trash').length;
+      lines.push(
+        `${image}: set aside by restore ${mark?.restoreId ?? '(unknown)'}${mark ? ` on ${mark.at}` : ''}; holds ${held.length ? `backup(s) ${held.join(', ')}` : 'no backup'}${trashed ? `, and ${trashed} deleted snapshot(s) a clone still reads (Ceph's trash)` : ''}; removed once it holds nothing`,
+      );
+    }
+    return lines;
+  }
+
   async setAsideMark(image: string): Promise<SetAsideMark | undefined> {
     const value = (await this.rbd.listMetadata(image))[SET_ASIDE_MARK];
     return value ? (JSON.parse(value) as SetAsideMark) : undefined;
@@ -120,9 +146,23 @@ export class RbdImageSet {
     await this.rbd.setMetadata(this.recordImage, `${RBD_META_PREFIX}${record.id}`, JSON.stringify(record));
   }
 
+  /**
+   * The record image's metadata. Between a clone-swap's rename and its clone (a worker killed there),
+   * the name is free and the records are on the image just set aside, the one not yet marked.
+   */
+  private async recordMetadata(): Promise<Record<string, string>> {
+    const lineage = await this.lineage(this.recordImage);
+    if (lineage[0] === this.recordImage) return this.rbd.listMetadata(this.recordImage);
+    for (const image of lineage) {
+      const meta = await this.rbd.listMetadata(image);
+      if (!(SET_ASIDE_MARK in meta)) return meta;
+    }
+    throw new PermanentDriverError(`RBD image ${this.recordImage}, which holds the backup records, does not exist`);
+  }
+
   /** The records (pgops.backup.<id>) and the deletion marks (pgops.deleting.<id>), by id, in one read. */
   private async recordsAndMarks(): Promise<{ records: Map<string, BackupRecord>; marks: Map<string, MarkedRecord> }> {
-    const meta = Object.entries(await this.rbd.listMetadata(this.recordImage));
+    const meta = Object.entries(await this.recordMetadata());
     const under = (prefix: string) =>
       new Map(
         meta

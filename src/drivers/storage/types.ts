@@ -84,6 +84,11 @@ export interface SnapshotDriver {
    * after a crash finishes the same rollback. Leaves the volumes attached and ready to start.
    */
   rollback(record: BackupRecord, opts: RollbackOptions): Promise<VolumesRolledBack>;
+  /**
+   * What a DBA should know about where the backups live, one line each (rbd: images set aside by
+   * clone-swap restores, which backups they hold, a clone not yet flattened). Empty when nothing.
+   */
+  describeLayout?(): Promise<string[]>;
   /** Why this storage cannot restore by `method`, or undefined when it can (checked before a restore touches anything). */
   restoreMethodProblem(method: VolumeRestoreMethod): string | undefined;
   /**
