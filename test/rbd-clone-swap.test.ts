@@ -115,7 +115,10 @@ describe('clone-swap restores on Ceph RBD (runner local)', () => {
     // The listing says where they live, and that the volumes are clones not yet flattened.
     const layout = listed.storage?.join('\n') ?? '';
     assert.match(layout, new RegExp(`${spec(data)} is a clone of .*@pgops-${first.backup.id}, not flattened yet`));
-    assert.match(layout, new RegExp(`set aside by restore rollbackRestoreWorkflow.*holds backup\\(s\\) .*${first.backup.id}`));
+    assert.match(
+      layout,
+      new RegExp(`set aside by restore rollbackRestoreWorkflow.*holds backup\\(s\\) .*${first.backup.id}`),
+    );
   });
 
   it('refuses to set an image aside while a client still has it open (rbd rename would not), and swaps once it is let go', async function () {
