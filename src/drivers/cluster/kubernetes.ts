@@ -16,6 +16,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { KubernetesTarget } from '../../config/schema';
 import { callKube, isKubeStatus, readIfFound, type KubeCall } from '../kube/apiErrors';
 import { HelperPod } from '../kube/helperPod';
+import { execInPod, type PodExecResult } from '../kube/podExec';
 import { statefulSetLayout, type StatefulSetLayout } from '../kube/statefulSetLayout';
 import {
   PermanentDriverError,
@@ -88,6 +89,25 @@ export class KubernetesClusterDriver implements ClusterDriver {
   /** A helper pod mounting the first pod's claims (the StatefulSet must be at 0). */
   async helperPod(): Promise<HelperPod> {
     return new HelperPod(this.kubeConfig, await this.layout());
+  }
+
+  /**
+   * The first pod's PostgreSQL container: PGDATA there, and a command runner into it (pods/exec,
+   * argument arrays; as the container's user). Each command goes to whatever pod carries the name
+   * then: after a restart, the new one.
+   */
+  async serverContainer(): Promise<{
+    pod: string;
+    pgdata: string;
+    run: (command: string[], opts: { timeoutMs?: number; signal?: AbortSignal }) => Promise<PodExecResult>;
+  }> {
+    const layout = await this.layout();
+    const where = { namespace: this.namespace, pod: layout.firstPod, container: layout.container.name };
+    return {
+      pod: layout.firstPod,
+      pgdata: layout.pgdata,
+      run: (command, opts) => execInPod(this.kubeConfig, where, command, opts),
+    };
   }
 
   /** The PostgreSQL container's log lines of the first pod (the kubelet's log), newest last. */

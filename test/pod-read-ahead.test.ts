@@ -1,0 +1,216 @@
+// The read-ahead loop that runs inside a Kubernetes replica's container
+// (drivers/postgres/archive/podReadAhead.ts), run here by the machine's own sh (dash) on local
+// directories: the same script, the same arguments as pods/exec passes them. Segments staged in
+// order and renamed when whole, never more than `depth` waiting, owned by pg_wal's owner, taken by
+// the real restore_command string; the loop ends by itself when the heartbeat stops, when another
+// run takes the directory over (leaving it to that run), and refuses a pg_wal it does not own.
+// The pod side (pods/exec, a worker killed mid-replay) runs in kubernetes-real-node-pitr.
+import assert from 'node:assert/strict';
+import { chmodSync, chownSync, existsSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { runCommand } from '../src/drivers/exec';
+import { readAheadRestoreCommand, readAheadStageDir } from '../src/drivers/postgres/archive/walReadAhead';
+import {
+  podReadAheadCommand,
+  parsePodReadAheadResult,
+  runPodReadAhead,
+  segmentFileOf,
+  type ContainerCommand,
+} from '../src/drivers/postgres/archive/podReadAhead';
+import { MB, REDO_TO_TARGET, segmentArchive, segmentLsn, segmentName } from './harness/walSegments';
+
+const name = segmentName;
+const lsnOf = segmentLsn;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** The container, played by this machine: the command array run as is (no shell in between). */
+const local: ContainerCommand = (command, opts) => runCommand(command[0]!, command.slice(1), opts);
+const staged = (stage: string) => (existsSync(stage) ? readdirSync(stage).filter((n) => !n.startsWith('.')) : []);
+
+describe('WAL read-ahead in the replica container (the sh loop, run by the local sh)', function () {
+  this.timeout(60_000);
+  let root: string;
+  let archive: string;
+  let pgdata: string;
+  let stage: string;
+  beforeEach(() => {
+    ({ root, archive, pgdata } = segmentArchive('pgops-pod-readahead-'));
+    stage = readAheadStageDir(pgdata);
+    writeFileSync(join(archive, `00000002${name(3).slice(8)}`), Buffer.alloc(MB, 3)); // another timeline
+  });
+  afterEach(() => rmSync(root, { recursive: true, force: true }));
+
+  it('stages from the REDO to the target in order, at most depth waiting, taken by restore_command, nothing left behind', async () => {
+    const restore = readAheadRestoreCommand(stage, `cp ${archive}/%f %p`)!;
+    let replay = lsnOf(2);
+    let maxWaiting = 0;
+    const fetched: string[] = [];
+    const abort = new AbortController();
+    const starts: string[] = [];
+    const running = runPodReadAhead({
+      workerArchive: archive,
+      archiveDir: archive,
+      stageDir: stage,
+      ...REDO_TO_TARGET,
+      run: local,
+      replayLsn: () => replay,
+      signal: abort.signal,
+      heartbeatMs: 200,
+      onLoopStarted: (id) => starts.push(id),
+    });
+    // The startup process: asks for each segment in order through the real restore_command string.
+    for (let seg = 2; seg <= 7; seg++) {
+      for (let i = 0; i < 400 && !staged(stage).includes(name(seg)); i++) {
+        maxWaiting = Math.max(maxWaiting, staged(stage).length);
+        await sleep(5);
+      }
+      const target = join(root, 'RECOVERYXLOG');
+      const ran = await runCommand('sh', ['-c', restore.replace('%f', name(seg)).replace('%p', target)]);
+      assert.equal(ran.code, 0, ran.stderr);
+      assert.equal(statSync(target).size, MB);
+      if (!existsSync(join(archive, name(seg)))) assert.fail('the archive lost a segment');
+      fetched.push(name(seg));
+      replay = lsnOf(seg + 1);
+      await sleep(20);
+    }
+    const stats = await running; // ends by itself once every segment was taken
+    assert.ok(stats, 'the loop reported');
+    assert.deepEqual(
+      { ...stats, detail: undefined },
+      { staged: 6, consumed: 6, discarded: 0, skipped: 0, reason: 'done', detail: undefined },
+    );
+    assert.equal(starts.length, 1, 'one loop');
+    assert.ok(maxWaiting <= 3, `${maxWaiting} segments waited at once (depth 3)`);
+    assert.equal(existsSync(stage), false, 'the staging directory is removed');
+    abort.abort();
+  });
+
+  it('ends by itself when the heartbeat stops (a dead worker), removing what it staged', async () => {
+    // Started the way the worker starts it, then left alone: nobody rewrites the heartbeat.
+    const began = Date.now();
+    const command = podReadAheadCommand({
+      archiveDir: archive,
+      stageDir: stage,
+      runId: 'dead1',
+      first: name(1),
+      last: name(9),
+      depth: 2,
+      staleSeconds: 3,
+    });
+    const running = local(command, { timeoutMs: 30_000 });
+    for (let i = 0; i < 200 && staged(stage).length < 2; i++) await sleep(10);
+    assert.deepEqual(staged(stage).sort(), [name(1), name(2)], 'depth 2');
+    const result = parsePodReadAheadResult((await running).stdout);
+    const took = Date.now() - began;
+    assert.equal(result?.reason, 'stale', JSON.stringify(result));
+    assert.ok(took >= 2_500 && took < 10_000, `ended after ${took} ms (stale after 3 s)`);
+    assert.equal(existsSync(stage), false, 'its staged segments are gone');
+  });
+
+  it('a newer run takes the directory over: the older loop ends and leaves it to the newer one', async () => {
+    const older = local(
+      podReadAheadCommand({
+        archiveDir: archive,
+        stageDir: stage,
+        runId: 'older1',
+        first: name(1),
+        last: name(9),
+        depth: 2,
+        staleSeconds: 20,
+      }),
+      { timeoutMs: 30_000 },
+    );
+    for (let i = 0; i < 200 && staged(stage).length < 2; i++) await sleep(10);
+    const newer = local(
+      podReadAheadCommand({
+        archiveDir: archive,
+        stageDir: stage,
+        runId: 'newer1',
+        first: name(5),
+        last: name(6),
+        depth: 4,
+        staleSeconds: 3,
+      }),
+      { timeoutMs: 30_000 },
+    );
+    const first = parsePodReadAheadResult((await older).stdout);
+    assert.equal(first?.reason, 'taken-over', JSON.stringify(first));
+    for (let i = 0; i < 200 && staged(stage).length < 2; i++) await sleep(10);
+    assert.deepEqual(staged(stage).sort(), [name(5), name(6)], "the newer run's segments stay");
+    const second = parsePodReadAheadResult((await newer).stdout);
+    assert.equal(second?.reason, 'stale');
+    assert.equal(existsSync(stage), false);
+  });
+
+  it("gives the staged files pg_wal's owner when run as root, and refuses to stage as another user", async function () {
+    if (process.getuid?.() !== 0) this.skip();
+    const postgres = await runCommand('id', ['-u', 'postgres']);
+    if (postgres.code !== 0) this.skip();
+    const uid = Number(postgres.stdout.trim());
+    const gid = Number((await runCommand('id', ['-g', 'postgres'])).stdout.trim());
+    chownSync(join(pgdata, 'pg_wal'), uid, gid);
+    const running = local(
+      podReadAheadCommand({
+        archiveDir: archive,
+        stageDir: stage,
+        runId: 'root1',
+        first: name(1),
+        last: name(2),
+        depth: 2,
+        staleSeconds: 3,
+      }),
+      { timeoutMs: 30_000 },
+    );
+    for (let i = 0; i < 200 && staged(stage).length < 2; i++) await sleep(10);
+    for (const file of [stage, join(stage, name(1)), join(stage, name(2))]) {
+      const s = statSync(file);
+      assert.deepEqual([s.uid, s.gid], [uid, gid], `${file} is pg_wal's owner's`);
+    }
+    assert.equal(parsePodReadAheadResult((await running).stdout)?.reason, 'stale');
+
+    // As a user who owns neither pg_wal nor is root: nothing staged, the reason said.
+    chmodSync(root, 0o755);
+    const other = await runCommand(
+      'sh',
+      podReadAheadCommand({
+        archiveDir: archive,
+        stageDir: stage,
+        runId: 'nobody1',
+        first: name(1),
+        last: name(2),
+        depth: 2,
+      }).slice(1),
+      { asUser: 'nobody', cwd: '/tmp' },
+    );
+    const refused = parsePodReadAheadResult(other.stdout);
+    assert.equal(refused?.reason, 'not-owner', other.stdout + other.stderr);
+    assert.match(refused?.detail ?? '', new RegExp(`pg_wal=${uid}:${gid}`));
+    assert.equal(existsSync(stage), false);
+  });
+
+  it('names the segment of a replay position as PostgreSQL does', () => {
+    assert.equal(segmentFileOf(1, '0/5000060', 16n * BigInt(MB)), '000000010000000000000005');
+    assert.equal(segmentFileOf(3, '1/FF000000', 16n * BigInt(MB)), '0000000300000001000000FF');
+    assert.equal(segmentFileOf(1, '0/7000010', BigInt(MB)), name(0x70));
+    assert.equal(segmentFileOf(1, undefined, BigInt(MB)), '-');
+    assert.throws(() =>
+      podReadAheadCommand({
+        archiveDir: '/a b',
+        stageDir: stage,
+        runId: 'x1',
+        first: name(1),
+        last: name(2),
+        depth: 1,
+      }),
+    );
+    assert.throws(() =>
+      podReadAheadCommand({
+        archiveDir: archive,
+        stageDir: stage,
+        runId: 'x1',
+        first: name(1),
+        last: `00000002${name(2).slice(8)}`,
+        depth: 1,
+      }),
+    );
+  });
+});
