@@ -93,10 +93,13 @@ if [ "$me" != "\${owner%%:*}" ]; then
   [ "$me" = 0 ] || finish not-owner "uid=$me pg_wal=$owner"
   chown_to=$owner
 fi
-rm -rf "$stage" && mkdir -m 700 "$stage" || finish no-stage-dir
+[ -d "$stage" ] || mkdir -m 700 "$stage" 2>/dev/null || [ -d "$stage" ] || finish no-stage-dir
 own=1
 [ -z "$chown_to" ] || chown "$chown_to" "$stage" || finish not-owner "chown $chown_to"
+# The directory is this run's from here (a loop still running there sees another id and ends);
+# then whatever an earlier run left goes.
 echo "$id 0 -" >"$hb.$id" && mv -f "$hb.$id" "$hb" || finish no-stage-dir
+for f in "$stage"/* "$stage"/.[!.]*; do [ "$f" = "$hb" ] || rm -rf "$f"; done
 seen=$(date +%s) lastcnt=0
 LC_ALL=C ls -- "$archive" | LC_ALL=C grep -E "^$tli"'[0-9A-F]{16}$' | LC_ALL=C sort |
   LC_ALL=C awk -v f="$first" -v l="$last" '($0 "") >= (f "") && ($0 "") <= (l "")' >"$stage/.$id.todo"
@@ -271,6 +274,7 @@ export async function runPodReadAhead(opts: PodReadAheadOptions): Promise<PodRea
     if (runId && !beating) beating = beat().finally(() => (beating = undefined));
   }, opts.heartbeatMs ?? HEARTBEAT_INTERVAL_MS);
   const loopAbort = new AbortController();
+  let ended = false;
   const loops = (async () => {
     while (!opts.signal.aborted) {
       runId = `${base}${++attempt}`;
@@ -310,6 +314,7 @@ export async function runPodReadAhead(opts: PodReadAheadOptions): Promise<PodRea
       await delay(300, opts.signal).catch(() => undefined);
     }
   })();
+  void loops.then(() => (ended = true));
   await new Promise<void>((resolve) => {
     if (opts.signal.aborted) resolve();
     else opts.signal.addEventListener('abort', () => resolve(), { once: true });
@@ -318,8 +323,16 @@ export async function runPodReadAhead(opts: PodReadAheadOptions): Promise<PodRea
   clearInterval(timer);
   await beating;
   // Ask the running loop to stop (it removes what it staged) and wait a little for its result.
-  if (runId) await beat('stop');
-  const settled = await Promise.race([loops.then(() => true), delay(10_000).then(() => false)]);
+  if (runId && !ended) await beat('stop');
+  const wait = new AbortController();
+  const settled = await Promise.race([
+    loops.then(() => true),
+    delay(10_000, wait.signal).then(
+      () => false,
+      () => true,
+    ),
+  ]);
+  wait.abort();
   if (!settled) {
     loopAbort.abort();
     await loops;
