@@ -84,6 +84,44 @@ describe('WAL read-ahead in the replica container (the sh loop, run by the local
     abort.abort();
   });
 
+  it('waits for the container through a restart (exec refused), and gives up where the loop cannot run', async () => {
+    // The pod being recreated: the API answers without an exit code a few times, then the loop runs.
+    let refusals = 0;
+    const restarting: ContainerCommand = (command, opts) =>
+      command[3] === 'pgops-readahead' && refusals++ < 4
+        ? Promise.resolve({ code: -1, stdout: '', stderr: 'unable to upgrade connection: container not found' })
+        : local(command, opts);
+    const abort = new AbortController();
+    const running = runPodReadAhead({
+      ...REDO_TO_TARGET,
+      workerArchive: archive,
+      archiveDir: archive,
+      stageDir: stage,
+      run: restarting,
+      replayLsn: () => undefined,
+      signal: abort.signal,
+    });
+    for (let i = 0; i < 500 && staged(stage).length < 3; i++) await sleep(10);
+    abort.abort();
+    const stats = await running;
+    assert.equal(stats?.reason, 'stopped', JSON.stringify(stats));
+    assert.equal(stats?.staged, 3);
+    assert.equal(existsSync(stage), false);
+
+    // No sh in the container (exit code 127 each time): three tries, then the reason.
+    const noShell: ContainerCommand = () => Promise.resolve({ code: 127, stdout: '', stderr: 'exec: "sh": not found' });
+    const failed = await runPodReadAhead({
+      ...REDO_TO_TARGET,
+      workerArchive: archive,
+      archiveDir: archive,
+      stageDir: stage,
+      run: noShell,
+      replayLsn: () => undefined,
+      signal: new AbortController().signal,
+    });
+    assert.deepEqual(failed && [failed.reason, failed.detail], ['failed', 'exec: "sh": not found']);
+  });
+
   it('ends by itself when the heartbeat stops (a dead worker), removing what it staged', async () => {
     // Started the way the worker starts it, then left alone: nobody rewrites the heartbeat.
     const began = Date.now();

@@ -293,8 +293,9 @@ export async function runPodReadAhead(opts: PodReadAheadOptions): Promise<PodRea
         .run(command, { timeoutMs: 7 * 86_400_000, signal: loopAbort.signal })
         .catch(() => undefined);
       const result = ran && parsePodReadAheadResult(ran.stdout);
-      if (ran && !result && !opts.signal.aborted && ++broken >= 3) {
-        // The container answers but the loop does not run there (no sh, say): give up.
+      // An exit code of its own (127: no sh, say) three times: the loop cannot run in this
+      // container. A status without one (the container not there yet, a restart) is retried.
+      if (ran && !result && ran.code > 0 && !opts.signal.aborted && ++broken >= 3) {
         total.reason = 'failed';
         total.detail = (ran.stderr || ran.stdout).trim().split('\n')[0]?.slice(0, 200);
         return;
