@@ -6,7 +6,17 @@
 // run takes the directory over (leaving it to that run), and refuses a pg_wal it does not own.
 // The pod side (pods/exec, a worker killed mid-replay) runs in kubernetes-real-node-pitr.
 import assert from 'node:assert/strict';
-import { chmodSync, chownSync, existsSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { runCommand } from '../src/drivers/exec';
 import { readAheadRestoreCommand, readAheadStageDir } from '../src/drivers/postgres/archive/walReadAhead';
@@ -122,6 +132,35 @@ describe('WAL read-ahead in the replica container (the sh loop, run by the local
     assert.deepEqual(failed && [failed.reason, failed.detail], ['failed', 'exec: "sh": not found']);
   });
 
+  it('keeps whole segments of its range that an earlier loop staged (the pod a restart replaced) and removes the rest', async () => {
+    mkdirSync(stage);
+    copyFileSync(join(archive, name(2)), join(stage, name(2))); // whole, in the range: taken as staged
+    writeFileSync(join(stage, name(3)), 'not whole'); // cut short: removed, staged again
+    copyFileSync(join(archive, name(9)), join(stage, name(9))); // whole, outside the range: removed
+    writeFileSync(join(stage, `.dead1.${name(4)}.partial`), 'x');
+    const kept = statSync(join(stage, name(2))).ino;
+    const running = local(
+      podReadAheadCommand({
+        archiveDir: archive,
+        stageDir: stage,
+        runId: 'next1',
+        first: name(2),
+        last: name(4),
+        depth: 3,
+        staleSeconds: 3,
+      }),
+      { timeoutMs: 30_000 },
+    );
+    const wanted = [name(2), name(3), name(4)];
+    for (let i = 0; i < 300 && staged(stage).sort().join() !== wanted.join(); i++) await sleep(10);
+    assert.deepEqual(staged(stage).sort(), wanted);
+    assert.equal(statSync(join(stage, name(2))).ino, kept, 'the whole one was kept, not copied again');
+    assert.equal(statSync(join(stage, name(3))).size, MB, 'the short one was staged again');
+    assert.ok(!readdirSync(stage).some((n) => n.includes('dead1')), "the dead loop's temporary file is gone");
+    const result = parsePodReadAheadResult((await running).stdout);
+    assert.deepEqual(result && [result.reason, result.staged], ['stale', 3]);
+  });
+
   it('ends by itself when the heartbeat stops (a dead worker), removing what it staged', async () => {
     // Started the way the worker starts it, then left alone: nobody rewrites the heartbeat.
     const began = Date.now();
@@ -172,8 +211,12 @@ describe('WAL read-ahead in the replica container (the sh loop, run by the local
     );
     const first = parsePodReadAheadResult((await older).stdout);
     assert.equal(first?.reason, 'taken-over', JSON.stringify(first));
-    for (let i = 0; i < 200 && staged(stage).length < 2; i++) await sleep(10);
-    assert.deepEqual(staged(stage).sort(), [name(5), name(6)], "the newer run's segments stay");
+    // The older's staged segments, outside the newer's range, go (one it was copying when taken
+    // over may still land: a whole segment, removed when the newer run ends).
+    const settled = () => staged(stage).includes(name(6)) && !staged(stage).includes(name(1));
+    for (let i = 0; i < 300 && !settled(); i++) await sleep(10);
+    assert.ok(settled(), staged(stage).join());
+    assert.ok(!staged(stage).includes(name(2)), staged(stage).join());
     const second = parsePodReadAheadResult((await newer).stdout);
     assert.equal(second?.reason, 'stale');
     assert.equal(existsSync(stage), false);

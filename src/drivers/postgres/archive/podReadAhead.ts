@@ -44,7 +44,7 @@ const RUN_ID = /^[a-z0-9]{1,32}$/;
 export const POD_READ_AHEAD_SCRIPT = `trap '' HUP PIPE
 archive=$1 stage=$2 id=$3 first=$4 last=$5 depth=$6 stale=$7
 hb=$stage/.heartbeat
-staged=0 consumed=0 discarded=0 skipped=0 pending= npending=0 posk= lastcnt= own=
+staged=0 consumed=0 discarded=0 skipped=0 pending= npending=0 posk= lastcnt= own= sp=
 finish() {
   case $1 in stopped | stale)
     for s in $pending; do [ -e "$stage/$s" ] || consumed=$((consumed + 1)); done ;;
@@ -63,7 +63,27 @@ alive() {
   now=$(date +%s)
   if [ "$hcnt" != "$lastcnt" ]; then lastcnt=$hcnt seen=$now; fi
   [ $((now - seen)) -lt "$stale" ] || finish stale
-  case $hpos in "$tli"????????????????) k "$hpos"; posk=$K ;; esac
+  case $hpos in "$tli"????????????????) k "$hpos"; [ -n "$posk" ] && [ "$K" -le "$posk" ] || posk=$K ;; esac
+  replaying
+}
+# The segment the startup process reads now, from its title ("postgres: startup recovering <segment>"):
+# what replay passed is known before the worker's next heartbeat says so.
+replaying() {
+  if [ -z "$sp" ] || [ ! -r "/proc/$sp/cmdline" ]; then
+    sp=
+    for p in /proc/[0-9]*; do
+      case $(tr '\\0' ' ' <"$p/cmdline" 2>/dev/null) in "postgres: startup"*) sp=\${p#/proc/} && break ;; esac
+    done
+    [ -n "$sp" ] || return 0
+  fi
+  t=$(tr '\\0' ' ' <"/proc/$sp/cmdline" 2>/dev/null)
+  case $t in
+  *"recovering $tli"????????????????*)
+    t=\${t#*recovering }
+    k "\${t%% *}"
+    [ -n "$posk" ] && [ "$K" -le "$posk" ] || posk=$K
+    ;;
+  esac
 }
 settle() {
   alive
@@ -96,14 +116,25 @@ fi
 [ -d "$stage" ] || mkdir -m 700 "$stage" 2>/dev/null || [ -d "$stage" ] || finish no-stage-dir
 own=1
 [ -z "$chown_to" ] || chown "$chown_to" "$stage" || finish not-owner "chown $chown_to"
-# The directory is this run's from here (a loop still running there sees another id and ends);
-# then whatever an earlier run left goes.
+# The directory is this run's from here (a loop still running there sees another id and ends).
 echo "$id 0 -" >"$hb.$id" && mv -f "$hb.$id" "$hb" || finish no-stage-dir
-for f in "$stage"/* "$stage"/.[!.]*; do [ "$f" = "$hb" ] || rm -rf "$f"; done
 seen=$(date +%s) lastcnt=0
 LC_ALL=C ls -- "$archive" | LC_ALL=C grep -E "^$tli"'[0-9A-F]{16}$' | LC_ALL=C sort |
   LC_ALL=C awk -v f="$first" -v l="$last" '($0 "") >= (f "") && ($0 "") <= (l "")' >"$stage/.$id.todo"
+# What an earlier loop left: a whole segment of this range (renamed only when whole, the archive's
+# size) is kept for the replay (the one run in the pod a restart replaced staged it); anything else goes.
+for f in "$stage"/* "$stage"/.[!.]*; do
+  n=\${f##*/}
+  case $f in "$hb" | "$stage/.$id.todo") continue ;; esac
+  if [ -f "$f" ] && LC_ALL=C grep -qx "$n" "$stage/.$id.todo" &&
+    [ "$(wc -c <"$f")" -eq "$(wc -c <"$archive/$n")" ]; then
+    pending="$pending $n" npending=$((npending + 1)) staged=$((staged + 1))
+  else
+    rm -rf "$f"
+  fi
+done
 while read -r seg; do
+  case " $pending " in *" $seg "*) continue ;; esac
   while :; do
     settle
     [ "$npending" -lt "$depth" ] && break
