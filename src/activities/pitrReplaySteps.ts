@@ -99,7 +99,9 @@ const restartIfPending = async (
     `restarting the replica so that ${pending.join(', ')} take effect; it replays from the last restartpoint before accepting connections`,
   );
   const pendingMs = Date.now() - started;
-  const phases = await startAndWaitForSql(() => driver.restartServer({ onProgress, signal: abort, immediate }));
+  const phases = await startAndWaitForSql(() =>
+    driver.restartServer({ onProgress, signal: abort, immediate, untilStarted: !waitForQueries }),
+  );
   return { restarted: true, ms: Date.now() - started, phasesMs: { pending: pendingMs, ...phases } };
 };
 
