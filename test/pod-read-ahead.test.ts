@@ -42,9 +42,12 @@ describe('WAL read-ahead in the replica container (the sh loop, run by the local
   let archive: string;
   let pgdata: string;
   let stage: string;
+  /** The processes the loop looks at for the startup process: none but what a test puts there. */
+  let proc: string;
   beforeEach(() => {
     ({ root, archive, pgdata } = segmentArchive('pgops-pod-readahead-'));
     stage = readAheadStageDir(pgdata);
+    proc = join(root, 'proc');
     writeFileSync(join(archive, `00000002${name(3).slice(8)}`), Buffer.alloc(MB, 3)); // another timeline
   });
   afterEach(() => rmSync(root, { recursive: true, force: true }));
@@ -60,6 +63,7 @@ describe('WAL read-ahead in the replica container (the sh loop, run by the local
       workerArchive: archive,
       archiveDir: archive,
       stageDir: stage,
+      procDir: proc,
       ...REDO_TO_TARGET,
       run: local,
       replayLsn: () => replay,
@@ -101,16 +105,20 @@ describe('WAL read-ahead in the replica container (the sh loop, run by the local
       command[3] === 'pgops-readahead' && refusals++ < 4
         ? Promise.resolve({ code: -1, stdout: '', stderr: 'unable to upgrade connection: container not found' })
         : local(command, opts);
+    /** The loop through `run`, no position known, segments 2 to 7. */
+    const through = (run: ContainerCommand, signal = new AbortController().signal) =>
+      runPodReadAhead({
+        ...REDO_TO_TARGET,
+        workerArchive: archive,
+        archiveDir: archive,
+        stageDir: stage,
+        procDir: proc,
+        run,
+        replayLsn: () => undefined,
+        signal,
+      });
     const abort = new AbortController();
-    const running = runPodReadAhead({
-      ...REDO_TO_TARGET,
-      workerArchive: archive,
-      archiveDir: archive,
-      stageDir: stage,
-      run: restarting,
-      replayLsn: () => undefined,
-      signal: abort.signal,
-    });
+    const running = through(restarting, abort.signal);
     for (let i = 0; i < 500 && staged(stage).length < 3; i++) await sleep(10);
     abort.abort();
     const stats = await running;
@@ -120,16 +128,16 @@ describe('WAL read-ahead in the replica container (the sh loop, run by the local
 
     // No sh in the container (exit code 127 each time): three tries, then the reason.
     const noShell: ContainerCommand = () => Promise.resolve({ code: 127, stdout: '', stderr: 'exec: "sh": not found' });
-    const failed = await runPodReadAhead({
-      ...REDO_TO_TARGET,
-      workerArchive: archive,
-      archiveDir: archive,
-      stageDir: stage,
-      run: noShell,
-      replayLsn: () => undefined,
-      signal: new AbortController().signal,
-    });
+    const failed = await through(noShell);
     assert.deepEqual(failed && [failed.reason, failed.detail], ['failed', 'exec: "sh": not found']);
+
+    // No pods/exec on the pod (the driver's 403): given up at once, the reason said.
+    const forbidden: ContainerCommand = () =>
+      Promise.reject(
+        Object.assign(new Error('missing permission: create pods/exec'), { name: 'PermanentDriverError' }),
+      );
+    const refused = await through(forbidden);
+    assert.deepEqual(refused && [refused.reason, refused.detail], ['refused', 'missing permission: create pods/exec']);
   });
 
   it('keeps whole segments of its range that an earlier loop staged (the pod a restart replaced) and removes the rest', async () => {
@@ -143,6 +151,7 @@ describe('WAL read-ahead in the replica container (the sh loop, run by the local
       podReadAheadCommand({
         archiveDir: archive,
         stageDir: stage,
+        procDir: proc,
         runId: 'next1',
         first: name(2),
         last: name(4),
@@ -161,12 +170,42 @@ describe('WAL read-ahead in the replica container (the sh loop, run by the local
     assert.deepEqual(result && [result.reason, result.staged], ['stale', 3]);
   });
 
+  it("reads where replay stands from the startup process's title: segments it passed are removed, none copied after", async () => {
+    const title = (seg: number) => {
+      mkdirSync(join(proc, '4242'), { recursive: true });
+      writeFileSync(join(proc, '4242', 'cmdline'), `postgres: startup recovering ${name(seg)}\0\0`);
+    };
+    title(1);
+    const running = local(
+      podReadAheadCommand({
+        archiveDir: archive,
+        stageDir: stage,
+        procDir: proc,
+        runId: 'title1',
+        first: name(2),
+        last: name(9),
+        depth: 2,
+        staleSeconds: 3,
+      }),
+      { timeoutMs: 30_000 },
+    );
+    for (let i = 0; i < 300 && staged(stage).length < 2; i++) await sleep(10);
+    assert.deepEqual(staged(stage).sort(), [name(2), name(3)]);
+    title(7); // replay went on without them (fetched by its own command)
+    const wanted = [name(7), name(8)];
+    for (let i = 0; i < 300 && staged(stage).sort().join() !== wanted.join(); i++) await sleep(10);
+    assert.deepEqual(staged(stage).sort(), wanted, '2 and 3 removed, 4 to 6 never copied');
+    const result = parsePodReadAheadResult((await running).stdout);
+    assert.deepEqual(result && [result.staged, result.discarded, result.reason], [4, 2, 'stale']);
+  });
+
   it('ends by itself when the heartbeat stops (a dead worker), removing what it staged', async () => {
     // Started the way the worker starts it, then left alone: nobody rewrites the heartbeat.
     const began = Date.now();
     const command = podReadAheadCommand({
       archiveDir: archive,
       stageDir: stage,
+      procDir: proc,
       runId: 'dead1',
       first: name(1),
       last: name(9),
@@ -188,6 +227,7 @@ describe('WAL read-ahead in the replica container (the sh loop, run by the local
       podReadAheadCommand({
         archiveDir: archive,
         stageDir: stage,
+        procDir: proc,
         runId: 'older1',
         first: name(1),
         last: name(9),
@@ -201,6 +241,7 @@ describe('WAL read-ahead in the replica container (the sh loop, run by the local
       podReadAheadCommand({
         archiveDir: archive,
         stageDir: stage,
+        procDir: proc,
         runId: 'newer1',
         first: name(5),
         last: name(6),
@@ -233,6 +274,7 @@ describe('WAL read-ahead in the replica container (the sh loop, run by the local
       podReadAheadCommand({
         archiveDir: archive,
         stageDir: stage,
+        procDir: proc,
         runId: 'root1',
         first: name(1),
         last: name(2),
@@ -255,6 +297,7 @@ describe('WAL read-ahead in the replica container (the sh loop, run by the local
       podReadAheadCommand({
         archiveDir: archive,
         stageDir: stage,
+        procDir: proc,
         runId: 'nobody1',
         first: name(1),
         last: name(2),
@@ -277,6 +320,7 @@ describe('WAL read-ahead in the replica container (the sh loop, run by the local
       podReadAheadCommand({
         archiveDir: '/a b',
         stageDir: stage,
+        procDir: proc,
         runId: 'x1',
         first: name(1),
         last: name(2),
@@ -287,6 +331,7 @@ describe('WAL read-ahead in the replica container (the sh loop, run by the local
       podReadAheadCommand({
         archiveDir: archive,
         stageDir: stage,
+        procDir: proc,
         runId: 'x1',
         first: name(1),
         last: `00000002${name(2).slice(8)}`,

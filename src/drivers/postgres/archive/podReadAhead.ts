@@ -38,11 +38,12 @@ const RUN_ID = /^[a-z0-9]{1,32}$/;
 
 /**
  * The loop (POSIX sh; dash, bash and busybox run it). Arguments: archive directory, staging
- * directory, run id, first and last segment file names (same timeline), depth, stale seconds.
+ * directory, run id, first and last segment file names (same timeline), depth, stale seconds, and
+ * where the processes are listed (/proc; a test's own directory when the loop runs on a host).
  * It prints one result line when it ends and always exits 0 once started.
  */
 export const POD_READ_AHEAD_SCRIPT = `trap '' HUP PIPE
-archive=$1 stage=$2 id=$3 first=$4 last=$5 depth=$6 stale=$7
+archive=$1 stage=$2 id=$3 first=$4 last=$5 depth=$6 stale=$7 proc=\${8:-/proc}
 hb=$stage/.heartbeat
 staged=0 consumed=0 discarded=0 skipped=0 pending= npending=0 posk= lastcnt= own= sp= ticks=0
 finish() {
@@ -72,14 +73,14 @@ alive() {
 # The segment the startup process reads now, from its title ("postgres: startup recovering <segment>"):
 # what replay passed is known before the worker's next heartbeat says so.
 replaying() {
-  if [ -z "$sp" ] || [ ! -r "/proc/$sp/cmdline" ]; then
+  if [ -z "$sp" ] || [ ! -r "$proc/$sp/cmdline" ]; then
     sp=
-    for p in /proc/[0-9]*; do
-      case $(tr '\\0' ' ' <"$p/cmdline" 2>/dev/null) in "postgres: startup"*) sp=\${p#/proc/} && break ;; esac
+    for p in "$proc"/[0-9]*; do
+      case $(tr '\\0' ' ' <"$p/cmdline" 2>/dev/null) in "postgres: startup"*) sp=\${p##*/} && break ;; esac
     done
     [ -n "$sp" ] || return 0
   fi
-  t=$(tr '\\0' ' ' <"/proc/$sp/cmdline" 2>/dev/null)
+  t=$(tr '\\0' ' ' <"$proc/$sp/cmdline" 2>/dev/null)
   case $t in
   *"recovering $tli"????????????????*)
     t=\${t#*recovering }
@@ -196,11 +197,14 @@ export function podReadAheadCommand(args: {
   last: string;
   depth: number;
   staleSeconds?: number;
+  /** Where the startup process is looked for (default /proc: the container's own processes). */
+  procDir?: string;
 }): string[] {
   const stale = args.staleSeconds ?? HEARTBEAT_STALE_SECONDS;
   for (const [what, path] of [
     ['archive', args.archiveDir],
     ['staging', args.stageDir],
+    ['process', args.procDir ?? '/proc'],
   ] as const) {
     const problem = plainPathProblem(path, 'the read-ahead');
     if (problem) throw new Error(`the read-ahead's ${what} directory ${problem}`);
@@ -227,6 +231,7 @@ export function podReadAheadCommand(args: {
     args.last,
     String(args.depth),
     String(stale),
+    args.procDir ?? '/proc',
   ];
 }
 
@@ -270,6 +275,7 @@ export interface PodReadAheadOptions extends ReadAheadRange {
   run: ContainerCommand;
   staleSeconds?: number;
   heartbeatMs?: number;
+  procDir?: string;
   /** Told each time a loop starts in the container (tests, progress). */
   onLoopStarted?: (runId: string) => void;
 }
@@ -322,10 +328,21 @@ export async function runPodReadAhead(opts: PodReadAheadOptions): Promise<PodRea
         last: last.fileName,
         depth,
         staleSeconds: opts.staleSeconds,
+        procDir: opts.procDir,
       });
+      let refused: string | undefined;
       const ran = await opts
         .run(command, { timeoutMs: 7 * 86_400_000, signal: loopAbort.signal })
-        .catch(() => undefined);
+        .catch((err: unknown) => {
+          // 401/403 (no pods/exec on the pod): a retry cannot help.
+          if (err instanceof Error && err.name === 'PermanentDriverError') refused = err.message;
+          return undefined;
+        });
+      if (refused !== undefined) {
+        total.reason = 'refused';
+        total.detail = refused.slice(0, 300);
+        return;
+      }
       const result = ran && parsePodReadAheadResult(ran.stdout);
       // An exit code of its own (127: no sh, say) three times: the loop cannot run in this
       // container. A status without one (the container not there yet, a restart) is retried.
