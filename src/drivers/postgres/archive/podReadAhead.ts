@@ -275,6 +275,7 @@ export interface PodReadAheadOptions extends ReadAheadRange {
   run: ContainerCommand;
   staleSeconds?: number;
   heartbeatMs?: number;
+  /** Where the loop looks for the startup process (default /proc). */
   procDir?: string;
   /** Told each time a loop starts in the container (tests, progress). */
   onLoopStarted?: (runId: string) => void;
@@ -283,8 +284,9 @@ export interface PodReadAheadOptions extends ReadAheadRange {
 /**
  * Runs the loop in the container until `signal` aborts (then it asks the loop to stop and waits
  * for its result), restarting it when the container goes away under it (a restart recreates the
- * pod). Returns the sum of what the loops reported, or undefined when there was nothing to stage
- * or no loop could run. Never throws: restore_command fetches whatever was not staged.
+ * pod). Returns the sum of what the loops reported (reason "none" when no loop reported, "failed"
+ * or "refused" when none can run there), or undefined when there was nothing to stage. Never
+ * throws: restore_command fetches whatever was not staged.
  */
 export async function runPodReadAhead(opts: PodReadAheadOptions): Promise<PodReadAheadResult | undefined> {
   const { segments, segmentBytes, depth } = segmentsToStage(opts.workerArchive, opts);
