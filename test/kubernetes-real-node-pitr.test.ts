@@ -146,9 +146,9 @@ describe('delayedReplicaPitrWorkflow on the real node: primary and delayed repli
     const uidOfReplica = async () =>
       (await core.readNamespacedPod({ name: 'pg-delayed-0', namespace: ns })).metadata?.uid;
     const uidBefore = await uidOfReplica();
-    // Some 80 MB of WAL before the incident: several segments for the replay to ask for.
+    // Some 160 MB of WAL before the incident: several segments for the replay to ask for.
     await commitStatements(await resolvePgEndpoint('orders', entry('orders')), [
-      "CREATE TABLE filler AS SELECT g, repeat('x', 200) AS pad FROM generate_series(1, 300000) g",
+      "CREATE TABLE filler AS SELECT g, repeat('x', 200) AS pad FROM generate_series(1, 600000) g",
     ]);
     await commitStatements(await resolvePgEndpoint('orders', entry('orders')), [
       "INSERT INTO orders SELECT g, 'late', 1 FROM generate_series(501, 520) g",
