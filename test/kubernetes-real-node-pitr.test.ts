@@ -146,9 +146,11 @@ describe('delayedReplicaPitrWorkflow on the real node: primary and delayed repli
     const uidOfReplica = async () =>
       (await core.readNamespacedPod({ name: 'pg-delayed-0', namespace: ns })).metadata?.uid;
     const uidBefore = await uidOfReplica();
-    // Some 160 MB of WAL before the incident: several segments for the replay to ask for.
+    // Some 160 MB of WAL before the incident: several segments for the replay to ask for. No
+    // autovacuum on it: its commit, later than the next test's CREATE DATABASE, would hold that
+    // test's replay behind the 1 h delay.
     await commitStatements(await resolvePgEndpoint('orders', entry('orders')), [
-      "CREATE TABLE filler AS SELECT g, repeat('x', 200) AS pad FROM generate_series(1, 600000) g",
+      "CREATE TABLE filler WITH (autovacuum_enabled = off) AS SELECT g, repeat('x', 200) AS pad FROM generate_series(1, 600000) g",
     ]);
     await commitStatements(await resolvePgEndpoint('orders', entry('orders')), [
       "INSERT INTO orders SELECT g, 'late', 1 FROM generate_series(501, 520) g",
