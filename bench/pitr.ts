@@ -39,7 +39,7 @@ import { startTemporalDevServer, type RunningDevServer } from '../src/dev/tempor
 import { freePort } from '../src/dev/ports';
 import { createDelayedReplicaSet, type ReplicaSet } from '../src/dev/delayedReplicaSet';
 import { localTargetOf, pgCtl, startLocalCluster, stopLocalClusterIfRunning } from '../src/dev/localPostgres';
-import { clientConfig, KeptSession, waitForSql, withSession, type PgEndpoint } from '../src/drivers/postgres/session';
+import { clientConfig, waitForSql, withSession, type PgEndpoint } from '../src/drivers/postgres/session';
 import { archiveEndLsn } from '../src/drivers/postgres/archive/walInspect';
 import { runCommand } from '../src/drivers/exec';
 import { compareLsn, lsnBytesBetween } from '../src/common/lsn';
@@ -47,6 +47,7 @@ import { ensureSearchAttributes } from '../src/worker';
 import { progressQuery, resumeSignal } from '../src/contract/definitions';
 import type { DelayedReplicaPitrResult } from '../src/workflows/delayedReplicaPitr';
 import { printTimeline } from './timeline';
+import { generateWal, untilPaused } from './replayRuns';
 
 const pauseRuns = Number(process.argv[2] ?? 20);
 const walMB = Number(process.argv[3] ?? 1024);
@@ -415,30 +416,8 @@ async function main(): Promise<void> {
     }
     log(`replica replayed a fresh checkpoint (${checkpointLsn}); its delay raised to ${RATE_DELAY} for the rate run`);
 
-    const genStart = (await query<{ l: string }>(primaryEndpoint, 'SELECT pg_current_wal_insert_lsn()::text AS l')).l;
-    const commits = Math.max(MIN_COMMITS, Math.ceil(walMB / 10));
-    const perCommit = (walMB * MB) / commits;
     const tg = performance.now();
-    let nextId = 1;
-    let rows = 2000; // calibrated after the first commit
-    let written = 0;
-    let made = 0;
-    while (made < commits || written < walMB * MB) {
-      const before = (await query<{ l: string }>(primaryEndpoint, 'SELECT pg_current_wal_insert_lsn()::text AS l')).l;
-      await query(
-        primaryEndpoint,
-        'INSERT INTO bulk SELECT g, repeat(md5(g::text), 25) FROM generate_series($1::bigint, $2::bigint) g',
-        [nextId, nextId + rows - 1],
-      );
-      const after = (await query<{ l: string }>(primaryEndpoint, 'SELECT pg_current_wal_insert_lsn()::text AS l')).l;
-      const bytes = Number(lsnBytesBetween(before, after));
-      nextId += rows;
-      written = Number(lsnBytesBetween(genStart, after));
-      made++;
-      rows = Math.max(100, Math.round((rows * perCommit) / Math.max(1, bytes)));
-      if (made % 20 === 0) log(`generated ${(written / MB).toFixed(0)} MB of WAL in ${made} commits`);
-      if (made > commits * 3) throw new Error('WAL generation overshot: check the calibration');
-    }
+    const { from: genStart, written, commits: made } = await generateWal(primaryEndpoint, walMB, MIN_COMMITS, log);
     const genMs = performance.now() - tg;
     const badXid = await commit(primaryEndpoint, [`DELETE FROM orders WHERE id > ${RATE_DELETE_FROM}`]);
     log(
@@ -549,35 +528,20 @@ async function main(): Promise<void> {
       const tStart = performance.now();
       await startLocalCluster(replica);
       const tStarted = performance.now();
-      // One session kept for the polls, as psql's \watch would: a new session every 100 ms costs
-      // the replay CPU (a backend fork and the login), which the workflow's watch does not pay.
-      const poll = new KeptSession(replicaEndpoint);
-      for (;;) {
-        const row = await poll
-          .run(
-            async (c) =>
-              (
-                await c.query<{ s: string; l: string }>(
-                  'SELECT pg_get_wal_replay_pause_state() AS s, pg_last_wal_replay_lsn()::text AS l',
-                )
-              ).rows[0],
-          )
-          .catch(() => undefined);
-        if (row?.s === 'paused') {
-          const end = performance.now();
-          await poll.close();
-          const phases = { settings: tStop - t, stop: tStart - tStop, start: tStarted - tStart, watch: end - tStarted };
-          return {
-            ms: end - t,
-            lsn: row.l,
-            detail: `phases (ms): ${Object.entries(phases)
-              .map(([k, v]) => `${k} ${v.toFixed(0)}`)
-              .join(', ')}`,
-          };
-        }
-        if (performance.now() - t > 1_800_000) throw new Error('the runbook did not pause at the target within 30 min');
-        await sleep(100);
-      }
+      const paused = await untilPaused(replicaEndpoint, 1_800_000);
+      const phases = {
+        settings: tStop - t,
+        stop: tStart - tStop,
+        start: tStarted - tStart,
+        watch: paused.at - tStarted,
+      };
+      return {
+        ms: paused.at - t,
+        lsn: paused.lsn,
+        detail: `phases (ms): ${Object.entries(phases)
+          .map(([k, v]) => `${k} ${v.toFixed(0)}`)
+          .join(', ')}`,
+      };
     };
     const sides: Array<[string, () => Promise<RateRun>]> = [
       ['workflow (start → result)', () => workflowSide(CLUSTER)],

@@ -4,7 +4,10 @@
 // pod IP, and replays that archive 20 s late (archive-only, as in the seed). The worker runs on the
 // host: it reads the same archive with pg_waldump, reaches both servers through pods/portforward,
 // and the target restart and the return to delay each delete the replica's pod, which the
-// StatefulSet controller recreates and the kubelet starts again. Opt-in like the other real-node suites.
+// StatefulSet controller recreates and the kubelet starts again. The replay's WAL read-ahead runs
+// inside the replica's container (podReadAhead.ts): a worker SIGKILLed with it running leaves no
+// process there once the heartbeat is stale, and the retry clears what a dead run left; with
+// replayReadAhead 0 the replay goes on without it. Opt-in like the other real-node suites.
 import assert from 'node:assert/strict';
 import { chownSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -17,16 +20,29 @@ import { pollUntil } from '../src/drivers/waiting';
 import type { KubeCluster } from './harness/kubeCluster';
 import { kubernetesTarget, preboundVolumes, testNamespace, writeCatalog } from './harness/kubeObjects';
 import { POSTGRES_GID, POSTGRES_UID } from './harness/kube/realNode';
-import { createRealNodePostgres, podIp, removeStatefulSet } from './harness/kube/realNodePostgres';
+import { archivingPrimary, createRealNodePostgres, podIp, removeStatefulSet } from './harness/kube/realNodePostgres';
 import { commitStatements, createOrders, switchWalAndWaitForArchiver } from './harness/sampleData';
 import { scratchDir, testEnv } from './harness/testEnv';
 import { withWorker } from './harness/workers';
 import { realNodeOrSkip } from './harness/kube/realNodeSuite';
 import { failureOf } from './harness/failures';
-import { recoverDeletedOrders } from './harness/pitrFixture';
+import { workerProcess } from './harness/workers';
 import type { Incident } from '../src/contract/operations/pitrSteps';
+import type { DelayedReplicaPitrResult } from '../src/contract/operations/delayedReplicaPitr';
+import { execInPod } from '../src/drivers/kube/podExec';
+import { listArchivedSegments } from '../src/drivers/postgres/archive/walInspect';
+import { HEARTBEAT_INTERVAL_MS, HEARTBEAT_STALE_SECONDS } from '../src/drivers/postgres/archive/podReadAhead';
 
 const ARCHIVE_MOUNT = [{ name: 'archive', mountPath: '/archive' }];
+/** The replica's staging directory in its container (PGDATA is the claim's data/ there). */
+const STAGE = '/var/lib/pgdata/data/pg_wal/pgops_readahead';
+/** Every process in the container but the listing itself: "pid cmdline" per line. */
+const LIST_PROCESSES = [
+  'sh',
+  '-c',
+  'for p in /proc/[0-9]*; do c=$(tr "\\0" " " <"$p/cmdline" 2>/dev/null) || continue; echo "${p#/proc/} $c"; done',
+  'pgops-ps-listing',
+];
 
 describe('delayedReplicaPitrWorkflow on the real node: primary and delayed replica in real containers', function () {
   this.timeout(300_000);
@@ -34,6 +50,7 @@ describe('delayedReplicaPitrWorkflow on the real node: primary and delayed repli
   let ns: string;
   let catalogPath: string;
   let exportDir: string;
+  let archive: string;
   const taskQueue = `pg-ops-node-pitr-${Math.random().toString(36).slice(2, 8)}`;
   const entry = (name: string) => parseCatalog(readFileSync(catalogPath, 'utf8'), catalogPath).clusters[name]!;
   const sql = async <T>(cluster: string, text: string): Promise<T[]> =>
@@ -48,7 +65,7 @@ describe('delayedReplicaPitrWorkflow on the real node: primary and delayed repli
     for (const claim of ['pgdata-pg-0', 'pgdata-pg-delayed-0'])
       chownSync(join(cluster.dir, 'volumes', ns, claim), POSTGRES_UID, POSTGRES_GID);
     // Not under the cluster's 0700 directory: the worker reads it as its owner, the container's postgres.
-    const archive = join(await scratchDir('nodepitr-archive'), 'archive');
+    archive = join(await scratchDir('nodepitr-archive'), 'archive');
     mkdirSync(archive);
     chownSync(archive, POSTGRES_UID, POSTGRES_GID);
     const volumes = [{ name: 'archive', hostPath: { path: archive, type: 'Directory' } }];
@@ -57,15 +74,7 @@ describe('delayedReplicaPitrWorkflow on the real node: primary and delayed repli
       namespace: ns,
       name: 'pg',
       // The replica's pg_basebackup connects from its pod's address on the node's bridge.
-      init:
-        'initdb -D "$PGDATA" -U postgres --auth=trust >/dev/null; ' +
-        'echo "host replication postgres 10.203.0.0/24 trust" >> "$PGDATA/pg_hba.conf"',
-      settings: {
-        wal_level: 'replica',
-        archive_mode: 'on',
-        archive_command: 'cp %p /archive/%f',
-        track_commit_timestamp: 'on',
-      },
+      ...archivingPrimary('/archive'),
       extraMounts: ARCHIVE_MOUNT,
       volumes,
     });
@@ -77,12 +86,26 @@ describe('delayedReplicaPitrWorkflow on the real node: primary and delayed repli
         postgres: { user: 'postgres', portForward: {} },
       },
       'orders-delayed': {
-        target: kubernetesTarget(cluster, ns, 'pg-delayed', { readyTimeoutSeconds: 180, stopTimeoutSeconds: 120 }),
+        // walArchive in the target: the archive as the container mounts it (the read-ahead copies from there)
+        target: kubernetesTarget(cluster, ns, 'pg-delayed', {
+          readyTimeoutSeconds: 180,
+          stopTimeoutSeconds: 120,
+          walArchive: '/archive',
+        }),
         postgres: { user: 'postgres', portForward: {} },
         replicaOf: 'orders',
         // the worker's own view of the archive (pg_waldump); the pods see it at /archive
         walArchive: archive,
         exportDir,
+      },
+      // The same replica with the read-ahead off.
+      'orders-delayed-plain': {
+        target: kubernetesTarget(cluster, ns, 'pg-delayed', { readyTimeoutSeconds: 180, stopTimeoutSeconds: 120 }),
+        postgres: { user: 'postgres', portForward: {} },
+        replicaOf: 'orders',
+        walArchive: archive,
+        exportDir,
+        replayReadAhead: 0,
       },
     });
     await withSession(await resolvePgEndpoint('orders', entry('orders')), (c) => createOrders(c, 500));
@@ -109,32 +132,146 @@ describe('delayedReplicaPitrWorkflow on the real node: primary and delayed repli
     await removeStatefulSet(cluster, ns, 'pg');
   });
 
-  it('recovers a bad DELETE: replay stops just before it, the lost rows go back to the primary, the replica is delayed again', async () => {
+  const inReplica = (command: string[]) =>
+    execInPod(cluster.admin(), { namespace: ns, pod: 'pg-delayed-0', container: 'postgres' }, command);
+  /** The container's processes other than PostgreSQL's own. */
+  const strayProcesses = async () =>
+    (await inReplica(LIST_PROCESSES)).stdout
+      .split('\n')
+      .filter((line) => line && !/^\d+ (postgres|pgops-ps-listing|tr |sh -c for p in)/.test(line));
+
+  it('recovers a bad DELETE with the read-ahead in the pod, through a worker SIGKILLed while its loop ran there: the loop ends by itself, the retry clears what was left, replay stops just before the DELETE', async () => {
+    const { client } = await testEnv();
     const core = cluster.admin().makeApiClient(CoreV1Api);
     const uidOfReplica = async () =>
       (await core.readNamespacedPod({ name: 'pg-delayed-0', namespace: ns })).metadata?.uid;
     const uidBefore = await uidOfReplica();
-    const result = await withWorker(taskQueue, catalogPath, async () => {
-      await commitStatements(await resolvePgEndpoint('orders', entry('orders')), [
-        "INSERT INTO orders SELECT g, 'late', 1 FROM generate_series(501, 520) g",
-      ]);
-      const bad = await commitStatements(await resolvePgEndpoint('orders', entry('orders')), [
-        'DELETE FROM orders WHERE id > 100',
-      ]);
-      await archiveNow();
-      return recoverDeletedOrders(taskQueue, `node-pitr-${Date.now()}`, bad.xid);
+    // Some 160 MB of WAL before the incident: several segments for the replay to ask for. No
+    // autovacuum on it: its commit, later than the next test's CREATE DATABASE, would hold that
+    // test's replay behind the 1 h delay.
+    await commitStatements(await resolvePgEndpoint('orders', entry('orders')), [
+      "CREATE TABLE filler WITH (autovacuum_enabled = off) AS SELECT g, repeat('x', 200) AS pad FROM generate_series(1, 600000) g",
+    ]);
+    await commitStatements(await resolvePgEndpoint('orders', entry('orders')), [
+      "INSERT INTO orders SELECT g, 'late', 1 FROM generate_series(501, 520) g",
+    ]);
+    const bad = await commitStatements(await resolvePgEndpoint('orders', entry('orders')), [
+      'DELETE FROM orders WHERE id > 100',
+    ]);
+    await archiveNow();
+    const workflowId = `node-pitr-${Date.now()}`;
+
+    // A worker killed inside the replay activity, after its loop started in the replica's container.
+    const doomed = await workerProcess(taskQueue, catalogPath, { PGOPS_TEST_PAUSE_AT: 'begin:restart:120000' });
+    const handle = await client.workflow.start('delayedReplicaPitrWorkflow', {
+      taskQueue,
+      workflowId,
+      args: [
+        {
+          cluster: 'orders-delayed',
+          target: { xid: bad.xid },
+          then: 'export',
+          export: { tables: ['orders'], insertMissing: true },
+        },
+      ],
     });
+    await doomed.waitForOutput(/"pausedAt":"begin:restart"/, 120_000);
+    const loop = await pollUntil<string>(
+      async () => {
+        const found = (await strayProcesses()).find((l) => l.includes('pgops-readahead '));
+        const staged = (await inReplica(['ls', STAGE])).stdout.split('\n').filter((n) => /^[0-9A-F]{24}$/.test(n));
+        return found && staged.length > 0 ? { done: found } : { waiting: 'the loop to stage a segment' };
+      },
+      { intervalMs: 200, timeoutMs: 30_000, what: 'the read-ahead loop in the replica container' },
+    );
+    await doomed.kill('SIGKILL');
+    const killedAt = Date.now();
+    console.log(`      worker SIGKILLed; in the container: ${loop.slice(0, 60)}…`);
+    await pollUntil(
+      async () => {
+        const stray = await strayProcesses();
+        return stray.length === 0 ? { done: true } : { waiting: stray.join('; ').slice(0, 300) };
+      },
+      { intervalMs: 1000, timeoutMs: (HEARTBEAT_STALE_SECONDS + 20) * 1000, what: 'no process of the read-ahead left' },
+    );
+    const gone = Date.now() - killedAt;
+    console.log(
+      `      loop gone ${(gone / 1000).toFixed(1)} s after the kill (heartbeat stale after ${HEARTBEAT_STALE_SECONDS} s)`,
+    );
+    assert.ok(
+      gone > HEARTBEAT_STALE_SECONDS * 1000 - HEARTBEAT_INTERVAL_MS - 2000,
+      `the loop ended by the heartbeat's age (${gone} ms), not at once`,
+    );
+    assert.equal((await inReplica(['test', '-e', STAGE])).code, 1, 'it removed its staging directory');
+    const log = (await core.readNamespacedPodLog({
+      name: 'pg-delayed-0',
+      namespace: ns,
+      container: 'postgres',
+    })) as string;
+    assert.doesNotMatch(
+      log,
+      /server process \(PID \d+\)|terminating any other active server processes/,
+      'the postmaster never saw a stray child die',
+    );
+
+    // A dead run's leftovers: garbage under the names of segments the replay needs. Unless the
+    // retry clears them first, restore_command hands them to the startup process.
+    const needed = listArchivedSegments(archive)
+      .filter((seg) => seg.timeline === 1)
+      .slice(-4);
+    const plant = ['sh', '-c', 'mkdir -p "$1" && shift && for f; do echo garbage >"$f"; done', 'plant', STAGE];
+    assert.equal(
+      (await inReplica([...plant, ...needed.map((seg) => `${STAGE}/${seg.fileName}`), `${STAGE}/.dead.x.partial`]))
+        .code,
+      0,
+    );
+
+    const result = await withWorker(taskQueue, catalogPath, () => handle.result() as Promise<DelayedReplicaPitrResult>);
+    const readAhead = result.reached.readAhead;
+    console.log(`      WAL read-ahead: ${JSON.stringify(readAhead)}`);
+    assert.equal(readAhead?.where, 'pod');
+    assert.ok(readAhead && readAhead.staged >= 1 && readAhead.consumed >= 1, JSON.stringify(readAhead));
     assert.equal(result.exported?.[0]?.rows, 520, 'every row committed before the DELETE, none after');
     assert.deepEqual(result.inserted, [{ table: 'public.orders', inserted: 420, createdTable: false }]);
     assert.equal(result.finalState, 'delayed replica again');
     assert.notEqual(await uidOfReplica(), uidBefore, 'the kubelet runs a new replica pod');
     const { n } = await row<{ n: number }>('orders', 'SELECT count(*)::int AS n FROM orders');
     assert.equal(n, 520, 'the primary has its lost rows back');
-    const { delay, standby } = await row<{ delay: string; standby: boolean }>(
+    const { delay, standby, restore } = await row<{ delay: string; standby: boolean; restore: string }>(
       'orders-delayed',
-      "SELECT current_setting('recovery_min_apply_delay') AS delay, pg_is_in_recovery() AS standby",
+      "SELECT current_setting('recovery_min_apply_delay') AS delay, pg_is_in_recovery() AS standby, current_setting('restore_command') AS restore",
     );
-    assert.deepEqual({ delay, standby }, { delay: '20s', standby: true }, 'a delayed standby again');
+    assert.deepEqual(
+      { delay, standby, restore },
+      { delay: '20s', standby: true, restore: 'cp /archive/%f %p' },
+      'a delayed standby again, its own restore_command',
+    );
+    assert.equal((await inReplica(['test', '-e', STAGE])).code, 1, 'no staging directory left');
+    assert.deepEqual(await strayProcesses(), [], 'no read-ahead process left');
+  });
+
+  it('with replayReadAhead 0 the replay runs without it and stops just before the bad DELETE', async () => {
+    const { client } = await testEnv();
+    await commitStatements(await resolvePgEndpoint('orders', entry('orders')), [
+      "INSERT INTO orders SELECT g, 'later', 1 FROM generate_series(521, 530) g",
+    ]);
+    const bad = await commitStatements(await resolvePgEndpoint('orders', entry('orders')), [
+      'DELETE FROM orders WHERE id > 520',
+    ]);
+    await archiveNow();
+    const result = (await withWorker(taskQueue, catalogPath, () =>
+      client.workflow.execute('delayedReplicaPitrWorkflow', {
+        taskQueue,
+        workflowId: `node-pitr-plain-${Date.now()}`,
+        args: [
+          { cluster: 'orders-delayed-plain', target: { xid: bad.xid }, then: 'export', export: { tables: ['orders'] } },
+        ],
+      }),
+    )) as DelayedReplicaPitrResult;
+    assert.equal(result.reached.readAhead, undefined, 'no read-ahead');
+    assert.equal(result.exported?.[0]?.rows, 530, 'the rows before the DELETE, none after');
+    assert.equal(result.finalState, 'delayed replica again');
+    assert.equal((await inReplica(['test', '-e', STAGE])).code, 1);
   });
 
   it('a DROP DATABASE within the delay: the locator names it and warns, and a PITR to just before it is refused', async () => {

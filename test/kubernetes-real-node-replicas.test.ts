@@ -18,7 +18,7 @@ import type { SnapshotBackupResult } from '../src/workflows/snapshotBackup';
 import type { KubeCluster } from './harness/kubeCluster';
 import { kubernetesTarget, testNamespace, writeCatalog } from './harness/kubeObjects';
 import { POSTGRES_GID, POSTGRES_UID } from './harness/kube/realNode';
-import { createRealNodePostgres, podIp, removeStatefulSet } from './harness/kube/realNodePostgres';
+import { archivingPrimary, createRealNodePostgres, podIp, removeStatefulSet } from './harness/kube/realNodePostgres';
 import { CSI_SNAPSHOT_CLASS, CSI_STORAGE_CLASS, csiHostpath } from './harness/kube/csiHostpath';
 import { commitStatements, createOrders, switchWalAndWaitForArchiver } from './harness/sampleData';
 import { scratchDir, testEnv } from './harness/testEnv';
@@ -99,15 +99,7 @@ describe('the replica of a Kubernetes primary restored in place (real node, CSI 
       name: 'pg',
       storageClass: CSI_STORAGE_CLASS,
       // The replica's pg_basebackup (its init, then the rebuild's helper pod) connects from the node's pod network.
-      init:
-        'initdb -D "$PGDATA" -U postgres --auth=trust >/dev/null; ' +
-        'echo "host replication postgres 10.203.0.0/24 trust" >> "$PGDATA/pg_hba.conf"',
-      settings: {
-        wal_level: 'replica',
-        archive_mode: 'on',
-        archive_command: `cp %p ${archive}/%f`,
-        track_commit_timestamp: 'on',
-      },
+      ...archivingPrimary(archive),
       ...mounts,
       volumes,
     });

@@ -3,17 +3,7 @@
 // and the restore_command it puts in front of the replica's own. The replay side runs on a real
 // replica in pitr-workflow.test.ts.
 import assert from 'node:assert/strict';
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  renameSync,
-  rmSync,
-  truncateSync,
-  writeFileSync,
-} from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import {
@@ -22,11 +12,10 @@ import {
   readAheadStageDir,
   runReadAhead,
 } from '../src/drivers/postgres/archive/walReadAhead';
+import { MB, REDO_TO_TARGET, segmentArchive, segmentLsn, segmentName } from './harness/walSegments';
 
-const MB = 1 << 20;
-const name = (seg: number) => `00000001000000000000${seg.toString(16).toUpperCase().padStart(4, '0')}`;
-/** Start LSN of 1 MB segment `seg` (these test segments are 1 MB). */
-const lsnOf = (seg: number) => `0/${(seg * MB).toString(16).toUpperCase()}`;
+const name = segmentName;
+const lsnOf = segmentLsn;
 
 describe('WAL read-ahead (staging archived segments ahead of replay)', function () {
   this.timeout(30_000);
@@ -34,13 +23,7 @@ describe('WAL read-ahead (staging archived segments ahead of replay)', function 
   let archive: string;
   let pgdata: string;
   beforeEach(() => {
-    root = mkdtempSync(join(tmpdir(), 'pgops-readahead-'));
-    archive = join(root, 'archive');
-    pgdata = join(root, 'data');
-    mkdirSync(archive);
-    mkdirSync(join(pgdata, 'pg_wal'), { recursive: true });
-    for (let seg = 1; seg <= 9; seg++) writeFileSync(join(archive, name(seg)), Buffer.alloc(MB, seg));
-    writeFileSync(join(archive, '00000002.history'), '1\t0/5000000\tno recovery target specified\n');
+    ({ root, archive, pgdata } = segmentArchive('pgops-readahead-'));
     writeFileSync(join(archive, name(10)), Buffer.alloc(1000)); // not whole: left to restore_command
   });
   afterEach(() => rmSync(root, { recursive: true, force: true }));
@@ -69,10 +52,7 @@ describe('WAL read-ahead (staging archived segments ahead of replay)', function 
     const stats = await runReadAhead({
       archiveDir: archive,
       stageDir: stage,
-      timeline: 1,
-      fromLsn: `0/${(2 * MB + 40).toString(16).toUpperCase()}`,
-      toLsn: `0/${(7 * MB + 123).toString(16).toUpperCase()}`,
-      depth: 3,
+      ...REDO_TO_TARGET,
       replayLsn: () => replay,
       signal: abort.signal,
       pollMs: 2,

@@ -5,11 +5,10 @@ import { withHeartbeats } from './heartbeat';
 import type { ReplicaRef } from './replicaRef';
 import { replicasLeftBehind } from './replicaHistoryChecks';
 import { confirmDelayedReplay } from './delayConfirmation';
-import { readAheadPlan } from './replayReadAhead';
+import { clearReadAheadLeftovers, readAheadPlan } from './replayReadAhead';
 import { promoteStandby } from '../drivers/postgres/replica/promote';
 import { clearRecoveryTarget } from '../drivers/postgres/replica/recoveryTarget';
 import type { SettingWithSource } from '../drivers/postgres/replica/replayControl';
-import { clearReadAhead } from '../drivers/postgres/archive/walReadAhead';
 import { withSession } from '../drivers/postgres/session';
 import type { DelayedReplayConfirmed, PromotionResult } from '../contract/operations/pitrSteps';
 
@@ -35,8 +34,8 @@ export function createPitrFinishSteps(registry: ClusterRegistry) {
       return asStep(cluster, 'clear-target', async () => {
         // Segments a read-ahead staged before its worker died (a later run clears them anyway).
         const services = registry.services(cluster);
-        const plan = readAheadPlan(services.entry);
-        if (plan) await clearReadAhead(plan.stageDir);
+        const plan = await readAheadPlan(services);
+        if (plan) await clearReadAheadLeftovers(plan);
         return clearRecoveryTarget(await services.endpoint(), originalDelay);
       });
     },

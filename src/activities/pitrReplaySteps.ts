@@ -99,7 +99,9 @@ const restartIfPending = async (
     `restarting the replica so that ${pending.join(', ')} take effect; it replays from the last restartpoint before accepting connections`,
   );
   const pendingMs = Date.now() - started;
-  const phases = await startAndWaitForSql(() => driver.restartServer({ onProgress, signal: abort, immediate }));
+  const phases = await startAndWaitForSql(() =>
+    driver.restartServer({ onProgress, signal: abort, immediate, untilStarted: !waitForQueries }),
+  );
   return { restarted: true, ms: Date.now() - started, phasesMs: { pending: pendingMs, ...phases } };
 };
 
@@ -122,7 +124,7 @@ export function createPitrReplaySteps(registry: ClusterRegistry) {
             await services.endpoint(),
             target,
             inclusive,
-            readAheadPlan(services.entry),
+            await readAheadPlan(services),
             timeline,
           ),
         };
@@ -157,7 +159,7 @@ export function createPitrReplaySteps(registry: ClusterRegistry) {
     ): Promise<{ restart: RestartResult; reached: ReplayTargetReached }> {
       // The read-ahead stages segments from the replica's REDO on while it restarts and replays.
       const services = registry.services(input.cluster);
-      const plan = readAheadPlan(services.entry);
+      const plan = await readAheadPlan(services);
       const endpoint = plan ? await services.endpoint() : undefined;
       const start = plan && endpoint ? await replayStart(endpoint).catch(() => undefined) : undefined;
       let position: string | undefined;

@@ -89,6 +89,11 @@ export const kubernetesTargetSchema = z.strictObject({
   container: k8sLabel('container').optional(),
   /** PGDATA inside the container (default: the container's PGDATA variable, else /var/lib/postgresql/data). */
   pgdata: safePath.optional(),
+  /**
+   * The WAL archive directory as the PostgreSQL container mounts it, where that differs from the
+   * entry's walArchive (the worker's view): the replay read-ahead copies segments from it in the pod.
+   */
+  walArchive: safePath.optional(),
 });
 
 const rbdPoolOrImage = (what: string) =>
@@ -209,8 +214,9 @@ export const clusterEntrySchema = z
     /** Retention of the WAL archive (walArchive) after a backup's prune. */
     walArchiveRetention: walArchiveRetentionSchema.optional(),
     /**
-     * For a delayed replica with a walArchive on a local target: WAL segments copied ahead of a
-     * targeted replay into pg_wal/pgops_readahead (default 4; 0 turns the read-ahead off).
+     * For a delayed replica with a walArchive: WAL segments copied ahead of a targeted replay into
+     * pg_wal/pgops_readahead (default 4; 0 turns the read-ahead off), by the worker on a local
+     * target, by a loop inside the replica's container on a Kubernetes one.
      */
     replayReadAhead: z.number().int().min(0).max(64).optional(),
     /** Where exported rows are written on the worker (default: <tmpdir>/pgops-exports). */

@@ -47,6 +47,10 @@ export interface ReadAheadStats {
   discarded: number;
   /** Segments the archive did not hold whole when their turn came (left to restore_command). */
   skipped: number;
+  /** Where the segments were copied: by the worker, or by a loop inside the replica's pod (Kubernetes). */
+  where?: 'worker' | 'pod';
+  /** In a pod: why its last loop ended (done, stopped, no-archive, not-owner, failed...) and what it said. */
+  ended?: string;
 }
 
 /** waitForReplayTarget: replay paused at the target. */

@@ -16,12 +16,14 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { KubernetesTarget } from '../../config/schema';
 import { callKube, isKubeStatus, readIfFound, type KubeCall } from '../kube/apiErrors';
 import { HelperPod } from '../kube/helperPod';
+import { execInPod, type PodExecResult } from '../kube/podExec';
 import { statefulSetLayout, type StatefulSetLayout } from '../kube/statefulSetLayout';
 import {
   PermanentDriverError,
   type ClusterDriver,
   type ClusterState,
   type QuiescentCheck,
+  type RestartOptions,
   type WaitOptions,
 } from './types';
 
@@ -88,6 +90,25 @@ export class KubernetesClusterDriver implements ClusterDriver {
   /** A helper pod mounting the first pod's claims (the StatefulSet must be at 0). */
   async helperPod(): Promise<HelperPod> {
     return new HelperPod(this.kubeConfig, await this.layout());
+  }
+
+  /**
+   * The first pod's PostgreSQL container: PGDATA there, and a command runner into it (pods/exec,
+   * argument arrays; as the container's user). Each command goes to whatever pod carries the name
+   * then: after a restart, the new one.
+   */
+  async serverContainer(): Promise<{
+    pod: string;
+    pgdata: string;
+    run: (command: string[], opts: { timeoutMs?: number; signal?: AbortSignal }) => Promise<PodExecResult>;
+  }> {
+    const layout = await this.layout();
+    const where = { namespace: this.namespace, pod: layout.firstPod, container: layout.container.name };
+    return {
+      pod: layout.firstPod,
+      pgdata: layout.pgdata,
+      run: (command, opts) => execInPod(this.kubeConfig, where, command, opts),
+    };
   }
 
   /** The PostgreSQL container's log lines of the first pod (the kubelet's log), newest last. */
@@ -187,11 +208,14 @@ export class KubernetesClusterDriver implements ClusterDriver {
   /** The pod is deleted and the StatefulSet controller recreates it: PostgreSQL starts anew. */
   // `immediate` is not honoured here: a pod deletion lets PostgreSQL shut down cleanly. The PITR
   // step falls back to the commit-based target if PostgreSQL then refuses the earlier stop point.
-  async restartServer(opts: WaitOptions = {}): Promise<void> {
+  async restartServer(opts: RestartOptions = {}): Promise<void> {
     await this.restartPod(0, opts);
   }
 
-  async restartPod(ordinal: number, opts: WaitOptions = {}): Promise<{ podName: string; uid: string }> {
+  async restartPod(
+    ordinal: number,
+    opts: WaitOptions & { untilStarted?: boolean } = {},
+  ): Promise<{ podName: string; uid: string }> {
     const sts = await this.readStatefulSet();
     const first = sts.spec?.ordinals?.start ?? 0;
     const wanted = sts.spec?.replicas ?? 0;
@@ -219,9 +243,9 @@ export class KubernetesClusterDriver implements ClusterDriver {
         const current = await this.readPod(pod);
         if (current === undefined) return { waiting: `waiting for pod ${pod} to be recreated` };
         if (current.metadata?.uid === oldUid) return { waiting: `waiting for pod ${pod} to terminate` };
-        if (!isServing(current))
+        if (opts.untilStarted ? !containerRuns(current) : !isServing(current))
           return {
-            waiting: `waiting for the new pod ${pod} to be Ready (${current.status?.phase ?? 'unknown phase'})`,
+            waiting: `waiting for the new pod ${pod} to be ${opts.untilStarted ? 'running' : 'Ready'} (${current.status?.phase ?? 'unknown phase'})`,
           };
         return { result: current.metadata?.uid ?? '' };
       },
@@ -429,6 +453,13 @@ function podName(pod: V1Pod): string {
 }
 
 /** Ready and not on its way out. */
+/** Every container of the pod runs (started), whether or not it is Ready yet. */
+function containerRuns(pod: V1Pod): boolean {
+  if (pod.metadata?.deletionTimestamp) return false;
+  const statuses = pod.status?.containerStatuses ?? [];
+  return statuses.length > 0 && statuses.every((c) => c.state?.running !== undefined && c.started !== false);
+}
+
 function isServing(pod: V1Pod): boolean {
   if (pod.metadata?.deletionTimestamp) return false;
   return (pod.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');

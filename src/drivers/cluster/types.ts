@@ -33,6 +33,12 @@ export interface RestartOptions extends WaitOptions {
    * recovery target that relies on re-replaying records after the restart must not lose that.
    */
   immediate?: boolean;
+  /**
+   * Return once the server runs again, before it accepts connections (the caller waits for its
+   * first query itself). A Kubernetes pod is then taken when its container runs, not when its
+   * readiness probe next passes (up to a probe period later).
+   */
+  untilStarted?: boolean;
 }
 
 export interface ClusterDriver {

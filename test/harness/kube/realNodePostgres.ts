@@ -61,6 +61,28 @@ export function realNodePostgresPod(spec: RealNodePostgres): V1PodSpec {
   };
 }
 
+/**
+ * A primary archiving with `cp` into `archiveInPod`, whose replicas' pg_basebackup may connect
+ * from the node's pod network; `settings` come on top.
+ */
+export function archivingPrimary(
+  archiveInPod: string,
+  settings: Record<string, string> = {},
+): Pick<RealNodePostgres, 'init' | 'settings'> {
+  return {
+    init:
+      'initdb -D "$PGDATA" -U postgres --auth=trust >/dev/null; ' +
+      'echo "host replication postgres 10.203.0.0/24 trust" >> "$PGDATA/pg_hba.conf"',
+    settings: {
+      wal_level: 'replica',
+      archive_mode: 'on',
+      archive_command: `cp %p ${archiveInPod}/%f`,
+      track_commit_timestamp: 'on',
+      ...settings,
+    },
+  };
+}
+
 /** Creates the StatefulSet (one replica) and waits until its pod is Ready. */
 export async function createRealNodePostgres(
   cluster: KubeCluster,

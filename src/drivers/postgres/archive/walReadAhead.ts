@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { compareLsn, parseLsn } from '../../../common/lsn';
 import { plainPathProblem } from '../../../common/shellPaths';
 import { listArchivedSegments, type ArchivedSegment } from './walInspect';
+import type { ArchiveSource } from './archiveFiles';
 import { delay } from '../../waiting';
 import type { ReadAheadStats } from '../../../contract/operations/pitrSteps';
 
@@ -41,9 +42,8 @@ export function isReadAheadRestoreCommand(command: string): boolean {
   return command.startsWith('mv -f ') && command.includes(`/pg_wal/${READ_AHEAD_DIR}/%f %p 2>/dev/null || {`);
 }
 
-export interface ReadAheadOptions {
-  archiveDir: string;
-  stageDir: string;
+/** The replay a read-ahead runs beside, wherever it copies (here, or in a pod: podReadAhead.ts). */
+export interface ReadAheadRange {
   /** Timeline whose segments are staged (the replica's). */
   timeline: number;
   /** Replay starts here (the restartpoint's REDO): the first segment staged holds it. */
@@ -52,23 +52,36 @@ export interface ReadAheadOptions {
   toLsn?: string;
   /** Segments staged and not yet taken, at most (fewer when that would pass MAX_STAGED_BYTES). */
   depth: number;
-  /** Owner given to the staged files (PGDATA's), when this process may give it. */
-  owner?: { uid: number; gid: number };
   /** Where replay stands now (updated by the caller's watch); staged segments before it are stale. */
   replayLsn: () => string | undefined;
   signal: AbortSignal;
+}
+
+export interface ReadAheadOptions extends ReadAheadRange {
+  archiveDir: string;
+  stageDir: string;
+  /** Owner given to the staged files (PGDATA's), when this process may give it. */
+  owner?: { uid: number; gid: number };
   /** How often the staging directory is looked at while it is full. */
   pollMs?: number;
 }
 
-function segmentsToStage(opts: ReadAheadOptions): ArchivedSegment[] {
-  const from = parseLsn(opts.fromLsn);
-  return listArchivedSegments(opts.archiveDir).filter(
+/** The archived segments of the range, in order, and how many may wait staged at once. */
+export function segmentsToStage(
+  archive: ArchiveSource,
+  range: Omit<ReadAheadRange, 'replayLsn' | 'signal'>,
+): { segments: ArchivedSegment[]; segmentBytes: number; depth: number } {
+  const from = parseLsn(range.fromLsn);
+  const segments = listArchivedSegments(archive).filter(
     (s) =>
-      s.timeline === opts.timeline &&
+      s.timeline === range.timeline &&
       parseLsn(s.endLsn) > from &&
-      (opts.toLsn === undefined || compareLsn(s.startLsn, opts.toLsn) <= 0),
+      (range.toLsn === undefined || compareLsn(s.startLsn, range.toLsn) <= 0),
   );
+  const segmentBytes = segments[0] ? Number(parseLsn(segments[0].endLsn) - parseLsn(segments[0].startLsn)) : 1;
+  // Large segments (up to 1 GB) are staged fewer at a time: at most MAX_STAGED_BYTES in pg_wal.
+  const depth = Math.max(1, Math.min(range.depth, Math.floor(MAX_STAGED_BYTES / segmentBytes)));
+  return { segments, segmentBytes, depth };
 }
 
 async function stagedNames(stageDir: string): Promise<string[]> {
@@ -110,10 +123,7 @@ export async function runReadAhead(opts: ReadAheadOptions): Promise<ReadAheadSta
     }
   };
   try {
-    const segments = segmentsToStage(opts);
-    const segmentBytes = segments[0] ? Number(parseLsn(segments[0].endLsn) - parseLsn(segments[0].startLsn)) : 1;
-    // Large segments (up to 1 GB) are staged fewer at a time: at most MAX_STAGED_BYTES in pg_wal.
-    const depth = Math.max(1, Math.min(opts.depth, Math.floor(MAX_STAGED_BYTES / segmentBytes)));
+    const { segments, depth } = segmentsToStage(opts.archiveDir, opts);
     for (const segment of segments) {
       for (;;) {
         if (opts.signal.aborted) return stats;
