@@ -452,7 +452,6 @@ function podName(pod: V1Pod): string {
   return pod.metadata?.name ?? '';
 }
 
-/** Ready and not on its way out. */
 /** Every container of the pod runs (started), whether or not it is Ready yet. */
 function containerRuns(pod: V1Pod): boolean {
   if (pod.metadata?.deletionTimestamp) return false;
@@ -460,6 +459,7 @@ function containerRuns(pod: V1Pod): boolean {
   return statuses.length > 0 && statuses.every((c) => c.state?.running !== undefined && c.started !== false);
 }
 
+/** Ready and not on its way out. */
 function isServing(pod: V1Pod): boolean {
   if (pod.metadata?.deletionTimestamp) return false;
   return (pod.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
