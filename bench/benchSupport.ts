@@ -36,7 +36,7 @@ export async function dbMB(fx: BackupFixture): Promise<number> {
 }
 
 /** Fills the database to about `megabytes` (pg_database_size), about 1 KB a row, in 100k-row statements. */
-export async function fillTo(fx: BackupFixture, megabytes: number): Promise<number> {
+export async function fillTo(fx: BackupFixture, megabytes: number, afterBatch?: () => Promise<void>): Promise<number> {
   await fx.sql(`CREATE TABLE IF NOT EXISTS filler (id bigint PRIMARY KEY, pad text)`);
   for (let size = await dbMB(fx); size < megabytes; size = await dbMB(fx)) {
     const next = Number((await fx.sql<{ n: string }>('SELECT coalesce(max(id), 0) AS n FROM filler'))[0]!.n);
@@ -45,6 +45,7 @@ export async function fillTo(fx: BackupFixture, megabytes: number): Promise<numb
       `INSERT INTO filler SELECT g, repeat(md5(g::text), 28) FROM generate_series($1::bigint, $2::bigint) g`,
       [next + 1, next + batch],
     );
+    await afterBatch?.();
   }
   await fx.sql('CHECKPOINT');
   await archiveCaughtUp(fx);
