@@ -34,6 +34,7 @@ describe('the package as a library (npm run build)', () => {
       'clusterLockWorkflow',
       'delayedReplicaPitrWorkflow',
       'deleteBackupWorkflow',
+      'flattenVolumesWorkflow',
       'listBackupsWorkflow',
       'listScratchWorkflow',
       'locateIncidentWorkflow',
