@@ -33,7 +33,8 @@ const recover = (fx: BackupFixture, extra: Record<string, unknown>) =>
 function archiveListing(dir: string): Map<string, string> {
   return new Map(
     readdirSync(dir)
-      .filter((f) => !f.startsWith('.'))
+      // Not a file production's archive_command is writing now (<segment>.tmp, renamed when whole).
+      .filter((f) => !f.startsWith('.') && !f.endsWith('.tmp'))
       .map((f) => {
         const s = statSync(join(dir, f));
         return [f, `${s.size}@${s.mtimeMs}`];
