@@ -72,8 +72,11 @@ if [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then
 fi
 # With --kubernetes (npm test): the test cluster's Kubernetes, kwok, etcd and snapshot-controller
 # (scripts/k8s/build.sh: about 16 min once, then cached under ~/.cache/pgops/k8s), and, as root,
-# the real node's containerd and PostgreSQL image (without them its tests are skipped).
+# the real node's containerd and PostgreSQL image (without them its tests are skipped); and the
+# self-hosted Temporal server of the production-shape tests (scripts/temporal-server/build.sh:
+# about 3.5 min once, then cached under ~/.cache/pgops/temporal-server).
 if [ "${1:-}" = --kubernetes ]; then
+  bash scripts/temporal-server/build.sh
   bash scripts/k8s/build.sh
   if [ "$(id -u)" = 0 ]; then bash scripts/k8s/node-image.sh || say "the real node is not prepared: its tests will be skipped"; fi
 fi

@@ -3,7 +3,9 @@
 // config/temporalConnection.ts; default 127.0.0.1:7233, "default"). PGOPS_TASK_QUEUE (default "pg-ops"), PGOPS_CONFIG
 // (the cluster catalog), PGOPS_WORKFLOW_BUNDLE (a prebuilt workflow bundle; default: the one
 // `npm run build` puts beside the compiled worker, else the workflows are bundled at start),
-// PGOPS_METRICS_ADDRESS (Prometheus metrics, e.g. 0.0.0.0:9464; default off).
+// PGOPS_METRICS_ADDRESS (Prometheus metrics, e.g. 0.0.0.0:9464; default off), PGOPS_WORKER_DEPLOYMENT and
+// PGOPS_BUILD_ID (Worker Versioning: workflows pinned to the build that started them; PGOPS_PROMOTE, see
+// config/workerDeployment.ts).
 // SIGTERM/SIGINT shut it down gracefully: running activities are allowed to finish or heartbeat
 // out, and Temporal hands their workflows to another worker.
 import { existsSync } from 'node:fs';
@@ -19,6 +21,8 @@ import { describeTemporalConnection, resolveTemporalConnection } from './config/
 import { DEFAULT_TASK_QUEUE } from './contract/definitions';
 import { logger } from './logger';
 import { closeParkedSessions } from './drivers/postgres/parkedSession';
+import { workerDeploymentFromEnv, type WorkerDeploymentChoice } from './config/workerDeployment';
+import { promoteWhenPolling } from './workerPromotion';
 
 export const SEARCH_ATTRIBUTES = { PgCluster: 'Keyword', PgOperation: 'Keyword' } as const;
 
@@ -30,6 +34,8 @@ export interface PgOpsWorkerOptions {
   workflowBundlePath?: string;
   /** Cap concurrent activities (tests keep it low on 2-core machines). */
   maxConcurrentActivityTaskExecutions?: number;
+  /** Worker Versioning: this worker is `buildId` of Worker Deployment `deploymentName`; workflows are pinned. */
+  deployment?: { deploymentName: string; buildId: string };
 }
 
 export async function createPgOpsWorker(opts: PgOpsWorkerOptions): Promise<Worker> {
@@ -43,6 +49,14 @@ export async function createPgOpsWorker(opts: PgOpsWorkerOptions): Promise<Worke
       : { workflowsPath: require.resolve('./workflows') }),
     activities: createActivities({ catalog: () => loadCatalog(opts.catalogPath) }),
     maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivityTaskExecutions ?? 20,
+    ...(opts.deployment && {
+      workerDeploymentOptions: {
+        useWorkerVersioning: true,
+        version: opts.deployment,
+        // An operation finishes on the build that started it: no replay of a half-done restore on new code.
+        defaultVersioningBehavior: 'PINNED',
+      },
+    }),
   });
 }
 
@@ -95,6 +109,26 @@ export function installRuntimeLogger(level: LogLevel = 'INFO', metricsAddress?: 
   });
 }
 
+/** In the background, once the worker polls: this build made current as PGOPS_PROMOTE says. */
+async function promote(
+  options: ConnectionOptions,
+  namespace: string,
+  deployment: WorkerDeploymentChoice,
+): Promise<void> {
+  const connection = await Connection.connect(options);
+  try {
+    const outcome = await promoteWhenPolling(connection, namespace, deployment);
+    logger.info(
+      { deployment: deployment.deploymentName, buildId: deployment.buildId, outcome },
+      'worker deployment version',
+    );
+  } catch (err) {
+    logger.error({ err }, 'could not make this build the current version');
+  } finally {
+    await connection.close();
+  }
+}
+
 /** dist/workflow-bundle.js beside the compiled worker (npm run build), if there is one. */
 function prebuiltBundle(): string | undefined {
   const path = join(__dirname, 'workflow-bundle.js');
@@ -107,6 +141,7 @@ async function main(): Promise<void> {
   const taskQueue = process.env.PGOPS_TASK_QUEUE ?? DEFAULT_TASK_QUEUE;
   const catalogPath = catalogPathFromEnv();
   const metricsAddress = metricsAddressFromEnv();
+  const deployment = workerDeploymentFromEnv();
   installRuntimeLogger('INFO', metricsAddress);
   await ensureSearchAttributes(temporal.connectionOptions, namespace);
   const connection = await NativeConnection.connect(temporal.connectionOptions);
@@ -116,6 +151,7 @@ async function main(): Promise<void> {
     taskQueue,
     catalogPath,
     workflowBundlePath: process.env.PGOPS_WORKFLOW_BUNDLE ?? prebuiltBundle(),
+    ...(deployment && { deployment: { deploymentName: deployment.deploymentName, buildId: deployment.buildId } }),
   });
   // The drill gauge from the backups' records, in the background: a worker never waits on storage to start.
   if (metricsAddress) void seedDrillGauges(new ClusterRegistry(() => loadCatalog(catalogPath)));
@@ -126,9 +162,11 @@ async function main(): Promise<void> {
       catalogPath,
       metrics: metricsAddress ? `http://${metricsAddress}/metrics` : 'off',
       rssMB: Math.round(process.memoryUsage().rss / 1e6),
+      ...(deployment && { deployment: `${deployment.deploymentName} build ${deployment.buildId}` }),
     },
     'pg-ops worker started',
   );
+  if (deployment) void promote(temporal.connectionOptions, namespace, deployment);
   // Worker.run() resolves after SIGINT/SIGTERM: the runtime's default shutdown signals.
   await worker.run();
   await closeParkedSessions();
