@@ -27,6 +27,7 @@ waiting=(
   test/cancel-pitr.test.ts
   test/temporal-restart.test.ts
   test/scratch-crash.test.ts
+  test/temporal-cluster.test.ts
   # Not waiting, but local-only (no Kubernetes): here they even out the two processes' times.
   test/replica-history.test.ts
   test/restore-timelines.test.ts

@@ -5,7 +5,7 @@
 // `npm run build` puts beside the compiled worker, else the workflows are bundled at start),
 // PGOPS_METRICS_ADDRESS (Prometheus metrics, e.g. 0.0.0.0:9464; default off), PGOPS_WORKER_DEPLOYMENT and
 // PGOPS_BUILD_ID (Worker Versioning: workflows pinned to the build that started them; PGOPS_PROMOTE, see
-// config/workerDeployment.ts).
+// config/workerDeployment.ts), PGOPS_MAX_CONCURRENT_ACTIVITIES and PGOPS_MAX_CACHED_WORKFLOWS (config/workerSizing.ts).
 // SIGTERM/SIGINT shut it down gracefully: running activities are allowed to finish or heartbeat
 // out, and Temporal hands their workflows to another worker.
 import { existsSync } from 'node:fs';
@@ -23,6 +23,7 @@ import { logger } from './logger';
 import { closeParkedSessions } from './drivers/postgres/parkedSession';
 import { workerDeploymentFromEnv, type WorkerDeploymentChoice } from './config/workerDeployment';
 import { promoteWhenPolling } from './workerPromotion';
+import { workerSizingFromEnv } from './config/workerSizing';
 
 export const SEARCH_ATTRIBUTES = { PgCluster: 'Keyword', PgOperation: 'Keyword' } as const;
 
@@ -34,6 +35,8 @@ export interface PgOpsWorkerOptions {
   workflowBundlePath?: string;
   /** Cap concurrent activities (tests keep it low on 2-core machines). */
   maxConcurrentActivityTaskExecutions?: number;
+  /** How many workflows a worker keeps in its cache (SDK default when unset). */
+  maxCachedWorkflows?: number;
   /** Worker Versioning: this worker is `buildId` of Worker Deployment `deploymentName`; workflows are pinned. */
   deployment?: { deploymentName: string; buildId: string };
 }
@@ -49,6 +52,7 @@ export async function createPgOpsWorker(opts: PgOpsWorkerOptions): Promise<Worke
       : { workflowsPath: require.resolve('./workflows') }),
     activities: createActivities({ catalog: () => loadCatalog(opts.catalogPath) }),
     maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivityTaskExecutions ?? 20,
+    ...(opts.maxCachedWorkflows !== undefined && { maxCachedWorkflows: opts.maxCachedWorkflows }),
     ...(opts.deployment && {
       workerDeploymentOptions: {
         useWorkerVersioning: true,
@@ -142,6 +146,7 @@ async function main(): Promise<void> {
   const catalogPath = catalogPathFromEnv();
   const metricsAddress = metricsAddressFromEnv();
   const deployment = workerDeploymentFromEnv();
+  const sizing = workerSizingFromEnv();
   installRuntimeLogger('INFO', metricsAddress);
   await ensureSearchAttributes(temporal.connectionOptions, namespace);
   const connection = await NativeConnection.connect(temporal.connectionOptions);
@@ -151,6 +156,7 @@ async function main(): Promise<void> {
     taskQueue,
     catalogPath,
     workflowBundlePath: process.env.PGOPS_WORKFLOW_BUNDLE ?? prebuiltBundle(),
+    ...sizing,
     ...(deployment && { deployment: { deploymentName: deployment.deploymentName, buildId: deployment.buildId } }),
   });
   // The drill gauge from the backups' records, in the background: a worker never waits on storage to start.

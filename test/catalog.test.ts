@@ -89,6 +89,18 @@ clusters:
     assert.equal(ok.clusters.r!.replayReadAhead, 0, '0 turns it off');
   });
 
+  it('takes a fleet-wide cap on concurrent backups from 1 to 1000, and refuses anything else under fleet', () => {
+    const cluster = 'clusters:\n  r:\n    target: { kind: local, pgdata: /d, port: 5 }\n';
+    assert.equal(
+      parseCatalog(`fleet: { maxConcurrentBackups: 4 }\n${cluster}`, '/etc/pgops/pgops.yaml').fleet
+        ?.maxConcurrentBackups,
+      4,
+    );
+    for (const bad of ['0', '1001', '2.5', '"4"'])
+      assert.match(problems(`fleet: { maxConcurrentBackups: ${bad} }\n${cluster}`), /maxConcurrentBackups/, bad);
+    assert.match(problems(`fleet: { maxBackups: 4 }\n${cluster}`), /maxBackups/);
+  });
+
   it('reports YAML syntax errors and duplicate keys with the file name', () => {
     assert.match(problems('clusters: [unclosed'), /pgops.yaml is not valid YAML/);
     assert.match(

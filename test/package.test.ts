@@ -31,6 +31,7 @@ describe('the package as a library (npm run build)', () => {
     ]);
     assert.deepEqual(out.workflows, [
       'archiveStatusWorkflow',
+      'backupSlotsWorkflow',
       'clusterLockWorkflow',
       'delayedReplicaPitrWorkflow',
       'deleteBackupWorkflow',

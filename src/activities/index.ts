@@ -3,6 +3,7 @@
 import { ClusterRegistry, type CatalogSource } from './clusterRegistry';
 import { createClusterSteps } from './clusterSteps';
 import { createLockSteps } from './lockSteps';
+import { createBackupSlotSteps } from './backupSlotSteps';
 import { guardMutatingSteps } from './lockGuard';
 import { createPitrSteps } from './pitrSteps';
 import { createBackupSteps } from './backupSteps';
@@ -26,6 +27,7 @@ export function createActivities(deps: ActivityDeps) {
     guardMutatingSteps({
       ...createClusterSteps(registry),
       ...createLockSteps(registry),
+      ...createBackupSlotSteps(registry),
       ...createPitrSteps(registry),
       ...createBackupSteps(registry),
       ...createBackupCatalogSteps(registry),

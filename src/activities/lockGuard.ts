@@ -25,6 +25,8 @@ export const READING_STEPS = [
   'requestClusterLock',
   'releaseClusterLock',
   'findRunningMutators',
+  'requestBackupSlot',
+  'releaseBackupSlot',
   'isWorkflowRunning',
   'pauseReplicaReplay',
   'inspectReplica',

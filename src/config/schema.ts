@@ -260,7 +260,14 @@ export const clusterEntrySchema = z
     path: ['postgres', 'portForward'],
   });
 
+/** Settings for the whole worker fleet of one task queue (every worker reads the same catalog). */
+const fleetSchema = z.strictObject({
+  /** At most this many backups run at once across the fleet; the others wait. Restores never wait. Unset: no cap. */
+  maxConcurrentBackups: z.number().int().min(1).max(1000).optional(),
+});
+
 export const catalogSchema = z.strictObject({
+  fleet: fleetSchema.optional(),
   clusters: z.record(z.string(), clusterEntrySchema).superRefine((clusters, ctx) => {
     for (const [name, entry] of Object.entries(clusters)) {
       const problem = clusterNameProblem(name);

@@ -3,6 +3,7 @@
 import { OPERATION_WORKFLOWS as op } from './operationWorkflows';
 
 export { clusterLockWorkflow } from './clusterLockWorkflow';
+export { backupSlotsWorkflow } from './backupSlotsWorkflow';
 export { flattenVolumesWorkflow } from './flattenVolumes';
 export const plannedStopWorkflow = op.plannedStop.workflow;
 export const plannedStartWorkflow = op.plannedStart.workflow;

@@ -5,7 +5,10 @@
 import type * as registered from './index';
 import type { Operations, OperationName, WorkflowType } from '../contract/operations';
 
-type Exported = Exclude<keyof typeof registered, 'clusterLockWorkflow' | 'flattenVolumesWorkflow'>;
+type Exported = Exclude<
+  keyof typeof registered,
+  'clusterLockWorkflow' | 'flattenVolumesWorkflow' | 'backupSlotsWorkflow'
+>;
 type WorkflowOf = {
   [K in OperationName as Operations[K]['type']]: (input: Operations[K]['input']) => Promise<Operations[K]['result']>;
 };
