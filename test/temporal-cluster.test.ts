@@ -125,8 +125,8 @@ describe('production shape: a self-hosted Temporal cluster on PostgreSQL with tw
         client.workflow.start('plannedStopWorkflow', {
           taskQueue: fx.taskQueue,
           workflowId: id(`race-${i}`),
-          // One in five queues for the lock; the others are refused while it is held.
-          args: [{ cluster: fx.name, holdUntilResumed: true, maxHold: '1s', waitForLock: i % 5 === 0 ? '5m' : false }],
+          // One in ten queues for the lock; the others are refused while it is held.
+          args: [{ cluster: fx.name, holdUntilResumed: true, maxHold: '1s', waitForLock: i % 10 === 0 ? '5m' : false }],
         }),
       ),
     );
@@ -137,7 +137,7 @@ describe('production shape: a self-hosted Temporal cluster on PostgreSQL with tw
       assert.ok(err instanceof WorkflowFailedError, String(err));
       assert.match(String(err.cause?.message), /holds cluster|busy|held by/i, String(err.cause?.message));
     }
-    assert.ok(ran.length >= 10, `every queued stop ran (${ran.length} ran, ${refused.length} refused)`);
+    assert.ok(ran.length >= 5, `every queued stop ran (${ran.length} ran, ${refused.length} refused)`);
     // A stop that overlapped another would have found the cluster already stopped, or been stopped under.
     for (const r of ran) {
       assert.equal(r.before.running, true, 'each stop found the cluster running: no other held it');
@@ -227,7 +227,14 @@ describe('production shape: a self-hosted Temporal cluster on PostgreSQL with tw
       })) as DelayedReplicaPitrResult;
       assert.equal(result.finalState, 'delayed replica again');
       assert.equal(result.exported?.[0]?.rows, 2000, 'exactly the pre-incident rows');
-      assert.deepEqual(await pgops.runningOn('orders-delayed'), [], 'nothing runs on it any more (SQL visibility)');
+      // runningOn reads SQL visibility, which history writes a moment after each transition: the PITR
+      // may still be listed as running just after it ended, never for long.
+      const ended = Date.now();
+      while ((await pgops.runningOn('orders-delayed')).length > 0) {
+        assert.ok(Date.now() - ended < 15_000, 'SQL visibility still lists the PITR as running 15 s after it ended');
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      console.log(`      SQL visibility listed it as ended ${Date.now() - ended} ms after its result`);
     });
   });
 
