@@ -98,6 +98,8 @@ function usage(pid: number): { rssMB: number; cpuS: number } | undefined {
   }
 }
 
+const alive = (w: WorkerProcess) => w.child.exitCode === null && w.child.signalCode === null;
+
 async function list(client: Client, query: string): Promise<WorkflowExecutionInfo[]> {
   const out: WorkflowExecutionInfo[] = [];
   for await (const wf of client.workflow.list({ query })) out.push(wf);
@@ -177,9 +179,24 @@ async function main(): Promise<void> {
   let lastStop = 0;
   let lastList = 0;
   const pending: Array<Promise<unknown>> = [];
+  const locksQuery = `WorkflowType = 'clusterLockWorkflow' AND ExecutionStatus = 'Running' AND TaskQueue = '${taskQueue}'`;
+  /** One operation of the mix on a random cluster, in the background; a failure is counted. */
+  const launch = (what: string, type: string, input: Record<string, unknown>) => {
+    const cluster = names[Math.floor(Math.random() * names.length)]!;
+    opsRun++;
+    pending.push(
+      client.workflow
+        .execute(type, {
+          taskQueue,
+          workflowId: `fleet-${what}-${cluster}-${Date.now()}`,
+          args: [{ cluster, ...input }],
+        })
+        .catch((err: unknown) => opsFailed.push(`${what} ${cluster}: ${why(err)}`)),
+    );
+  };
   while (Date.now() < deadline) {
     for (const w of workers) {
-      if (w.child.exitCode !== null || w.child.signalCode !== null) continue;
+      if (!alive(w)) continue;
       const u = usage(w.child.pid!);
       if (!u) continue;
       if (!cpuAtStart.has(w.child.pid!)) cpuAtStart.set(w.child.pid!, u.cpuS);
@@ -187,40 +204,16 @@ async function main(): Promise<void> {
     }
     if (Date.now() - lastStop >= 20_000) {
       lastStop = Date.now();
-      const cluster = names[Math.floor(Math.random() * names.length)]!;
-      opsRun++;
-      pending.push(
-        client.workflow
-          .execute('plannedStopWorkflow', {
-            taskQueue,
-            workflowId: `fleet-stop-${cluster}-${Date.now()}`,
-            args: [{ cluster, holdUntilResumed: true, maxHold: '2s', waitForLock: '5m' }],
-          })
-          .catch((err: unknown) => opsFailed.push(`stop ${cluster}: ${why(err)}`)),
-      );
+      launch('stop', 'plannedStopWorkflow', { holdUntilResumed: true, maxHold: '2s', waitForLock: '5m' });
     }
     if (Date.now() - lastList >= 10_000) {
       lastList = Date.now();
-      const cluster = names[Math.floor(Math.random() * names.length)]!;
-      opsRun++;
-      pending.push(
-        client.workflow
-          .execute('listBackupsWorkflow', {
-            taskQueue,
-            workflowId: `fleet-list-${cluster}-${Date.now()}`,
-            args: [{ cluster }],
-          })
-          .catch((err: unknown) => opsFailed.push(`list ${cluster}: ${why(err)}`)),
-      );
-      const locks = await list(
-        client,
-        `WorkflowType = 'clusterLockWorkflow' AND ExecutionStatus = 'Running' AND TaskQueue = '${taskQueue}'`,
-      ).catch(() => []);
-      locksAliveMax = Math.max(locksAliveMax, locks.length);
+      launch('list', 'listBackupsWorkflow', {});
+      locksAliveMax = Math.max(locksAliveMax, (await list(client, locksQuery).catch(() => [])).length);
     }
     if (killEveryMinutes && Date.now() - lastKill >= killEveryMinutes * 60_000) {
       lastKill = Date.now();
-      const victim = workers.find((w) => w.child.exitCode === null && w.child.signalCode === null);
+      const victim = workers.find((w) => alive(w));
       if (victim) {
         await victim.kill('SIGKILL');
         kills++;
@@ -237,7 +230,7 @@ async function main(): Promise<void> {
       .pause('bench over')
       .catch(() => undefined);
   const cpu = workers
-    .filter((w) => w.child.exitCode === null && w.child.signalCode === null)
+    .filter((w) => alive(w))
     .map((w) => {
       const u = usage(w.child.pid!);
       return u ? (u.cpuS - (cpuAtStart.get(w.child.pid!) ?? 0)) / ((Date.now() - runStart.getTime()) / 1000) : NaN;
@@ -282,10 +275,7 @@ async function main(): Promise<void> {
   const historyLengths = all.map((w) => w.historyLength);
   const sample = all.filter((_, i) => i % Math.max(1, Math.floor(all.length / 200)) === 0);
   const taskMs = (await Promise.all(sample.map((w) => workflowTaskMs(client, w).catch(() => [])))).flat();
-  const locksNow = await list(
-    client,
-    `WorkflowType = 'clusterLockWorkflow' AND ExecutionStatus = 'Running' AND TaskQueue = '${taskQueue}'`,
-  );
+  const locksNow = await list(client, locksQuery);
   const dbAfter = await temporalDbMB(temporal.cluster.database);
   const archiveAfter = clusters.reduce((sum, c) => sum + dirBytes(c.archiveDir), 0);
   const rss = samples.map((x) => x.rssMB);

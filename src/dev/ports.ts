@@ -1,2 +1,2 @@
 // Free loopback ports for servers the demo and the tests start (one function with the worker's scratch servers).
-export { freePort } from '../drivers/freePort';
+export { freePort, isPortFree } from '../drivers/freePort';

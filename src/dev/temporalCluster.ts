@@ -4,7 +4,6 @@
 // worker as four processes, each started, killed and restarted on its own (by PID).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Connection } from '@temporalio/client';
@@ -12,7 +11,7 @@ import { temporal } from '@temporalio/proto';
 import { msToTs } from '@temporalio/common/lib/time';
 import { runCommand } from '../drivers/exec';
 import { delay } from '../drivers/waiting';
-import { freePort } from './ports';
+import { freePort, isPortFree } from './ports';
 import { initLocalCluster, startLocalCluster, stopLocalClusterIfRunning, type LocalCluster } from './localPostgres';
 import {
   MAX_MEMBERSHIP_PORT,
@@ -48,13 +47,7 @@ async function freeLowPort(taken: Set<number>): Promise<number> {
   for (let attempt = 0; attempt < 200; attempt++) {
     const port = 20000 + Math.floor(Math.random() * (MAX_MEMBERSHIP_PORT - 20000));
     if (taken.has(port)) continue;
-    const free = await new Promise<boolean>((answer) => {
-      const server = createServer();
-      server.unref();
-      server.once('error', () => answer(false));
-      server.listen(port, '127.0.0.1', () => server.close(() => answer(true)));
-    });
-    if (free) {
+    if (await isPortFree(port)) {
       taken.add(port);
       return port;
     }

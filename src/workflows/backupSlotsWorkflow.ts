@@ -22,10 +22,9 @@ import {
 } from '../contract/backupSlots';
 import { DEFAULT_IDLE_END_MS } from '../contract/definitions';
 import { quickStep } from './activityProxies';
+import { HOLDER_CHECK_OTHERWISE, HOLDER_CHECK_WHILE_WAITED_FOR } from './clusterLockWorkflow';
 
-/** How often holders are checked for having ended: often while backups wait, rarely otherwise. */
-const HOLDER_CHECK_WHILE_WAITED_FOR = '15 seconds';
-const HOLDER_CHECK_OTHERWISE = '5 minutes';
+// Holders are checked for having ended as often as the cluster lock checks its holder.
 
 export interface BackupSlotsInput {
   state?: BackupSlotsState;

@@ -44,9 +44,9 @@ import { quickStep } from './activityProxies';
 // that arrive meanwhile (30 queued requests at once) broke that task in the SDK ("history is out
 // of order", then a nondeterminism error), which failed every request. They run only when two
 // workflows compete, and when a lock starts.
-const HOLDER_CHECK_WHILE_WAITED_FOR = '15 seconds';
+export const HOLDER_CHECK_WHILE_WAITED_FOR = '15 seconds';
 /** And while nobody waits: a dead holder must not keep an idle lock from ending. */
-const HOLDER_CHECK_OTHERWISE = '5 minutes';
+export const HOLDER_CHECK_OTHERWISE = '5 minutes';
 
 export interface ClusterLockInput {
   cluster: string;
