@@ -28,6 +28,7 @@ waiting=(
   test/temporal-restart.test.ts
   test/scratch-crash.test.ts
   test/temporal-cluster.test.ts
+  test/pitr-quiet-primary.test.ts
   # Not waiting, but local-only (no Kubernetes): here they even out the two processes' times.
   test/replica-history.test.ts
   test/restore-timelines.test.ts

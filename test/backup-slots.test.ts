@@ -13,7 +13,8 @@ import { localTargetOf } from '../src/dev/localPostgres';
 import { backupSlotsStateQuery, backupSlotsWorkflowId, type BackupSlotsState } from '../src/contract/backupSlots';
 import type { PlannedStopResult } from '../src/workflows/plannedStop';
 import type { SnapshotBackupResult } from '../src/workflows/snapshotBackup';
-import { WorkflowNotFoundError } from '@temporalio/client';
+import { WorkflowFailedError, WorkflowNotFoundError } from '@temporalio/client';
+import { pauseMarker } from './harness/cancelRuns';
 
 describe('the fleet-wide cap on concurrent backups (fleet.maxConcurrentBackups)', () => {
   const clusters: LocalFixture[] = [];
@@ -102,6 +103,68 @@ describe('the fleet-wide cap on concurrent backups (fleet.maxConcurrentBackups)'
     const maxQueue = Math.max(...states.map((s) => s.queue.length));
     assert.equal(maxHolders, 1, 'never more than one backup held a slot');
     assert.ok(maxQueue >= 1, `backups waited for a slot (longest queue ${maxQueue})`);
+  });
+
+  it('a backup cancelled while it waits leaves the queue; a holder terminated in its slot loses it to the next', async function () {
+    this.timeout(300_000);
+    writeCatalog({ maxConcurrentBackups: 1 });
+    const { client } = await testEnv();
+    const queue = `${taskQueue}-ended`;
+    const slots = client.workflow.getHandle(backupSlotsWorkflowId(queue));
+    const state = () => slots.query(backupSlotsStateQuery);
+    const until = async (what: string, ok: (s: BackupSlotsState) => boolean, timeoutMs = 60_000) => {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const current = await state().catch(() => undefined);
+        if (current && ok(current)) return current;
+        assert.ok(Date.now() < deadline, `${what}: ${JSON.stringify(current)}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    };
+    const backup = (cluster: string) =>
+      client.workflow.start('snapshotBackupWorkflow', {
+        taskQueue: queue,
+        workflowId: `slots-ended-${cluster}-${Date.now()}`,
+        args: [{ cluster, mode: 'offline', waitForLock: '5m' }],
+      });
+    // The holder stays in its first step, as a backup of a large volume would.
+    process.env.PGOPS_TEST_PAUSE_AT = 'begin:plan-backup:30000';
+    const paused = pauseMarker('begin:plan-backup');
+    try {
+      await withWorker(queue, catalogPath, async () => {
+        const holder = await backup('s1');
+        await paused.seen;
+        delete process.env.PGOPS_TEST_PAUSE_AT; // the next backups run straight through
+        const next = await backup('s2');
+        const cancelled = await backup('s3');
+        await until('both queued', (s) => s.queue.length === 2);
+
+        await cancelled.cancel();
+        await assert.rejects(cancelled.result(), (err: unknown) => {
+          assert.ok(err instanceof WorkflowFailedError && err.cause?.name === 'CancelledFailure', String(err));
+          return true;
+        });
+        const afterCancel = await until('the cancelled backup left the queue', (s) => s.queue.length === 1);
+        assert.deepEqual(
+          afterCancel.queue.map((q) => q.workflowId),
+          [next.workflowId],
+        );
+
+        // Terminated: no release is ever sent; the slot goes when the server says the holder has ended.
+        await holder.terminate('a holder that dies in its slot');
+        const terminatedAt = Date.now();
+        await until('the next backup took the slot', (s) => s.holders[0]?.workflowId === next.workflowId, 60_000);
+        const handedOverMs = Date.now() - terminatedAt;
+        console.log(`      slot handed over ${(handedOverMs / 1000).toFixed(1)} s after the holder was terminated`);
+        assert.ok(handedOverMs < 30_000, `the slot came free ${handedOverMs} ms after the holder ended`);
+        const result = (await next.result()) as SnapshotBackupResult;
+        assert.equal(result.took, 'offline');
+        await until('every slot given back', (s) => s.holders.length === 0 && s.queue.length === 0);
+      });
+    } finally {
+      paused.stop();
+      delete process.env.PGOPS_TEST_PAUSE_AT;
+    }
   });
 
   it('asks for no slot without the setting', async function () {

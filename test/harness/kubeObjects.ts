@@ -154,7 +154,10 @@ export async function waitForReadyReplicas(
 async function podsAndClaims(cluster: KubeCluster, namespace: string): Promise<string> {
   const core = cluster.admin().makeApiClient(CoreV1Api);
   const pods = (await core.listNamespacedPod({ namespace })).items.map((p) => {
-    const conditions = (p.status?.conditions ?? []).map((c) => `${c.type}=${c.status}`).join(',');
+    // A condition that is not True says why (the scheduler's message names the taint or the resource).
+    const conditions = (p.status?.conditions ?? [])
+      .map((c) => `${c.type}=${c.status}${c.status !== 'True' && c.message ? ` (${c.reason}: ${c.message})` : ''}`)
+      .join(',');
     return `${p.metadata?.name} ${p.status?.phase} node=${p.spec?.nodeName ?? '-'} ${conditions}${p.metadata?.deletionTimestamp ? ' terminating' : ''}`;
   });
   const claims = (await core.listNamespacedPersistentVolumeClaim({ namespace })).items.map(

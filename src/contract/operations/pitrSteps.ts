@@ -109,6 +109,11 @@ export interface DelayedReplayConfirmed {
   replayLsn: string | null;
   lagSeconds: number | null;
   replayAdvanced: boolean;
+  /**
+   * What its startup process was seen waiting for when replay did not advance: `wal` (it has
+   * replayed everything there is: a quiet primary) or `delay` (a commit held for the delay).
+   */
+  waitingFor?: 'wal' | 'delay';
 }
 
 /** One relation a transaction deleted from, truncated or dropped. */

@@ -12,7 +12,7 @@ import { CoreV1Api, type V1PodSpec } from '@kubernetes/client-node';
 import { runCommand } from '../../../src/drivers/exec';
 import { freePort } from '../../../src/dev/ports';
 import { pollUntil } from '../../../src/drivers/waiting';
-import { startDaemon, stopDaemon, type Daemon } from './daemons';
+import { isAlive, startDaemon, stopDaemon, type Daemon } from './daemons';
 import type { KubeCluster } from '../kubeCluster';
 import { registerTeardown } from '../testEnv';
 import { claimTestDir } from '../staleRuns';
@@ -63,6 +63,32 @@ export interface RealNode {
 }
 
 let nodePromise: Promise<RealNode> | undefined;
+let nodeDaemons: Daemon[] = [];
+
+/**
+ * The real node as the API and its own processes see it, for a timeout message: its conditions
+ * that are not as they should be, its taints beyond the harness's own, and a daemon that exited
+ * with the end of its log.
+ */
+export async function realNodeHealth(cluster: KubeCluster): Promise<string> {
+  const node = await cluster
+    .admin()
+    .makeApiClient(CoreV1Api)
+    .readNode({ name: REAL_NODE })
+    .catch(() => undefined);
+  if (!node) return `node ${REAL_NODE} is not registered`;
+  const bad = (node.status?.conditions ?? []).filter((c) => (c.type === 'Ready') !== (c.status === 'True'));
+  const taints = (node.spec?.taints ?? []).filter((t) => t.key !== TAINT.key);
+  const parts = [
+    bad.length ? bad.map((c) => `${c.type}=${c.status} (${c.reason}: ${c.message})`).join(', ') : 'Ready',
+    ...(taints.length ? [`taints ${taints.map((t) => `${t.key}:${t.effect}`).join(', ')}`] : []),
+    ...(node.spec?.unschedulable ? ['cordoned'] : []),
+  ];
+  for (const daemon of nodeDaemons)
+    if (!isAlive(daemon))
+      parts.push(`${daemon.name} exited (${daemon.child.exitCode ?? daemon.child.signalCode}): ${daemon.logTail(5)}`);
+  return `node ${REAL_NODE}: ${parts.join('; ')}`;
+}
 
 /** The run's real node, started on first use and stopped when the run ends. */
 export function realNode(cluster: KubeCluster, binDir: string): Promise<RealNode> {
@@ -77,6 +103,7 @@ async function startRealNode(cluster: KubeCluster, binDir: string): Promise<Real
   const dir = mkdtempSync('/tmp/pgops-node-');
   claimTestDir(dir);
   const daemons: Daemon[] = [];
+  nodeDaemons = daemons;
   const sysctls = new Map(KUBELET_SYSCTLS.map((k) => [k, readFileSync(`/proc/sys/${k}`, 'utf8').trim()]));
   const hostDirs = new Map(KUBELET_HOST_DIRS.map((d) => [d, existsSync(d) ? new Set(readdirSync(d)) : undefined]));
   const socket = join(dir, 'containerd.sock');

@@ -6,7 +6,7 @@ import { AppsV1Api, CoreV1Api, type V1Container, type V1PodSpec, type V1Volume }
 import { pollUntil } from '../../../src/drivers/waiting';
 import type { KubeCluster } from '../kubeCluster';
 import { statefulSetObject, waitForReadyReplicas } from '../kubeObjects';
-import { POSTGRES_GID, POSTGRES_IMAGE, POSTGRES_UID, realNodePod } from './realNode';
+import { POSTGRES_GID, POSTGRES_IMAGE, POSTGRES_UID, realNodeHealth, realNodePod } from './realNode';
 
 export interface RealNodePostgres {
   namespace: string;
@@ -99,7 +99,9 @@ export async function createRealNodePostgres(
     for (const template of sts.spec!.volumeClaimTemplates!) template.spec!.storageClassName = spec.storageClass;
   sts.spec!.template.spec = realNodePostgresPod(spec);
   await cluster.admin().makeApiClient(AppsV1Api).createNamespacedStatefulSet({ namespace: spec.namespace, body: sts });
-  await waitForReadyReplicas(cluster, spec.namespace, spec.name, 1, timeoutMs);
+  await waitForReadyReplicas(cluster, spec.namespace, spec.name, 1, timeoutMs).catch(async (err: unknown) => {
+    throw new Error(`${err instanceof Error ? err.message : String(err)}; ${await realNodeHealth(cluster)}`);
+  });
 }
 
 /** The IP of a running pod (pods on the real node reach each other on its bridge). */

@@ -50,7 +50,26 @@ export interface ReplayStatus {
   minRecoveryEndLsn: string;
   /** Timeline of the latest checkpoint (restartpoint on a standby). */
   timeline: number;
+  /**
+   * What the startup process waits for (pg_stat_activity.wait_event): see startupWaitMeaning. Null
+   * when it is busy, or when the role may not see it (neither superuser nor pg_read_all_stats).
+   */
+  startupWait: string | null;
   settings: Record<RecoverySettingName, SettingWithSource>;
+}
+
+/**
+ * What a startup process's wait event says about replay (PostgreSQL 15 names):
+ * - `wal`: every source of WAL (pg_wal, the archive, the stream) has been tried and none has the
+ *   next record: replay has caught up with everything there is;
+ * - `delay`: a commit is held back by recovery_min_apply_delay;
+ * - `paused`: replay is paused; undefined: busy, or a wait that says nothing of either.
+ */
+export function startupWaitMeaning(waitEvent: string | null): 'wal' | 'delay' | 'paused' | undefined {
+  if (waitEvent === 'RecoveryRetrieveRetryInterval' || waitEvent === 'RecoveryWalStream') return 'wal';
+  if (waitEvent === 'RecoveryApplyDelay') return 'delay';
+  if (waitEvent === 'RecoveryPause') return 'paused';
+  return undefined;
 }
 
 /** SQL rendering a timestamptz as ISO 8601 in UTC with microseconds (Date would drop them). */
@@ -119,9 +138,16 @@ export async function readReplayPosition(client: Client): Promise<ReplayPosition
 export async function readReplayStatus(client: Client): Promise<ReplayStatus> {
   const row = (
     await client.query<
-      PositionRow & { receive_lsn: string | null; now: string; min_recovery_end_lsn: string; timeline: number }
+      PositionRow & {
+        receive_lsn: string | null;
+        now: string;
+        min_recovery_end_lsn: string;
+        timeline: number;
+        startup_wait: string | null;
+      }
     >(`SELECT ${POSITION_COLUMNS},
             pg_last_wal_receive_lsn()::text AS receive_lsn,
+            (SELECT wait_event FROM pg_stat_activity WHERE backend_type = 'startup' LIMIT 1) AS startup_wait,
             ${isoSql('clock_timestamp()')} AS now,
             (SELECT min_recovery_end_lsn::text FROM pg_control_recovery()) AS min_recovery_end_lsn,
             (SELECT timeline_id FROM pg_control_checkpoint()) AS timeline`)
@@ -136,6 +162,7 @@ export async function readReplayStatus(client: Client): Promise<ReplayStatus> {
     serverNow: row.now,
     minRecoveryEndLsn: row.min_recovery_end_lsn,
     timeline: Number(row.timeline),
+    startupWait: row.startup_wait,
     settings: await readRecoverySettings(client),
   };
 }
