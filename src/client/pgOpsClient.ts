@@ -7,8 +7,11 @@ import { resolveTemporalConnection, type TemporalConnectionChoice } from '../con
 import {
   closeScratchSignal,
   DEFAULT_TASK_QUEUE,
+  lockStateQuery,
+  lockWorkflowId,
   progressQuery,
   resumeSignal,
+  type LockRequest,
   type Progress,
 } from '../contract/definitions';
 import { WORKFLOW_TYPES, type ListBackupsResult, type OperationName, type Operations } from '../contract/operations';
@@ -96,17 +99,50 @@ export class PgOpsClient {
     return this.run('listBackups', { cluster });
   }
 
-  /** Operations running on a cluster, newest first (search attribute PgCluster). */
+  /**
+   * Operations running on a cluster, newest first. Visibility (search attribute PgCluster) lists
+   * them, but it is written a moment after each transition (on SQL visibility, up to seconds): the
+   * lock workflow's holder and queue are added from the lock itself, and every run listed is
+   * confirmed running by the server before it is returned.
+   */
   async runningOn(cluster: string): Promise<RunningOperation[]> {
     // The name goes into a visibility query: only a valid cluster name may.
     const problem = clusterNameProblem(cluster);
     if (problem) throw new Error(problem);
-    const found: RunningOperation[] = [];
+    const listed = new Map<string, string>();
     for await (const wf of this.client.workflow.list({
       query: `PgCluster = '${cluster}' AND ExecutionStatus = 'Running' AND WorkflowType != 'clusterLockWorkflow'`,
     }))
-      found.push({ workflowId: wf.workflowId, runId: wf.runId, type: wf.type, startTime: wf.startTime });
-    return found.sort((a, b) => b.startTime.getTime() - a.startTime.getTime());
+      listed.set(wf.workflowId, wf.runId);
+    for (const request of await this.lockRequests(cluster))
+      if (!listed.has(request.workflowId)) listed.set(request.workflowId, request.runId);
+    const running = await Promise.all(
+      [...listed].map(async ([workflowId, runId]) => {
+        const run = await this.client.workflow
+          .getHandle(workflowId, runId)
+          .describe()
+          .catch(() => undefined);
+        return run?.status.name === 'RUNNING'
+          ? { workflowId, runId: run.runId, type: run.type, startTime: run.startTime }
+          : [];
+      }),
+    );
+    return running.flat().sort((a, b) => b.startTime.getTime() - a.startTime.getTime());
+  }
+
+  /** The holder and queue of the cluster's lock workflow, when it runs and answers within 5 s. */
+  private async lockRequests(cluster: string): Promise<LockRequest[]> {
+    const lock = this.client.workflow.getHandle(lockWorkflowId(cluster, this.taskQueue));
+    const running = await lock
+      .describe()
+      .then((d) => d.status.name === 'RUNNING')
+      .catch(() => false);
+    if (!running) return [];
+    // A query needs a worker: with none polling, the list above is all there is.
+    const state = await this.client.connection
+      .withDeadline(Date.now() + 5000, () => lock.query(lockStateQuery))
+      .catch(() => undefined);
+    return state ? [...(state.holder ? [state.holder] : []), ...state.queue] : [];
   }
 
   private wrap<R>(handle: WorkflowHandle): OperationHandle<R> {

@@ -124,27 +124,31 @@ async function startDatabase(dir: string): Promise<LocalCluster> {
     settings: { max_connections: '200', shared_buffers: '128MB', fsync: 'on' },
   });
   await startLocalCluster(db);
-  const psql = join(db.binDir, 'psql');
-  const created = await runCommand(
-    psql,
-    [
-      '-h',
-      db.socketDir,
-      '-p',
-      String(db.port),
-      '-U',
-      'postgres',
-      '-d',
-      'postgres',
-      '-v',
-      'ON_ERROR_STOP=1',
-      '-c',
-      `DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'temporal') THEN CREATE ROLE temporal LOGIN CREATEDB PASSWORD '${TEST_DB_PASSWORD}'; END IF; END $$`,
-    ],
-    { asUser: db.osUser },
+  await psql(
+    db,
+    'postgres',
+    `DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'temporal') THEN CREATE ROLE temporal LOGIN CREATEDB PASSWORD '${TEST_DB_PASSWORD}'; END IF; END $$`,
   );
-  if (created.code !== 0) throw new Error(`creating the temporal role failed: ${created.stderr}`);
   return db;
+}
+
+/** One statement through psql as the database's superuser; its unaligned output. */
+async function psql(db: LocalCluster, database: string, sql: string): Promise<string> {
+  const args = ['-h', db.socketDir, '-p', String(db.port), '-U', 'postgres', '-d', database];
+  const out = await runCommand(join(db.binDir, 'psql'), [...args, '-v', 'ON_ERROR_STOP=1', '-tAc', sql], {
+    asUser: db.osUser,
+  });
+  if (out.code !== 0) throw new Error(`psql on ${database} failed: ${out.stderr.trim()}`);
+  return out.stdout.trim();
+}
+
+/**
+ * Whether a service has written the cluster's metadata record. Every service writes it when it
+ * finds none, and all but one of several starting at once on a new database exit ("Failed to apply
+ * cluster metadata"): the first start waits for one service to have written it.
+ */
+async function clusterMetadataWritten(db: LocalCluster): Promise<boolean> {
+  return (await psql(db, 'temporal', 'SELECT count(*) FROM cluster_metadata_info')) !== '0';
 }
 
 function isUnavailable(err: unknown): boolean {
@@ -204,7 +208,9 @@ export async function startTemporalCluster(opts: StartTemporalClusterOptions): P
     while (Date.now() < deadline) {
       for (const service of TEMPORAL_SERVICES)
         if (!running(service))
-          throw new Error(`the Temporal ${service} service exited; see ${join(opts.dir, 'logs', `${service}.log`)}`);
+          throw new Error(
+            `the Temporal ${service} service exited: ${serviceLogErrors(join(opts.dir, 'logs', `${service}.log`))}`,
+          );
       let connection: Connection | undefined;
       try {
         connection = await Connection.connect({ address, connectTimeout: 2000 });
@@ -254,8 +260,20 @@ export async function startTemporalCluster(opts: StartTemporalClusterOptions): P
     clearTimeout(force);
   };
 
-  for (const service of TEMPORAL_SERVICES) startService(service);
   try {
+    if (!(await clusterMetadataWritten(db))) {
+      startService('frontend');
+      const deadline = Date.now() + 60_000;
+      while (!(await clusterMetadataWritten(db))) {
+        if (!running('frontend'))
+          throw new Error(
+            `the Temporal frontend service exited: ${serviceLogErrors(join(opts.dir, 'logs', 'frontend.log'))}`,
+          );
+        if (Date.now() > deadline) throw new Error('no Temporal service wrote the cluster metadata within 60 s');
+        await delay(200);
+      }
+    }
+    for (const service of TEMPORAL_SERVICES) if (!running(service)) startService(service);
     await waitReady();
   } catch (err) {
     killAll();
@@ -283,4 +301,25 @@ export async function startTemporalCluster(opts: StartTemporalClusterOptions): P
       await stopLocalClusterIfRunning(db, 'fast');
     },
   };
+}
+
+/** A service log's error lines (the last three; else its last lines), and where the log is. */
+function serviceLogErrors(file: string): string {
+  let lines: string[] = [];
+  try {
+    lines = readFileSync(file, 'utf8').trimEnd().split('\n');
+  } catch {
+    return `no log at ${file}`;
+  }
+  const errors = lines.filter((line) => /"level":"(error|fatal|panic)"|^panic:|\bfatal\b/i.test(line));
+  const shown = (errors.length ? errors : lines).slice(-3).map((line) => {
+    // JSON log lines: the message and the error, without the stack trace.
+    try {
+      const entry = JSON.parse(line) as { msg?: string; error?: string };
+      return [entry.msg, entry.error].filter(Boolean).join(': ');
+    } catch {
+      return line.slice(0, 500);
+    }
+  });
+  return `${shown.join('; ')} (log: ${file})`;
 }
