@@ -77,6 +77,9 @@ export function controllerArgs(
         '--bind-address=127.0.0.1',
         '--secure-port=0',
         '--leader-elect=false',
+        // A pod found unschedulable is tried again on the events that could change that; if one is
+        // missed, after this long instead of the default 5 min (longer than a test waits for a pod).
+        '--pod-max-in-unschedulable-pods-duration=30s',
         '--v=1',
       ],
     },
