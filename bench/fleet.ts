@@ -32,6 +32,7 @@ import { withSession } from '../src/drivers/postgres/session';
 import { BackupSchedules } from '../src/client/backupSchedules';
 import type { SnapshotBackupResult } from '../src/workflows/snapshotBackup';
 import { log, why } from './benchSupport';
+import { lockStateQuery, lockWorkflowId } from '../src/contract/definitions';
 
 const clusterCount = Number(process.argv[2] ?? 100);
 const minutes = Number(process.argv[3] ?? 30);
@@ -158,7 +159,8 @@ async function main(): Promise<void> {
   );
   const taskQueue = `pg-ops-fleet-${Math.random().toString(36).slice(2, 8)}`;
   const workers: WorkerProcess[] = [];
-  const startWorker = async () => workers.push(await temporal.worker(taskQueue, catalogPath));
+  // The built worker, as deployed (the npm script builds it first): tsx costs memory a deployment does not have.
+  const startWorker = async () => workers.push(await temporal.worker(taskQueue, catalogPath, {}, { compiled: true }));
   for (let i = 0; i < workerCount; i++) await startWorker();
   const dbBefore = await temporalDbMB(temporal.cluster.database);
   const archiveBefore = clusters.reduce((sum, c) => sum + dirBytes(c.archiveDir), 0);
@@ -174,6 +176,8 @@ async function main(): Promise<void> {
   const opsFailed: string[] = [];
   let opsRun = 0;
   let locksAliveMax = 0;
+  /** Once every cluster has kept its 2 backups: from then on retention should hold the archives flat. */
+  let archiveAt5Min: number | undefined;
   let kills = 0;
   let lastKill = Date.now();
   let lastStop = 0;
@@ -191,7 +195,17 @@ async function main(): Promise<void> {
           workflowId: `fleet-${what}-${cluster}-${Date.now()}`,
           args: [{ cluster, ...input }],
         })
-        .catch((err: unknown) => opsFailed.push(`${what} ${cluster}: ${why(err)}`)),
+        .catch(async (err: unknown) => {
+          // Who held the cluster then, from the lock itself (a stop gives up after its waitForLock).
+          const lock = await client.workflow
+            .getHandle(lockWorkflowId(cluster, taskQueue))
+            .query(lockStateQuery)
+            .catch(() => undefined);
+          const holder = lock?.holder
+            ? `; lock now held by ${lock.holder.operation} ${lock.holder.workflowId} since ${lock.holder.since}, ${lock.queue.length} queued`
+            : '';
+          opsFailed.push(`${what} ${cluster}: ${why(err)}${holder}`);
+        }),
     );
   };
   while (Date.now() < deadline) {
@@ -211,6 +225,8 @@ async function main(): Promise<void> {
       launch('list', 'listBackupsWorkflow', {});
       locksAliveMax = Math.max(locksAliveMax, (await list(client, locksQuery).catch(() => [])).length);
     }
+    if (archiveAt5Min === undefined && Date.now() - runStart.getTime() >= 5 * 60_000)
+      archiveAt5Min = clusters.reduce((sum, c) => sum + dirBytes(c.archiveDir), 0);
     if (killEveryMinutes && Date.now() - lastKill >= killEveryMinutes * 60_000) {
       lastKill = Date.now();
       const victim = workers.find((w) => alive(w));
@@ -224,11 +240,15 @@ async function main(): Promise<void> {
     await new Promise((r) => setTimeout(r, 2000));
   }
   log('time is up: pausing the schedules and letting running operations end');
-  for (const c of clusters)
-    await client.schedule
-      .getHandle(`pgops-backup/${c.name}`)
-      .pause('bench over')
-      .catch(() => undefined);
+  const actions = { taken: 0, skippedOverlap: 0, missedCatchup: 0 };
+  for (const c of clusters) {
+    const schedule = client.schedule.getHandle(`pgops-backup/${c.name}`);
+    await schedule.pause('bench over').catch(() => undefined);
+    const info = (await schedule.describe().catch(() => undefined))?.info;
+    actions.taken += info?.numActionsTaken ?? 0;
+    actions.skippedOverlap += info?.numActionsSkippedOverlap ?? 0;
+    actions.missedCatchup += info?.numActionsMissedCatchupWindow ?? 0;
+  }
   const cpu = workers
     .filter((w) => alive(w))
     .map((w) => {
@@ -285,6 +305,10 @@ async function main(): Promise<void> {
     `fleet: ${clusterCount} clusters, ${minutes} min, ${workerCount} workers (${kills} SIGKILLed), cap ${maxConcurrentBackups}`,
   );
   log(`  backups: ${backups.length - failedBackups.length}/${backups.length} completed`);
+  // Overlap SKIP: a minute whose previous backup of that cluster still runs (or waits for a slot) is skipped.
+  log(
+    `  schedule actions: ${actions.taken} taken, ${actions.skippedOverlap} skipped (previous backup still running or waiting for a slot), ${actions.missedCatchup} missed`,
+  );
   log(
     `  schedule lag, scheduled time (after jitter) → action taken: p50 ${ms(pct(lagExcl, 50))}, p99 ${ms(pct(lagExcl, 99))} (n=${lagExcl.length}, the schedules' last 10 each)`,
   );
@@ -309,7 +333,10 @@ async function main(): Promise<void> {
   );
   log(`  lock workflows alive: at most ${locksAliveMax} during the run, ${locksNow.length} after it`);
   log(`  Temporal's database: ${dbBefore.toFixed(0)} MB → ${dbAfter.toFixed(0)} MB`);
-  log(`  WAL archives, all clusters: ${(archiveBefore / 1e6).toFixed(0)} MB → ${(archiveAfter / 1e6).toFixed(0)} MB`);
+  const mb = (bytes: number | undefined) => (bytes === undefined ? 'n/a' : `${(bytes / 1e6).toFixed(0)} MB`);
+  log(
+    `  WAL archives, all clusters: ${mb(archiveBefore)} at the start, ${mb(archiveAt5Min)} after 5 min, ${mb(archiveAfter)} at the end`,
+  );
 
   for (const c of clusters)
     await client.schedule

@@ -67,7 +67,7 @@ export async function acquireClusterLock(cluster: string, operation: string, opt
     if (!(await condition(() => granted, opts.waitTimeoutMs))) {
       await releaseLock(cluster, workflowId);
       throw ApplicationFailure.nonRetryable(
-        `${operation}: gave up waiting for the lock of cluster "${cluster}" after ${Math.round(opts.waitTimeoutMs / 1000)}s; nothing was changed`,
+        `${operation}: gave up waiting for the lock of cluster "${cluster}" after ${Math.round(opts.waitTimeoutMs / 1000)}s (it queued at position ${answer.position} behind ${answer.holder.operation} ${answer.holder.workflowId}); nothing was changed`,
         'ClusterBusy',
       );
     }

@@ -11,7 +11,12 @@ export interface SelfHostedTemporal {
   /** A client on a fresh connection (one made before a service restart may wait out gRPC's backoff). */
   client(): Promise<Client>;
   /** A project worker process polling `taskQueue` on this cluster. */
-  worker(taskQueue: string, catalogPath: string, extraEnv?: Record<string, string>): Promise<WorkerProcess>;
+  worker(
+    taskQueue: string,
+    catalogPath: string,
+    extraEnv?: Record<string, string>,
+    options?: { compiled?: boolean },
+  ): Promise<WorkerProcess>;
   stop(): Promise<void>;
 }
 
@@ -27,12 +32,13 @@ export async function selfHostedTemporal(label: string): Promise<SelfHostedTempo
       connections.push(connection);
       return new Client({ connection, namespace: cluster.namespace });
     },
-    async worker(taskQueue, catalogPath, extraEnv = {}) {
-      const w = await workerProcess(taskQueue, catalogPath, {
-        TEMPORAL_ADDRESS: cluster.address,
-        TEMPORAL_NAMESPACE: cluster.namespace,
-        ...extraEnv,
-      });
+    async worker(taskQueue, catalogPath, extraEnv = {}, options = {}) {
+      const w = await workerProcess(
+        taskQueue,
+        catalogPath,
+        { TEMPORAL_ADDRESS: cluster.address, TEMPORAL_NAMESPACE: cluster.namespace, ...extraEnv },
+        options,
+      );
       workers.push(w);
       return w;
     },

@@ -51,14 +51,22 @@ export interface WorkerProcess {
   kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
-/** Starts src/worker.ts in a child process (one node process, so SIGKILL really kills the worker). */
+/**
+ * Starts src/worker.ts in a child process (one node process, so SIGKILL really kills the worker);
+ * `compiled`: the built worker instead (dist/worker.js and its prebuilt workflow bundle, as deployed:
+ * `npm run build` first), without tsx's memory.
+ */
 export async function workerProcess(
   taskQueue: string,
   catalogPath: string,
   extraEnv: Record<string, string> = {},
+  options: { compiled?: boolean } = {},
 ): Promise<WorkerProcess> {
   const env = await testEnv();
-  const child = spawn(process.execPath, ['--require', 'tsx/cjs', resolve(__dirname, '../../src/worker.ts')], {
+  const entry = options.compiled
+    ? [resolve(__dirname, '../../dist/worker.js')]
+    : ['--require', 'tsx/cjs', resolve(__dirname, '../../src/worker.ts')];
+  const child = spawn(process.execPath, entry, {
     cwd: resolve(__dirname, '../..'),
     env: {
       ...process.env,
@@ -66,7 +74,7 @@ export async function workerProcess(
       TEMPORAL_NAMESPACE: env.server.namespace,
       PGOPS_TASK_QUEUE: taskQueue,
       PGOPS_CONFIG: catalogPath,
-      PGOPS_WORKFLOW_BUNDLE: env.workflowBundlePath,
+      ...(options.compiled ? {} : { PGOPS_WORKFLOW_BUNDLE: env.workflowBundlePath }),
       ...extraEnv,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
