@@ -8,8 +8,9 @@
 // Prints: schedule lag (nominal time → backup workflow started, jitter excluded and included) p50/p99,
 // time in backup mode p50/p99, operations failed, worker RSS and CPU, history length per workflow,
 // workflow task time (sampled histories), lock workflows alive, Temporal database growth, archive size.
-// Usage: npm run bench:fleet [-- clusters minutes workers maxConcurrentBackups killEveryMinutes]
+// Usage: npm run bench:fleet [-- clusters minutes workers maxConcurrentBackups killEveryMinutes backupEveryMinutes]
 //   e.g. npm run bench:fleet -- 100 30 2 4 0    then    npm run bench:fleet -- 100 30 2 4 5
+//   backupEveryMinutes (default 1): each cluster's schedule fires every that many minutes.
 import { chmodSync, cpSync, existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
@@ -39,6 +40,7 @@ const minutes = Number(process.argv[3] ?? 30);
 const workerCount = Number(process.argv[4] ?? 2);
 const maxConcurrentBackups = Number(process.argv[5] ?? 4);
 const killEveryMinutes = Number(process.argv[6] ?? 0);
+const backupEveryMinutes = Number(process.argv[7] ?? 1);
 
 const pct = (xs: number[], p: number) => {
   const sorted = [...xs].sort((a, b) => a - b);
@@ -136,7 +138,7 @@ async function temporalDbMB(db: LocalCluster): Promise<number> {
 
 async function main(): Promise<void> {
   log(
-    `fleet bench: ${clusterCount} clusters, ${minutes} min, ${workerCount} workers, maxConcurrentBackups ${maxConcurrentBackups}, ${killEveryMinutes ? `a worker SIGKILLed every ${killEveryMinutes} min` : 'no kills'}`,
+    `fleet bench: ${clusterCount} clusters, ${minutes} min, ${workerCount} workers, maxConcurrentBackups ${maxConcurrentBackups}, a backup every ${backupEveryMinutes} min per cluster, ${killEveryMinutes ? `a worker SIGKILLed every ${killEveryMinutes} min` : 'no kills'}`,
   );
   const temporal = await selfHostedTemporal('fleet-temporal');
   const client = await temporal.client();
@@ -166,8 +168,9 @@ async function main(): Promise<void> {
   const archiveBefore = clusters.reduce((sum, c) => sum + dirBytes(c.archiveDir), 0);
 
   const schedules = new BackupSchedules(client, taskQueue);
-  for (const c of clusters) await schedules.create({ cluster: c.name, cron: '* * * * *', keep: { count: 2 } });
-  log(`${clusters.length} backup schedules (every minute, default jitter, keep 2) created`);
+  const cron = backupEveryMinutes === 1 ? '* * * * *' : `*/${backupEveryMinutes} * * * *`;
+  for (const c of clusters) await schedules.create({ cluster: c.name, cron, keep: { count: 2 } });
+  log(`${clusters.length} backup schedules (${cron}, default jitter, keep 2) created`);
 
   const runStart = new Date();
   const deadline = Date.now() + minutes * 60_000;
