@@ -179,8 +179,8 @@ async function main(): Promise<void> {
   const opsFailed: string[] = [];
   let opsRun = 0;
   let locksAliveMax = 0;
-  /** Once every cluster has kept its 2 backups: from then on retention should hold the archives flat. */
-  let archiveAt5Min: number | undefined;
+  /** Halfway, when every cluster has kept its 2 backups: from then on retention should hold the archives flat. */
+  let archiveHalfway: number | undefined;
   let kills = 0;
   let lastKill = Date.now();
   let lastStop = 0;
@@ -228,8 +228,8 @@ async function main(): Promise<void> {
       launch('list', 'listBackupsWorkflow', {});
       locksAliveMax = Math.max(locksAliveMax, (await list(client, locksQuery).catch(() => [])).length);
     }
-    if (archiveAt5Min === undefined && Date.now() - runStart.getTime() >= 5 * 60_000)
-      archiveAt5Min = clusters.reduce((sum, c) => sum + dirBytes(c.archiveDir), 0);
+    if (archiveHalfway === undefined && Date.now() - runStart.getTime() >= (minutes / 2) * 60_000)
+      archiveHalfway = clusters.reduce((sum, c) => sum + dirBytes(c.archiveDir), 0);
     if (killEveryMinutes && Date.now() - lastKill >= killEveryMinutes * 60_000) {
       lastKill = Date.now();
       const victim = workers.find((w) => alive(w));
@@ -338,7 +338,7 @@ async function main(): Promise<void> {
   log(`  Temporal's database: ${dbBefore.toFixed(0)} MB → ${dbAfter.toFixed(0)} MB`);
   const mb = (bytes: number | undefined) => (bytes === undefined ? 'n/a' : `${(bytes / 1e6).toFixed(0)} MB`);
   log(
-    `  WAL archives, all clusters: ${mb(archiveBefore)} at the start, ${mb(archiveAt5Min)} after 5 min, ${mb(archiveAfter)} at the end`,
+    `  WAL archives, all clusters: ${mb(archiveBefore)} at the start, ${mb(archiveHalfway)} halfway, ${mb(archiveAfter)} at the end`,
   );
 
   for (const c of clusters)
