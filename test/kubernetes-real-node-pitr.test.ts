@@ -76,9 +76,8 @@ describe('delayedReplicaPitrWorkflow on the real node: primary and delayed repli
       namespace: ns,
       name: 'pg',
       // The replica's pg_basebackup connects from its pod's address on the node's bridge.
-      // archive_timeout as on a primary with an archive SLA (and as the local fixtures): the PITR's
-      // last check waits for the replica to replay something new, which a quiet primary without it
-      // never archives (the rows the PITR inserted stay in an open segment).
+      // archive_timeout as on a primary with an archive SLA (and as the local fixtures). Without it
+      // the PITR's return to delay is confirmed by the replica waiting for WAL (pitr-quiet-primary).
       ...archivingPrimary('/archive', { archive_timeout: '5s' }),
       extraMounts: ARCHIVE_MOUNT,
       volumes,
