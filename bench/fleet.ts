@@ -165,7 +165,8 @@ async function main(): Promise<void> {
   const startWorker = async () => workers.push(await temporal.worker(taskQueue, catalogPath, {}, { compiled: true }));
   for (let i = 0; i < workerCount; i++) await startWorker();
   const dbBefore = await temporalDbMB(temporal.cluster.database);
-  const archiveBefore = clusters.reduce((sum, c) => sum + dirBytes(c.archiveDir), 0);
+  const archiveBytes = () => clusters.reduce((sum, c) => sum + dirBytes(c.archiveDir), 0);
+  const archiveBefore = archiveBytes();
 
   const schedules = new BackupSchedules(client, taskQueue);
   const cron = backupEveryMinutes === 1 ? '* * * * *' : `*/${backupEveryMinutes} * * * *`;
@@ -229,10 +230,10 @@ async function main(): Promise<void> {
       locksAliveMax = Math.max(locksAliveMax, (await list(client, locksQuery).catch(() => [])).length);
     }
     if (archiveHalfway === undefined && Date.now() - runStart.getTime() >= (minutes / 2) * 60_000)
-      archiveHalfway = clusters.reduce((sum, c) => sum + dirBytes(c.archiveDir), 0);
+      archiveHalfway = archiveBytes();
     if (killEveryMinutes && Date.now() - lastKill >= killEveryMinutes * 60_000) {
       lastKill = Date.now();
-      const victim = workers.find((w) => alive(w));
+      const victim = workers.find(alive);
       if (victim) {
         await victim.kill('SIGKILL');
         kills++;
@@ -252,12 +253,10 @@ async function main(): Promise<void> {
     actions.skippedOverlap += info?.numActionsSkippedOverlap ?? 0;
     actions.missedCatchup += info?.numActionsMissedCatchupWindow ?? 0;
   }
-  const cpu = workers
-    .filter((w) => alive(w))
-    .map((w) => {
-      const u = usage(w.child.pid!);
-      return u ? (u.cpuS - (cpuAtStart.get(w.child.pid!) ?? 0)) / ((Date.now() - runStart.getTime()) / 1000) : NaN;
-    });
+  const cpu = workers.filter(alive).map((w) => {
+    const u = usage(w.child.pid!);
+    return u ? (u.cpuS - (cpuAtStart.get(w.child.pid!) ?? 0)) / ((Date.now() - runStart.getTime()) / 1000) : NaN;
+  });
   await Promise.allSettled(pending);
   const drainBy = Date.now() + 5 * 60_000;
   while (Date.now() < drainBy) {
@@ -300,7 +299,7 @@ async function main(): Promise<void> {
   const taskMs = (await Promise.all(sample.map((w) => workflowTaskMs(client, w).catch(() => [])))).flat();
   const locksNow = await list(client, locksQuery);
   const dbAfter = await temporalDbMB(temporal.cluster.database);
-  const archiveAfter = clusters.reduce((sum, c) => sum + dirBytes(c.archiveDir), 0);
+  const archiveAfter = archiveBytes();
   const rss = samples.map((x) => x.rssMB);
 
   log('');

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what temporal-postgres-ops needs on a fresh machine, and does nothing when it is all
 # there: Node.js 24 LTS (when the machine's is older than 22.19), npm packages, the Temporal CLI (built with go
-# install, v1.5.1: the proxy serves v1.9.1 too, but it cannot be built from there, since its nested module
-# github.com/temporalio/cli/cliext, which its go.mod replaces with ./cliext, is in neither its zip nor the proxy), and PostgreSQL 15's server binaries, btrfs-progs and Ceph (mon, OSD, rbd, rbd-fuse). Called by
+# install, v1.5.1), and PostgreSQL 15's server binaries, btrfs-progs and Ceph (mon, OSD, rbd, rbd-fuse). Called by
 # `npm run demo`, `npm test` and .ci/run.
+# The proxy serves CLI v1.9.1 too, but it does not build from there: its go.mod replaces the nested module
+# github.com/temporalio/cli/cliext with ./cliext, which is in neither its module zip nor the proxy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -15,6 +15,7 @@ import type { PlannedStopResult } from '../src/workflows/plannedStop';
 import type { SnapshotBackupResult } from '../src/workflows/snapshotBackup';
 import { WorkflowFailedError, WorkflowNotFoundError } from '@temporalio/client';
 import { pauseMarker } from './harness/cancelRuns';
+import { pollUntil } from '../src/drivers/waiting';
 
 describe('the fleet-wide cap on concurrent backups (fleet.maxConcurrentBackups)', () => {
   const clusters: LocalFixture[] = [];
@@ -111,16 +112,14 @@ describe('the fleet-wide cap on concurrent backups (fleet.maxConcurrentBackups)'
     const { client } = await testEnv();
     const queue = `${taskQueue}-ended`;
     const slots = client.workflow.getHandle(backupSlotsWorkflowId(queue));
-    const state = () => slots.query(backupSlotsStateQuery);
-    const until = async (what: string, ok: (s: BackupSlotsState) => boolean, timeoutMs = 60_000) => {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        const current = await state().catch(() => undefined);
-        if (current && ok(current)) return current;
-        assert.ok(Date.now() < deadline, `${what}: ${JSON.stringify(current)}`);
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    };
+    const until = (what: string, ok: (s: BackupSlotsState) => boolean) =>
+      pollUntil<BackupSlotsState>(
+        async () => {
+          const current = await slots.query(backupSlotsStateQuery).catch(() => undefined);
+          return current && ok(current) ? { done: current } : { waiting: JSON.stringify(current) };
+        },
+        { intervalMs: 100, timeoutMs: 60_000, what },
+      );
     const backup = (cluster: string) =>
       client.workflow.start('snapshotBackupWorkflow', {
         taskQueue: queue,
@@ -153,7 +152,7 @@ describe('the fleet-wide cap on concurrent backups (fleet.maxConcurrentBackups)'
         // Terminated: no release is ever sent; the slot goes when the server says the holder has ended.
         await holder.terminate('a holder that dies in its slot');
         const terminatedAt = Date.now();
-        await until('the next backup took the slot', (s) => s.holders[0]?.workflowId === next.workflowId, 60_000);
+        await until('the next backup took the slot', (s) => s.holders[0]?.workflowId === next.workflowId);
         const handedOverMs = Date.now() - terminatedAt;
         console.log(`      slot handed over ${(handedOverMs / 1000).toFixed(1)} s after the holder was terminated`);
         assert.ok(handedOverMs < 30_000, `the slot came free ${handedOverMs} ms after the holder ended`);

@@ -10,7 +10,7 @@ import { Connection } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { msToTs } from '@temporalio/common/lib/time';
 import { runCommand } from '../drivers/exec';
-import { delay } from '../drivers/waiting';
+import { delay, pollUntil } from '../drivers/waiting';
 import { freePort, isPortFree } from './ports';
 import { initLocalCluster, startLocalCluster, stopLocalClusterIfRunning, type LocalCluster } from './localPostgres';
 import {
@@ -197,6 +197,9 @@ export async function startTemporalCluster(opts: StartTemporalClusterOptions): P
     writeFileSync(join(opts.dir, 'pids', `${service}.pid`), `${child.pid}\n`);
     children.set(service, child);
   };
+  /** A service that exited, with why from its log. */
+  const exited = (service: TemporalService) =>
+    new Error(`the Temporal ${service} service exited: ${serviceLogErrors(join(opts.dir, 'logs', `${service}.log`))}`);
   const running = (service: TemporalService) => {
     const child = children.get(service);
     return child !== undefined && child.exitCode === null && child.signalCode === null;
@@ -206,11 +209,7 @@ export async function startTemporalCluster(opts: StartTemporalClusterOptions): P
     const deadline = Date.now() + timeoutMs;
     let lastError: unknown;
     while (Date.now() < deadline) {
-      for (const service of TEMPORAL_SERVICES)
-        if (!running(service))
-          throw new Error(
-            `the Temporal ${service} service exited: ${serviceLogErrors(join(opts.dir, 'logs', `${service}.log`))}`,
-          );
+      for (const service of TEMPORAL_SERVICES) if (!running(service)) throw exited(service);
       let connection: Connection | undefined;
       try {
         connection = await Connection.connect({ address, connectTimeout: 2000 });
@@ -263,15 +262,13 @@ export async function startTemporalCluster(opts: StartTemporalClusterOptions): P
   try {
     if (!(await clusterMetadataWritten(db))) {
       startService('frontend');
-      const deadline = Date.now() + 60_000;
-      while (!(await clusterMetadataWritten(db))) {
-        if (!running('frontend'))
-          throw new Error(
-            `the Temporal frontend service exited: ${serviceLogErrors(join(opts.dir, 'logs', 'frontend.log'))}`,
-          );
-        if (Date.now() > deadline) throw new Error('no Temporal service wrote the cluster metadata within 60 s');
-        await delay(200);
-      }
+      await pollUntil(
+        async () => {
+          if (!running('frontend')) throw exited('frontend');
+          return (await clusterMetadataWritten(db)) ? { done: undefined } : { waiting: 'no row yet' };
+        },
+        { intervalMs: 200, timeoutMs: 60_000, what: 'the Temporal frontend to write the cluster metadata' },
+      );
     }
     for (const service of TEMPORAL_SERVICES) if (!running(service)) startService(service);
     await waitReady();
