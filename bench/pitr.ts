@@ -14,8 +14,10 @@
 //     the workflow to the bad xid (then=pause, no return to delay), start → result, with its WAL
 //     read-ahead (the default) and with it off (replayReadAhead: 0); the seed's manual runbook
 //     by a plain script on the same replica (pause, ALTER SYSTEM the target with delay 0,
-//     restart, poll on one session until paused at the target); and the runbook with the
-//     prefetch settings a DBA would not bother with during an incident (tunings).
+//     restart, poll on one session until paused at the target); the runbook with the
+//     prefetch settings a DBA would not bother with during an incident (tunings); and the limit,
+//     the runbook with every segment already in pg_wal and no restore_command (the copy into
+//     pg_wal not counted): no replay from this archive can be faster.
 // Usage: npx tsx bench/pitr.ts [pauseRuns=20] [walMB=1024] [rounds=2]
 import { spawn, type ChildProcess } from 'node:child_process';
 import {
@@ -24,6 +26,7 @@ import {
   existsSync,
   mkdtempSync,
   openSync,
+  readdirSync,
   readFileSync,
   rmSync,
   statSync,
@@ -85,6 +88,7 @@ const RATE_DELETE_FROM = 60_000;
 const MIN_COMMITS = 100;
 const CLUSTER = 'orders-delayed';
 const RUNBOOK = 'manual runbook (pause → paused at the target)';
+const LIMIT = 'limit: runbook, every segment already in pg_wal';
 const MB = 1024 * 1024;
 
 const t0Bench = performance.now();
@@ -219,6 +223,22 @@ async function activitySpans(handle: WorkflowHandle): Promise<Map<string, Activi
     }
   }
   return byName;
+}
+
+/**
+ * Copies the archive's segments of the copy's timeline from `fromFile` on into `pgdata`/pg_wal
+ * as the server's OS user (overwriting segments a restartpoint recycled under those names).
+ */
+async function stageArchiveInPgWal(archiveDir: string, fromFile: string, pgdata: string, osUser: string) {
+  const timeline = fromFile.slice(0, 8);
+  const segments = readdirSync(archiveDir)
+    .filter((f) => /^[0-9A-F]{24}$/.test(f) && f.startsWith(timeline) && f >= fromFile)
+    .sort();
+  for (const f of segments) {
+    const copied = await runCommand('cp', ['-f', join(archiveDir, f), join(pgdata, 'pg_wal', f)], { asUser: osUser });
+    if (copied.code !== 0) throw new Error(`cp of ${f} into pg_wal failed: ${copied.stderr}`);
+  }
+  return segments.length;
 }
 
 function diskUsedMb(dir: string): Promise<number> {
@@ -453,6 +473,8 @@ async function main(): Promise<void> {
       asUser: replica.osUser,
     });
     const copyRedo = /Latest checkpoint's REDO location:\s+(\S+)/.exec(controldata.stdout)?.[1];
+    const copyRedoFile = /Latest checkpoint's REDO WAL file:\s+(\S+)/.exec(controldata.stdout)?.[1];
+    if (!copyRedoFile) throw new Error(`pg_controldata of the copy shows no REDO WAL file:\n${controldata.stdout}`);
     const putReplicaBack = async () => {
       await stopLocalClusterIfRunning(replica, 'fast');
       rmSync(replica.pgdata, { recursive: true, force: true });
@@ -543,10 +565,42 @@ async function main(): Promise<void> {
           .join(', ')}`,
       };
     };
+    /**
+     * The limit: the runbook's replay with every segment it needs already in pg_wal and no
+     * restore_command, so replay never waits for the archive. The copy into pg_wal (and a page
+     * cache drop after it) happens while the replica is stopped and is not counted.
+     */
+    const limitSide = async (): Promise<RateRun> => {
+      const t = performance.now();
+      await query(replicaEndpoint, 'SELECT pg_wal_replay_pause()');
+      await withSession(replicaEndpoint, async (c) => {
+        for (const [name, value] of Object.entries({
+          recovery_target_xid: badXid,
+          recovery_target_inclusive: 'off',
+          recovery_target_action: 'pause',
+          recovery_min_apply_delay: '0',
+          restore_command: '',
+        }))
+          await c.query(`ALTER SYSTEM SET ${name} = '${value}'`);
+      });
+      await pgCtl(replica, ['stop', '-m', 'fast', '-w', '-t', '300']);
+      const stopped = performance.now();
+      const staged = await stageArchiveInPgWal(set!.archiveDir, copyRedoFile, replica.pgdata, replica.osUser);
+      await dropCaches();
+      const tStart = performance.now();
+      await startLocalCluster(replica);
+      const paused = await untilPaused(replicaEndpoint, 1_800_000);
+      return {
+        ms: stopped - t + (paused.at - tStart),
+        lsn: paused.lsn,
+        detail: `${staged} segments put in pg_wal beforehand (not counted); start → paused ${(paused.at - tStart).toFixed(0)} ms`,
+      };
+    };
     const sides: Array<[string, () => Promise<RateRun>]> = [
       ['workflow (start → result)', () => workflowSide(CLUSTER)],
       ['workflow, WAL read-ahead off', () => workflowSide(CLUSTER_NO_READ_AHEAD)],
       [RUNBOOK, () => runbookSide({})],
+      [LIMIT, limitSide],
       ...tunings.map(
         ([name, extra]) => [`runbook + ${name}`, () => runbookSide(extra)] as [string, () => Promise<RateRun>],
       ),
@@ -619,6 +673,11 @@ async function main(): Promise<void> {
       );
     }
     console.log("  (÷ runbook: the runbook's median time over this side's; above 1 is faster than the runbook)");
+    const limitMedian = median(runs.get(LIMIT)!.map((r) => r.ms));
+    const workflowMedian = median(runs.get(sides[0]![0])!.map((r) => r.ms));
+    console.log(
+      `  workflow ÷ limit (the limit's median time over the workflow's): ${(limitMedian / workflowMedian).toFixed(2)} (aim ≥ 0.90: ${limitMedian / workflowMedian >= 0.9 ? 'met' : 'NOT met'}); limit ÷ runbook ${(runbookMedian / limitMedian).toFixed(2)}, the most any replay from this archive could gain`,
+    );
     console.log(`  scratch space at the end: ${await diskUsedMb(root)} MB (removed now)`);
   } catch (err) {
     if (!cleaned) console.error(`the worker's log (warnings and errors) ends:\n${workerLogTail()}`);

@@ -11,7 +11,7 @@
 // workflow at 16 GB under 10 s; TPS during the flatten at least half the TPS after it.
 // Usage: npm run bench:restore [-- sizesMB storages rounds tpsSeconds flattenConcurrency]
 //   e.g. npm run bench:restore -- 1024,4096,16384 rbd,btrfs 1 15
-import { readdirSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { mochaHooks, testEnv } from '../test/harness/testEnv';
@@ -60,6 +60,8 @@ interface Run {
 }
 const runs: Run[] = [];
 const notes: string[] = [];
+/** The OSD's BlueStore block file (created by the OSD when it starts) and its size. */
+let bluestore: { file: string; bytes: number } | undefined;
 
 /** pgbench with -P 1: the per-second tps figures, and the whole run's. */
 async function pgbench(
@@ -190,9 +192,13 @@ async function benchStorage(storage: StorageUnderTest): Promise<void> {
       fx.writeCatalog();
     }
     for (const sizeMB of [...sizes].sort((a, b) => a - b)) {
-      // BlueStore on a sparse file never gives space back and grew to about 4× the data written (48 GB for a
-      // 12 GB fill here); btrfs holds the data, its WAL churn and a snapshot.
-      const need = (storage === 'rbd' ? 5 : 2.5) * sizeMB * MB;
+      // BlueStore on a sparse file never gives space back, but never grows past its block size either: what
+      // it may still take, and room for the fill's archive. btrfs holds the data, its WAL churn and a snapshot.
+      const need =
+        storage === 'rbd' && bluestore
+          ? Math.max(0, bluestore.bytes - (existsSync(bluestore.file) ? statSync(bluestore.file).blocks * 512 : 0)) +
+            4 * 1024 * MB
+          : 2.5 * sizeMB * MB;
       if (freeBytes(fx.archiveDir) < need) {
         notes.push(
           `${storage} ${sizeMB} MB: skipped, ${Math.round(freeBytes(fx.archiveDir) / 1e9)} GB free, about ${Math.round(need / 1e9)} GB needed`,
@@ -225,8 +231,11 @@ async function main(): Promise<void> {
   const started = Date.now();
   const startLoad = loadavg()[0]!.toFixed(1);
   const { root } = await testEnv();
-  if (storages.includes('rbd'))
-    process.env.CEPH_ARGS = bluestoreCephArgs(join(root, 'bluestore-block.img'), Math.ceil(8 + largestGB * 3.5));
+  if (storages.includes('rbd')) {
+    const gigabytes = Math.ceil(8 + largestGB * 3.5);
+    bluestore = { file: join(root, 'bluestore-block.img'), bytes: gigabytes * 1024 * MB };
+    process.env.CEPH_ARGS = bluestoreCephArgs(bluestore.file, gigabytes);
+  }
   let store = 'none';
   try {
     for (const storage of storages) {

@@ -46,7 +46,19 @@ export class RbdCli {
   }
 
   async listMetadata(spec: string): Promise<Record<string, string>> {
-    const out = (await this.ok(['image-meta', 'list', spec, '--format', 'json'])).trim();
+    const meta = await this.listMetadataIfExists(spec);
+    if (!meta) throw new Error(`rbd image-meta list ${spec} failed: the image does not exist`);
+    return meta;
+  }
+
+  /** The image's metadata, or undefined when no image has that name. */
+  async listMetadataIfExists(spec: string): Promise<Record<string, string> | undefined> {
+    const args = ['image-meta', 'list', spec, '--format', 'json'];
+    const result = await this.run(args);
+    if (result.code !== 0 && /\(2\) No such file or directory/.test(result.stderr)) return undefined;
+    if (result.code !== 0)
+      throw new Error(`rbd ${args.join(' ')} failed (exit ${result.code}): ${(result.stderr || result.stdout).trim()}`);
+    const out = result.stdout.trim();
     return out ? (JSON.parse(out) as Record<string, string>) : {};
   }
 

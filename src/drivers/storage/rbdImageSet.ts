@@ -148,12 +148,13 @@ export class RbdImageSet {
 
   /**
    * The record image's metadata. Between a clone-swap's rename and its clone (a worker killed there),
-   * the name is free and the records are on the image just set aside, the one not yet marked.
+   * the name is free and the records are on the image just set aside, the one not yet marked: only
+   * then is the pool listed.
    */
   private async recordMetadata(): Promise<Record<string, string>> {
-    const lineage = await this.lineage(this.recordImage);
-    if (lineage[0] === this.recordImage) return this.rbd.listMetadata(this.recordImage);
-    for (const image of lineage) {
+    const own = await this.rbd.listMetadataIfExists(this.recordImage);
+    if (own) return own;
+    for (const image of await this.lineage(this.recordImage)) {
       const meta = await this.rbd.listMetadata(image);
       if (!(SET_ASIDE_MARK in meta)) return meta;
     }
