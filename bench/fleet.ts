@@ -8,15 +8,17 @@
 // Prints: schedule lag (nominal time → backup workflow started, jitter excluded and included) p50/p99,
 // time in backup mode p50/p99, operations failed, worker RSS and CPU, history length per workflow,
 // workflow task time (sampled histories), lock workflows alive, Temporal database growth, archive size.
-// Usage: npm run bench:fleet [-- clusters minutes workers maxConcurrentBackups killEveryMinutes backupEveryMinutes]
+// Usage: npm run bench:fleet [-- clusters minutes workers maxConcurrentBackups killEveryMinutes backupEveryMinutes storage]
 //   e.g. npm run bench:fleet -- 100 30 2 4 0    then    npm run bench:fleet -- 100 30 2 4 5
 //   backupEveryMinutes (default 1): each cluster's schedule fires every that many minutes.
+//   storage (default copy): copy (a backup copies the data directory) or btrfs (a subvolume snapshot).
 import { chmodSync, cpSync, existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import type { Client, WorkflowExecutionInfo } from '@temporalio/client';
 import { mochaHooks, scratchDir } from '../test/harness/testEnv';
 import { selfHostedTemporal } from '../test/harness/selfHostedTemporal';
+import { btrfsSubvolume, testBtrfs } from '../test/harness/btrfs';
 import type { WorkerProcess } from '../test/harness/workers';
 import {
   initLocalCluster,
@@ -41,6 +43,9 @@ const workerCount = Number(process.argv[4] ?? 2);
 const maxConcurrentBackups = Number(process.argv[5] ?? 4);
 const killEveryMinutes = Number(process.argv[6] ?? 0);
 const backupEveryMinutes = Number(process.argv[7] ?? 1);
+/** copy: each data directory on the host's disk, a backup copies it; btrfs: each a subvolume, a backup snapshots it. */
+const storage = process.argv[8] ?? 'copy';
+if (storage !== 'copy' && storage !== 'btrfs') throw new Error(`storage must be copy or btrfs, not ${storage}`);
 
 const pct = (xs: number[], p: number) => {
   const sorted = [...xs].sort((a, b) => a - b);
@@ -57,10 +62,15 @@ async function makeClusters(dir: string): Promise<Array<{ name: string; cluster:
     settings: { shared_buffers: '1MB', max_connections: '10', max_wal_senders: '0', autovacuum: 'off' },
   });
   const made = [];
+  // Each cluster's data directory with its WAL is about 100 MB, and two backups pin what it overwrites.
+  if (storage === 'btrfs') process.env.PGOPS_TEST_BTRFS_GB ??= String(Math.ceil(4 + clusterCount * 0.25));
+  const btrfsRoot = storage === 'btrfs' ? await testBtrfs() : undefined;
   for (const name of names) {
     const base = join(dir, name);
     const archiveDir = join(base, 'archive');
-    const cluster = localClusterIn(base, await freePort());
+    // btrfs: PGDATA a subvolume on the run's btrfs (its snapshots beside it there), the rest on the host's disk.
+    const cluster = localClusterIn(base, await freePort(), btrfsRoot && join(btrfsRoot, `fleet-${name}`));
+    if (btrfsRoot) await btrfsSubvolume(cluster.pgdata);
     cpSync(template.pgdata, cluster.pgdata, { recursive: true });
     chmodSync(cluster.pgdata, 0o700);
     await prepareArchiveDir(archiveDir, cluster.osUser);
@@ -77,7 +87,7 @@ async function makeClusters(dir: string): Promise<Array<{ name: string; cluster:
         .join('\n')}\n`,
     );
     await runCommand('mkdir', ['-p', cluster.socketDir]);
-    await runCommand('chown', ['-R', `${cluster.osUser}:`, base]);
+    await runCommand('chown', ['-R', `${cluster.osUser}:`, base, cluster.pgdata]);
     await startLocalCluster(cluster);
     made.push({ name, cluster, archiveDir });
   }
@@ -138,7 +148,7 @@ async function temporalDbMB(db: LocalCluster): Promise<number> {
 
 async function main(): Promise<void> {
   log(
-    `fleet bench: ${clusterCount} clusters, ${minutes} min, ${workerCount} workers, maxConcurrentBackups ${maxConcurrentBackups}, a backup every ${backupEveryMinutes} min per cluster, ${killEveryMinutes ? `a worker SIGKILLed every ${killEveryMinutes} min` : 'no kills'}`,
+    `fleet bench: ${clusterCount} clusters (${storage}), ${minutes} min, ${workerCount} workers, maxConcurrentBackups ${maxConcurrentBackups}, a backup every ${backupEveryMinutes} min per cluster, ${killEveryMinutes ? `a worker SIGKILLed every ${killEveryMinutes} min` : 'no kills'}`,
   );
   const temporal = await selfHostedTemporal('fleet-temporal');
   const client = await temporal.client();
