@@ -198,7 +198,7 @@ async function benchStorage(storage: StorageUnderTest): Promise<void> {
         storage === 'rbd' && bluestore
           ? Math.max(0, bluestore.bytes - (existsSync(bluestore.file) ? statSync(bluestore.file).blocks * 512 : 0)) +
             4 * 1024 * MB
-          : 2.5 * sizeMB * MB;
+          : 3.5 * sizeMB * MB;
       if (freeBytes(fx.archiveDir) < need) {
         notes.push(
           `${storage} ${sizeMB} MB: skipped, ${Math.round(freeBytes(fx.archiveDir) / 1e9)} GB free, about ${Math.round(need / 1e9)} GB needed`,
@@ -227,14 +227,18 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.le
 
 async function main(): Promise<void> {
   const largestGB = Math.max(...sizes) / 1024;
-  process.env.PGOPS_TEST_BTRFS_GB ??= String(Math.ceil(4 + largestGB * 2.5));
+  // btrfs keeps a whole extent while any page of it is still referenced: a 16 GB fill used about 28 GB.
+  process.env.PGOPS_TEST_BTRFS_GB ??= String(Math.ceil(4 + largestGB * 3.5));
   const started = Date.now();
   const startLoad = loadavg()[0]!.toFixed(1);
   const { root } = await testEnv();
   if (storages.includes('rbd')) {
     const gigabytes = Math.ceil(8 + largestGB * 3.5);
     bluestore = { file: join(root, 'bluestore-block.img'), bytes: gigabytes * 1024 * MB };
-    process.env.CEPH_ARGS = bluestoreCephArgs(bluestore.file, gigabytes);
+    // PGOPS_BENCH_CEPH_ARGS: more options for every Ceph process of the run (rbd-fuse included), to try settings.
+    process.env.CEPH_ARGS = [bluestoreCephArgs(bluestore.file, gigabytes), process.env.PGOPS_BENCH_CEPH_ARGS ?? '']
+      .join(' ')
+      .trim();
   }
   let store = 'none';
   try {
