@@ -396,13 +396,8 @@ export class RbdSnapshotDriver implements SnapshotDriver {
 
   /** The mark of a finished clone; undefined for one left half-made (unmarked, or without a header to read). */
   private async cloneMark(spec: string): Promise<CloneMark | undefined> {
-    try {
-      const value = (await this.rbd.listMetadata(spec))[CLONE_MARK];
-      return value ? (JSON.parse(value) as CloneMark) : undefined;
-    } catch (err) {
-      if (/\(2\) No such file or directory/.test(String(err))) return undefined;
-      throw err;
-    }
+    const value = (await this.rbd.listMetadataIfExists(spec))?.[CLONE_MARK];
+    return value ? (JSON.parse(value) as CloneMark) : undefined;
   }
 
   /**

@@ -17,14 +17,30 @@ export interface RbdImageInfo {
   parent?: string;
 }
 
+function failure(args: string[], result: CommandResult): Error {
+  return new Error(`rbd ${args.join(' ')} failed (exit ${result.code}): ${(result.stderr || result.stdout).trim()}`);
+}
+
+function parseMetadata(out: string): Record<string, string> {
+  const trimmed = out.trim();
+  return trimmed ? (JSON.parse(trimmed) as Record<string, string>) : {};
+}
+
 export class RbdCli {
   constructor(private readonly run: RbdRunner) {}
 
   private async ok(args: string[], signal?: AbortSignal): Promise<string> {
     const result = await this.run(args, signal);
-    if (result.code !== 0)
-      throw new Error(`rbd ${args.join(' ')} failed (exit ${result.code}): ${(result.stderr || result.stdout).trim()}`);
+    if (result.code !== 0) throw failure(args, result);
     return result.stdout;
+  }
+
+  /** Like ok, but undefined when the image the command names does not exist. */
+  private async okUnlessMissing(args: string[]): Promise<string | undefined> {
+    const result = await this.run(args);
+    if (result.code === 0) return result.stdout;
+    if (/\(2\) No such file or directory/.test(result.stderr)) return undefined;
+    throw failure(args, result);
   }
 
   async listSnapshots(spec: string): Promise<RbdSnapshot[]> {
@@ -46,20 +62,13 @@ export class RbdCli {
   }
 
   async listMetadata(spec: string): Promise<Record<string, string>> {
-    const meta = await this.listMetadataIfExists(spec);
-    if (!meta) throw new Error(`rbd image-meta list ${spec} failed: the image does not exist`);
-    return meta;
+    return parseMetadata(await this.ok(['image-meta', 'list', spec, '--format', 'json']));
   }
 
   /** The image's metadata, or undefined when no image has that name. */
   async listMetadataIfExists(spec: string): Promise<Record<string, string> | undefined> {
-    const args = ['image-meta', 'list', spec, '--format', 'json'];
-    const result = await this.run(args);
-    if (result.code !== 0 && /\(2\) No such file or directory/.test(result.stderr)) return undefined;
-    if (result.code !== 0)
-      throw new Error(`rbd ${args.join(' ')} failed (exit ${result.code}): ${(result.stderr || result.stdout).trim()}`);
-    const out = result.stdout.trim();
-    return out ? (JSON.parse(out) as Record<string, string>) : {};
+    const out = await this.okUnlessMissing(['image-meta', 'list', spec, '--format', 'json']);
+    return out === undefined ? undefined : parseMetadata(out);
   }
 
   async setMetadata(spec: string, key: string, value: string): Promise<void> {
@@ -140,12 +149,10 @@ export class RbdCli {
 
   /** Clients that have the image open (rbd-fuse, a kernel mapping): a rollback needs none. */
   async watchers(spec: string): Promise<number> {
-    const result = await this.run(['status', spec, '--format', 'json']);
+    const out = await this.okUnlessMissing(['status', spec, '--format', 'json']);
     // An image that is not there (renamed aside by a clone-swap that a crash interrupted) has no client.
-    if (result.code !== 0 && /\(2\) No such file or directory/.test(result.stderr)) return 0;
-    if (result.code !== 0)
-      throw new Error(`rbd status ${spec} failed (exit ${result.code}): ${(result.stderr || result.stdout).trim()}`);
-    const status = JSON.parse(result.stdout) as { watchers?: unknown[] };
+    if (out === undefined) return 0;
+    const status = JSON.parse(out) as { watchers?: unknown[] };
     return status.watchers?.length ?? 0;
   }
 }
