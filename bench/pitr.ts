@@ -227,7 +227,7 @@ async function activitySpans(handle: WorkflowHandle): Promise<Map<string, Activi
 
 /**
  * Copies the archive's segments of the copy's timeline from `fromFile` on into `pgdata`/pg_wal
- * as the server's OS user (overwriting segments a restartpoint recycled under those names).
+ * as the server's OS user (overwriting segments a restartpoint recycled under those names); returns their names.
  */
 async function stageArchiveInPgWal(archiveDir: string, fromFile: string, pgdata: string, osUser: string) {
   const timeline = fromFile.slice(0, 8);
@@ -238,7 +238,7 @@ async function stageArchiveInPgWal(archiveDir: string, fromFile: string, pgdata:
     const copied = await runCommand('cp', ['-f', join(archiveDir, f), join(pgdata, 'pg_wal', f)], { asUser: osUser });
     if (copied.code !== 0) throw new Error(`cp of ${f} into pg_wal failed: ${copied.stderr}`);
   }
-  return segments.length;
+  return segments;
 }
 
 function diskUsedMb(dir: string): Promise<number> {
@@ -531,8 +531,12 @@ async function main(): Promise<void> {
      * The seed's manual runbook as a plain script: pause, set the target with delay 0, restart
      * the replica, wait until replay pauses at the target (polled every 100 ms). `extra`: more
      * settings written with the target (the tuning a DBA would not bother with by hand).
+     * `whileStopped`: work between the stop and the start, not counted; it returns a note.
      */
-    const runbookSide = async (extra: Record<string, string>): Promise<RateRun> => {
+    const runbookSide = async (
+      extra: Record<string, string>,
+      whileStopped?: () => Promise<string>,
+    ): Promise<RateRun> => {
       const t = performance.now();
       await query(replicaEndpoint, 'SELECT pg_wal_replay_pause()');
       const settings: Record<string, string> = {
@@ -547,58 +551,38 @@ async function main(): Promise<void> {
       });
       const tStop = performance.now();
       await pgCtl(replica, ['stop', '-m', 'fast', '-w', '-t', '300']);
+      const tStopped = performance.now();
+      const note = await whileStopped?.();
       const tStart = performance.now();
       await startLocalCluster(replica);
       const tStarted = performance.now();
       const paused = await untilPaused(replicaEndpoint, 1_800_000);
       const phases = {
         settings: tStop - t,
-        stop: tStart - tStop,
+        stop: tStopped - tStop,
         start: tStarted - tStart,
         watch: paused.at - tStarted,
       };
       return {
-        ms: paused.at - t,
+        ms: paused.at - t - (tStart - tStopped),
         lsn: paused.lsn,
         detail: `phases (ms): ${Object.entries(phases)
           .map(([k, v]) => `${k} ${v.toFixed(0)}`)
-          .join(', ')}`,
+          .join(', ')}${note ? `; ${note}` : ''}`,
       };
     };
     /**
-     * The limit: the runbook's replay with every segment it needs already in pg_wal, in the page
-     * cache, and no restore_command, so replay never waits for WAL. The copy into pg_wal, the page
-     * cache drop and the read of the WAL back happen while the replica is stopped and are not counted.
+     * The limit: the runbook with every segment it needs already in pg_wal, in the page cache, and
+     * no restore_command, so replay never waits for WAL. The copy into pg_wal, the page cache drop
+     * (the data files cold, as on every side) and the read of the WAL back are not counted.
      */
-    const limitSide = async (): Promise<RateRun> => {
-      const t = performance.now();
-      await query(replicaEndpoint, 'SELECT pg_wal_replay_pause()');
-      await withSession(replicaEndpoint, async (c) => {
-        for (const [name, value] of Object.entries({
-          recovery_target_xid: badXid,
-          recovery_target_inclusive: 'off',
-          recovery_target_action: 'pause',
-          recovery_min_apply_delay: '0',
-          restore_command: '',
-        }))
-          await c.query(`ALTER SYSTEM SET ${name} = '${value}'`);
+    const limitSide = () =>
+      runbookSide({ restore_command: '' }, async () => {
+        const staged = await stageArchiveInPgWal(set!.archiveDir, copyRedoFile, replica.pgdata, replica.osUser);
+        await dropCaches();
+        for (const f of staged) readFileSync(join(replica.pgdata, 'pg_wal', f));
+        return `${staged.length} segments put in pg_wal and read into the page cache beforehand (not counted)`;
       });
-      await pgCtl(replica, ['stop', '-m', 'fast', '-w', '-t', '300']);
-      const stopped = performance.now();
-      const staged = await stageArchiveInPgWal(set!.archiveDir, copyRedoFile, replica.pgdata, replica.osUser);
-      // The data files cold as on every side, the WAL read back into the page cache: replay waits for no WAL.
-      await dropCaches();
-      for (const f of readdirSync(join(replica.pgdata, 'pg_wal')).filter((f) => /^[0-9A-F]{24}$/.test(f)))
-        readFileSync(join(replica.pgdata, 'pg_wal', f));
-      const tStart = performance.now();
-      await startLocalCluster(replica);
-      const paused = await untilPaused(replicaEndpoint, 1_800_000);
-      return {
-        ms: stopped - t + (paused.at - tStart),
-        lsn: paused.lsn,
-        detail: `${staged} segments put in pg_wal beforehand (not counted); start → paused ${(paused.at - tStart).toFixed(0)} ms`,
-      };
-    };
     const sides: Array<[string, () => Promise<RateRun>]> = [
       ['workflow (start → result)', () => workflowSide(CLUSTER)],
       ['workflow, WAL read-ahead off', () => workflowSide(CLUSTER_NO_READ_AHEAD)],
